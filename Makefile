@@ -1,0 +1,54 @@
+# Phoenix Platform — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := .ansible/collections/ansible_collections/phoenix/platform
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test venv pytest lint sanity units molecule bench clean stop
+
+venv: $(VENV)/.installed $(COLLECTION_LINK)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/python -c 'import ansible, psycopg, pydantic, bcrypt, molecule, pytest, pgserver'
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+demo: venv
+	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local -i inventories/beta -i inventories/prod
+	$(BIN)/ansible-playbook playbooks/env_status.yml -i inventories/local -i inventories/beta -i inventories/prod
+
+stop: venv
+	$(BIN)/ansible-playbook playbooks/embedded.yml -i inventories/local -e local_postgres_state=stopped
+
+test: venv pytest lint sanity units molecule
+
+pytest: venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ansible-lint
+
+sanity: venv
+	bash tests/ansible_test.sh sanity
+
+units: venv
+	bash tests/ansible_test.sh units
+
+molecule: venv
+	$(BIN)/molecule test --all
+
+bench: venv
+	$(BIN)/python bench/health_vs_ping.py
+
+clean:
+	rm -rf .ansible tests/output .pytest_cache

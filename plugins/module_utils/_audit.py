@@ -1,0 +1,36 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The audit log: one row per change, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from typing import Any, Mapping
+
+
+def default_actor(environ: Mapping[str, str] | None = None) -> str:
+    """Who is acting: the AWX job when run by AWX, otherwise user@host."""
+    environ = os.environ if environ is None else environ
+    for name in ("AWX_JOB_ID", "JOB_ID", "TOWER_JOB_ID"):
+        if environ.get(name):
+            return "awx-job-%s" % environ[name]
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        user = str(os.getuid())
+    return "%s@%s" % (user, socket.gethostname())
+
+
+def record(conn, operation: str, stage: str, actor: str, details: Mapping[str, Any]) -> None:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO phoenix.audit_log (operation, stage, actor, details) "
+            "VALUES (%s, %s, %s, %s)"
+        ),
+        [operation, stage, actor, Jsonb(dict(details))],
+    )

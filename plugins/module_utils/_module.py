@@ -1,0 +1,92 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The base class every Phoenix module is built on.
+
+It merges the common connection and stage options into the module's spec, opens the
+psycopg connection, enforces the stage fence, and turns every expected error into one
+``fail_json`` message without a traceback or a password in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.phoenix.platform.plugins.module_utils._audit import default_actor
+from ansible_collections.phoenix.platform.plugins.module_utils._connection import (
+    CONNECTION_ARGUMENT_SPEC,
+    ConnectionTarget,
+    connect,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._stage import (
+    STAGES,
+    check_stage_fence,
+    registered_stage,
+)
+
+try:
+    import psycopg
+except ImportError:
+    HAS_PSYCOPG = False
+else:
+    HAS_PSYCOPG = True
+
+COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
+    CONNECTION_ARGUMENT_SPEC,
+    stage={"type": "str", "required": True, "choices": list(STAGES),
+           "fallback": (env_fallback, ["APP_STAGE"])},
+    actor={"type": "str"},
+)
+
+
+class PhoenixModule(AnsibleModule):
+    """An AnsibleModule with the Phoenix connection, stage fence and error handling."""
+
+    def __init__(self, argument_spec: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+        kwargs.setdefault("supports_check_mode", True)
+        super().__init__(argument_spec=dict(COMMON_ARGUMENT_SPEC, **argument_spec), **kwargs)
+        if not HAS_PSYCOPG:
+            self.fail_json(msg=missing_required_lib("psycopg (pip install 'psycopg[binary]')"))
+        self.target: ConnectionTarget | None = None
+
+    @property
+    def stage(self) -> str:
+        return self.params["stage"]
+
+    @property
+    def actor(self) -> str:
+        return self.params["actor"] or default_actor()
+
+    def connection_target(self) -> ConnectionTarget:
+        if self.target is None:
+            self.target = ConnectionTarget(self.params, application_name="phoenix.platform." + self._name)
+        return self.target
+
+    def connect(self):
+        """A new connection (autocommit off: every change happens in a transaction)."""
+        return connect(self.connection_target())
+
+    def check_fence(self, conn) -> str | None:
+        """Fail before any write when the database belongs to another stage."""
+        registered = registered_stage(conn)
+        check_stage_fence(self.stage, registered, self.connection_target().describe())
+        return registered
+
+    def run(self, action: Callable[["PhoenixModule"], dict[str, Any]]) -> None:
+        """Run ``action`` and exit with its result, or fail with one clear message."""
+        try:
+            result = action(self)
+        except PhoenixError as exc:
+            self.fail_json(msg=self._redact(exc.msg), **exc.details)
+        except psycopg.Error as exc:
+            where = self.target.describe() if self.target else "the database"
+            self.fail_json(
+                msg="database error on %s: %s" % (where, self._redact(str(exc).strip())),
+                sqlstate=getattr(exc, "sqlstate", None),
+            )
+        self.exit_json(**result)
+
+    def _redact(self, text: str) -> str:
+        return self.target.redact(text) if self.target else text

@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_schema
+short_description: Apply Phoenix migrations and register the stage fence
+version_added: 0.1.0
+description:
+  - Applies the pending migrations shipped with the collection, in version order, under an advisory lock
+    and in one transaction, so a killed run leaves the database at the old or the new version.
+  - Creates Phoenix's own tables in schema C(phoenix) (migrations, stage fence, audit log, health history),
+    the C("WorldMeta") table and, with O(app_schema=reference), the reference application tables.
+  - The first run registers O(stage) in the database. A later run that declares another stage fails before
+    writing anything, naming both stages.
+options:
+  state:
+    description: Only V(present) (all wanted migrations applied) is supported.
+    type: str
+    choices: [present]
+    default: present
+  target_version:
+    description: Apply migrations up to this version only. Downgrades are refused.
+    type: int
+  app_schema:
+    description:
+      - V(reference) also creates the reference application tables (C("User"), C("Chat"), C("Artifact") …).
+      - V(none) is for an application that owns its tables; only C("WorldMeta") and schema C(phoenix) are created.
+    type: str
+    choices: [reference, none]
+    default: reference
+  lock_timeout:
+    description: Seconds to wait for another run holding the schema lock.
+    type: int
+    default: 60
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.connection.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details: Lists the pending migrations and writes nothing.
+  diff_mode:
+    support: full
+author:
+  - Phoenix Platform maintainers
+"""
+
+EXAMPLES = r"""
+- name: Bring the BETA database up to date
+  phoenix.platform.phoenix_schema:
+    db_url: "{{ phoenix_db_url }}"
+    stage: BETA
+
+- name: Only Phoenix's own tables, for an application that owns its schema
+  phoenix.platform.phoenix_schema:
+    login_host: db.internal
+    login_user: phoenix
+    login_password: "{{ vault_phoenix_db_password }}"
+    login_db: app
+    stage: PROD
+    app_schema: none
+"""
+
+RETURN = r"""
+version:
+  description: Schema version of the database after the run (before it, in check mode).
+  returned: success
+  type: int
+  sample: 3
+applied:
+  description: Migrations applied by this run.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"version": 3, "name": "reference_app", "component": "reference"}]
+pending:
+  description: Migrations not applied after the run; in check mode, those the run would apply.
+  returned: success
+  type: list
+  elements: dict
+  sample: []
+stage:
+  description: The stage registered in the database.
+  returned: success
+  type: str
+  sample: BETA
+registered_stage:
+  description: The stage the database is registered as, when the stage fence refused the run.
+  returned: failure
+  type: str
+  sample: PROD
+"""
+
+from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._schema import SchemaRequest, ensure_schema
+
+
+def run(module: PhoenixModule) -> dict:
+    request = SchemaRequest(
+        stage=module.stage,
+        app_schema=module.params["app_schema"],
+        target_version=module.params["target_version"],
+        actor=module.actor,
+        lock_timeout=module.params["lock_timeout"],
+        where=module.connection_target().describe(),
+    )
+    with module.connect() as conn:
+        result = ensure_schema(conn, request, module.check_mode)
+    if not module._diff:
+        result.pop("diff")
+    return result
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "state": {"type": "str", "choices": ["present"], "default": "present"},
+            "target_version": {"type": "int"},
+            "app_schema": {"type": "str", "choices": ["reference", "none"], "default": "reference"},
+            "lock_timeout": {"type": "int", "default": 60},
+        },
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()
