@@ -118,7 +118,7 @@ def connect(target: ConnectionTarget):
     try:
         return psycopg.connect(conninfo)
     except psycopg.OperationalError as exc:
-        reason = target.redact(str(exc).strip()) or exc.__class__.__name__
+        reason = " ".join(target.redact(str(exc)).split()) or exc.__class__.__name__
         raise PhoenixError(
             "cannot connect to %s: %s. Check db_url/login_* and that the server is running"
             % (target.describe(), reason),
