@@ -1,0 +1,87 @@
+"""A throwaway PostgreSQL cluster for the whole session, and a fresh database per test.
+
+The cluster is started with the collection's own LocalCluster (the code behind the
+local_postgres role): system binaries when present, otherwise the pgserver wheel's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
+from ansible_collections.phoenix.platform.tests.helpers import free_port
+
+THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def make_base_dir(prefix: str) -> Path:
+    """A temp dir the server's OS user can reach (mkdtemp makes it 0700)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    return base
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    base = make_base_dir("phoenix-test-")
+    cluster = LocalCluster(base / "pg", free_port(), settings=THROWAWAY_SETTINGS)
+    cluster.ensure_running()
+    yield cluster
+    cluster.ensure_absent()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class Database:
+    cluster: LocalCluster
+    name: str
+
+    @property
+    def url(self) -> str:
+        """Superuser over the private Unix socket (trust authentication)."""
+        return "postgresql://postgres@/%s?host=%s&port=%d" % (self.name, self.cluster.socket_dir, self.cluster.port)
+
+    @property
+    def password(self) -> str:
+        return self.cluster.password_file.read_text().strip()
+
+    def tcp_args(self, password: str | None = None) -> dict:
+        """login_* options over TCP, where the server asks for the password."""
+        return {"login_host": "127.0.0.1", "login_port": self.cluster.port, "login_user": "postgres",
+                "login_password": self.password if password is None else password, "login_db": self.name}
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def query(self, query: str, params: tuple = ()) -> list[tuple]:
+        with self.connect() as conn:
+            return conn.execute(sql.SQL(query), params).fetchall()  # test-only static SQL
+
+
+@pytest.fixture
+def database(pg_cluster: LocalCluster) -> Iterator[Database]:
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield Database(pg_cluster, name)
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No connection or stage settings leak in from the caller's environment."""
+    for name in ("PHOENIX_DB_URL", "DATABASE_URL", "APP_STAGE", "PGPASSWORD", "PHOENIX_BACKUP_DIR",
+                 "PHOENIX_WORLD_MAX_PER_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    os.environ.setdefault("HOME", "/root")

@@ -1,0 +1,126 @@
+"""The embedded cluster (LocalCluster and the phoenix_local_postgres module) with both binary sources."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils import _local_cluster
+from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_local_postgres
+from ansible_collections.phoenix.platform.tests.helpers import free_port, repo_root, run_module
+
+from conftest import THROWAWAY_SETTINGS, make_base_dir
+
+
+@pytest.fixture
+def base_dir():
+    base = make_base_dir("phoenix-cluster-")
+    yield base
+    cluster_dir = base / "pg"
+    if (cluster_dir / "data").exists():
+        LocalCluster(cluster_dir, 1).ensure_stopped()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def server_major(cluster: LocalCluster) -> int:
+    with psycopg.connect(**cluster.conninfo()) as conn:
+        return int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
+
+
+@pytest.mark.parametrize("source, major", [("system", 15), ("pgserver", 16)])
+def test_lifecycle_with_each_binary_source(base_dir, source, major):
+    cluster = LocalCluster(base_dir / "pg", free_port(), bin_source=source, settings=THROWAWAY_SETTINGS)
+    assert cluster.status() == "absent"
+    assert cluster.ensure_running() is True
+    assert cluster.status() == "running"
+    assert server_major(cluster) == major
+    assert str(cluster.bin_dir).startswith("/usr/lib/postgresql" if source == "system" else sys.prefix)
+    assert cluster.ensure_running() is False
+    assert cluster.ensure_databases(["phoenix_local", "phoenix_beta"]) == ["phoenix_local", "phoenix_beta"]
+    assert cluster.ensure_databases(["phoenix_local", "phoenix_beta"]) == []
+    assert cluster.ensure_stopped() is True
+    assert cluster.status() == "stopped"
+    assert cluster.ensure_stopped() is False
+    assert cluster.ensure_running() is True
+    with psycopg.connect(**cluster.conninfo("phoenix_beta")) as conn:  # data survived the restart
+        assert conn.execute(sql.SQL("SELECT current_database()")).fetchone()[0] == "phoenix_beta"
+    assert cluster.ensure_absent() is True
+    assert not (base_dir / "pg").exists()
+    assert cluster.ensure_absent() is False
+
+
+def test_existing_data_directory_picks_matching_binaries(base_dir):
+    port = free_port()
+    LocalCluster(base_dir / "pg", port, bin_source="pgserver", settings=THROWAWAY_SETTINGS).ensure_initialised()
+    auto = LocalCluster(base_dir / "pg", port)
+    assert _local_cluster.bin_dir_major(auto.bin_dir) == 16
+
+
+def test_password_is_required_over_tcp(base_dir):
+    cluster = LocalCluster(base_dir / "pg", free_port(), settings=THROWAWAY_SETTINGS)
+    cluster.ensure_running()
+    password = cluster.password_file.read_text().strip()
+    assert oct(cluster.password_file.stat().st_mode & 0o777) == "0o600"
+    tcp = {"host": "127.0.0.1", "port": cluster.port, "user": "postgres", "dbname": "postgres"}
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(**tcp, password="wrong").close()
+    psycopg.connect(**tcp, password=password).close()
+
+
+def test_refuses_to_delete_a_directory_it_did_not_create(base_dir):
+    (base_dir / "pg").mkdir()
+    (base_dir / "pg" / "important.txt").write_text("keep me")
+    with pytest.raises(PhoenixError, match="refusing to delete"):
+        LocalCluster(base_dir / "pg", 1).ensure_absent()
+    assert (base_dir / "pg" / "important.txt").exists()
+
+
+def test_module_check_mode_creates_nothing_then_runs_idempotently(base_dir):
+    args = {"base_dir": str(base_dir / "pg"), "port": free_port(), "databases": ["phoenix_local"],
+            "settings": THROWAWAY_SETTINGS}
+    planned = run_module(phoenix_local_postgres.main, args, check=True)
+    assert planned["changed"] is True and planned["status"] == "absent"
+    assert not (base_dir / "pg" / "data").exists()
+    first = run_module(phoenix_local_postgres.main, args)
+    assert first["changed"] is True and first["databases_created"] == ["phoenix_local"]
+    second = run_module(phoenix_local_postgres.main, args)
+    assert second["changed"] is False and second["status"] == "running"
+    stopped = run_module(phoenix_local_postgres.main, dict(args, state="stopped"))
+    assert stopped["changed"] is True and stopped["status"] == "stopped"
+    gone = run_module(phoenix_local_postgres.main, dict(args, state="absent"))
+    assert gone["changed"] is True and not (base_dir / "pg").exists()
+
+
+def test_runs_as_an_ordinary_user(base_dir):
+    """As root the server runs as `postgres`; here the whole cluster code runs as that user."""
+    script = textwrap.dedent("""
+        import sys
+        from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
+        cluster = LocalCluster(sys.argv[1], int(sys.argv[2]), settings={"fsync": "off"})
+        assert cluster.run_as is None
+        print(cluster.ensure_running(), cluster.status(), cluster.ensure_stopped(), cluster.status())
+    """)
+    cluster_dir, port = base_dir / "pg", str(free_port())
+    if os.geteuid() != 0:
+        command = [sys.executable, "-c", script, str(cluster_dir), port]
+        env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections"))
+    else:
+        # Give the ordinary user its own copy of the code: the checkout may sit where it cannot read.
+        tree = base_dir / "code" / "ansible_collections" / "phoenix" / "platform" / "plugins"
+        shutil.copytree(os.path.join(repo_root(), "plugins", "module_utils"), tree / "module_utils")
+        os.chmod(base_dir, 0o777)
+        subprocess.run(["chmod", "-R", "a+rX", str(base_dir / "code")], check=True)
+        command = ["runuser", "-u", "postgres", "--", "/usr/bin/python3", "-c", script, str(cluster_dir), port]
+        env = dict(os.environ, PYTHONPATH=str(base_dir / "code"))
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "running", "True", "stopped"]

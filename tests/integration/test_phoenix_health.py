@@ -1,0 +1,192 @@
+"""phoenix_health against a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_health, phoenix_schema
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def health(database, check=False, **options):
+    return run_module(phoenix_health.main, dict({"db_url": database.url, "stage": "BETA"}, **options),
+                      check=check)
+
+
+@pytest.fixture
+def migrated(database):
+    run_module(phoenix_schema.main, {"db_url": database.url, "stage": "BETA"})
+    return database
+
+
+def add_world(database, world_id: str, hours_old: float = 0, template: bool = False, category: str = "demo"):
+    with database.connect() as conn:
+        conn.execute(sql.SQL(
+            'INSERT INTO "WorldMeta" (id, name, environment, category, "isTemplate", "createdAt") '
+            "VALUES (%s, %s, 'BETA', %s, %s, now() - make_interval(secs => %s))"),
+            [world_id, world_id.title(), category, template, hours_old * 3600])
+
+
+def test_healthy_database_report_shape(migrated):
+    result = health(migrated)
+    assert result["changed"] is False
+    assert result["status"] == "healthy"
+    assert result["environment"] == "BETA"
+    checks = result["checks"]
+    assert set(checks) == {"database", "schema", "stage", "worlds", "connections", "backups"}
+    assert checks["database"]["status"] == "healthy"
+    assert checks["database"]["responseTime"] > 0
+    assert checks["schema"]["pending"] == 0
+    assert checks["stage"] == {"status": "healthy", "declared": "BETA", "registered": "BETA"}
+    assert checks["backups"]["status"] == "unknown"
+    assert "metrics" not in result
+
+
+def test_world_counts_and_limit(migrated):
+    add_world(migrated, "FRESH")
+    add_world(migrated, "OLD_ONE", hours_old=48)
+    add_world(migrated, "TEMPLATE_A", hours_old=48, template=True)
+    result = health(migrated, max_worlds=2)
+    worlds = result["checks"]["worlds"]
+    assert (worlds["total"], worlds["active"], worlds["templates"], worlds["expired"]) == (3, 3, 1, 1)
+    assert worlds["status"] == "degraded"
+    assert result["status"] == "degraded"
+    assert health(migrated, max_worlds=10)["checks"]["worlds"]["status"] == "healthy"
+
+
+def test_max_worlds_falls_back_to_the_environment(migrated, monkeypatch):
+    add_world(migrated, "ONE")
+    add_world(migrated, "TWO")
+    monkeypatch.setenv("PHOENIX_WORLD_MAX_PER_ENV", "1")
+    assert health(migrated)["checks"]["worlds"]["max"] == 1
+
+
+def test_detail_adds_metrics_with_exact_row_counts(migrated):
+    add_world(migrated, "ALPHA", category="onboarding")
+    add_world(migrated, "BETA_WORLD", category="onboarding")
+    result = health(migrated, detail=True)
+    metrics = result["metrics"]
+    assert metrics["worlds"]["byCategory"] == {"onboarding": 2}
+    assert metrics["worlds"]["byEnvironment"] == {"BETA": 2}
+    assert metrics["tables"]["WorldMeta"]["rows"] == 2
+    assert metrics["tables"]["phoenix.migrations"]["rows"] == 3
+    assert metrics["tables"]["Artifact"]["sizeBytes"] > 0
+    assert metrics["database"]["sizeBytes"] > 0
+
+
+def test_uninitialised_database_is_unhealthy(database):
+    result = health(database, fail_on="never")
+    assert result["status"] == "unhealthy"
+    assert "phoenix_schema" in result["checks"]["schema"]["message"]
+    assert result["checks"]["worlds"]["status"] == "unknown"
+
+
+def test_pending_migrations_are_degraded(database):
+    run_module(phoenix_schema.main, {"db_url": database.url, "stage": "BETA", "target_version": 2})
+    result = health(database, fail_on="never")
+    assert result["checks"]["schema"]["pending"] == 1
+    assert result["status"] == "degraded"
+
+
+def test_stage_mismatch_is_unhealthy_and_fails_by_default(migrated):
+    result = health(migrated, stage="PROD")
+    assert result["failed"] is True
+    assert result["checks"]["stage"]["status"] == "unhealthy"
+    assert "registered as BETA, not PROD" in result["msg"]
+
+
+def test_fail_on_degraded(migrated):
+    add_world(migrated, "A")
+    add_world(migrated, "B")
+    assert health(migrated, max_worlds=1, fail_on="degraded")["failed"] is True
+    assert "failed" not in health(migrated, max_worlds=1)
+
+
+def write_backup(root, stage: str, name: str, hours_old: float) -> None:
+    path = os.path.join(root, stage, name)
+    os.makedirs(path)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - hours_old * 3600))
+    with open(os.path.join(path, "manifest.json"), "w") as handle:
+        json.dump({"created_at": created}, handle)
+
+
+def test_backup_age(migrated, tmp_path):
+    os.makedirs(tmp_path / "BETA" / "incomplete")  # no manifest: not a backup
+    assert health(migrated, backup_dir=str(tmp_path))["checks"]["backups"]["status"] == "unknown"
+    write_backup(tmp_path, "BETA", "old", hours_old=50)
+    write_backup(tmp_path, "PROD", "other-stage", hours_old=1)
+    stale = health(migrated, backup_dir=str(tmp_path), backup_max_age_hours=24)["checks"]["backups"]
+    assert stale["status"] == "degraded"
+    assert 49.9 < stale["latestAgeHours"] < 50.1
+    write_backup(tmp_path, "BETA", "new", hours_old=2)
+    fresh = health(migrated, backup_dir=str(tmp_path), backup_max_age_hours=24)["checks"]["backups"]
+    assert fresh["status"] == "healthy"
+
+
+def test_young_idle_in_transaction_sessions_do_not_count(migrated):
+    with migrated.connect() as idle:
+        idle.autocommit = False
+        idle.execute(sql.SQL("SELECT 1"))
+        pid = idle.info.backend_pid
+        states = migrated.query("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,))
+        assert states == [("idle in transaction",)]
+        connections = health(migrated)["checks"]["connections"]
+        idle.rollback()
+    assert connections["idleInTransaction"] == 0
+    assert connections["status"] == "healthy"
+    assert connections["active"] >= 2
+
+
+def test_unreachable_database_is_a_result(database):
+    result = run_module(phoenix_health.main, {"login_host": "127.0.0.1", "login_port": 1, "login_user": "x",
+                                              "login_db": "x", "stage": "BETA", "fail_on": "never",
+                                              "connect_timeout": 2})
+    assert "failed" not in result
+    assert result["status"] == "unhealthy"
+    assert "Connection refused" in result["checks"]["database"]["message"]
+
+
+def test_unreachable_database_fails_the_task_by_default(database):
+    result = run_module(phoenix_health.main, {"login_host": "127.0.0.1", "login_port": 1, "login_user": "x",
+                                              "login_db": "x", "stage": "BETA", "connect_timeout": 2})
+    assert result["failed"] is True
+    assert result["msg"].startswith("BETA is unhealthy")
+
+
+def test_wrong_password_is_unhealthy_and_never_shown(migrated):
+    secret = "N0t-The-Password"
+    result = run_module(phoenix_health.main, dict(migrated.tcp_args(password=secret), stage="BETA"))
+    assert result["failed"] is True
+    assert "password authentication failed" in result["checks"]["database"]["message"]
+    assert secret not in result["_raw"]
+
+
+def test_record_writes_history_but_not_in_check_mode(migrated):
+    assert health(migrated, record=True, check=True)["changed"] is False
+    assert migrated.query("SELECT count(*) FROM phoenix.health_history") == [(0,)]
+    assert health(migrated, record=True)["changed"] is True
+    assert migrated.query("SELECT status, stage FROM phoenix.health_history") == [("healthy", "BETA")]
+
+
+def test_check_mode_is_read_only(migrated):
+    before = migrated.query("SELECT count(*) FROM phoenix.audit_log")
+    result = health(migrated, check=True, detail=True)
+    assert result["status"] == "healthy"
+    assert migrated.query("SELECT count(*) FROM phoenix.audit_log") == before
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"fail_on": "sometimes"}, "fail_on"),
+    ({"max_worlds": "many"}, "max_worlds"),
+])
+def test_bad_input(migrated, options, expected):
+    result = health(migrated, **options)
+    assert result["failed"] is True
+    assert expected in result["msg"]
