@@ -7,6 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: phoenix_local_postgres
 short_description: A PostgreSQL cluster in a local directory (the embedded Phoenix database)
+version_added: 0.1.0
 description:
   - Initialises, starts, stops or removes a PostgreSQL cluster under O(base_dir) and creates O(databases).
   - Uses the system's PostgreSQL binaries when present, otherwise those of the C(pgserver) wheel.
@@ -40,7 +41,7 @@ options:
     type: str
     default: postgres
   settings:
-    description: Extra C(postgresql.conf) settings, for example C({fsync: "off"}) for a throwaway cluster.
+    description: Extra C(postgresql.conf) settings, for example C(fsync=off) for a throwaway cluster.
     type: dict
     default: {}
 author:
