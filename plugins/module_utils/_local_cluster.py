@@ -46,7 +46,7 @@ def system_bin_dirs() -> list[Path]:
         candidate = Path(out.stdout.strip())
         if out.returncode == 0 and (candidate / "initdb").exists() and candidate not in found:
             found.append(candidate)
-    return sorted(found, key=lambda p: bin_dir_major(p), reverse=True)
+    return sorted(found, key=bin_dir_major, reverse=True)
 
 
 def pgserver_bin_dir() -> Path | None:

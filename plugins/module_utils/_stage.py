@@ -11,6 +11,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._errors import (
 
 STAGES = ("LOCAL", "BETA", "PROD")
 
+
 def registered_stage(conn) -> str | None:
     """The stage recorded in the database, or None before the first schema run."""
     from psycopg import sql

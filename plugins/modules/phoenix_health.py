@@ -53,7 +53,7 @@ attributes:
   diff_mode:
     support: none
 author:
-  - Phoenix Platform maintainers
+  - Phoenix Platform maintainers (@phoenix-platform)
 """
 
 EXAMPLES = r"""

@@ -45,7 +45,7 @@ options:
     type: dict
     default: {}
 author:
-  - Phoenix Platform maintainers
+  - Phoenix Platform maintainers (@phoenix-platform)
 """
 
 EXAMPLES = r"""

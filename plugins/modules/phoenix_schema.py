@@ -45,7 +45,7 @@ attributes:
   diff_mode:
     support: full
 author:
-  - Phoenix Platform maintainers
+  - Phoenix Platform maintainers (@phoenix-platform)
 """
 
 EXAMPLES = r"""
