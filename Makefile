@@ -30,7 +30,8 @@ demo: venv
 stop: venv
 	$(BIN)/ansible-playbook playbooks/embedded.yml -i inventories/local -e local_postgres_state=stopped
 
-test: venv pytest lint sanity units molecule
+# Quick gates first; pytest last so its summary closes the run.
+test: venv lint sanity units molecule pytest
 
 pytest: venv
 	$(BIN)/pytest
