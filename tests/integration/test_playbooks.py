@@ -28,7 +28,7 @@ def phoenix_home():
                ANSIBLE_CONFIG=os.path.join(repo_root(), "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     yield env
-    cluster = LocalCluster(base / "home", int(env["PHOENIX_PG_PORT"]))
+    cluster = LocalCluster(base / "home" / "postgres", int(env["PHOENIX_PG_PORT"]))
     if cluster.status() == "running":
         cluster.ensure_stopped()
     shutil.rmtree(base, ignore_errors=True)
@@ -67,7 +67,7 @@ def test_site_then_status_then_idempotent_site(phoenix_home):
 
 def test_inventory_pointed_at_prod_database_fails_before_writing(phoenix_home):
     assert playbook(phoenix_home, "site.yml", "-i", "inventories/prod").returncode == 0
-    prod_url = "postgresql://postgres@/phoenix_prod?host=%s/run&port=%s" % (
+    prod_url = "postgresql://postgres@/phoenix_prod?host=%s/postgres/run&port=%s" % (
         phoenix_home["PHOENIX_HOME"], phoenix_home["PHOENIX_PG_PORT"])
     result = playbook(phoenix_home, "site.yml", "-i", "inventories/beta",
                       extra_env={"PHOENIX_BETA_DB_URL": prod_url})
