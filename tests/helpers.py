@@ -28,6 +28,11 @@ def run_module(main: Callable[[], None], args: dict[str, Any], check: bool = Fal
     return result
 
 
+# login_* options of a server that is not there (nothing listens on port 1).
+UNREACHABLE = {"login_host": "127.0.0.1", "login_port": 1, "login_user": "nobody", "login_db": "nowhere",
+               "stage": "BETA", "connect_timeout": 2}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

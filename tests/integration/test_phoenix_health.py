@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_health, phoenix_schema
-from ansible_collections.phoenix.platform.tests.helpers import run_module
+from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -145,17 +145,14 @@ def test_young_idle_in_transaction_sessions_do_not_count(migrated):
 
 
 def test_unreachable_database_is_a_result(database):
-    result = run_module(phoenix_health.main, {"login_host": "127.0.0.1", "login_port": 1, "login_user": "x",
-                                              "login_db": "x", "stage": "BETA", "fail_on": "never",
-                                              "connect_timeout": 2})
+    result = run_module(phoenix_health.main, dict(UNREACHABLE, fail_on="never"))
     assert "failed" not in result
     assert result["status"] == "unhealthy"
     assert "Connection refused" in result["checks"]["database"]["message"]
 
 
 def test_unreachable_database_fails_the_task_by_default(database):
-    result = run_module(phoenix_health.main, {"login_host": "127.0.0.1", "login_port": 1, "login_user": "x",
-                                              "login_db": "x", "stage": "BETA", "connect_timeout": 2})
+    result = run_module(phoenix_health.main, UNREACHABLE)
     assert result["failed"] is True
     assert result["msg"].startswith("BETA is unhealthy")
 

@@ -7,7 +7,7 @@ from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_schema
-from ansible_collections.phoenix.platform.tests.helpers import run_module
+from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -149,10 +149,9 @@ def test_right_password_over_tcp_works(database):
 
 
 def test_unreachable_database_fails_with_the_reason(database):
-    result = run_module(phoenix_schema.main, {"login_host": "127.0.0.1", "login_port": 1, "login_db": "x",
-                                              "login_user": "u", "stage": "BETA", "connect_timeout": 2})
+    result = run_module(phoenix_schema.main, UNREACHABLE)
     assert result["failed"] is True
-    assert result["msg"].startswith("cannot connect to u@127.0.0.1:1/x")
+    assert result["msg"].startswith("cannot connect to nobody@127.0.0.1:1/nowhere")
 
 
 def test_db_url_and_login_options_are_exclusive(database):
