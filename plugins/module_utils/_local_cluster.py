@@ -201,20 +201,34 @@ class LocalCluster:
 
     # -- helpers -----------------------------------------------------------------------
     def _prepare_directories(self) -> None:
+        if self.run_as:
+            self._ensure_os_user()
         for path in (self.data_dir, self.socket_dir):
             path.mkdir(parents=True, exist_ok=True)
             self._hand_over(path, 0o700)
         self.log_file.touch()
         self._hand_over(self.log_file, 0o600)
         if self.run_as:
-            probe = subprocess.run(["runuser", "-u", self.run_as, "--", "test", "-w", str(self.data_dir)],
-                                   capture_output=True, check=False)
-            if probe.returncode != 0:
-                raise PhoenixError(
-                    "PostgreSQL runs as OS user %s (it refuses to run as root), and that user cannot "
-                    "reach %s: choose a base directory whose parents it can traverse"
-                    % (self.run_as, self.base_dir)
-                )
+            self._require_access("-w", self.data_dir, "choose a base directory whose parents it can traverse")
+            self._require_access("-x", self.bin_dir / "postgres",
+                                 "install PostgreSQL system-wide or keep the venv where that user can read it")
+
+    def _ensure_os_user(self) -> None:
+        """As root on a machine without PostgreSQL packages, create the server's system user."""
+        try:
+            pwd.getpwnam(self.run_as)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                            "--shell", "/usr/sbin/nologin", self.run_as], check=True, capture_output=True)
+
+    def _require_access(self, test_flag: str, path: Path, advice: str) -> None:
+        probe = subprocess.run(["runuser", "-u", self.run_as, "--", "test", test_flag, str(path)],
+                               capture_output=True, check=False)
+        if probe.returncode != 0:
+            raise PhoenixError(
+                "PostgreSQL runs as OS user %s (it refuses to run as root), and that user cannot use %s: %s"
+                % (self.run_as, path, advice)
+            )
 
     def _hand_over(self, path: Path, mode: int) -> None:
         path.chmod(mode)

@@ -37,7 +37,9 @@ options:
     choices: [auto, system, pgserver]
     default: auto
   os_user:
-    description: OS user that runs the server when this module runs as root.
+    description:
+      - OS user that runs the server when this module runs as root.
+      - Created as a system user without a login shell when it does not exist (a machine without PostgreSQL packages).
     type: str
     default: postgres
   settings:

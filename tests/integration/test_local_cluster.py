@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import psycopg
 import pytest
@@ -124,3 +126,21 @@ def test_runs_as_an_ordinary_user(base_dir):
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "running", "True", "stopped"]
+
+
+def test_creates_the_server_os_user_when_missing(base_dir):
+    """A machine with only Python has no `postgres` user: as root the cluster creates one."""
+    user = "phx" + uuid.uuid4().hex[:8]
+    cluster = LocalCluster(base_dir / "pg", free_port(), os_user=user, settings=THROWAWAY_SETTINGS)
+    if os.geteuid() != 0:
+        assert cluster.run_as is None  # an ordinary user runs the server itself
+        return
+    try:
+        assert cluster.ensure_running() is True
+        entry = pwd.getpwnam(user)
+        assert entry.pw_shell == "/usr/sbin/nologin"
+        assert (base_dir / "pg" / "data").stat().st_uid == entry.pw_uid
+        assert cluster.status() == "running"
+    finally:
+        cluster.ensure_absent()
+        subprocess.run(["userdel", user], check=False)
