@@ -16,7 +16,6 @@ import importlib.util
 import os
 import pwd
 import re
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,7 +26,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._errors import Ph
 BIN_SOURCES = ("auto", "system", "pgserver")
 SUPERUSER = "postgres"
 CONFIG_FILE = "phoenix.conf"
-OWN_FILES = ("data", "run", "server.log", "superuser.password", ".lock")
+OWN_FILES = ("data", "run", "server.log", ".lock")
 
 
 def _major(version_text: str) -> int:
@@ -91,7 +90,6 @@ class LocalCluster:
         self.data_dir = self.base_dir / "data"
         self.socket_dir = self.base_dir / "run"
         self.log_file = self.base_dir / "server.log"
-        self.password_file = self.base_dir / "superuser.password"
         self.port = int(port)
         self.bin_source = bin_source
         self.run_as = os_user if os.geteuid() == 0 else None
@@ -138,20 +136,11 @@ class LocalCluster:
         if (self.data_dir / "PG_VERSION").exists():
             return self._write_config()
         self._prepare_directories()
-        password = secrets.token_urlsafe(24)
-        self.password_file.write_text(password + "\n")
-        self.password_file.chmod(0o600)
-        initdb_pwfile = self.socket_dir / ".initdb.pw"
-        initdb_pwfile.write_text(password + "\n")
-        self._hand_over(initdb_pwfile, 0o600)
-        try:
-            self._run(
-                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--pwfile", str(initdb_pwfile),
-                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
-                "--no-sync",
-            )
-        finally:
-            initdb_pwfile.unlink()
+        # The superuser gets no password: it logs in over the private socket directory only.
+        self._run(
+            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth-local=trust",
+            "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+        )
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write("\ninclude_if_exists = '%s'\n" % CONFIG_FILE)
         self._write_config()

@@ -79,7 +79,7 @@ def ensure_schema(conn, request: SchemaRequest, check_mode: bool) -> dict[str, A
         if check_mode or not result["changed"]:
             return result
         for migration in todo:
-            migrations.apply(conn, migration, request.actor)
+            _apply(conn, migration, request)
         _register_environment(conn, request, stage is None)
         record(conn, "schema.migrate", request.stage, request.actor, {
             "applied": [m.version for m in todo],
@@ -87,6 +87,19 @@ def ensure_schema(conn, request: SchemaRequest, check_mode: bool) -> dict[str, A
             "app_schema": request.app_schema,
         })
     return result
+
+
+def _apply(conn, migration: migrations.Migration, request: SchemaRequest) -> None:
+    import psycopg
+
+    try:
+        migrations.apply(conn, migration, request.actor)
+    except (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject) as exc:
+        raise PhoenixError(
+            "migration %d (%s) failed on %s: %s; nothing was applied. If the application owns "
+            "these tables, use app_schema=none" % (
+                migration.version, migration.name, request.where, str(exc).strip().splitlines()[0])
+        ) from None
 
 
 def _register_environment(conn, request: SchemaRequest, first_time: bool) -> None:

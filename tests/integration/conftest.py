@@ -7,6 +7,7 @@ local_postgres role): system binaries when present, otherwise the pgserver wheel
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -22,6 +23,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster im
 from ansible_collections.phoenix.platform.tests.helpers import free_port
 
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+SUPERUSER_PASSWORD = secrets.token_urlsafe(16)  # for the tests that log in over TCP
 
 
 def make_base_dir(prefix: str) -> Path:
@@ -36,6 +38,8 @@ def pg_cluster() -> Iterator[LocalCluster]:
     base = make_base_dir("phoenix-test-")
     cluster = LocalCluster(base / "pg", free_port(), settings=THROWAWAY_SETTINGS)
     cluster.ensure_running()
+    with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(SUPERUSER_PASSWORD)))
     yield cluster
     cluster.ensure_absent()
     shutil.rmtree(base, ignore_errors=True)
@@ -51,9 +55,7 @@ class Database:
         """Superuser over the private Unix socket (trust authentication)."""
         return "postgresql://postgres@/%s?host=%s&port=%d" % (self.name, self.cluster.socket_dir, self.cluster.port)
 
-    @property
-    def password(self) -> str:
-        return self.cluster.password_file.read_text().strip()
+    password = SUPERUSER_PASSWORD
 
     def tcp_args(self, password: str | None = None) -> dict:
         """login_* options over TCP, where the server asks for the password."""

@@ -179,3 +179,16 @@ def test_concurrent_run_waits_for_the_schema_lock(database):
     assert result["failed"] is True
     assert "holds the 'schema' lock" in result["msg"]
     assert tables(database) == set()
+
+
+def test_failing_migration_leaves_the_database_as_it_was(database):
+    """Migrations 1 and 2 would succeed; 3 collides with an existing table: nothing stays applied."""
+    with database.connect() as conn:
+        conn.execute(sql.SQL('CREATE TABLE "Chat" (id integer)'))
+    result = schema(database)
+    assert result["failed"] is True
+    assert "migration 3 (reference_app) failed" in result["msg"]
+    assert "app_schema=none" in result["msg"]
+    assert database.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'phoenix'") == [(0,)]
+    assert tables(database) == {"Chat"}
+    assert schema(database, app_schema="none")["changed"] is True
