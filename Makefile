@@ -38,6 +38,7 @@ pytest: venv
 
 lint: venv
 	$(BIN)/ansible-lint
+	$(BIN)/antsibull-changelog lint
 
 sanity: venv
 	bash tests/ansible_test.sh sanity
