@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Per-task cost of phoenix_health against ansible.builtin.ping.
 
 Runs a playbook of 20 phoenix_health tasks and one of 20 ansible.builtin.ping tasks
@@ -42,7 +41,7 @@ def time_playbook(path: Path, runs: int, env: dict[str, str]) -> list[float]:
     command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                "-e", "ansible_python_interpreter=" + sys.executable, str(path)]
     timings = []
-    for _ in range(runs):
+    for _run in range(runs):
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, env=env, cwd=ROOT)
         timings.append(time.perf_counter() - started)

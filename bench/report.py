@@ -22,7 +22,7 @@ def write_section(title: str, body: str) -> None:
     section = "## %s\n\n%s\n\n%s\n" % (title, stamp, body.strip())
     pattern = re.compile(r"^## %s\n.*?(?=^## |\Z)" % re.escape(title), re.MULTILINE | re.DOTALL)
     if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+        text = pattern.sub(lambda _match: section + "\n", text).rstrip() + "\n"
     else:
         text = text.rstrip() + "\n\n" + section
     BENCHMARKS.parent.mkdir(exist_ok=True)
