@@ -1,0 +1,189 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which tables hold a world's rows, discovered from pg_catalog rather than hard-coded.
+
+A table is world-scoped when it has a ``world_id`` column. A table without one that
+references a world member by foreign key belongs to the world of the row it references
+(``"A_Text"`` → ``"Artifact"``). Members are listed parents first; deletes walk the list
+backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+WORLD_COLUMN = "world_id"
+EXCLUDED_SCHEMAS = ("pg_catalog", "information_schema", "phoenix")
+WORLD_META = "WorldMeta"
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    target: tuple[str, str]  # (schema, table)
+    target_columns: tuple[str, ...]
+
+
+@dataclass
+class Table:
+    schema: str
+    name: str
+    columns: list[str]  # insertable columns, in table order
+    types: dict[str, str]
+    primary_key: tuple[str, ...]
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    owner: ForeignKey | None = None  # for tables without world_id: the FK that makes them members
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+    @property
+    def label(self) -> str:
+        """``Artifact`` for the public schema, ``shop.orders`` otherwise."""
+        return self.name if self.schema == "public" else "%s.%s" % (self.schema, self.name)
+
+    @property
+    def has_world_id(self) -> bool:
+        return WORLD_COLUMN in self.types
+
+    def identifier(self):
+        from psycopg import sql
+
+        return sql.Identifier(self.schema, self.name)
+
+
+class Catalog:
+    """World member tables of a database, parents first."""
+
+    def __init__(self, tables: dict[tuple[str, str], Table]) -> None:
+        self.all_tables = tables
+        self.members: list[Table] = _topological(_members(tables))
+        self.by_label = {t.label: t for t in self.members}
+
+    def parent(self, table: Table) -> Table:
+        assert table.owner is not None
+        return self.all_tables[table.owner.target]
+
+    def uuid_key_columns(self, table: Table) -> set[str]:
+        """Columns re-keyed when rows are copied under another world id.
+
+        UUID primary-key columns of members, and FK columns pointing at such columns.
+        """
+        keys = {c for c in table.primary_key if table.types[c] == "uuid"}
+        member_keys = {m.key: {c for c in m.primary_key if m.types[c] == "uuid"} for m in self.members}
+        for fk in table.foreign_keys:
+            targets = member_keys.get(fk.target, set())
+            keys.update(col for col, ref in zip(fk.columns, fk.target_columns) if ref in targets)
+        return keys
+
+    def world_expression(self, table: Table, alias: str, depth: int = 0):
+        """SQL for the world id of a row of ``table`` aliased ``alias``."""
+        from psycopg import sql
+
+        if table.has_world_id:
+            return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(WORLD_COLUMN))
+        parent = self.parent(table)
+        parent_alias = "p%d" % depth
+        return sql.SQL("(SELECT {expr} FROM {parent} {pa} WHERE {join})").format(
+            expr=self.world_expression(parent, parent_alias, depth + 1),
+            parent=parent.identifier(),
+            pa=sql.Identifier(parent_alias),
+            join=_join(table.owner, alias, parent_alias),
+        )
+
+    def world_predicate(self, table: Table, alias: str, worlds_param, depth: int = 0):
+        """SQL that is true when the row aliased ``alias`` belongs to one of ``worlds_param`` (a text[])."""
+        from psycopg import sql
+
+        if table.has_world_id:
+            return sql.SQL("{}.{} = ANY({})").format(sql.Identifier(alias), sql.Identifier(WORLD_COLUMN), worlds_param)
+        parent = self.parent(table)
+        parent_alias = "p%d" % depth
+        return sql.SQL("EXISTS (SELECT 1 FROM {parent} {pa} WHERE {join} AND {pred})").format(
+            parent=parent.identifier(),
+            pa=sql.Identifier(parent_alias),
+            join=_join(table.owner, alias, parent_alias),
+            pred=self.world_predicate(parent, parent_alias, worlds_param, depth + 1),
+        )
+
+
+def _join(fk: ForeignKey, child_alias: str, parent_alias: str):
+    from psycopg import sql
+
+    return sql.SQL(" AND ").join(
+        sql.SQL("{}.{} = {}.{}").format(sql.Identifier(child_alias), sql.Identifier(col),
+                                        sql.Identifier(parent_alias), sql.Identifier(ref))
+        for col, ref in zip(fk.columns, fk.target_columns)
+    )
+
+
+def _members(tables: dict[tuple[str, str], Table]) -> list[Table]:
+    members = {key for key, t in tables.items() if t.has_world_id}
+    grew = True
+    while grew:  # tables hanging off members by FK, transitively
+        grew = False
+        for key, table in sorted(tables.items()):
+            if key in members:
+                continue
+            owners = sorted((fk for fk in table.foreign_keys if fk.target in members and fk.target != key),
+                            key=lambda fk: fk.name)
+            if owners:
+                table.owner = owners[0]
+                members.add(key)
+                grew = True
+    return [tables[key] for key in sorted(members)]
+
+
+def _topological(tables: Iterable[Table]) -> list[Table]:
+    """Parents before children (Kahn's algorithm, ties by name; self references ignored)."""
+    pending = {t.key: t for t in tables}
+    parents = {key: {fk.target for fk in t.foreign_keys if fk.target in pending and fk.target != key}
+               for key, t in pending.items()}
+    ordered: list[Table] = []
+    while pending:
+        ready = sorted(key for key in pending if not parents[key] & pending.keys())
+        if not ready:  # a cycle: keep going in name order rather than loop forever
+            ready = [min(pending)]
+        for key in ready:
+            ordered.append(pending.pop(key))
+    return ordered
+
+
+def load(conn) -> Catalog:
+    """Read tables, columns, primary and foreign keys of the application schemas."""
+    from psycopg import sql
+
+    rows = conn.execute(sql.SQL(
+        "SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> ALL(%s) "
+        "AND n.nspname NOT LIKE 'pg\\_%%'"
+    ), [list(EXCLUDED_SCHEMAS)]).fetchall()
+    names = {oid: (schema, name) for oid, schema, name in rows}
+    if not names:
+        return Catalog({})
+    attributes: dict[int, dict[int, str]] = {oid: {} for oid in names}
+    tables = {key: Table(key[0], key[1], [], {}, ()) for key in names.values()}
+    for oid, attnum, attname, typname, generated in conn.execute(sql.SQL(
+        "SELECT attrelid, attnum, attname, format_type(atttypid, atttypmod), attgenerated <> '' "
+        "FROM pg_attribute WHERE attrelid = ANY(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum"
+    ), [list(names)]):
+        attributes[oid][attnum] = attname
+        table = tables[names[oid]]
+        table.types[attname] = typname
+        if not generated:
+            table.columns.append(attname)
+    for oid, contype, conname, conkey, confrelid, confkey in conn.execute(sql.SQL(
+        "SELECT conrelid, contype, conname, conkey, confrelid, confkey FROM pg_constraint "
+        "WHERE conrelid = ANY(%s) AND contype IN ('p', 'f') ORDER BY conrelid, conname"
+    ), [list(names)]):
+        table = tables[names[oid]]
+        columns = tuple(attributes[oid][n] for n in conkey)
+        if contype == "p":
+            table.primary_key = columns
+        elif confrelid in names:
+            table.foreign_keys.append(ForeignKey(
+                conname, columns, names[confrelid], tuple(attributes[confrelid][n] for n in confkey)))
+    return Catalog(tables)

@@ -1,0 +1,180 @@
+"""phoenix_world against the reference schema and an unrelated shop schema."""
+
+from __future__ import annotations
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from worlds_fixtures import SHOP_TABLES, create_shop, fill_shop_world, migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+SMALL_SEED = {"users": 2, "artifacts": 6, "chats": 1, "messages_per_chat": 2}
+
+
+def world(database, check=False, diff=False, **options):
+    return run_module(phoenix_world.main, dict({"db_url": database.url, "stage": "BETA"}, **options),
+                      check=check, diff=diff)
+
+
+@pytest.fixture
+def reference(database):
+    migrate(database)
+    return database
+
+
+@pytest.fixture
+def shop(database):
+    create_shop(database)
+    fill_shop_world(database, "SHOP_TEMPLATE")
+    return database
+
+
+def test_create_seed_then_unchanged(reference):
+    first = world(reference, id="UC_TESTING", category="testing", tags=["ci"], seed={})
+    assert first["changed"] is True
+    assert first["rows_added"] == {"User": 5, "Artifact": 12, "A_Text": 6, "A_Image": 2, "A_Person": 2,
+                                   "A_SetItems": 4, "Chat": 3, "Message_v2": 12}
+    assert first["rows"] == first["rows_added"]
+    assert first["world"]["environment"] == "BETA"
+    assert first["world"]["tags"] == ["ci"]
+    assert first["world"]["createdBy"]
+    second = world(reference, id="UC_TESTING", category="testing", tags=["ci"], seed={})
+    assert second["changed"] is False
+    assert second["rows_added"] == {}
+    assert reference.query("SELECT count(*) FROM phoenix.audit_log WHERE operation = 'world.present'") == [(1,)]
+
+
+def test_seed_is_deterministic_per_world(reference):
+    world(reference, id="ALPHA", seed=SMALL_SEED)
+    first = reference.query('SELECT id, email FROM "User" WHERE world_id = %s ORDER BY id', ("ALPHA",))
+    world(reference, id="ALPHA", state="absent")
+    world(reference, id="ALPHA", seed=SMALL_SEED)
+    assert reference.query('SELECT id, email FROM "User" WHERE world_id = %s ORDER BY id', ("ALPHA",)) == first
+
+
+def test_metadata_update_and_diff(reference):
+    world(reference, id="META", description="one")
+    result = world(reference, id="META", description="two", is_active=False, diff=True)
+    assert result["changed"] is True
+    assert result["diff"]["before"]["world"]["description"] == "one"
+    assert result["diff"]["after"]["world"]["description"] == "two"
+    assert result["diff"]["after"]["world"]["isActive"] is False
+    assert world(reference, id="META", description="two")["changed"] is False
+
+
+def test_check_mode_writes_nothing(reference):
+    world(reference, id="TEMPLATE_A", is_template=True, seed=SMALL_SEED)
+    before = table_fingerprints(reference)
+    planned = world(reference, check=True, diff=True, id="CLONE", from_template="TEMPLATE_A", seed={"users": 1,
+                    "artifacts": 1, "chats": 0})
+    assert planned["changed"] is True
+    assert planned["rows_added"]["User"] == SMALL_SEED["users"] + 1
+    assert planned["diff"]["before"]["world"] is None
+    assert planned["diff"]["after"]["world"]["id"] == "CLONE"
+    removal = world(reference, check=True, id="TEMPLATE_A", state="absent")
+    assert removal["changed"] is True and removal["rows_removed"]["User"] == 2
+    assert table_fingerprints(reference) == before
+
+
+def test_clone_is_deterministic_disjoint_and_idempotent(reference):
+    world(reference, id="TEMPLATE_A", is_template=True, seed=SMALL_SEED)
+    one = world(reference, id="COPY_ONE", from_template="TEMPLATE_A")
+    two = world(reference, id="COPY_TWO", from_template="TEMPLATE_A")
+    template_rows = world(reference, id="TEMPLATE_A")["rows"]
+    assert one["rows_added"] == template_rows == two["rows_added"]
+    ids = {w: {r[0] for r in reference.query('SELECT id FROM "Artifact" WHERE world_id = %s', (w,))}
+           for w in ("TEMPLATE_A", "COPY_ONE", "COPY_TWO")}
+    assert not ids["COPY_ONE"] & ids["COPY_TWO"] and not ids["COPY_ONE"] & ids["TEMPLATE_A"]
+    expected = reference.query("SELECT md5('COPY_ONE:' || id::text)::uuid FROM \"Artifact\" WHERE world_id = %s",
+                               ("TEMPLATE_A",))
+    assert {r[0] for r in expected} == ids["COPY_ONE"]
+    # Dependent rows follow their re-keyed parents.
+    assert reference.query('SELECT count(*) FROM "A_Text" t JOIN "Artifact" a ON a.id = t."artifactId" '
+                           'AND a."createdAt" = t."createdAt" WHERE a.world_id = %s', ("COPY_ONE",)) == \
+        [(template_rows["A_Text"],)]
+    again = world(reference, id="COPY_ONE", from_template="TEMPLATE_A")
+    assert again["changed"] is False
+    assert reference.query('SELECT "usageCount" FROM "WorldMeta" WHERE id = %s', ("TEMPLATE_A",)) == [(2,)]
+
+
+def test_absent_deletes_every_row_in_one_go(reference):
+    world(reference, id="GONE", seed=SMALL_SEED)
+    world(reference, id="KEPT", seed=SMALL_SEED)
+    result = world(reference, id="GONE", state="absent")
+    assert result["changed"] is True
+    assert result["rows_removed"]["A_SetItems"] == 2
+    assert reference.query('SELECT count(*) FROM "Artifact" WHERE world_id = %s', ("GONE",)) == [(0,)]
+    assert reference.query('SELECT count(*) FROM "WorldMeta" WHERE id = %s', ("GONE",)) == [(0,)]
+    assert reference.query('SELECT count(*) FROM "Artifact" WHERE world_id = %s', ("KEPT",)) == [(6,)]
+    assert world(reference, id="GONE", state="absent")["changed"] is False
+
+
+def test_prod_guard(database):
+    migrate(database, stage="PROD")
+    args = {"db_url": database.url, "stage": "PROD", "id": "PROD_WORLD"}
+    refused = run_module(phoenix_world.main, args)
+    assert refused["failed"] is True and "allow_prod=true" in refused["msg"]
+    assert database.query('SELECT count(*) FROM "WorldMeta"') == [(0,)]
+    assert run_module(phoenix_world.main, dict(args, allow_prod=True))["changed"] is True
+
+
+def test_world_limit(reference):
+    world(reference, id="ONE", max_worlds=2)
+    world(reference, id="TWO", max_worlds=2)
+    result = world(reference, id="THREE", max_worlds=2)
+    assert result["failed"] is True and "the limit" in result["msg"]
+    assert world(reference, id="TWO", max_worlds=2, description="updating is fine")["changed"] is True
+
+
+def test_dependencies_protect_a_world(reference):
+    world(reference, id="BASE")
+    world(reference, id="USER_OF_BASE", dependencies=["BASE"])
+    refused = world(reference, id="BASE", state="absent")
+    assert refused["failed"] is True and "USER_OF_BASE" in refused["msg"]
+    assert world(reference, id="BASE", state="absent", force=True)["changed"] is True
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"id": "lower_case"}, "not a valid world id"),
+    ({"id": "OK", "from_template": "MISSING"}, "template world MISSING does not exist"),
+    ({"id": "OK", "dependencies": ["NOPE"]}, "do not exist: NOPE"),
+    ({"id": "OK", "seed": {"planets": 3}}, "unknown keys planets"),
+    ({"id": "OK", "isolation_level": "TOTAL"}, "isolation_level"),
+])
+def test_bad_input(reference, options, expected):
+    result = world(reference, **options)
+    assert result["failed"] is True
+    assert expected in result["msg"]
+    assert "Traceback" not in result["_raw"]
+    assert reference.query('SELECT count(*) FROM "WorldMeta"') == [(0,)]
+
+
+def test_shop_clone_and_delete(shop):
+    result = world(shop, id="SHOP_COPY", from_template="SHOP_TEMPLATE")
+    assert result["rows_added"] == {"shop.customers": 3, "shop.orders": 6, "shop.order_lines": 12}
+    assert world(shop, id="SHOP_COPY", from_template="SHOP_TEMPLATE")["changed"] is False
+    copied = shop.query("SELECT l.sku, l.qty FROM shop.order_lines l JOIN shop.orders o ON o.id = l.order_id "
+                        "WHERE o.world_id = 'SHOP_COPY' ORDER BY 1, 2")
+    original = shop.query("SELECT l.sku, l.qty FROM shop.order_lines l JOIN shop.orders o ON o.id = l.order_id "
+                          "WHERE o.world_id = 'SHOP_TEMPLATE' ORDER BY 1, 2")
+    assert copied == original
+    removed = world(shop, id="SHOP_COPY", state="absent")
+    assert removed["rows_removed"] == {"shop.customers": 3, "shop.orders": 6, "shop.order_lines": 12}
+    assert shop.query("SELECT count(*) FROM shop.order_lines") == [(12,)]
+
+
+def test_shop_has_no_reference_tables_to_seed(shop):
+    result = world(shop, id="SHOP_SEEDED", seed={})
+    assert result["failed"] is True
+    assert "reference application schema" in result["msg"]
+
+
+def test_shop_check_mode_writes_nothing(shop):
+    before = table_fingerprints(shop)
+    assert world(shop, check=True, id="SHOP_COPY", from_template="SHOP_TEMPLATE")["rows_added"]["shop.orders"] == 6
+    assert world(shop, check=True, id="SHOP_TEMPLATE", state="absent")["rows_removed"]["shop.order_lines"] == 12
+    assert table_fingerprints(shop) == before
+    assert SHOP_TABLES
