@@ -94,7 +94,7 @@ def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any
     validate_world_id(request.world_id)
     with conn.transaction():
         acquire_transaction_lock(conn, "world:" + request.world_id, request.lock_timeout)
-        _require_world_meta(conn, request.where)
+        require_world_meta(conn, request.where)
         catalog = catalog_mod.load(conn)
         current = read_meta(conn, request.world_id, lock=True)
         if request.state == "absent":
@@ -102,7 +102,7 @@ def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any
         return _present(conn, catalog, request, current, check_mode)
 
 
-def _require_world_meta(conn, where: str) -> None:
+def require_world_meta(conn, where: str) -> None:
     from psycopg import sql
 
     if not conn.execute(sql.SQL("SELECT to_regclass('public.\"WorldMeta\"') IS NOT NULL")).fetchone()[0]:

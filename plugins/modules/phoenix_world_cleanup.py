@@ -1,0 +1,96 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_world_cleanup
+short_description: Delete or deactivate expired worlds
+version_added: 0.1.0
+description:
+  - A world expires C(cleanupAfterHours) after its creation (or after O(max_age_hours)). Templates never expire.
+  - Expired worlds with C(autoCleanup) are deleted with all their rows; the others are marked inactive.
+    An expired world that a remaining world lists in its dependencies is deactivated instead, with a warning.
+  - Set-based (one statement per table for all expired worlds) and one transaction.
+options:
+  max_age_hours:
+    description: Treat worlds older than this as expired, whatever their own C(cleanupAfterHours).
+    type: int
+  allow_prod:
+    description: Allow deleting worlds in PROD.
+    type: bool
+    default: false
+  lock_timeout:
+    description: Seconds to wait for another cleanup run.
+    type: int
+    default: 60
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.connection.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details: Lists what would be removed and deactivated, and the rows per table that would be deleted.
+  diff_mode:
+    support: none
+author:
+  - Phoenix Platform maintainers (@phoenix-platform)
+"""
+
+EXAMPLES = r"""
+- name: Clean up expired worlds
+  phoenix.platform.phoenix_world_cleanup:
+  register: cleanup
+
+- name: Everything older than a week goes, whatever its TTL
+  phoenix.platform.phoenix_world_cleanup:
+    max_age_hours: 168
+"""
+
+RETURN = r"""
+removed:
+  description: Worlds deleted with their rows.
+  returned: success
+  type: list
+  elements: str
+  sample: [UC_TESTING_OLD]
+deactivated:
+  description: Expired worlds marked inactive.
+  returned: success
+  type: list
+  elements: str
+rows_deleted:
+  description: Rows deleted per table.
+  returned: success
+  type: dict
+  sample: {"Artifact": 12, "User": 5}
+"""
+
+from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._world_cleanup import cleanup
+
+
+def run(module: PhoenixModule) -> dict:
+    with module.connect() as conn:
+        module.check_fence(conn)
+        result = cleanup(conn, module.stage, module.actor, module.params["max_age_hours"],
+                         module.params["allow_prod"], module.params["lock_timeout"], module.check_mode)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    return result
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "max_age_hours": {"type": "int"},
+            "allow_prod": {"type": "bool", "default": False},
+            "lock_timeout": {"type": "int", "default": 60},
+        },
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_world_info
+short_description: List worlds with their row counts, optionally rendered as json, yaml, csv or markdown
+version_added: 0.1.0
+description:
+  - Lists the worlds of an environment with their metadata, C(expiresAt), whether they are expired, and their
+    rows per member table (counted set-based, one query per table).
+options:
+  id:
+    description: World id or shell-style pattern (C(UC_*)).
+    type: str
+  category:
+    description: Only worlds of this category.
+    type: str
+  active:
+    description: Only active (V(true)) or inactive (V(false)) worlds.
+    type: bool
+  template:
+    description: Only templates (V(true)) or non-templates (V(false)).
+    type: bool
+  tags:
+    description: Only worlds carrying all these tags.
+    type: list
+    elements: str
+  expired:
+    description: Only expired (V(true)) or unexpired (V(false)) worlds.
+    type: bool
+  format:
+    description: Also return the list rendered in this format as RV(rendered).
+    type: str
+    choices: [json, yaml, csv, markdown]
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.connection.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details: Read-only.
+  diff_mode:
+    support: none
+author:
+  - Phoenix Platform maintainers (@phoenix-platform)
+"""
+
+EXAMPLES = r"""
+- name: Expired test worlds
+  phoenix.platform.phoenix_world_info:
+    id: "UC_*"
+    expired: true
+  register: expired_worlds
+
+- name: A markdown report of all templates
+  phoenix.platform.phoenix_world_info:
+    template: true
+    format: markdown
+  register: report
+"""
+
+RETURN = r"""
+worlds:
+  description: Matching worlds, ordered by id; C("WorldMeta") columns plus C(expiresAt), C(expired) and C(rows).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"id": "UC_TESTING", "category": "testing", "expired": false, "rows": {"User": 5, "Artifact": 12}}]
+rendered:
+  description: The list rendered in O(format).
+  returned: when O(format) is given
+  type: str
+"""
+
+from ansible_collections.phoenix.platform.plugins.module_utils._world_listing import list_worlds
+from ansible_collections.phoenix.platform.plugins.module_utils._world_query import WorldFilter
+from ansible_collections.phoenix.platform.plugins.module_utils._world_report import FORMATS, render
+from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+
+
+def run(module: PhoenixModule) -> dict:
+    params = module.params
+    world_filter = WorldFilter(id=params["id"], category=params["category"], active=params["active"],
+                               template=params["template"], tags=params["tags"], expired=params["expired"])
+    with module.connect() as conn:
+        module.check_fence(conn)
+        worlds = list_worlds(conn, world_filter, module.connection_target().describe())
+    result = {"changed": False, "worlds": worlds}
+    if params["format"]:
+        result["rendered"] = render(worlds, params["format"])
+    return result
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "id": {"type": "str"},
+            "category": {"type": "str"},
+            "active": {"type": "bool"},
+            "template": {"type": "bool"},
+            "tags": {"type": "list", "elements": "str"},
+            "expired": {"type": "bool"},
+            "format": {"type": "str", "choices": list(FORMATS)},
+        },
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()
