@@ -64,7 +64,8 @@ class Catalog:
         self.by_label = {t.label: t for t in self.members}
 
     def parent(self, table: Table) -> Table:
-        assert table.owner is not None
+        if table.owner is None:
+            raise ValueError("%s is not a dependent world table" % table.label)
         return self.all_tables[table.owner.target]
 
     def uuid_key_columns(self, table: Table) -> set[str]:

@@ -54,4 +54,4 @@ def _needed_by_live_worlds(conn, doomed: list[str]) -> dict[str, list[str]]:
     rows = conn.execute(sql.SQL(
         'SELECT d, array_agg(id ORDER BY id) FROM "WorldMeta", unnest(dependencies) AS d '
         "WHERE d = ANY(%(doomed)s) AND NOT id = ANY(%(doomed)s) GROUP BY d"), {"doomed": doomed}).fetchall()
-    return {world: dependants for world, dependants in rows}
+    return dict(rows)

@@ -133,7 +133,7 @@ def _present(conn, catalog, request: WorldRequest, current, check_mode: bool) ->
 
     before_rows = world_rows.count_rows(conn, catalog, [request.world_id])[request.world_id]
     if not check_mode and meta_changes:
-        _write_meta(conn, request, current, meta_changes)
+        write_meta(conn, request.world_id, request.stage, request.actor, current, meta_changes)
     added: dict[str, int] = {}
     if template:
         added = world_rows.copy_rows(conn, catalog, template["id"], request.world_id, check_mode)
@@ -241,20 +241,21 @@ def _seed(conn, catalog, request: WorldRequest, check_mode: bool) -> dict[str, i
     return added
 
 
-def _write_meta(conn, request: WorldRequest, current, changes: dict[str, Any]) -> None:
+def write_meta(conn, world_id: str, stage: str, actor: str, current, changes: dict[str, Any]) -> None:
+    """Insert or update a "WorldMeta" row with ``changes`` (column -> value)."""
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
     values = {col: Jsonb(v) if col == "settings" else v for col, v in changes.items()}
     if current is None:
-        values.update(id=request.world_id, environment=request.stage, createdBy=request.actor)
+        values.update(id=world_id, environment=stage, createdBy=actor)
         conn.execute(sql.SQL('INSERT INTO "WorldMeta" ({}) VALUES ({})').format(
             sql.SQL(", ").join(sql.Identifier(c) for c in values),
             sql.SQL(", ").join(sql.Placeholder(c) for c in values)), values)
     else:
         conn.execute(sql.SQL('UPDATE "WorldMeta" SET {}, "updatedAt" = now() WHERE id = {}').format(
             sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in values),
-            sql.Placeholder("_id")), dict(values, _id=request.world_id))
+            sql.Placeholder("_id")), dict(values, _id=world_id))
 
 
 def _preview(current, changes: dict[str, Any], request: WorldRequest) -> dict[str, Any] | None:

@@ -67,7 +67,7 @@ class Database:
 
     def query(self, query: str, params: tuple = ()) -> list[tuple]:
         with self.connect() as conn:
-            return conn.execute(sql.SQL(query), params).fetchall()  # test-only static SQL
+            return conn.execute(sql.SQL(query), params or None).fetchall()  # test-only static SQL
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import run_module

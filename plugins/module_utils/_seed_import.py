@@ -1,0 +1,279 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Import a seed directory into a world, in one transaction.
+
+Structure and checksums are validated before anything is written. Each table's JSON Lines
+are streamed with COPY into a temporary table, then inserted server-side parents first,
+re-keyed when the world is imported under another id. A killed import leaves no row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ansible_collections.phoenix.platform.plugins.module_utils import _catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._blobs import install_blob
+from ansible_collections.phoenix.platform.plugins.module_utils._catalog import WORLD_COLUMN, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import acquire_transaction_lock
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import COPY_JSON
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import (
+    BLOB_KEY,
+    iter_lines,
+    load_manifest,
+    sha256_file,
+    verify_files,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds import (
+    META_COLUMNS,
+    read_meta,
+    require_world_meta,
+    validate_world_id,
+    write_meta,
+)
+
+CONFLICTS = ("skip", "replace", "merge")
+
+
+@dataclass
+class ImportRequest:
+    src: Path
+    world: str | None
+    conflict: str
+    blob_dir: Path | None
+    stage: str
+    actor: str
+    allow_prod: bool
+    lock_timeout: int
+    where: str
+
+
+@dataclass
+class SeedContent:
+    """A seed directory reduced to what the import needs, whatever its format version."""
+    source: str
+    metadata: dict[str, Any]
+    tables: dict[str, Callable[[], Iterable[bytes]]]  # label -> JSON Lines
+    blobs: list[dict[str, Any]]  # key, path, sha256
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_seed(src: Path) -> SeedContent:
+    version, manifest = load_manifest(src)
+    if version == "1":
+        from ansible_collections.phoenix.platform.plugins.module_utils._seed_legacy import LegacyConversion
+
+        legacy = LegacyConversion(manifest, src)
+        lines = legacy.lines()
+        return SeedContent(legacy.world_id, legacy.metadata, {t: (lambda ls=ls: ls) for t, ls in lines.items()},
+                           legacy.blobs, legacy.warnings)
+    problems = verify_files(src, manifest)
+    if problems:
+        raise PhoenixError("seed %s failed verification, nothing was imported: %s" % (src, "; ".join(problems)))
+    tables = {t.name: (lambda path=src / t.file: iter_lines(path)) for t in manifest.tables}
+    blobs = [{"key": b.key, "path": src / "blob" / b.key, "sha256": b.sha256} for b in manifest.blobs]
+    return SeedContent(manifest.source.worldId, manifest.world, tables, blobs)
+
+
+def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any]:
+    import psycopg
+
+    if request.conflict not in CONFLICTS:
+        raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
+    seed = read_seed(request.src)
+    target = request.world or seed.source
+    validate_world_id(target, "world")
+    blobs = _checked_blobs(seed, request)
+    require_prod_allowed(request.stage, request.allow_prod, "importing a seed")
+    result: dict[str, Any] = {}
+    try:
+        with conn.transaction():
+            acquire_transaction_lock(conn, "world:" + target, request.lock_timeout)
+            require_world_meta(conn, request.where)
+            catalog = catalog_mod.load(conn)
+            unknown = sorted(set(seed.tables) - set(catalog.by_label))
+            if unknown:
+                raise PhoenixError("seed %s has tables this database does not hold as world tables: %s"
+                                   % (request.src, ", ".join(unknown)))
+            current = read_meta(conn, target, lock=True)
+            wanted = {col: seed.metadata[col] for col in META_COLUMNS.values() if col in seed.metadata}
+            meta_changes = wanted if current is None else {c: v for c, v in wanted.items() if current[c] != v}
+            if current is None:
+                meta_changes.setdefault("name", target)
+            if meta_changes:
+                write_meta(conn, target, request.stage, request.actor, current, meta_changes)
+            tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings)
+            blobs_written = [b["key"] for b in blobs if _blob_needed(b, request.blob_dir)]
+            changed = bool(meta_changes) or bool(blobs_written) or any(
+                t.get("inserted") or t.get("updated") or t.get("deleted") for t in tables.values())
+            result = {
+                "changed": changed, "path": str(request.src), "world": target,
+                "world_existed": current is not None, "tables": tables,
+                "conflicts": {name: t["conflicts"] for name, t in tables.items() if t["conflicts"]},
+                "blobs": blobs_written, "warnings": seed.warnings,
+            }
+            if check_mode:
+                raise psycopg.Rollback()
+            for blob in blobs:  # before the rows commit, so no committed row points at a missing file
+                if blob["key"] in blobs_written:
+                    install_blob(blob["path"], request.blob_dir, blob["key"])
+            if changed:
+                record(conn, "seed.import", request.stage, request.actor,
+                       {"world": target, "source": seed.source, "src": str(request.src), "conflict": request.conflict,
+                        "tables": {n: {k: v for k, v in t.items() if k != "rows"} for n, t in tables.items()}})
+    except psycopg.errors.IntegrityError as exc:
+        raise PhoenixError("seed %s does not fit this database (%s); nothing was imported"
+                           % (request.src, str(exc).strip().splitlines()[0])) from None
+    return result
+
+
+def _checked_blobs(seed: SeedContent, request: ImportRequest) -> list[dict[str, Any]]:
+    src = request.src.resolve()
+    for blob in seed.blobs:
+        if not BLOB_KEY.match(blob["key"]):
+            raise PhoenixError("blob key %r is not a plain file name" % blob["key"])
+        path = Path(blob["path"]).resolve()
+        if src not in path.parents:
+            raise PhoenixError("blob %s points outside the seed directory" % blob["key"])
+        if not path.is_file():
+            seed.warnings.append("blob %s is missing from the seed directory" % blob["key"])
+        elif blob.get("sha256") and sha256_file(path)[0] != blob["sha256"]:
+            raise PhoenixError("blob %s failed its sha256 check, nothing was imported" % blob["key"])
+    present = [b for b in seed.blobs if Path(b["path"]).is_file()]
+    if present and request.blob_dir is None:
+        raise PhoenixError("seed %s carries %d blob(s): set blob_dir" % (request.src, len(present)))
+    return present
+
+
+def _blob_needed(blob: dict[str, Any], blob_dir: Path) -> bool:
+    target = blob_dir / blob["key"]
+    return not (target.is_file() and sha256_file(target)[0] == sha256_file(blob["path"])[0])
+
+
+def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
+                   warnings: list[str]) -> dict[str, dict[str, int]]:
+    renamed = target != seed.source
+    staged: list[tuple[Table, Any, Any]] = []
+    stats: dict[str, dict[str, int]] = {}
+    for index, table in enumerate(t for t in catalog.members if t.label in seed.tables):
+        staging = _stage(conn, index, seed.tables[table.label]())
+        row = _populated(table, staging)
+        keys = catalog.uuid_key_columns(table) if renamed else set()
+        columns = _columns(conn, table, staging, warnings)
+        exprs = {c: _expression(c, keys) for c in columns}
+        stats[table.label] = _insert(conn, table, row, columns, exprs, conflict, target)
+        staged.append((table, row, exprs))
+    if conflict == "replace":  # rows of the world that the seed does not hold go, children first
+        for table, row, exprs in reversed(staged):
+            stats[table.label]["deleted"] = _delete_absent(conn, catalog, table, row, exprs, target)
+    return stats
+
+
+def _stage(conn, index: int, lines: Iterable[bytes]):
+    """Stream JSON Lines into a temporary table; returns its identifier."""
+    from psycopg import sql
+
+    staging = sql.Identifier("phoenix_import_%d" % index)
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} (doc jsonb) ON COMMIT DROP").format(staging))
+    with conn.cursor().copy(sql.SQL("COPY {} (doc) FROM STDIN " + COPY_JSON).format(staging)) as copy:
+        for line in lines:
+            if line.strip():
+                copy.write(line)
+    return staging
+
+
+def _populated(table: Table, staging):
+    """FROM clause giving each staged row as a record of the table's type, aliased r."""
+    from psycopg import sql
+
+    return sql.SQL("{staging} i, jsonb_populate_record(NULL::{table}, i.doc) r").format(
+        staging=staging, table=table.identifier())
+
+
+def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
+    """The table's columns present in the seed (absent ones keep their defaults)."""
+    from psycopg import sql
+
+    present = {row[0] for row in conn.execute(
+        sql.SQL("SELECT DISTINCT jsonb_object_keys(doc) FROM {}").format(staging))}
+    extra = sorted(present - set(table.types))
+    if extra:
+        warnings.append("%s: seed columns %s are not in the table and were ignored" % (table.label, ", ".join(extra)))
+    columns = [c for c in table.columns if c in present or c == WORLD_COLUMN]
+    missing_key = [c for c in table.primary_key if c not in columns]
+    if missing_key:
+        raise PhoenixError("%s: seed rows lack primary key column(s) %s" % (table.label, ", ".join(missing_key)))
+    return columns
+
+
+def _expression(column: str, rekeyed: set[str]):
+    from psycopg import sql
+
+    if column == WORLD_COLUMN:
+        return sql.Placeholder("target")
+    if column in rekeyed:
+        return sql.SQL("md5({} || ':' || r.{}::text)::uuid").format(sql.Placeholder("target"), sql.Identifier(column))
+    return sql.SQL("r.{}").format(sql.Identifier(column))
+
+
+def _key_match(table: Table, alias: str, exprs):
+    from psycopg import sql
+
+    return sql.SQL("({}) = ({})").format(
+        sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in table.primary_key),
+        sql.SQL(", ").join(exprs[c] for c in table.primary_key))
+
+
+def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, target: str) -> dict[str, int]:
+    from psycopg import sql
+
+    params = {"target": target}
+    total = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(row), params).fetchone()[0]
+    existing = sql.SQL("SELECT count(*) FROM {row} WHERE EXISTS (SELECT 1 FROM {table} x WHERE {match}{other})")
+    conflicts = conn.execute(existing.format(row=row, table=table.identifier(), match=_key_match(table, "x", exprs),
+                                             other=sql.SQL("")), params).fetchone()[0]
+    if table.has_world_id and conflicts:
+        foreign = conn.execute(existing.format(
+            row=row, table=table.identifier(), match=_key_match(table, "x", exprs),
+            other=sql.SQL(" AND x.{} IS DISTINCT FROM %(target)s").format(sql.Identifier(WORLD_COLUMN))),
+            params).fetchone()[0]
+        if foreign:
+            raise PhoenixError("%d row(s) of %s have the keys of rows that belong to other worlds; import under "
+                               "another id (world=...) so the keys are re-keyed" % (foreign, table.label))
+    insert = sql.SQL("INSERT INTO {table} AS x ({cols}) SELECT {exprs} FROM {row} ON CONFLICT ").format(
+        table=table.identifier(), cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        exprs=sql.SQL(", ").join(exprs[c] for c in columns), row=row)
+    updatable = [c for c in columns if c not in table.primary_key]
+    if conflict == "skip" or not updatable:
+        insert += sql.SQL("DO NOTHING")
+    else:
+        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})").format(
+            pk=sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
+            sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updatable),
+            old=sql.SQL(", ").join(_comparable(table, "x", c) for c in updatable),
+            new=sql.SQL(", ").join(_comparable(table, "excluded", c) for c in updatable))
+    written = conn.execute(insert, params).rowcount
+    inserted = total - conflicts
+    return {"rows": total, "conflicts": conflicts, "inserted": min(inserted, written),
+            "updated": max(written - inserted, 0), "deleted": 0}
+
+
+def _comparable(table: Table, alias: str, column: str):
+    """A column in a form that has equality (json has none: compare it as jsonb)."""
+    from psycopg import sql
+
+    cast = sql.SQL("::jsonb") if table.types[column] == "json" else sql.SQL("")
+    return sql.SQL("{}.{}{}").format(sql.Identifier(alias), sql.Identifier(column), cast)
+
+
+def _delete_absent(conn, catalog, table: Table, row, exprs, target: str) -> int:
+    from psycopg import sql
+
+    query = sql.SQL("DELETE FROM {table} x WHERE {pred} AND NOT EXISTS (SELECT 1 FROM {row} WHERE {match})").format(
+        table=table.identifier(), pred=catalog.world_predicate(table, "x", sql.Placeholder("worlds")),
+        row=row, match=_key_match(table, "x", exprs))
+    return conn.execute(query, {"worlds": [target], "target": target}).rowcount

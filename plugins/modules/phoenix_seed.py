@@ -1,0 +1,212 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_seed
+short_description: Export a world to a seed directory, import one, or remove orphaned blobs
+version_added: 0.1.0
+description:
+  - V(exported) writes C(seed.json) (format version, source, world metadata, per table its file, row count and
+    sha256), one JSON Lines file per table streamed with C(COPY ... TO STDOUT), the blob files the world's rows
+    reference under C(blob/), and a C(README.md). The directory is written under a temporary name and renamed into
+    place; an export identical to the existing one changes nothing.
+  - V(imported) validates the manifest and every checksum first, then writes in one transaction (re-keying UUID
+    keys when O(world) renames the world). It also reads seed directories of the original Phoenix seed manager
+    (format version C(1.0.0)); fields it does not know become warnings.
+  - V(orphans_removed) deletes files in O(blob_dir) that no row references.
+options:
+  state:
+    description: What to do.
+    type: str
+    choices: [exported, imported, orphans_removed]
+    required: true
+  world:
+    description:
+      - With V(exported), the world to export (required).
+      - With V(imported), the world id to import under (default the seed's own); another id re-keys the rows.
+    type: str
+  dest:
+    description: Seed directory to write (V(exported)).
+    type: path
+  src:
+    description: Seed directory to read (V(imported)).
+    type: path
+  include_blobs:
+    description: Export the blob files the world's rows reference.
+    type: bool
+    default: true
+  conflict:
+    description:
+      - What happens to rows whose keys already exist (V(imported)).
+      - V(skip) keeps the existing rows; V(merge) updates them from the seed; V(replace) also deletes the world's rows
+        that the seed does not hold.
+    type: str
+    choices: [skip, replace, merge]
+    default: skip
+  blob_dir:
+    description: The environment's blob directory. Falls back to E(PHOENIX_BLOB_DIR).
+    type: path
+  blob_columns:
+    description: Columns (C(Table.column)) whose values reference blobs as C(blob:<key>).
+    type: list
+    elements: str
+    default: [A_Image.url]
+  allow_prod:
+    description: Allow importing into PROD and removing blobs there. Exporting from PROD is always allowed.
+    type: bool
+    default: false
+  lock_timeout:
+    description: Seconds to wait for another run changing the same world.
+    type: int
+    default: 60
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.connection.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details:
+      - V(exported) reports whether the directory would change. V(imported) validates and analyses conflicts
+        (rows per table that exist already, missing blobs). V(orphans_removed) lists the files. Nothing is written.
+  diff_mode:
+    support: none
+requirements:
+  - pydantic >= 2
+author:
+  - Phoenix Platform maintainers (@phoenix-platform)
+"""
+
+EXAMPLES = r"""
+- name: Export a world from PROD to a local directory
+  phoenix.platform.phoenix_seed:
+    state: exported
+    world: ENTERPRISE_ONBOARDING
+    dest: /srv/seeds/ENTERPRISE_ONBOARDING
+    blob_dir: /srv/phoenix/blobs
+
+- name: Import it into BETA under another id
+  phoenix.platform.phoenix_seed:
+    state: imported
+    src: /srv/seeds/ENTERPRISE_ONBOARDING
+    world: ONBOARDING_BETA
+    conflict: merge
+    blob_dir: /srv/phoenix-beta/blobs
+
+- name: Remove blob files no row references
+  phoenix.platform.phoenix_seed:
+    state: orphans_removed
+    blob_dir: /srv/phoenix-beta/blobs
+"""
+
+RETURN = r"""
+path:
+  description: The seed directory written or read.
+  returned: when O(state) is V(exported) or V(imported)
+  type: str
+tables:
+  description:
+    - V(exported) gives rows per table.
+    - V(imported) gives per table C(rows) in the seed, C(conflicts) (keys that exist already), C(inserted),
+      C(updated) and C(deleted).
+  returned: when O(state) is V(exported) or V(imported)
+  type: dict
+conflicts:
+  description: Rows per table whose keys exist already (V(imported)).
+  returned: when O(state=imported)
+  type: dict
+blobs:
+  description: Blob keys written (V(imported)), number exported (V(exported)), or files removed (V(orphans_removed)).
+  returned: success
+  type: raw
+warnings:
+  description: Unknown fields of a 1.0.0 seed, blobs referenced but missing.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import HAS_PYDANTIC
+
+
+def _path(module: PhoenixModule, option: str) -> Path:
+    return Path(module.params[option])  # required_if makes sure it is set
+
+
+def _blob_dir(module: PhoenixModule) -> Path | None:
+    return Path(module.params["blob_dir"]) if module.params["blob_dir"] else None
+
+
+def exported(module: PhoenixModule, conn) -> dict:
+    from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import export_world
+
+    return export_world(conn, module.params["world"], _path(module, "dest"), module.params["include_blobs"], _blob_dir(module),
+                        module.params["blob_columns"], module.check_mode, module.connection_target().describe())
+
+
+def imported(module: PhoenixModule, conn) -> dict:
+    from ansible_collections.phoenix.platform.plugins.module_utils._seed_import import ImportRequest, import_seed
+
+    request = ImportRequest(src=_path(module, "src"), world=module.params["world"],
+                            conflict=module.params["conflict"], blob_dir=_blob_dir(module), stage=module.stage,
+                            actor=module.actor, allow_prod=module.params["allow_prod"],
+                            lock_timeout=module.params["lock_timeout"], where=module.connection_target().describe())
+    return import_seed(conn, request, module.check_mode)
+
+
+def orphans_removed(module: PhoenixModule, conn) -> dict:
+    from ansible_collections.phoenix.platform.plugins.module_utils._blobs import orphans
+    from ansible_collections.phoenix.platform.plugins.module_utils._catalog import load
+    from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
+
+    blob_dir = _path(module, "blob_dir")
+    found = orphans(conn, load(conn), blob_dir, module.params["blob_columns"])
+    if found:
+        require_prod_allowed(module.stage, module.params["allow_prod"], "removing blob files")
+    if not module.check_mode:
+        for name in found:
+            (blob_dir / name).unlink()
+    return {"changed": bool(found), "blobs": found, "warnings": []}
+
+
+def run(module: PhoenixModule) -> dict:
+    if not HAS_PYDANTIC:
+        module.fail_json(msg=missing_required_lib("pydantic"))
+    action = {"exported": exported, "imported": imported, "orphans_removed": orphans_removed}[module.params["state"]]
+    with module.connect() as conn:
+        module.check_fence(conn)
+        result = action(module, conn)
+    for warning in result["warnings"]:
+        module.warn(warning)
+    return result
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "state": {"type": "str", "choices": ["exported", "imported", "orphans_removed"], "required": True},
+            "world": {"type": "str"},
+            "dest": {"type": "path"},
+            "src": {"type": "path"},
+            "include_blobs": {"type": "bool", "default": True},
+            "conflict": {"type": "str", "choices": ["skip", "replace", "merge"], "default": "skip"},
+            "blob_dir": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BLOB_DIR"])},
+            "blob_columns": {"type": "list", "elements": "str", "default": ["A_Image.url"]},
+            "allow_prod": {"type": "bool", "default": False},
+            "lock_timeout": {"type": "int", "default": 60},
+        },
+        required_if=[("state", "exported", ("world", "dest")), ("state", "imported", ("src",)),
+                     ("state", "orphans_removed", ("blob_dir",))],
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""phoenix_seed: export, import (both formats), conflicts, blobs, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
+from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+
+from worlds_fixtures import create_shop, fill_shop_world, migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+SEED = {"users": 3, "artifacts": 8, "chats": 2, "messages_per_chat": 3}
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+def call(main, database, check=False, **options):
+    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+
+
+def world_rows(database, world_id: str) -> dict[str, list[tuple]]:
+    """Every row of the world per reference table, without its world_id, sorted: for comparing by query."""
+    queries = {
+        "User": 'SELECT id, email, name, role, "createdAt" FROM "User" WHERE world_id = %s',
+        "Artifact": 'SELECT id, "createdAt", title, summary, kind, "userId" FROM "Artifact" WHERE world_id = %s',
+        "A_Text": 'SELECT t.* FROM "A_Text" t JOIN "Artifact" a ON (a.id, a."createdAt") = (t."artifactId", '
+                  't."createdAt") WHERE a.world_id = %s',
+        "A_Image": 'SELECT t.* FROM "A_Image" t JOIN "Artifact" a ON (a.id, a."createdAt") = (t."artifactId", '
+                   't."createdAt") WHERE a.world_id = %s',
+        "A_SetItems": 'SELECT s.* FROM "A_SetItems" s JOIN "Artifact" a ON (a.id, a."createdAt") = (s."setId", '
+                      's."setCreatedAt") WHERE a.world_id = %s',
+        "Chat": 'SELECT id, "createdAt", title, "userId" FROM "Chat" WHERE world_id = %s',
+        "Message_v2": 'SELECT id, "chatId", role, parts::text, "createdAt" FROM "Message_v2" WHERE world_id = %s',
+    }
+    return {table: sorted(database.query(q, (world_id,))) for table, q in queries.items()}
+
+
+@pytest.fixture
+def seeded(database, tmp_path):
+    """A world with generated data, and one image that points at a real blob file."""
+    migrate(database)
+    call(phoenix_world.main, database, id="ROUND_TRIP", category="demo", tags=["x"], seed=SEED)
+    blob_dir = tmp_path / "blobs"
+    blob_dir.mkdir()
+    (blob_dir / "logo.png").write_bytes(PNG)
+    (blob_dir / "orphan.bin").write_bytes(b"nobody points here")
+    with database.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "A_Image" SET url = %s WHERE "artifactId" IN (SELECT id FROM "Artifact" '
+                             "WHERE world_id = 'ROUND_TRIP' AND kind = 'image')"), ["blob:logo.png"])
+    return database, blob_dir
+
+
+def export(database, dest, blob_dir, world="ROUND_TRIP", check=False):
+    return call(phoenix_seed.main, database, check=check, state="exported", world=world, dest=str(dest),
+                blob_dir=str(blob_dir))
+
+
+def test_round_trip_is_row_for_row_identical(seeded, tmp_path):
+    database, blob_dir = seeded
+    before = world_rows(database, "ROUND_TRIP")
+    dest = tmp_path / "seed"
+    result = export(database, dest, blob_dir)
+    assert result.get("changed") is True, result
+    assert result["tables"]["Artifact"] == 8 and result["blobs"] == 1
+    manifest = json.loads((dest / "seed.json").read_text())
+    assert manifest["source"] == {"worldId": "ROUND_TRIP", "environment": "BETA"}
+    for table in manifest["tables"]:
+        data = (dest / table["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == table["sha256"]
+        assert data.count(b"\n") == table["rows"]
+    assert (dest / "README.md").read_text().startswith("# Seed ROUND_TRIP")
+    assert sorted(os.listdir(dest / "blob")) == ["logo.png"]
+
+    call(phoenix_world.main, database, id="ROUND_TRIP", state="absent")
+    assert world_rows(database, "ROUND_TRIP")["Artifact"] == []
+    shutil.rmtree(blob_dir)
+    imported = call(phoenix_seed.main, database, state="imported", src=str(dest), blob_dir=str(blob_dir))
+    assert imported["changed"] is True
+    assert imported["tables"]["Artifact"]["inserted"] == 8
+    assert world_rows(database, "ROUND_TRIP") == before
+    assert hashlib.sha256((blob_dir / "logo.png").read_bytes()).digest() == hashlib.sha256(PNG).digest()
+    meta = database.query('SELECT category, tags, environment FROM "WorldMeta" WHERE id = %s', ("ROUND_TRIP",))
+    assert meta == [("demo", ["x"], "BETA")]
+    again = call(phoenix_seed.main, database, state="imported", src=str(dest), blob_dir=str(blob_dir))
+    assert again["changed"] is False
+    assert again["conflicts"]["Artifact"] == 8
+
+
+def test_export_twice_changes_nothing_and_check_mode_writes_nothing(seeded, tmp_path):
+    database, blob_dir = seeded
+    dest = tmp_path / "seed"
+    planned = export(database, dest, blob_dir, check=True)
+    assert planned["changed"] is True and not dest.exists()
+    export(database, dest, blob_dir)
+    assert export(database, dest, blob_dir)["changed"] is False
+    call(phoenix_world.main, database, id="ROUND_TRIP", description="changed")
+    assert export(database, dest, blob_dir, check=True)["changed"] is True
+    assert "changed" not in (dest / "seed.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blobs", "seed"]  # no partial directories left
+
+
+def test_import_under_another_id_rekeys(seeded, tmp_path):
+    database, blob_dir = seeded
+    export(database, tmp_path / "seed", blob_dir)
+    result = call(phoenix_seed.main, database, state="imported", src=str(tmp_path / "seed"), world="RENAMED",
+                  blob_dir=str(blob_dir))
+    assert result["changed"] is True and result["conflicts"] == {}
+    original = {r[0] for r in database.query('SELECT id FROM "Artifact" WHERE world_id = %s', ("ROUND_TRIP",))}
+    renamed = {r[0] for r in database.query('SELECT id FROM "Artifact" WHERE world_id = %s', ("RENAMED",))}
+    assert len(renamed) == 8 and not original & renamed
+    assert database.query('SELECT count(*) FROM "A_Text" t JOIN "Artifact" a ON a.id = t."artifactId" '
+                          "WHERE a.world_id = 'RENAMED'") == database.query(
+        'SELECT count(*) FROM "A_Text" t JOIN "Artifact" a ON a.id = t."artifactId" WHERE a.world_id = \'ROUND_TRIP\'')
+
+
+def test_import_into_another_world_without_rename_is_refused(seeded, tmp_path):
+    database, blob_dir = seeded
+    export(database, tmp_path / "seed", blob_dir)
+    manifest_path = tmp_path / "seed" / "seed.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["source"]["worldId"] = "OTHER"
+    manifest_path.write_text(json.dumps(manifest))
+    result = call(phoenix_seed.main, database, state="imported", src=str(tmp_path / "seed"), blob_dir=str(blob_dir))
+    assert result["failed"] is True
+    assert "belong to other worlds" in result["msg"]
+    assert database.query('SELECT count(*) FROM "WorldMeta" WHERE id = %s', ("OTHER",)) == [(0,)]
+
+
+def test_import_check_mode_analyses_conflicts_and_writes_nothing(seeded, tmp_path):
+    database, blob_dir = seeded
+    export(database, tmp_path / "seed", blob_dir)
+    with database.connect() as conn:  # one text artifact changes, so merge would update it
+        conn.execute(sql.SQL('UPDATE "A_Text" SET content = %s WHERE "artifactId" = (SELECT id FROM "Artifact" '
+                             "WHERE world_id = 'ROUND_TRIP' AND kind = 'text' ORDER BY id LIMIT 1)"), ["edited"])
+        conn.execute(sql.SQL('DELETE FROM "Message_v2" WHERE world_id = %s'), ["ROUND_TRIP"])
+    before = table_fingerprints(database)
+    plan = call(phoenix_seed.main, database, check=True, state="imported", src=str(tmp_path / "seed"),
+                conflict="merge", blob_dir=str(blob_dir))
+    assert plan["changed"] is True
+    assert plan["tables"]["Message_v2"] == {"rows": 6, "conflicts": 0, "inserted": 6, "updated": 0, "deleted": 0}
+    assert plan["tables"]["A_Text"]["updated"] == 1
+    assert plan["conflicts"]["Artifact"] == 8
+    assert table_fingerprints(database) == before
+
+
+def test_replace_removes_rows_the_seed_does_not_hold(seeded, tmp_path):
+    database, blob_dir = seeded
+    export(database, tmp_path / "seed", blob_dir)
+    call(phoenix_world.main, database, id="ROUND_TRIP", seed={"users": 4, "artifacts": 10, "chats": 2,
+                                                              "messages_per_chat": 3})
+    result = call(phoenix_seed.main, database, state="imported", src=str(tmp_path / "seed"), conflict="replace",
+                  blob_dir=str(blob_dir))
+    assert result["tables"]["User"]["deleted"] == 1
+    assert result["tables"]["Artifact"]["deleted"] == 2
+    assert database.query('SELECT count(*) FROM "Artifact" WHERE world_id = %s', ("ROUND_TRIP",)) == [(8,)]
+
+
+def test_tampered_seed_is_refused_before_writing(seeded, tmp_path):
+    database, blob_dir = seeded
+    dest = tmp_path / "seed"
+    export(database, dest, blob_dir)
+    call(phoenix_world.main, database, id="ROUND_TRIP", state="absent")
+    with open(dest / "tables" / "User.jsonl", "ab") as handle:
+        handle.write(b'{"id": "00000000-0000-0000-0000-000000000000"}\n')
+    result = call(phoenix_seed.main, database, state="imported", src=str(dest), blob_dir=str(blob_dir))
+    assert result["failed"] is True
+    assert "tables/User.jsonl: sha256 mismatch" in result["msg"]
+    assert database.query('SELECT count(*) FROM "WorldMeta"') == [(0,)]
+
+
+@pytest.mark.parametrize("manifest, expected", [
+    ({"version": "2.0.0"}, "source: Field required"),
+    ({"version": "2.0.0", "createdAt": "x", "source": {"worldId": "lower", "environment": "BETA"}, "world": {},
+      "tables": []}, "source.worldId"),
+    ({"version": "2.0.0", "createdAt": "x", "source": {"worldId": "OK", "environment": "BETA"}, "world": {},
+      "tables": [{"name": "User", "file": "../etc/passwd", "rows": 1, "sha256": "0" * 64}]}, "tables.0.file"),
+])
+def test_invalid_manifest_names_the_field(seeded, tmp_path, manifest, expected):
+    database, _blob_dir = seeded
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "seed.json").write_text(json.dumps(manifest))
+    result = call(phoenix_seed.main, database, state="imported", src=str(tmp_path / "bad"))
+    assert result["failed"] is True
+    assert expected in result["msg"]
+    assert "Traceback" not in result["_raw"]
+
+
+def test_orphaned_blobs(seeded, tmp_path):
+    database, blob_dir = seeded
+    planned = call(phoenix_seed.main, database, check=True, state="orphans_removed", blob_dir=str(blob_dir))
+    assert planned["changed"] is True and planned["blobs"] == ["orphan.bin"]
+    assert (blob_dir / "orphan.bin").exists()
+    done = call(phoenix_seed.main, database, state="orphans_removed", blob_dir=str(blob_dir))
+    assert done["blobs"] == ["orphan.bin"]
+    assert sorted(os.listdir(blob_dir)) == ["logo.png"]
+    assert call(phoenix_seed.main, database, state="orphans_removed", blob_dir=str(blob_dir))["changed"] is False
+
+
+LEGACY_SEED = {
+    "version": "1.0.0",
+    "createdAt": "2024-05-01T10:00:00.000Z",
+    "source": {"worldId": "LEGACY_WORLD", "environment": "LOCAL"},
+    "world": {
+        "metadata": {"name": "Legacy world", "description": "Written by the original seed manager",
+                     "category": "onboarding", "tags": ["legacy"], "favouriteColour": "blue"},
+        "users": [{"id": "11111111-1111-4111-8111-111111111111", "email": "admin@legacy.example", "type": "admin"},
+                  {"email": "user@legacy.example", "nickname": "u"}],
+        "artifacts": [
+            {"id": "22222222-2222-4222-8222-222222222222", "title": "Welcome", "kind": "text",
+             "content": "Hello there", "createdAt": "2024-05-01T10:00:00.000Z",
+             "userId": "11111111-1111-4111-8111-111111111111"},
+            {"title": "Team photo", "kind": "image", "url": "blob:team.png"},
+            {"title": "Our CEO", "kind": "person", "fullName": "Ada Lovelace", "department": "Board"},
+        ],
+        "chats": [{"title": "First chat", "messages": [{"role": "user", "content": "Hi"},
+                                                       {"role": "assistant", "content": "Hello!"}]}],
+        "blobs": [{"key": "team.png", "file": "blobs/team.png", "contentType": "image/png"}],
+    },
+}
+
+
+def test_original_1_0_0_format_imports(database, tmp_path):
+    migrate(database)
+    src = tmp_path / "legacy"
+    (src / "blobs").mkdir(parents=True)
+    (src / "blobs" / "team.png").write_bytes(PNG)
+    (src / "seed.json").write_text(json.dumps(LEGACY_SEED))
+    blob_dir = tmp_path / "blob_dir"
+    result = call(phoenix_seed.main, database, state="imported", src=str(src), blob_dir=str(blob_dir))
+    assert result.get("changed") is True, result
+    assert {t: s["inserted"] for t, s in result["tables"].items()} == {
+        "User": 2, "Artifact": 3, "A_Text": 1, "A_Image": 1, "A_Person": 1, "Chat": 1, "Message_v2": 2}
+    messages = [w["event"]["msg"] for w in result["warnings"]]
+    assert any("metadata" not in m and "users[1].nickname" in m for m in messages)
+    assert database.query('SELECT name, category FROM "WorldMeta" WHERE id = %s', ("LEGACY_WORLD",)) == [
+        ("Legacy world", "onboarding")]
+    assert database.query('SELECT role FROM "User" WHERE email = %s', ("admin@legacy.example",)) == [("admin",)]
+    assert database.query('SELECT content FROM "A_Text"') == [("Hello there",)]
+    assert (blob_dir / "team.png").read_bytes() == PNG
+    assert call(phoenix_seed.main, database, state="imported", src=str(src), blob_dir=str(blob_dir))["changed"] is False
+
+
+def test_shop_round_trip(database, tmp_path):
+    create_shop(database)
+    fill_shop_world(database, "SHOP_A")
+    query = ("SELECT c.name, o.total, o.note::text, l.line_no, l.sku, l.qty FROM shop.customers c "
+             "JOIN shop.orders o ON o.customer_id = c.id JOIN shop.order_lines l ON l.order_id = o.id "
+             "WHERE c.world_id = %s ORDER BY 1, 2, 4")
+    before = database.query(query, ("SHOP_A",))
+    assert call(phoenix_seed.main, database, state="exported", world="SHOP_A", dest=str(tmp_path / "s"))["tables"] == {
+        "shop.customers": 3, "shop.orders": 6, "shop.order_lines": 12}
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "SHOP_A", "state": "absent"})
+    result = call(phoenix_seed.main, database, state="imported", src=str(tmp_path / "s"))
+    assert result["tables"]["shop.order_lines"]["inserted"] == 12
+    assert database.query(query, ("SHOP_A",)) == before
+
+
+KILL_SCRIPT = """
+import sys
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+run_module(phoenix_seed.main, {"db_url": sys.argv[1], "stage": "BETA", "state": "imported", "src": sys.argv[2],
+                               "world": "KILLED"})
+"""
+
+
+def test_import_killed_part_way_leaves_no_row(database, tmp_path):
+    """The import is stopped while it waits to write Message_v2, after writing its parents' rows."""
+    migrate(database)
+    call(phoenix_world.main, database, id="BIG", seed=SEED)
+    call(phoenix_seed.main, database, state="exported", world="BIG", dest=str(tmp_path / "big"), include_blobs=False)
+    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections"))
+    with database.connect() as blocker:
+        blocker.autocommit = False
+        blocker.execute(sql.SQL('LOCK TABLE "Message_v2" IN SHARE MODE'))  # INSERT has to wait for this
+        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, database.url, str(tmp_path / "big")], env=env)
+        deadline = time.monotonic() + 60
+        waiting = []
+        while not waiting and time.monotonic() < deadline and process.poll() is None:
+            waiting = database.query("SELECT query FROM pg_stat_activity WHERE application_name LIKE "
+                                     "'phoenix.platform.%' AND wait_event_type = 'Lock'")
+            time.sleep(0.02)
+        assert waiting and "Message_v2" in waiting[0][0], "the import never reached Message_v2"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        blocker.rollback()
+    assert process.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while database.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                         "'phoenix.platform.%'") != [(0,)] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the dropped connection and rolls back
+    assert database.query('SELECT count(*) FROM "WorldMeta" WHERE id = %s', ("KILLED",)) == [(0,)]
+    for table in ("User", "Artifact", "Chat", "Message_v2"):
+        assert database.query(sql.SQL("SELECT count(*) FROM {} WHERE world_id = %s").format(
+            sql.Identifier(table)).as_string(None), ("KILLED",)) == [(0,)]
