@@ -134,6 +134,8 @@ def _export_table(conn, catalog, table, world_id: str, work: Path | None) -> dic
                 sink.write(bytes(data))
     finally:
         sink.close()
+    if work and not sink.rows:
+        (work / name).unlink()  # tables without rows of this world are left out
     return {"name": table.label, "file": name, "rows": sink.rows, "sha256": sink.digest.hexdigest()}
 
 

@@ -52,7 +52,7 @@ def jsonable(value: Any) -> Any:
 def expires_at(meta: dict[str, Any]) -> str | None:
     if meta["isTemplate"]:
         return None
-    return (meta["createdAt"] + timedelta(hours=meta["cleanupAfterHours"])).isoformat()
+    return (meta["createdAt"] + timedelta(hours=meta["cleanupAfterHours"])).isoformat(timespec="seconds")
 
 
 def read_meta(conn, world_id: str, lock: bool = False) -> dict[str, Any] | None:
