@@ -25,6 +25,7 @@ $(COLLECTION_LINK):
 
 demo: venv
 	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local -i inventories/beta -i inventories/prod
+	$(BIN)/ansible-playbook playbooks/seed.yml -i inventories/local -i inventories/beta
 	$(BIN)/ansible-playbook playbooks/env_status.yml -i inventories/local -i inventories/beta -i inventories/prod
 
 stop: venv

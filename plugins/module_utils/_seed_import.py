@@ -101,7 +101,12 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
                                    % (request.src, ", ".join(unknown)))
             current = read_meta(conn, target, lock=True)
             wanted = {col: seed.metadata[col] for col in META_COLUMNS.values() if col in seed.metadata}
-            meta_changes = wanted if current is None else {c: v for c, v in wanted.items() if current[c] != v}
+            if current is None:
+                meta_changes = wanted
+            elif request.conflict == "skip":  # an existing world keeps its metadata, like its rows
+                meta_changes = {}
+            else:
+                meta_changes = {c: v for c, v in wanted.items() if current[c] != v}
             if current is None:
                 meta_changes.setdefault("name", target)
             if meta_changes:

@@ -121,11 +121,6 @@ blobs:
   description: Blob keys written (V(imported)), number exported (V(exported)), or files removed (V(orphans_removed)).
   returned: success
   type: raw
-warnings:
-  description: Unknown fields of a 1.0.0 seed, blobs referenced but missing.
-  returned: success
-  type: list
-  elements: str
 """
 
 from pathlib import Path
@@ -183,7 +178,7 @@ def run(module: PhoenixModule) -> dict:
     with module.connect() as conn:
         module.check_fence(conn)
         result = action(module, conn)
-    for warning in result["warnings"]:
+    for warning in result.pop("warnings"):
         module.warn(warning)
     return result
 

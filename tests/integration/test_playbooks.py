@@ -96,3 +96,45 @@ def test_health_watch_repeats(phoenix_home):
                       "-e", "health_rounds=2", "-e", "phoenix_health_interval=1")
     assert result.returncode == 0, result.stdout
     assert len(re.findall(r"LOCAL round \d at", result.stdout)) == 2
+
+
+def test_seed_worlds_cleanup_export_import(phoenix_home, tmp_path):
+    assert playbook(phoenix_home, "site.yml", *ALL).returncode == 0
+    first = playbook(phoenix_home, "seed.yml", "-i", "inventories/local", "-i", "inventories/beta")
+    assert first.returncode == 0, first.stdout
+    assert "LOCAL: ENTERPRISE_ONBOARDING: 35 rows, GENERAL_001: 46 rows, UC_TESTING: 46 rows, UC_DEMO: 46 rows" \
+        in first.stdout.replace("\n        ", " ")
+    again = playbook(phoenix_home, "seed.yml", "-i", "inventories/local", "-i", "inventories/beta")
+    assert {h: s["changed"] for h, s in recap(again.stdout).items()} == {"phoenix-local": 0, "phoenix-beta": 0}
+
+    refused = playbook(phoenix_home, "seed.yml", "-i", "inventories/prod")
+    assert refused.returncode != 0 and "never runs against PROD" in refused.stdout
+
+    status = playbook(phoenix_home, "env_status.yml", *ALL)
+    assert "LOCAL: healthy (4 worlds, 46 artifacts)" in status.stdout
+    assert "BETA: healthy (2 worlds, 24 artifacts)" in status.stdout
+
+    created = playbook(phoenix_home, "worlds.yml", "-i", "inventories/local", "-e", "operation=create",
+                       "-e", "world=UC_NEW", "-e", "template=GENERAL_001")
+    assert created.returncode == 0, created.stdout
+    listing = playbook(phoenix_home, "worlds.yml", "-i", "inventories/local", "-e", "format=csv")
+    assert "UC_NEW,UC_NEW," in listing.stdout
+    dest = str(tmp_path / "uc_new")
+    exported = playbook(phoenix_home, "worlds.yml", "-i", "inventories/local", "-e", "operation=export",
+                        "-e", "world=UC_NEW", "-e", "dest=" + dest)
+    assert exported.returncode == 0 and os.path.exists(os.path.join(dest, "seed.json"))
+    imported = playbook(phoenix_home, "seed_import.yml", "-i", "inventories/beta", "-e", "src=" + dest)
+    assert imported.returncode == 0, imported.stdout
+    assert "UC_NEW in BETA: 46 row(s) inserted, 0 updated, 0 deleted; 0 already there" in imported.stdout
+    prod_import = playbook(phoenix_home, "seed_import.yml", "-i", "inventories/prod", "-e", "src=" + dest)
+    assert prod_import.returncode != 0 and "allow_prod=true" in prod_import.stdout
+    from_prod = playbook(phoenix_home, "seed_export.yml", "-i", "inventories/beta", "-e", "world=UC_NEW",
+                         "-e", "dest=" + str(tmp_path / "from_beta"))
+    assert from_prod.returncode == 0, from_prod.stdout
+    deleted = playbook(phoenix_home, "worlds.yml", "-i", "inventories/local", "-e", "operation=delete",
+                       "-e", "world=UC_NEW")
+    assert deleted.returncode == 0 and recap(deleted.stdout)["phoenix-local"]["changed"] == 1
+    cleanup = playbook(phoenix_home, "cleanup.yml", *ALL, "-e", "max_age_hours=0")
+    assert cleanup.returncode == 0, cleanup.stdout
+    assert "LOCAL: removed 2 world(s), deactivated 0, deleted 92 row(s)" in cleanup.stdout  # UC_TESTING, UC_DEMO
+    assert "PROD: world cleanup disabled" in cleanup.stdout
