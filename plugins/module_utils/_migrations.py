@@ -195,10 +195,23 @@ _REFERENCE_APP = (
     'CREATE INDEX "Suggestion_world_id_idx" ON "Suggestion" (world_id)',
 )
 
+# Foreign-key columns get indexes so that deleting parents (world cleanup) does not scan
+# every child table once per deleted row.
+_REFERENCE_FK_INDEXES = (
+    'CREATE INDEX "Chat_userId_idx" ON "Chat" ("userId")',
+    'CREATE INDEX "Message_v2_chatId_idx" ON "Message_v2" ("chatId")',
+    'CREATE INDEX "Artifact_userId_idx" ON "Artifact" ("userId")',
+    'CREATE INDEX "Artifact_authorId_idx" ON "Artifact" ("authorId")',
+    'CREATE INDEX "Suggestion_userId_idx" ON "Suggestion" ("userId")',
+    'CREATE INDEX "Suggestion_document_idx" ON "Suggestion" ("documentId", "documentCreatedAt")',
+    'CREATE INDEX "A_SetItems_item_idx" ON "A_SetItems" ("itemId", "itemCreatedAt")',
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "phoenix_core", CORE, _PHOENIX_TABLES),
     Migration(2, "world_meta", CORE, _WORLD_META),
     Migration(3, "reference_app", REFERENCE, _REFERENCE_APP),
+    Migration(4, "reference_fk_indexes", REFERENCE, _REFERENCE_FK_INDEXES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

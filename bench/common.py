@@ -1,0 +1,59 @@
+"""Shared pieces of the benchmarks: a throwaway cluster, timing, child-process peak memory."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / ".ansible" / "collections"))
+
+from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster  # noqa: E402
+
+
+@contextlib.contextmanager
+def throwaway_cluster(port: int) -> Iterator[LocalCluster]:
+    work = Path(tempfile.mkdtemp(prefix="phoenix-bench-"))
+    work.chmod(0o755)
+    cluster = LocalCluster(work / "pg", port, settings={"fsync": "off", "synchronous_commit": "off",
+                                                         "shared_buffers": "256MB", "max_wal_size": "4GB"})
+    try:
+        cluster.ensure_running()
+        yield cluster
+    finally:
+        cluster.ensure_absent()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def url(cluster: LocalCluster, dbname: str) -> str:
+    return "postgresql://postgres@/%s?host=%s&port=%d" % (dbname, cluster.socket_dir, cluster.port)
+
+
+def median_seconds(action: Callable[[int], None], runs: int) -> float:
+    """Median wall time of ``action(run_number)``."""
+    timings = []
+    for run in range(runs):
+        started = time.perf_counter()
+        action(run)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+PEAK_REPORT = "\nimport resource\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+
+
+def run_child(code: str, *args: str) -> tuple[float, float]:
+    """Run ``code`` in a fresh Python; returns (seconds, its peak RSS in MB)."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code + PEAK_REPORT, *args], check=True, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(ROOT / ".ansible" / "collections"), "PATH": "/usr/bin:/bin"})
+    elapsed = time.perf_counter() - started
+    peak_kb = int(result.stdout.rsplit("PEAK_KB", 1)[1].split()[0])
+    return elapsed, peak_kb / 1024
