@@ -22,8 +22,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster im
 def throwaway_cluster(port: int) -> Iterator[LocalCluster]:
     work = Path(tempfile.mkdtemp(prefix="phoenix-bench-"))
     work.chmod(0o755)
-    cluster = LocalCluster(work / "pg", port, settings={"fsync": "off", "synchronous_commit": "off",
-                                                         "shared_buffers": "256MB", "max_wal_size": "4GB"})
+    settings = {"fsync": "off", "synchronous_commit": "off", "shared_buffers": "256MB", "max_wal_size": "4GB"}
+    cluster = LocalCluster(work / "pg", port, settings=settings)
     try:
         cluster.ensure_running()
         yield cluster

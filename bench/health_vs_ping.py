@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,12 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / ".ansible" / "collections"))
-
-from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster  # noqa: E402
-
-from report import write_section  # noqa: E402
+from common import ROOT, throwaway_cluster, url
+from report import write_section
 
 PLAY = """- hosts: localhost
   gather_facts: false
@@ -54,31 +49,24 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="phoenix-bench-"))
-    work.chmod(0o755)
-    cluster = LocalCluster(work / "pg", 55471, settings={"fsync": "off"})
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    try:
-        cluster.ensure_running()
+    with throwaway_cluster(55471) as cluster, tempfile.TemporaryDirectory() as work:
         cluster.ensure_databases(["bench"])
-        url = "postgresql://postgres@/bench?host=%s&port=%d" % (cluster.socket_dir, cluster.port)
+        db_url = url(cluster, "bench")
         subprocess.run([str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local",
                         "-e", "ansible_python_interpreter=" + sys.executable,
-                        "-m", "phoenix.platform.phoenix_schema", "-a", "db_url=%s stage=LOCAL" % url],
+                        "-m", "phoenix.platform.phoenix_schema", "-a", "db_url=%s stage=LOCAL" % db_url],
                        check=True, capture_output=True, env=env, cwd=ROOT)
         playbooks = {
             "empty": PLAY.format(tasks="    - ansible.builtin.meta: noop\n"),
             "ping": PLAY.format(tasks=PING_TASK * args.tasks),
-            "health": PLAY.format(tasks=HEALTH_TASK.format(url=url) * args.tasks),
+            "health": PLAY.format(tasks=HEALTH_TASK.format(url=db_url) * args.tasks),
         }
         medians = {}
         for name, text in playbooks.items():
-            path = work / (name + ".yml")
+            path = Path(work) / (name + ".yml")
             path.write_text(text)
             medians[name] = statistics.median(time_playbook(path, args.runs, env))
-    finally:
-        cluster.ensure_absent()
-        shutil.rmtree(work, ignore_errors=True)
 
     per_task = {name: (medians[name] - medians["empty"]) / args.tasks for name in ("ping", "health")}
     ratio = medians["health"] / medians["ping"]

@@ -178,9 +178,9 @@ def bench_seed(cluster, rows: int, work: Path) -> list[str]:
         add_world(conn, "SEEDED", rows)
     dest, raw_file = work / ("seed_%d" % rows), work / ("raw_%d.copy" % rows)
     export_s, export_mb = run_child(EXPORT, dsn, str(dest))
-    raw_export_s, _ = run_child(RAW_EXPORT, dsn, str(raw_file))
+    raw_export_s = run_child(RAW_EXPORT, dsn, str(raw_file))[0]
     import_s, import_mb = run_child(IMPORT, dsn, str(dest), str(rows))
-    raw_import_s, _ = run_child(RAW_IMPORT, dsn, str(raw_file))
+    raw_import_s = run_child(RAW_IMPORT, dsn, str(raw_file))[0]
     size_mb = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
     label = format(rows, ",")
     return [

@@ -275,15 +275,28 @@ run_module(phoenix_seed.main, {"db_url": sys.argv[1], "stage": "BETA", "state": 
 """
 
 
-def test_import_killed_part_way_leaves_no_row(database, tmp_path):
-    """The import is stopped while it waits to write Message_v2, after writing its parents' rows."""
-    migrate(database)
-    call(phoenix_world.main, database, id="BIG", seed=SEED)
+KILL_CASES = {
+    # schema -> (child table the import waits for, tables that must hold none of its rows)
+    "reference": (("public", "Message_v2"), ("User", "Artifact", "Chat", "Message_v2")),
+    "shop": (("shop", "order_lines"), ("shop.customers", "shop.orders")),
+}
+
+
+@pytest.mark.parametrize("schema", sorted(KILL_CASES))
+def test_import_killed_part_way_leaves_no_row(database, tmp_path, schema):
+    """The import is stopped while it waits to write a child table, after writing its parents' rows."""
+    locked, checked = KILL_CASES[schema]
+    if schema == "reference":
+        migrate(database)
+        call(phoenix_world.main, database, id="BIG", seed=SEED)
+    else:
+        create_shop(database)
+        fill_shop_world(database, "BIG")
     call(phoenix_seed.main, database, state="exported", world="BIG", dest=str(tmp_path / "big"), include_blobs=False)
     env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections"))
     with database.connect() as blocker:
         blocker.autocommit = False
-        blocker.execute(sql.SQL('LOCK TABLE "Message_v2" IN SHARE MODE'))  # INSERT has to wait for this
+        blocker.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.Identifier(*locked)))  # INSERT waits
         process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, database.url, str(tmp_path / "big")], env=env)
         deadline = time.monotonic() + 60
         waiting = []
@@ -291,7 +304,7 @@ def test_import_killed_part_way_leaves_no_row(database, tmp_path):
             waiting = database.query("SELECT query FROM pg_stat_activity WHERE application_name LIKE "
                                      "'phoenix.platform.%' AND wait_event_type = 'Lock'")
             time.sleep(0.02)
-        assert waiting and "Message_v2" in waiting[0][0], "the import never reached Message_v2"
+        assert waiting and waiting[0][0].startswith("INSERT INTO"), "the import never reached %s.%s" % locked
         process.send_signal(signal.SIGKILL)
         process.wait()
         blocker.rollback()
@@ -301,6 +314,9 @@ def test_import_killed_part_way_leaves_no_row(database, tmp_path):
                          "'phoenix.platform.%'") != [(0,)] and time.monotonic() < deadline:
         time.sleep(0.05)  # the server notices the dropped connection and rolls back
     assert database.query('SELECT count(*) FROM "WorldMeta" WHERE id = %s', ("KILLED",)) == [(0,)]
-    for table in ("User", "Artifact", "Chat", "Message_v2"):
-        assert database.query(sql.SQL("SELECT count(*) FROM {} WHERE world_id = %s").format(
-            sql.Identifier(table)).as_string(None), ("KILLED",)) == [(0,)]
+    for table in checked:
+        schema_name, _dot, name = table.rpartition(".")
+        query = sql.SQL("SELECT count(*) FROM {} WHERE world_id = %s").format(
+            sql.Identifier(schema_name or "public", name))
+        with database.connect() as conn:
+            assert conn.execute(query, ["KILLED"]).fetchone() == (0,)

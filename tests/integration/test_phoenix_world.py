@@ -160,9 +160,14 @@ def test_shop_clone_and_delete(shop):
     original = shop.query("SELECT l.sku, l.qty FROM shop.order_lines l JOIN shop.orders o ON o.id = l.order_id "
                           "WHERE o.world_id = 'SHOP_TEMPLATE' ORDER BY 1, 2")
     assert copied == original
+    world(shop, id="SHOP_OTHER", from_template="SHOP_TEMPLATE")
+    keys = {w: {r[0] for r in shop.query("SELECT id FROM shop.orders WHERE world_id = %s", (w,))}
+            for w in ("SHOP_TEMPLATE", "SHOP_COPY", "SHOP_OTHER")}
+    assert len(keys["SHOP_COPY"]) == len(keys["SHOP_OTHER"]) == 6
+    assert not keys["SHOP_COPY"] & keys["SHOP_OTHER"] and not keys["SHOP_COPY"] & keys["SHOP_TEMPLATE"]
     removed = world(shop, id="SHOP_COPY", state="absent")
     assert removed["rows_removed"] == {"shop.customers": 3, "shop.orders": 6, "shop.order_lines": 12}
-    assert shop.query("SELECT count(*) FROM shop.order_lines") == [(12,)]
+    assert shop.query("SELECT count(*) FROM shop.order_lines") == [(24,)]
 
 
 def test_shop_has_no_reference_tables_to_seed(shop):
