@@ -165,12 +165,12 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
     staged: list[tuple[Table, Any, Any]] = []
     stats: dict[str, dict[str, int]] = {}
     for index, table in enumerate(t for t in catalog.members if t.label in seed.tables):
-        staging = _stage(conn, index, seed.tables[table.label]())
+        staging, total = _stage(conn, index, seed.tables[table.label]())
         row = _populated(table, staging)
         keys = catalog.uuid_key_columns(table) if renamed else set()
         columns = _columns(conn, table, staging, warnings)
         exprs = {c: _expression(c, keys) for c in columns}
-        stats[table.label] = _insert(conn, table, row, columns, exprs, conflict, target)
+        stats[table.label] = _insert(conn, table, row, columns, exprs, conflict, target, total)
         staged.append((table, row, exprs))
     if conflict == "replace":  # rows of the world that the seed does not hold go, children first
         for table, row, exprs in reversed(staged):
@@ -179,16 +179,18 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
 
 
 def _stage(conn, index: int, lines: Iterable[bytes]):
-    """Stream JSON Lines into a temporary table; returns its identifier."""
+    """Stream JSON Lines into a temporary table; returns its identifier and the row count."""
     from psycopg import sql
 
     staging = sql.Identifier("phoenix_import_%d" % index)
     conn.execute(sql.SQL("CREATE TEMP TABLE {} (doc jsonb) ON COMMIT DROP").format(staging))
+    rows = 0
     with conn.cursor().copy(sql.SQL("COPY {} (doc) FROM STDIN " + COPY_JSON).format(staging)) as copy:
         for line in lines:
             if line.strip():
                 copy.write(line)
-    return staging
+                rows += 1
+    return staging, rows
 
 
 def _populated(table: Table, staging):
@@ -233,22 +235,12 @@ def _key_match(table: Table, alias: str, exprs):
         sql.SQL(", ").join(exprs[c] for c in table.primary_key))
 
 
-def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, target: str) -> dict[str, int]:
+def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, target: str,
+            total: int) -> dict[str, int]:
+    """One INSERT ... SELECT for the table; conflicts are the rows whose key was already there."""
     from psycopg import sql
 
     params = {"target": target}
-    total = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(row), params).fetchone()[0]
-    existing = sql.SQL("SELECT count(*) FROM {row} WHERE EXISTS (SELECT 1 FROM {table} x WHERE {match}{other})")
-    conflicts = conn.execute(existing.format(row=row, table=table.identifier(), match=_key_match(table, "x", exprs),
-                                             other=sql.SQL("")), params).fetchone()[0]
-    if table.has_world_id and conflicts:
-        foreign = conn.execute(existing.format(
-            row=row, table=table.identifier(), match=_key_match(table, "x", exprs),
-            other=sql.SQL(" AND x.{} IS DISTINCT FROM %(target)s").format(sql.Identifier(WORLD_COLUMN))),
-            params).fetchone()[0]
-        if foreign:
-            raise PhoenixError("%d row(s) of %s have the keys of rows that belong to other worlds; import under "
-                               "another id (world=...) so the keys are re-keyed" % (foreign, table.label))
     insert = sql.SQL("INSERT INTO {table} AS x ({cols}) SELECT {exprs} FROM {row} ON CONFLICT ").format(
         table=table.identifier(), cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         exprs=sql.SQL(", ").join(exprs[c] for c in columns), row=row)
@@ -256,15 +248,35 @@ def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, t
     if conflict == "skip" or not updatable:
         insert += sql.SQL("DO NOTHING")
     else:
-        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE ({old}) IS DISTINCT FROM ({new})").format(
+        same_world = sql.SQL("x.{0} = excluded.{0} AND ").format(sql.Identifier(WORLD_COLUMN)) \
+            if table.has_world_id else sql.SQL("")
+        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {same_world}({old}) IS DISTINCT FROM ({new})").format(
             pk=sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
             sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updatable),
+            same_world=same_world,
             old=sql.SQL(", ").join(_comparable(table, "x", c) for c in updatable),
             new=sql.SQL(", ").join(_comparable(table, "excluded", c) for c in updatable))
-    written = conn.execute(insert, params).rowcount
-    inserted = total - conflicts
-    return {"rows": total, "conflicts": conflicts, "inserted": min(inserted, written),
-            "updated": max(written - inserted, 0), "deleted": 0}
+    # xmax is 0 for a freshly inserted row and set for an updated one; counted server-side.
+    counts = sql.SQL("WITH written AS ({insert} RETURNING (x.xmax = 0) AS fresh) "
+                     "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM written")
+    inserted, updated = conn.execute(counts.format(insert=insert), params).fetchone()
+    conflicts = total - inserted
+    if conflicts and table.has_world_id:
+        _refuse_other_worlds_keys(conn, table, row, exprs, target)
+    return {"rows": total, "conflicts": conflicts, "inserted": inserted, "updated": updated, "deleted": 0}
+
+
+def _refuse_other_worlds_keys(conn, table: Table, row, exprs, target: str) -> None:
+    from psycopg import sql
+
+    foreign = conn.execute(sql.SQL(
+        "SELECT count(*) FROM {row} WHERE EXISTS (SELECT 1 FROM {table} x WHERE {match} "
+        "AND x.{world} IS DISTINCT FROM %(target)s)").format(
+        row=row, table=table.identifier(), match=_key_match(table, "x", exprs),
+        world=sql.Identifier(WORLD_COLUMN)), {"target": target}).fetchone()[0]
+    if foreign:
+        raise PhoenixError("%d row(s) of %s have the keys of rows that belong to other worlds; import under "
+                           "another id (world=...) so the keys are re-keyed" % (foreign, table.label))
 
 
 def _comparable(table: Table, alias: str, column: str):

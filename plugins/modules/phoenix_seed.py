@@ -69,8 +69,9 @@ attributes:
   check_mode:
     support: full
     details:
-      - V(exported) reports whether the directory would change. V(imported) validates and analyses conflicts
-        (rows per table that exist already, missing blobs). V(orphans_removed) lists the files. Nothing is written.
+      - V(exported) reports whether the directory would change. V(orphans_removed) lists the files.
+      - V(imported) validates the seed and analyses conflicts (rows per table that exist already, missing blobs)
+        by running the import in a transaction that is rolled back, so the counts are exact and nothing is kept.
   diff_mode:
     support: none
 requirements:

@@ -304,7 +304,8 @@ def test_import_killed_part_way_leaves_no_row(database, tmp_path, schema):
             waiting = database.query("SELECT query FROM pg_stat_activity WHERE application_name LIKE "
                                      "'phoenix.platform.%' AND wait_event_type = 'Lock'")
             time.sleep(0.02)
-        assert waiting and waiting[0][0].startswith("INSERT INTO"), "the import never reached %s.%s" % locked
+        assert waiting and "INSERT INTO %s" % sql.Identifier(*locked).as_string(None) in waiting[0][0], \
+            "the import never reached %s.%s" % locked
         process.send_signal(signal.SIGKILL)
         process.wait()
         blocker.rollback()
