@@ -61,6 +61,16 @@ requirements:
   - psycopg >= 3.1
 """
 
+    LOCK_TIMEOUT = r"""
+options:
+  lock_timeout:
+    description:
+      - Seconds to wait for another run holding the same advisory lock (overlapping scheduled jobs wait,
+        then fail with a clear message rather than interleave).
+    type: int
+    default: 60
+"""
+
     ATTRIBUTES = r"""
 attributes:
   check_mode:

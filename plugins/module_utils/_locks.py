@@ -5,8 +5,12 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import LockBusyError
+
+
+LOCK_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {"lock_timeout": {"type": "int", "default": 60}}
 
 
 def lock_key(scope: str) -> int:

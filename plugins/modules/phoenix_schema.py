@@ -31,12 +31,9 @@ options:
     type: str
     choices: [reference, none]
     default: reference
-  lock_timeout:
-    description: Seconds to wait for another run holding the schema lock.
-    type: int
-    default: 60
 extends_documentation_fragment:
   - phoenix.platform.connection
+  - phoenix.platform.connection.LOCK_TIMEOUT
   - phoenix.platform.connection.ATTRIBUTES
 attributes:
   check_mode:
@@ -94,6 +91,7 @@ registered_stage:
   sample: PROD
 """
 
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._schema import SchemaRequest, ensure_schema
 
@@ -120,7 +118,7 @@ def main() -> None:
             "state": {"type": "str", "choices": ["present"], "default": "present"},
             "target_version": {"type": "int"},
             "app_schema": {"type": "str", "choices": ["reference", "none"], "default": "reference"},
-            "lock_timeout": {"type": "int", "default": 60},
+            **LOCK_ARGUMENT_SPEC,
         },
     )
     module.run(run)

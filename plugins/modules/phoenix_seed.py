@@ -58,12 +58,9 @@ options:
     description: Allow importing into PROD and removing blobs there. Exporting from PROD is always allowed.
     type: bool
     default: false
-  lock_timeout:
-    description: Seconds to wait for another run changing the same world.
-    type: int
-    default: 60
 extends_documentation_fragment:
   - phoenix.platform.connection
+  - phoenix.platform.connection.LOCK_TIMEOUT
   - phoenix.platform.connection.ATTRIBUTES
 attributes:
   check_mode:
@@ -128,6 +125,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import HAS_PYDANTIC
 
@@ -196,7 +194,7 @@ def main() -> None:
             "blob_dir": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BLOB_DIR"])},
             "blob_columns": {"type": "list", "elements": "str", "default": ["A_Image.url"]},
             "allow_prod": {"type": "bool", "default": False},
-            "lock_timeout": {"type": "int", "default": 60},
+            **LOCK_ARGUMENT_SPEC,
         },
         required_if=[("state", "exported", ("world", "dest")), ("state", "imported", ("src",)),
                      ("state", "orphans_removed", ("blob_dir",))],

@@ -85,12 +85,9 @@ options:
     description: Refuse to create a world beyond this many. Falls back to E(PHOENIX_WORLD_MAX_PER_ENV).
     type: int
     default: 50
-  lock_timeout:
-    description: Seconds to wait for another run changing the same world.
-    type: int
-    default: 60
 extends_documentation_fragment:
   - phoenix.platform.connection
+  - phoenix.platform.connection.LOCK_TIMEOUT
   - phoenix.platform.connection.ATTRIBUTES
 attributes:
   check_mode:
@@ -149,6 +146,7 @@ import os
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import META_COLUMNS, WorldRequest, ensure_world
 
@@ -204,7 +202,7 @@ def main() -> None:
             "allow_prod": {"type": "bool", "default": False},
             "force": {"type": "bool", "default": False},
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
-            "lock_timeout": {"type": "int", "default": 60},
+            **LOCK_ARGUMENT_SPEC,
         },
     )
     module.run(run)

@@ -21,12 +21,9 @@ options:
     description: Allow deleting worlds in PROD.
     type: bool
     default: false
-  lock_timeout:
-    description: Seconds to wait for another cleanup run.
-    type: int
-    default: 60
 extends_documentation_fragment:
   - phoenix.platform.connection
+  - phoenix.platform.connection.LOCK_TIMEOUT
   - phoenix.platform.connection.ATTRIBUTES
 attributes:
   check_mode:
@@ -67,6 +64,7 @@ rows_deleted:
   sample: {"Artifact": 12, "User": 5}
 """
 
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._world_cleanup import cleanup
 
@@ -86,7 +84,7 @@ def main() -> None:
         argument_spec={
             "max_age_hours": {"type": "int"},
             "allow_prod": {"type": "bool", "default": False},
-            "lock_timeout": {"type": "int", "default": 60},
+            **LOCK_ARGUMENT_SPEC,
         },
     )
     module.run(run)
