@@ -60,7 +60,7 @@ class Catalog:
 
     def __init__(self, tables: dict[tuple[str, str], Table]) -> None:
         self.all_tables = tables
-        self.members: list[Table] = _topological(_members(tables))
+        self.members: list[Table] = topological(_members(tables))
         self.by_label = {t.label: t for t in self.members}
 
     def parent(self, table: Table) -> Table:
@@ -92,7 +92,7 @@ class Catalog:
             expr=self.world_expression(parent, parent_alias, depth + 1),
             parent=parent.identifier(),
             pa=sql.Identifier(parent_alias),
-            join=_join(table.owner, alias, parent_alias),
+            join=join_condition(table.owner, alias, parent_alias),
         )
 
     def world_predicate(self, table: Table, alias: str, worlds_param, depth: int = 0):
@@ -106,12 +106,12 @@ class Catalog:
         return sql.SQL("EXISTS (SELECT 1 FROM {parent} {pa} WHERE {join} AND {pred})").format(
             parent=parent.identifier(),
             pa=sql.Identifier(parent_alias),
-            join=_join(table.owner, alias, parent_alias),
+            join=join_condition(table.owner, alias, parent_alias),
             pred=self.world_predicate(parent, parent_alias, worlds_param, depth + 1),
         )
 
 
-def _join(fk: ForeignKey, child_alias: str, parent_alias: str):
+def join_condition(fk: ForeignKey, child_alias: str, parent_alias: str):
     from psycopg import sql
 
     return sql.SQL(" AND ").join(
@@ -138,7 +138,7 @@ def _members(tables: dict[tuple[str, str], Table]) -> list[Table]:
     return [tables[key] for key in sorted(members)]
 
 
-def _topological(tables: Iterable[Table]) -> list[Table]:
+def topological(tables: Iterable[Table]) -> list[Table]:
     """Parents before children (Kahn's algorithm, ties by name; self references ignored)."""
     pending = {t.key: t for t in tables}
     parents = {key: {fk.target for fk in t.foreign_keys if fk.target in pending and fk.target != key}

@@ -207,11 +207,21 @@ _REFERENCE_FK_INDEXES = (
     'CREATE INDEX "A_SetItems_item_idx" ON "A_SetItems" ("itemId", "itemCreatedAt")',
 )
 
+# The application's "User" keeps its role in a column named type (user | admin), and an
+# email identifies one user per world whatever its case.
+_REFERENCE_USER_TYPE = (
+    'ALTER TABLE "User" RENAME COLUMN role TO type',
+    'ALTER TABLE "User" RENAME CONSTRAINT "User_role_check" TO "User_type_check"',
+    'DROP INDEX "User_email_world_idx"',
+    'CREATE UNIQUE INDEX "User_email_world_idx" ON "User" (lower(email), coalesce(world_id, \'\'))',
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "phoenix_core", CORE, _PHOENIX_TABLES),
     Migration(2, "world_meta", CORE, _WORLD_META),
     Migration(3, "reference_app", REFERENCE, _REFERENCE_APP),
     Migration(4, "reference_fk_indexes", REFERENCE, _REFERENCE_FK_INDEXES),
+    Migration(5, "reference_user_type", REFERENCE, _REFERENCE_USER_TYPE),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

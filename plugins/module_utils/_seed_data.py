@@ -39,7 +39,7 @@ def generate(world: str, users: int, artifacts: int, chats: int, messages_per_ch
         user_ids.append(key(world, "user", i))
         rows["User"].append({
             "id": user_ids[-1], "email": "%s.%s%d@%s.example" % (first.lower(), last.lower(), i, world.lower()),
-            "name": "%s %s" % (first, last), "password": None, "role": "admin" if i == 0 else "user",
+            "name": "%s %s" % (first, last), "password": None, "type": "admin" if i == 0 else "user",
             "world_id": world, "createdAt": EPOCH + timedelta(minutes=i),
         })
     if not user_ids and (artifacts or chats):

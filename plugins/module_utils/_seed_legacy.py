@@ -16,8 +16,8 @@ from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_data import EPOCH, key
 
-USER_FIELDS = {"id": "id", "email": "email", "name": "name", "password": "password", "role": "role",
-               "type": "role", "createdAt": "createdAt"}
+USER_FIELDS = {"id": "id", "email": "email", "name": "name", "password": "password", "role": "type",
+               "type": "type", "createdAt": "createdAt"}
 ARTIFACT_FIELDS = {"id": "id", "title": "title", "summary": "summary", "kind": "kind", "userId": "userId",
                    "authorId": "authorId", "createdAt": "createdAt"}
 CONTENT_FIELDS = {"content", "url", "altText", "width", "height", "fullName", "position", "department", "email",
@@ -64,7 +64,7 @@ class LegacyConversion:
         row.setdefault("id", key(self.world_id, "user", i))
         row.setdefault("email", "user%d@%s.example" % (i, self.world_id.lower()))
         row.setdefault("createdAt", self.default_time)
-        row["role"] = "admin" if row.get("role") == "admin" else "user"
+        row["type"] = "admin" if row.get("type") == "admin" else "user"
         row["world_id"] = self.world_id
         return self._add("User", row)
 

@@ -74,10 +74,10 @@ def test_check_mode_on_current_database_reports_unchanged(database):
 def test_target_version_then_upgrade(database):
     first = schema(database, target_version=2)
     assert first["version"] == 2
-    assert [m["version"] for m in first["pending"]] == [3, 4]
+    assert [m["version"] for m in first["pending"]] == [3, 4, 5]
     assert "User" not in tables(database)
     second = schema(database)
-    assert [m["version"] for m in second["applied"]] == [3, 4]
+    assert [m["version"] for m in second["applied"]] == [3, 4, 5]
     assert "User" in tables(database)
 
 

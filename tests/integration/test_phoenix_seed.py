@@ -32,7 +32,7 @@ def call(main, database, check=False, **options):
 def world_rows(database, world_id: str) -> dict[str, list[tuple]]:
     """Every row of the world per reference table, without its world_id, sorted: for comparing by query."""
     queries = {
-        "User": 'SELECT id, email, name, role, "createdAt" FROM "User" WHERE world_id = %s',
+        "User": 'SELECT id, email, name, type, "createdAt" FROM "User" WHERE world_id = %s',
         "Artifact": 'SELECT id, "createdAt", title, summary, kind, "userId" FROM "Artifact" WHERE world_id = %s',
         "A_Text": 'SELECT t.* FROM "A_Text" t JOIN "Artifact" a ON (a.id, a."createdAt") = (t."artifactId", '
                   't."createdAt") WHERE a.world_id = %s',
@@ -245,7 +245,7 @@ def test_original_1_0_0_format_imports(database, tmp_path):
     assert any("metadata" not in m and "users[1].nickname" in m for m in messages)
     assert database.query('SELECT name, category FROM "WorldMeta" WHERE id = %s', ("LEGACY_WORLD",)) == [
         ("Legacy world", "onboarding")]
-    assert database.query('SELECT role FROM "User" WHERE email = %s', ("admin@legacy.example",)) == [("admin",)]
+    assert database.query('SELECT type FROM "User" WHERE email = %s', ("admin@legacy.example",)) == [("admin",)]
     assert database.query('SELECT content FROM "A_Text"') == [("Hello there",)]
     assert (blob_dir / "team.png").read_bytes() == PNG
     assert call(phoenix_seed.main, database, state="imported", src=str(src), blob_dir=str(blob_dir))["changed"] is False

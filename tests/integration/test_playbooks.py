@@ -138,3 +138,33 @@ def test_seed_worlds_cleanup_export_import(phoenix_home, tmp_path):
     assert cleanup.returncode == 0, cleanup.stdout
     assert "LOCAL: removed 2 world(s), deactivated 0, deleted 92 row(s)" in cleanup.stdout  # UC_TESTING, UC_DEMO
     assert "PROD: world cleanup disabled" in cleanup.stdout
+
+
+def test_users_playbook(phoenix_home):
+    assert playbook(phoenix_home, "site.yml", "-i", "inventories/local").returncode == 0
+    secret = "Sup3r-Secret-Pw"
+    added = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-vvv", "-e", "action=add",
+                     "-e", "email=Ann@Example.com", "-e", "name=Ann", "-e", "password=" + secret, "-e", "type=user")
+    assert added.returncode == 0, added.stdout
+    assert recap(added.stdout)["phoenix-local"]["changed"] == 1
+    assert secret not in added.stdout + added.stderr and "$2b$" not in added.stdout + added.stderr
+
+    promoted = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "action=set-admin",
+                        "-e", "email=ann@example.com")
+    assert promoted.returncode == 0 and recap(promoted.stdout)["phoenix-local"]["changed"] == 1
+    again = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "action=set-admin",
+                     "-e", "email=ann@example.com")
+    assert again.returncode == 0 and recap(again.stdout)["phoenix-local"]["changed"] == 0
+    unknown = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "action=set-admin",
+                       "-e", "email=nobody@example.com")
+    assert unknown.returncode != 0 and "user nobody@example.com does not exist" in unknown.stdout
+
+    url = "postgresql://postgres@/phoenix_local?host=%s/postgres/run&port=%s" % (
+        phoenix_home["PHOENIX_HOME"], phoenix_home["PHOENIX_PG_PORT"])
+    listed = playbook(phoenix_home, "users.yml", "-e", "db_url=" + url, "-e", "stage=LOCAL", "-e", "action=list")
+    assert listed.returncode == 0, listed.stdout
+    assert "Ann@Example.com  admin" in listed.stdout
+
+    deleted = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "action=delete",
+                       "-e", "email=ANN@example.com")
+    assert deleted.returncode == 0 and recap(deleted.stdout)["phoenix-local"]["changed"] == 1
