@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_backup
+short_description: A pg_dump backup with a verified manifest, retention, and freshness
+version_added: 0.1.0
+description:
+  - V(present) runs pg_dump (the binary matching the server's major version, never just the first on PATH) into
+    C(<dest>/<STAGE>/<id>/), where C(<id>) is C(backup-<STAGE>-<UTC timestamp>). The dump and the row counts in
+    C(manifest.json) come from one snapshot. File sizes and sha256 are computed while the dump streams.
+  - The backup is written under a temporary name, fsynced and renamed; C(manifest.json) is written last, so a
+    backup without a complete manifest does not exist for any module. Directories are 0700, files 0600.
+  - After a backup, backups of the same kind older than O(retention_days) are removed, keeping at least O(keep_min).
+  - V(absent) removes the backup O(id).
+  - The password reaches pg_dump through its environment, never its command line.
+options:
+  state:
+    description: Take a backup (V(present)) or remove one (V(absent)).
+    type: str
+    choices: [present, absent]
+    default: present
+  dest:
+    description: Backup root; each stage has its own directory below it. Falls back to E(PHOENIX_BACKUP_DIR).
+    type: path
+    required: true
+  id:
+    description: The backup to remove with O(state=absent).
+    type: str
+  format:
+    description: pg_dump output format.
+    type: str
+    choices: [custom, directory, plain]
+    default: custom
+  jobs:
+    description: Parallel pg_dump jobs (O(format=directory) only).
+    type: int
+    default: 1
+  compress:
+    description: Compression level 0-9 (pg_dump's default when omitted).
+    type: int
+  kind:
+    description: Why the backup is taken; retention and freshness apply per kind.
+    type: str
+    choices: [scheduled, pre-deploy, pre-restore, manual]
+    default: manual
+  retention_days:
+    description: Keep backups of this kind younger than this many days. Falls back to E(PHOENIX_BACKUP_RETENTION).
+    type: int
+    default: 30
+  keep_min:
+    description: Never keep fewer backups of this kind than this.
+    type: int
+    default: 3
+  verify:
+    description: Re-read every checksum and run C(pg_restore --list) before the backup is published.
+    type: bool
+    default: false
+  fresh_within_hours:
+    description:
+      - Take a backup only when the newest backup of this kind is older than this many hours, so a scheduled job
+        can run often and a second run reports no change. Without it every run takes a backup.
+    type: float
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.connection.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details: Says which backup would be created and which would be pruned.
+  diff_mode:
+    support: none
+requirements:
+  - pg_dump and pg_restore of the server's major version (system packages or the pgserver wheel)
+author:
+  - Phoenix Platform maintainers (@phoenix-platform)
+"""
+
+EXAMPLES = r"""
+- name: Daily backup, taken once however often the job runs
+  phoenix.platform.phoenix_backup:
+    dest: /var/backups/phoenix
+    kind: scheduled
+    fresh_within_hours: 20
+    retention_days: 30
+    verify: true
+
+- name: Remove one backup
+  phoenix.platform.phoenix_backup:
+    dest: /var/backups/phoenix
+    state: absent
+    id: backup-BETA-20261122T120000000000Z
+"""
+
+RETURN = r"""
+backup:
+  description: The backup taken (or, with O(fresh_within_hours), the fresh one that made a new one unnecessary).
+  returned: when O(state=present)
+  type: dict
+  sample: {"id": "backup-BETA-20261122T120000123456Z", "path": "/var/backups/phoenix/BETA/backup-BETA-...",
+           "kind": "scheduled", "created_at": "2026-11-22T12:00:00.123456+00:00", "size": 1048576}
+pruned:
+  description: Ids of the backups removed by retention (or that would be, in check mode).
+  returned: when O(state=present)
+  type: list
+  elements: str
+"""
+
+import shutil
+from pathlib import Path
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
+from ansible_collections.phoenix.platform.plugins.module_utils._backup import BackupRequest, ensure_backup
+from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+
+
+def absent(module: PhoenixModule) -> dict:
+    backup_id = module.params["id"]
+    matches = [b for b in store.list_backups(Path(module.params["dest"]), module.stage) if b.id == backup_id]
+    if matches and not module.check_mode:
+        shutil.rmtree(matches[0].path)
+    return {"changed": bool(matches), "removed": backup_id if matches else None}
+
+
+def run(module: PhoenixModule) -> dict:
+    params = module.params
+    if params["state"] == "absent":
+        return absent(module)
+    request = BackupRequest(
+        dest=Path(params["dest"]), stage=module.stage, kind=params["kind"], fmt=params["format"],
+        jobs=params["jobs"], compress=params["compress"], retention_days=params["retention_days"],
+        keep_min=params["keep_min"], verify=params["verify"], fresh_within_hours=params["fresh_within_hours"],
+        actor=module.actor,
+    )
+    if request.retention_days < 0 or request.keep_min < 0:
+        raise PhoenixError("retention_days and keep_min must be 0 or more")
+    with module.connect() as conn:
+        module.check_fence(conn)
+        return ensure_backup(conn, module.connection_target().conninfo(), request, module.check_mode)
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "dest": {"type": "path", "required": True, "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
+            "id": {"type": "str"},
+            "format": {"type": "str", "choices": ["custom", "directory", "plain"], "default": "custom"},
+            "jobs": {"type": "int", "default": 1},
+            "compress": {"type": "int"},
+            "kind": {"type": "str", "choices": list(store.KINDS), "default": "manual"},
+            "retention_days": {"type": "int", "default": 30, "fallback": (env_fallback, ["PHOENIX_BACKUP_RETENTION"])},
+            "keep_min": {"type": "int", "default": 3},
+            "verify": {"type": "bool", "default": False},
+            "fresh_within_hours": {"type": "float"},
+        },
+        required_if=[("state", "absent", ("id",))],
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

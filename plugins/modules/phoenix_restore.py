@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_restore
+short_description: Restore a verified backup in a single transaction, after a safety backup
+version_added: 0.1.0
+description:
+  - Verifies the backup's checksums (and C(pg_restore --list)) and refuses one that fails.
+  - Takes a safety backup of kind C(pre-restore) first, unless O(safety_backup=false).
+  - Restores with C(pg_restore --single-transaction --exit-on-error --clean), so a restore that fails part-way
+    leaves the database as it was. The audit log and the stage fence are kept out of the restore.
+  - A restore is an action: it always reports a change.
+options:
+  backup:
+    description: V(latest), a backup id under O(dest), or the path of a backup directory.
+    type: str
+    default: latest
+  dest:
+    description: Backup root (for V(latest), ids and the safety backup). Falls back to E(PHOENIX_BACKUP_DIR).
+    type: path
+  safety_backup:
+    description: Take a C(pre-restore) backup before restoring.
+    type: bool
+    default: true
+  allow_prod:
+    description: Allow restoring in PROD.
+    type: bool
+    default: false
+  allow_cross_stage:
+    description: Allow restoring a backup taken in another stage (the stage fence keeps this database's stage).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.connection.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details: Verifies the backup and returns the per-table row-count difference between now and the backup.
+  diff_mode:
+    support: none
+author:
+  - Phoenix Platform maintainers (@phoenix-platform)
+"""
+
+EXAMPLES = r"""
+- name: Restore the newest BETA backup
+  phoenix.platform.phoenix_restore:
+    dest: /var/backups/phoenix
+    backup: latest
+"""
+
+RETURN = r"""
+restored:
+  description: The backup restored (or that would be, in check mode).
+  returned: success
+  type: dict
+safety_backup:
+  description: The pre-restore backup taken first, or null.
+  returned: success
+  type: dict
+row_changes:
+  description: Per table whose row count differs, C(now), C(backup) and C(difference).
+  returned: success
+  type: dict
+  sample: {"Artifact": {"now": 160, "backup": 156, "difference": -4}}
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._restore import RestoreRequest, restore
+
+
+def run(module: PhoenixModule) -> dict:
+    params = module.params
+    request = RestoreRequest(
+        backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None, stage=module.stage,
+        actor=module.actor, safety_backup=params["safety_backup"], allow_prod=params["allow_prod"],
+        allow_cross_stage=params["allow_cross_stage"],
+    )
+    with module.connect() as conn:
+        module.check_fence(conn)
+        return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "backup": {"type": "str", "default": "latest"},
+            "dest": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
+            "safety_backup": {"type": "bool", "default": True},
+            "allow_prod": {"type": "bool", "default": False},
+            "allow_cross_stage": {"type": "bool", "default": False},
+        },
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""phoenix_backup, phoenix_backup_info and phoenix_restore against a real server and real pg_dump."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_backup_info,
+    phoenix_restore,
+    phoenix_world,
+)
+from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+
+from worlds_fixtures import migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def call(main, database, check=False, **options):
+    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+
+
+def info(dest, **options):
+    return run_module(phoenix_backup_info.main, dict({"dest": str(dest), "stage": "BETA"}, **options))
+
+
+@pytest.fixture
+def data(database):
+    migrate(database)
+    call(phoenix_world.main, database, id="KEEP_ME", seed={"users": 3, "artifacts": 6, "chats": 2})
+    return database
+
+
+def app_fingerprints(database):
+    return {t: v for t, v in table_fingerprints(database).items()
+            if t not in ("phoenix.audit_log", "phoenix.health_history")}
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])
+def test_backup_change_restore_brings_the_rows_back(data, tmp_path, fmt):
+    before = app_fingerprints(data)
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, verify=True)
+    assert made["changed"] is True, made
+    path = tmp_path / "BETA" / made["backup"]["id"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["row_counts"]["Artifact"] == 6 and manifest["schema_version"] >= 5
+    assert manifest["verified"] and manifest["format"] == fmt
+    assert oct(path.stat().st_mode & 0o777) == "0o700"
+    assert all(oct((path / f["name"]).stat().st_mode & 0o777) == "0o600" for f in manifest["files"])
+
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    call(phoenix_world.main, data, id="ADDED_LATER", seed={"users": 1, "artifacts": 1, "chats": 0})
+    planned = call(phoenix_restore.main, data, check=True, dest=str(tmp_path))
+    assert planned["row_changes"]["Artifact"] == {"now": 1, "backup": 6, "difference": 5}
+    assert app_fingerprints(data) != before
+
+    audit_before = data.query("SELECT count(*) FROM phoenix.audit_log")[0][0]
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), backup=made["backup"]["id"])
+    assert restored["changed"] is True, restored
+    assert restored["safety_backup"]["kind"] == "pre-restore"
+    assert app_fingerprints(data) == before
+    if fmt != "plain":  # the audit log survives a restore and records it
+        assert data.query("SELECT count(*) FROM phoenix.audit_log")[0][0] == audit_before + 2
+    assert data.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
+
+
+def test_fresh_within_hours_makes_backups_declarative(data, tmp_path):
+    first = call(phoenix_backup.main, data, dest=str(tmp_path), kind="scheduled", fresh_within_hours=1)
+    second = call(phoenix_backup.main, data, dest=str(tmp_path), kind="scheduled", fresh_within_hours=1)
+    assert first["changed"] is True and second["changed"] is False
+    assert second["backup"]["id"] == first["backup"]["id"]
+    other_kind = call(phoenix_backup.main, data, dest=str(tmp_path), kind="manual", fresh_within_hours=1)
+    assert other_kind["changed"] is True
+    listed = info(tmp_path)
+    assert [b["kind"] for b in listed["backups"]] == ["scheduled", "manual"]
+    assert listed["latest"]["id"] == other_kind["backup"]["id"]
+
+
+def test_check_mode_creates_nothing(data, tmp_path):
+    planned = call(phoenix_backup.main, data, check=True, dest=str(tmp_path))
+    assert planned["changed"] is True and planned["backup"]["id"].startswith("backup-BETA-")
+    assert not (tmp_path / "BETA").exists()
+
+
+def backdate(backup_dir, days: float) -> None:
+    manifest_path = backup_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["created_at"] = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_retention_keeps_recent_and_keep_min(data, tmp_path):
+    ages = [40, 35, 20, 10, 1]
+    for age in ages:
+        made = call(phoenix_backup.main, data, dest=str(tmp_path), kind="scheduled", retention_days=1000)
+        backdate(tmp_path / "BETA" / made["backup"]["id"], age)
+    planned = call(phoenix_backup.main, data, check=True, dest=str(tmp_path), kind="scheduled",
+                   retention_days=15, keep_min=2)
+    assert len(planned["pruned"]) == 3
+    assert len(info(tmp_path)["backups"]) == 5  # check mode pruned nothing
+    done = call(phoenix_backup.main, data, dest=str(tmp_path), kind="scheduled", retention_days=15, keep_min=2)
+    assert done["pruned"] == planned["pruned"]
+    remaining = info(tmp_path)["backups"]
+    assert [round(b["age_hours"] / 24) for b in remaining] == [10, 1, 0]
+    kept_min = call(phoenix_backup.main, data, dest=str(tmp_path), kind="scheduled", retention_days=0, keep_min=2)
+    assert len(kept_min["pruned"]) == 2 and len(info(tmp_path)["backups"]) == 2
+
+
+def test_flipped_byte_fails_verify_and_restore_refuses(data, tmp_path):
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    dump = tmp_path / "BETA" / made["backup"]["id"] / "database.dump"
+    raw = bytearray(dump.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    dump.write_bytes(bytes(raw))
+    assert info(tmp_path, verify=True)["backups"][0]["checksums_ok"] is False
+    before = app_fingerprints(data)
+    refused = call(phoenix_restore.main, data, dest=str(tmp_path))
+    assert refused["failed"] is True and "checksum mismatch" in refused["msg"]
+    assert app_fingerprints(data) == before
+
+
+def test_failing_restore_leaves_the_database_unchanged(data, tmp_path):
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    call(phoenix_world.main, data, id="AFTER_BACKUP", seed={"users": 2, "artifacts": 2, "chats": 1})
+    with data.connect() as conn:  # a view the backup does not know blocks dropping "User"
+        conn.execute(sql.SQL('CREATE VIEW user_emails AS SELECT email FROM "User"'))
+    before = app_fingerprints(data)
+    failed = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
+    assert failed["failed"] is True and "left as it was" in failed["msg"]
+    assert app_fingerprints(data) == before
+
+
+def test_cross_stage_and_prod_guards(data, tmp_path, database):
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    path = str(tmp_path / "BETA" / made["backup"]["id"])
+    refused = run_module(phoenix_restore.main, {"db_url": data.url, "stage": "BETA", "backup": path,
+                                                "safety_backup": False})
+    assert "failed" not in refused  # same stage by path is fine
+    # Pretend the backup came from PROD.
+    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["stage"] = "PROD"
+    manifest_path.write_text(json.dumps(manifest))
+    cross = call(phoenix_restore.main, data, backup=path, safety_backup=False)
+    assert cross["failed"] is True and "allow_cross_stage" in cross["msg"]
+    allowed = call(phoenix_restore.main, data, backup=path, safety_backup=False, allow_cross_stage=True)
+    assert allowed["changed"] is True
+    assert data.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
+
+
+def test_restore_in_prod_needs_allow_prod(database, tmp_path):
+    migrate(database, stage="PROD")
+    args = {"db_url": database.url, "stage": "PROD", "dest": str(tmp_path)}
+    run_module(phoenix_backup.main, args)
+    refused = run_module(phoenix_restore.main, dict(args, safety_backup=False))
+    assert refused["failed"] is True and "allow_prod=true" in refused["msg"]
+
+
+def pg_dump_processes() -> list[str]:
+    """Running dumps (not the short ``pg_dump --version`` probes that pick the binary)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if b"pg_dump" in argv[0] and b"--snapshot" in argv:
+                pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+def test_password_never_on_the_command_line_or_in_output(data, tmp_path):
+    secret = "S3cret-Dump"
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE backup_user LOGIN SUPERUSER PASSWORD {}").format(sql.Literal(secret)))
+    args = {"login_host": "127.0.0.1", "login_port": data.cluster.port, "login_user": "backup_user",
+            "login_password": secret, "login_db": data.name, "stage": "BETA", "dest": str(tmp_path)}
+    with data.connect() as blocker:  # pg_dump waits for this lock, so it can be inspected while it runs
+        blocker.autocommit = False
+        blocker.execute(sql.SQL('LOCK TABLE "Artifact" IN ACCESS EXCLUSIVE MODE'))
+        process = subprocess.Popen([sys.executable, "-c", BACKUP_SCRIPT, json.dumps(args)], stdout=subprocess.PIPE,
+                                   text=True,
+                                   env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections")))
+        deadline = time.monotonic() + 30
+        while not pg_dump_processes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pids = pg_dump_processes()
+        assert pids, "pg_dump never started"
+        for pid in pids:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                assert secret.encode() not in handle.read()
+            with open("/proc/%s/environ" % pid, "rb") as handle:
+                assert b"PGPASSWORD=" + secret.encode() in handle.read().split(b"\0")
+        blocker.rollback()
+    output = process.communicate()[0]
+    assert process.returncode == 0, output
+    assert secret not in output
+    made = json.loads(output)
+    assert secret not in (tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text()
+
+
+BACKUP_SCRIPT = """
+import json, sys
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+result = run_module(phoenix_backup.main, json.loads(sys.argv[1]))
+result.pop("_raw")
+print(json.dumps(result))
+"""
+
+
+def test_killed_backup_leaves_no_listed_backup(data, tmp_path):
+    with data.connect() as conn:  # enough data that the dump takes a moment
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
+    args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "compress": 9}
+    process = subprocess.Popen([sys.executable, "-c", BACKUP_SCRIPT, json.dumps(args)],
+                               env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections")),
+                               stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list((tmp_path / "BETA").glob(".*.partial")):
+        time.sleep(0.01)
+    assert list((tmp_path / "BETA").glob(".*.partial")), "the backup never started"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert info(tmp_path)["backups"] == []
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))  # the next run cleans up and succeeds
+    assert [b["id"] for b in info(tmp_path)["backups"]] == [made["backup"]["id"]]
+    assert not list((tmp_path / "BETA").glob(".*.partial"))
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"jobs": 4}, "jobs > 1 needs format=directory"),
+    ({"compress": 12}, "compress must be a level"),
+    ({"retention_days": -1}, "must be 0 or more"),
+    ({"state": "absent"}, "id"),
+])
+def test_bad_input(data, tmp_path, options, expected):
+    result = call(phoenix_backup.main, data, dest=str(tmp_path), **options)
+    assert result["failed"] is True and expected in result["msg"]
+    assert not list(tmp_path.glob("BETA/backup-*"))
+
+
+def test_absent_removes_one_backup(data, tmp_path):
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    assert call(phoenix_backup.main, data, dest=str(tmp_path), state="absent", id=made["backup"]["id"])["changed"]
+    assert info(tmp_path)["backups"] == []
+    assert not call(phoenix_backup.main, data, dest=str(tmp_path), state="absent", id=made["backup"]["id"])["changed"]
+    assert store.KINDS
