@@ -150,7 +150,7 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
     if fmt == "directory":
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         counts = table_counts(conn)
-        _, stderr = process.communicate()
+        stderr = process.communicate()[1]
         _check(process.returncode, stderr)
         return [], counts
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -191,7 +191,7 @@ def verify(backup: store.Backup, pg_restore: Path | None = None) -> list[str]:
     if problems or backup.manifest["format"] == "plain":
         return problems
     if pg_restore is None or not pg_restore.exists():
-        pg_restore = find_tool("pg_restore", int(str(backup.manifest["server_version"]).split(".")[0]))
+        pg_restore = find_tool("pg_restore", int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0]))
     listing = subprocess.run([str(pg_restore), "--list", str(backup.path / DUMP_FILES[backup.manifest["format"]])],
                              capture_output=True, text=True, check=False)
     if listing.returncode != 0:

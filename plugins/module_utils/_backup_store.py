@@ -130,7 +130,7 @@ def verify_checksums(backup: Backup) -> list[str]:
 
 
 def fsync_tree(root: Path) -> None:
-    for path in [p for p in root.rglob("*")] + [root]:
+    for path in list(root.rglob("*")) + [root]:
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)

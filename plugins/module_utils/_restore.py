@@ -33,6 +33,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._stage import req
 # TOC entries kept out of a restore: the phoenix schema itself (so --clean does not drop it),
 # the audit log and the stage fence.
 KEPT = re.compile(r"(?: SCHEMA - phoenix | phoenix (?:audit_log\S*|environment\S*) )")
+KEPT_TABLES = ("phoenix.audit_log", "phoenix.environment")
 
 
 @dataclass
@@ -49,7 +50,7 @@ class RestoreRequest:
 def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
     """Per table: rows now, rows in the backup, and the difference a restore makes."""
     return {t: {"now": now.get(t, 0), "backup": then.get(t, 0), "difference": then.get(t, 0) - now.get(t, 0)}
-            for t in sorted(set(now) | set(then)) if now.get(t, 0) != then.get(t, 0)}
+            for t in sorted(set(now) | set(then)) if now.get(t, 0) != then.get(t, 0) and t not in KEPT_TABLES}
 
 
 def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> dict[str, Any]:

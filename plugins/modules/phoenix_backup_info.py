@@ -31,9 +31,11 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode.
     support: full
     details: Read-only.
   diff_mode:
+    description: Will return details on what has changed.
     support: none
 author:
   - Phoenix Platform maintainers (@phoenix-platform)

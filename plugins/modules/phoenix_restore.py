@@ -13,7 +13,7 @@ description:
   - Takes a safety backup of kind C(pre-restore) first, unless O(safety_backup=false).
   - Restores with C(pg_restore --single-transaction --exit-on-error --clean), so a restore that fails part-way
     leaves the database as it was. The audit log and the stage fence are kept out of the restore.
-  - A restore is an action: it always reports a change.
+  - A restore is an action, so it always reports a change.
 options:
   backup:
     description: V(latest), a backup id under O(dest), or the path of a backup directory.

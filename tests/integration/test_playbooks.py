@@ -168,3 +168,60 @@ def test_users_playbook(phoenix_home):
     deleted = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "action=delete",
                        "-e", "email=ANN@example.com")
     assert deleted.returncode == 0 and recap(deleted.stdout)["phoenix-local"]["changed"] == 1
+
+
+BROKEN_RESTART = """
+import sys, psycopg
+from psycopg import sql
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:  # a release that damages data, then dies
+    conn.execute(sql.SQL('DELETE FROM "Message_v2"'))
+    conn.execute(sql.SQL('DROP TABLE "Suggestion"'))
+sys.exit(3)
+"""
+
+
+def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
+    import json
+
+    assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta").returncode == 0
+    assert playbook(phoenix_home, "seed.yml", "-i", "inventories/beta").returncode == 0
+    url = "postgresql://postgres@/phoenix_beta?host=%s/postgres/run&port=%s" % (
+        phoenix_home["PHOENIX_HOME"], phoenix_home["PHOENIX_PG_PORT"])
+
+    import psycopg
+    from worlds_fixtures import table_fingerprints
+
+    class Target:  # table_fingerprints needs only connect()
+        @staticmethod
+        def connect():
+            return psycopg.connect(url, autocommit=True)
+
+        @staticmethod
+        def query(query, params=()):
+            with psycopg.connect(url) as conn:
+                return conn.execute(psycopg.sql.SQL(query), params or None).fetchall()
+
+    def app_state():
+        return {t: v for t, v in table_fingerprints(Target).items() if not t.startswith("phoenix.")}
+
+    ok = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta")
+    assert ok.returncode == 0, ok.stdout
+    env_file = os.path.join(phoenix_home["PHOENIX_HOME"], "app", "beta.env")
+    assert oct(os.stat(env_file).st_mode & 0o777) == "0o600"
+    assert "ENABLE_ADAPTIVE_QUIZ=false" in open(env_file).read()
+
+    before = app_state()
+    restart = json.dumps({"phoenix_restart_command": [sys.executable, "-c", BROKEN_RESTART, url]})
+    failed = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta", "-e", restart)
+    assert failed.returncode != 0
+    assert "deploy failed at 'The application is restarted'" in failed.stdout
+    assert "The database was rolled back to backup-BETA-" in failed.stdout
+    assert app_state() == before
+    assert Target.query("SELECT operation FROM phoenix.audit_log ORDER BY id DESC LIMIT 2") == [
+        ("deploy.rolled_back",), ("backup.restore",)]
+
+    bad_settings = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta",
+                            "-e", json.dumps({"phoenix_app_settings": {"USE_CHAT_COMPLETION": True, "TYPO": 1}}))
+    assert bad_settings.returncode != 0
+    assert "unknown TYPO; missing ENABLE_ADAPTIVE_QUIZ, ENABLE_PATTERN_ANALYSIS, ENABLE_STYLE_SETTINGS" in \
+        bad_settings.stdout.replace("\n        ", " ")
