@@ -258,3 +258,13 @@ def test_absent_removes_one_backup(data, tmp_path):
     assert info(tmp_path)["backups"] == []
     assert not call(phoenix_backup.main, data, dest=str(tmp_path), state="absent", id=made["backup"]["id"])["changed"]
     assert store.KINDS
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"backup": "backup-BETA-19990101T000000000000Z"}, "not found under"),
+    ({"backup": "/nonexistent/backup"}, "is not a backup directory"),
+    ({"backup": "latest"}, "no backup of BETA"),
+])
+def test_restore_bad_input(data, tmp_path, options, expected):
+    result = call(phoenix_restore.main, data, dest=str(tmp_path), **options)
+    assert result["failed"] is True and expected in result["msg"]

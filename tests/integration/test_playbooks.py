@@ -173,10 +173,13 @@ def test_users_playbook(phoenix_home):
 BROKEN_RESTART = """
 import sys, psycopg
 from psycopg import sql
-with psycopg.connect(sys.argv[1], autocommit=True) as conn:  # a release that damages data, then dies
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:  # a release that damages data
     conn.execute(sql.SQL('DELETE FROM "Message_v2"'))
     conn.execute(sql.SQL('DROP TABLE "Suggestion"'))
-sys.exit(3)
+    if sys.argv[2] == "unhealthy":  # it starts, but leaves the database unhealthy
+        conn.execute(sql.SQL("DROP TABLE phoenix.migrations"))
+        sys.exit(0)
+sys.exit(3)  # or it dies
 """
 
 
@@ -211,14 +214,16 @@ def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
     assert "ENABLE_ADAPTIVE_QUIZ=false" in open(env_file).read()
 
     before = app_state()
-    restart = json.dumps({"phoenix_restart_command": [sys.executable, "-c", BROKEN_RESTART, url]})
-    failed = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta", "-e", restart)
-    assert failed.returncode != 0
-    assert "deploy failed at 'The application is restarted'" in failed.stdout
-    assert "The database was rolled back to backup-BETA-" in failed.stdout
-    assert app_state() == before
-    assert Target.query("SELECT operation FROM phoenix.audit_log ORDER BY id DESC LIMIT 2") == [
-        ("deploy.rolled_back",), ("backup.restore",)]
+    for failure, failed_task in (("dies", "The application is restarted"), ("unhealthy", "Health gate")):
+        restart = json.dumps({"phoenix_restart_command": [sys.executable, "-c", BROKEN_RESTART, url, failure]})
+        failed = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta", "-e", restart)
+        assert failed.returncode != 0
+        assert "deploy failed at '%s'" % failed_task in failed.stdout.replace("\n        ", " ")
+        assert "The database was rolled back to backup-BETA-" in failed.stdout.replace("\n        ", " ")
+        assert app_state() == before
+        assert Target.query("SELECT operation FROM phoenix.audit_log ORDER BY id DESC LIMIT 2") == [
+            ("deploy.rolled_back",), ("backup.restore",)]
+        assert Target.query("SELECT count(*) FROM phoenix.migrations")[0][0] >= 5
 
     bad_settings = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta",
                             "-e", json.dumps({"phoenix_app_settings": {"USE_CHAT_COMPLETION": True, "TYPO": 1}}))

@@ -1,0 +1,109 @@
+"""Backup and restore of a database of about 1 GB, against plain pg_dump -Fc and pg_restore --single-transaction.
+
+    .venv/bin/python bench/backup.py [--size-mb 1000] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from common import median_seconds, run_child, throwaway_cluster
+from report import write_section
+from worlds import create_database, migrated_base
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg_tools import find_tool, libpq_environment
+
+ROW_BYTES = 200  # roughly, per row of the filler table, indexes included
+
+BACKUP = """
+import sys, psycopg
+from pathlib import Path
+from ansible_collections.phoenix.platform.plugins.module_utils._backup import BackupRequest, ensure_backup
+with psycopg.connect(sys.argv[1]) as conn:
+    ensure_backup(conn, sys.argv[1], BackupRequest(Path(sys.argv[2]), "LOCAL", retention_days=1000), False)
+"""
+RESTORE = """
+import sys, psycopg
+from pathlib import Path
+from ansible_collections.phoenix.platform.plugins.module_utils._restore import RestoreRequest, restore
+with psycopg.connect(sys.argv[1]) as conn:
+    restore(conn, sys.argv[1], RestoreRequest("latest", Path(sys.argv[2]), "LOCAL", "bench", safety_backup=False), False)
+"""
+
+
+def fill(dsn: str, size_mb: int) -> None:
+    rows = size_mb * 1_000_000 // ROW_BYTES
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE filler (id bigint PRIMARY KEY, world_id text, payload text, n numeric)"))
+        conn.execute(sql.SQL(
+            "INSERT INTO filler SELECT g, 'W' || (g %% 100), repeat(md5(g::text), 4), g / 7.0 "
+            "FROM generate_series(1, %s) g"), [rows])
+        conn.execute(sql.SQL("VACUUM ANALYZE filler"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="phoenix-bench-backup-"))
+    try:
+        with throwaway_cluster(55473) as cluster:
+            dsn = migrated_base(cluster, "big")
+            fill(dsn, args.size_mb)
+            with psycopg.connect(dsn) as conn:
+                size = conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0]
+                major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
+            env = libpq_environment(dsn)
+            pg_dump, pg_restore = find_tool("pg_dump", major), find_tool("pg_restore", major)
+
+            def phoenix_backup(run: int) -> None:
+                run_child(BACKUP, dsn, str(work / ("phoenix%d" % run)))
+
+            def raw_backup(run: int) -> None:
+                subprocess.run([str(pg_dump), "-Fc", "-f", str(work / ("raw%d.dump" % run))], env=env, check=True)
+
+            backup_p, backup_r = median_seconds(phoenix_backup, args.runs), median_seconds(raw_backup, args.runs)
+            dump_mb = (work / "raw0.dump").stat().st_size / 1e6
+
+            def phoenix_restore(run: int) -> None:
+                run_child(RESTORE, dsn, str(work / "phoenix0"))
+
+            def raw_restore(run: int) -> None:
+                name = "raw_restore_%d" % run
+                create_database(cluster, name)
+                subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "-d", name,
+                                str(work / "raw0.dump")], env=env, check=True)
+
+            restore_p, restore_r = median_seconds(phoenix_restore, args.runs), median_seconds(raw_restore, args.runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    body = "\n".join([
+        "Database of %.0f MB (dump %.0f MB, custom format, default compression); median of %d run(s); %d cores."
+        % (size / 1e6, dump_mb, args.runs, os.cpu_count()),
+        "",
+        "| operation | phoenix.platform | plain tool | ratio |",
+        "|---|---|---|---|",
+        "| backup | %.1f s (`phoenix_backup`: snapshot, row counts, sha256, manifest, fsync) | %.1f s (`pg_dump -Fc`) "
+        "| **%.2f×** |" % (backup_p, backup_r, backup_p / backup_r),
+        "| restore | %.1f s (`phoenix_restore`: checksums, `pg_restore --list`, single transaction, no safety "
+        "backup) | %.1f s (`pg_restore --single-transaction` into an empty database) | **%.2f×** |"
+        % (restore_p, restore_r, restore_p / restore_r),
+        "",
+        "The module restores over the live database (`--clean` drops each object first); the plain tool restores "
+        "into an empty one. A real restore also takes a safety backup first, which costs one more backup.",
+    ])
+    write_section("Backup and restore", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
