@@ -51,7 +51,7 @@ molecule: venv
 	$(BIN)/molecule test --all
 
 bench: venv
-	$(BIN)/python bench/health_vs_ping.py
+	cd bench && ../$(BIN)/python health_vs_ping.py && ../$(BIN)/python worlds.py && ../$(BIN)/python backup.py
 
 clean:
 	rm -rf .ansible tests/output .pytest_cache
