@@ -50,6 +50,7 @@ class PhoenixModule(AnsibleModule):
         if not HAS_PSYCOPG:
             self.fail_json(msg=missing_required_lib("psycopg (pip install 'psycopg[binary]')"))
         self.target: ConnectionTarget | None = None
+        self.other_targets: list[ConnectionTarget] = []  # e.g. a transfer's source: its password is redacted too
 
     @property
     def stage(self) -> str:
@@ -89,4 +90,7 @@ class PhoenixModule(AnsibleModule):
         self.exit_json(**result)
 
     def _redact(self, text: str) -> str:
-        return self.target.redact(text) if self.target else text
+        for target in [self.target] + self.other_targets:
+            if target is not None:
+                text = target.redact(text)
+        return text

@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_transfer
+short_description: Move worlds and entity groups between two environment databases, plan first
+version_added: 0.1.0
+description:
+  - Copies the rows of the selected worlds (and, with O(production_data), production rows) from the O(source)
+    database into the target database (the usual connection options), in one target transaction.
+  - Always computes a plan first - per table the rows to insert, update, leave unchanged and delete - by staging the
+    source rows on the target with binary COPY and comparing keys and contents there. Check mode returns that plan
+    and writes nothing; a real run executes exactly it, rewriting no unchanged row, so a second run changes nothing.
+  - Renaming (O(rename), O(suffix)) re-keys UUID keys deterministically. Leaving PROD, personal data is masked in the
+    source query (a default profile for the reference schema, adjustable with O(mask)).
+  - A schema difference between source and target fails before anything is written, listing the differences.
+options:
+  source:
+    description: The source database.
+    type: dict
+    required: true
+    suboptions:
+      db_url:
+        description: libpq URI or conninfo string of the source.
+        type: str
+      login_host:
+        description: Source host or socket directory.
+        type: str
+      login_port:
+        description: Source port.
+        type: int
+      login_user:
+        description: Source user.
+        type: str
+      login_password:
+        description: Source password.
+        type: str
+      login_db:
+        description: Source database.
+        type: str
+      ssl_mode:
+        description: libpq C(sslmode) for the source.
+        type: str
+        choices: [disable, allow, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate for the source.
+        type: path
+      connect_timeout:
+        description: Seconds to wait for the source connection.
+        type: int
+        default: 10
+      stage:
+        description: The source's stage; checked against the source's stage fence.
+        type: str
+        required: true
+        choices: [LOCAL, BETA, PROD]
+  worlds:
+    description: World ids to transfer (default every non-template world of the source).
+    type: list
+    elements: str
+  include:
+    description: Entity groups to transfer; rows they reference through foreign keys come along.
+    type: list
+    elements: str
+    default: [worlds, users, artifacts, chats]
+  groups:
+    description: The data model's entity groups, C(group -> [table, ...]); the default fits the reference schema.
+    type: dict
+  production_data:
+    description: Also transfer rows without a world (production data).
+    type: bool
+    default: false
+  rename:
+    description: "Copy worlds under other ids: a mapping of source world id to target world id."
+    type: dict
+    default: {}
+  suffix:
+    description: Copy every world under its id plus this suffix (for example C(_BETA)).
+    type: str
+  conflict:
+    description: Rows whose key exists in the target with other contents are V(update)d, V(skip)ped, or V(fail) the run.
+    type: str
+    choices: [update, skip, fail]
+    default: update
+  delete_missing:
+    description: Delete rows of the target worlds that the source no longer has (the target mirrors the source).
+    type: bool
+    default: false
+  mask:
+    description:
+      - Per column C(Table.column) a transformer - C(null), C(hash_email), C(fake_name), C(keep) or C({constant. value}).
+      - Leaving PROD, these are applied over the default profile (C(User.email), C(User.name), C(User.password),
+        C(A_Person.email), C(A_Person.fullName), C(A_Person.photoUrl)).
+    type: dict
+  allow_unmasked:
+    description: Allow personal data to leave PROD unmasked.
+    type: bool
+    default: false
+  allow_prod:
+    description: Allow a transfer into PROD.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.connection.LOCK_TIMEOUT
+  - phoenix.platform.connection.ATTRIBUTES
+attributes:
+  check_mode:
+    support: full
+    details: Returns the plan; the staging happens in a transaction that is rolled back.
+  diff_mode:
+    support: full
+    details: Adds a few keys per table that would be inserted.
+author:
+  - Phoenix Platform maintainers (@phoenix-platform)
+"""
+
+EXAMPLES = r"""
+- name: Copy UC_TESTING from LOCAL to BETA as UC_TESTING_BETA
+  phoenix.platform.phoenix_transfer:
+    db_url: "{{ beta_db_url }}"
+    stage: BETA
+    source:
+      db_url: "{{ local_db_url }}"
+      stage: LOCAL
+    worlds: [UC_TESTING]
+    suffix: _BETA
+
+- name: Production data down to LOCAL, masked
+  phoenix.platform.phoenix_transfer:
+    stage: LOCAL
+    source: {db_url: "{{ prod_db_url }}", stage: PROD}
+    worlds: []
+    production_data: true
+"""
+
+RETURN = r"""
+plan:
+  description: Per table C(insert), C(update), C(unchanged) and C(delete) - what the run did, or would do in check mode.
+  returned: success
+  type: dict
+  sample: {"Artifact": {"insert": 12, "update": 0, "unchanged": 0, "delete": 0}}
+worlds:
+  description: Source world id -> target world id.
+  returned: success
+  type: dict
+masked:
+  description: Columns masked on the way.
+  returned: success
+  type: list
+  elements: str
+duration:
+  description: Seconds the transfer took.
+  returned: success
+  type: float
+rows_per_second:
+  description: Rows inserted, updated or deleted per second.
+  returned: success
+  type: float
+"""
+
+from ansible_collections.phoenix.platform.plugins.module_utils._connection import ConnectionTarget, connect
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._stage import check_stage_fence, registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer import (
+    CONFLICTS,
+    DEFAULT_GROUPS,
+    Transfer,
+    TransferRequest,
+)
+
+SOURCE_SPEC = {
+    "db_url": {"type": "str", "no_log": True},
+    "login_host": {"type": "str"},
+    "login_port": {"type": "int"},
+    "login_user": {"type": "str"},
+    "login_password": {"type": "str", "no_log": True},
+    "login_db": {"type": "str"},
+    "ssl_mode": {"type": "str", "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+    "ca_cert": {"type": "path"},
+    "connect_timeout": {"type": "int", "default": 10},
+    "stage": {"type": "str", "required": True, "choices": ["LOCAL", "BETA", "PROD"]},
+}
+
+
+def run(module: PhoenixModule) -> dict:
+    params = module.params
+    source_target = ConnectionTarget(params["source"], environ={}, application_name="phoenix.platform.transfer-source")
+    module.other_targets.append(source_target)
+    request = TransferRequest(
+        source_stage=params["source"]["stage"], target_stage=module.stage, actor=module.actor, worlds=params["worlds"],
+        include=params["include"], groups=params["groups"] or DEFAULT_GROUPS, production_data=params["production_data"],
+        rename=params["rename"], suffix=params["suffix"], conflict=params["conflict"],
+        delete_missing=params["delete_missing"], mask=params["mask"], allow_unmasked=params["allow_unmasked"],
+        allow_prod=params["allow_prod"], lock_timeout=params["lock_timeout"], diff=module._diff,
+        where=module.connection_target().describe(),
+    )
+    with connect(source_target) as source, module.connect() as target:
+        check_stage_fence(request.source_stage, registered_stage(source), "the source " + source_target.describe())
+        module.check_fence(target)
+        source.rollback()
+        target.rollback()
+        return Transfer(source, target, request).run(module.check_mode)
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "source": {"type": "dict", "required": True, "options": SOURCE_SPEC},
+            "worlds": {"type": "list", "elements": "str"},
+            "include": {"type": "list", "elements": "str", "default": list(DEFAULT_GROUPS)},
+            "groups": {"type": "dict"},
+            "production_data": {"type": "bool", "default": False},
+            "rename": {"type": "dict", "default": {}},
+            "suffix": {"type": "str"},
+            "conflict": {"type": "str", "choices": list(CONFLICTS), "default": "update"},
+            "delete_missing": {"type": "bool", "default": False},
+            "mask": {"type": "dict"},
+            "allow_unmasked": {"type": "bool", "default": False},
+            "allow_prod": {"type": "bool", "default": False},
+            **LOCK_ARGUMENT_SPEC,
+        },
+        mutually_exclusive=[("rename", "suffix")],
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

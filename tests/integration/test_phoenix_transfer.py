@@ -1,0 +1,212 @@
+"""phoenix_transfer between two real databases of the test server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer, phoenix_user, phoenix_world
+from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+
+from conftest import Database
+from worlds_fixtures import migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+SEED = {"users": 3, "artifacts": 8, "chats": 2, "messages_per_chat": 3}
+CONTENT = {  # the rows of a world, per table, without world ids or keys that renaming changes
+    "User": 'SELECT email, name, type FROM "User" WHERE world_id = %s',
+    "Artifact": 'SELECT "createdAt", title, kind FROM "Artifact" WHERE world_id = %s',
+    "A_Text": 'SELECT t.content FROM "A_Text" t JOIN "Artifact" a ON (a.id, a."createdAt") = '
+              '(t."artifactId", t."createdAt") WHERE a.world_id = %s',
+    "Message_v2": 'SELECT role, parts::text FROM "Message_v2" WHERE world_id = %s',
+}
+
+
+@pytest.fixture
+def pair(pg_cluster):
+    """A LOCAL source and a BETA target database."""
+    made = []
+    for stage in ("LOCAL", "BETA"):
+        name = "tr_" + uuid.uuid4().hex[:10]
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        database = Database(pg_cluster, name)
+        migrate(database, stage=stage)
+        made.append(database)
+    source, target = made
+    run_module(phoenix_world.main, {"db_url": source.url, "stage": "LOCAL", "id": "UC_TESTING", "seed": SEED})
+    run_module(phoenix_world.main, {"db_url": source.url, "stage": "LOCAL", "id": "UC_OTHER",
+                                    "seed": {"users": 1, "artifacts": 1, "chats": 0}})
+    yield source, target
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        for database in made:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database.name)))
+
+
+def transfer(source, target, check=False, diff=False, source_stage="LOCAL", target_stage="BETA", **options):
+    return run_module(phoenix_transfer.main, dict({"db_url": target.url, "stage": target_stage,
+                                                   "source": {"db_url": source.url, "stage": source_stage}},
+                                                  **options), check=check, diff=diff)
+
+
+def content(database, world):
+    return {t: sorted(database.query(q, (world,))) for t, q in CONTENT.items()}
+
+
+def xmins(database):
+    return database.query('SELECT xmin::text, id::text FROM "Artifact" UNION ALL SELECT xmin::text, id FROM "WorldMeta" '
+                          "ORDER BY 2")
+
+
+def test_plan_equals_the_run_and_second_run_rewrites_nothing(pair):
+    source, target = pair
+    before = table_fingerprints(target)
+    plan = transfer(source, target, check=True, worlds=["UC_TESTING"])
+    assert plan["changed"] is True
+    assert table_fingerprints(target) == before
+    done = transfer(source, target, worlds=["UC_TESTING"])
+    assert done["plan"] == plan["plan"]
+    assert done["plan"]["Artifact"] == {"insert": 8, "update": 0, "unchanged": 0, "delete": 0}
+    assert done["plan"]["WorldMeta"]["insert"] == 1
+    assert content(target, "UC_TESTING") == content(source, "UC_TESTING")
+    assert target.query('SELECT environment FROM "WorldMeta" WHERE id = %s', ("UC_TESTING",)) == [("BETA",)]
+    rows_before = xmins(target)
+    again = transfer(source, target, worlds=["UC_TESTING"])
+    assert again["changed"] is False
+    assert all(p["insert"] == p["update"] == p["delete"] == 0 for p in again["plan"].values())
+    assert xmins(target) == rows_before
+    assert done["rows_per_second"] > 0 and done["duration"] > 0
+
+
+def test_suffix_rekeys_and_updates_and_deletes(pair):
+    source, target = pair
+    result = transfer(source, target, worlds=["UC_TESTING"], suffix="_BETA")
+    assert result["worlds"] == {"UC_TESTING": "UC_TESTING_BETA"}
+    assert content(target, "UC_TESTING_BETA") == content(source, "UC_TESTING")
+    ids = {r[0] for r in target.query('SELECT id FROM "Artifact" WHERE world_id = %s', ("UC_TESTING_BETA",))}
+    expected = {r[0] for r in source.query("SELECT md5('UC_TESTING_BETA:' || id::text)::uuid FROM \"Artifact\" "
+                                           "WHERE world_id = %s", ("UC_TESTING",))}
+    assert ids == expected
+    with source.connect() as conn:  # change one row, delete one chat's messages
+        conn.execute(sql.SQL('UPDATE "Artifact" SET title = %s WHERE world_id = %s AND kind = %s'),
+                     ["Renamed", "UC_TESTING", "person"])
+        conn.execute(sql.SQL('DELETE FROM "Message_v2" WHERE world_id = %s'), ["UC_TESTING"])
+    plan = transfer(source, target, check=True, worlds=["UC_TESTING"], suffix="_BETA", delete_missing=True)
+    assert plan["plan"]["Artifact"]["update"] == 1  # the one person artifact
+    assert plan["plan"]["Message_v2"]["delete"] == 6
+    skipped = transfer(source, target, check=True, worlds=["UC_TESTING"], suffix="_BETA", conflict="skip")
+    assert skipped["plan"]["Artifact"]["update"] == 0
+    refused = transfer(source, target, worlds=["UC_TESTING"], suffix="_BETA", conflict="fail")
+    assert refused["failed"] is True and "conflict=fail" in refused["msg"]
+    done = transfer(source, target, worlds=["UC_TESTING"], suffix="_BETA", delete_missing=True)
+    assert done["plan"] == plan["plan"]
+    assert content(target, "UC_TESTING_BETA") == content(source, "UC_TESTING")
+
+
+def test_prod_to_local_masks_personal_data(pg_cluster, pair):
+    source, target = pair
+    with psycopg.connect(source.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'PROD'"))
+    run_module(phoenix_user.main, {"db_url": source.url, "stage": "PROD", "email": "real.person@corp.example",
+                                   "name": "Real Person", "password": "secret"})
+    with psycopg.connect(target.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'LOCAL'"))
+    originals = source.query('SELECT email, name FROM "User"')
+    people = source.query('SELECT "fullName" FROM "A_Person"')
+    result = transfer(source, target, source_stage="PROD", target_stage="LOCAL", worlds=["UC_TESTING"],
+                      production_data=True)
+    assert result["changed"] is True, result
+    assert "User.email" in result["masked"]
+    emails = {r[0] for r in target.query('SELECT email FROM "User"')}
+    names = {r[0] for r in target.query('SELECT name FROM "User"')} | {r[0] for r in target.query(
+        'SELECT "fullName" FROM "A_Person"')}
+    for email, name in originals:
+        assert email not in emails and name not in names
+    assert not {p[0] for p in people} & names
+    assert all(e.endswith("@example.invalid") for e in emails)
+    assert target.query('SELECT count(*) FROM "User" WHERE world_id IS NULL') == [(1,)]
+    assert target.query('SELECT count(*) FROM "User" WHERE password IS NOT NULL') == [(0,)]
+    assert transfer(source, target, source_stage="PROD", target_stage="LOCAL", worlds=["UC_TESTING"],
+                    production_data=True)["changed"] is False
+    unmasked = transfer(source, target, check=True, source_stage="PROD", target_stage="LOCAL",
+                        worlds=["UC_TESTING"], mask={"User.email": "keep"})
+    assert unmasked["failed"] is True and "allow_unmasked" in unmasked["msg"]
+
+
+def test_into_prod_needs_allow_prod_and_fails_before_writing(pair):
+    source, target = pair
+    with psycopg.connect(target.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'PROD'"))
+    before = table_fingerprints(target)
+    refused = transfer(source, target, target_stage="PROD", worlds=["UC_TESTING"])
+    assert refused["failed"] is True and "allow_prod=true" in refused["msg"]
+    assert table_fingerprints(target) == before
+
+
+def test_schema_mismatch_lists_the_differences(pair):
+    source, target = pair
+    with psycopg.connect(target.url, autocommit=True) as conn:
+        conn.execute(sql.SQL('ALTER TABLE "Chat" ADD COLUMN pinned boolean'))
+        conn.execute(sql.SQL('ALTER TABLE "A_Image" ALTER COLUMN width TYPE bigint'))
+    before = table_fingerprints(target)
+    result = transfer(source, target, worlds=["UC_TESTING"])
+    assert result["failed"] is True
+    assert "Chat.pinned: missing in the source" in result["msg"]
+    assert "A_Image.width: integer in the source, bigint in the target" in result["msg"]
+    assert table_fingerprints(target) == before
+
+
+def test_wrong_source_stage_and_bad_input(pair):
+    source, target = pair
+    fenced = transfer(source, target, source_stage="PROD", worlds=["UC_TESTING"])
+    assert fenced["failed"] is True and "registered as LOCAL" in fenced["msg"]
+    assert "include names unknown groups" in transfer(source, target, include=["planets"])["msg"]
+    assert "not a valid world id" in transfer(source, target, worlds=["bad id"])["msg"]
+    secret = "Source-Pw-123"
+    wrong = run_module(
+        phoenix_transfer.main, {"db_url": target.url, "stage": "BETA", "source": {
+            "login_host": "127.0.0.1", "login_port": source.cluster.port, "login_user": "postgres",
+            "login_password": secret, "login_db": source.name, "stage": "LOCAL"}})
+    assert wrong["failed"] is True and secret not in wrong["_raw"]
+
+
+KILL_SCRIPT = """
+import sys
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+run_module(phoenix_transfer.main, {"db_url": sys.argv[2], "stage": "BETA",
+                                   "source": {"db_url": sys.argv[1], "stage": "LOCAL"}, "worlds": ["UC_TESTING"]})
+"""
+
+
+def test_killed_transfer_leaves_the_target_unchanged(pair):
+    source, target = pair
+    before = table_fingerprints(target)
+    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections"))
+    with target.connect() as blocker:
+        blocker.autocommit = False
+        blocker.execute(sql.SQL('LOCK TABLE "Message_v2" IN SHARE MODE'))  # the INSERT waits here
+        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, source.url, target.url], env=env)
+        deadline = time.monotonic() + 60
+        waiting = []
+        while not waiting and time.monotonic() < deadline and process.poll() is None:
+            waiting = target.query("SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND wait_event_type = 'Lock' AND query LIKE 'INSERT%%'")
+            time.sleep(0.02)
+        assert waiting, "the transfer never reached its inserts"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        blocker.rollback()
+    deadline = time.monotonic() + 10
+    while target.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name LIKE 'phoenix.platform.%%'") != [(0,)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert table_fingerprints(target) == before
