@@ -230,3 +230,27 @@ def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
     assert bad_settings.returncode != 0
     assert "unknown TYPO; missing ENABLE_ADAPTIVE_QUIZ, ENABLE_PATTERN_ANALYSIS, ENABLE_STYLE_SETTINGS" in \
         bad_settings.stdout.replace("\n        ", " ")
+
+
+def test_transfer_and_world_copy_playbooks(phoenix_home):
+    both = ["-i", "inventories/local", "-i", "inventories/beta"]
+    assert playbook(phoenix_home, "site.yml", *both).returncode == 0
+    assert playbook(phoenix_home, "seed.yml", "-i", "inventories/local").returncode == 0
+    preview = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
+                       "-e", '{"worlds": ["UC_DEMO"]}', "--check")
+    assert preview.returncode == 0, preview.stdout
+    assert "Artifact: insert 12, update 0, unchanged 0, delete 0" in preview.stdout
+    done = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
+                    "-e", '{"worlds": ["UC_DEMO"]}')
+    assert "Artifact: insert 12, update 0, unchanged 0, delete 0" in done.stdout
+    again = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
+                     "-e", '{"worlds": ["UC_DEMO"]}')
+    assert "Artifact: insert 0, update 0, unchanged 12, delete 0" in again.stdout
+    assert recap(again.stdout)["phoenix-beta"]["changed"] == 0
+    copied = playbook(phoenix_home, "world_copy.yml", *both, "-e", "world=UC_TESTING", "-e", "from=local",
+                      "-e", "to=beta")
+    assert copied.returncode == 0, copied.stdout
+    assert "UC_TESTING -> UC_TESTING_BETA in BETA: 47 inserted, 0 updated" in copied.stdout
+    into_prod = playbook(phoenix_home, "transfer.yml", *ALL, "-e", "source=beta", "-e", "target=prod",
+                         "-e", '{"worlds": ["UC_DEMO"]}')
+    assert into_prod.returncode != 0 and "allow_prod=true" in into_prod.stdout
