@@ -51,7 +51,7 @@ molecule: venv
 	$(BIN)/molecule test --all
 
 bench: venv
-	cd bench && ../$(BIN)/python health_vs_ping.py && ../$(BIN)/python worlds.py && ../$(BIN)/python backup.py
+	cd bench && for b in health_vs_ping worlds backup transfer; do ../$(BIN)/python $$b.py; done
 
 clean:
 	rm -rf .ansible tests/output .pytest_cache

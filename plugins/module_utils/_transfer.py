@@ -244,6 +244,7 @@ class Transfer:
                 self.target.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(stage, cols)) as into:
             for data in out:
                 into.write(data)
+        self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
         return table, stage
 
     # -- plan and execution ----------------------------------------------------------------
@@ -282,13 +283,12 @@ class Transfer:
 
         if not table.primary_key:
             raise PhoenixError("table %s has no primary key: its rows cannot be matched between databases" % table.label)
-        matched = sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE {m})").format(
-            t=table.identifier(), m=self._match(table, "x", "s"))
-        changed = sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE {m} AND {d})").format(
-            t=table.identifier(), m=self._match(table, "x", "s"), d=self._differs(table))
+        first_key = sql.Identifier(table.primary_key[0])
         row = self.target.execute(sql.SQL(
-            "SELECT count(*) FILTER (WHERE NOT {matched}), count(*) FILTER (WHERE {changed}), count(*) FROM {stage} s"
-        ).format(matched=matched, changed=changed, stage=stage)).fetchone()
+            "SELECT count(*) FILTER (WHERE x.{k} IS NULL), count(*) FILTER (WHERE x.{k} IS NOT NULL AND {d}), count(*) "
+            "FROM {stage} s LEFT JOIN {t} x ON {m}").format(
+            k=first_key, d=self._differs(table), stage=stage, t=table.identifier(),
+            m=self._match(table, "x", "s"))).fetchone()
         insert, update, total = row
         delete = 0
         if self.request.delete_missing:
