@@ -69,9 +69,12 @@ def xmins(database):
 def test_plan_equals_the_run_and_second_run_rewrites_nothing(pair):
     source, target = pair
     before = table_fingerprints(target)
-    plan = transfer(source, target, check=True, worlds=["UC_TESTING"])
+    plan = transfer(source, target, check=True, diff=True, worlds=["UC_TESTING"])
     assert plan["changed"] is True
     assert table_fingerprints(target) == before
+    sample = plan["diff"]["after"]
+    assert len(sample["Artifact"]) == 5 and len(sample["WorldMeta"]) == 1  # bounded: at most five keys a table
+    assert sample["WorldMeta"] == ["UC_TESTING"]
     done = transfer(source, target, worlds=["UC_TESTING"])
     assert done["plan"] == plan["plan"]
     assert done["plan"]["Artifact"] == {"insert": 8, "update": 0, "unchanged": 0, "delete": 0}
