@@ -166,11 +166,13 @@ class Transfer:
                     for p in plan.values():
                         p["unchanged"], p["update"] = p["unchanged"] + p["update"], 0
                 if not check_mode:
-                    for table, stage in staged:
-                        self._apply(table, stage, plan[table.label])
+                    # Deletes first (children first): rows leaving a mirrored world free their unique values
+                    # (emails ...) for the rows arriving.
                     for table, stage in reversed(staged):
                         if plan[table.label]["delete"]:
                             self._delete(table, stage, mapping)
+                    for table, stage in staged:
+                        self._apply(table, stage, plan[table.label])
                 changed = any(p["insert"] or p["update"] or p["delete"] for p in plan.values())
                 moved = sum(p["insert"] + p["update"] + p["delete"] for p in plan.values())
                 duration = round(time.monotonic() - started, 3)
@@ -184,6 +186,11 @@ class Transfer:
                     record(self.target, "transfer", request.target_stage, request.actor,
                            {"source_stage": request.source_stage, "worlds": mapping, "plan": plan,
                             "masked": result["masked"]})
+        except psycopg.errors.IntegrityError as exc:
+            raise PhoenixError(
+                "the target refused the transfer, nothing was written: %s. Rows of the target world hold the same "
+                "unique values under other keys; mirror the world with delete_missing=true or copy it under another id"
+                % str(exc).strip().splitlines()[0]) from None
         finally:
             self.source.rollback()
         return result

@@ -213,3 +213,22 @@ def test_killed_transfer_leaves_the_target_unchanged(pair):
                        "AND application_name LIKE 'phoenix.platform.%%'") != [(0,)] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert table_fingerprints(target) == before
+
+
+def test_same_emails_under_other_keys(pair):
+    """The target world already holds the users under other ids: refused clearly, or mirrored."""
+    source, target = pair
+    run_module(phoenix_world.main, {"db_url": target.url, "stage": "BETA", "id": "UC_TESTING", "seed": SEED})
+    with psycopg.connect(target.url, autocommit=True) as conn:  # same emails, other keys
+        conn.execute(sql.SQL('DELETE FROM "Message_v2"'))
+        conn.execute(sql.SQL('DELETE FROM "Chat"'))
+        conn.execute(sql.SQL('DELETE FROM "A_SetItems"; DELETE FROM "A_Text"; DELETE FROM "A_Image"; '
+                             'DELETE FROM "A_Person"; DELETE FROM "Artifact"'))
+        conn.execute(sql.SQL('UPDATE "User" SET id = md5(id::text)::uuid'))
+    before = table_fingerprints(target)
+    refused = transfer(source, target, worlds=["UC_TESTING"])
+    assert refused["failed"] is True and "delete_missing=true" in refused["msg"]
+    assert table_fingerprints(target) == before
+    mirrored = transfer(source, target, worlds=["UC_TESTING"], delete_missing=True)
+    assert mirrored["plan"]["User"] == {"insert": 3, "update": 0, "unchanged": 0, "delete": 3}
+    assert content(target, "UC_TESTING") == content(source, "UC_TESTING")
