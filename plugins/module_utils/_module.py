@@ -9,7 +9,8 @@ psycopg connection, enforces the stage fence, and turns every expected error int
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, Iterator
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
@@ -75,10 +76,19 @@ class PhoenixModule(AnsibleModule):
         check_stage_fence(self.stage, registered, self.connection_target().describe())
         return registered
 
+    @contextlib.contextmanager
+    def fenced_connection(self) -> Iterator[Any]:
+        """A connection to a database that belongs to the declared stage (checked before anything else)."""
+        with self.connect() as conn:
+            self.check_fence(conn)
+            yield conn
+
     def run(self, action: Callable[["PhoenixModule"], dict[str, Any]]) -> None:
         """Run ``action`` and exit with its result, or fail with one clear message."""
         try:
             result = action(self)
+            if not self._diff:
+                result.pop("diff", None)
         except PhoenixError as exc:
             self.fail_json(msg=self._redact(exc.msg), **exc.details)
         except psycopg.Error as exc:

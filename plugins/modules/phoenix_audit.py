@@ -55,8 +55,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._module import Ph
 
 
 def run(module: PhoenixModule) -> dict:
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         if not applied_versions(conn):
             raise PhoenixError("%s has no Phoenix schema (no audit log): run phoenix_schema first"
                                % module.connection_target().describe())

@@ -140,8 +140,7 @@ def run(module: PhoenixModule) -> dict:
     )
     if request.retention_days < 0 or request.keep_min < 0:
         raise PhoenixError("retention_days and keep_min must be 0 or more")
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         return ensure_backup(conn, module.connection_target().conninfo(), request, module.check_mode)
 
 

@@ -85,8 +85,7 @@ def run(module: PhoenixModule) -> dict:
         actor=module.actor, safety_backup=params["safety_backup"], allow_prod=params["allow_prod"],
         allow_cross_stage=params["allow_cross_stage"],
     )
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
 
 

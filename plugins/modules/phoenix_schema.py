@@ -105,11 +105,8 @@ def run(module: PhoenixModule) -> dict:
         lock_timeout=module.params["lock_timeout"],
         where=module.connection_target().describe(),
     )
-    with module.connect() as conn:
-        result = ensure_schema(conn, request, module.check_mode)
-    if not module._diff:
-        result.pop("diff")
-    return result
+    with module.connect() as conn:  # ensure_schema checks the stage fence itself, under the schema lock
+        return ensure_schema(conn, request, module.check_mode)
 
 
 def main() -> None:

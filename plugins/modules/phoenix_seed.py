@@ -174,8 +174,7 @@ def run(module: PhoenixModule) -> dict:
     if not HAS_PYDANTIC:
         module.fail_json(msg=missing_required_lib("pydantic"))
     action = {"exported": exported, "imported": imported, "orphans_removed": orphans_removed}[module.params["state"]]
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         result = action(module, conn)
     for warning in result.pop("warnings"):
         module.warn(warning)

@@ -134,11 +134,8 @@ def run(module: PhoenixModule) -> dict:
         world=params["world"], cascade=params["cascade"], create=params["create"], allow_prod=params["allow_prod"],
         lock_timeout=params["lock_timeout"], where=module.connection_target().describe(),
     )
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         result = ensure_user(conn, request, module.check_mode)
-    if not module._diff:
-        result.pop("diff")
     return result
 
 

@@ -60,8 +60,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._users import lis
 
 def run(module: PhoenixModule) -> dict:
     params = module.params
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         users = list_users(conn, params["role"], params["world"], params["email"], params["id"],
                            module.connection_target().describe())
     return {"changed": False, "users": users}

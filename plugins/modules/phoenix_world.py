@@ -170,13 +170,10 @@ def run(module: PhoenixModule) -> dict:
         where=module.connection_target().describe(),
         default_ttl_hours=_default_ttl(module),
     )
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         result = ensure_world(conn, request, module.check_mode)
     for warning in request.warnings:
         module.warn(warning)
-    if not module._diff:
-        result.pop("diff")
     return result
 
 

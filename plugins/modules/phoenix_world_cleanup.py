@@ -70,8 +70,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._world_cleanup im
 
 
 def run(module: PhoenixModule) -> dict:
-    with module.connect() as conn:
-        module.check_fence(conn)
+    with module.fenced_connection() as conn:
         result = cleanup(conn, module.stage, module.actor, module.params["max_age_hours"],
                          module.params["allow_prod"], module.params["lock_timeout"], module.check_mode)
     for warning in result.pop("warnings"):
