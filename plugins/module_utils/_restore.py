@@ -5,13 +5,14 @@
 pg_restore runs with --single-transaction and --exit-on-error (plain dumps through psql
 with the same guarantees), so a restore that fails part-way leaves the database as it was.
 The audit log and the stage fence are not part of what is restored: the history of the
-database survives its restores.
+database survives its restores, whatever the backup's format.
 """
 
 from __future__ import annotations
 
 import getpass
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,9 +95,7 @@ def _run_restore(conn, conninfo: str, backup: store.Backup) -> None:
     conn.rollback()
     dump = backup.path / DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
-        command = [str(find_tool("psql", major)), "--no-psqlrc", "--quiet", "--single-transaction",
-                   "--set", "ON_ERROR_STOP=1", "--file", str(dump)]
-        _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "psql")
+        _run_plain(find_tool("psql", major), dump, env)
         return
     pg_restore = find_tool("pg_restore", major)
     listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True, check=False)
@@ -110,6 +109,39 @@ def _run_restore(conn, conninfo: str, backup: store.Backup) -> None:
         _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")
     finally:
         toc.unlink(missing_ok=True)
+
+
+# A plain dump recreates every table, the audit log and the stage fence included: psql keeps
+# their rows aside first and puts them back after, all inside its single transaction.
+PLAIN_PROLOGUE = b"""
+CREATE TEMP TABLE phoenix_kept_audit AS SELECT * FROM phoenix.audit_log;
+CREATE TEMP TABLE phoenix_kept_environment AS SELECT * FROM phoenix.environment;
+"""
+PLAIN_EPILOGUE = b"""
+DELETE FROM phoenix.audit_log;
+INSERT INTO phoenix.audit_log SELECT * FROM phoenix_kept_audit;
+SELECT setval('phoenix.audit_log_id_seq', (SELECT coalesce(max(id), 0) + 1 FROM phoenix.audit_log), false);
+DELETE FROM phoenix.environment;
+INSERT INTO phoenix.environment SELECT * FROM phoenix_kept_environment;
+"""
+
+
+def _run_plain(psql: Path, dump: Path, env: dict[str, str]) -> None:
+    command = [str(psql), "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
+               "--file", "-"]
+    process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        process.stdin.write(PLAIN_PROLOGUE)
+        with open(dump, "rb") as script:
+            shutil.copyfileobj(script, process.stdin, 1 << 20)
+        process.stdin.write(PLAIN_EPILOGUE)
+        process.stdin.close()
+    except BrokenPipeError:  # psql stopped at an error: its message says which
+        pass
+    stderr = process.stderr.read().decode(errors="replace")
+    process.wait()
+    _check(subprocess.CompletedProcess(command, process.returncode, "", stderr), "psql")
 
 
 def _check(completed: subprocess.CompletedProcess, tool: str) -> None:
