@@ -17,6 +17,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils import _backup_st
 from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
 from ansible_collections.phoenix.platform.plugins.module_utils._audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._files import CHUNK
 from ansible_collections.phoenix.platform.plugins.module_utils._pg_tools import (
     find_tool,
     libpq_environment,
@@ -159,7 +160,7 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
 
     def copy_out() -> None:
         with open(target, "wb") as out:
-            for chunk in iter(lambda: process.stdout.read(store.CHUNK), b""):
+            for chunk in iter(lambda: process.stdout.read(CHUNK), b""):
                 digest.update(chunk)
                 size[0] += len(chunk)
                 out.write(chunk)

@@ -8,7 +8,6 @@ A directory without a complete manifest is not a backup: a killed run leaves at 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,12 +17,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._files import fsync_path, sha256_file, write_json
 
 MANIFEST = "manifest.json"
 KINDS = ("scheduled", "pre-deploy", "pre-restore", "manual")
 FORMATS = ("custom", "directory", "plain")
 PARTIAL_SUFFIX = ".partial"
-CHUNK = 1 << 20
 
 
 @dataclass
@@ -99,19 +98,10 @@ def find_backup(dest: Path | None, stage: str, ref: str) -> Backup:
         raise PhoenixError("%s is not a backup directory (no readable %s)" % (path, MANIFEST)) from None
 
 
-def hash_file(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def file_entries(root: Path) -> list[dict[str, Any]]:
     entries = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
-        digest, size = hash_file(path)
+        digest, size = sha256_file(path)
         entries.append({"name": str(path.relative_to(root)), "size": size, "sha256": digest})
     return entries
 
@@ -123,7 +113,7 @@ def verify_checksums(backup: Backup) -> list[str]:
         if not path.is_file():
             problems.append("%s: missing" % entry["name"])
             continue
-        digest, size = hash_file(path)
+        digest, size = sha256_file(path)
         if size != entry["size"] or digest != entry["sha256"]:
             problems.append("%s: checksum mismatch" % entry["name"])
     return problems
@@ -131,11 +121,7 @@ def verify_checksums(backup: Backup) -> list[str]:
 
 def fsync_tree(root: Path) -> None:
     for path in list(root.rglob("*")) + [root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(path)
 
 
 def secure_tree(root: Path) -> None:
@@ -145,23 +131,14 @@ def secure_tree(root: Path) -> None:
 
 
 def write_manifest(work: Path, manifest: dict[str, Any]) -> None:
-    path = work / MANIFEST
-    with open(path, "w") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    path.chmod(0o600)
+    write_json(work / MANIFEST, manifest)
+    (work / MANIFEST).chmod(0o600)
 
 
 def publish(work: Path, final: Path) -> None:
     """Rename the finished backup into place, and make the rename durable."""
     os.replace(work, final)
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(final.parent)
 
 
 def remove_partials(dest: Path, stage: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ansible_collections.phoenix.platform.plugins.module_utils._catalog import Catalog, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._files import fsync_path
 
 BLOB_PREFIX = "blob:"
 DEFAULT_BLOB_COLUMNS = ("A_Image.url",)
@@ -45,20 +46,13 @@ def referenced_keys(conn, catalog: Catalog, columns: list[tuple[Table, str]], wo
     return keys
 
 
-def install_blob(source: Path, blob_dir: Path, key: str) -> bool:
-    """Copy a blob into blob_dir atomically (temp file, fsync, rename); False when already identical."""
-    from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import sha256_file
-
-    target = blob_dir / key
-    if target.is_file() and sha256_file(target)[0] == sha256_file(source)[0]:
-        return False
+def install_blob(source: Path, blob_dir: Path, key: str) -> None:
+    """Copy a blob into blob_dir atomically (temp file, fsync, rename)."""
     blob_dir.mkdir(parents=True, exist_ok=True)
     partial = blob_dir / (".%s.partial-%d" % (key, os.getpid()))
     shutil.copyfile(source, partial)
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, target)
-    return True
+    fsync_path(partial)
+    os.replace(partial, blob_dir / key)
 
 
 def orphans(conn, catalog: Catalog, blob_dir: Path, column_names: list[str]) -> list[str]:

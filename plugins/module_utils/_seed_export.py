@@ -21,7 +21,8 @@ from typing import Any
 from ansible_collections.phoenix.platform.plugins.module_utils import _catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._blobs import BLOB_PREFIX, blob_columns, referenced_keys
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import FORMAT_VERSION, MANIFEST, sha256_file
+from ansible_collections.phoenix.platform.plugins.module_utils._files import sha256_file, write_json
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import FORMAT_VERSION, MANIFEST
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import public_meta, read_meta, require_world_meta
 
 # Rows leave as JSON text; CSV with quote and delimiter characters that JSON never contains
@@ -178,12 +179,7 @@ def _write_manifest_and_readme(work: Path, manifest: dict[str, Any]) -> None:
         world=manifest["world"], source=manifest["source"], created_at=manifest["createdAt"],
         version=manifest["version"], tables=manifest["tables"], blobs=manifest["blobs"])
     (work / "README.md").write_text(readme)
-    # The manifest goes last: a directory without it is not a seed.
-    with open(work / MANIFEST, "w") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_json(work / MANIFEST, manifest)  # last: a directory without it is not a seed
 
 
 def _swap_into_place(work: Path, dest: Path) -> None:

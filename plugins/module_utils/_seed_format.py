@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._files import sha256_file
 
 FORMAT_VERSION = "2.0.0"
 LEGACY_VERSION = "1.0.0"
 MANIFEST = "seed.json"
 BLOB_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 TABLE_FILE = re.compile(r"^tables/[A-Za-z0-9_.-]+\.jsonl$")
-CHUNK = 1 << 20
 
 try:
     from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -113,15 +113,6 @@ def load_manifest(src: Path) -> tuple[str, Any]:
         return ("1" if model is LegacyManifest else "2"), model.model_validate(document)
     except ValidationError as exc:
         raise PhoenixError(validation_message(path, exc)) from None
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def verify_files(src: Path, manifest) -> list[str]:

@@ -18,13 +18,13 @@ from ansible_collections.phoenix.platform.plugins.module_utils._audit import rec
 from ansible_collections.phoenix.platform.plugins.module_utils._blobs import install_blob
 from ansible_collections.phoenix.platform.plugins.module_utils._catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._files import sha256_file
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import COPY_JSON
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import (
     BLOB_KEY,
     iter_lines,
     load_manifest,
-    sha256_file,
     verify_files,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
@@ -146,8 +146,11 @@ def _checked_blobs(seed: SeedContent, request: ImportRequest) -> list[dict[str, 
             raise PhoenixError("blob %s points outside the seed directory" % blob["key"])
         if not path.is_file():
             seed.warnings.append("blob %s is missing from the seed directory" % blob["key"])
-        elif blob.get("sha256") and sha256_file(path)[0] != blob["sha256"]:
+            continue
+        digest = sha256_file(path)[0]
+        if blob.get("sha256") and digest != blob["sha256"]:
             raise PhoenixError("blob %s failed its sha256 check, nothing was imported" % blob["key"])
+        blob["sha256"] = digest  # checked (or, for 1.0.0 seeds without one, computed) once
     present = [b for b in seed.blobs if Path(b["path"]).is_file()]
     if present and request.blob_dir is None:
         raise PhoenixError("seed %s carries %d blob(s): set blob_dir" % (request.src, len(present)))
@@ -156,7 +159,7 @@ def _checked_blobs(seed: SeedContent, request: ImportRequest) -> list[dict[str, 
 
 def _blob_needed(blob: dict[str, Any], blob_dir: Path) -> bool:
     target = blob_dir / blob["key"]
-    return not (target.is_file() and sha256_file(target)[0] == sha256_file(blob["path"])[0])
+    return not (target.is_file() and sha256_file(target)[0] == blob["sha256"])
 
 
 def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
