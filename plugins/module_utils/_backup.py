@@ -16,6 +16,7 @@ from typing import Any
 from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
 from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
 from ansible_collections.phoenix.platform.plugins.module_utils._audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._catalog import table_label, user_tables
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._files import CHUNK
 from ansible_collections.phoenix.platform.plugins.module_utils._pg_tools import (
@@ -47,12 +48,9 @@ def table_counts(conn) -> dict[str, int]:
     """Exact row count of every application and phoenix table."""
     from psycopg import sql
 
-    tables = conn.execute(sql.SQL(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> ALL(%s) "
-        "AND n.nspname NOT LIKE %s ORDER BY 1, 2"), [["pg_catalog", "information_schema"], "pg\\_%"]).fetchall()
-    return {(t if s == "public" else "%s.%s" % (s, t)): conn.execute(
-        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(s, t))).fetchone()[0] for s, t in tables}
+    return {table_label(schema, name): conn.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()[0]
+        for _oid, schema, name, _rows in user_tables(conn)}
 
 
 def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 WORLD_COLUMN = "world_id"
-EXCLUDED_SCHEMAS = ("pg_catalog", "information_schema", "phoenix")
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+EXCLUDED_SCHEMAS = SYSTEM_SCHEMAS + ("phoenix",)  # world tables live in the application's schemas
 WORLD_META = "WorldMeta"
+WORLD_META_TABLE = 'public."WorldMeta"'
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,7 @@ class Table:
 
     @property
     def label(self) -> str:
-        """``Artifact`` for the public schema, ``shop.orders`` otherwise."""
-        return self.name if self.schema == "public" else "%s.%s" % (self.schema, self.name)
+        return table_label(self.schema, self.name)
 
     @property
     def has_world_id(self) -> bool:
@@ -153,16 +154,34 @@ def topological(tables: Iterable[Table]) -> list[Table]:
     return ordered
 
 
+def table_label(schema: str, name: str) -> str:
+    """``Artifact`` for the public schema, ``shop.orders`` otherwise."""
+    return name if schema == "public" else "%s.%s" % (schema, name)
+
+
+def relation_exists(conn, qualified_name: str) -> bool:
+    """Whether a table such as ``phoenix.migrations`` or ``public."WorldMeta"`` exists."""
+    from psycopg import sql
+
+    return conn.execute(sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), [qualified_name]).fetchone()[0]
+
+
+def user_tables(conn, excluded_schemas: tuple[str, ...] = SYSTEM_SCHEMAS) -> list[tuple[int, str, str, int]]:
+    """``(oid, schema, name, estimated rows)`` of every table outside the system schemas, by schema and name."""
+    from psycopg import sql
+
+    return conn.execute(sql.SQL(
+        "SELECT c.oid, n.nspname, c.relname, c.reltuples::bigint FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE %s ORDER BY 2, 3"
+    ), [list(excluded_schemas), "pg\\_%"]).fetchall()
+
+
 def load(conn) -> Catalog:
     """Read tables, columns, primary and foreign keys of the application schemas."""
     from psycopg import sql
 
-    rows = conn.execute(sql.SQL(
-        "SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> ALL(%s) "
-        "AND n.nspname NOT LIKE 'pg\\_%%'"
-    ), [list(EXCLUDED_SCHEMAS)]).fetchall()
-    names = {oid: (schema, name) for oid, schema, name in rows}
+    names = {oid: (schema, name) for oid, schema, name, _rows in user_tables(conn, EXCLUDED_SCHEMAS)}
     if not names:
         return Catalog({})
     attributes: dict[int, dict[int, str]] = {oid: {} for oid in names}

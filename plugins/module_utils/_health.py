@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
+from ansible_collections.phoenix.platform.plugins.module_utils._catalog import (
+    WORLD_META_TABLE,
+    relation_exists,
+    table_label,
+    user_tables,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._stage import registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._world_query import expired_condition
 
 HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
 SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -89,6 +96,7 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
         "checks": {},
     }
     checks = report["checks"]
+    checks["backups"] = check_backups(request.backup_dir, request.stage, request.backup_max_age_hours, now)
     recorded = False
     started = time.perf_counter()
     try:
@@ -105,7 +113,6 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
             checks["stage"] = _check_stage(conn, request.stage)
             checks["worlds"] = _check_worlds(conn, request.max_worlds)
             checks["connections"] = _check_connections(conn)
-            checks["backups"] = check_backups(request.backup_dir, request.stage, request.backup_max_age_hours, now)
             report["status"] = overall_status(checks)
             if request.detail:
                 report["metrics"] = _metrics(conn, checks)
@@ -113,7 +120,6 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
                 _record(conn, report)
                 recorded = True
     else:
-        checks["backups"] = check_backups(request.backup_dir, request.stage, request.backup_max_age_hours, now)
         report["status"] = UNHEALTHY
     return report, recorded
 
@@ -164,20 +170,14 @@ def _check_stage(conn, declared: str) -> dict[str, Any]:
     return check
 
 
-def _world_meta_exists(conn) -> bool:
-    return bool(_scalar(conn, "SELECT to_regclass('public.\"WorldMeta\"') IS NOT NULL"))
-
-
 def _check_worlds(conn, max_worlds: int) -> dict[str, Any]:
-    if not _world_meta_exists(conn):
+    if not relation_exists(conn, WORLD_META_TABLE):
         return {"status": UNKNOWN, "message": "no WorldMeta table"}
     from psycopg import sql
 
     total, active, templates, expired = conn.execute(sql.SQL(
         'SELECT count(*), count(*) FILTER (WHERE "isActive"), count(*) FILTER (WHERE "isTemplate"), '
-        'count(*) FILTER (WHERE NOT "isTemplate" '
-        'AND "createdAt" + make_interval(hours => "cleanupAfterHours") < now()) FROM "WorldMeta"'
-    )).fetchone()
+        'count(*) FILTER (WHERE {expired}) FROM "WorldMeta"').format(expired=expired_condition(sql.NULL))).fetchone()
     check = {"status": HEALTHY, "total": total, "active": active, "templates": templates,
              "expired": expired, "max": max_worlds}
     if total > max_worlds:
@@ -217,25 +217,18 @@ def _metrics(conn, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "worlds": {"byEnvironment": {}, "byCategory": {}},
         "tables": {},
     }
-    if _world_meta_exists(conn):
+    if relation_exists(conn, WORLD_META_TABLE):
         for column, key in (("environment", "byEnvironment"), ("category", "byCategory")):
             query = sql.SQL('SELECT coalesce({}::text, %s), count(*) FROM "WorldMeta" GROUP BY 1 ORDER BY 1').format(
                 sql.Identifier(column))
             metrics["worlds"][key] = dict(conn.execute(query, ["(none)"]).fetchall())
-    tables = conn.execute(sql.SQL(
-        "SELECT n.nspname, c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE %s ORDER BY 1, 2"
-    ), ["pg_toast%"]).fetchall()
-    for schema, table, estimate, size in tables:
-        name = table if schema == "public" else "%s.%s" % (schema, table)
-        entry: dict[str, Any] = {"sizeBytes": size}
+    for oid, schema, table, estimate in user_tables(conn):
+        entry: dict[str, Any] = {"sizeBytes": _scalar(conn, "SELECT pg_total_relation_size(%s)", [oid])}
         if estimate > EXACT_COUNT_MAX_ROWS:
             entry.update(rows=estimate, rowsEstimated=True)
         else:
             entry["rows"] = _scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
-        metrics["tables"][name] = entry
+        metrics["tables"][table_label(schema, table)] = entry
     return metrics
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.phoenix.platform.plugins.module_utils._catalog import relation_exists
+
 CORE = "core"  # always applied: the phoenix schema and "WorldMeta"
 REFERENCE = "reference"  # the WelcomeCraft-style reference application tables
 APP_SCHEMAS = ("reference", "none")
@@ -243,8 +245,7 @@ def pending(applied: set[int], app_schema: str, target_version: int | None = Non
 def applied_versions(conn) -> set[int]:
     from psycopg import sql
 
-    exists = conn.execute(sql.SQL("SELECT to_regclass('phoenix.migrations') IS NOT NULL")).fetchone()[0]
-    if not exists:
+    if not relation_exists(conn, "phoenix.migrations"):
         return set()
     return {row[0] for row in conn.execute(sql.SQL("SELECT version FROM phoenix.migrations"))}
 
@@ -252,7 +253,7 @@ def applied_versions(conn) -> set[int]:
 def registered_app_schema(conn) -> str | None:
     from psycopg import sql
 
-    if not conn.execute(sql.SQL("SELECT to_regclass('phoenix.environment') IS NOT NULL")).fetchone()[0]:
+    if not relation_exists(conn, "phoenix.environment"):
         return None
     row = conn.execute(sql.SQL("SELECT app_schema FROM phoenix.environment")).fetchone()
     return row[0] if row else None

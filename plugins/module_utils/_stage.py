@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.phoenix.platform.plugins.module_utils._catalog import relation_exists
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import (
     ProdGuardError,
     StageFenceError,
@@ -16,8 +17,7 @@ def registered_stage(conn) -> str | None:
     """The stage recorded in the database, or None before the first schema run."""
     from psycopg import sql
 
-    row = conn.execute(sql.SQL("SELECT to_regclass('phoenix.environment') IS NOT NULL")).fetchone()
-    if not row[0]:
+    if not relation_exists(conn, "phoenix.environment"):
         return None
     row = conn.execute(sql.SQL("SELECT stage FROM phoenix.environment")).fetchone()
     return row[0] if row else None

@@ -103,9 +103,7 @@ def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any
 
 
 def require_world_meta(conn, where: str) -> None:
-    from psycopg import sql
-
-    if not conn.execute(sql.SQL("SELECT to_regclass('public.\"WorldMeta\"') IS NOT NULL")).fetchone()[0]:
+    if not catalog_mod.relation_exists(conn, catalog_mod.WORLD_META_TABLE):
         raise PhoenixError('%s has no "WorldMeta" table: run phoenix.platform.phoenix_schema first' % where)
 
 
