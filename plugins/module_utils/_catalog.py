@@ -55,6 +55,23 @@ class Table:
 
         return sql.Identifier(self.schema, self.name)
 
+    def comparable(self, alias: str, column: str):
+        """``alias.column`` in a form that has equality (json has none: it is compared as jsonb)."""
+        from psycopg import sql
+
+        cast = sql.SQL("::jsonb") if self.types[column] == "json" else sql.SQL("")
+        return sql.SQL("{}.{}{}").format(sql.Identifier(alias), sql.Identifier(column), cast)
+
+    def differs(self, left: str, right: str, columns: list[str]):
+        """SQL that is true when rows ``left`` and ``right`` differ in ``columns``."""
+        from psycopg import sql
+
+        if not columns:
+            return sql.SQL("false")
+        return sql.SQL("({}) IS DISTINCT FROM ({})").format(
+            sql.SQL(", ").join(self.comparable(left, c) for c in columns),
+            sql.SQL(", ").join(self.comparable(right, c) for c in columns))
+
 
 class Catalog:
     """World member tables of a database, parents first."""

@@ -253,12 +253,10 @@ def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, t
     else:
         same_world = sql.SQL("x.{0} = excluded.{0} AND ").format(sql.Identifier(WORLD_COLUMN)) \
             if table.has_world_id else sql.SQL("")
-        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {same_world}({old}) IS DISTINCT FROM ({new})").format(
+        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {same_world}{differs}").format(
             pk=sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
             sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updatable),
-            same_world=same_world,
-            old=sql.SQL(", ").join(_comparable(table, "x", c) for c in updatable),
-            new=sql.SQL(", ").join(_comparable(table, "excluded", c) for c in updatable))
+            same_world=same_world, differs=table.differs("x", "excluded", updatable))
     # xmax is 0 for a freshly inserted row and set for an updated one; counted server-side.
     counts = sql.SQL("WITH written AS ({insert} RETURNING (x.xmax = 0) AS fresh) "
                      "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM written")
@@ -280,14 +278,6 @@ def _refuse_other_worlds_keys(conn, table: Table, row, exprs, target: str) -> No
     if foreign:
         raise PhoenixError("%d row(s) of %s have the keys of rows that belong to other worlds; import under "
                            "another id (world=...) so the keys are re-keyed" % (foreign, table.label))
-
-
-def _comparable(table: Table, alias: str, column: str):
-    """A column in a form that has equality (json has none: compare it as jsonb)."""
-    from psycopg import sql
-
-    cast = sql.SQL("::jsonb") if table.types[column] == "json" else sql.SQL("")
-    return sql.SQL("{}.{}{}").format(sql.Identifier(alias), sql.Identifier(column), cast)
 
 
 def _delete_absent(conn, catalog, table: Table, row, exprs, target: str) -> int:

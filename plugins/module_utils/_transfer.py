@@ -92,12 +92,13 @@ def _tables(source_catalog, request: TransferRequest) -> list[Table]:
     if missing:
         raise PhoenixError("the source has no world table(s) %s" % ", ".join(missing))
     selected = {by_label[label].key for label in wanted}
+    members = {m.key for m in source_catalog.members}
     grew = True
     while grew:  # the FK closure: parents the selected rows reference come along
         grew = False
         for key in list(selected):
             for fk in source_catalog.all_tables[key].foreign_keys:
-                if fk.target not in selected and (fk.target in {m.key for m in source_catalog.members}):
+                if fk.target not in selected and fk.target in members:
                     selected.add(fk.target)
                     grew = True
     ordered = catalog_mod.topological(source_catalog.all_tables[key] for key in selected)
@@ -128,6 +129,8 @@ def schema_differences(source_catalog, target_catalog, tables: list[Table]) -> l
 class Transfer:
     def __init__(self, source, target, request: TransferRequest) -> None:
         self.source, self.target, self.request = source, target, request
+        self.target_catalog: catalog_mod.Catalog | None = None  # loaded once the target is locked
+        self.targets: list[str] = []  # the target world ids
 
     def run(self, check_mode: bool) -> dict[str, Any]:
         import psycopg
@@ -151,12 +154,13 @@ class Transfer:
         try:
             with self.target.transaction():
                 acquire_transaction_lock(self.target, "transfer:target", request.lock_timeout)
-                target_catalog = catalog_mod.load(self.target)
-                problems = schema_differences(source_catalog, target_catalog, tables)
+                self.target_catalog = catalog_mod.load(self.target)
+                self.targets = list(mapping.values())
+                problems = schema_differences(source_catalog, self.target_catalog, tables)
                 if problems:
                     raise PhoenixError("source and target schemas differ, nothing was written: %s" % "; ".join(problems))
                 staged = [self._stage(i, source_catalog, table, worlds, mapping, rules) for i, table in enumerate(tables)]
-                plan = {t.label: self._plan(t, stage, mapping) for t, stage in staged}
+                plan = {t.label: self._plan(t, stage) for t, stage in staged}
                 if request.conflict == "fail":
                     clashing = sorted(label for label, p in plan.items() if p["update"])
                     if clashing:
@@ -170,7 +174,7 @@ class Transfer:
                     # (emails ...) for the rows arriving.
                     for table, stage in reversed(staged):
                         if plan[table.label]["delete"]:
-                            self._delete(table, stage, mapping)
+                            self._delete(table, stage)
                     for table, stage in staged:
                         self._apply(table, stage, plan[table.label])
                 changed = any(p["insert"] or p["update"] or p["delete"] for p in plan.values())
@@ -179,7 +183,7 @@ class Transfer:
                 result = {"changed": changed, "plan": plan, "worlds": mapping, "masked": sorted("%s.%s" % k for k in rules),
                           "duration": duration, "rows_per_second": round(moved / duration, 1) if duration else None}
                 if request.diff:
-                    result["diff"] = {"before": "", "after": self._sample(staged, mapping)}
+                    result["diff"] = {"before": "", "after": self._sample(staged)}
                 if check_mode:
                     raise psycopg.Rollback()
                 if changed:
@@ -264,28 +268,19 @@ class Transfer:
 
     @staticmethod
     def _differs(table: Table):
-        from psycopg import sql
+        """Target row x differs from staged row s outside the key."""
+        return table.differs("x", "s", [c for c in table.columns if c not in table.primary_key])
 
-        def form(alias: str, column: str):
-            cast = sql.SQL("::jsonb") if table.types[column] == "json" else sql.SQL("")
-            return sql.SQL("{}.{}{}").format(sql.Identifier(alias), sql.Identifier(column), cast)
-
-        others = [c for c in table.columns if c not in table.primary_key]
-        if not others:
-            return sql.SQL("false")
-        return sql.SQL("({}) IS DISTINCT FROM ({})").format(
-            sql.SQL(", ").join(form("x", c) for c in others), sql.SQL(", ").join(form("s", c) for c in others))
-
-    def _target_rows(self, table: Table, mapping, alias: str):
+    def _target_rows(self, table: Table, alias: str):
         """Rows of the target worlds in the target table."""
         from psycopg import sql
 
         if table.name == WORLD_META and table.schema == "public":
             return sql.SQL("{}.id = ANY(%(targets)s)").format(sql.Identifier(alias))
-        catalog = catalog_mod.load(self.target)
+        catalog = self.target_catalog
         return catalog.world_predicate(catalog.all_tables[table.key], alias, sql.Placeholder("targets"))
 
-    def _plan(self, table: Table, stage, mapping) -> dict[str, int]:
+    def _plan(self, table: Table, stage) -> dict[str, int]:
         from psycopg import sql
 
         if not table.primary_key:
@@ -301,8 +296,8 @@ class Transfer:
         if self.request.delete_missing:
             delete = self.target.execute(sql.SQL(
                 "SELECT count(*) FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
-                t=table.identifier(), own=self._target_rows(table, mapping, "x"), stage=stage,
-                m=self._match(table, "x", "s")), {"targets": list(mapping.values())}).fetchone()[0]
+                t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
+                m=self._match(table, "x", "s")), {"targets": self.targets}).fetchone()[0]
         return {"insert": insert, "update": update, "unchanged": total - insert - update, "delete": delete}
 
     def _apply(self, table: Table, stage, plan: dict[str, int]) -> None:
@@ -322,15 +317,15 @@ class Transfer:
                 sets=sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others))).rowcount
             _expect(table, "updated", done, plan["update"])
 
-    def _delete(self, table: Table, stage, mapping) -> None:
+    def _delete(self, table: Table, stage) -> None:
         from psycopg import sql
 
         self.target.execute(sql.SQL(
             "DELETE FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
-            t=table.identifier(), own=self._target_rows(table, mapping, "x"), stage=stage,
-            m=self._match(table, "x", "s")), {"targets": list(mapping.values())})
+            t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
+            m=self._match(table, "x", "s")), {"targets": self.targets})
 
-    def _sample(self, staged, mapping) -> dict[str, list[str]]:
+    def _sample(self, staged) -> dict[str, list[str]]:
         """A few keys per table that would be inserted, for --diff."""
         from psycopg import sql
 
