@@ -29,11 +29,21 @@ CONFIG_FILE = "phoenix.conf"
 OWN_FILES = ("data", "run", "server.log", ".lock")
 
 
+VERSION = re.compile(r"(\d+)(?:\.\d+)?")
+
+
 def _major(version_text: str) -> int:
-    match = re.search(r"(\d+)(?:\.\d+)?", version_text)
+    match = VERSION.search(version_text)
     if not match:
         raise PhoenixError("cannot read a PostgreSQL version from %r" % version_text)
     return int(match.group(1))
+
+
+def program_major(path: Path) -> int:
+    """The major version a PostgreSQL program reports with --version (0 when it reports none)."""
+    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False).stdout
+    match = VERSION.search(out)
+    return int(match.group(1)) if match else 0
 
 
 def system_bin_dirs() -> list[Path]:
@@ -57,8 +67,7 @@ def pgserver_bin_dir() -> Path | None:
 
 
 def bin_dir_major(bin_dir: Path) -> int:
-    out = subprocess.run([str(bin_dir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False)
-    return _major(out.stdout)
+    return program_major(bin_dir / "pg_ctl")
 
 
 def find_bin_dir(source: str = "auto", want_major: int | None = None) -> Path:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import pgserver_bin_dir, system_bin_dirs
+from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import (
+    pgserver_bin_dir,
+    program_major,
+    system_bin_dirs,
+)
 
 # conninfo keyword -> libpq environment variable
 LIBPQ_ENV = {
@@ -27,12 +29,6 @@ LIBPQ_ENV = {
     "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME",
     "options": "PGOPTIONS", "passfile": "PGPASSFILE", "service": "PGSERVICE",
 }
-
-
-def tool_major(path: Path) -> int:
-    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False).stdout
-    match = re.search(r"(\d+)(?:\.\d+)?", out)
-    return int(match.group(1)) if match else 0
 
 
 def find_tool(tool: str, server_major: int) -> Path:
@@ -45,7 +41,7 @@ def find_tool(tool: str, server_major: int) -> Path:
     on_path = shutil.which(tool)
     if on_path:
         candidates.append(Path(on_path))
-    versions = {c: tool_major(c) for c in dict.fromkeys(candidates) if c.exists()}
+    versions = {c: program_major(c) for c in dict.fromkeys(candidates) if c.exists()}
     # Versioned directories come first: PATH may hold a wrapper (Debian's pg_wrapper) that picks a cluster itself.
     exact = [path for path, major in versions.items() if major == server_major]
     if exact:

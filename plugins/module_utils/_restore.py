@@ -55,6 +55,8 @@ def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str
 
 
 def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> dict[str, Any]:
+    from psycopg import sql
+
     backup = store.find_backup(request.dest, request.stage, request.backup)
     backup_stage = backup.manifest["stage"]
     if backup_stage != request.stage and not request.allow_cross_stage:
@@ -80,8 +82,6 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
     _run_restore(conn, conninfo, backup)
     with conn.transaction():
         if backup_stage != request.stage:
-            from psycopg import sql
-
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
         record(conn, "backup.restore", request.stage, request.actor,
                {"backup": backup.id, "from_stage": backup_stage, "row_changes": changes,
