@@ -21,12 +21,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._errors import Ph
 from ansible_collections.phoenix.platform.plugins.module_utils._files import sha256_file
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import COPY_JSON
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import (
-    BLOB_KEY,
-    iter_lines,
-    load_manifest,
-    verify_files,
-)
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import BLOB_KEY, iter_lines, verify_files
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_manifest import load_manifest
 from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import (
     META_COLUMNS,

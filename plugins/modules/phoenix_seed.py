@@ -121,13 +121,16 @@ blobs:
   type: raw
 """
 
+import importlib.util
 from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import HAS_PYDANTIC
+
+# Only imports validate manifests with pydantic; it is imported where they happen.
+HAS_PYDANTIC = importlib.util.find_spec("pydantic") is not None
 
 
 def _path(module: PhoenixModule, option: str) -> Path:
@@ -171,7 +174,7 @@ def orphans_removed(module: PhoenixModule, conn) -> dict:
 
 
 def run(module: PhoenixModule) -> dict:
-    if not HAS_PYDANTIC:
+    if module.params["state"] == "imported" and not HAS_PYDANTIC:
         module.fail_json(msg=missing_required_lib("pydantic"))
     action = {"exported": exported, "imported": imported, "orphans_removed": orphans_removed}[module.params["state"]]
     with module.fenced_connection() as conn:
