@@ -83,3 +83,20 @@ attributes:
     membership:
       - phoenix.platform.phoenix
 """
+
+    # For modules that only read: ATTRIBUTES with the support levels filled in.
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying the database.
+    support: full
+    details: Read-only.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  action_group:
+    description: Use C(group/phoenix.platform.phoenix) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - phoenix.platform.phoenix
+"""

@@ -26,13 +26,7 @@ options:
     type: str
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.ATTRIBUTES
-attributes:
-  check_mode:
-    support: full
-    details: Read-only.
-  diff_mode:
-    support: none
+  - phoenix.platform.connection.READ_ONLY
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """

@@ -37,13 +37,7 @@ options:
     choices: [json, yaml, csv, markdown]
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.ATTRIBUTES
-attributes:
-  check_mode:
-    support: full
-    details: Read-only.
-  diff_mode:
-    support: none
+  - phoenix.platform.connection.READ_ONLY
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """
