@@ -32,6 +32,7 @@ DEFAULT_GROUPS = {
     "chats": ["Chat", "Message_v2"],
 }
 CONFLICTS = ("update", "skip", "fail")
+KEY_CONFLICTS = ("fail", "rekey")
 DIFF_SAMPLE = 5
 
 
@@ -47,6 +48,7 @@ class TransferRequest:
     rename: dict[str, str] = field(default_factory=dict)
     suffix: str | None = None
     conflict: str = "update"
+    key_conflict: str = "fail"
     delete_missing: bool = False
     mask: dict[str, Any] | None = None
     allow_unmasked: bool = False
@@ -148,6 +150,7 @@ class Transfer:
             'SELECT id FROM "WorldMeta" WHERE NOT "isTemplate" ORDER BY id'))]
         for world in worlds:
             validate_world_id(world, "worlds entry")
+        _require_source_worlds(self.source, worlds)
         mapping = world_map(request, worlds)
         tables = _tables(source_catalog, request)
         result: dict[str, Any] = {}
@@ -160,6 +163,7 @@ class Transfer:
                 if problems:
                     raise PhoenixError("source and target schemas differ, nothing was written: %s" % "; ".join(problems))
                 staged = [self._stage(i, source_catalog, table, worlds, mapping, rules) for i, table in enumerate(tables)]
+                self._refuse_foreign_owners(staged)
                 plan = {t.label: self._plan(t, stage) for t, stage in staged}
                 if request.conflict == "fail":
                     clashing = sorted(label for label, p in plan.items() if p["update"])
@@ -230,8 +234,11 @@ class Transfer:
             elif is_meta and column == "environment":
                 value = sql.Literal(self.request.target_stage)
             elif column in keys:
-                value = sql.SQL("CASE WHEN {m} IS DISTINCT FROM ({w})::text THEN md5({m} || ':' || {c}::text)::uuid "
-                                "ELSE {c} END").format(m=mapped, w=world, c=ident)
+                # Rows of a renamed world get keys of their own; key_conflict=rekey renames every world's keys.
+                renamed = sql.SQL("{w} IS NOT NULL") if self.request.key_conflict == "rekey" \
+                    else sql.SQL("{m} IS DISTINCT FROM ({w})::text")
+                value = sql.SQL("CASE WHEN {r} THEN md5({m} || ':' || {c}::text)::uuid ELSE {c} END").format(
+                    r=renamed.format(m=mapped, w=world), m=mapped, c=ident)
             elif (table.label, column) in rules:
                 value = masking.expression(rules[(table.label, column)], ident)
             else:
@@ -257,6 +264,50 @@ class Transfer:
                 into.write(data)
         self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
         return table, stage
+
+    # -- ownership -------------------------------------------------------------------------
+    def _staged_world(self, table: Table, alias: str, stages: dict, depth: int = 0):
+        """The (target) world of a staged row: its world_id, or its staged owner's."""
+        from psycopg import sql
+
+        if table.has_world_id:
+            return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(WORLD_COLUMN))
+        parent = self.target_catalog.all_tables[table.owner.target]
+        parent_alias = "sp%d" % depth
+        return sql.SQL("(SELECT {expr} FROM {stage} {pa} WHERE {join})").format(
+            expr=self._staged_world(parent, parent_alias, stages, depth + 1), stage=stages[parent.key],
+            pa=sql.Identifier(parent_alias), join=catalog_mod.join_condition(table.owner, alias, parent_alias))
+
+    def _refuse_foreign_owners(self, staged) -> None:
+        """A staged row whose key the target holds under another owner (another world, or production data) is
+        a conflict, never an update: identity is key and owner."""
+        from psycopg import sql
+
+        stages = {table.key: stage for table, stage in staged}
+        clashes = []
+        for table, stage in staged:
+            if table.name == WORLD_META or not table.primary_key:
+                continue
+            target_table = self.target_catalog.all_tables[table.key]
+            if not target_table.has_world_id and target_table.owner is None:
+                continue  # not a world table in the target: schema_differences reports real mismatches
+            owner = sql.SQL("({})").format(self.target_catalog.world_expression(target_table, "x"))
+            mine = self._staged_world(table, "s", stages)
+            keys = sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in table.primary_key)
+            rows = self.target.execute(sql.SQL(
+                "SELECT concat_ws('/', {keys}), {owner}, {mine}, count(*) OVER () FROM {stage} s JOIN {t} x ON {m} "
+                "WHERE {owner} IS DISTINCT FROM {mine} ORDER BY 1 LIMIT %s").format(
+                keys=keys, owner=owner, mine=mine, stage=stage, t=table.identifier(),
+                m=self._match(table, "x", "s")), [DIFF_SAMPLE]).fetchall()
+            if rows:
+                key, theirs, ours, count = rows[0]
+                clashes.append("%s: %d row(s), e.g. key %s belongs to %s in the target, not to %s"
+                               % (table.label, count, key, _owner_name(theirs), _owner_name(ours)))
+        if clashes:
+            raise PhoenixError(
+                "rows arriving from the source have the keys of target rows with another owner; nothing was written: "
+                "%s. Copy the worlds under another id (rename/suffix), or set key_conflict=rekey so the incoming rows "
+                "get keys of their own" % "; ".join(clashes), key_conflicts=clashes)
 
     # -- plan and execution ----------------------------------------------------------------
     @staticmethod
@@ -339,6 +390,21 @@ class Transfer:
             if rows:
                 sample[table.label] = [r[0] for r in rows]
         return sample
+
+
+def _owner_name(world: str | None) -> str:
+    return "production data" if world is None else "world %s" % world
+
+
+def _require_source_worlds(source, worlds: list[str]) -> None:
+    """A world the source lacks is an error: copying "nothing" would mirror it into deletions."""
+    from psycopg import sql
+
+    present = {r[0] for r in source.execute(sql.SQL('SELECT id FROM "WorldMeta" WHERE id = ANY(%s)'), [worlds])}
+    missing = [w for w in worlds if w not in present]
+    if missing:
+        raise PhoenixError("the source has no world %s; nothing was written. Check the world id (world ids are "
+                           "upper case) and the source environment" % ", ".join(missing), missing_worlds=missing)
 
 
 def _expect(table: Table, what: str, done: int, planned: int) -> None:

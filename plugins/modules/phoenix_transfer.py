@@ -58,7 +58,9 @@ options:
         required: true
         choices: [LOCAL, BETA, PROD]
   worlds:
-    description: World ids to transfer (default every non-template world of the source).
+    description:
+      - World ids to transfer (default every non-template world of the source).
+      - A world the source does not have fails the run before anything is written.
     type: list
     elements: str
   include:
@@ -85,6 +87,16 @@ options:
     type: str
     choices: [update, skip, fail]
     default: update
+  key_conflict:
+    description:
+      - What to do when an incoming row's key exists in the target under another owner (another world, or
+        production data). Identity is key and owner, so such a row is never updated.
+      - V(fail) refuses before anything is written, naming table, key and owner.
+      - V(rekey) gives the incoming rows of every transferred world new UUID keys (as a rename does), so they never
+        meet rows of other owners; a repeated transfer gives the same keys. Other key types still fail.
+    type: str
+    choices: [fail, rekey]
+    default: fail
   delete_missing:
     description: Delete rows of the target worlds that the source no longer has (the target mirrors the source).
     type: bool
@@ -169,6 +181,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._stage import che
 from ansible_collections.phoenix.platform.plugins.module_utils._transfer import (
     CONFLICTS,
     DEFAULT_GROUPS,
+    KEY_CONFLICTS,
     Transfer,
     TransferRequest,
 )
@@ -195,6 +208,7 @@ def run(module: PhoenixModule) -> dict:
         source_stage=params["source"]["stage"], target_stage=module.stage, actor=module.actor, worlds=params["worlds"],
         include=params["include"], groups=params["groups"] or DEFAULT_GROUPS, production_data=params["production_data"],
         rename=params["rename"], suffix=params["suffix"], conflict=params["conflict"],
+        key_conflict=params["key_conflict"],
         delete_missing=params["delete_missing"], mask=params["mask"], allow_unmasked=params["allow_unmasked"],
         allow_prod=params["allow_prod"], lock_timeout=params["lock_timeout"], diff=module._diff,
         where=module.connection_target().describe(),
@@ -218,6 +232,7 @@ def main() -> None:
             "rename": {"type": "dict", "default": {}},
             "suffix": {"type": "str"},
             "conflict": {"type": "str", "choices": list(CONFLICTS), "default": "update"},
+            "key_conflict": {"type": "str", "choices": list(KEY_CONFLICTS), "default": "fail"},
             "delete_missing": {"type": "bool", "default": False},
             "mask": {"type": "dict"},
             "allow_unmasked": {"type": "bool", "default": False},
