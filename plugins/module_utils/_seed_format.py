@@ -32,8 +32,12 @@ TABLE_FILE = re.compile(r"^tables/[A-Za-z0-9_.-]+\.jsonl$")
 def verify_files(src: Path, manifest) -> list[str]:
     """Checksums and row counts of every table file and blob; returns the problems found."""
     problems = []
+    inside = src.resolve()
     for table in manifest.tables:
         path = src / table.file
+        if path.is_symlink() and inside not in path.resolve().parents:
+            problems.append("%s: a link leaving the seed directory" % table.file)
+            continue
         if not path.is_file():
             problems.append("%s: missing" % table.file)
             continue

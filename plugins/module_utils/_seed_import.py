@@ -20,7 +20,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._catalog import W
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._files import sha256_file
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import acquire_transaction_lock
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import COPY_JSON
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import BLOB_KEY, iter_lines, verify_files
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_manifest import load_manifest
 from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
@@ -164,11 +163,12 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
     staged: list[tuple[Table, Any, Any]] = []
     stats: dict[str, dict[str, int]] = {}
     for index, table in enumerate(t for t in catalog.members if t.label in seed.tables):
-        staging, total = _stage(conn, index, seed.tables[table.label]())
+        staging, total = _stage(conn, index, table, seed.tables[table.label]())
         row = _populated(table, staging)
         keys = catalog.uuid_key_columns(table) if renamed else set()
         columns = _columns(conn, table, staging, warnings)
         exprs = {c: _expression(c, keys) for c in columns}
+        _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
         stats[table.label] = _insert(conn, table, row, columns, exprs, conflict, target, total)
         staged.append((table, row, exprs))
     if conflict == "replace":  # rows of the world that the seed does not hold go, children first
@@ -177,18 +177,30 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
     return stats
 
 
-def _stage(conn, index: int, lines: Iterable[bytes]):
+def copy_text_line(line: bytes) -> bytes:
+    """One JSON Lines line as one COPY text-format field: backslashes, tabs and carriage returns are
+    escaped, so no payload (``\\.``, a delimiter, a line break) can end or split the stream."""
+    payload = line.rstrip(b"\n").replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+    return payload + b"\n"
+
+
+def _stage(conn, index: int, table: Table, lines: Iterable[bytes]):
     """Stream JSON Lines into a temporary table; returns its identifier and the row count."""
+    import psycopg
     from psycopg import sql
 
     staging = sql.Identifier("phoenix_import_%d" % index)
     conn.execute(sql.SQL("CREATE TEMP TABLE {} (doc jsonb) ON COMMIT DROP").format(staging))
     rows = 0
-    with conn.cursor().copy(sql.SQL("COPY {} (doc) FROM STDIN " + COPY_JSON).format(staging)) as copy:
-        for line in lines:
-            if line.strip():
-                copy.write(line)
-                rows += 1
+    try:
+        with conn.cursor().copy(sql.SQL("COPY {} (doc) FROM STDIN").format(staging)) as copy:
+            for line in lines:
+                if line.strip():
+                    copy.write(copy_text_line(line))
+                    rows += 1
+    except psycopg.errors.DataError as exc:
+        raise PhoenixError("seed rows of %s are not valid JSON objects (%s); nothing was imported"
+                           % (table.label, str(exc).strip().splitlines()[0])) from None
     return staging, rows
 
 
@@ -246,34 +258,43 @@ def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, t
     updatable = [c for c in columns if c not in table.primary_key]
     if conflict == "skip" or not updatable:
         insert += sql.SQL("DO NOTHING")
-    else:
-        same_world = sql.SQL("x.{0} = excluded.{0} AND ").format(sql.Identifier(WORLD_COLUMN)) \
-            if table.has_world_id else sql.SQL("")
-        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {same_world}{differs}").format(
+    else:  # _refuse_other_owners ran first: every conflicting key is this world's own row
+        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {differs}").format(
             pk=sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
             sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updatable),
-            same_world=same_world, differs=table.differs("x", "excluded", updatable))
+            differs=table.differs("x", "excluded", updatable))
     # xmax is 0 for a freshly inserted row and set for an updated one; counted server-side.
     counts = sql.SQL("WITH written AS ({insert} RETURNING (x.xmax = 0) AS fresh) "
                      "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM written")
     inserted, updated = conn.execute(counts.format(insert=insert), params).fetchone()
     conflicts = total - inserted
-    if conflicts and table.has_world_id:
-        _refuse_other_worlds_keys(conn, table, row, exprs, target)
     return {"rows": total, "conflicts": conflicts, "inserted": inserted, "updated": updated, "deleted": 0}
 
 
-def _refuse_other_worlds_keys(conn, table: Table, row, exprs, target: str) -> None:
+def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -> None:
+    """Identity is key and owner: a seed row whose key is held by a row of production data or of another
+    world, or (for tables without world_id) whose owning row is not this world's, is refused in every
+    conflict mode."""
     from psycopg import sql
 
-    foreign = conn.execute(sql.SQL(
-        "SELECT count(*) FROM {row} WHERE EXISTS (SELECT 1 FROM {table} x WHERE {match} "
-        "AND x.{world} IS DISTINCT FROM %(target)s)").format(
-        row=row, table=table.identifier(), match=_key_match(table, "x", exprs),
-        world=sql.Identifier(WORLD_COLUMN)), {"target": target}).fetchone()[0]
-    if foreign:
-        raise PhoenixError("%d row(s) of %s have the keys of rows that belong to other worlds; import under "
-                           "another id (world=...) so the keys are re-keyed" % (foreign, table.label))
+    owner = catalog.world_expression(table, "x")
+    checks = [sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match} AND ({owner}) IS DISTINCT FROM %(target)s)").format(
+        table=table.identifier(), match=_key_match(table, "x", exprs), owner=owner)]
+    if table.owner is not None and all(c in exprs for c in table.owner.columns):
+        parent = catalog.parent(table)
+        checks.append(sql.SQL("NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join} AND ({world}) = %(target)s)").format(
+            parent=parent.identifier(), world=catalog.world_expression(parent, "p"),
+            join=sql.SQL(" AND ").join(sql.SQL("p.{} = {}").format(sql.Identifier(ref), exprs[col])
+                                       for col, ref in zip(table.owner.columns, table.owner.target_columns))))
+    keys = sql.SQL(", ").join(sql.SQL("({})::text").format(exprs[c]) for c in table.primary_key)
+    found = conn.execute(sql.SQL("SELECT concat_ws('/', {keys}), count(*) OVER () FROM {row} WHERE {checks} "
+                                 "ORDER BY 1 LIMIT 1").format(keys=keys, row=row, checks=sql.SQL(" OR ").join(checks)),
+                         {"target": target}).fetchone()
+    if found:
+        raise PhoenixError("%d row(s) of %s, e.g. key %s, belong to other worlds or to production data in this "
+                           "database, not to %s; nothing was imported. Import under another id (world=...) so the "
+                           "keys are re-keyed" % (found[1], table.label, found[0], target),
+                           foreign_rows={table.label: found[1]})
 
 
 def _delete_absent(conn, catalog, table: Table, row, exprs, target: str) -> int:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import psycopg
 import pytest
 from psycopg import sql
 
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
 from test_phoenix_transfer import pair, transfer  # noqa: F401  (pair is a fixture)
-from worlds_fixtures import table_fingerprints
+from worlds_fixtures import migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
+SEED_ROWS = {"users": 3, "artifacts": 8, "chats": 2, "messages_per_chat": 3}
 
 
 def execute(database, statement: str, params: tuple = ()) -> None:
@@ -106,3 +113,98 @@ def test_delete_missing_stays_inside_the_requested_worlds(pair):
     assert done["plan"]["Message_v2"]["delete"] == 6
     assert target.query('SELECT count(*) FROM "User" WHERE world_id = %s', ("UC_OTHER",)) == [(1,)]
     assert table_fingerprints(target)["public.Artifact"] == others["public.Artifact"]
+
+
+# -- seed imports ----------------------------------------------------------------------------------------------
+
+def exported_seed(database, tmp_path, world="ROUND_TRIP"):
+    migrate(database)
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": world, "seed": SEED_ROWS})
+    dest = tmp_path / "seed"
+    result = run_module(phoenix_seed.main, {"db_url": database.url, "stage": "BETA", "state": "exported",
+                                            "world": world, "dest": str(dest)})
+    assert result["changed"] is True, result
+    return dest
+
+
+def rewrite_table(dest, label: str, lines: list[bytes] | None = None, keep: list[str] | None = None) -> None:
+    """Change one table file (or keep only some tables) and re-hash the manifest, as a tamperer would."""
+    manifest = json.loads((dest / "seed.json").read_text())
+    if keep is not None:
+        manifest["tables"] = [t for t in manifest["tables"] if t["name"] in keep]
+    for entry in manifest["tables"]:
+        if entry["name"] == label and lines is not None:
+            data = b"".join(lines)
+            (dest / entry["file"]).write_bytes(data)
+            entry.update(rows=len(lines), sha256=hashlib.sha256(data).hexdigest())
+    (dest / "seed.json").write_text(json.dumps(manifest))
+
+
+def import_seed(database, src, check=False, **options):
+    return run_module(phoenix_seed.main, dict({"db_url": database.url, "stage": "BETA", "state": "imported",
+                                               "src": str(src)}, **options), check=check)
+
+
+@pytest.mark.parametrize("conflict", ["skip", "merge", "replace"])
+def test_a_seed_never_writes_a_production_rows_dependants(database, tmp_path, conflict):
+    dest = exported_seed(database, tmp_path)
+    artifact = database.query('SELECT "artifactId"::text FROM "A_Text" ORDER BY 1 LIMIT 1')[0][0]
+    with database.connect() as conn:  # the world's artifact becomes production data, then the world goes
+        conn.execute(sql.SQL('UPDATE "Artifact" SET world_id = NULL WHERE id = %s'), [artifact])
+        conn.execute(sql.SQL('UPDATE "User" SET world_id = NULL WHERE id = (SELECT "userId" FROM "Artifact" '
+                             'WHERE id = %s)'), [artifact])
+        conn.execute(sql.SQL('UPDATE "A_Text" SET content = %s WHERE "artifactId" = %s'), ["production text", artifact])
+    rewrite_table(dest, "A_Text", keep=["A_Text"])  # a seed of A_Text rows only
+    before = table_fingerprints(database)
+    refused = import_seed(database, dest, conflict=conflict)
+    assert refused["failed"] is True
+    assert "of A_Text, e.g. key %s/" % artifact in refused["msg"] and "nothing was imported" in refused["msg"]
+    assert table_fingerprints(database) == before
+    with database.connect() as conn:  # with no A_Text row there yet, the seed would attach one to production
+        conn.execute(sql.SQL('DELETE FROM "A_Text" WHERE "artifactId" = %s'), [artifact])
+    before = table_fingerprints(database)
+    attached = import_seed(database, dest, conflict=conflict)
+    assert attached["failed"] is True and "of A_Text" in attached["msg"]
+    assert table_fingerprints(database) == before
+
+
+def test_a_copy_end_marker_in_a_table_file_cannot_cut_the_import(database, tmp_path):
+    dest = exported_seed(database, tmp_path)
+    lines = (dest / "tables" / "User.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3
+    rewrite_table(dest, "User", lines=lines[:2] + [b"\\.\n"] + lines[2:])
+    deleted = run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "ROUND_TRIP",
+                                              "state": "absent", "force": True})
+    assert deleted["changed"] is True, deleted
+    before = table_fingerprints(database)
+    result = import_seed(database, dest)
+    assert result["failed"] is True and "User are not valid JSON" in result["msg"]
+    assert table_fingerprints(database) == before
+
+
+def test_control_characters_in_a_row_cannot_escape_the_stream(database, tmp_path):
+    dest = exported_seed(database, tmp_path)
+    lines = (dest / "tables" / "User.jsonl").read_bytes().splitlines(keepends=True)
+    hostile = json.loads(lines[0])
+    hostile["name"] = "tab\there \\. back\\slash \u0001 quote\u0002 cr\r end"
+    rewrite_table(dest, "User", lines=[json.dumps(hostile).encode() + b"\n"] + lines[1:])
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "ROUND_TRIP", "state": "absent",
+                                    "force": True})
+    done = import_seed(database, dest, world="ROUND_TRIP")
+    assert done["changed"] is True, done
+    assert database.query('SELECT name FROM "User" WHERE id = %s', (hostile["id"],)) == [(hostile["name"],)]
+
+
+def test_a_table_file_linking_out_of_the_seed_is_refused(database, tmp_path):
+    dest = exported_seed(database, tmp_path)
+    outside = tmp_path / "outside.jsonl"
+    original = dest / "tables" / "User.jsonl"
+    outside.write_bytes(original.read_bytes())
+    original.unlink()
+    original.symlink_to(outside)
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "ROUND_TRIP", "state": "absent",
+                                    "force": True})
+    before = table_fingerprints(database)
+    result = import_seed(database, dest)
+    assert result["failed"] is True and "tables/User.jsonl: a link leaving the seed directory" in result["msg"]
+    assert table_fingerprints(database) == before
