@@ -45,6 +45,32 @@ def parse(mask: dict[str, Any]) -> dict[tuple[str, str], tuple[str, Any]]:
     return rules
 
 
+def rules_for(leaving_prod: bool, mask: dict[str, Any] | None, allow_unmasked: bool) -> dict[tuple[str, str], tuple[str, Any]]:
+    """The rules for data on its way somewhere: the default profile applies when it leaves PROD, and
+    keeping any of its columns unmasked needs ``allow_unmasked``."""
+    rules = parse(dict(DEFAULT_PROFILE if leaving_prod else {}, **(mask or {})))
+    if leaving_prod and not allow_unmasked:
+        kept = sorted("%s.%s" % key for key, rule in rules.items()
+                      if rule[0] == "keep" and "%s.%s" % key in DEFAULT_PROFILE)
+        if kept:
+            raise PhoenixError("personal data would leave PROD unmasked (%s); set allow_unmasked=true if that is "
+                               "really intended" % ", ".join(kept))
+    if leaving_prod and allow_unmasked:
+        rules = {k: v for k, v in rules.items() if (mask or {}).get("%s.%s" % k) is not None}
+    return rules
+
+
+def check_columns(rules: dict[tuple[str, str], tuple[str, Any]], mask: dict[str, Any] | None,
+                  columns: dict[str, set[str]]) -> None:
+    """Rules the user gave must name existing ``Table.column``s (a typo would leave data unmasked);
+    default-profile entries for tables this schema lacks are skipped."""
+    unknown = sorted("%s.%s" % key for key in rules if "%s.%s" % key in (mask or {})
+                     and key[1] not in columns.get(key[0], set()))
+    if unknown:
+        raise PhoenixError("mask names columns that do not exist: %s; use Table.column as the tables are labelled "
+                           "(e.g. User.email, shop.customers.email)" % ", ".join(unknown))
+
+
 def expression(rule: tuple[str, Any], column_sql):
     """SQL that masks ``column_sql`` according to ``rule``."""
     from psycopg import sql

@@ -15,14 +15,16 @@ import os
 import re
 import shutil
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils import _masking as masking
 from ansible_collections.phoenix.platform.plugins.module_utils._blobs import BLOB_PREFIX, blob_columns, referenced_keys
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._files import sha256_file, write_json
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import FORMAT_VERSION, MANIFEST
+from ansible_collections.phoenix.platform.plugins.module_utils._files import exchange_paths, sha256_file, write_json
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import BLOB_KEY, FORMAT_VERSION, MANIFEST
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import public_meta, read_meta, require_world_meta
 
 # Rows leave as JSON text; CSV with quote and delimiter characters that JSON never contains
@@ -55,6 +57,23 @@ Import it with:
 {% endif %}"""
 
 
+# What an export writes into its directory; anything else there was not written by an export.
+SEED_ENTRIES = (MANIFEST, "README.md", "tables", "blob")
+
+
+@dataclass
+class ExportRequest:
+    world: str
+    dest: Path
+    stage: str
+    include_blobs: bool = True
+    blob_dir: Path | None = None
+    blob_columns: tuple[str, ...] = ("A_Image.url",)
+    mask: dict[str, Any] | None = None
+    allow_unmasked: bool = False
+    where: str = ""
+
+
 def table_file(label: str) -> str:
     return "tables/%s.jsonl" % re.sub(r"[^A-Za-z0-9_.-]", "_", label)
 
@@ -80,33 +99,39 @@ class _Sink:
             self.handle.close()
 
 
-def export_world(conn, world_id: str, dest: Path, include_blobs: bool, blob_dir: Path | None,
-                 blob_column_names: list[str], check_mode: bool, where: str) -> dict[str, Any]:
+def export_world(conn, request: ExportRequest, check_mode: bool) -> dict[str, Any]:
     from psycopg import sql
 
+    dest = request.dest
+    check_destination(dest)
+    rules = masking.rules_for(request.stage == "PROD", request.mask, request.allow_unmasked)
     conn.rollback()  # a fresh transaction: one read-only snapshot for every table
     conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
     conn.execute(sql.SQL("SET LOCAL TIME ZONE 'UTC'"))  # timestamps in the files do not depend on the session
-    require_world_meta(conn, where)
-    meta = read_meta(conn, world_id)
+    require_world_meta(conn, request.where)
+    meta = read_meta(conn, request.world)
     if meta is None:
-        raise PhoenixError("world %s does not exist on %s" % (world_id, where))
+        raise PhoenixError("world %s does not exist on %s" % (request.world, request.where))
     catalog = catalog_mod.load(conn)
+    masking.check_columns(rules, request.mask, {t.label: set(t.types) for t in catalog.all_tables.values()})
     work = None if check_mode else dest.parent / (".%s.partial-%d" % (dest.name, os.getpid()))
     warnings: list[str] = []
     try:
         if work:
             shutil.rmtree(work, ignore_errors=True)
-            (work / "tables").mkdir(parents=True)
-        tables = [_export_table(conn, catalog, table, world_id, work) for table in catalog.members]
+            (work / "tables").mkdir(mode=0o700, parents=True)  # rows hold emails and password hashes
+            work.chmod(0o700)
+        tables = [_export_table(conn, catalog, table, request.world, rules, work) for table in catalog.members]
         tables = [t for t in tables if t["rows"]]
         blobs = []
-        if include_blobs:
-            blobs = _export_blobs(conn, catalog, world_id, blob_dir, blob_column_names, work, warnings)
+        if request.include_blobs:
+            blobs = _export_blobs(conn, catalog, request, work, warnings)
         world = {k: v for k, v in public_meta(meta).items() if k in EXPORTED_META}
         manifest = {"version": FORMAT_VERSION, "createdAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "source": {"worldId": world_id, "environment": meta["environment"]}, "world": world,
+                    "source": {"worldId": request.world, "environment": meta["environment"]}, "world": world,
                     "tables": tables, "blobs": blobs}
+        if rules:
+            manifest["masked"] = sorted("%s.%s" % key for key in rules)
         changed = _content(manifest) != _existing_content(dest)
         if work and changed:
             _write_manifest_and_readme(work, manifest)
@@ -116,15 +141,49 @@ def export_world(conn, world_id: str, dest: Path, include_blobs: bool, blob_dir:
         if work and work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return {"changed": changed, "path": str(dest), "tables": {t["name"]: t["rows"] for t in tables},
-            "blobs": len(blobs), "warnings": warnings}
+            "blobs": len(blobs), "masked": manifest.get("masked", []), "warnings": warnings}
 
 
-def _export_table(conn, catalog, table, world_id: str, work: Path | None) -> dict[str, Any]:
+def check_destination(dest: Path) -> None:
+    """An export replaces its whole destination: only an empty directory or an earlier export may be there."""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise PhoenixError("dest %s exists and is not a directory; an export writes a seed directory: choose a new "
+                           "path" % dest)
+    if not dest.is_dir() or not any(dest.iterdir()):
+        return
+    if not (dest / MANIFEST).is_file():
+        raise PhoenixError("dest %s is a directory but not a seed directory (no %s); an export replaces its "
+                           "destination whole, so choose a new or empty directory" % (dest, MANIFEST))
+    foreign = [p.name for p in dest.iterdir() if p.name not in SEED_ENTRIES]
+    for sub, wanted in (("tables", ".jsonl"), ("blob", "")):
+        if (dest / sub).is_dir():
+            foreign += ["%s/%s" % (sub, p.name) for p in (dest / sub).iterdir()
+                        if p.is_symlink() or not p.is_file() or not p.name.endswith(wanted)]
+    if foreign:
+        raise PhoenixError("dest %s holds files an export would not write (%s); an export replaces its destination "
+                           "whole, so move them away or choose another directory" % (dest, ", ".join(sorted(foreign))))
+
+
+def _rows_source(table, rules):
+    """The table, or (when some of its columns are masked) a select giving the masked values."""
+    from psycopg import sql
+
+    masked = {column: rule for (label, column), rule in rules.items() if label == table.label}
+    if not masked:
+        return table.identifier()
+    columns = sql.SQL(", ").join(
+        sql.SQL("({})::{} AS {}").format(masking.expression(masked[c], sql.SQL("m.{}").format(sql.Identifier(c))),
+                                         sql.SQL(table.types[c]), sql.Identifier(c))
+        if c in masked else sql.SQL("m.{}").format(sql.Identifier(c)) for c in table.types)
+    return sql.SQL("(SELECT {} FROM {} m)").format(columns, table.identifier())
+
+
+def _export_table(conn, catalog, table, world_id: str, rules, work: Path | None) -> dict[str, Any]:
     from psycopg import sql
 
     order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in table.primary_key or table.columns)
     query = sql.SQL("COPY (SELECT row_to_json(t) FROM {table} t WHERE {pred} ORDER BY {order}) TO STDOUT "
-                    + COPY_JSON).format(table=table.identifier(),
+                    + COPY_JSON).format(table=_rows_source(table, rules),
                                         pred=catalog.world_predicate(table, "t", sql.Literal([world_id])),
                                         order=order)
     name = table_file(table.label)
@@ -140,12 +199,17 @@ def _export_table(conn, catalog, table, world_id: str, work: Path | None) -> dic
     return {"name": table.label, "file": name, "rows": sink.rows, "sha256": sink.digest.hexdigest()}
 
 
-def _export_blobs(conn, catalog, world_id: str, blob_dir: Path | None, column_names: list[str],
-                  work: Path | None, warnings: list[str]) -> list[dict[str, Any]]:
-    keys = sorted(referenced_keys(conn, catalog, blob_columns(catalog, column_names), [world_id]))
+def _export_blobs(conn, catalog, request: ExportRequest, work: Path | None,
+                  warnings: list[str]) -> list[dict[str, Any]]:
+    keys = sorted(referenced_keys(conn, catalog, blob_columns(catalog, list(request.blob_columns)), [request.world]))
+    blob_dir = request.blob_dir
     if keys and blob_dir is None:
         raise PhoenixError("world %s references %d blob(s): set blob_dir (or include_blobs=false)"
-                           % (world_id, len(keys)))
+                           % (request.world, len(keys)))
+    outside = [key for key in keys if not BLOB_KEY.match(key)]
+    if outside:  # blob:../../x or an absolute path would copy a file from outside blob_dir into the seed
+        raise PhoenixError("world %s references blobs that are not plain file names inside blob_dir (%s); nothing "
+                           "was exported. Fix those rows' blob: references" % (request.world, ", ".join(outside[:5])))
     blobs = []
     for key in keys:
         source = blob_dir / key
@@ -154,8 +218,9 @@ def _export_blobs(conn, catalog, world_id: str, blob_dir: Path | None, column_na
             continue
         digest, size = sha256_file(source)
         if work:
-            (work / "blob").mkdir(exist_ok=True)
+            (work / "blob").mkdir(mode=0o700, exist_ok=True)
             shutil.copyfile(source, work / "blob" / key)
+            (work / "blob" / key).chmod(0o600)
         blobs.append({"key": key, "size": size, "sha256": digest})
     return blobs
 
@@ -180,11 +245,17 @@ def _write_manifest_and_readme(work: Path, manifest: dict[str, Any]) -> None:
         version=manifest["version"], tables=manifest["tables"], blobs=manifest["blobs"])
     (work / "README.md").write_text(readme)
     write_json(work / MANIFEST, manifest)  # last: a directory without it is not a seed
+    for path in [work] + list(work.rglob("*")):
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def _swap_into_place(work: Path, dest: Path) -> None:
+    """The new export takes the place of the old one in one step (the old one ends up in ``work``)."""
+    if dest.exists() and exchange_paths(work, dest):
+        shutil.rmtree(work, ignore_errors=True)
+        return
     old = dest.parent / (".%s.old-%d" % (dest.name, os.getpid()))
-    if dest.exists():
+    if dest.exists():  # no atomic exchange on this system: two renames
         os.replace(dest, old)
     os.replace(work, dest)
     shutil.rmtree(old, ignore_errors=True)

@@ -69,16 +69,7 @@ def world_map(request: TransferRequest, worlds: list[str]) -> dict[str, str]:
 
 def _mask_rules(request: TransferRequest) -> dict[tuple[str, str], tuple[str, Any]]:
     leaving_prod = request.source_stage == "PROD" and request.target_stage != "PROD"
-    rules = masking.parse(dict(masking.DEFAULT_PROFILE if leaving_prod else {}, **(request.mask or {})))
-    if leaving_prod and not request.allow_unmasked:
-        kept = sorted("%s.%s" % key for key, rule in rules.items()
-                      if rule[0] == "keep" and "%s.%s" % key in masking.DEFAULT_PROFILE)
-        if kept:
-            raise PhoenixError("personal data would leave PROD unmasked (%s); set allow_unmasked=true if that is "
-                               "really intended" % ", ".join(kept))
-    if leaving_prod and request.allow_unmasked:
-        rules = {k: v for k, v in rules.items() if (request.mask or {}).get("%s.%s" % k) is not None}
-    return rules
+    return masking.rules_for(leaving_prod, request.mask, request.allow_unmasked)
 
 
 def _tables(source_catalog, request: TransferRequest) -> list[Table]:
@@ -153,6 +144,7 @@ class Transfer:
         _require_source_worlds(self.source, worlds)
         mapping = world_map(request, worlds)
         tables = _tables(source_catalog, request)
+        masking.check_columns(rules, request.mask, {t.label: set(t.types) for t in source_catalog.all_tables.values()})
         result: dict[str, Any] = {}
         try:
             with self.target.transaction():

@@ -29,7 +29,9 @@ options:
       - With V(imported), the world id to import under (default the seed's own); another id re-keys the rows.
     type: str
   dest:
-    description: Seed directory to write (V(exported)).
+    description:
+      - Seed directory to write (V(exported)). It must be new, empty, or an earlier export, which is replaced in
+        one atomic step; a directory holding anything else, or a file, is refused. Files are 0600, directories 0700.
     type: path
   src:
     description: Seed directory to read (V(imported)).
@@ -56,6 +58,16 @@ options:
     default: [A_Image.url]
   allow_prod:
     description: Allow importing into PROD and removing blobs there. Exporting from PROD is always allowed.
+    type: bool
+    default: false
+  mask:
+    description:
+      - Per column C(Table.column) a transformer for V(exported) - C(null), C(hash_email), C(fake_name), C(keep) or
+        C({constant. value}), as in M(phoenix.platform.phoenix_transfer). Unknown columns are an error.
+      - An export from PROD applies the transfer's default masking profile, with these rules over it.
+    type: dict
+  allow_unmasked:
+    description: Allow an export from PROD to keep personal data unmasked.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -142,10 +154,14 @@ def _blob_dir(module: PhoenixModule) -> Path | None:
 
 
 def exported(module: PhoenixModule, conn) -> dict:
-    from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import export_world
+    from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import ExportRequest, export_world
 
-    return export_world(conn, module.params["world"], _path(module, "dest"), module.params["include_blobs"], _blob_dir(module),
-                        module.params["blob_columns"], module.check_mode, module.connection_target().describe())
+    request = ExportRequest(world=module.params["world"], dest=_path(module, "dest"), stage=module.stage,
+                            include_blobs=module.params["include_blobs"], blob_dir=_blob_dir(module),
+                            blob_columns=tuple(module.params["blob_columns"]), mask=module.params["mask"],
+                            allow_unmasked=module.params["allow_unmasked"],
+                            where=module.connection_target().describe())
+    return export_world(conn, request, module.check_mode)
 
 
 def imported(module: PhoenixModule, conn) -> dict:
@@ -196,6 +212,8 @@ def main() -> None:
             "blob_dir": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BLOB_DIR"])},
             "blob_columns": {"type": "list", "elements": "str", "default": ["A_Image.url"]},
             "allow_prod": {"type": "bool", "default": False},
+            "mask": {"type": "dict"},
+            "allow_unmasked": {"type": "bool", "default": False},
             **LOCK_ARGUMENT_SPEC,
         },
         required_if=[("state", "exported", ("world", "dest")), ("state", "imported", ("src",)),

@@ -208,3 +208,74 @@ def test_a_table_file_linking_out_of_the_seed_is_refused(database, tmp_path):
     result = import_seed(database, dest)
     assert result["failed"] is True and "tables/User.jsonl: a link leaving the seed directory" in result["msg"]
     assert table_fingerprints(database) == before
+
+
+# -- seed exports ----------------------------------------------------------------------------------------------
+
+def export_to(database, dest, stage="BETA", check=False, **options):
+    return run_module(phoenix_seed.main, dict({"db_url": database.url, "stage": stage, "state": "exported",
+                                               "world": "ROUND_TRIP", "dest": str(dest)}, **options), check=check)
+
+
+def test_an_export_never_deletes_what_it_did_not_write(database, tmp_path):
+    exported_seed(database, tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    refused = export_to(database, mine)
+    assert refused["failed"] is True and "not a seed directory" in refused["msg"]
+    assert (mine / "thesis.txt").read_text() == "years of work"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert "is not a directory" in export_to(database, a_file)["msg"]
+    assert a_file.read_text() == "keep me"
+    earlier = tmp_path / "seed"
+    (earlier / "tables" / "keep.txt").write_text("not an export's")
+    stray = export_to(database, earlier)
+    assert stray["failed"] is True and "tables/keep.txt" in stray["msg"]
+    assert (earlier / "tables" / "keep.txt").exists()
+
+
+def test_an_export_replaces_an_earlier_export_whole_and_private(database, tmp_path):
+    dest = exported_seed(database, tmp_path)
+    with database.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "User" SET name = %s WHERE world_id = %s'), ["Renamed", "ROUND_TRIP"])
+    again = export_to(database, dest)
+    assert again["changed"] is True, again
+    assert b"Renamed" in (dest / "tables" / "User.jsonl").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed"]  # no partial or old copy left beside it
+    modes = {str(p.relative_to(dest)): p.stat().st_mode & 0o777 for p in [dest] + list(dest.rglob("*"))}
+    assert modes["."] == 0o700 and modes["tables"] == 0o700
+    assert {m for name, m in modes.items() if name not in (".", "tables")} == {0o600}
+
+
+@pytest.mark.parametrize("reference", ["blob:../../etc/passwd", "blob:/etc/passwd"])
+def test_blob_references_resolve_inside_blob_dir_only(database, tmp_path, reference):
+    dest = exported_seed(database, tmp_path)
+    blob_dir = tmp_path / "blobs"
+    blob_dir.mkdir()
+    with database.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "A_Image" SET url = %s'), [reference])
+    refused = export_to(database, tmp_path / "fresh", blob_dir=str(blob_dir))
+    assert refused["failed"] is True and "not plain file names inside blob_dir" in refused["msg"]
+    assert not (tmp_path / "fresh").exists()
+    assert dest.exists()
+
+
+def test_an_export_from_prod_is_masked_unless_allowed(database, tmp_path):
+    exported_seed(database, tmp_path)
+    emails = {r[0] for r in database.query('SELECT email FROM "User" WHERE world_id = %s', ("ROUND_TRIP",))}
+    with database.connect() as conn:
+        conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'PROD'"))
+    masked = export_to(database, tmp_path / "prod", stage="PROD")
+    assert masked["changed"] is True and "User.email" in masked["masked"], masked
+    written = (tmp_path / "prod" / "tables" / "User.jsonl").read_text()
+    assert not any(email in written for email in emails) and "@example.invalid" in written
+    assert '"password":null' in written.replace(" ", "")
+    kept = export_to(database, tmp_path / "kept", stage="PROD", mask={"User.email": "keep"})
+    assert kept["failed"] is True and "allow_unmasked" in kept["msg"]
+    unmasked = export_to(database, tmp_path / "unmasked", stage="PROD", allow_unmasked=True)
+    assert unmasked["changed"] is True
+    assert all(email in (tmp_path / "unmasked" / "tables" / "User.jsonl").read_text() for email in emails)
+    typo = export_to(database, tmp_path / "typo", stage="PROD", mask={"User.emial": "null"})
+    assert typo["failed"] is True and "User.emial" in typo["msg"]
