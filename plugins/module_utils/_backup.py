@@ -19,6 +19,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._audit import rec
 from ansible_collections.phoenix.platform.plugins.module_utils._catalog import table_label, user_tables
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._files import CHUNK
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import session_lock
+from ansible_collections.phoenix.platform.plugins.module_utils._plain_dump import check_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._pg_tools import (
     find_tool,
     libpq_environment,
@@ -42,6 +44,8 @@ class BackupRequest:
     verify: bool = False
     fresh_within_hours: float | None = None
     actor: str = ""
+    signing_key: str | None = None
+    lock_timeout: int = 60
 
 
 def table_counts(conn) -> dict[str, int]:
@@ -60,19 +64,43 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
         raise PhoenixError("jobs > 1 needs format=directory (pg_dump runs parallel jobs only for that format)")
     if request.compress is not None and not 0 <= request.compress <= 9:
         raise PhoenixError("compress must be a level from 0 to 9")
+    if not 0 <= request.retention_days <= store.MAX_RETENTION_DAYS or request.keep_min < 0:
+        raise PhoenixError("retention_days and keep_min must be 0 or more, and retention_days at most %d"
+                           % store.MAX_RETENTION_DAYS)
+    if check_mode:
+        return _plan(request)
+    with store.stage_lock(request.dest, request.stage, request.lock_timeout), \
+            session_lock(conn, "backup:" + request.stage, request.lock_timeout):
+        return _take(conn, conninfo, request)
+
+
+def _plan(request: BackupRequest) -> dict[str, Any]:
     now = store.utcnow()
     existing = store.list_backups(request.dest, request.stage)
+    fresh = _fresh(existing, request, now)
+    if fresh:
+        return fresh
+    final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
+    planned = store.to_prune(existing + [_placeholder(final, request, now)], request.kind,
+                             request.retention_days, request.keep_min, now)
+    return {"changed": True, "backup": {"id": final.name, "path": str(final), "kind": request.kind},
+            "pruned": [b.id for b in planned], "fresh": False}
+
+
+def _fresh(existing: list[store.Backup], request: BackupRequest, now) -> dict[str, Any] | None:
     same_kind = [b for b in existing if b.manifest["kind"] == request.kind]
     if request.fresh_within_hours is not None and same_kind \
             and same_kind[-1].age_hours(now) < request.fresh_within_hours:
         return {"changed": False, "backup": same_kind[-1].summary(now), "pruned": [], "fresh": True}
-    backup_id = store.new_id(request.stage, now)
-    final = store.stage_dir(request.dest, request.stage) / backup_id
-    if check_mode:
-        planned = store.to_prune(existing + [_placeholder(final, request, now)], request.kind,
-                                 request.retention_days, request.keep_min, now)
-        return {"changed": True, "backup": {"id": backup_id, "path": str(final), "kind": request.kind},
-                "pruned": [b.id for b in planned], "fresh": False}
+    return None
+
+
+def _take(conn, conninfo: str, request: BackupRequest) -> dict[str, Any]:
+    now = store.utcnow()
+    fresh = _fresh(store.list_backups(request.dest, request.stage), request, now)
+    if fresh:
+        return fresh
+    final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
     made = _dump(conn, conninfo, request, final, now)
     pruned = store.to_prune(store.list_backups(request.dest, request.stage), request.kind, request.retention_days,
                             request.keep_min, now)
@@ -94,9 +122,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> stor
 
     started = time.monotonic()
     root = store.stage_dir(request.dest, request.stage)
-    root.mkdir(parents=True, exist_ok=True)
-    root.chmod(0o700)
-    store.remove_partials(request.dest, request.stage)
+    store.remove_partials(request.dest, request.stage)  # left by killed runs: this run holds the stage lock
     work = root / (".%s%s" % (final.name, store.PARTIAL_SUFFIX))
     work.mkdir(mode=0o700)
     try:
@@ -134,6 +160,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> stor
             if problems:
                 raise PhoenixError("the new backup failed verification: %s" % "; ".join(problems))
             manifest["verified"] = store.utcnow().isoformat()
+        store.sign(manifest, request.signing_key)
         store.write_manifest(work, manifest)  # last: only now is it a backup
         store.fsync_tree(work)
         store.publish(work, final)
@@ -157,11 +184,15 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
     errors: list[bytes] = []
 
     def copy_out() -> None:
-        with open(target, "wb") as out:
-            for chunk in iter(lambda: process.stdout.read(CHUNK), b""):
-                digest.update(chunk)
-                size[0] += len(chunk)
-                out.write(chunk)
+        try:
+            with open(target, "wb") as out:
+                for chunk in iter(lambda: process.stdout.read(CHUNK), b""):
+                    digest.update(chunk)
+                    size[0] += len(chunk)
+                    out.write(chunk)
+        except OSError as exc:  # a reader that stops must stop pg_dump too, or it blocks on a full pipe forever
+            errors.append(("writing %s: %s\n" % (target, exc)).encode())
+            process.kill()
 
     def drain_errors() -> None:
         errors.append(process.stderr.read())
@@ -171,6 +202,9 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
         thread.start()
     try:
         counts = table_counts(conn)
+    except BaseException:
+        process.kill()
+        raise
     finally:
         for thread in threads:
             thread.join()
@@ -185,10 +219,14 @@ def _check(returncode: int, stderr: bytes) -> None:
 
 
 def verify(backup: store.Backup, pg_restore: Path | None = None) -> list[str]:
-    """Checksums of every file, then ``pg_restore --list`` (custom and directory formats)."""
+    """Checksums of every file, then ``pg_restore --list`` (custom and directory formats) or the meta-command
+    check (plain)."""
     problems = store.verify_checksums(backup)
-    if problems or backup.manifest["format"] == "plain":
+    if problems:
         return problems
+    if backup.manifest["format"] == "plain":
+        problem = check_plain_dump(backup.path / DUMP_FILES["plain"])
+        return [problem] if problem else []
     if pg_restore is None or not pg_restore.exists():
         pg_restore = find_tool("pg_restore", int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0]))
     listing = subprocess.run([str(pg_restore), "--list", str(backup.path / DUMP_FILES[backup.manifest["format"]])],

@@ -8,7 +8,6 @@ An unreachable database is a result (unhealthy, with the reason), not an excepti
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
+from ansible_collections.phoenix.platform.plugins.module_utils._backup_store import list_backups
 from ansible_collections.phoenix.platform.plugins.module_utils._catalog import (
     WORLD_META_TABLE,
     relation_exists,
@@ -62,28 +62,17 @@ def problems(checks: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def check_backups(backup_dir: str | None, stage: str, max_age_hours: float, now: float) -> dict[str, Any]:
-    """Age of the newest complete backup (one with a manifest) under backup_dir/<STAGE>/."""
+    """Age of the newest backup under backup_dir/<STAGE>/, found as every backup module finds them."""
     if not backup_dir:
         return {"status": UNKNOWN, "message": "backup_dir not set"}
-    newest: float | None = None
-    for manifest in Path(backup_dir, stage).glob("*/manifest.json"):
-        created = _manifest_time(manifest)
-        newest = created if newest is None or created > newest else newest
-    if newest is None:
+    backups = list_backups(Path(backup_dir), stage)
+    if not backups:
         return {"status": UNKNOWN, "message": "no backup under %s" % Path(backup_dir, stage)}
-    age_hours = round((now - newest) / 3600, 2)
+    age_hours = round((now - backups[-1].created_at.timestamp()) / 3600, 2)
     check = {"status": HEALTHY, "latestAgeHours": age_hours, "maxAgeHours": max_age_hours}
     if age_hours > max_age_hours:
         check.update(status=DEGRADED, message="newest backup is %.1f h old (max %.1f h)" % (age_hours, max_age_hours))
     return check
-
-
-def _manifest_time(manifest: Path) -> float:
-    try:
-        created_at = json.loads(manifest.read_text())["created_at"]
-        return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
-    except (ValueError, KeyError, TypeError, OSError):
-        return manifest.stat().st_mtime
 
 
 def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[str, Any], bool]:

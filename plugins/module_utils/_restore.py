@@ -46,6 +46,7 @@ class RestoreRequest:
     safety_backup: bool = True
     allow_prod: bool = False
     allow_cross_stage: bool = False
+    signing_key: str | None = None
 
 
 def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -58,6 +59,7 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
     from psycopg import sql
 
     backup = store.find_backup(request.dest, request.stage, request.backup)
+    store.check_signature(backup, request.signing_key)  # before any byte of it is used
     backup_stage = backup.manifest["stage"]
     if backup_stage != request.stage and not request.allow_cross_stage:
         raise PhoenixError("backup %s was taken in %s, this is %s; set allow_cross_stage=true to restore it here"
@@ -77,7 +79,8 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
         if request.dest is None:
             raise PhoenixError("a safety backup needs dest (or set safety_backup=false)")
         safety = ensure_backup(conn, conninfo, BackupRequest(request.dest, request.stage, kind="pre-restore",
-                                                             actor=request.actor), False)
+                                                             actor=request.actor, signing_key=request.signing_key),
+                              False)
         result["safety_backup"] = safety["backup"]
     _run_restore(conn, conninfo, backup)
     with conn.transaction():

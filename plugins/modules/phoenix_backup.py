@@ -15,7 +15,9 @@ description:
   - The backup is written under a temporary name, fsynced and renamed; C(manifest.json) is written last, so a
     backup without a complete manifest does not exist for any module. Directories are 0700, files 0600.
   - After a backup, backups of the same kind older than O(retention_days) are removed, keeping at least O(keep_min).
-  - V(absent) removes the backup O(id).
+  - V(absent) removes the backup O(id) (in PROD only with O(allow_prod)).
+  - Overlapping runs for the same O(dest) and stage wait for each other (a lock file in the stage directory and an
+    advisory lock), up to O(lock_timeout) seconds, and never touch each other's work.
   - The password reaches pg_dump through its environment, never its command line.
 options:
   state:
@@ -48,7 +50,9 @@ options:
     choices: [scheduled, pre-deploy, pre-restore, manual]
     default: manual
   retention_days:
-    description: Keep backups of this kind younger than this many days. Falls back to E(PHOENIX_BACKUP_RETENTION).
+    description:
+      - Keep backups of this kind younger than this many days (0 to 36500). Falls back to
+        E(PHOENIX_BACKUP_RETENTION).
     type: int
     default: 30
   keep_min:
@@ -64,8 +68,14 @@ options:
       - Take a backup only when the newest backup of this kind is older than this many hours, so a scheduled job
         can run often and a second run reports no change. Without it every run takes a backup.
     type: float
+  allow_prod:
+    description: Allow removing a PROD backup with O(state=absent). Taking backups in PROD is always allowed.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
+  - phoenix.platform.connection.BACKUP_SIGNING
+  - phoenix.platform.connection.LOCK_TIMEOUT
   - phoenix.platform.connection.ATTRIBUTES
 attributes:
   check_mode:
@@ -116,13 +126,16 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
 from ansible_collections.phoenix.platform.plugins.module_utils._backup import BackupRequest, ensure_backup
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
 
 
 def absent(module: PhoenixModule) -> dict:
     backup_id = module.params["id"]
     matches = [b for b in store.list_backups(Path(module.params["dest"]), module.stage) if b.id == backup_id]
+    if matches:
+        require_prod_allowed(module.stage, module.params["allow_prod"], "removing a backup")
     if matches and not module.check_mode:
         shutil.rmtree(matches[0].path)
     return {"changed": bool(matches), "removed": backup_id if matches else None}
@@ -136,10 +149,8 @@ def run(module: PhoenixModule) -> dict:
         dest=Path(params["dest"]), stage=module.stage, kind=params["kind"], fmt=params["format"],
         jobs=params["jobs"], compress=params["compress"], retention_days=params["retention_days"],
         keep_min=params["keep_min"], verify=params["verify"], fresh_within_hours=params["fresh_within_hours"],
-        actor=module.actor,
+        actor=module.actor, signing_key=params["backup_signing_key"], lock_timeout=params["lock_timeout"],
     )
-    if request.retention_days < 0 or request.keep_min < 0:
-        raise PhoenixError("retention_days and keep_min must be 0 or more")
     with module.fenced_connection() as conn:
         return ensure_backup(conn, module.connection_target().conninfo(), request, module.check_mode)
 
@@ -158,6 +169,9 @@ def main() -> None:
             "keep_min": {"type": "int", "default": 3},
             "verify": {"type": "bool", "default": False},
             "fresh_within_hours": {"type": "float"},
+            "allow_prod": {"type": "bool", "default": False},
+            **store.SIGNING_ARGUMENT_SPEC,
+            **LOCK_ARGUMENT_SPEC,
         },
         required_if=[("state", "absent", ("id",))],
     )

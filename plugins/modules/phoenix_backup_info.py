@@ -29,6 +29,8 @@ options:
     description: Re-read every backup's checksums and report the result as C(checksums_ok).
     type: bool
     default: false
+extends_documentation_fragment:
+  - phoenix.platform.connection.BACKUP_SIGNING
 attributes:
   check_mode:
     description: Can run in check_mode.
@@ -52,7 +54,9 @@ EXAMPLES = r"""
 RETURN = r"""
 backups:
   description: Backups, oldest first, with C(id), C(path), C(kind), C(stage), C(format), C(created_at), C(age_hours),
-    C(size), C(verified) (when pg_restore last verified it).
+    C(size), C(verified) (when pg_restore last verified it), C(checksums_ok) with O(verify), and C(signature_ok)
+    with O(backup_signing_key). Directories without a valid manifest (partial or damaged) and links are not
+    backups and are not listed.
   returned: success
   type: list
   elements: dict
@@ -67,6 +71,15 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
+from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+
+
+def _signature_ok(backup: store.Backup, key: str) -> bool:
+    try:
+        store.check_signature(backup, key)
+    except PhoenixError:
+        return False
+    return True
 
 
 def main() -> None:
@@ -77,6 +90,7 @@ def main() -> None:
                       "fallback": (env_fallback, ["APP_STAGE"])},
             "kind": {"type": "str", "choices": list(store.KINDS)},
             "verify": {"type": "bool", "default": False},
+            **store.SIGNING_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )
@@ -88,6 +102,8 @@ def main() -> None:
         entry = backup.summary(now)
         if module.params["verify"]:
             entry["checksums_ok"] = not store.verify_checksums(backup)
+        if module.params["backup_signing_key"]:
+            entry["signature_ok"] = _signature_ok(backup, module.params["backup_signing_key"])
         listed.append(entry)
     module.exit_json(changed=False, backups=listed, latest=listed[-1] if listed else None)
 

@@ -9,14 +9,19 @@ module: phoenix_restore
 short_description: Restore a verified backup in a single transaction, after a safety backup
 version_added: 0.1.0
 description:
-  - Verifies the backup's checksums (and C(pg_restore --list)) and refuses one that fails.
+  - Verifies the backup's checksums (and C(pg_restore --list)) and refuses one that fails. With
+    O(backup_signing_key), first checks the manifest's signature. The format comes from the manifest only; a plain
+    dump holding psql meta-commands that pg_dump never writes is refused.
   - Takes a safety backup of kind C(pre-restore) first, unless O(safety_backup=false).
   - Restores with C(pg_restore --single-transaction --exit-on-error --clean), so a restore that fails part-way
     leaves the database as it was. The audit log and the stage fence are kept out of the restore.
   - A restore is an action, so it always reports a change.
 options:
   backup:
-    description: V(latest), a backup id under O(dest), or the path of a backup directory.
+    description:
+      - V(latest), a backup id under O(dest), or the path of a backup directory.
+      - V(latest) is the newest backup that is not a safety backup (kinds C(pre-restore) and C(pre-deploy)), so
+        running the same restore twice restores the same backup twice; safety backups are restored by id.
     type: str
     default: latest
   dest:
@@ -36,6 +41,7 @@ options:
     default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
+  - phoenix.platform.connection.BACKUP_SIGNING
   - phoenix.platform.connection.ATTRIBUTES
 attributes:
   check_mode:
@@ -75,6 +81,7 @@ from pathlib import Path
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
 from ansible_collections.phoenix.platform.plugins.module_utils._restore import RestoreRequest, restore
 
 
@@ -83,7 +90,7 @@ def run(module: PhoenixModule) -> dict:
     request = RestoreRequest(
         backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None, stage=module.stage,
         actor=module.actor, safety_backup=params["safety_backup"], allow_prod=params["allow_prod"],
-        allow_cross_stage=params["allow_cross_stage"],
+        allow_cross_stage=params["allow_cross_stage"], signing_key=params["backup_signing_key"],
     )
     with module.fenced_connection() as conn:
         return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
@@ -97,6 +104,7 @@ def main() -> None:
             "safety_backup": {"type": "bool", "default": True},
             "allow_prod": {"type": "bool", "default": False},
             "allow_cross_stage": {"type": "bool", "default": False},
+            **store.SIGNING_ARGUMENT_SPEC,
         },
     )
     module.run(run)

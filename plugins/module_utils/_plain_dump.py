@@ -1,0 +1,123 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Checking a plain-format dump before psql runs it: no meta-command pg_dump would not write.
+
+psql runs ``\\! cmd`` (a shell command), ``\\i``, ``\\o`` … wherever a backslash stands outside quotes,
+comments and COPY data. pg_dump itself writes only ``\\connect``, ``\\restrict`` and ``\\unrestrict`` at
+the start of a line, and ``\\.`` to end COPY data. This scanner follows psql's lexical states line by
+line (strings, quoted identifiers, dollar quotes, nested comments, COPY … FROM stdin blocks) and reports
+the first backslash that would be any other command.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+ALLOWED_COMMANDS = ("connect", "restrict", "unrestrict")
+_SQL_TOKEN = re.compile(r"--|/\*|'|\"|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|\\")
+_COPY_FROM_STDIN = re.compile(r"^COPY .+ FROM stdin;\s*$")
+_COPY_END = re.compile(r"^\\\.\r?\n?$")
+_COMMAND = re.compile(r"[A-Za-z!?]+|.", re.S)
+_IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_$]")
+
+
+class _Scanner:
+    def __init__(self) -> None:
+        self.state = "sql"  # sql, copy, string, identifier, dollar, comment
+        self.escapes = False  # inside E'...' strings a backslash escapes the next character
+        self.tag = ""
+        self.depth = 0
+
+    def line(self, text: str) -> str | None:
+        """Scan one line; returns the offending meta-command, if any."""
+        if self.state == "copy":
+            if _COPY_END.match(text):
+                self.state = "sql"
+            return None
+        starts_in_sql = self.state == "sql"
+        pos = 0
+        while pos < len(text):
+            if self.state == "sql":
+                match = _SQL_TOKEN.search(text, pos)
+                if not match:
+                    break
+                token, pos = match.group(), match.end()
+                if token == "--":
+                    break
+                if token == "/*":
+                    self.state, self.depth = "comment", 1
+                elif token == "'":
+                    prefix = text[match.start() - 1:match.start()] if match.start() else ""
+                    before = text[match.start() - 2:match.start() - 1] if match.start() > 1 else ""
+                    self.escapes = prefix in ("E", "e") and not _IDENTIFIER_CHAR.match(before or " ")
+                    self.state = "string"
+                elif token == '"':
+                    self.state = "identifier"
+                elif token.startswith("$"):
+                    if match.start() and _IDENTIFIER_CHAR.match(text[match.start() - 1]):
+                        pos = match.start() + 1  # part of an identifier such as a$b, not a dollar quote
+                        continue
+                    self.state, self.tag = "dollar", token
+                else:  # a backslash: psql would run a meta-command here
+                    command = _COMMAND.match(text, pos).group() if pos < len(text) else ""
+                    if command in ALLOWED_COMMANDS and not text[:match.start()].strip():
+                        break  # the rest of the line is the command's argument
+                    return "\\" + command
+            elif self.state == "string":
+                pos = self._close_quote(text, pos, "'", self.escapes)
+            elif self.state == "identifier":
+                pos = self._close_quote(text, pos, '"', False)
+            elif self.state == "dollar":
+                end = text.find(self.tag, pos)
+                if end < 0:
+                    break
+                self.state, pos = "sql", end + len(self.tag)
+            else:  # a comment, which nests
+                opened, closed = text.find("/*", pos), text.find("*/", pos)
+                if closed < 0 and opened < 0:
+                    break
+                if 0 <= opened < closed or closed < 0:
+                    self.depth, pos = self.depth + 1, opened + 2
+                else:
+                    self.depth, pos = self.depth - 1, closed + 2
+                    if not self.depth:
+                        self.state = "sql"
+        if starts_in_sql and self.state == "sql" and _COPY_FROM_STDIN.match(text):
+            self.state = "copy"
+        return None
+
+    def _close_quote(self, text: str, pos: int, quote: str, escapes: bool) -> int:
+        while pos < len(text):
+            char = text[pos]
+            if escapes and char == "\\":
+                pos += 2
+            elif char == quote:
+                if text[pos + 1:pos + 2] == quote:  # a doubled quote stays inside
+                    pos += 2
+                else:
+                    self.state = "sql"
+                    return pos + 1
+            else:
+                pos += 1
+        return pos
+
+
+def foreign_meta_command(lines: Iterable[str]) -> tuple[int, str] | None:
+    """``(line number, command)`` of the first meta-command pg_dump would not write, or None."""
+    scanner = _Scanner()
+    for number, text in enumerate(lines, start=1):
+        found = scanner.line(text)
+        if found:
+            return number, found
+    return None
+
+
+def check_plain_dump(path: Path) -> str | None:
+    """A problem with the plain dump at ``path``, or None when psql may run it."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as script:
+        found = foreign_meta_command(script)
+    if found:
+        return "%s line %d holds the psql meta-command %s, which pg_dump never writes" % (path.name, found[0], found[1])
+    return None
