@@ -20,7 +20,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._connection impor
     ConnectionTarget,
     connect,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError, StageFenceError
 from ansible_collections.phoenix.platform.plugins.module_utils._stage import (
     STAGES,
     check_stage_fence,
@@ -70,17 +70,22 @@ class PhoenixModule(AnsibleModule):
         """A new connection (autocommit off: every change happens in a transaction)."""
         return connect(self.connection_target())
 
-    def check_fence(self, conn) -> str | None:
-        """Fail before any write when the database belongs to another stage."""
+    def check_fence(self, conn, writes: bool = True) -> str | None:
+        """Fail before any write when the database belongs to another stage, or (for a module that writes)
+        to no stage yet: only phoenix_schema registers one."""
         registered = registered_stage(conn)
         check_stage_fence(self.stage, registered, self.connection_target().describe())
+        if writes and registered is None:
+            raise StageFenceError(
+                "%s has no stage registered yet: run phoenix_schema first (stage %s), which registers the stage "
+                "fence; nothing was written" % (self.connection_target().describe(), self.stage))
         return registered
 
     @contextlib.contextmanager
-    def fenced_connection(self) -> Iterator[Any]:
+    def fenced_connection(self, writes: bool = True) -> Iterator[Any]:
         """A connection to a database that belongs to the declared stage (checked before anything else)."""
         with self.connect() as conn:
-            self.check_fence(conn)
+            self.check_fence(conn, writes)
             yield conn
 
     def run(self, action: Callable[["PhoenixModule"], dict[str, Any]]) -> None:

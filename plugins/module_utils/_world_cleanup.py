@@ -31,8 +31,8 @@ def cleanup(conn, stage: str, actor: str, max_age_hours: int | None, allow_prod:
         kept_for = _needed_by_live_worlds(conn, doomed)
         removed = [w for w in doomed if w not in kept_for]
         deactivated = [w["id"] for w in expired if (not w["autoCleanup"] or w["id"] in kept_for) and w["isActive"]]
-        if removed:
-            require_prod_allowed(stage, allow_prod, "deleting expired worlds")
+        if removed or deactivated:  # deactivating is a write too
+            require_prod_allowed(stage, allow_prod, "cleaning up expired worlds")
         catalog = catalog_mod.load(conn)
         rows_deleted = world_rows.delete_rows(conn, catalog, removed, check_mode) if removed else {}
         if not check_mode and (removed or deactivated):

@@ -151,7 +151,7 @@ def run(module: PhoenixModule) -> dict:
         keep_min=params["keep_min"], verify=params["verify"], fresh_within_hours=params["fresh_within_hours"],
         actor=module.actor, signing_key=params["backup_signing_key"], lock_timeout=params["lock_timeout"],
     )
-    with module.fenced_connection() as conn:
+    with module.fenced_connection(writes=False) as conn:
         return ensure_backup(conn, module.connection_target().conninfo(), request, module.check_mode)
 
 

@@ -193,7 +193,7 @@ def run(module: PhoenixModule) -> dict:
     if module.params["state"] == "imported" and not HAS_PYDANTIC:
         module.fail_json(msg=missing_required_lib("pydantic"))
     action = {"exported": exported, "imported": imported, "orphans_removed": orphans_removed}[module.params["state"]]
-    with module.fenced_connection() as conn:
+    with module.fenced_connection(writes=module.params["state"] != "exported") as conn:
         result = action(module, conn)
     for warning in result.pop("warnings"):
         module.warn(warning)

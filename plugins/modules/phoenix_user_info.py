@@ -54,7 +54,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._users import lis
 
 def run(module: PhoenixModule) -> dict:
     params = module.params
-    with module.fenced_connection() as conn:
+    with module.fenced_connection(writes=False) as conn:
         users = list_users(conn, params["role"], params["world"], params["email"], params["id"],
                            module.connection_target().describe())
     return {"changed": False, "users": users}

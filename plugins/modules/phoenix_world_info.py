@@ -79,7 +79,7 @@ def run(module: PhoenixModule) -> dict:
     params = module.params
     world_filter = WorldFilter(id=params["id"], category=params["category"], active=params["active"],
                                template=params["template"], tags=params["tags"], expired=params["expired"])
-    with module.fenced_connection() as conn:
+    with module.fenced_connection(writes=False) as conn:
         worlds = list_worlds(conn, world_filter, module.connection_target().describe())
     result = {"changed": False, "worlds": worlds}
     if params["format"]:

@@ -111,11 +111,13 @@ def test_fail_on_degraded(migrated):
 
 
 def write_backup(root, stage: str, name: str, hours_old: float) -> None:
+    """A backup directory as phoenix_backup writes it (health finds backups as phoenix_backup_info does)."""
     path = os.path.join(root, stage, name)
     os.makedirs(path)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - hours_old * 3600))
     with open(os.path.join(path, "manifest.json"), "w") as handle:
-        json.dump({"created_at": created}, handle)
+        json.dump({"created_at": created, "stage": stage, "kind": "scheduled", "format": "custom", "files": [],
+                   "row_counts": {}}, handle)
 
 
 def test_backup_age(migrated, tmp_path):

@@ -9,7 +9,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_audit,
+    phoenix_seed,
+    phoenix_user,
+    phoenix_world,
+    phoenix_world_cleanup,
+)
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from test_phoenix_transfer import pair, transfer  # noqa: F401  (pair is a fixture)
@@ -279,3 +285,36 @@ def test_an_export_from_prod_is_masked_unless_allowed(database, tmp_path):
     assert all(email in (tmp_path / "unmasked" / "tables" / "User.jsonl").read_text() for email in emails)
     typo = export_to(database, tmp_path / "typo", stage="PROD", mask={"User.emial": "null"})
     assert typo["failed"] is True and "User.emial" in typo["msg"]
+
+
+# -- the PROD guard and the stage fence ------------------------------------------------------------------------
+
+def test_cleanup_in_prod_without_allow_prod_writes_nothing(database):
+    migrate(database)
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "OLD_ONE", "auto_cleanup": False,
+                                    "cleanup_after_hours": 1})
+    with database.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "WorldMeta" SET "createdAt" = now() - interval \'2 hours\''))
+        conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'PROD'"))
+    before = table_fingerprints(database)
+    refused = run_module(phoenix_world_cleanup.main, {"db_url": database.url, "stage": "PROD"})
+    assert refused["failed"] is True and "allow_prod=true" in refused["msg"]
+    assert table_fingerprints(database) == before
+    allowed = run_module(phoenix_world_cleanup.main, {"db_url": database.url, "stage": "PROD", "allow_prod": True})
+    assert allowed["deactivated"] == ["OLD_ONE"]
+
+
+@pytest.mark.parametrize("module, args", [
+    (phoenix_world, {"id": "UC_TESTING"}),
+    (phoenix_world_cleanup, {}),
+    (phoenix_user, {"email": "a@b.example", "password": "Correct-Horse-42"}),
+    (phoenix_seed, {"state": "orphans_removed", "blob_dir": "/nonexistent"}),
+    (phoenix_audit, {"operation": "note"}),
+])
+def test_a_database_without_a_fence_is_written_only_by_phoenix_schema(database, module, args):
+    with database.connect() as conn:  # an application's own tables, as the collection finds them
+        conn.execute(sql.SQL('CREATE TABLE "WorldMeta" (id text PRIMARY KEY, name text)'))
+    before = table_fingerprints(database)
+    refused = run_module(module.main, dict({"db_url": database.url, "stage": "BETA"}, **args))
+    assert refused["failed"] is True and "run phoenix_schema first" in refused["msg"], refused
+    assert table_fingerprints(database) == before
