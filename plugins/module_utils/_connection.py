@@ -58,6 +58,9 @@ class ConnectionTarget:
             )
         if not self.db_url and not uses_login:
             self.db_url = next((environ[name] for name in DB_URL_ENV_VARS if environ.get(name)), "")
+        if any("\x00" in str(params.get(name) or "") for name in ("db_url",) + LOGIN_OPTIONS) or "\x00" in self.db_url:
+            raise PhoenixError("the connection options hold a NUL byte, which no libpq setting can contain; check "
+                               "db_url and login_* for a stray character")
         self.keywords: dict[str, Any] = {
             "host": params.get("login_host"),
             "port": params.get("login_port"),
@@ -86,10 +89,11 @@ class ConnectionTarget:
 
         try:
             return make_conninfo(self.db_url, **{k: v for k, v in self.keywords.items() if v is not None})
-        except Exception as exc:  # psycopg.ProgrammingError for an unparsable db_url
+        except Exception:  # psycopg.ProgrammingError; its text may quote any part of the URL, the password too
             raise PhoenixError(
-                "db_url is not a valid libpq URI or conninfo string (%s); expected e.g. "
-                "postgresql://user@host:5432/dbname" % self.redact(str(exc))
+                "db_url is not a valid libpq URI or conninfo string; expected e.g. "
+                "postgresql://user@host:5432/dbname or 'host=... dbname=...' (check quoting and special characters, "
+                "which must be percent-encoded in a URI)"
             ) from None
 
     def describe(self) -> str:

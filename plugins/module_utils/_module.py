@@ -50,6 +50,9 @@ class PhoenixModule(AnsibleModule):
         super().__init__(argument_spec=dict(COMMON_ARGUMENT_SPEC, **argument_spec), **kwargs)
         if not HAS_PSYCOPG:
             self.fail_json(msg=missing_required_lib("psycopg (pip install 'psycopg[binary]')"))
+        for name, spec in self.argument_spec.items():
+            if spec.get("type") == "path" and self.params.get(name) == "":  # "" would mean the current directory
+                self.fail_json(msg="%s must not be empty: give a path (or leave the option out)" % name)
         self.target: ConnectionTarget | None = None
         self.other_targets: list[ConnectionTarget] = []  # e.g. a transfer's source: its password is redacted too
 
@@ -102,6 +105,9 @@ class PhoenixModule(AnsibleModule):
                 msg="database error on %s: %s" % (where, self._redact(str(exc).strip())),
                 sqlstate=getattr(exc, "sqlstate", None),
             )
+        except OSError as exc:  # a path that cannot be used: too long, not writable, in /proc ...
+            path = " ".join(str(p) for p in (exc.filename, exc.filename2) if p) or "a file"
+            self.fail_json(msg="cannot use %s: %s" % (self._redact(path), exc.strerror or exc))
         self.exit_json(**result)
 
     def _redact(self, text: str) -> str:

@@ -19,7 +19,7 @@ ALLOWED_COMMANDS = ("connect", "restrict", "unrestrict")
 _SQL_TOKEN = re.compile(r"--|/\*|'|\"|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|\\")
 _COPY_FROM_STDIN = re.compile(r"^COPY .+ FROM stdin;\s*$")
 _COPY_END = re.compile(r"^\\\.\r?\n?$")
-_COMMAND = re.compile(r"[A-Za-z!?]+|.", re.S)
+_COMMAND = re.compile(r"[A-Za-z0-9_!?]+|.", re.S)
 _IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_$]")
 
 

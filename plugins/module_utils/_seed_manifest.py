@@ -88,6 +88,8 @@ def load_manifest(src: Path) -> tuple[str, Any]:
         document = json.loads(path.read_text())
     except ValueError as exc:
         raise PhoenixError("%s is not valid JSON: %s" % (path, exc)) from None
+    except RecursionError:
+        raise PhoenixError("%s is nested too deeply to be a seed manifest" % path) from None
     if not isinstance(document, dict):
         raise PhoenixError("%s must hold a JSON object" % path)
     version = str(document.get("version", ""))

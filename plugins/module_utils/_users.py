@@ -21,7 +21,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._stage import req
 from ansible_collections.phoenix.platform.plugins.module_utils._world_query import glob_to_like
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import jsonable, read_meta, validate_world_id
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# No quotes, brackets or separators: a list or a pasted "Name <a@b>" given as an email is a mistake.
+EMAIL = re.compile(r"^[^@\s,;'\"\[\]<>()]+@[^@\s,;'\"\[\]<>()]+\.[^@\s.,;'\"\[\]<>()]+$")
 EMAIL_MAX = 64  # "User".email is varchar(64)
 ROLES = ("user", "admin")
 BCRYPT_ROUNDS = 10  # what the application's bcrypt uses by default

@@ -35,6 +35,8 @@ META_COLUMNS = {
     "version": "version",
 }
 SEED_DEFAULTS = {"users": 5, "artifacts": 12, "chats": 3, "messages_per_chat": 4}
+SEED_MAX = 100_000  # generated rows per kind: more is a typo, not a test world
+MAX_TTL_HOURS = 876_000  # 100 years; later expiry times overflow timestamp arithmetic
 
 
 def validate_world_id(world_id: str, option: str = "id") -> None:
@@ -90,8 +92,28 @@ class WorldRequest:
     warnings: list[str] = field(default_factory=list)
 
 
+def validate_hours(value: Any, option: str) -> None:
+    if value is not None and not 0 <= value <= MAX_TTL_HOURS:
+        raise PhoenixError("%s must be from 0 to %d hours, got %s" % (option, MAX_TTL_HOURS, value))
+
+
+def seed_spec(seed: dict[str, Any] | None) -> dict[str, int]:
+    """The generated-data counts, each a whole number from 0 to SEED_MAX."""
+    spec = dict(SEED_DEFAULTS, **{k: v for k, v in (seed or {}).items() if v is not None})
+    unknown = sorted(set(spec) - set(SEED_DEFAULTS))
+    if unknown:
+        raise PhoenixError("seed has unknown keys %s; use %s" % (", ".join(unknown), ", ".join(SEED_DEFAULTS)))
+    for name, value in spec.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+            raise PhoenixError("seed.%s must be a whole number from 0 to %d, got %r" % (name, SEED_MAX, value))
+    return spec
+
+
 def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any]:
     validate_world_id(request.world_id)
+    validate_hours(request.meta.get("cleanup_after_hours"), "cleanup_after_hours")
+    if request.seed is not None:
+        seed_spec(request.seed)
     with conn.transaction():
         acquire_transaction_lock(conn, "world:" + request.world_id, request.lock_timeout)
         require_world_meta(conn, request.where)
@@ -218,10 +240,7 @@ def _template(conn, request: WorldRequest) -> dict[str, Any] | None:
 def _seed(conn, catalog, request: WorldRequest, check_mode: bool) -> dict[str, int]:
     from ansible_collections.phoenix.platform.plugins.module_utils import _seed_data
 
-    spec = dict(SEED_DEFAULTS, **{k: v for k, v in (request.seed or {}).items() if v is not None})
-    unknown = sorted(set(spec) - set(SEED_DEFAULTS))
-    if unknown:
-        raise PhoenixError("seed has unknown keys %s; use %s" % (", ".join(unknown), ", ".join(SEED_DEFAULTS)))
+    spec = seed_spec(request.seed)
     missing = [t for t in _seed_data.REFERENCE_TABLES if t not in catalog.by_label]
     if missing:
         raise PhoenixError("seed generates data for the reference application schema, and this database lacks "

@@ -1,0 +1,106 @@
+"""Hostile and mistaken input: one clear message, no traceback, no write, no secret in the output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_restore,
+    phoenix_seed,
+    phoenix_transfer,
+    phoenix_user,
+    phoenix_world,
+    phoenix_world_info,
+)
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from worlds_fixtures import migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+SECRET = "Hostile-Secret-9f3k"
+LONG = "x" * 5000
+
+# (module, options, a phrase the message must hold); {tmp} is a fresh directory, {url} the database.
+CORPUS = [
+    (phoenix_backup, {"dest": "/tmp/" + LONG}, "File name too long"),
+    (phoenix_backup, {"dest": "/proc/phoenix-backups"}, "/proc/phoenix-backups"),
+    (phoenix_backup, {"dest": ""}, "dest must not be empty"),
+    (phoenix_backup, {"dest": "{tmp}", "retention_days": 1000000}, "retention_days"),
+    (phoenix_backup, {"dest": "{tmp}", "compress": 99}, "compress must be a level"),
+    (phoenix_seed, {"state": "exported", "world": "UC_TESTING", "dest": ""}, "dest must not be empty"),
+    (phoenix_seed, {"state": "exported", "world": "UC_TESTING", "dest": "/proc/seed"}, "/proc"),
+    (phoenix_seed, {"state": "imported", "src": "{tmp}/" + LONG}, "File name too long"),
+    (phoenix_seed, {"state": "imported", "src": "{tmp}/deep"}, "nested too deeply"),
+    (phoenix_world, {"id": "UC_TESTING", "seed": {"users": "abc"}}, "seed.users must be a whole number"),
+    (phoenix_world, {"id": "UC_TESTING", "seed": {"users": -5}}, "seed.users must be a whole number"),
+    (phoenix_world, {"id": "UC_TESTING", "seed": {"users": 10 ** 9}}, "seed.users must be a whole number"),
+    (phoenix_world, {"id": "UC_TESTING", "cleanup_after_hours": 2147483647}, "cleanup_after_hours must be"),
+    (phoenix_world, {"id": "UC_TESTING", "cleanup_after_hours": -1}, "cleanup_after_hours must be"),
+    (phoenix_world, {"id": "uc_testing'; DROP TABLE \"User\"; --"}, "not a valid world id"),
+    (phoenix_user, {"email": ["a@b.example", "c@d.example"], "password": SECRET}, "not a valid address"),
+    (phoenix_user, {"email": "robert'); DROP TABLE \"User\";--@x.example", "password": SECRET}, "not a valid address"),
+    (phoenix_world_info, {"format": "xml"}, "format"),
+    (phoenix_transfer, {"source": {"db_url": "{url}", "stage": "BETA"}, "worlds": ["UC_TESTING"],
+                        "mask": {"User.emial": "null"}}, "User.emial"),
+    (phoenix_restore, {"backup": "../../etc", "safety_backup": False}, "not a backup directory"),
+]
+
+
+@pytest.fixture
+def target(database, tmp_path):
+    migrate(database)
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "UC_TESTING",
+                                    "seed": {"users": 2, "artifacts": 2, "chats": 1}})
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "seed.json").write_text("[" * 100000 + "]" * 100000)
+    return database
+
+
+def fill(value, tmp_path, url):
+    if isinstance(value, str):
+        return value.replace("{tmp}", str(tmp_path)).replace("{url}", url)
+    if isinstance(value, dict):
+        return {k: fill(v, tmp_path, url) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, tmp_path, url) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("module, options, expected", CORPUS,
+                         ids=["%s-%d" % (m.__name__.rsplit(".", 1)[-1], i) for i, (m, _o, _e) in enumerate(CORPUS)])
+def test_hostile_input_gets_one_clear_message(target, tmp_path, module, options, expected):
+    before = table_fingerprints(target)
+    url = target.url.replace("postgres@", "postgres:%s@" % SECRET)  # a password in the URL must never show
+    result = run_module(module.main, dict({"db_url": url, "stage": "BETA"}, **fill(options, tmp_path, url)))
+    assert result.get("failed") is True, result
+    assert expected in result["msg"], result["msg"]
+    assert "Traceback" not in result["_raw"] and "exception" not in result
+    assert SECRET not in result["_raw"]
+    assert table_fingerprints(target) == before
+    assert not any(p.name.startswith(".") for p in tmp_path.rglob("*")), "a partial file was left behind"
+
+
+@pytest.mark.parametrize("db_url", [
+    "postgresql://user:%s@host:5432/db\x00" % SECRET,
+    "postgresql://user:%s @host/db?sslmode=bogus" % SECRET,
+    "postgresql://user:%s@[::1/db" % SECRET,
+    "host=x password='%s dbname=db" % SECRET,
+])
+def test_a_malformed_url_never_echoes_its_password(db_url):
+    result = run_module(phoenix_world_info.main, {"db_url": db_url, "stage": "BETA"})
+    assert result["failed"] is True
+    assert "Traceback" not in result["_raw"]
+    for part in (SECRET, SECRET[:8], SECRET[-8:]):
+        assert part not in result["_raw"]
+
+
+def test_a_list_given_as_an_email_is_refused_whole(database):
+    migrate(database)
+    result = run_module(phoenix_user.main, {"db_url": database.url, "stage": "BETA",
+                                            "email": ["a@b.example"], "password": SECRET})
+    assert result["failed"] is True and SECRET not in result["_raw"]
+    assert database.query('SELECT count(*) FROM "User"') == [(0,)]
+    assert json.loads(result["_raw"])["failed"] is True
