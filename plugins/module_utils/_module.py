@@ -42,6 +42,17 @@ COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
 )
 
 
+def collision_message(exc, where: str) -> str:
+    """An integrity error in words: which constraint, which table, which value, and what to do."""
+    diag = exc.diag
+    what = {"23505": "would duplicate a value that must be unique",
+            "23503": "would leave a reference to a row that does not exist"}.get(exc.sqlstate, "breaks a constraint")
+    return ("the change %s on %s (constraint %s on table %s: %s); nothing was written. Rows already there hold "
+            "that value - for example a world copied here earlier under the same id: remove it first or use "
+            "another world id" % (what, where, diag.constraint_name, diag.table_name,
+                                  (diag.message_detail or str(exc)).strip().splitlines()[0]))
+
+
 class PhoenixModule(AnsibleModule):
     """An AnsibleModule with the Phoenix connection, stage fence and error handling."""
 
@@ -99,8 +110,11 @@ class PhoenixModule(AnsibleModule):
                 result.pop("diff", None)
         except PhoenixError as exc:
             self.fail_json(msg=self._redact(exc.msg), **exc.details)
+        except psycopg.errors.IntegrityError as exc:
+            self.fail_json(msg=self._redact(collision_message(exc, self._where())),
+                           sqlstate=getattr(exc, "sqlstate", None))
         except psycopg.Error as exc:
-            where = self.target.describe() if self.target else "the database"
+            where = self._where()
             self.fail_json(
                 msg="database error on %s: %s" % (where, self._redact(str(exc).strip())),
                 sqlstate=getattr(exc, "sqlstate", None),
@@ -109,6 +123,9 @@ class PhoenixModule(AnsibleModule):
             path = " ".join(str(p) for p in (exc.filename, exc.filename2) if p) or "a file"
             self.fail_json(msg="cannot use %s: %s" % (self._redact(path), exc.strerror or exc))
         self.exit_json(**result)
+
+    def _where(self) -> str:
+        return self.target.describe() if self.target else "the database"
 
     def _redact(self, text: str) -> str:
         for target in [self.target] + self.other_targets:
