@@ -21,7 +21,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._audit import rec
 from ansible_collections.phoenix.platform.plugins.module_utils._catalog import WORLD_COLUMN, WORLD_META, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import acquire_transaction_lock
-from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import validate_world_id
 
 # Entity groups of the reference schema (a data-model setting: option `groups` replaces it).
@@ -130,7 +129,6 @@ class Transfer:
         from psycopg import sql
 
         request = self.request
-        require_prod_allowed(request.target_stage, request.allow_prod, "a transfer into PROD")
         if request.conflict not in CONFLICTS:
             raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
         rules = _mask_rules(request)

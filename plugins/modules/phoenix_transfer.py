@@ -177,7 +177,11 @@ rows_per_second:
 from ansible_collections.phoenix.platform.plugins.module_utils._connection import ConnectionTarget, connect
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._stage import check_stage_fence, registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._stage import (
+    check_stage_fence,
+    registered_stage,
+    require_prod_allowed,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._transfer import (
     CONFLICTS,
     DEFAULT_GROUPS,
@@ -213,6 +217,7 @@ def run(module: PhoenixModule) -> dict:
         allow_prod=params["allow_prod"], lock_timeout=params["lock_timeout"], diff=module._diff,
         where=module.connection_target().describe(),
     )
+    require_prod_allowed(request.target_stage, request.allow_prod, "a transfer into PROD")  # before connecting
     with connect(source_target) as source, module.connect() as target:
         check_stage_fence(request.source_stage, registered_stage(source), "the source " + source_target.describe())
         module.check_fence(target)

@@ -239,7 +239,7 @@ def test_transfer_and_world_copy_playbooks(phoenix_home):
     preview = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
                        "-e", '{"worlds": ["UC_DEMO"]}', "--check")
     assert preview.returncode == 0, preview.stdout
-    assert "Artifact: insert 12, update 0, unchanged 0, delete 0" in preview.stdout
+    assert "Artifact: would insert 12, update 0, unchanged 0, delete 0" in preview.stdout
     done = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
                     "-e", '{"worlds": ["UC_DEMO"]}')
     assert "Artifact: insert 12, update 0, unchanged 0, delete 0" in done.stdout
@@ -256,4 +256,17 @@ def test_transfer_and_world_copy_playbooks(phoenix_home):
         copied.stdout.replace("\n        ", " ")
     into_prod = playbook(phoenix_home, "transfer.yml", *ALL, "-e", "source=beta", "-e", "target=prod",
                          "-e", '{"worlds": ["UC_DEMO"]}')
-    assert into_prod.returncode != 0 and "allow_prod=true" in into_prod.stdout
+    assert into_prod.returncode != 0 and "allow_prod=true" in into_prod.stdout, into_prod.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_transfer_playbooks_refuse_a_missing_or_misspelled_environment(phoenix_home):
+    both = ["-i", "inventories/local", "-i", "inventories/beta"]
+    typo = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=btea",
+                    "-e", '{"worlds": ["UC_DEMO"]}')
+    assert typo.returncode != 0 and "target 'btea' must be two different environments" in typo.stdout
+    absent = playbook(phoenix_home, "world_copy.yml", "-i", "inventories/local", "-e", "world=UC_DEMO",
+                      "-e", "from=local", "-e", "to=beta")
+    assert absent.returncode != 0 and "Both environments are in the inventories" in absent.stdout
+    missing = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local")
+    assert missing.returncode != 0 and "target ''" in missing.stdout
