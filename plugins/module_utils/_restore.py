@@ -78,9 +78,9 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
     if request.safety_backup:
         if request.dest is None:
             raise PhoenixError("a safety backup needs dest (or set safety_backup=false)")
-        safety = ensure_backup(conn, conninfo, BackupRequest(request.dest, request.stage, kind="pre-restore",
-                                                             actor=request.actor, signing_key=request.signing_key),
-                              False)
+        safety_request = BackupRequest(request.dest, request.stage, kind="pre-restore", actor=request.actor,
+                                       signing_key=request.signing_key)
+        safety = ensure_backup(conn, conninfo, safety_request, False)
         result["safety_backup"] = safety["backup"]
     _run_restore(conn, conninfo, backup)
     with conn.transaction():

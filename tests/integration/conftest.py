@@ -20,7 +20,10 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
-from ansible_collections.phoenix.platform.tests.helpers import free_port
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
+from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
+
+from worlds_fixtures import migrate
 
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 SUPERUSER_PASSWORD = secrets.token_urlsafe(16)  # for the tests that log in over TCP
@@ -87,3 +90,28 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
                  "PHOENIX_WORLD_MAX_PER_ENV"):
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("HOME", "/root")
+
+
+TRANSFER_SEED = {"users": 3, "artifacts": 8, "chats": 2, "messages_per_chat": 3}
+
+
+@pytest.fixture
+def pair(pg_cluster):
+    """A LOCAL source and a BETA target database."""
+    made = []
+    for stage in ("LOCAL", "BETA"):
+        name = "tr_" + uuid.uuid4().hex[:10]
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        database = Database(pg_cluster, name)
+        migrate(database, stage=stage)
+        made.append(database)
+    source, target = made
+    run_module(phoenix_world.main, {"db_url": source.url, "stage": "LOCAL", "id": "UC_TESTING",
+                                    "seed": TRANSFER_SEED})
+    run_module(phoenix_world.main, {"db_url": source.url, "stage": "LOCAL", "id": "UC_OTHER",
+                                    "seed": {"users": 1, "artifacts": 1, "chats": 0}})
+    yield source, target
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        for database in made:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database.name)))

@@ -15,13 +15,26 @@ from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
 from ansible_collections.phoenix.platform.plugins.module_utils._health import check_backups
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_backup_info, phoenix_restore
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_backup_info,
+    phoenix_restore,
+    phoenix_world,
+)
 from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
 
-from test_backup_restore import app_fingerprints, call, data  # noqa: F401  (data is a fixture)
+from test_backup_restore import app_fingerprints, call
+from worlds_fixtures import migrate
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 KEY = "signing-key-from-the-vault"
+
+
+@pytest.fixture(name="data")
+def migrated_with_a_world(database):
+    migrate(database)
+    call(phoenix_world.main, database, id="KEEP_ME", seed={"users": 2, "artifacts": 3, "chats": 1})
+    return database
 
 
 def rehash(path) -> None:
@@ -122,7 +135,7 @@ def test_a_symlinked_backup_does_not_break_retention(data, tmp_path):
     elsewhere = backup(data, tmp_path / "other")
     (dest / "BETA").mkdir(parents=True)
     (dest / "BETA" / "backup-BETA-20000101T000000000000Z").symlink_to(elsewhere)
-    for _ in range(2):
+    for _attempt in range(2):
         made = call(phoenix_backup.main, data, dest=str(dest), retention_days=0, keep_min=1)
         assert made["changed"] is True, made
     assert elsewhere.exists()
@@ -154,7 +167,7 @@ def test_two_identical_backups_started_together_both_complete(data, tmp_path):
         outputs.append(subprocess.run([sys.executable, "-c", OVERLAP_SCRIPT, data.url, str(dest)], env=env,
                                       capture_output=True, text=True, timeout=120, check=False).stdout)
 
-    runs = [threading.Thread(target=one) for _ in range(3)]
+    runs = [threading.Thread(target=one) for _run in range(3)]
     for run in runs:
         run.start()
     for run in runs:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import psycopg
 import pytest
@@ -16,8 +15,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer, phoenix_user, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
 
-from conftest import Database
-from worlds_fixtures import migrate, table_fingerprints
+from worlds_fixtures import table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 SEED = {"users": 3, "artifacts": 8, "chats": 2, "messages_per_chat": 3}
@@ -28,27 +26,6 @@ CONTENT = {  # the rows of a world, per table, without world ids or keys that re
               '(t."artifactId", t."createdAt") WHERE a.world_id = %s',
     "Message_v2": 'SELECT role, parts::text FROM "Message_v2" WHERE world_id = %s',
 }
-
-
-@pytest.fixture
-def pair(pg_cluster):
-    """A LOCAL source and a BETA target database."""
-    made = []
-    for stage in ("LOCAL", "BETA"):
-        name = "tr_" + uuid.uuid4().hex[:10]
-        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        database = Database(pg_cluster, name)
-        migrate(database, stage=stage)
-        made.append(database)
-    source, target = made
-    run_module(phoenix_world.main, {"db_url": source.url, "stage": "LOCAL", "id": "UC_TESTING", "seed": SEED})
-    run_module(phoenix_world.main, {"db_url": source.url, "stage": "LOCAL", "id": "UC_OTHER",
-                                    "seed": {"users": 1, "artifacts": 1, "chats": 0}})
-    yield source, target
-    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-        for database in made:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database.name)))
 
 
 def transfer(source, target, check=False, diff=False, source_stage="LOCAL", target_stage="BETA", **options):

@@ -19,7 +19,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from test_phoenix_transfer import pair, transfer  # noqa: F401  (pair is a fixture)
+from test_phoenix_transfer import transfer
 from worlds_fixtures import migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
