@@ -18,7 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils import _migration
 from ansible_collections.phoenix.platform.plugins.module_utils._audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._catalog import table_label, user_tables
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._files import CHUNK
+from ansible_collections.phoenix.platform.plugins.module_utils._files import CHUNK, secure_tree
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._plain_dump import check_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._pg_tools import (
@@ -153,7 +153,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> stor
             "pg_dump": str(pg_dump), "row_counts": counts, "files": files, "created_by": request.actor,
             "verified": None, **facts,
         }
-        store.secure_tree(work)
+        secure_tree(work)
         backup = store.Backup(work, manifest)
         if request.verify:
             problems = verify(backup, pg_dump.parent / "pg_restore")

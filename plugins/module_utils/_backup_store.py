@@ -162,18 +162,24 @@ def sign(manifest: dict[str, Any], key: str | None) -> None:
                                "value": hmac.new(key.encode(), _signed_bytes(manifest), hashlib.sha256).hexdigest()}
 
 
-def check_signature(backup: Backup, key: str | None) -> None:
-    """With a key configured, only a manifest signed with it is trusted (before any byte of the backup is used)."""
-    if not key:
-        return
+def signature_problem(backup: Backup, key: str) -> str | None:
+    """Why the manifest is not trusted under ``key``, or None when its signature matches."""
     signature = backup.manifest.get(SIGNATURE)
     if not isinstance(signature, dict) or signature.get("alg") != "hmac-sha256":
-        raise PhoenixError("backup %s is not signed, and a backup_signing_key is configured: refusing to use it. "
-                           "Only backups taken with the key are trusted" % backup.id)
+        return "is not signed, and a backup_signing_key is configured"
     expected = hmac.new(key.encode(), _signed_bytes(backup.manifest), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, str(signature.get("value"))):
-        raise PhoenixError("backup %s has a manifest whose signature does not match backup_signing_key: it was "
-                           "changed after it was written (or signed with another key); refusing to use it" % backup.id)
+        return ("has a manifest whose signature does not match backup_signing_key: it was changed after it was "
+                "written (or signed with another key)")
+    return None
+
+
+def check_signature(backup: Backup, key: str | None) -> None:
+    """With a key configured, only a manifest signed with it is trusted (before any byte of the backup is used)."""
+    problem = signature_problem(backup, key) if key else None
+    if problem:
+        raise PhoenixError("backup %s %s: refusing to use it. Only backups taken with the key are trusted"
+                           % (backup.id, problem))
 
 
 @contextlib.contextmanager
@@ -223,12 +229,6 @@ def verify_checksums(backup: Backup) -> list[str]:
 def fsync_tree(root: Path) -> None:
     for path in list(root.rglob("*")) + [root]:
         fsync_path(path)
-
-
-def secure_tree(root: Path) -> None:
-    """Directories 0700, files 0600: a backup holds the whole database."""
-    for path in [root] + list(root.rglob("*")):
-        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def write_manifest(work: Path, manifest: dict[str, Any]) -> None:

@@ -98,8 +98,11 @@ class Catalog:
             keys.update(col for col, ref in zip(fk.columns, fk.target_columns) if ref in targets)
         return keys
 
-    def world_expression(self, table: Table, alias: str, depth: int = 0):
-        """SQL for the world id of a row of ``table`` aliased ``alias``."""
+    def world_expression(self, table: Table, alias: str, depth: int = 0, relation=None):
+        """SQL for the world id of a row of ``table`` aliased ``alias``.
+
+        ``relation(table)`` names where a parent's rows are read (default: the table itself; a transfer
+        passes its staging tables to ask which world an incoming row will belong to)."""
         from psycopg import sql
 
         if table.has_world_id:
@@ -107,8 +110,8 @@ class Catalog:
         parent = self.parent(table)
         parent_alias = "p%d" % depth
         return sql.SQL("(SELECT {expr} FROM {parent} {pa} WHERE {join})").format(
-            expr=self.world_expression(parent, parent_alias, depth + 1),
-            parent=parent.identifier(),
+            expr=self.world_expression(parent, parent_alias, depth + 1, relation),
+            parent=relation(parent) if relation else parent.identifier(),
             pa=sql.Identifier(parent_alias),
             join=join_condition(table.owner, alias, parent_alias),
         )

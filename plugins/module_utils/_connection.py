@@ -58,7 +58,7 @@ class ConnectionTarget:
             )
         if not self.db_url and not uses_login:
             self.db_url = next((environ[name] for name in DB_URL_ENV_VARS if environ.get(name)), "")
-        if any("\x00" in str(params.get(name) or "") for name in ("db_url",) + LOGIN_OPTIONS) or "\x00" in self.db_url:
+        if any("\x00" in str(value) for value in [self.db_url] + [params.get(name) or "" for name in LOGIN_OPTIONS]):
             raise PhoenixError("the connection options hold a NUL byte, which no libpq setting can contain; check "
                                "db_url and login_* for a stray character")
         self.keywords: dict[str, Any] = {

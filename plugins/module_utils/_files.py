@@ -33,6 +33,12 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def secure_tree(root: Path) -> None:
+    """Directories 0700, files 0600: backups and seeds hold emails and password hashes."""
+    for path in [root] + list(root.rglob("*")):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def write_json(path: Path, document: Any) -> None:
     """Write a JSON document (sorted, indented) and fsync it."""
     with open(path, "w") as handle:

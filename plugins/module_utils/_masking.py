@@ -9,7 +9,7 @@ or ``keep``. Deterministic transformers keep a re-run idempotent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
 
@@ -61,11 +61,12 @@ def rules_for(leaving_prod: bool, mask: dict[str, Any] | None, allow_unmasked: b
 
 
 def check_columns(rules: dict[tuple[str, str], tuple[str, Any]], mask: dict[str, Any] | None,
-                  columns: dict[str, set[str]]) -> None:
-    """Rules the user gave must name existing ``Table.column``s (a typo would leave data unmasked);
-    default-profile entries for tables this schema lacks are skipped."""
+                  tables: Iterable[Any]) -> None:
+    """Rules the user gave must name existing ``Table.column``s of ``tables`` (catalog tables: a typo would
+    leave data unmasked); default-profile entries for tables this schema lacks are skipped."""
+    columns = {table.label: table.types for table in tables}
     unknown = sorted("%s.%s" % key for key in rules if "%s.%s" % key in (mask or {})
-                     and key[1] not in columns.get(key[0], set()))
+                     and key[1] not in columns.get(key[0], {}))
     if unknown:
         raise PhoenixError("mask names columns that do not exist: %s; use Table.column as the tables are labelled "
                            "(e.g. User.email, shop.customers.email)" % ", ".join(unknown))

@@ -23,7 +23,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils import _catalog a
 from ansible_collections.phoenix.platform.plugins.module_utils import _masking as masking
 from ansible_collections.phoenix.platform.plugins.module_utils._blobs import BLOB_PREFIX, blob_columns, referenced_keys
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._files import exchange_paths, sha256_file, write_json
+from ansible_collections.phoenix.platform.plugins.module_utils._files import (
+    exchange_paths,
+    secure_tree,
+    sha256_file,
+    write_json,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._seed_format import BLOB_KEY, FORMAT_VERSION, MANIFEST
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import public_meta, read_meta, require_world_meta
 
@@ -113,14 +118,14 @@ def export_world(conn, request: ExportRequest, check_mode: bool) -> dict[str, An
     if meta is None:
         raise PhoenixError("world %s does not exist on %s" % (request.world, request.where))
     catalog = catalog_mod.load(conn)
-    masking.check_columns(rules, request.mask, {t.label: set(t.types) for t in catalog.all_tables.values()})
+    masking.check_columns(rules, request.mask, catalog.all_tables.values())
     work = None if check_mode else dest.parent / (".%s.partial-%d" % (dest.name, os.getpid()))
     warnings: list[str] = []
     try:
         if work:
             shutil.rmtree(work, ignore_errors=True)
-            (work / "tables").mkdir(mode=0o700, parents=True)  # rows hold emails and password hashes
-            work.chmod(0o700)
+            work.mkdir(mode=0o700)  # private while it is written: rows hold emails and password hashes
+            (work / "tables").mkdir()
         tables = [_export_table(conn, catalog, table, request.world, rules, work) for table in catalog.members]
         tables = [t for t in tables if t["rows"]]
         blobs = []
@@ -218,9 +223,8 @@ def _export_blobs(conn, catalog, request: ExportRequest, work: Path | None,
             continue
         digest, size = sha256_file(source)
         if work:
-            (work / "blob").mkdir(mode=0o700, exist_ok=True)
+            (work / "blob").mkdir(exist_ok=True)
             shutil.copyfile(source, work / "blob" / key)
-            (work / "blob" / key).chmod(0o600)
         blobs.append({"key": key, "size": size, "sha256": digest})
     return blobs
 
@@ -245,8 +249,7 @@ def _write_manifest_and_readme(work: Path, manifest: dict[str, Any]) -> None:
         version=manifest["version"], tables=manifest["tables"], blobs=manifest["blobs"])
     (work / "README.md").write_text(readme)
     write_json(work / MANIFEST, manifest)  # last: a directory without it is not a seed
-    for path in [work] + list(work.rglob("*")):
-        path.chmod(0o700 if path.is_dir() else 0o600)
+    secure_tree(work)
 
 
 def _swap_into_place(work: Path, dest: Path) -> None:

@@ -142,7 +142,7 @@ class Transfer:
         _require_source_worlds(self.source, worlds)
         mapping = world_map(request, worlds)
         tables = _tables(source_catalog, request)
-        masking.check_columns(rules, request.mask, {t.label: set(t.types) for t in source_catalog.all_tables.values()})
+        masking.check_columns(rules, request.mask, source_catalog.all_tables.values())
         result: dict[str, Any] = {}
         try:
             with self.target.transaction():
@@ -256,41 +256,29 @@ class Transfer:
         return table, stage
 
     # -- ownership -------------------------------------------------------------------------
-    def _staged_world(self, table: Table, alias: str, stages: dict, depth: int = 0):
-        """The (target) world of a staged row: its world_id, or its staged owner's."""
-        from psycopg import sql
-
-        if table.has_world_id:
-            return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(WORLD_COLUMN))
-        parent = self.target_catalog.all_tables[table.owner.target]
-        parent_alias = "sp%d" % depth
-        return sql.SQL("(SELECT {expr} FROM {stage} {pa} WHERE {join})").format(
-            expr=self._staged_world(parent, parent_alias, stages, depth + 1), stage=stages[parent.key],
-            pa=sql.Identifier(parent_alias), join=catalog_mod.join_condition(table.owner, alias, parent_alias))
-
     def _refuse_foreign_owners(self, staged) -> None:
         """A staged row whose key the target holds under another owner (another world, or production data) is
         a conflict, never an update: identity is key and owner."""
         from psycopg import sql
 
+        catalog = self.target_catalog
         stages = {table.key: stage for table, stage in staged}
         clashes = []
         for table, stage in staged:
-            if table.name == WORLD_META or not table.primary_key:
-                continue
-            target_table = self.target_catalog.all_tables[table.key]
-            if not target_table.has_world_id and target_table.owner is None:
-                continue  # not a world table in the target: schema_differences reports real mismatches
-            owner = sql.SQL("({})").format(self.target_catalog.world_expression(target_table, "x"))
-            mine = self._staged_world(table, "s", stages)
+            target_table = catalog.all_tables[table.key]
+            member = target_table.has_world_id or target_table.owner is not None
+            if table.name == WORLD_META or not table.primary_key or not member:
+                continue  # keyed by the world id itself, or not a world table (schema_differences reports that)
+            owner = catalog.world_expression(target_table, "x")  # whose the target row is
+            mine = catalog.world_expression(target_table, "s", relation=lambda t: stages[t.key])  # whose it will be
             keys = sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in table.primary_key)
-            rows = self.target.execute(sql.SQL(
+            found = self.target.execute(sql.SQL(
                 "SELECT concat_ws('/', {keys}), {owner}, {mine}, count(*) OVER () FROM {stage} s JOIN {t} x ON {m} "
-                "WHERE {owner} IS DISTINCT FROM {mine} ORDER BY 1 LIMIT %s").format(
+                "WHERE ({owner}) IS DISTINCT FROM ({mine}) ORDER BY 1 LIMIT 1").format(
                 keys=keys, owner=owner, mine=mine, stage=stage, t=table.identifier(),
-                m=self._match(table, "x", "s")), [DIFF_SAMPLE]).fetchall()
-            if rows:
-                key, theirs, ours, count = rows[0]
+                m=self._match(table, "x", "s"))).fetchone()
+            if found:
+                key, theirs, ours, count = found
                 clashes.append("%s: %d row(s), e.g. key %s belongs to %s in the target, not to %s"
                                % (table.label, count, key, _owner_name(theirs), _owner_name(ours)))
         if clashes:

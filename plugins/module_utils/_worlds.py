@@ -113,7 +113,7 @@ def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any
     validate_world_id(request.world_id)
     validate_hours(request.meta.get("cleanup_after_hours"), "cleanup_after_hours")
     if request.seed is not None:
-        seed_spec(request.seed)
+        request.seed = seed_spec(request.seed)  # checked and completed before any query
     with conn.transaction():
         acquire_transaction_lock(conn, "world:" + request.world_id, request.lock_timeout)
         require_world_meta(conn, request.where)
@@ -240,7 +240,7 @@ def _template(conn, request: WorldRequest) -> dict[str, Any] | None:
 def _seed(conn, catalog, request: WorldRequest, check_mode: bool) -> dict[str, int]:
     from ansible_collections.phoenix.platform.plugins.module_utils import _seed_data
 
-    spec = seed_spec(request.seed)
+    spec = request.seed
     missing = [t for t in _seed_data.REFERENCE_TABLES if t not in catalog.by_label]
     if missing:
         raise PhoenixError("seed generates data for the reference application schema, and this database lacks "

@@ -71,15 +71,6 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-
-
-def _signature_ok(backup: store.Backup, key: str) -> bool:
-    try:
-        store.check_signature(backup, key)
-    except PhoenixError:
-        return False
-    return True
 
 
 def main() -> None:
@@ -103,7 +94,7 @@ def main() -> None:
         if module.params["verify"]:
             entry["checksums_ok"] = not store.verify_checksums(backup)
         if module.params["backup_signing_key"]:
-            entry["signature_ok"] = _signature_ok(backup, module.params["backup_signing_key"])
+            entry["signature_ok"] = store.signature_problem(backup, module.params["backup_signing_key"]) is None
         listed.append(entry)
     module.exit_json(changed=False, backups=listed, latest=listed[-1] if listed else None)
 

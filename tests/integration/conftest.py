@@ -115,3 +115,12 @@ def pair(pg_cluster):
     with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
         for database in made:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database.name)))
+
+
+@pytest.fixture
+def data(database):
+    """A migrated BETA database with one world (KEEP_ME) of generated rows."""
+    migrate(database)
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "KEEP_ME",
+                                    "seed": {"users": 3, "artifacts": 6, "chats": 2}})
+    return database

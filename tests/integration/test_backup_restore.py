@@ -35,13 +35,6 @@ def info(dest, **options):
     return run_module(phoenix_backup_info.main, dict({"dest": str(dest), "stage": "BETA"}, **options))
 
 
-@pytest.fixture
-def data(database):
-    migrate(database)
-    call(phoenix_world.main, database, id="KEEP_ME", seed={"users": 3, "artifacts": 6, "chats": 2})
-    return database
-
-
 def app_fingerprints(database):
     return {t: v for t, v in table_fingerprints(database).items()
             if t not in ("phoenix.audit_log", "phoenix.health_history")}

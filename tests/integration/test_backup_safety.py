@@ -15,26 +15,13 @@ from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
 from ansible_collections.phoenix.platform.plugins.module_utils._health import check_backups
-from ansible_collections.phoenix.platform.plugins.modules import (
-    phoenix_backup,
-    phoenix_backup_info,
-    phoenix_restore,
-    phoenix_world,
-)
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_backup_info, phoenix_restore
 from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
 
 from test_backup_restore import app_fingerprints, call
-from worlds_fixtures import migrate
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 KEY = "signing-key-from-the-vault"
-
-
-@pytest.fixture(name="data")
-def migrated_with_a_world(database):
-    migrate(database)
-    call(phoenix_world.main, database, id="KEEP_ME", seed={"users": 2, "artifacts": 3, "chats": 1})
-    return database
 
 
 def rehash(path) -> None:
