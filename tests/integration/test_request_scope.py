@@ -279,6 +279,9 @@ def test_an_export_from_prod_is_masked_unless_allowed(database, tmp_path):
     written = (tmp_path / "prod" / "tables" / "User.jsonl").read_text()
     assert not any(email in written for email in emails) and "@example.invalid" in written
     assert '"password":null' in written.replace(" ", "")
+    assert export_to(database, tmp_path / "prod", stage="PROD")["changed"] is False
+    planned = export_to(database, tmp_path / "planned", stage="PROD", check=True)
+    assert planned["changed"] is True and not (tmp_path / "planned").exists()
     kept = export_to(database, tmp_path / "kept", stage="PROD", mask={"User.email": "keep"})
     assert kept["failed"] is True and "allow_unmasked" in kept["msg"]
     unmasked = export_to(database, tmp_path / "unmasked", stage="PROD", allow_unmasked=True)
@@ -301,8 +304,12 @@ def test_cleanup_in_prod_without_allow_prod_writes_nothing(database):
     refused = run_module(phoenix_world_cleanup.main, {"db_url": database.url, "stage": "PROD"})
     assert refused["failed"] is True and "allow_prod=true" in refused["msg"]
     assert table_fingerprints(database) == before
-    allowed = run_module(phoenix_world_cleanup.main, {"db_url": database.url, "stage": "PROD", "allow_prod": True})
-    assert allowed["deactivated"] == ["OLD_ONE"]
+    prod = {"db_url": database.url, "stage": "PROD", "allow_prod": True}
+    planned = run_module(phoenix_world_cleanup.main, prod, check=True)
+    assert planned["deactivated"] == ["OLD_ONE"] and table_fingerprints(database) == before
+    allowed = run_module(phoenix_world_cleanup.main, prod)
+    assert allowed["changed"] is True and allowed["deactivated"] == ["OLD_ONE"]
+    assert run_module(phoenix_world_cleanup.main, prod)["changed"] is False
 
 
 @pytest.mark.parametrize("module, args", [
