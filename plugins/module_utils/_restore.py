@@ -55,6 +55,12 @@ def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str
             for t in sorted(set(now) | set(then)) if now.get(t, 0) != then.get(t, 0) and t not in KEPT_TABLES}
 
 
+def row_count_diff(changes: dict[str, dict[str, int]]) -> dict[str, dict[str, dict[str, int]]]:
+    """--diff of a restore: the row count of every table it changes, now and after."""
+    return {"before": {"row_counts": {t: c["now"] for t, c in changes.items()}},
+            "after": {"row_counts": {t: c["backup"] for t, c in changes.items()}}}
+
+
 def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> dict[str, Any]:
     from psycopg import sql
 
@@ -72,7 +78,7 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
     changes = row_changes(table_counts(conn), backup.manifest["row_counts"])
     conn.rollback()
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "row_changes": changes,
-                              "safety_backup": None}
+                              "safety_backup": None, "diff": row_count_diff(changes)}
     if check_mode:
         return result
     if request.safety_backup:

@@ -33,6 +33,7 @@ DEFAULT_GROUPS = {
 CONFLICTS = ("update", "skip", "fail")
 KEY_CONFLICTS = ("fail", "rekey")
 DIFF_SAMPLE = 5
+DIFF_SIDES = {"insert": ("after",), "update": ("before", "after"), "delete": ("before",)}  # where a change shows
 
 
 @dataclass
@@ -177,7 +178,7 @@ class Transfer:
                 result = {"changed": changed, "plan": plan, "worlds": mapping, "masked": sorted("%s.%s" % k for k in rules),
                           "duration": duration, "rows_per_second": round(moved / duration, 1) if duration else None}
                 if request.diff:
-                    result["diff"] = {"before": "", "after": self._sample(staged)}
+                    result["diff"] = self._diff(staged, plan)
                 if check_mode:
                     raise psycopg.Rollback()
                 if changed:
@@ -354,20 +355,36 @@ class Transfer:
             t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
             m=self._match(table, "x", "s")), {"targets": self.targets})
 
-    def _sample(self, staged) -> dict[str, list[str]]:
-        """A few keys per table that would be inserted, for --diff."""
+    def _diff(self, staged, plan: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+        """--diff: per table, a few keys of the rows updated and deleted (before) and inserted and updated (after),
+        with "+N more" when there are more than DIFF_SAMPLE."""
         from psycopg import sql
 
-        sample = {}
+        diff: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
         for table, stage in staged:
-            keys = sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in table.primary_key)
-            rows = self.target.execute(sql.SQL(
-                "SELECT concat_ws('/', {k}) FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE {m}) "
-                "ORDER BY 1 LIMIT %s").format(k=keys, stage=stage, t=table.identifier(),
-                                              m=self._match(table, "x", "s")), [DIFF_SAMPLE]).fetchall()
-            if rows:
-                sample[table.label] = [r[0] for r in rows]
-        return sample
+            counts = plan[table.label]
+            in_target = sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE {m}").format(
+                t=table.identifier(), m=self._match(table, "x", "s"))
+            queries = {  # kind -> (where the keys come from, alias, condition)
+                "insert": (stage, "s", sql.SQL("NOT {})").format(in_target)),
+                "update": (stage, "s", sql.SQL("{} AND {})").format(in_target, self._differs(table))),
+                "delete": (table.identifier(), "x", sql.SQL("{own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})")
+                           .format(own=self._target_rows(table, "x"), stage=stage, m=self._match(table, "x", "s"))),
+            }
+            for kind, (rows, alias, condition) in queries.items():
+                if not counts[kind]:
+                    continue
+                keys = sql.SQL(", ").join(sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(c))
+                                          for c in table.primary_key)
+                sample = [r[0] for r in self.target.execute(sql.SQL(
+                    "SELECT concat_ws('/', {k}) FROM {rows} {a} WHERE {c} ORDER BY 1 LIMIT %(n)s").format(
+                    k=keys, rows=rows, a=sql.Identifier(alias), c=condition),
+                    {"n": DIFF_SAMPLE, "targets": self.targets}).fetchall()]
+                if counts[kind] > len(sample):
+                    sample.append("+%d more" % (counts[kind] - len(sample)))
+                for side in DIFF_SIDES[kind]:
+                    diff[side].setdefault(table.label, {})[kind] = sample
+        return diff
 
 
 def _owner_name(world: str | None) -> str:

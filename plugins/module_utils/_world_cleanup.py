@@ -44,7 +44,15 @@ def cleanup(conn, stage: str, actor: str, max_age_hours: int | None, allow_prod:
     warnings = ["world %s expired but is a dependency of %s: deactivated, not deleted" % (w, ", ".join(kept_for[w]))
                 for w in sorted(kept_for)]
     return {"changed": bool(removed or deactivated), "removed": removed, "deactivated": deactivated,
-            "rows_deleted": rows_deleted, "warnings": warnings}
+            "rows_deleted": rows_deleted, "warnings": warnings, "diff": _worlds_diff(expired, removed, deactivated)}
+
+
+def _worlds_diff(expired: list[dict[str, Any]], removed: list[str], deactivated: list[str]) -> dict[str, Any]:
+    """--diff: the worlds this cleanup touches, as they are and as they will be (a removed world is gone)."""
+    touched = set(removed) | set(deactivated)
+    state = {True: "active", False: "inactive"}
+    return {"before": {"worlds": {w["id"]: state[w["isActive"]] for w in expired if w["id"] in touched}},
+            "after": {"worlds": {w: "inactive" for w in deactivated}}}
 
 
 def _needed_by_live_worlds(conn, doomed: list[str]) -> dict[str, list[str]]:

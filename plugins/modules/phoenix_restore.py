@@ -48,7 +48,8 @@ attributes:
     support: full
     details: Verifies the backup and returns the per-table row-count difference between now and the backup.
   diff_mode:
-    support: none
+    support: full
+    details: Shows the row count of every table the restore changes, now (before) and from the backup (after).
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """

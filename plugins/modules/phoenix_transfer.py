@@ -125,7 +125,9 @@ attributes:
     details: Returns the plan; the staging happens in a transaction that is rolled back.
   diff_mode:
     support: full
-    details: Adds a few keys per table that would be inserted.
+    details: >-
+      Shows up to five keys per table of the rows that would be updated and deleted (before) and inserted and
+      updated (after), with C(+N more) when there are more.
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """

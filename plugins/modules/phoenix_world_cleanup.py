@@ -30,7 +30,8 @@ attributes:
     support: full
     details: Lists what would be removed and deactivated, and the rows per table that would be deleted.
   diff_mode:
-    support: none
+    support: full
+    details: Shows the worlds the cleanup touches, active or inactive before, and after (removed worlds are absent).
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """

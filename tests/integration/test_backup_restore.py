@@ -27,8 +27,8 @@ from worlds_fixtures import migrate, table_fingerprints
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 
-def call(main, database, check=False, **options):
-    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+def call(main, database, check=False, diff=False, **options):
+    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check, diff=diff)
 
 
 def info(dest, **options):
@@ -54,8 +54,11 @@ def test_backup_change_restore_brings_the_rows_back(data, tmp_path, fmt):
 
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
     call(phoenix_world.main, data, id="ADDED_LATER", seed={"users": 1, "artifacts": 1, "chats": 0})
-    planned = call(phoenix_restore.main, data, check=True, dest=str(tmp_path))
+    planned = call(phoenix_restore.main, data, check=True, diff=True, dest=str(tmp_path))
     assert planned["row_changes"]["Artifact"] == {"now": 1, "backup": 6, "difference": 5}
+    assert planned["diff"]["before"]["row_counts"]["Artifact"] == 1
+    assert planned["diff"]["after"]["row_counts"]["Artifact"] == 6
+    assert set(planned["diff"]["after"]["row_counts"]) == set(planned["row_changes"])
     assert app_fingerprints(data) != before
 
     audit_before = data.query("SELECT count(*) FROM phoenix.audit_log")[0][0]

@@ -50,8 +50,10 @@ def test_plan_equals_the_run_and_second_run_rewrites_nothing(pair):
     assert plan["changed"] is True
     assert table_fingerprints(target) == before
     sample = plan["diff"]["after"]
-    assert len(sample["Artifact"]) == 5 and len(sample["WorldMeta"]) == 1  # bounded: at most five keys a table
-    assert sample["WorldMeta"] == ["UC_TESTING"]
+    assert sample["Artifact"]["insert"][5:] == ["+3 more"]  # bounded: five keys a table, then how many more
+    assert len(set(sample["Artifact"]["insert"][:5])) == 5
+    assert sample["WorldMeta"] == {"insert": ["UC_TESTING"]}
+    assert plan["diff"]["before"] == {}  # nothing there yet: nothing updated or deleted
     done = transfer(source, target, worlds=["UC_TESTING"])
     assert done["plan"] == plan["plan"]
     assert done["plan"]["Artifact"] == {"insert": 8, "update": 0, "unchanged": 0, "delete": 0}
@@ -79,9 +81,14 @@ def test_suffix_rekeys_and_updates_and_deletes(pair):
         conn.execute(sql.SQL('UPDATE "Artifact" SET title = %s WHERE world_id = %s AND kind = %s'),
                      ["Renamed", "UC_TESTING", "person"])
         conn.execute(sql.SQL('DELETE FROM "Message_v2" WHERE world_id = %s'), ["UC_TESTING"])
-    plan = transfer(source, target, check=True, worlds=["UC_TESTING"], suffix="_BETA", delete_missing=True)
+    plan = transfer(source, target, check=True, diff=True, worlds=["UC_TESTING"], suffix="_BETA", delete_missing=True)
     assert plan["plan"]["Artifact"]["update"] == 1  # the one person artifact
     assert plan["plan"]["Message_v2"]["delete"] == 6
+    person = target.query('SELECT concat_ws(\'/\', id::text, "createdAt"::text) FROM "Artifact" '
+                          "WHERE world_id = %s AND kind = %s", ("UC_TESTING_BETA", "person"))[0][0]
+    assert plan["diff"]["before"]["Artifact"] == plan["diff"]["after"]["Artifact"] == {"update": [person]}
+    assert plan["diff"]["before"]["Message_v2"]["delete"][5:] == ["+1 more"]
+    assert "Message_v2" not in plan["diff"]["after"]
     skipped = transfer(source, target, check=True, worlds=["UC_TESTING"], suffix="_BETA", conflict="skip")
     assert skipped["plan"]["Artifact"]["update"] == 0
     refused = transfer(source, target, worlds=["UC_TESTING"], suffix="_BETA", conflict="fail")

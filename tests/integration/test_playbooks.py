@@ -7,13 +7,17 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
-from ansible_collections.phoenix.platform.tests.helpers import free_port, repo_root
+from ansible_collections.phoenix.platform.tests.helpers import free_port, is_alive, kill_tree, repo_root
 
-from conftest import make_base_dir
+from conftest import Database, make_base_dir
+from worlds_fixtures import table_fingerprints
 
 ALL = ["-i", "inventories/local", "-i", "inventories/beta", "-i", "inventories/prod"]
 pytestmark = pytest.mark.slow
@@ -34,10 +38,18 @@ def phoenix_home():
     shutil.rmtree(base, ignore_errors=True)
 
 
+def playbook_command(name, *args):
+    return [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/" + name, *args]
+
+
 def playbook(env, name, *args, extra_env=None):
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/" + name, *args]
-    return subprocess.run(command, cwd=repo_root(), env=dict(env, **(extra_env or {})),
+    return subprocess.run(playbook_command(name, *args), cwd=repo_root(), env=dict(env, **(extra_env or {})),
                           capture_output=True, text=True, check=False)
+
+
+def environment_database(env, name) -> Database:
+    """The database of one environment in the embedded cluster of the playbooks."""
+    return Database(LocalCluster(Path(env["PHOENIX_HOME"]) / "postgres", int(env["PHOENIX_PG_PORT"])), name)
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
@@ -123,6 +135,8 @@ def test_seed_worlds_cleanup_export_import(phoenix_home, tmp_path):
     exported = playbook(phoenix_home, "worlds.yml", "-i", "inventories/local", "-e", "operation=export",
                         "-e", "world=UC_NEW", "-e", "dest=" + dest)
     assert exported.returncode == 0 and os.path.exists(os.path.join(dest, "seed.json"))
+    preview = playbook(phoenix_home, "seed_import.yml", "-i", "inventories/beta", "-e", "src=" + dest, "--check")
+    assert "UC_NEW in BETA: would insert 46 row(s), update 0, delete 0; 0 already there" in preview.stdout
     imported = playbook(phoenix_home, "seed_import.yml", "-i", "inventories/beta", "-e", "src=" + dest)
     assert imported.returncode == 0, imported.stdout
     assert "UC_NEW in BETA: 46 row(s) inserted, 0 updated, 0 deleted; 0 already there" in imported.stdout
@@ -134,6 +148,8 @@ def test_seed_worlds_cleanup_export_import(phoenix_home, tmp_path):
     deleted = playbook(phoenix_home, "worlds.yml", "-i", "inventories/local", "-e", "operation=delete",
                        "-e", "world=UC_NEW")
     assert deleted.returncode == 0 and recap(deleted.stdout)["phoenix-local"]["changed"] == 1
+    planned = playbook(phoenix_home, "cleanup.yml", "-i", "inventories/local", "-e", "max_age_hours=0", "--check")
+    assert "LOCAL: would remove 2 world(s), deactivate 0, delete 92 row(s)" in planned.stdout
     cleanup = playbook(phoenix_home, "cleanup.yml", *ALL, "-e", "max_age_hours=0")
     assert cleanup.returncode == 0, cleanup.stdout
     assert "LOCAL: removed 2 world(s), deactivated 0, deleted 92 row(s)" in cleanup.stdout  # UC_TESTING, UC_DEMO
@@ -188,24 +204,11 @@ def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
 
     assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta").returncode == 0
     assert playbook(phoenix_home, "seed.yml", "-i", "inventories/beta").returncode == 0
-    url = "postgresql://postgres@/phoenix_beta?host=%s/postgres/run&port=%s" % (
-        phoenix_home["PHOENIX_HOME"], phoenix_home["PHOENIX_PG_PORT"])
-
-    import psycopg
-    from worlds_fixtures import table_fingerprints
-
-    class Target:  # table_fingerprints needs only connect()
-        @staticmethod
-        def connect():
-            return psycopg.connect(url, autocommit=True)
-
-        @staticmethod
-        def query(query, params=()):
-            with psycopg.connect(url) as conn:
-                return conn.execute(psycopg.sql.SQL(query), params or None).fetchall()
+    beta = environment_database(phoenix_home, "phoenix_beta")
+    url = beta.url
 
     def app_state():
-        return {t: v for t, v in table_fingerprints(Target).items() if not t.startswith("phoenix.")}
+        return {t: v for t, v in table_fingerprints(beta).items() if not t.startswith("phoenix.")}
 
     ok = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta")
     assert ok.returncode == 0, ok.stdout
@@ -214,6 +217,7 @@ def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
     assert "ENABLE_ADAPTIVE_QUIZ=false" in open(env_file).read()
 
     before = app_state()
+    os.chmod(os.path.dirname(env_file), 0o750)  # the directory now belongs to its owner: deploy leaves its mode alone
     for failure, failed_task in (("dies", "The application is restarted"), ("unhealthy", "Health gate")):
         restart = json.dumps({"phoenix_restart_command": [sys.executable, "-c", BROKEN_RESTART, url, failure]})
         failed = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta", "-e", restart)
@@ -221,15 +225,20 @@ def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
         assert "deploy failed at '%s'" % failed_task in failed.stdout.replace("\n        ", " ")
         assert "The database was rolled back to backup-BETA-" in failed.stdout.replace("\n        ", " ")
         assert app_state() == before
-        assert Target.query("SELECT operation FROM phoenix.audit_log ORDER BY id DESC LIMIT 2") == [
+        assert beta.query("SELECT operation FROM phoenix.audit_log ORDER BY id DESC LIMIT 2") == [
             ("deploy.rolled_back",), ("backup.restore",)]
-        assert Target.query("SELECT count(*) FROM phoenix.migrations")[0][0] >= 5
+        assert beta.query("SELECT count(*) FROM phoenix.migrations")[0][0] >= 5
+    assert oct(os.stat(os.path.dirname(env_file)).st_mode & 0o777) == "0o750"
 
+    env_before = open(env_file).read()
+    hostile = {"USE_CHAT_COMPLETION": "true\nDATABASE_URL=postgresql://evil", "TYPO": 1, "LOG_LEVEL": "info\r"}
     bad_settings = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta",
-                            "-e", json.dumps({"phoenix_app_settings": {"USE_CHAT_COMPLETION": True, "TYPO": 1}}))
+                            "-e", json.dumps({"phoenix_app_settings": hostile}))
     assert bad_settings.returncode != 0
-    assert "unknown TYPO; missing ENABLE_ADAPTIVE_QUIZ, ENABLE_PATTERN_ANALYSIS, ENABLE_STYLE_SETTINGS" in \
-        bad_settings.stdout.replace("\n        ", " ")
+    assert "unknown TYPO; missing ENABLE_ADAPTIVE_QUIZ, ENABLE_PATTERN_ANALYSIS, ENABLE_STYLE_SETTINGS; line breaks " \
+        "(which would add lines to the env file) in LOG_LEVEL, USE_CHAT_COMPLETION" in \
+        " ".join(bad_settings.stdout.split())
+    assert open(env_file).read() == env_before
 
 
 def test_transfer_and_world_copy_playbooks(phoenix_home):
@@ -270,3 +279,81 @@ def test_transfer_playbooks_refuse_a_missing_or_misspelled_environment(phoenix_h
     assert absent.returncode != 0 and "Both environments are in the inventories" in absent.stdout
     missing = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local")
     assert missing.returncode != 0 and "target ''" in missing.stdout
+
+
+def wait_for(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def kill_while_blocked(env, database, lock: str, name: str, *args) -> None:
+    """Run a playbook until its writing session waits on a lock this test holds (so it has written part of its
+    transaction), then SIGKILL the playbook and every process below it, and wait for the server to notice."""
+    waiting = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+               "AND application_name LIKE %s")
+    with database.connect() as blocker:
+        blocker.autocommit = False
+        blocker.execute(sql.SQL(lock))
+        process = subprocess.Popen(playbook_command(name, *args), cwd=repo_root(), env=env, start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: database.query(waiting, ("phoenix.platform.%",)) or process.poll() is not None,
+                 name + " to block")  # the module's sessions, pg_restore's too
+        assert process.poll() is None, name + " ended before it reached the lock"
+        killed = kill_tree(process.pid)
+        process.wait()
+        blocker.rollback()
+    assert len(set(killed.values())) > 1  # the module ran in a session of its own: a process-group kill misses it
+    wait_for(lambda: not any(is_alive(pid) for pid in killed), "every killed process to be gone", timeout=10)
+    wait_for(lambda: not database.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"),
+             "the killed sessions to end")
+
+
+@pytest.mark.slow
+def test_killed_playbooks_leave_the_old_state_and_a_rerun_the_new(phoenix_home, tmp_path):
+    both = ["-i", "inventories/local", "-i", "inventories/beta"]
+    for name in ("site.yml", "seed.yml"):
+        assert playbook(phoenix_home, name, *both).returncode == 0
+    beta = environment_database(phoenix_home, "phoenix_beta")
+
+    def app_state():
+        return {t: v for t, v in table_fingerprints(beta).items() if not t.startswith("phoenix.")}
+
+    def world_rows(world):
+        return beta.query('SELECT count(*) FROM "Artifact" WHERE world_id = %s', (world,))[0][0]
+
+    # a transfer, killed while inserting chat messages after the users and artifacts
+    transfer = ["transfer.yml", *both, "-e", "source=local", "-e", "target=beta", "-e", '{"worlds": ["UC_DEMO"]}',
+                "-e", "suffix=_CRASH"]
+    before = app_state()
+    kill_while_blocked(phoenix_home, beta, 'LOCK TABLE "Message_v2" IN SHARE MODE', *transfer)
+    assert app_state() == before
+    rerun = playbook(phoenix_home, *transfer)
+    assert rerun.returncode == 0 and world_rows("UC_DEMO_CRASH") == 12, rerun.stdout[-2000:]
+
+    # a seed import, killed the same way
+    exported = playbook(phoenix_home, "seed_export.yml", "-i", "inventories/local", "-e", "world=UC_DEMO",
+                        "-e", "dest=" + str(tmp_path / "demo"))
+    assert exported.returncode == 0, exported.stdout[-2000:]
+    seed_import = ["seed_import.yml", "-i", "inventories/beta", "-e", "src=" + str(tmp_path / "demo"),
+                   "-e", "world=UC_SEEDED"]
+    before = app_state()
+    kill_while_blocked(phoenix_home, beta, 'LOCK TABLE "Message_v2" IN SHARE MODE', *seed_import)
+    assert app_state() == before
+    rerun = playbook(phoenix_home, *seed_import)
+    assert rerun.returncode == 0 and world_rows("UC_SEEDED") == 12, rerun.stdout[-2000:]
+
+    # a restore, killed while pg_restore (a grandchild of the module) waits to drop a table
+    assert playbook(phoenix_home, "backup.yml", "-i", "inventories/beta").returncode == 0
+    backed_up = app_state()
+    assert playbook(phoenix_home, "worlds.yml", "-i", "inventories/beta", "-e", "operation=delete",
+                    "-e", "world=UC_SEEDED").returncode == 0
+    before = app_state()
+    assert before != backed_up
+    kill_while_blocked(phoenix_home, beta, 'LOCK TABLE "Artifact" IN ACCESS SHARE MODE',
+                       "restore.yml", "-i", "inventories/beta")
+    assert app_state() == before
+    rerun = playbook(phoenix_home, "restore.yml", "-i", "inventories/beta")  # latest: never the safety backup
+    assert rerun.returncode == 0 and app_state() == backed_up, rerun.stdout[-2000:]

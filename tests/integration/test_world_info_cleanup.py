@@ -19,8 +19,8 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
 
 
-def call(main, database, check=False, **options):
-    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+def call(main, database, check=False, diff=False, **options):
+    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check, diff=diff)
 
 
 def age(database, world_id: str, hours: float) -> None:
@@ -85,9 +85,11 @@ def test_info_renders_every_format(worlds):
 
 def test_cleanup_removes_deactivates_and_spares_templates(worlds):
     before = table_fingerprints(worlds)
-    planned = call(phoenix_world_cleanup.main, worlds, check=True)
+    planned = call(phoenix_world_cleanup.main, worlds, check=True, diff=True)
     assert planned["changed"] is True
     assert (planned["removed"], planned["deactivated"]) == (["UC_OLD"], ["KEEP_OLD"])
+    assert planned["diff"] == {"before": {"worlds": {"UC_OLD": "active", "KEEP_OLD": "active"}},
+                               "after": {"worlds": {"KEEP_OLD": "inactive"}}}
     assert planned["rows_deleted"]["Artifact"] == 2
     assert table_fingerprints(worlds) == before
 
@@ -98,7 +100,8 @@ def test_cleanup_removes_deactivates_and_spares_templates(worlds):
     remaining = worlds.query('SELECT id, "isActive" FROM "WorldMeta" ORDER BY id')
     assert remaining == [("KEEP_OLD", False), ("TEMPLATE_MAIN", True), ("UC_FRESH", True)]
     assert worlds.query('SELECT count(*) FROM "Artifact" WHERE world_id = %s', ("KEEP_OLD",)) == [(2,)]
-    assert call(phoenix_world_cleanup.main, worlds)["changed"] is False
+    again = call(phoenix_world_cleanup.main, worlds, diff=True)
+    assert again["changed"] is False and again["diff"]["before"] == again["diff"]["after"]
 
 
 def test_cleanup_max_age_overrides_ttl(worlds):
