@@ -62,11 +62,6 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
         raise PhoenixError("kind must be one of %s" % ", ".join(store.KINDS))
     if request.jobs > 1 and request.fmt != "directory":
         raise PhoenixError("jobs > 1 needs format=directory (pg_dump runs parallel jobs only for that format)")
-    if request.compress is not None and not 0 <= request.compress <= 9:
-        raise PhoenixError("compress must be a level from 0 to 9")
-    if not 0 <= request.retention_days <= store.MAX_RETENTION_DAYS or request.keep_min < 0:
-        raise PhoenixError("retention_days and keep_min must be 0 or more, and retention_days at most %d"
-                           % store.MAX_RETENTION_DAYS)
     if check_mode:
         return _plan(request)
     with store.stage_lock(request.dest, request.stage, request.lock_timeout), \

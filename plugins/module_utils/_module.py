@@ -21,6 +21,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._connection impor
     connect,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError, StageFenceError
+from ansible_collections.phoenix.platform.plugins.module_utils._limits import nul_byte_option, range_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._stage import (
     STAGES,
     check_stage_fence,
@@ -64,6 +65,12 @@ class PhoenixModule(AnsibleModule):
         for name, spec in self.argument_spec.items():
             if spec.get("type") == "path" and self.params.get(name) == "":  # "" would mean the current directory
                 self.fail_json(msg="%s must not be empty: give a path (or leave the option out)" % name)
+        problem = range_problem(self.params)
+        if problem:
+            self.fail_json(msg=problem)
+        with_nul = nul_byte_option(self.params)
+        if with_nul:  # named, never echoed: the value may be a password
+            self.fail_json(msg="%s holds a NUL byte, which PostgreSQL text cannot store; remove it" % with_nul)
         self.target: ConnectionTarget | None = None
         self.other_targets: list[ConnectionTarget] = []  # e.g. a transfer's source: its password is redacted too
 

@@ -12,7 +12,6 @@ from typing import Any
 from ansible_collections.phoenix.platform.plugins.module_utils import _catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils import _world_rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._audit import record
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._world_query import WorldFilter, find_worlds
@@ -22,8 +21,6 @@ def cleanup(conn, stage: str, actor: str, max_age_hours: int | None, allow_prod:
             check_mode: bool) -> dict[str, Any]:
     from psycopg import sql
 
-    if max_age_hours is not None and max_age_hours < 0:
-        raise PhoenixError("max_age_hours must be 0 or more, got %d" % max_age_hours)
     with conn.transaction():
         acquire_transaction_lock(conn, "worlds:cleanup", lock_timeout)
         expired = find_worlds(conn, WorldFilter(expired=True, max_age_hours=max_age_hours), lock=True)

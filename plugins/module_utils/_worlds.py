@@ -36,7 +36,6 @@ META_COLUMNS = {
 }
 SEED_DEFAULTS = {"users": 5, "artifacts": 12, "chats": 3, "messages_per_chat": 4}
 SEED_MAX = 100_000  # generated rows per kind: more is a typo, not a test world
-MAX_TTL_HOURS = 876_000  # 100 years; later expiry times overflow timestamp arithmetic
 
 
 def validate_world_id(world_id: str, option: str = "id") -> None:
@@ -92,11 +91,6 @@ class WorldRequest:
     warnings: list[str] = field(default_factory=list)
 
 
-def validate_hours(value: Any, option: str) -> None:
-    if value is not None and not 0 <= value <= MAX_TTL_HOURS:
-        raise PhoenixError("%s must be from 0 to %d hours, got %s" % (option, MAX_TTL_HOURS, value))
-
-
 def seed_spec(seed: dict[str, Any] | None) -> dict[str, int]:
     """The generated-data counts, each a whole number from 0 to SEED_MAX."""
     spec = dict(SEED_DEFAULTS, **{k: v for k, v in (seed or {}).items() if v is not None})
@@ -111,7 +105,6 @@ def seed_spec(seed: dict[str, Any] | None) -> dict[str, int]:
 
 def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any]:
     validate_world_id(request.world_id)
-    validate_hours(request.meta.get("cleanup_after_hours"), "cleanup_after_hours")
     if request.seed is not None:
         request.seed = seed_spec(request.seed)  # checked and completed before any query
     with conn.transaction():
@@ -217,6 +210,8 @@ def _check_dependencies(conn, request: WorldRequest) -> None:
     wanted = request.meta.get("dependencies") or []
     for dependency in wanted:
         validate_world_id(dependency, "dependencies entry")
+    if request.world_id in wanted:
+        raise PhoenixError("world %s cannot depend on itself: remove it from dependencies" % request.world_id)
     known = {row[0] for row in conn.execute(sql.SQL('SELECT id FROM "WorldMeta" WHERE id = ANY(%s)'), [wanted])}
     unknown = sorted(set(wanted) - known)
     if unknown:

@@ -55,6 +55,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._module import Ph
 
 
 def run(module: PhoenixModule) -> dict:
+    if not module.params["operation"].strip():
+        raise PhoenixError("operation must name what happened, e.g. deploy.succeeded")
     with module.fenced_connection() as conn:
         if not applied_versions(conn):
             raise PhoenixError("%s has no Phoenix schema (no audit log): run phoenix_schema first"

@@ -49,7 +49,11 @@ options:
     choices: [skip, replace, merge]
     default: skip
   blob_dir:
-    description: The environment's blob directory. Falls back to E(PHOENIX_BLOB_DIR).
+    description:
+      - The environment's blob directory. Falls back to E(PHOENIX_BLOB_DIR).
+      - A blob directory holds one file per key and nothing else; V(orphans_removed) refuses a directory that holds
+        directories (the filesystem root, C(/etc), the parent of the blob directory), where a mistyped path would
+        lose every file.
     type: path
   blob_columns:
     description: Columns (C(Table.column)) whose values reference blobs as C(blob:<key>).

@@ -239,8 +239,8 @@ def test_killed_backup_leaves_no_listed_backup(data, tmp_path):
 
 @pytest.mark.parametrize("options, expected", [
     ({"jobs": 4}, "jobs > 1 needs format=directory"),
-    ({"compress": 12}, "compress must be a level"),
-    ({"retention_days": -1}, "must be 0 or more"),
+    ({"compress": 12}, "compress must be from 0 to 9, got 12"),
+    ({"retention_days": -1}, "retention_days must be from 0 to 36500, got -1"),
     ({"state": "absent"}, "id"),
 ])
 def test_bad_input(data, tmp_path, options, expected):

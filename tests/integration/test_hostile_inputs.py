@@ -7,12 +7,16 @@ import json
 import pytest
 
 from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_audit,
     phoenix_backup,
+    phoenix_health,
     phoenix_restore,
+    phoenix_schema,
     phoenix_seed,
     phoenix_transfer,
     phoenix_user,
     phoenix_world,
+    phoenix_world_cleanup,
     phoenix_world_info,
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
@@ -29,7 +33,7 @@ CORPUS = [
     (phoenix_backup, {"dest": "/proc/phoenix-backups"}, "/proc/phoenix-backups"),
     (phoenix_backup, {"dest": ""}, "dest must not be empty"),
     (phoenix_backup, {"dest": "{tmp}", "retention_days": 1000000}, "retention_days"),
-    (phoenix_backup, {"dest": "{tmp}", "compress": 99}, "compress must be a level"),
+    (phoenix_backup, {"dest": "{tmp}", "compress": 99}, "compress must be from 0 to 9"),
     (phoenix_seed, {"state": "exported", "world": "UC_TESTING", "dest": ""}, "dest must not be empty"),
     (phoenix_seed, {"state": "exported", "world": "UC_TESTING", "dest": "/proc/seed"}, "/proc"),
     (phoenix_seed, {"state": "imported", "src": "{tmp}/" + LONG}, "File name too long"),
@@ -46,6 +50,50 @@ CORPUS = [
     (phoenix_transfer, {"source": {"db_url": "{url}", "stage": "BETA"}, "worlds": ["UC_TESTING"],
                         "mask": {"User.emial": "null"}}, "User.emial"),
     (phoenix_restore, {"backup": "../../etc", "safety_backup": False}, "not a backup directory"),
+    (phoenix_restore, {"backup": "/etc", "safety_backup": False}, "not a backup directory"),
+    (phoenix_restore, {"backup": "latest", "dest": "{tmp}/none", "safety_backup": False}, "no backup of BETA"),
+    (phoenix_backup, {"dest": "{tmp}", "kind": "pre-restore; rm -rf /"}, "value of kind must be one of"),
+    (phoenix_backup, {"dest": "{tmp}", "format": "tar"}, "value of format must be one of"),
+    (phoenix_backup, {"dest": "{tmp}", "fresh_within_hours": -2}, "fresh_within_hours must be from 0"),
+    (phoenix_backup, {"dest": "{tmp}", "jobs": 0}, "jobs must be from 1"),
+    (phoenix_backup, {"dest": "{tmp}", "keep_min": -1}, "keep_min must be from 0"),
+    (phoenix_backup, {"dest": "{tmp}", "lock_timeout": -1}, "lock_timeout must be from 0"),
+    (phoenix_world_cleanup, {"max_age_hours": 99999999999999}, "max_age_hours must be from 0"),
+    (phoenix_world_cleanup, {"lock_timeout": -1}, "lock_timeout must be from 0"),
+    (phoenix_health, {"max_worlds": -1}, "max_worlds must be from 0"),
+    (phoenix_health, {"fail_on": "sometimes"}, "value of fail_on must be one of"),
+    (phoenix_schema, {"app_schema": "reference; DROP TABLE x"}, "value of app_schema must be one of"),
+    (phoenix_audit, {"operation": " "}, "operation must name what happened"),
+    (phoenix_audit, {"operation": "deploy.succeeded", "details": {"a": ["\x00"]}}, "details.a.0 holds a NUL byte"),
+    (phoenix_audit, {"operation": "ok", "details": "not a dict"}, "details"),
+    (phoenix_seed, {"state": "imported", "src": "/etc"}, "not a seed directory"),
+    (phoenix_seed, {"state": "imported", "src": "{tmp}", "conflict": "overwrite"}, "value of conflict must be one of"),
+    (phoenix_seed, {"state": "exported", "world": "NOPE", "dest": "{tmp}/out"}, "world NOPE does not exist"),
+    (phoenix_seed, {"state": "exported", "world": "UC_TESTING", "dest": "/etc"}, "not a seed directory"),
+    (phoenix_seed, {"state": "orphans_removed", "blob_dir": "/"}, "is not a blob directory"),
+    (phoenix_seed, {"state": "orphans_removed", "blob_dir": "{tmp}"}, "is not a blob directory"),
+    (phoenix_user, {"email": "a@b.example", "role": "root", "password": SECRET}, "value of role must be one of"),
+    (phoenix_user, {"email": "", "password": SECRET}, "not a valid address"),
+    (phoenix_user, {"email": "a\nb@c.example", "password": SECRET}, "not a valid address"),
+    (phoenix_user, {"email": "a@b.example", "password": SECRET, "world": "NOPE"}, "world NOPE does not exist"),
+    (phoenix_user, {"email": "a@b.example", "password": SECRET + "\x00"}, "password holds a NUL byte"),
+    (phoenix_world, {"id": "UC_X", "from_template": "NOPE"}, "template world NOPE does not exist"),
+    (phoenix_world, {"id": "UC_X", "dependencies": ["UC_X"]}, "cannot depend on itself"),
+    (phoenix_world, {"id": "UC_X", "dependencies": ["NOPE"]}, "depends on worlds that do not exist: NOPE"),
+    (phoenix_world, {"id": "UC_X", "category": "x\x00y"}, "category holds a NUL byte"),
+    (phoenix_world, {"id": "", "state": "absent"}, "not a valid world id"),
+    (phoenix_world, {"id": "UC_TESTING", "seed": {"unknown_key": 1}}, "seed has unknown keys unknown_key"),
+    (phoenix_world, {"id": "UC_TESTING", "seed": "lots"}, "seed"),
+    (phoenix_world, {"id": "UC_TESTING", "stage": "beta"}, "value of stage must be one of"),
+    (phoenix_world_info, {"category": "\x00"}, "category holds a NUL byte"),
+    (phoenix_transfer, {"source": {"db_url": "{url}", "stage": "PRODUCTION"}, "worlds": ["UC_TESTING"]},
+     "value of stage must be one of"),
+    (phoenix_transfer, {"source": {"db_url": "{url}", "stage": "BETA"}, "worlds": ["UC_TESTING"], "suffix": "'; drop"},
+     "is not a valid world id"),
+    (phoenix_transfer, {"source": {"db_url": "{url}", "stage": "BETA"}, "worlds": ["UC_TESTING"],
+                        "include": ["everything"]}, "include names unknown groups everything"),
+    (phoenix_transfer, {"source": {"db_url": "{url}", "stage": "LOCAL"}, "worlds": ["UC_TESTING"]}, "stage fence"),
+    (phoenix_transfer, {"source": {"db_url": "{url}", "stage": "BETA"}, "worlds": ["GHOST"]}, "GHOST"),
 ]
 
 
@@ -55,6 +103,7 @@ def target(database, tmp_path):
     run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "UC_TESTING",
                                     "seed": {"users": 2, "artifacts": 2, "chats": 1}})
     (tmp_path / "deep").mkdir()
+    (tmp_path / "blobs").mkdir()  # {tmp} holds directories: not a blob directory
     (tmp_path / "deep" / "seed.json").write_text("[" * 100000 + "]" * 100000)
     return database
 

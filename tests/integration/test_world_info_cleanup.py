@@ -139,5 +139,5 @@ def test_cleanup_on_the_shop_schema(database):
 
 
 def test_bad_input(worlds):
-    assert "max_age_hours must be 0 or more" in call(phoenix_world_cleanup.main, worlds, max_age_hours=-1)["msg"]
+    assert "max_age_hours must be from 0 to 876000, got -1" in call(phoenix_world_cleanup.main, worlds, max_age_hours=-1)["msg"]
     assert "format" in call(phoenix_world_info.main, worlds, format="xml")["msg"]
