@@ -115,8 +115,8 @@ def bench_clone(cluster, runs: int, rows: int) -> list[str]:
         dsn = create_database(cluster, "clone_r%d" % run, "clone_base")
         key = "md5('CLONE:' || {}::text)::uuid"
         with psycopg.connect(dsn) as conn, conn.transaction():
-            conn.execute(sql.SQL('INSERT INTO "User" (id, email, name, password, role, world_id, "createdAt") '
-                                 'SELECT ' + key.format("id") + ', email, name, password, role, %s, "createdAt" '
+            conn.execute(sql.SQL('INSERT INTO "User" (id, email, name, password, type, world_id, "createdAt") '
+                                 'SELECT ' + key.format("id") + ', email, name, password, type, %s, "createdAt" '
                                  'FROM "User" WHERE world_id = %s'), ["CLONE", "TEMPLATE_BIG"])
             conn.execute(sql.SQL('INSERT INTO "Chat" (id, "createdAt", title, "userId", visibility, world_id) '
                                  'SELECT ' + key.format("id") + ', "createdAt", title, ' + key.format('"userId"')
@@ -134,9 +134,9 @@ def bench_clone(cluster, runs: int, rows: int) -> list[str]:
 EXPORT = """
 import sys, psycopg
 from pathlib import Path
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import export_world
+from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import ExportRequest, export_world
 with psycopg.connect(sys.argv[1]) as conn:
-    export_world(conn, "SEEDED", Path(sys.argv[2]), False, None, [], False, "bench")
+    export_world(conn, ExportRequest("SEEDED", Path(sys.argv[2]), "LOCAL", include_blobs=False), False)
 """
 IMPORT = """
 import sys, psycopg
@@ -209,7 +209,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join(lines + [
         "",
-        "Median of %d runs for cleanup and clone (each on a fresh copy of the same database); one run each for "
+        "Median of %d run(s) for cleanup and clone (each on a fresh copy of the same database); one run each for "
         "export and import, in a child process whose peak resident memory is reported. Export and import stream "
         "(COPY in both directions), so peak memory stays flat as the world grows. Both imports write into an empty "
         "copy of the schema (indexes and foreign keys included); the raw one is a plain COPY of pg_dump-style text, "
