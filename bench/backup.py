@@ -19,21 +19,21 @@ from common import median_seconds, run_child, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg_tools import find_tool, libpq_environment
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 
 ROW_BYTES = 200  # roughly, per row of the filler table, indexes included
 
 BACKUP = """
 import sys, psycopg
 from pathlib import Path
-from ansible_collections.phoenix.platform.plugins.module_utils._backup import BackupRequest, ensure_backup
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, ensure_backup
 with psycopg.connect(sys.argv[1]) as conn:
     ensure_backup(conn, sys.argv[1], BackupRequest(Path(sys.argv[2]), "LOCAL", retention_days=1000), False)
 """
 RESTORE = """
 import sys, psycopg
 from pathlib import Path
-from ansible_collections.phoenix.platform.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
 with psycopg.connect(sys.argv[1]) as conn:
     restore(conn, sys.argv[1], RestoreRequest("latest", Path(sys.argv[2]), "LOCAL", "bench", safety_backup=False), False)
 """

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / ".ansible" / "collections"))
 
-from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster  # noqa: E402
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -19,13 +19,13 @@ from common import run_child, throwaway_cluster, url
 from report import write_section
 from worlds import add_world, create_database
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg_tools import find_tool, libpq_environment
-from ansible_collections.phoenix.platform.plugins.module_utils._schema import SchemaRequest, ensure_schema
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
+from ansible_collections.phoenix.platform.plugins.module_utils._schema.ensure import SchemaRequest, ensure_schema
 
 TABLES = ("User", "WorldMeta", "Chat", "Message_v2")  # parents first
 TRANSFER = """
 import sys, psycopg
-from ansible_collections.phoenix.platform.plugins.module_utils._transfer import Transfer, TransferRequest
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer.engine import Transfer, TransferRequest
 with psycopg.connect(sys.argv[1]) as source, psycopg.connect(sys.argv[2]) as target:
     result = Transfer(source, target, TransferRequest("LOCAL", "BETA", "bench", worlds=["BIG"])).run(False)
     moved = sum(p["insert"] for p in result["plan"].values())

@@ -24,10 +24,10 @@ from psycopg import sql
 from common import median_seconds, run_child, throwaway_cluster, url
 from report import write_section
 
-from ansible_collections.phoenix.platform.plugins.module_utils._catalog import load
-from ansible_collections.phoenix.platform.plugins.module_utils._schema import SchemaRequest, ensure_schema
-from ansible_collections.phoenix.platform.plugins.module_utils._world_cleanup import cleanup
-from ansible_collections.phoenix.platform.plugins.module_utils._world_rows import copy_rows
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import load
+from ansible_collections.phoenix.platform.plugins.module_utils._schema.ensure import SchemaRequest, ensure_schema
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds.cleanup import cleanup
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds.rows import copy_rows
 
 # A world of n rows: users, chats, and messages making up the rest (parents first).
 FILL_WORLD = """
@@ -134,14 +134,14 @@ def bench_clone(cluster, runs: int, rows: int) -> list[str]:
 EXPORT = """
 import sys, psycopg
 from pathlib import Path
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import ExportRequest, export_world
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.export import ExportRequest, export_world
 with psycopg.connect(sys.argv[1]) as conn:
     export_world(conn, ExportRequest("SEEDED", Path(sys.argv[2]), "LOCAL", include_blobs=False), False)
 """
 IMPORT = """
 import sys, psycopg
 from pathlib import Path
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_import import ImportRequest, import_seed
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.importer import ImportRequest, import_seed
 with psycopg.connect(sys.argv[1]) as conn:
     r = import_seed(conn, ImportRequest(Path(sys.argv[2]), None, "skip", None, "LOCAL", "bench", False, 60,
                                         "bench"), False)

@@ -48,10 +48,10 @@ operation:
   type: str
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._audit import record
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._migrations import applied_versions
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 
 
 def run(module: PhoenixModule) -> dict:

@@ -124,11 +124,11 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
-from ansible_collections.phoenix.platform.plugins.module_utils._backup import BackupRequest, ensure_backup
-from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, ensure_backup
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 
 
 def absent(module: PhoenixModule) -> dict:

@@ -70,7 +70,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 
 
 def main() -> None:

@@ -106,16 +106,20 @@ metrics:
   sample: {"tables": {"Artifact": {"rows": 156, "sizeBytes": 65536}}}
 """
 
+from pathlib import Path
+
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils._health import (
+from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import (
     FAIL_ON,
     HealthRequest,
     collect,
     problems,
     should_fail,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.store import list_backups
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._schema.migrations import LATEST_VERSION, pending
 
 
 def run(module: PhoenixModule) -> dict:
@@ -128,6 +132,10 @@ def run(module: PhoenixModule) -> dict:
         max_worlds=params["max_worlds"],
         record=params["record"],
         check_mode=module.check_mode,
+        backup_times=[b.created_at for b in list_backups(Path(params["backup_dir"]), module.stage)]
+        if params["backup_dir"] else [],
+        latest_version=LATEST_VERSION,
+        pending_migrations=pending,
     )
     report, recorded = collect(module.connect, request)
     if should_fail(report["status"], params["fail_on"]):

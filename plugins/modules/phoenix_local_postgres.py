@@ -83,8 +83,8 @@ databases_created:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import (
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import (
     BIN_SOURCES,
     LocalCluster,
 )

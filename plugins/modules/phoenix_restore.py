@@ -81,9 +81,9 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
-from ansible_collections.phoenix.platform.plugins.module_utils._restore import RestoreRequest, restore
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
 
 
 def run(module: PhoenixModule) -> dict:

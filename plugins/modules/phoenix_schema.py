@@ -91,9 +91,9 @@ registered_stage:
   sample: PROD
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._schema import SchemaRequest, ensure_schema
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._schema.ensure import SchemaRequest, ensure_schema
 
 
 def run(module: PhoenixModule) -> dict:

@@ -142,8 +142,8 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 
 # Only imports validate manifests with pydantic; it is imported where they happen.
 HAS_PYDANTIC = importlib.util.find_spec("pydantic") is not None
@@ -158,7 +158,7 @@ def _blob_dir(module: PhoenixModule) -> Path | None:
 
 
 def exported(module: PhoenixModule, conn) -> dict:
-    from ansible_collections.phoenix.platform.plugins.module_utils._seed_export import ExportRequest, export_world
+    from ansible_collections.phoenix.platform.plugins.module_utils._seeds.export import ExportRequest, export_world
 
     request = ExportRequest(world=module.params["world"], dest=_path(module, "dest"), stage=module.stage,
                             include_blobs=module.params["include_blobs"], blob_dir=_blob_dir(module),
@@ -169,7 +169,7 @@ def exported(module: PhoenixModule, conn) -> dict:
 
 
 def imported(module: PhoenixModule, conn) -> dict:
-    from ansible_collections.phoenix.platform.plugins.module_utils._seed_import import ImportRequest, import_seed
+    from ansible_collections.phoenix.platform.plugins.module_utils._seeds.importer import ImportRequest, import_seed
 
     request = ImportRequest(src=_path(module, "src"), world=module.params["world"],
                             conflict=module.params["conflict"], blob_dir=_blob_dir(module), stage=module.stage,
@@ -179,9 +179,9 @@ def imported(module: PhoenixModule, conn) -> dict:
 
 
 def orphans_removed(module: PhoenixModule, conn) -> dict:
-    from ansible_collections.phoenix.platform.plugins.module_utils._blobs import orphans
-    from ansible_collections.phoenix.platform.plugins.module_utils._catalog import load
-    from ansible_collections.phoenix.platform.plugins.module_utils._stage import require_prod_allowed
+    from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import orphans
+    from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import load
+    from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 
     blob_dir = _path(module, "blob_dir")
     found = orphans(conn, load(conn), blob_dir, module.params["blob_columns"])

@@ -176,15 +176,15 @@ rows_per_second:
   type: float
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._connection import ConnectionTarget, connect
-from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._stage import (
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import ConnectionTarget, connect
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
     check_stage_fence,
     registered_stage,
     require_prod_allowed,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._transfer import (
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer.engine import (
     CONFLICTS,
     DEFAULT_GROUPS,
     KEY_CONFLICTS,

@@ -118,9 +118,9 @@ import importlib.util
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._users import UserRequest, ensure_user
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._users.accounts import UserRequest, ensure_user
 
 # _users imports bcrypt where it hashes; its absence is reported up front.
 HAS_BCRYPT = importlib.util.find_spec("bcrypt") is not None

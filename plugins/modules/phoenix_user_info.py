@@ -48,8 +48,8 @@ users:
   sample: [{"email": "ada@example.com", "role": "admin", "world": null, "has_password": true}]
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._users import list_users
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._users.accounts import list_users
 
 
 def run(module: PhoenixModule) -> dict:

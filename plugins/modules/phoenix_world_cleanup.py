@@ -65,9 +65,9 @@ rows_deleted:
   sample: {"Artifact": 12, "User": 5}
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._locks import LOCK_ARGUMENT_SPEC
-from ansible_collections.phoenix.platform.plugins.module_utils._module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._world_cleanup import cleanup
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds.cleanup import cleanup
 
 
 def run(module: PhoenixModule) -> dict:

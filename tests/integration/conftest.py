@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
     phoenix_backup_info,

@@ -13,10 +13,14 @@ import threading
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _backup_store as store
-from ansible_collections.phoenix.platform.plugins.module_utils._health import check_backups
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_backup_info, phoenix_restore
-from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_backup_info,
+    phoenix_health,
+    phoenix_restore,
+)
+from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, repo_root, run_module
 
 from test_backup_restore import app_fingerprints, call
 
@@ -133,7 +137,8 @@ def test_health_ignores_partial_directories(tmp_path):
     partial = tmp_path / "BETA" / ".backup-BETA-x.partial"
     partial.mkdir(parents=True)
     (partial / "manifest.json").write_text(json.dumps({"created_at": "2999-01-01T00:00:00+00:00"}))
-    assert check_backups(str(tmp_path), "BETA", 24, 0)["status"] == "unknown"
+    health = run_module(phoenix_health.main, dict(UNREACHABLE, backup_dir=str(tmp_path), fail_on="never"))
+    assert health["checks"]["backups"]["status"] == "unknown"
 
 
 OVERLAP_SCRIPT = """

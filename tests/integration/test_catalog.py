@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.phoenix.platform.plugins.module_utils._catalog import load
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import load
 
 from worlds_fixtures import create_shop, migrate
 

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _local_cluster
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import binaries
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_local_postgres
 from ansible_collections.phoenix.platform.tests.helpers import free_port, repo_root, run_module
 
@@ -64,7 +64,7 @@ def test_existing_data_directory_picks_matching_binaries(base_dir):
     port = free_port()
     LocalCluster(base_dir / "pg", port, bin_source="pgserver", settings=THROWAWAY_SETTINGS).ensure_initialised()
     auto = LocalCluster(base_dir / "pg", port)
-    assert _local_cluster.bin_dir_major(auto.bin_dir) == 16
+    assert binaries.bin_dir_major(auto.bin_dir) == 16
 
 
 def test_superuser_cannot_log_in_over_tcp(base_dir):
@@ -107,7 +107,7 @@ def test_runs_as_an_ordinary_user(base_dir):
     """As root the server runs as `postgres`; here the whole cluster code runs as that user."""
     script = textwrap.dedent("""
         import sys
-        from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
+        from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
         cluster = LocalCluster(sys.argv[1], int(sys.argv[2]), settings={"fsync": "off"})
         assert cluster.run_as is None
         print(cluster.ensure_running(), cluster.status(), cluster.ensure_stopped(), cluster.status())

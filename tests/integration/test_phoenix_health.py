@@ -9,7 +9,7 @@ import time
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
+from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_health, phoenix_schema
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
+from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_schema
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
@@ -169,7 +169,7 @@ def test_environment_fallbacks(database, monkeypatch):
 
 
 def test_concurrent_run_waits_for_the_schema_lock(database):
-    from ansible_collections.phoenix.platform.plugins.module_utils._locks import lock_key
+    from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import lock_key
 
     with database.connect() as holder:
         holder.autocommit = False

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._local_cluster import LocalCluster
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.tests.helpers import free_port, is_alive, kill_tree, repo_root
 
 from conftest import Database, make_base_dir

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._seed_data import generate
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds.generate import generate
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_audit,
     phoenix_seed,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.module_utils._connection import ConnectionTarget, redact
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import ConnectionTarget, redact
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
 
 @pytest.mark.parametrize("text, expected", [

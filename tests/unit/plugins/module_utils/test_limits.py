@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.module_utils._limits import MAX_HOURS, nul_byte_option, range_problem
+from ansible_collections.phoenix.platform.plugins.module_utils._core.limits import MAX_HOURS, nul_byte_option, range_problem
 
 
 @pytest.mark.parametrize("params, expected", [

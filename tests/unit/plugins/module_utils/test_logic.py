@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.module_utils import _migrations as migrations
-from ansible_collections.phoenix.platform.plugins.module_utils._audit import default_actor
-from ansible_collections.phoenix.platform.plugins.module_utils._errors import ProdGuardError, StageFenceError
-from ansible_collections.phoenix.platform.plugins.module_utils._health import (
+from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import default_actor
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import ProdGuardError, StageFenceError
+from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import (
     check_backups,
     overall_status,
     should_fail,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._locks import lock_key
-from ansible_collections.phoenix.platform.plugins.module_utils._stage import (
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import lock_key
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
     check_stage_fence,
     require_prod_allowed,
 )
@@ -78,8 +78,8 @@ def test_should_fail(status, fail_on, expected):
 
 
 def test_backup_check_without_dir_or_backups(tmp_path):
-    assert check_backups(None, "BETA", 24, 0)["status"] == "unknown"
-    assert check_backups(str(tmp_path), "BETA", 24, 0)["status"] == "unknown"
+    assert check_backups(None, [], "BETA", 24, 0)["status"] == "unknown"
+    assert check_backups(str(tmp_path), [], "BETA", 24, 0)["status"] == "unknown"
 
 
 def test_actor_prefers_the_awx_job():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.module_utils._plain_dump import foreign_meta_command
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import foreign_meta_command
 
 PG_DUMP_LIKE = """\\restrict abc123
 SET standard_conforming_strings = on;

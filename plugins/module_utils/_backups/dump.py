@@ -1,0 +1,231 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Taking a backup with pg_dump: one snapshot for the dump and the row counts in its manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.files import CHUNK, secure_tree
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import check_plain_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
+    find_tool,
+    libpq_environment,
+    server_major,
+)
+
+FORMAT_FLAGS = {"custom": "c", "directory": "d", "plain": "p"}
+DUMP_FILES = {"custom": "database.dump", "directory": "database", "plain": "database.sql"}
+
+
+@dataclass
+class BackupRequest:
+    dest: Path
+    stage: str
+    kind: str = "manual"
+    fmt: str = "custom"
+    jobs: int = 1
+    compress: int | None = None
+    retention_days: int = 30
+    keep_min: int = 3
+    verify: bool = False
+    fresh_within_hours: float | None = None
+    actor: str = ""
+    signing_key: str | None = None
+    lock_timeout: int = 60
+
+
+def table_counts(conn) -> dict[str, int]:
+    """Exact row count of every application and phoenix table."""
+    from psycopg import sql
+
+    return {table_label(schema, name): conn.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()[0]
+        for _oid, schema, name, _rows in user_tables(conn)}
+
+
+def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool) -> dict[str, Any]:
+    if request.kind not in store.KINDS:
+        raise PhoenixError("kind must be one of %s" % ", ".join(store.KINDS))
+    if request.jobs > 1 and request.fmt != "directory":
+        raise PhoenixError("jobs > 1 needs format=directory (pg_dump runs parallel jobs only for that format)")
+    if check_mode:
+        return _plan(request)
+    with store.stage_lock(request.dest, request.stage, request.lock_timeout), \
+            session_lock(conn, "backup:" + request.stage, request.lock_timeout):
+        return _take(conn, conninfo, request)
+
+
+def _plan(request: BackupRequest) -> dict[str, Any]:
+    now = store.utcnow()
+    existing = store.list_backups(request.dest, request.stage)
+    fresh = _fresh(existing, request, now)
+    if fresh:
+        return fresh
+    final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
+    planned = store.to_prune(existing + [_placeholder(final, request, now)], request.kind,
+                             request.retention_days, request.keep_min, now)
+    return {"changed": True, "backup": {"id": final.name, "path": str(final), "kind": request.kind},
+            "pruned": [b.id for b in planned], "fresh": False}
+
+
+def _fresh(existing: list[store.Backup], request: BackupRequest, now) -> dict[str, Any] | None:
+    same_kind = [b for b in existing if b.manifest["kind"] == request.kind]
+    if request.fresh_within_hours is not None and same_kind \
+            and same_kind[-1].age_hours(now) < request.fresh_within_hours:
+        return {"changed": False, "backup": same_kind[-1].summary(now), "pruned": [], "fresh": True}
+    return None
+
+
+def _take(conn, conninfo: str, request: BackupRequest) -> dict[str, Any]:
+    now = store.utcnow()
+    fresh = _fresh(store.list_backups(request.dest, request.stage), request, now)
+    if fresh:
+        return fresh
+    final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
+    made = _dump(conn, conninfo, request, final, now)
+    pruned = store.to_prune(store.list_backups(request.dest, request.stage), request.kind, request.retention_days,
+                            request.keep_min, now)
+    for backup in pruned:
+        shutil.rmtree(backup.path)
+    with conn.transaction():
+        if applied_versions(conn):  # a database without the phoenix schema has no audit log
+            record(conn, "backup.create", request.stage, request.actor,
+                   {"backup": made.id, "kind": request.kind, "pruned": [b.id for b in pruned]})
+    return {"changed": True, "backup": made.summary(now), "pruned": [b.id for b in pruned], "fresh": False}
+
+
+def _placeholder(path: Path, request: BackupRequest, now) -> store.Backup:
+    return store.Backup(path, {"kind": request.kind, "created_at": now.isoformat()})
+
+
+def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> store.Backup:
+    from psycopg import sql
+
+    started = time.monotonic()
+    root = store.stage_dir(request.dest, request.stage)
+    store.remove_partials(request.dest, request.stage)  # left by killed runs: this run holds the stage lock
+    work = root / (".%s%s" % (final.name, store.PARTIAL_SUFFIX))
+    work.mkdir(mode=0o700)
+    try:
+        pg_dump = find_tool("pg_dump", server_major(conn))
+        conn.rollback()
+        conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        snapshot = conn.execute(sql.SQL("SELECT pg_export_snapshot()")).fetchone()[0]
+        facts = {
+            "server_version": conn.execute(sql.SQL("SHOW server_version")).fetchone()[0],
+            "schema_version": max(applied_versions(conn) or {0}),
+            "database_size": conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0],
+        }
+        target = work / DUMP_FILES[request.fmt]
+        command = [str(pg_dump), "--format", FORMAT_FLAGS[request.fmt], "--snapshot", snapshot, "--no-password"]
+        if request.fmt == "directory":
+            command += ["--jobs", str(request.jobs), "--file", str(target)]
+        if request.compress is not None:
+            command += ["--compress", str(request.compress)]
+        if request.fmt == "plain":
+            command += ["--clean", "--if-exists"]
+        files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt)
+        conn.rollback()  # the snapshot is no longer needed once pg_dump has finished
+        if request.fmt == "directory":
+            files = store.file_entries(work)
+        manifest = {
+            "id": final.name, "stage": request.stage, "kind": request.kind, "format": request.fmt,
+            "created_at": now.isoformat(), "duration_seconds": round(time.monotonic() - started, 3),
+            "pg_dump": str(pg_dump), "row_counts": counts, "files": files, "created_by": request.actor,
+            "verified": None, **facts,
+        }
+        secure_tree(work)
+        backup = store.Backup(work, manifest)
+        if request.verify:
+            problems = verify(backup, pg_dump.parent / "pg_restore")
+            if problems:
+                raise PhoenixError("the new backup failed verification: %s" % "; ".join(problems))
+            manifest["verified"] = store.utcnow().isoformat()
+        store.sign(manifest, request.signing_key)
+        store.write_manifest(work, manifest)  # last: only now is it a backup
+        store.fsync_tree(work)
+        store.publish(work, final)
+        return store.Backup(final, manifest)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: str):
+    """Run pg_dump; for single-file formats stream its output to disk, hashing as it goes, while the
+    row counts run on the snapshot's own connection."""
+    if fmt == "directory":
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        counts = table_counts(conn)
+        stderr = process.communicate()[1]
+        _check(process.returncode, stderr)
+        return [], counts
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    digest, size = hashlib.sha256(), [0]
+    errors: list[bytes] = []
+
+    def copy_out() -> None:
+        try:
+            with open(target, "wb") as out:
+                for chunk in iter(lambda: process.stdout.read(CHUNK), b""):
+                    digest.update(chunk)
+                    size[0] += len(chunk)
+                    out.write(chunk)
+        except OSError as exc:  # a reader that stops must stop pg_dump too, or it blocks on a full pipe forever
+            errors.append(("writing %s: %s\n" % (target, exc)).encode())
+            process.kill()
+
+    def drain_errors() -> None:
+        errors.append(process.stderr.read())
+
+    threads = [threading.Thread(target=copy_out), threading.Thread(target=drain_errors)]
+    for thread in threads:
+        thread.start()
+    try:
+        counts = table_counts(conn)
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
+        process.wait()
+    _check(process.returncode, b"".join(errors))
+    return [{"name": target.name, "size": size[0], "sha256": digest.hexdigest()}], counts
+
+
+def _check(returncode: int, stderr: bytes) -> None:
+    if returncode != 0:
+        raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
+
+
+def verify(backup: store.Backup, pg_restore: Path | None = None) -> list[str]:
+    """Checksums of every file, then ``pg_restore --list`` (custom and directory formats) or the meta-command
+    check (plain)."""
+    problems = store.verify_checksums(backup)
+    if problems:
+        return problems
+    if backup.manifest["format"] == "plain":
+        problem = check_plain_dump(backup.path / DUMP_FILES["plain"])
+        return [problem] if problem else []
+    if pg_restore is None or not pg_restore.exists():
+        pg_restore = find_tool("pg_restore", int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0]))
+    listing = subprocess.run([str(pg_restore), "--list", str(backup.path / DUMP_FILES[backup.manifest["format"]])],
+                             capture_output=True, text=True, check=False)
+    if listing.returncode != 0:
+        problems.append("pg_restore --list failed: %s" % listing.stderr.strip()[-400:])
+    return problems

@@ -1,0 +1,159 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restoring a verified backup in one transaction, after a safety backup.
+
+pg_restore runs with --single-transaction and --exit-on-error (plain dumps through psql
+with the same guarantees), so a restore that fails part-way leaves the database as it was.
+The audit log and the stage fence are not part of what is restored: the history of the
+database survives its restores, whatever the backup's format.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
+    DUMP_FILES,
+    BackupRequest,
+    ensure_backup,
+    table_counts,
+    verify,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
+
+# TOC entries kept out of a restore: the phoenix schema itself (so --clean does not drop it),
+# the audit log and the stage fence.
+KEPT = re.compile(r"(?: SCHEMA - phoenix | phoenix (?:audit_log\S*|environment\S*) )")
+KEPT_TABLES = ("phoenix.audit_log", "phoenix.environment")
+
+
+@dataclass
+class RestoreRequest:
+    backup: str
+    dest: Path | None
+    stage: str
+    actor: str
+    safety_backup: bool = True
+    allow_prod: bool = False
+    allow_cross_stage: bool = False
+    signing_key: str | None = None
+
+
+def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per table: rows now, rows in the backup, and the difference a restore makes."""
+    return {t: {"now": now.get(t, 0), "backup": then.get(t, 0), "difference": then.get(t, 0) - now.get(t, 0)}
+            for t in sorted(set(now) | set(then)) if now.get(t, 0) != then.get(t, 0) and t not in KEPT_TABLES}
+
+
+def row_count_diff(changes: dict[str, dict[str, int]]) -> dict[str, dict[str, dict[str, int]]]:
+    """--diff of a restore: the row count of every table it changes, now and after."""
+    return {"before": {"row_counts": {t: c["now"] for t, c in changes.items()}},
+            "after": {"row_counts": {t: c["backup"] for t, c in changes.items()}}}
+
+
+def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> dict[str, Any]:
+    from psycopg import sql
+
+    backup = store.find_backup(request.dest, request.stage, request.backup)
+    store.check_signature(backup, request.signing_key)  # before any byte of it is used
+    backup_stage = backup.manifest["stage"]
+    if backup_stage != request.stage and not request.allow_cross_stage:
+        raise PhoenixError("backup %s was taken in %s, this is %s; set allow_cross_stage=true to restore it here"
+                           % (backup.id, backup_stage, request.stage))
+    require_prod_allowed(request.stage, request.allow_prod, "restoring a backup")
+    problems = verify(backup)
+    if problems:
+        raise PhoenixError("backup %s failed verification, refusing to restore it: %s"
+                           % (backup.id, "; ".join(problems)))
+    changes = row_changes(table_counts(conn), backup.manifest["row_counts"])
+    conn.rollback()
+    result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "row_changes": changes,
+                              "safety_backup": None, "diff": row_count_diff(changes)}
+    if check_mode:
+        return result
+    if request.safety_backup:
+        if request.dest is None:
+            raise PhoenixError("a safety backup needs dest (or set safety_backup=false)")
+        safety_request = BackupRequest(request.dest, request.stage, kind="pre-restore", actor=request.actor,
+                                       signing_key=request.signing_key)
+        safety = ensure_backup(conn, conninfo, safety_request, False)
+        result["safety_backup"] = safety["backup"]
+    _run_restore(conn, conninfo, backup)
+    with conn.transaction():
+        if backup_stage != request.stage:
+            conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
+        record(conn, "backup.restore", request.stage, request.actor,
+               {"backup": backup.id, "from_stage": backup_stage, "row_changes": changes,
+                "safety_backup": (result["safety_backup"] or {}).get("id")})
+    return result
+
+
+def _run_restore(conn, conninfo: str, backup: store.Backup) -> None:
+    env = libpq_environment(conninfo)
+    major = server_major(conn)
+    conn.rollback()
+    dump = backup.path / DUMP_FILES[backup.manifest["format"]]
+    if backup.manifest["format"] == "plain":
+        _run_plain(find_tool("psql", major), dump, env)
+        return
+    pg_restore = find_tool("pg_restore", major)
+    listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True, check=False)
+    _check(listing, "pg_restore --list")
+    toc = backup.path.parent / (".%s.restore-list" % backup.id)
+    try:
+        toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
+        command = [str(pg_restore), "--single-transaction", "--exit-on-error", "--clean", "--if-exists",
+                   "--no-owner", "--use-list", str(toc), "--dbname", env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(),
+                   str(dump)]
+        _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")
+    finally:
+        toc.unlink(missing_ok=True)
+
+
+# A plain dump recreates every table, the audit log and the stage fence included: psql keeps
+# their rows aside first and puts them back after, all inside its single transaction.
+PLAIN_PROLOGUE = b"""
+CREATE TEMP TABLE phoenix_kept_audit AS SELECT * FROM phoenix.audit_log;
+CREATE TEMP TABLE phoenix_kept_environment AS SELECT * FROM phoenix.environment;
+"""
+PLAIN_EPILOGUE = b"""
+DELETE FROM phoenix.audit_log;
+INSERT INTO phoenix.audit_log SELECT * FROM phoenix_kept_audit;
+SELECT setval('phoenix.audit_log_id_seq', (SELECT coalesce(max(id), 0) + 1 FROM phoenix.audit_log), false);
+DELETE FROM phoenix.environment;
+INSERT INTO phoenix.environment SELECT * FROM phoenix_kept_environment;
+"""
+
+
+def _run_plain(psql: Path, dump: Path, env: dict[str, str]) -> None:
+    command = [str(psql), "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
+               "--file", "-"]
+    process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        process.stdin.write(PLAIN_PROLOGUE)
+        with open(dump, "rb") as script:
+            shutil.copyfileobj(script, process.stdin, 1 << 20)
+        process.stdin.write(PLAIN_EPILOGUE)
+        process.stdin.close()
+    except BrokenPipeError:  # psql stopped at an error: its message says which
+        pass
+    stderr = process.stderr.read().decode(errors="replace")
+    process.wait()
+    _check(subprocess.CompletedProcess(command, process.returncode, "", stderr), "psql")
+
+
+def _check(completed: subprocess.CompletedProcess, tool: str) -> None:
+    if completed.returncode != 0:
+        raise PhoenixError("%s failed (exit %d), the database was left as it was: %s"
+                           % (tool, completed.returncode, completed.stderr.strip()[-800:]))

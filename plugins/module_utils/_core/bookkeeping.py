@@ -1,0 +1,24 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the phoenix schema records about its own database: the migrations applied, the application schema."""
+
+from __future__ import annotations
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import relation_exists
+
+
+def applied_versions(conn) -> set[int]:
+    from psycopg import sql
+
+    if not relation_exists(conn, "phoenix.migrations"):
+        return set()
+    return {row[0] for row in conn.execute(sql.SQL("SELECT version FROM phoenix.migrations"))}
+
+
+def registered_app_schema(conn) -> str | None:
+    from psycopg import sql
+
+    if not relation_exists(conn, "phoenix.environment"):
+        return None
+    row = conn.execute(sql.SQL("SELECT app_schema FROM phoenix.environment")).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,130 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options, conninfo building, secret redaction and connecting."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Mapping
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
+DB_URL_ENV_VARS = ("PHOENIX_DB_URL", "DATABASE_URL")
+LOGIN_OPTIONS = ("login_host", "login_port", "login_user", "login_password", "login_db")
+
+CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "db_url": {"type": "str", "no_log": True, "aliases": ["conninfo"]},
+    "login_host": {"type": "str"},
+    "login_port": {"type": "int"},
+    "login_user": {"type": "str"},
+    "login_password": {"type": "str", "no_log": True},
+    "login_db": {"type": "str"},
+    "ssl_mode": {
+        "type": "str",
+        "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+    },
+    "ca_cert": {"type": "path"},
+    "connect_timeout": {"type": "int", "default": 10},
+}
+
+# key=value password in a conninfo string, and user:password@ in a URI.
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
+REDACTED = "********"
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove every password from ``text``: known secrets and any conninfo-shaped one."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    text = _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
+    return _URI_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
+
+
+class ConnectionTarget:
+    """Where to connect, built from module options and the environment."""
+
+    def __init__(self, params: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+                 application_name: str = "phoenix.platform") -> None:
+        environ = os.environ if environ is None else environ
+        self.db_url: str = params.get("db_url") or ""
+        uses_login = any(params.get(name) not in (None, "") for name in LOGIN_OPTIONS)
+        if self.db_url and uses_login:
+            raise PhoenixError(
+                "db_url and login_* options were both given: use either db_url or "
+                "login_host/login_port/login_user/login_password/login_db, not both"
+            )
+        if not self.db_url and not uses_login:
+            self.db_url = next((environ[name] for name in DB_URL_ENV_VARS if environ.get(name)), "")
+        if any("\x00" in str(value) for value in [self.db_url] + [params.get(name) or "" for name in LOGIN_OPTIONS]):
+            raise PhoenixError("the connection options hold a NUL byte, which no libpq setting can contain; check "
+                               "db_url and login_* for a stray character")
+        self.keywords: dict[str, Any] = {
+            "host": params.get("login_host"),
+            "port": params.get("login_port"),
+            "user": params.get("login_user"),
+            "password": params.get("login_password"),
+            "dbname": params.get("login_db"),
+            "sslmode": params.get("ssl_mode"),
+            "sslrootcert": params.get("ca_cert"),
+            "connect_timeout": params.get("connect_timeout"),
+            "application_name": application_name,
+        }
+        self.secrets: tuple[str, ...] = tuple(
+            s for s in (params.get("login_password"), self._url_password()) if s
+        )
+
+    def _url_password(self) -> str:
+        match = _URI_PASSWORD.search(self.db_url)
+        if match:
+            return match.group(2)
+        match = _KEYWORD_PASSWORD.search(self.db_url)
+        return match.group(2).strip("'") if match else ""
+
+    def conninfo(self) -> str:
+        """The libpq conninfo string (holds the password: never show it)."""
+        from psycopg.conninfo import make_conninfo
+
+        try:
+            return make_conninfo(self.db_url, **{k: v for k, v in self.keywords.items() if v is not None})
+        except Exception:  # psycopg.ProgrammingError; its text may quote any part of the URL, the password too
+            raise PhoenixError(
+                "db_url is not a valid libpq URI or conninfo string; expected e.g. "
+                "postgresql://user@host:5432/dbname or 'host=... dbname=...' (check quoting and special characters, "
+                "which must be percent-encoded in a URI)"
+            ) from None
+
+    def describe(self) -> str:
+        """``user@host:port/db`` without the password, for messages."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            info = conninfo_to_dict(self.conninfo())
+        except PhoenixError:
+            return "<invalid db_url>"
+        host = info.get("host") or "local socket"
+        return "%s@%s:%s/%s" % (
+            info.get("user") or "<default user>", host, info.get("port") or 5432,
+            info.get("dbname") or "<default db>",
+        )
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+
+def connect(target: ConnectionTarget):
+    """Open a psycopg connection, or raise PhoenixError saying why it failed."""
+    import psycopg
+
+    conninfo = target.conninfo()
+    try:
+        return psycopg.connect(conninfo)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(target.redact(str(exc)).split()) or exc.__class__.__name__
+        raise PhoenixError(
+            "cannot connect to %s: %s. Check db_url/login_* and that the server is running"
+            % (target.describe(), reason),
+            reason=reason,
+        ) from None

@@ -1,0 +1,141 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The base class every Phoenix module is built on.
+
+It merges the common connection and stage options into the module's spec, opens the
+psycopg connection, enforces the stage fence, and turns every expected error into one
+``fail_json`` message without a traceback or a password in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import default_actor
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import (
+    CONNECTION_ARGUMENT_SPEC,
+    ConnectionTarget,
+    connect,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError, StageFenceError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.limits import nul_byte_option, range_problem
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
+    STAGES,
+    check_stage_fence,
+    registered_stage,
+)
+
+try:
+    import psycopg
+except ImportError:
+    HAS_PSYCOPG = False
+else:
+    HAS_PSYCOPG = True
+
+COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
+    CONNECTION_ARGUMENT_SPEC,
+    stage={"type": "str", "required": True, "choices": list(STAGES),
+           "fallback": (env_fallback, ["APP_STAGE"])},
+    actor={"type": "str"},
+)
+
+
+def collision_message(exc, where: str) -> str:
+    """An integrity error in words: which constraint, which table, which value, and what to do."""
+    diag = exc.diag
+    what = {"23505": "would duplicate a value that must be unique",
+            "23503": "would leave a reference to a row that does not exist"}.get(exc.sqlstate, "breaks a constraint")
+    return ("the change %s on %s (constraint %s on table %s: %s); nothing was written. Rows already there hold "
+            "that value - for example a world copied here earlier under the same id: remove it first or use "
+            "another world id" % (what, where, diag.constraint_name, diag.table_name,
+                                  (diag.message_detail or str(exc)).strip().splitlines()[0]))
+
+
+class PhoenixModule(AnsibleModule):
+    """An AnsibleModule with the Phoenix connection, stage fence and error handling."""
+
+    def __init__(self, argument_spec: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+        kwargs.setdefault("supports_check_mode", True)
+        super().__init__(argument_spec=dict(COMMON_ARGUMENT_SPEC, **argument_spec), **kwargs)
+        if not HAS_PSYCOPG:
+            self.fail_json(msg=missing_required_lib("psycopg (pip install 'psycopg[binary]')"))
+        for name, spec in self.argument_spec.items():
+            if spec.get("type") == "path" and self.params.get(name) == "":  # "" would mean the current directory
+                self.fail_json(msg="%s must not be empty: give a path (or leave the option out)" % name)
+        problem = range_problem(self.params)
+        if problem:
+            self.fail_json(msg=problem)
+        with_nul = nul_byte_option(self.params)
+        if with_nul:  # named, never echoed: the value may be a password
+            self.fail_json(msg="%s holds a NUL byte, which PostgreSQL text cannot store; remove it" % with_nul)
+        self.target: ConnectionTarget | None = None
+        self.other_targets: list[ConnectionTarget] = []  # e.g. a transfer's source: its password is redacted too
+
+    @property
+    def stage(self) -> str:
+        return self.params["stage"]
+
+    @property
+    def actor(self) -> str:
+        return self.params["actor"] or default_actor()
+
+    def connection_target(self) -> ConnectionTarget:
+        if self.target is None:
+            self.target = ConnectionTarget(self.params, application_name="phoenix.platform." + self._name)
+        return self.target
+
+    def connect(self):
+        """A new connection (autocommit off: every change happens in a transaction)."""
+        return connect(self.connection_target())
+
+    def check_fence(self, conn, writes: bool = True) -> str | None:
+        """Fail before any write when the database belongs to another stage, or (for a module that writes)
+        to no stage yet: only phoenix_schema registers one."""
+        registered = registered_stage(conn)
+        check_stage_fence(self.stage, registered, self.connection_target().describe())
+        if writes and registered is None:
+            raise StageFenceError(
+                "%s has no stage registered yet: run phoenix_schema first (stage %s), which registers the stage "
+                "fence; nothing was written" % (self.connection_target().describe(), self.stage))
+        return registered
+
+    @contextlib.contextmanager
+    def fenced_connection(self, writes: bool = True) -> Iterator[Any]:
+        """A connection to a database that belongs to the declared stage (checked before anything else)."""
+        with self.connect() as conn:
+            self.check_fence(conn, writes)
+            yield conn
+
+    def run(self, action: Callable[["PhoenixModule"], dict[str, Any]]) -> None:
+        """Run ``action`` and exit with its result, or fail with one clear message."""
+        try:
+            result = action(self)
+            if not self._diff:
+                result.pop("diff", None)
+        except PhoenixError as exc:
+            self.fail_json(msg=self._redact(exc.msg), **exc.details)
+        except psycopg.errors.IntegrityError as exc:
+            self.fail_json(msg=self._redact(collision_message(exc, self._where())),
+                           sqlstate=getattr(exc, "sqlstate", None))
+        except psycopg.Error as exc:
+            where = self._where()
+            self.fail_json(
+                msg="database error on %s: %s" % (where, self._redact(str(exc).strip())),
+                sqlstate=getattr(exc, "sqlstate", None),
+            )
+        except OSError as exc:  # a path that cannot be used: too long, not writable, in /proc ...
+            path = " ".join(str(p) for p in (exc.filename, exc.filename2) if p) or "a file"
+            self.fail_json(msg="cannot use %s: %s" % (self._redact(path), exc.strerror or exc))
+        self.exit_json(**result)
+
+    def _where(self) -> str:
+        return self.target.describe() if self.target else "the database"
+
+    def _redact(self, text: str) -> str:
+        for target in [self.target] + self.other_targets:
+            if target is not None:
+                text = target.redact(text)
+        return text

@@ -1,0 +1,44 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The stage fence (which stage a database belongs to) and the PROD guard."""
+
+from __future__ import annotations
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import relation_exists
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import (
+    ProdGuardError,
+    StageFenceError,
+)
+
+STAGES = ("LOCAL", "BETA", "PROD")
+
+
+def registered_stage(conn) -> str | None:
+    """The stage recorded in the database, or None before the first schema run."""
+    from psycopg import sql
+
+    if not relation_exists(conn, "phoenix.environment"):
+        return None
+    row = conn.execute(sql.SQL("SELECT stage FROM phoenix.environment")).fetchone()
+    return row[0] if row else None
+
+
+def check_stage_fence(declared: str, registered: str | None, where: str) -> None:
+    """Refuse to act when the database is registered for another stage."""
+    if registered is not None and registered != declared:
+        raise StageFenceError(
+            "stage fence: %s is registered as %s but this run declares stage %s; refusing to "
+            "act. Point this inventory at its own %s database, or fix the stage setting"
+            % (where, registered, declared, declared),
+            declared_stage=declared,
+            registered_stage=registered,
+        )
+
+
+def require_prod_allowed(stage: str, allow_prod: bool, operation: str) -> None:
+    """Development operations run in PROD only when explicitly allowed."""
+    if stage == "PROD" and not allow_prod:
+        raise ProdGuardError(
+            "%s is refused in PROD: set allow_prod=true if you really mean to change PROD"
+            % operation
+        )

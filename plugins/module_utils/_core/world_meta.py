@@ -1,0 +1,105 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The world registry every concern shares: world ids, the "WorldMeta" row, expiry, and the stable keys
+of generated rows. Worlds, seeds, transfers and users build on it."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+
+WORLD_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+# module option -> "WorldMeta" column
+META_COLUMNS = {
+    "name": "name",
+    "description": "description",
+    "category": "category",
+    "tags": "tags",
+    "settings": "settings",
+    "dependencies": "dependencies",
+    "is_template": "isTemplate",
+    "is_active": "isActive",
+    "auto_cleanup": "autoCleanup",
+    "cleanup_after_hours": "cleanupAfterHours",
+    "isolation_level": "isolationLevel",
+    "version": "version",
+}
+KEY_NAMESPACE = uuid.UUID("7c0b6c3e-5d1f-4f5e-9a53-2d2f6f1e8a10")
+EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)  # the time of generated rows: the same world, the same rows
+EXPIRED = (
+    'NOT "isTemplate" AND "createdAt" + make_interval(hours => coalesce({max_age}, "cleanupAfterHours")) < now()'
+)
+
+
+def validate_world_id(world_id: str, option: str = "id") -> None:
+    if not WORLD_ID.match(world_id or ""):
+        raise PhoenixError("%s %r is not a valid world id: use an upper-case letter, then up to 63 upper-case "
+                           "letters, digits or underscores (e.g. UC_TESTING)" % (option, world_id))
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def expires_at(meta: dict[str, Any]) -> str | None:
+    if meta["isTemplate"]:
+        return None
+    return (meta["createdAt"] + timedelta(hours=meta["cleanupAfterHours"])).isoformat(timespec="seconds")
+
+
+def read_meta(conn, world_id: str, lock: bool = False) -> dict[str, Any] | None:
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    query = sql.SQL('SELECT * FROM "WorldMeta" WHERE id = %s')
+    if lock:
+        query += sql.SQL(" FOR UPDATE")
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, [world_id]).fetchone()
+
+
+def public_meta(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    if meta is None:
+        return None
+    return dict({k: jsonable(v) for k, v in meta.items()}, expiresAt=expires_at(meta))
+
+
+def require_world_meta(conn, where: str) -> None:
+    if not catalog_mod.relation_exists(conn, catalog_mod.WORLD_META_TABLE):
+        raise PhoenixError('%s has no "WorldMeta" table: run phoenix.platform.phoenix_schema first' % where)
+
+
+def write_meta(conn, world_id: str, stage: str, actor: str, current, changes: dict[str, Any]) -> None:
+    """Insert or update a "WorldMeta" row with ``changes`` (column -> value)."""
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    values = {col: Jsonb(v) if col == "settings" else v for col, v in changes.items()}
+    if current is None:
+        values.update(id=world_id, environment=stage, createdBy=actor)
+        conn.execute(sql.SQL('INSERT INTO "WorldMeta" ({}) VALUES ({})').format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in values),
+            sql.SQL(", ").join(sql.Placeholder(c) for c in values)), values)
+    else:
+        conn.execute(sql.SQL('UPDATE "WorldMeta" SET {}, "updatedAt" = now() WHERE id = {}').format(
+            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in values),
+            sql.Placeholder("_id")), dict(values, _id=world_id))
+
+
+def expired_condition(max_age_param):
+    from psycopg import sql
+
+    return sql.SQL(EXPIRED).format(max_age=max_age_param)
+
+
+def stable_key(world: str, kind: str, index: int) -> str:
+    """The key of the index-th generated row of a kind in a world: the same on every run."""
+    return str(uuid.uuid5(KEY_NAMESPACE, "%s:%s:%d" % (world, kind, index)))

@@ -1,0 +1,233 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Health of one environment, in the shape of the original Phoenix health API.
+
+``{status, timestamp, environment, checks: {database: {status, responseTime}, ...}, metrics}``.
+An unreachable database is a result (unhealthy, with the reason), not an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import (
+    WORLD_META_TABLE,
+    relation_exists,
+    table_label,
+    user_tables,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
+
+HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
+SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+FAIL_ON = ("unhealthy", "degraded", "never")
+SLOW_RESPONSE_MS = 500.0
+CONNECTIONS_DEGRADED_RATIO = 0.9
+IDLE_IN_TRANSACTION_MINUTES = 10
+EXACT_COUNT_MAX_ROWS = 1_000_000  # above this, table metrics use the planner's estimate
+
+
+@dataclass
+class HealthRequest:
+    stage: str
+    detail: bool
+    backup_dir: str | None
+    backup_max_age_hours: float
+    max_worlds: int
+    record: bool
+    check_mode: bool
+    backup_times: list[datetime]  # of the backups found under backup_dir/<STAGE>, oldest first
+    latest_version: int  # of the migrations this collection ships
+    pending_migrations: Callable[[set[int], str], list]  # (applied versions, app schema) -> migrations to apply
+
+
+def overall_status(checks: dict[str, dict[str, Any]]) -> str:
+    """The worst status among the checks; ``unknown`` checks do not count."""
+    statuses = [c["status"] for c in checks.values() if c["status"] in SEVERITY]
+    return max(statuses, key=SEVERITY.__getitem__, default=HEALTHY)
+
+
+def should_fail(status: str, fail_on: str) -> bool:
+    return fail_on != "never" and SEVERITY[status] >= SEVERITY[fail_on]
+
+
+def problems(checks: dict[str, dict[str, Any]]) -> list[str]:
+    return ["%s: %s" % (name, c.get("message", c["status"])) for name, c in checks.items()
+            if c["status"] in (DEGRADED, UNHEALTHY)]
+
+
+def check_backups(backup_dir: str | None, backup_times: list[datetime], stage: str, max_age_hours: float,
+                  now: float) -> dict[str, Any]:
+    """Age of the newest backup under backup_dir/<STAGE>/ (found by the caller as every backup module finds them)."""
+    if not backup_dir:
+        return {"status": UNKNOWN, "message": "backup_dir not set"}
+    if not backup_times:
+        return {"status": UNKNOWN, "message": "no backup under %s/%s" % (backup_dir.rstrip("/"), stage)}
+    age_hours = round((now - backup_times[-1].timestamp()) / 3600, 2)
+    check = {"status": HEALTHY, "latestAgeHours": age_hours, "maxAgeHours": max_age_hours}
+    if age_hours > max_age_hours:
+        check.update(status=DEGRADED, message="newest backup is %.1f h old (max %.1f h)" % (age_hours, max_age_hours))
+    return check
+
+
+def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[str, Any], bool]:
+    """Build the health report; returns it and whether health history was written."""
+    now = time.time()
+    report: dict[str, Any] = {
+        "status": HEALTHY,
+        "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
+        "environment": request.stage,
+        "checks": {},
+    }
+    checks = report["checks"]
+    checks["backups"] = check_backups(request.backup_dir, request.backup_times, request.stage,
+                                       request.backup_max_age_hours, now)
+    recorded = False
+    started = time.perf_counter()
+    try:
+        conn = connect()
+    except PhoenixError as exc:
+        checks["database"] = {"status": UNHEALTHY, "message": exc.details.get("reason", exc.msg)}
+        conn = None
+    if conn is not None:
+        with conn:
+            conn.autocommit = True
+            connect_ms = (time.perf_counter() - started) * 1000
+            checks["database"] = _check_database(conn, connect_ms)
+            checks["schema"] = _check_schema(conn, request)
+            checks["stage"] = _check_stage(conn, request.stage)
+            checks["worlds"] = _check_worlds(conn, request.max_worlds)
+            checks["connections"] = _check_connections(conn)
+            report["status"] = overall_status(checks)
+            if request.detail:
+                report["metrics"] = _metrics(conn, checks)
+            if request.record and not request.check_mode and checks["stage"]["status"] == HEALTHY:
+                _record(conn, report)
+                recorded = True
+    else:
+        report["status"] = UNHEALTHY
+    return report, recorded
+
+
+def _scalar(conn, query, params=()) -> Any:
+    from psycopg import sql
+
+    return conn.execute(sql.SQL(query) if isinstance(query, str) else query, params).fetchone()[0]
+
+
+def _check_database(conn, connect_ms: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    _scalar(conn, "SELECT 1")
+    response_ms = round((time.perf_counter() - started) * 1000, 3)
+    check = {
+        "status": HEALTHY,
+        "responseTime": response_ms,
+        "connectTime": round(connect_ms, 3),
+        "serverVersion": _scalar(conn, "SHOW server_version"),
+    }
+    if response_ms > SLOW_RESPONSE_MS:
+        check.update(status=DEGRADED, message="round trip took %.0f ms" % response_ms)
+    return check
+
+
+def _check_schema(conn, request: HealthRequest) -> dict[str, Any]:
+    applied = applied_versions(conn)
+    if not applied:
+        return {"status": UNHEALTHY, "version": 0,
+                "message": "Phoenix schema not initialised: run phoenix.platform.phoenix_schema"}
+    app_schema = registered_app_schema(conn) or "reference"
+    todo = request.pending_migrations(applied, app_schema)
+    check = {"status": HEALTHY, "version": max(applied), "latest": request.latest_version,
+             "pending": len(todo)}
+    if todo:
+        check.update(status=DEGRADED, message="%d migration(s) pending" % len(todo))
+    return check
+
+
+def _check_stage(conn, declared: str) -> dict[str, Any]:
+    registered = registered_stage(conn)
+    check = {"status": HEALTHY, "declared": declared, "registered": registered}
+    if registered is None:
+        check.update(status=DEGRADED, message="stage not registered yet (run phoenix_schema)")
+    elif registered != declared:
+        check.update(status=UNHEALTHY,
+                     message="database is registered as %s, not %s" % (registered, declared))
+    return check
+
+
+def _check_worlds(conn, max_worlds: int) -> dict[str, Any]:
+    if not relation_exists(conn, WORLD_META_TABLE):
+        return {"status": UNKNOWN, "message": "no WorldMeta table"}
+    from psycopg import sql
+
+    total, active, templates, expired = conn.execute(sql.SQL(
+        'SELECT count(*), count(*) FILTER (WHERE "isActive"), count(*) FILTER (WHERE "isTemplate"), '
+        'count(*) FILTER (WHERE {expired}) FROM "WorldMeta"').format(expired=expired_condition(sql.NULL))).fetchone()
+    check = {"status": HEALTHY, "total": total, "active": active, "templates": templates,
+             "expired": expired, "max": max_worlds}
+    if total > max_worlds:
+        check.update(status=DEGRADED, message="%d worlds, more than the %d allowed" % (total, max_worlds))
+    return check
+
+
+def _check_connections(conn) -> dict[str, Any]:
+    from psycopg import sql
+
+    used, max_connections, stuck = conn.execute(sql.SQL(
+        "SELECT count(*), current_setting('max_connections')::int, "
+        "count(*) FILTER (WHERE state = 'idle in transaction' "
+        "AND state_change < now() - make_interval(mins => %s)) "
+        "FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    ), [IDLE_IN_TRANSACTION_MINUTES]).fetchone()
+    check = {"status": HEALTHY, "active": used, "max": max_connections, "idleInTransaction": stuck}
+    messages = []
+    if used >= CONNECTIONS_DEGRADED_RATIO * max_connections:
+        messages.append("%d of %d connections in use" % (used, max_connections))
+    if stuck:
+        messages.append("%d session(s) idle in transaction for over %d minutes"
+                        % (stuck, IDLE_IN_TRANSACTION_MINUTES))
+    if messages:
+        check.update(status=DEGRADED, message="; ".join(messages))
+    return check
+
+
+def _metrics(conn, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from psycopg import sql
+
+    metrics: dict[str, Any] = {
+        "database": {
+            "responseTime": checks["database"]["responseTime"],
+            "sizeBytes": _scalar(conn, "SELECT pg_database_size(current_database())"),
+        },
+        "worlds": {"byEnvironment": {}, "byCategory": {}},
+        "tables": {},
+    }
+    if relation_exists(conn, WORLD_META_TABLE):
+        for column, key in (("environment", "byEnvironment"), ("category", "byCategory")):
+            query = sql.SQL('SELECT coalesce({}::text, %s), count(*) FROM "WorldMeta" GROUP BY 1 ORDER BY 1').format(
+                sql.Identifier(column))
+            metrics["worlds"][key] = dict(conn.execute(query, ["(none)"]).fetchall())
+    for oid, schema, table, estimate in user_tables(conn):
+        entry: dict[str, Any] = {"sizeBytes": _scalar(conn, "SELECT pg_total_relation_size(%s)", [oid])}
+        if estimate > EXACT_COUNT_MAX_ROWS:
+            entry.update(rows=estimate, rowsEstimated=True)
+        else:
+            entry["rows"] = _scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+        metrics["tables"][table_label(schema, table)] = entry
+    return metrics
+
+
+def _record(conn, report: dict[str, Any]) -> None:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    conn.execute(sql.SQL(
+        "INSERT INTO phoenix.health_history (stage, status, response_ms, checks) VALUES (%s, %s, %s, %s)"
+    ), [report["environment"], report["status"], report["checks"]["database"]["responseTime"],
+        Jsonb(report["checks"])])

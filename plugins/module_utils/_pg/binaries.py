@@ -1,0 +1,129 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL programs: the server's (for the embedded cluster) and the clients' (pg_dump, pg_restore, psql),
+the right binary by version, and a safe environment.
+
+pg_dump must be at least the server's major version, so the binary is chosen by version,
+never taken from PATH. Connection settings, the password included, reach the programs
+through libpq environment variables, never their command line (visible in the process list).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Mapping
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
+# conninfo keyword -> libpq environment variable
+LIBPQ_ENV = {
+    "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+    "dbname": "PGDATABASE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME",
+    "options": "PGOPTIONS", "passfile": "PGPASSFILE", "service": "PGSERVICE",
+}
+VERSION = re.compile(r"(\d+)(?:\.\d+)?")
+
+
+def major_of(version_text: str) -> int:
+    match = VERSION.search(version_text)
+    if not match:
+        raise PhoenixError("cannot read a PostgreSQL version from %r" % version_text)
+    return int(match.group(1))
+
+
+def program_major(path: Path) -> int:
+    """The major version a PostgreSQL program reports with --version (0 when it reports none)."""
+    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False).stdout
+    match = VERSION.search(out)
+    return int(match.group(1)) if match else 0
+
+
+def system_bin_dirs() -> list[Path]:
+    """System PostgreSQL bin directories, newest major version first."""
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidate = Path(out.stdout.strip())
+        if out.returncode == 0 and (candidate / "initdb").exists() and candidate not in found:
+            found.append(candidate)
+    return sorted(found, key=bin_dir_major, reverse=True)
+
+
+def pgserver_bin_dir() -> Path | None:
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return candidate if (candidate / "initdb").exists() else None
+
+
+def bin_dir_major(bin_dir: Path) -> int:
+    return program_major(bin_dir / "pg_ctl")
+
+
+def find_bin_dir(source: str = "auto", want_major: int | None = None) -> Path:
+    """The bin directory to use; with ``want_major``, one that can run that data directory."""
+    candidates: list[Path] = []
+    if source in ("auto", "system"):
+        candidates += system_bin_dirs()
+    if source in ("auto", "pgserver"):
+        bundled = pgserver_bin_dir()
+        if bundled:
+            candidates.append(bundled)
+    if want_major is not None:
+        candidates = [c for c in candidates if bin_dir_major(c) == want_major]
+    if not candidates:
+        wanted = " for PostgreSQL %d" % want_major if want_major else ""
+        raise PhoenixError(
+            "no PostgreSQL server binaries%s found (source=%s): install the system packages "
+            "(postgresql) or the pgserver wheel (pip install pgserver)" % (wanted, source)
+        )
+    return candidates[0]
+
+
+def find_tool(tool: str, server_major: int) -> Path:
+    """The ``tool`` binary whose major version matches the server (or, failing that, the nearest newer one)."""
+    candidates = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/" + tool))]
+    candidates += [d / tool for d in system_bin_dirs()]  # pg_config --bindir, elsewhere on some systems
+    bundled = pgserver_bin_dir()
+    if bundled:
+        candidates.append(bundled / tool)
+    on_path = shutil.which(tool)
+    if on_path:
+        candidates.append(Path(on_path))
+    versions = {c: program_major(c) for c in dict.fromkeys(candidates) if c.exists()}
+    # Versioned directories come first: PATH may hold a wrapper (Debian's pg_wrapper) that picks a cluster itself.
+    exact = [path for path, major in versions.items() if major == server_major]
+    if exact:
+        return exact[0]
+    newer = sorted((major, index) for index, (path, major) in enumerate(versions.items()) if major > server_major)
+    if newer:
+        return list(versions)[newer[0][1]]
+    found = ", ".join("%s (%d)" % (p, m) for p, m in versions.items()) or "none"
+    raise PhoenixError("no %s for PostgreSQL %d or newer was found (found: %s); install the PostgreSQL %d client "
+                       "programs or the pgserver wheel" % (tool, server_major, found, server_major))
+
+
+def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment that makes libpq programs connect like ``conninfo`` (and nothing else leaks in)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("PG")}
+    for keyword, value in conninfo_to_dict(conninfo).items():
+        if keyword in LIBPQ_ENV and value is not None:
+            env[LIBPQ_ENV[keyword]] = str(value)
+    return env
+
+
+def server_major(conn) -> int:
+    from psycopg import sql
+
+    return int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000

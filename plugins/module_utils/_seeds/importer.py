@@ -1,0 +1,300 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Import a seed directory into a world, in one transaction.
+
+Structure and checksums are validated before anything is written. Each table's JSON Lines
+are streamed with COPY into a temporary table, then inserted server-side parents first,
+re-keyed when the world is imported under another id. A killed import leaves no row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.files import sha256_file
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, iter_lines, verify_files
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.manifest import load_manifest
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import META_COLUMNS, read_meta, require_world_meta, validate_world_id, write_meta
+
+CONFLICTS = ("skip", "replace", "merge")
+
+
+@dataclass
+class ImportRequest:
+    src: Path
+    world: str | None
+    conflict: str
+    blob_dir: Path | None
+    stage: str
+    actor: str
+    allow_prod: bool
+    lock_timeout: int
+    where: str
+
+
+@dataclass
+class SeedContent:
+    """A seed directory reduced to what the import needs, whatever its format version."""
+    source: str
+    metadata: dict[str, Any]
+    tables: dict[str, Callable[[], Iterable[bytes]]]  # label -> JSON Lines
+    blobs: list[dict[str, Any]]  # key, path, sha256
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_seed(src: Path) -> SeedContent:
+    version, manifest = load_manifest(src)
+    if version == "1":
+        from ansible_collections.phoenix.platform.plugins.module_utils._seeds.legacy import LegacyConversion
+
+        legacy = LegacyConversion(manifest, src)
+        lines = legacy.lines()
+        return SeedContent(legacy.world_id, legacy.metadata, {t: (lambda ls=ls: ls) for t, ls in lines.items()},
+                           legacy.blobs, legacy.warnings)
+    problems = verify_files(src, manifest)
+    if problems:
+        raise PhoenixError("seed %s failed verification, nothing was imported: %s" % (src, "; ".join(problems)))
+    tables = {t.name: (lambda path=src / t.file: iter_lines(path)) for t in manifest.tables}
+    blobs = [{"key": b.key, "path": src / "blob" / b.key, "sha256": b.sha256} for b in manifest.blobs]
+    return SeedContent(manifest.source.worldId, manifest.world, tables, blobs)
+
+
+def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any]:
+    import psycopg
+
+    if request.conflict not in CONFLICTS:
+        raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
+    seed = read_seed(request.src)
+    target = request.world or seed.source
+    validate_world_id(target, "world")
+    blobs = _checked_blobs(seed, request)
+    require_prod_allowed(request.stage, request.allow_prod, "importing a seed")
+    result: dict[str, Any] = {}
+    try:
+        with conn.transaction():
+            acquire_transaction_lock(conn, "world:" + target, request.lock_timeout)
+            require_world_meta(conn, request.where)
+            catalog = catalog_mod.load(conn)
+            unknown = sorted(set(seed.tables) - set(catalog.by_label))
+            if unknown:
+                raise PhoenixError("seed %s has tables this database does not hold as world tables: %s"
+                                   % (request.src, ", ".join(unknown)))
+            current = read_meta(conn, target, lock=True)
+            wanted = {col: seed.metadata[col] for col in META_COLUMNS.values() if col in seed.metadata}
+            if current is None:
+                meta_changes = wanted
+            elif request.conflict == "skip":  # an existing world keeps its metadata, like its rows
+                meta_changes = {}
+            else:
+                meta_changes = {c: v for c, v in wanted.items() if current[c] != v}
+            if current is None:
+                meta_changes.setdefault("name", target)
+            if meta_changes:
+                write_meta(conn, target, request.stage, request.actor, current, meta_changes)
+            tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings)
+            blobs_written = [b["key"] for b in blobs if _blob_needed(b, request.blob_dir)]
+            changed = bool(meta_changes) or bool(blobs_written) or any(
+                t.get("inserted") or t.get("updated") or t.get("deleted") for t in tables.values())
+            result = {
+                "changed": changed, "path": str(request.src), "world": target,
+                "world_existed": current is not None, "tables": tables,
+                "conflicts": {name: t["conflicts"] for name, t in tables.items() if t["conflicts"]},
+                "blobs": blobs_written, "warnings": seed.warnings,
+            }
+            if check_mode:
+                raise psycopg.Rollback()
+            for blob in blobs:  # before the rows commit, so no committed row points at a missing file
+                if blob["key"] in blobs_written:
+                    install_blob(blob["path"], request.blob_dir, blob["key"])
+            if changed:
+                record(conn, "seed.import", request.stage, request.actor,
+                       {"world": target, "source": seed.source, "src": str(request.src), "conflict": request.conflict,
+                        "tables": {n: {k: v for k, v in t.items() if k != "rows"} for n, t in tables.items()}})
+    except psycopg.errors.IntegrityError as exc:
+        raise PhoenixError("seed %s does not fit this database (%s); nothing was imported"
+                           % (request.src, str(exc).strip().splitlines()[0])) from None
+    return result
+
+
+def _checked_blobs(seed: SeedContent, request: ImportRequest) -> list[dict[str, Any]]:
+    src = request.src.resolve()
+    for blob in seed.blobs:
+        if not BLOB_KEY.match(blob["key"]):
+            raise PhoenixError("blob key %r is not a plain file name" % blob["key"])
+        path = Path(blob["path"]).resolve()
+        if src not in path.parents:
+            raise PhoenixError("blob %s points outside the seed directory" % blob["key"])
+        if not path.is_file():
+            seed.warnings.append("blob %s is missing from the seed directory" % blob["key"])
+            continue
+        digest = sha256_file(path)[0]
+        if blob.get("sha256") and digest != blob["sha256"]:
+            raise PhoenixError("blob %s failed its sha256 check, nothing was imported" % blob["key"])
+        blob["sha256"] = digest  # checked (or, for 1.0.0 seeds without one, computed) once
+    present = [b for b in seed.blobs if Path(b["path"]).is_file()]
+    if present and request.blob_dir is None:
+        raise PhoenixError("seed %s carries %d blob(s): set blob_dir" % (request.src, len(present)))
+    return present
+
+
+def _blob_needed(blob: dict[str, Any], blob_dir: Path) -> bool:
+    target = blob_dir / blob["key"]
+    return not (target.is_file() and sha256_file(target)[0] == blob["sha256"])
+
+
+def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
+                   warnings: list[str]) -> dict[str, dict[str, int]]:
+    renamed = target != seed.source
+    staged: list[tuple[Table, Any, Any]] = []
+    stats: dict[str, dict[str, int]] = {}
+    for index, table in enumerate(t for t in catalog.members if t.label in seed.tables):
+        staging, total = _stage(conn, index, table, seed.tables[table.label]())
+        row = _populated(table, staging)
+        keys = catalog.uuid_key_columns(table) if renamed else set()
+        columns = _columns(conn, table, staging, warnings)
+        exprs = {c: _expression(c, keys) for c in columns}
+        _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
+        stats[table.label] = _insert(conn, table, row, columns, exprs, conflict, target, total)
+        staged.append((table, row, exprs))
+    if conflict == "replace":  # rows of the world that the seed does not hold go, children first
+        for table, row, exprs in reversed(staged):
+            stats[table.label]["deleted"] = _delete_absent(conn, catalog, table, row, exprs, target)
+    return stats
+
+
+def copy_text_line(line: bytes) -> bytes:
+    """One JSON Lines line as one COPY text-format field: backslashes, tabs and carriage returns are
+    escaped, so no payload (``\\.``, a delimiter, a line break) can end or split the stream."""
+    payload = line.rstrip(b"\n").replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+    return payload + b"\n"
+
+
+def _stage(conn, index: int, table: Table, lines: Iterable[bytes]):
+    """Stream JSON Lines into a temporary table; returns its identifier and the row count."""
+    import psycopg
+    from psycopg import sql
+
+    staging = sql.Identifier("phoenix_import_%d" % index)
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} (doc jsonb) ON COMMIT DROP").format(staging))
+    rows = 0
+    try:
+        with conn.cursor().copy(sql.SQL("COPY {} (doc) FROM STDIN").format(staging)) as copy:
+            for line in lines:
+                if line.strip():
+                    copy.write(copy_text_line(line))
+                    rows += 1
+    except psycopg.errors.DataError as exc:
+        raise PhoenixError("seed rows of %s are not valid JSON objects (%s); nothing was imported"
+                           % (table.label, str(exc).strip().splitlines()[0])) from None
+    return staging, rows
+
+
+def _populated(table: Table, staging):
+    """FROM clause giving each staged row as a record of the table's type, aliased r."""
+    from psycopg import sql
+
+    return sql.SQL("{staging} i, jsonb_populate_record(NULL::{table}, i.doc) r").format(
+        staging=staging, table=table.identifier())
+
+
+def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
+    """The table's columns present in the seed (absent ones keep their defaults)."""
+    from psycopg import sql
+
+    present = {row[0] for row in conn.execute(
+        sql.SQL("SELECT DISTINCT jsonb_object_keys(doc) FROM {}").format(staging))}
+    extra = sorted(present - set(table.types))
+    if extra:
+        warnings.append("%s: seed columns %s are not in the table and were ignored" % (table.label, ", ".join(extra)))
+    columns = [c for c in table.columns if c in present or c == WORLD_COLUMN]
+    missing_key = [c for c in table.primary_key if c not in columns]
+    if missing_key:
+        raise PhoenixError("%s: seed rows lack primary key column(s) %s" % (table.label, ", ".join(missing_key)))
+    return columns
+
+
+def _expression(column: str, rekeyed: set[str]):
+    from psycopg import sql
+
+    if column == WORLD_COLUMN:
+        return sql.Placeholder("target")
+    if column in rekeyed:
+        return sql.SQL("md5({} || ':' || r.{}::text)::uuid").format(sql.Placeholder("target"), sql.Identifier(column))
+    return sql.SQL("r.{}").format(sql.Identifier(column))
+
+
+def _key_match(table: Table, alias: str, exprs):
+    from psycopg import sql
+
+    return sql.SQL("({}) = ({})").format(
+        sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in table.primary_key),
+        sql.SQL(", ").join(exprs[c] for c in table.primary_key))
+
+
+def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, target: str,
+            total: int) -> dict[str, int]:
+    """One INSERT ... SELECT for the table; conflicts are the rows whose key was already there."""
+    from psycopg import sql
+
+    params = {"target": target}
+    insert = sql.SQL("INSERT INTO {table} AS x ({cols}) SELECT {exprs} FROM {row} ON CONFLICT ").format(
+        table=table.identifier(), cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        exprs=sql.SQL(", ").join(exprs[c] for c in columns), row=row)
+    updatable = [c for c in columns if c not in table.primary_key]
+    if conflict == "skip" or not updatable:
+        insert += sql.SQL("DO NOTHING")
+    else:  # _refuse_other_owners ran first: every conflicting key is this world's own row
+        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {differs}").format(
+            pk=sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
+            sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updatable),
+            differs=table.differs("x", "excluded", updatable))
+    # xmax is 0 for a freshly inserted row and set for an updated one; counted server-side.
+    counts = sql.SQL("WITH written AS ({insert} RETURNING (x.xmax = 0) AS fresh) "
+                     "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM written")
+    inserted, updated = conn.execute(counts.format(insert=insert), params).fetchone()
+    conflicts = total - inserted
+    return {"rows": total, "conflicts": conflicts, "inserted": inserted, "updated": updated, "deleted": 0}
+
+
+def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -> None:
+    """Identity is key and owner: a seed row whose key is held by a row of production data or of another
+    world, or (for tables without world_id) whose owning row is not this world's, is refused in every
+    conflict mode."""
+    from psycopg import sql
+
+    owner = catalog.world_expression(table, "x")
+    checks = [sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match} AND ({owner}) IS DISTINCT FROM %(target)s)").format(
+        table=table.identifier(), match=_key_match(table, "x", exprs), owner=owner)]
+    if table.owner is not None and all(c in exprs for c in table.owner.columns):
+        parent = catalog.parent(table)
+        checks.append(sql.SQL("NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join} AND ({world}) = %(target)s)").format(
+            parent=parent.identifier(), world=catalog.world_expression(parent, "p"),
+            join=sql.SQL(" AND ").join(sql.SQL("p.{} = {}").format(sql.Identifier(ref), exprs[col])
+                                       for col, ref in zip(table.owner.columns, table.owner.target_columns))))
+    keys = sql.SQL(", ").join(sql.SQL("({})::text").format(exprs[c]) for c in table.primary_key)
+    found = conn.execute(sql.SQL("SELECT concat_ws('/', {keys}), count(*) OVER () FROM {row} WHERE {checks} "
+                                 "ORDER BY 1 LIMIT 1").format(keys=keys, row=row, checks=sql.SQL(" OR ").join(checks)),
+                         {"target": target}).fetchone()
+    if found:
+        raise PhoenixError("%d row(s) of %s, e.g. key %s, belong to other worlds or to production data in this "
+                           "database, not to %s; nothing was imported. Import under another id (world=...) so the "
+                           "keys are re-keyed" % (found[1], table.label, found[0], target),
+                           foreign_rows={table.label: found[1]})
+
+
+def _delete_absent(conn, catalog, table: Table, row, exprs, target: str) -> int:
+    from psycopg import sql
+
+    query = sql.SQL("DELETE FROM {table} x WHERE {pred} AND NOT EXISTS (SELECT 1 FROM {row} WHERE {match})").format(
+        table=table.identifier(), pred=catalog.world_predicate(table, "x", sql.Placeholder("worlds")),
+        row=row, match=_key_match(table, "x", exprs))
+    return conn.execute(query, {"worlds": [target], "target": target}).rowcount

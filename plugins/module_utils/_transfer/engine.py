@@ -1,0 +1,408 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Transfers of worlds between two environment databases: a plan first, then one transaction.
+
+Source rows are selected (re-keyed when a world is renamed, masked when leaving PROD) in one
+REPEATABLE READ snapshot and streamed with binary COPY into temporary staging tables on the
+target. The plan compares staging and target rows by key and content (each row crosses the
+wire once); the execution inserts, updates changed rows only, and deletes, parents first
+(children first for deletes). Check mode computes the plan and rolls back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._core import masking
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, WORLD_META, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import validate_world_id
+
+# Entity groups of the reference schema (a data-model setting: option `groups` replaces it).
+DEFAULT_GROUPS = {
+    "worlds": [WORLD_META],
+    "users": ["User"],
+    "artifacts": ["Artifact", "A_Text", "A_Image", "A_Person", "A_SetItems", "Suggestion"],
+    "chats": ["Chat", "Message_v2"],
+}
+CONFLICTS = ("update", "skip", "fail")
+KEY_CONFLICTS = ("fail", "rekey")
+DIFF_SAMPLE = 5
+DIFF_SIDES = {"insert": ("after",), "update": ("before", "after"), "delete": ("before",)}  # where a change shows
+
+
+@dataclass
+class TransferRequest:
+    source_stage: str
+    target_stage: str
+    actor: str
+    worlds: list[str] | None = None
+    include: list[str] = field(default_factory=lambda: list(DEFAULT_GROUPS))
+    groups: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
+    production_data: bool = False
+    rename: dict[str, str] = field(default_factory=dict)
+    suffix: str | None = None
+    conflict: str = "update"
+    key_conflict: str = "fail"
+    delete_missing: bool = False
+    mask: dict[str, Any] | None = None
+    allow_unmasked: bool = False
+    allow_prod: bool = False
+    lock_timeout: int = 60
+    diff: bool = False
+    where: str = ""
+
+
+def world_map(request: TransferRequest, worlds: list[str]) -> dict[str, str]:
+    mapping = {}
+    for world in worlds:
+        target = request.rename.get(world) or (world + request.suffix if request.suffix else world)
+        validate_world_id(target, "target world id")
+        mapping[world] = target
+    return mapping
+
+
+def _mask_rules(request: TransferRequest) -> dict[tuple[str, str], tuple[str, Any]]:
+    leaving_prod = request.source_stage == "PROD" and request.target_stage != "PROD"
+    return masking.rules_for(leaving_prod, request.mask, request.allow_unmasked)
+
+
+def _tables(source_catalog, request: TransferRequest) -> list[Table]:
+    unknown = sorted(set(request.include) - set(request.groups))
+    if unknown:
+        raise PhoenixError("include names unknown groups %s; known: %s" % (", ".join(unknown), ", ".join(request.groups)))
+    wanted = {label for group in request.include for label in request.groups[group]}
+    by_label = dict(source_catalog.by_label)
+    meta = source_catalog.all_tables.get(("public", WORLD_META))
+    if meta is not None:
+        by_label[WORLD_META] = meta
+    missing = sorted(label for label in wanted if label not in by_label)
+    if missing:
+        raise PhoenixError("the source has no world table(s) %s" % ", ".join(missing))
+    selected = {by_label[label].key for label in wanted}
+    members = {m.key for m in source_catalog.members}
+    grew = True
+    while grew:  # the FK closure: parents the selected rows reference come along
+        grew = False
+        for key in list(selected):
+            for fk in source_catalog.all_tables[key].foreign_keys:
+                if fk.target not in selected and fk.target in members:
+                    selected.add(fk.target)
+                    grew = True
+    ordered = catalog_mod.topological(source_catalog.all_tables[key] for key in selected)
+    return ordered
+
+
+def schema_differences(source_catalog, target_catalog, tables: list[Table]) -> list[str]:
+    problems = []
+    for table in tables:
+        other = target_catalog.all_tables.get(table.key)
+        if other is None:
+            problems.append("%s: missing in the target" % table.label)
+            continue
+        for column in sorted(set(table.types) | set(other.types)):
+            mine, theirs = table.types.get(column), other.types.get(column)
+            if mine is None:
+                problems.append("%s.%s: missing in the source" % (table.label, column))
+            elif theirs is None:
+                problems.append("%s.%s: missing in the target" % (table.label, column))
+            elif mine != theirs:
+                problems.append("%s.%s: %s in the source, %s in the target" % (table.label, column, mine, theirs))
+        if table.primary_key != other.primary_key:
+            problems.append("%s: primary key (%s) in the source, (%s) in the target"
+                            % (table.label, ", ".join(table.primary_key), ", ".join(other.primary_key)))
+    return problems
+
+
+class Transfer:
+    def __init__(self, source, target, request: TransferRequest) -> None:
+        self.source, self.target, self.request = source, target, request
+        self.target_catalog: catalog_mod.Catalog | None = None  # loaded once the target is locked
+        self.targets: list[str] = []  # the target world ids
+
+    def run(self, check_mode: bool) -> dict[str, Any]:
+        import psycopg
+        from psycopg import sql
+
+        request = self.request
+        if request.conflict not in CONFLICTS:
+            raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
+        rules = _mask_rules(request)
+        started = time.monotonic()
+        self.source.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        source_catalog = catalog_mod.load(self.source)
+        worlds = request.worlds if request.worlds is not None else [r[0] for r in self.source.execute(sql.SQL(
+            'SELECT id FROM "WorldMeta" WHERE NOT "isTemplate" ORDER BY id'))]
+        for world in worlds:
+            validate_world_id(world, "worlds entry")
+        _require_source_worlds(self.source, worlds)
+        mapping = world_map(request, worlds)
+        tables = _tables(source_catalog, request)
+        masking.check_columns(rules, request.mask, source_catalog.all_tables.values())
+        result: dict[str, Any] = {}
+        try:
+            with self.target.transaction():
+                acquire_transaction_lock(self.target, "transfer:target", request.lock_timeout)
+                self.target_catalog = catalog_mod.load(self.target)
+                self.targets = list(mapping.values())
+                problems = schema_differences(source_catalog, self.target_catalog, tables)
+                if problems:
+                    raise PhoenixError("source and target schemas differ, nothing was written: %s" % "; ".join(problems))
+                staged = [self._stage(i, source_catalog, table, worlds, mapping, rules) for i, table in enumerate(tables)]
+                self._refuse_foreign_owners(staged)
+                plan = {t.label: self._plan(t, stage) for t, stage in staged}
+                if request.conflict == "fail":
+                    clashing = sorted(label for label, p in plan.items() if p["update"])
+                    if clashing:
+                        raise PhoenixError("rows differ in the target for %s and conflict=fail; nothing was written"
+                                           % ", ".join(clashing))
+                if request.conflict == "skip":
+                    for p in plan.values():
+                        p["unchanged"], p["update"] = p["unchanged"] + p["update"], 0
+                if not check_mode:
+                    # Deletes first (children first): rows leaving a mirrored world free their unique values
+                    # (emails ...) for the rows arriving.
+                    for table, stage in reversed(staged):
+                        if plan[table.label]["delete"]:
+                            self._delete(table, stage)
+                    for table, stage in staged:
+                        self._apply(table, stage, plan[table.label])
+                changed = any(p["insert"] or p["update"] or p["delete"] for p in plan.values())
+                moved = sum(p["insert"] + p["update"] + p["delete"] for p in plan.values())
+                duration = round(time.monotonic() - started, 3)
+                result = {"changed": changed, "plan": plan, "worlds": mapping, "masked": sorted("%s.%s" % k for k in rules),
+                          "duration": duration, "rows_per_second": round(moved / duration, 1) if duration else None}
+                if request.diff:
+                    result["diff"] = self._diff(staged, plan)
+                if check_mode:
+                    raise psycopg.Rollback()
+                if changed:
+                    record(self.target, "transfer", request.target_stage, request.actor,
+                           {"source_stage": request.source_stage, "worlds": mapping, "plan": plan,
+                            "masked": result["masked"]})
+        except psycopg.errors.IntegrityError as exc:
+            raise PhoenixError(
+                "the target refused the transfer, nothing was written: %s. Rows of the target world hold the same "
+                "unique values under other keys; mirror the world with delete_missing=true or copy it under another id"
+                % str(exc).strip().splitlines()[0]) from None
+        finally:
+            self.source.rollback()
+        return result
+
+    # -- staging ----------------------------------------------------------------------
+    def _source_predicate(self, catalog, table: Table, worlds: list[str]):
+        from psycopg import sql
+
+        if table.name == WORLD_META and table.schema == "public":
+            return sql.SQL("t.id = ANY({})").format(sql.Literal(worlds))
+        world = catalog.world_expression(table, "t")
+        condition = sql.SQL("{} = ANY({})").format(world, sql.Literal(worlds))
+        if self.request.production_data:
+            condition = sql.SQL("({} OR {} IS NULL)").format(condition, world)
+        return condition
+
+    def _select_list(self, catalog, table: Table, rules, mapping: dict[str, str]):
+        """Each column as it should arrive: renamed world, re-keyed UUIDs, masked PII, cast to its type."""
+        import json
+
+        from psycopg import sql
+
+        is_meta = table.name == WORLD_META and table.schema == "public"
+        world = sql.SQL("t.id") if is_meta else catalog.world_expression(table, "t")
+        mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
+            map=sql.Literal(json.dumps(mapping)), w=world)
+        keys = set() if is_meta else catalog.uuid_key_columns(table)
+        items = []
+        for column in table.columns:
+            ident = sql.SQL("t.{}").format(sql.Identifier(column))
+            if (is_meta and column == "id") or column == WORLD_COLUMN:
+                value = sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE {m} END").format(c=ident, m=mapped)
+            elif is_meta and column == "environment":
+                value = sql.Literal(self.request.target_stage)
+            elif column in keys:
+                # Rows of a renamed world get keys of their own; key_conflict=rekey renames every world's keys.
+                renamed = sql.SQL("{w} IS NOT NULL") if self.request.key_conflict == "rekey" \
+                    else sql.SQL("{m} IS DISTINCT FROM ({w})::text")
+                value = sql.SQL("CASE WHEN {r} THEN md5({m} || ':' || {c}::text)::uuid ELSE {c} END").format(
+                    r=renamed.format(m=mapped, w=world), m=mapped, c=ident)
+            elif (table.label, column) in rules:
+                value = masking.expression(rules[(table.label, column)], ident)
+            else:
+                value = ident
+            # Type names come from format_type() in pg_catalog.
+            items.append(sql.SQL("({})::{}").format(value, sql.SQL(table.types[column])))
+        return sql.SQL(", ").join(items)
+
+    def _stage(self, index: int, catalog, table: Table, worlds, mapping, rules):
+        from psycopg import sql
+
+        stage = sql.Identifier("phoenix_transfer_%d" % index)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+        self.target.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            stage, cols, table.identifier()))
+        # COPY takes no bound parameters, so values are composed in as literals.
+        query = sql.SQL("COPY (SELECT {cols} FROM {table} t WHERE {pred}) TO STDOUT (FORMAT binary)").format(
+            cols=self._select_list(catalog, table, rules, mapping), table=table.identifier(),
+            pred=self._source_predicate(catalog, table, worlds))
+        with self.source.cursor().copy(query) as out, \
+                self.target.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(stage, cols)) as into:
+            for data in out:
+                into.write(data)
+        self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
+        return table, stage
+
+    # -- ownership -------------------------------------------------------------------------
+    def _refuse_foreign_owners(self, staged) -> None:
+        """A staged row whose key the target holds under another owner (another world, or production data) is
+        a conflict, never an update: identity is key and owner."""
+        from psycopg import sql
+
+        catalog = self.target_catalog
+        stages = {table.key: stage for table, stage in staged}
+        clashes = []
+        for table, stage in staged:
+            target_table = catalog.all_tables[table.key]
+            member = target_table.has_world_id or target_table.owner is not None
+            if table.name == WORLD_META or not table.primary_key or not member:
+                continue  # keyed by the world id itself, or not a world table (schema_differences reports that)
+            owner = catalog.world_expression(target_table, "x")  # whose the target row is
+            mine = catalog.world_expression(target_table, "s", relation=lambda t: stages[t.key])  # whose it will be
+            keys = sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in table.primary_key)
+            found = self.target.execute(sql.SQL(
+                "SELECT concat_ws('/', {keys}), {owner}, {mine}, count(*) OVER () FROM {stage} s JOIN {t} x ON {m} "
+                "WHERE ({owner}) IS DISTINCT FROM ({mine}) ORDER BY 1 LIMIT 1").format(
+                keys=keys, owner=owner, mine=mine, stage=stage, t=table.identifier(),
+                m=self._match(table, "x", "s"))).fetchone()
+            if found:
+                key, theirs, ours, count = found
+                clashes.append("%s: %d row(s), e.g. key %s belongs to %s in the target, not to %s"
+                               % (table.label, count, key, _owner_name(theirs), _owner_name(ours)))
+        if clashes:
+            raise PhoenixError(
+                "rows arriving from the source have the keys of target rows with another owner; nothing was written: "
+                "%s. Copy the worlds under another id (rename/suffix), or set key_conflict=rekey so the incoming rows "
+                "get keys of their own" % "; ".join(clashes), key_conflicts=clashes)
+
+    # -- plan and execution ----------------------------------------------------------------
+    @staticmethod
+    def _match(table: Table, left: str, right: str):
+        from psycopg import sql
+
+        return sql.SQL(" AND ").join(sql.SQL("{l}.{c} = {r}.{c}").format(
+            l=sql.Identifier(left), r=sql.Identifier(right), c=sql.Identifier(c)) for c in table.primary_key)
+
+    @staticmethod
+    def _differs(table: Table):
+        """Target row x differs from staged row s outside the key."""
+        return table.differs("x", "s", [c for c in table.columns if c not in table.primary_key])
+
+    def _target_rows(self, table: Table, alias: str):
+        """Rows of the target worlds in the target table."""
+        from psycopg import sql
+
+        if table.name == WORLD_META and table.schema == "public":
+            return sql.SQL("{}.id = ANY(%(targets)s)").format(sql.Identifier(alias))
+        catalog = self.target_catalog
+        return catalog.world_predicate(catalog.all_tables[table.key], alias, sql.Placeholder("targets"))
+
+    def _plan(self, table: Table, stage) -> dict[str, int]:
+        from psycopg import sql
+
+        if not table.primary_key:
+            raise PhoenixError("table %s has no primary key: its rows cannot be matched between databases" % table.label)
+        first_key = sql.Identifier(table.primary_key[0])
+        row = self.target.execute(sql.SQL(
+            "SELECT count(*) FILTER (WHERE x.{k} IS NULL), count(*) FILTER (WHERE x.{k} IS NOT NULL AND {d}), count(*) "
+            "FROM {stage} s LEFT JOIN {t} x ON {m}").format(
+            k=first_key, d=self._differs(table), stage=stage, t=table.identifier(),
+            m=self._match(table, "x", "s"))).fetchone()
+        insert, update, total = row
+        delete = 0
+        if self.request.delete_missing:
+            delete = self.target.execute(sql.SQL(
+                "SELECT count(*) FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
+                t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
+                m=self._match(table, "x", "s")), {"targets": self.targets}).fetchone()[0]
+        return {"insert": insert, "update": update, "unchanged": total - insert - update, "delete": delete}
+
+    def _apply(self, table: Table, stage, plan: dict[str, int]) -> None:
+        from psycopg import sql
+
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+        if plan["insert"]:
+            done = self.target.execute(sql.SQL(
+                "INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} s WHERE NOT EXISTS "
+                "(SELECT 1 FROM {t} x WHERE {m})").format(t=table.identifier(), cols=cols, stage=stage,
+                                                          m=self._match(table, "x", "s"))).rowcount
+            _expect(table, "inserted", done, plan["insert"])
+        others = [c for c in table.columns if c not in table.primary_key]
+        if plan["update"] and others:
+            done = self.target.execute(sql.SQL("UPDATE {t} x SET {sets} FROM {stage} s WHERE {m} AND {d}").format(
+                t=table.identifier(), stage=stage, m=self._match(table, "x", "s"), d=self._differs(table),
+                sets=sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others))).rowcount
+            _expect(table, "updated", done, plan["update"])
+
+    def _delete(self, table: Table, stage) -> None:
+        from psycopg import sql
+
+        self.target.execute(sql.SQL(
+            "DELETE FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
+            t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
+            m=self._match(table, "x", "s")), {"targets": self.targets})
+
+    def _diff(self, staged, plan: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+        """--diff: per table, a few keys of the rows updated and deleted (before) and inserted and updated (after),
+        with "+N more" when there are more than DIFF_SAMPLE."""
+        from psycopg import sql
+
+        diff: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
+        for table, stage in staged:
+            counts = plan[table.label]
+            in_target = sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE {m}").format(
+                t=table.identifier(), m=self._match(table, "x", "s"))
+            queries = {  # kind -> (where the keys come from, alias, condition)
+                "insert": (stage, "s", sql.SQL("NOT {})").format(in_target)),
+                "update": (stage, "s", sql.SQL("{} AND {})").format(in_target, self._differs(table))),
+                "delete": (table.identifier(), "x", sql.SQL("{own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})")
+                           .format(own=self._target_rows(table, "x"), stage=stage, m=self._match(table, "x", "s"))),
+            }
+            for kind, (rows, alias, condition) in queries.items():
+                if not counts[kind]:
+                    continue
+                keys = sql.SQL(", ").join(sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(c))
+                                          for c in table.primary_key)
+                sample = [r[0] for r in self.target.execute(sql.SQL(
+                    "SELECT concat_ws('/', {k}) FROM {rows} {a} WHERE {c} ORDER BY 1 LIMIT %(n)s").format(
+                    k=keys, rows=rows, a=sql.Identifier(alias), c=condition),
+                    {"n": DIFF_SAMPLE, "targets": self.targets}).fetchall()]
+                if counts[kind] > len(sample):
+                    sample.append("+%d more" % (counts[kind] - len(sample)))
+                for side in DIFF_SIDES[kind]:
+                    diff[side].setdefault(table.label, {})[kind] = sample
+        return diff
+
+
+def _owner_name(world: str | None) -> str:
+    return "production data" if world is None else "world %s" % world
+
+
+def _require_source_worlds(source, worlds: list[str]) -> None:
+    """A world the source lacks is an error: copying "nothing" would mirror it into deletions."""
+    from psycopg import sql
+
+    present = {r[0] for r in source.execute(sql.SQL('SELECT id FROM "WorldMeta" WHERE id = ANY(%s)'), [worlds])}
+    missing = [w for w in worlds if w not in present]
+    if missing:
+        raise PhoenixError("the source has no world %s; nothing was written. Check the world id (world ids are "
+                           "upper case) and the source environment" % ", ".join(missing), missing_worlds=missing)
+
+
+def _expect(table: Table, what: str, done: int, planned: int) -> None:
+    if done != planned:
+        raise PhoenixError("%s: %d rows %s, the plan said %d; the target changed during the transfer, nothing was "
+                           "written" % (table.label, done, what, planned))
