@@ -49,8 +49,8 @@ operation:
 """
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
-from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 
 

@@ -110,6 +110,8 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.store import list_backups
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import (
     FAIL_ON,
     HealthRequest,
@@ -117,8 +119,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._health.checks im
     problems,
     should_fail,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.store import list_backups
-from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._schema.migrations import LATEST_VERSION, pending
 
 

@@ -81,9 +81,9 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 
 
 def run(module: PhoenixModule) -> dict:

@@ -148,8 +148,8 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._worlds.ensure import WorldRequest, ensure_world
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import META_COLUMNS
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds.ensure import WorldRequest, ensure_world
 
 
 def _default_ttl(module: PhoenixModule) -> int | None:

@@ -69,10 +69,10 @@ rendered:
   type: str
 """
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.listing import list_worlds
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.report import FORMATS, render
-from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 
 
 def run(module: PhoenixModule) -> dict:

@@ -14,18 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
-from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import check_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
+from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import CHUNK, secure_tree
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import check_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool,
     libpq_environment,
     server_major,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import read_only_snapshot
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 FORMAT_FLAGS = {"custom": "c", "directory": "d", "plain": "p"}
 DUMP_FILES = {"custom": "database.dump", "directory": "database", "plain": "database.sql"}
@@ -50,8 +56,6 @@ class BackupRequest:
 
 def table_counts(conn) -> dict[str, int]:
     """Exact row count of every application and phoenix table."""
-    from psycopg import sql
-
     return {table_label(schema, name): conn.execute(
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()[0]
         for _oid, schema, name, _rows in user_tables(conn)}
@@ -113,8 +117,6 @@ def _placeholder(path: Path, request: BackupRequest, now) -> store.Backup:
 
 
 def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> store.Backup:
-    from psycopg import sql
-
     started = time.monotonic()
     root = store.stage_dir(request.dest, request.stage)
     store.remove_partials(request.dest, request.stage)  # left by killed runs: this run holds the stage lock
@@ -123,7 +125,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> stor
     try:
         pg_dump = find_tool("pg_dump", server_major(conn))
         conn.rollback()
-        conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        read_only_snapshot(conn)
         snapshot = conn.execute(sql.SQL("SELECT pg_export_snapshot()")).fetchone()[0]
         facts = {
             "server_version": conn.execute(sql.SQL("SHOW server_version")).fetchone()[0],

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
-from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
     BackupRequest,
@@ -27,9 +26,15 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     table_counts,
     verify,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 # TOC entries kept out of a restore: the phoenix schema itself (so --clean does not drop it),
 # the audit log and the stage fence.
@@ -62,8 +67,6 @@ def row_count_diff(changes: dict[str, dict[str, int]]) -> dict[str, dict[str, di
 
 
 def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> dict[str, Any]:
-    from psycopg import sql
-
     backup = store.find_backup(request.dest, request.stage, request.backup)
     store.check_signature(backup, request.signing_key)  # before any byte of it is used
     backup_stage = backup.manifest["stage"]

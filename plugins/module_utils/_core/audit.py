@@ -9,6 +9,12 @@ import os
 import socket
 from typing import Any, Mapping
 
+try:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 
 def default_actor(environ: Mapping[str, str] | None = None) -> str:
     """Who is acting: the AWX job when run by AWX, otherwise user@host."""
@@ -24,9 +30,6 @@ def default_actor(environ: Mapping[str, str] | None = None) -> str:
 
 
 def record(conn, operation: str, stage: str, actor: str, details: Mapping[str, Any]) -> None:
-    from psycopg import sql
-    from psycopg.types.json import Jsonb
-
     conn.execute(
         sql.SQL(
             "INSERT INTO phoenix.audit_log (operation, stage, actor, details) "

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import relation_exists
 
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 
 def applied_versions(conn) -> set[int]:
-    from psycopg import sql
-
     if not relation_exists(conn, "phoenix.migrations"):
         return set()
     return {row[0] for row in conn.execute(sql.SQL("SELECT version FROM phoenix.migrations"))}
 
 
 def registered_app_schema(conn) -> str | None:
-    from psycopg import sql
-
     if not relation_exists(conn, "phoenix.environment"):
         return None
     row = conn.execute(sql.SQL("SELECT app_schema FROM phoenix.environment")).fetchone()

@@ -10,6 +10,13 @@ from typing import Any, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
+try:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import make_conninfo
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 DB_URL_ENV_VARS = ("PHOENIX_DB_URL", "DATABASE_URL")
 LOGIN_OPTIONS = ("login_host", "login_port", "login_user", "login_password", "login_db")
 
@@ -85,8 +92,6 @@ class ConnectionTarget:
 
     def conninfo(self) -> str:
         """The libpq conninfo string (holds the password: never show it)."""
-        from psycopg.conninfo import make_conninfo
-
         try:
             return make_conninfo(self.db_url, **{k: v for k, v in self.keywords.items() if v is not None})
         except Exception:  # psycopg.ProgrammingError; its text may quote any part of the URL, the password too
@@ -98,8 +103,6 @@ class ConnectionTarget:
 
     def describe(self) -> str:
         """``user@host:port/db`` without the password, for messages."""
-        from psycopg.conninfo import conninfo_to_dict
-
         try:
             info = conninfo_to_dict(self.conninfo())
         except PhoenixError:
@@ -116,8 +119,6 @@ class ConnectionTarget:
 
 def connect(target: ConnectionTarget):
     """Open a psycopg connection, or raise PhoenixError saying why it failed."""
-    import psycopg
-
     conninfo = target.conninfo()
     try:
         return psycopg.connect(conninfo)

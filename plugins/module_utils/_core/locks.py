@@ -10,6 +10,12 @@ from typing import Any, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import LockBusyError
 
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 
 LOCK_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {"lock_timeout": {"type": "int", "default": 60}}
 
@@ -22,9 +28,6 @@ def lock_key(scope: str) -> int:
 
 def acquire_transaction_lock(conn, scope: str, timeout_seconds: int, function: str = "pg_advisory_xact_lock") -> None:
     """Take the scope's lock for the current transaction, waiting up to ``timeout_seconds``."""
-    import psycopg
-    from psycopg import sql
-
     conn.execute(sql.SQL("SELECT set_config('lock_timeout', %s, true)"), [f"{int(timeout_seconds)}s"])
     try:
         conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)), [lock_key(scope)])
@@ -40,8 +43,6 @@ def acquire_transaction_lock(conn, scope: str, timeout_seconds: int, function: s
 def session_lock(conn, scope: str, timeout_seconds: int) -> Iterator[None]:
     """The scope's lock for a run that spans several transactions (released at the end, or when the
     connection goes)."""
-    from psycopg import sql
-
     with conn.transaction():
         acquire_transaction_lock(conn, scope, timeout_seconds, function="pg_advisory_lock")
     try:

@@ -13,6 +13,11 @@ from typing import Any, Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 TRANSFORMERS = ("null", "constant", "hash_email", "fake_name", "keep")
 
 # The reference schema's personal data.
@@ -74,8 +79,6 @@ def check_columns(rules: dict[tuple[str, str], tuple[str, Any]], mask: dict[str,
 
 def expression(rule: tuple[str, Any], column_sql):
     """SQL that masks ``column_sql`` according to ``rule``."""
-    from psycopg import sql
-
     transformer, value = rule
     if transformer == "keep":
         return column_sql

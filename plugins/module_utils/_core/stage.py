@@ -4,19 +4,22 @@
 
 from __future__ import annotations
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import relation_exists
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import (
     ProdGuardError,
     StageFenceError,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import relation_exists
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 STAGES = ("LOCAL", "BETA", "PROD")
 
 
 def registered_stage(conn) -> str | None:
     """The stage recorded in the database, or None before the first schema run."""
-    from psycopg import sql
-
     if not relation_exists(conn, "phoenix.environment"):
         return None
     row = conn.execute(sql.SQL("SELECT stage FROM phoenix.environment")).fetchone()

@@ -12,6 +12,14 @@ from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_values, update_values
+
+try:
+    from psycopg import sql
+    from psycopg.rows import dict_row
+    from psycopg.types.json import Jsonb
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 WORLD_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
@@ -56,9 +64,6 @@ def expires_at(meta: dict[str, Any]) -> str | None:
 
 
 def read_meta(conn, world_id: str, lock: bool = False) -> dict[str, Any] | None:
-    from psycopg import sql
-    from psycopg.rows import dict_row
-
     query = sql.SQL('SELECT * FROM "WorldMeta" WHERE id = %s')
     if lock:
         query += sql.SQL(" FOR UPDATE")
@@ -79,24 +84,15 @@ def require_world_meta(conn, where: str) -> None:
 
 def write_meta(conn, world_id: str, stage: str, actor: str, current, changes: dict[str, Any]) -> None:
     """Insert or update a "WorldMeta" row with ``changes`` (column -> value)."""
-    from psycopg import sql
-    from psycopg.types.json import Jsonb
-
     values = {col: Jsonb(v) if col == "settings" else v for col, v in changes.items()}
+    table = sql.Identifier("WorldMeta")
     if current is None:
-        values.update(id=world_id, environment=stage, createdBy=actor)
-        conn.execute(sql.SQL('INSERT INTO "WorldMeta" ({}) VALUES ({})').format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in values),
-            sql.SQL(", ").join(sql.Placeholder(c) for c in values)), values)
+        insert_values(conn, table, dict(values, id=world_id, environment=stage, createdBy=actor))
     else:
-        conn.execute(sql.SQL('UPDATE "WorldMeta" SET {}, "updatedAt" = now() WHERE id = {}').format(
-            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in values),
-            sql.Placeholder("_id")), dict(values, _id=world_id))
+        update_values(conn, table, values, "id", world_id, extra=sql.SQL('"updatedAt" = now()'))
 
 
 def expired_condition(max_age_param):
-    from psycopg import sql
-
     return sql.SQL(EXPIRED).format(max_age=max_age_param)
 
 

@@ -14,15 +14,21 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import (
     WORLD_META_TABLE,
     relation_exists,
     table_label,
     user_tables,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
+
+try:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
 SEVERITY = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -116,8 +122,6 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
 
 
 def _scalar(conn, query, params=()) -> Any:
-    from psycopg import sql
-
     return conn.execute(sql.SQL(query) if isinstance(query, str) else query, params).fetchone()[0]
 
 
@@ -164,7 +168,6 @@ def _check_stage(conn, declared: str) -> dict[str, Any]:
 def _check_worlds(conn, max_worlds: int) -> dict[str, Any]:
     if not relation_exists(conn, WORLD_META_TABLE):
         return {"status": UNKNOWN, "message": "no WorldMeta table"}
-    from psycopg import sql
 
     total, active, templates, expired = conn.execute(sql.SQL(
         'SELECT count(*), count(*) FILTER (WHERE "isActive"), count(*) FILTER (WHERE "isTemplate"), '
@@ -177,8 +180,6 @@ def _check_worlds(conn, max_worlds: int) -> dict[str, Any]:
 
 
 def _check_connections(conn) -> dict[str, Any]:
-    from psycopg import sql
-
     used, max_connections, stuck = conn.execute(sql.SQL(
         "SELECT count(*), current_setting('max_connections')::int, "
         "count(*) FILTER (WHERE state = 'idle in transaction' "
@@ -198,8 +199,6 @@ def _check_connections(conn) -> dict[str, Any]:
 
 
 def _metrics(conn, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from psycopg import sql
-
     metrics: dict[str, Any] = {
         "database": {
             "responseTime": checks["database"]["responseTime"],
@@ -224,9 +223,6 @@ def _metrics(conn, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _record(conn, report: dict[str, Any]) -> None:
-    from psycopg import sql
-    from psycopg.types.json import Jsonb
-
     conn.execute(sql.SQL(
         "INSERT INTO phoenix.health_history (stage, status, response_ms, checks) VALUES (%s, %s, %s, %s)"
     ), [report["environment"], report["status"], report["checks"]["database"]["responseTime"],

@@ -21,6 +21,12 @@ from typing import Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
+try:
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 # conninfo keyword -> libpq environment variable
 LIBPQ_ENV = {
     "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
@@ -114,8 +120,6 @@ def find_tool(tool: str, server_major: int) -> Path:
 
 def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment that makes libpq programs connect like ``conninfo`` (and nothing else leaks in)."""
-    from psycopg.conninfo import conninfo_to_dict
-
     env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("PG")}
     for keyword, value in conninfo_to_dict(conninfo).items():
         if keyword in LIBPQ_ENV and value is not None:
@@ -124,6 +128,4 @@ def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> d
 
 
 def server_major(conn) -> int:
-    from psycopg import sql
-
     return int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000

@@ -13,6 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 WORLD_COLUMN = "world_id"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
 EXCLUDED_SCHEMAS = SYSTEM_SCHEMAS + ("phoenix",)  # world tables live in the application's schemas
@@ -51,21 +56,15 @@ class Table:
         return WORLD_COLUMN in self.types
 
     def identifier(self):
-        from psycopg import sql
-
         return sql.Identifier(self.schema, self.name)
 
     def comparable(self, alias: str, column: str):
         """``alias.column`` in a form that has equality (json has none: it is compared as jsonb)."""
-        from psycopg import sql
-
         cast = sql.SQL("::jsonb") if self.types[column] == "json" else sql.SQL("")
         return sql.SQL("{}.{}{}").format(sql.Identifier(alias), sql.Identifier(column), cast)
 
     def differs(self, left: str, right: str, columns: list[str]):
         """SQL that is true when rows ``left`` and ``right`` differ in ``columns``."""
-        from psycopg import sql
-
         if not columns:
             return sql.SQL("false")
         return sql.SQL("({}) IS DISTINCT FROM ({})").format(
@@ -103,8 +102,6 @@ class Catalog:
 
         ``relation(table)`` names where a parent's rows are read (default: the table itself; a transfer
         passes its staging tables to ask which world an incoming row will belong to)."""
-        from psycopg import sql
-
         if table.has_world_id:
             return sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(WORLD_COLUMN))
         parent = self.parent(table)
@@ -118,8 +115,6 @@ class Catalog:
 
     def world_predicate(self, table: Table, alias: str, worlds_param, depth: int = 0):
         """SQL that is true when the row aliased ``alias`` belongs to one of ``worlds_param`` (a text[])."""
-        from psycopg import sql
-
         if table.has_world_id:
             return sql.SQL("{}.{} = ANY({})").format(sql.Identifier(alias), sql.Identifier(WORLD_COLUMN), worlds_param)
         parent = self.parent(table)
@@ -133,8 +128,6 @@ class Catalog:
 
 
 def join_condition(fk: ForeignKey, child_alias: str, parent_alias: str):
-    from psycopg import sql
-
     return sql.SQL(" AND ").join(
         sql.SQL("{}.{} = {}.{}").format(sql.Identifier(child_alias), sql.Identifier(col),
                                         sql.Identifier(parent_alias), sql.Identifier(ref))
@@ -181,15 +174,11 @@ def table_label(schema: str, name: str) -> str:
 
 def relation_exists(conn, qualified_name: str) -> bool:
     """Whether a table such as ``phoenix.migrations`` or ``public."WorldMeta"`` exists."""
-    from psycopg import sql
-
     return conn.execute(sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), [qualified_name]).fetchone()[0]
 
 
 def user_tables(conn, excluded_schemas: tuple[str, ...] = SYSTEM_SCHEMAS) -> list[tuple[int, str, str, int]]:
     """``(oid, schema, name, estimated rows)`` of every table outside the system schemas, by schema and name."""
-    from psycopg import sql
-
     return conn.execute(sql.SQL(
         "SELECT c.oid, n.nspname, c.relname, c.reltuples::bigint FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
@@ -199,8 +188,6 @@ def user_tables(conn, excluded_schemas: tuple[str, ...] = SYSTEM_SCHEMAS) -> lis
 
 def load(conn) -> Catalog:
     """Read tables, columns, primary and foreign keys of the application schemas."""
-    from psycopg import sql
-
     names = {oid: (schema, name) for oid, schema, name, _rows in user_tables(conn, EXCLUDED_SCHEMAS)}
     if not names:
         return Catalog({})

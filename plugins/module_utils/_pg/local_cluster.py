@@ -21,6 +21,12 @@ from typing import Iterator
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_bin_dir, major_of
 
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 BIN_SOURCES = ("auto", "system", "pgserver")
 SUPERUSER = "postgres"
 CONFIG_FILE = "phoenix.conf"
@@ -120,9 +126,6 @@ class LocalCluster:
 
     def ensure_databases(self, names: list[str]) -> list[str]:
         """Create the missing databases; returns the ones created."""
-        import psycopg
-        from psycopg import sql
-
         with psycopg.connect(**self.conninfo(), autocommit=True) as conn:
             existing = {row[0] for row in conn.execute(sql.SQL("SELECT datname FROM pg_database"))}
             created = [name for name in names if name not in existing]

@@ -1,14 +1,81 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Insert rows given as dicts, skipping rows whose primary key already exists."""
+"""The SQL toolkit: the small compositions that define data identity, written once.
+
+Identifier lists, key equality, the re-key expression every copy uses, the read-only snapshot,
+dry-run twins (count what a statement would touch, or run it), dict -> INSERT/UPDATE, and rows
+inserted unless their key exists. Everything composes with psycopg.sql; values are bound.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Table
 
+try:
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 BATCH_ROWS = 500
+
+
+def identifiers(columns: Iterable[str], alias: str | None = None):
+    """``a, b`` or, with an alias, ``x.a, x.b``."""
+    if alias is None:
+        return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    return sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in columns)
+
+
+def key_equals(columns: Iterable[str], left: str, right: str | Mapping[str, Any]):
+    """``(l.a, l.b) = (r.a, r.b)``; ``right`` is an alias, or column -> expression."""
+    columns = list(columns)
+    values = identifiers(columns, right) if isinstance(right, str) else sql.SQL(", ").join(right[c] for c in columns)
+    return sql.SQL("({}) = ({})").format(identifiers(columns, left), values)
+
+
+def rekeyed(target, key):
+    """The key a copied row gets under the world ``target``: ``md5(target || ':' || key)::uuid``.
+
+    Deterministic, so copying again finds the copies already there. Clone, import under another id
+    and transfer with a rename all use it."""
+    return sql.SQL("md5({} || ':' || ({})::text)::uuid").format(target, key)
+
+
+def read_only_snapshot(conn) -> None:
+    """Make the transaction just begun see one consistent snapshot and write nothing."""
+    conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+
+
+def count_or_execute(conn, dry_run: bool, rows, statement, params: Mapping[str, Any] | None = None) -> int:
+    """The dry-run twin: ``count(*)`` of ``rows`` (a query yielding what ``statement`` would touch) in dry
+    run, otherwise ``statement``'s row count."""
+    if dry_run:
+        return conn.execute(sql.SQL("SELECT count(*) FROM ({}) touched").format(rows), params).fetchone()[0]
+    return conn.execute(statement, params).rowcount
+
+
+def insert_values(conn, table, values: Mapping[str, Any], returning: Iterable[str] = ()):
+    """``INSERT INTO table (cols) VALUES (...)`` from a dict of column -> value; the returned row, if asked."""
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        table, identifiers(values), sql.SQL(", ").join(sql.Placeholder(c) for c in values))
+    returning = list(returning)
+    if returning:
+        return conn.execute(query + sql.SQL(" RETURNING {}").format(identifiers(returning)), values).fetchone()
+    conn.execute(query, values)
+    return None
+
+
+def update_values(conn, table, values: Mapping[str, Any], key_column: str, key: Any, extra=None) -> None:
+    """``UPDATE table SET col = value, ... [, extra] WHERE key_column = key`` from a dict of column -> value."""
+    sets = [sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in values]
+    if extra is not None:
+        sets.append(extra)
+    conn.execute(sql.SQL("UPDATE {} SET {} WHERE {} = {}").format(
+        table, sql.SQL(", ").join(sets), sql.Identifier(key_column), sql.Placeholder("_key")),
+        dict(values, _key=key))
 
 
 def _batches(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
@@ -18,9 +85,6 @@ def _batches(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, A
 
 def _values(table: Table, columns: list[str], batch: list[dict[str, Any]]):
     """``(%s::type, ...), (...)`` for the batch, with the parameters in order."""
-    from psycopg import sql
-    from psycopg.types.json import Jsonb
-
     # Type names come from format_type() in pg_catalog, already quoted where needed.
     row_sql = sql.SQL("({})").format(sql.SQL(", ").join(
         sql.SQL("{}::{}").format(sql.Placeholder(), sql.SQL(table.types[c])) for c in columns))
@@ -32,9 +96,7 @@ def _values(table: Table, columns: list[str], batch: list[dict[str, Any]]):
 
 
 def insert_missing(conn, table: Table, rows: list[dict[str, Any]], dry_run: bool) -> int:
-    """Insert ``rows`` (dicts of column → value) unless their primary key exists; returns how many."""
-    from psycopg import sql
-
+    """Insert ``rows`` (dicts of column -> value) unless their primary key exists; returns how many."""
     if not rows:
         return 0
     columns = [c for c in table.columns if c in rows[0]]
@@ -44,15 +106,13 @@ def insert_missing(conn, table: Table, rows: list[dict[str, Any]], dry_run: bool
             key = list(table.primary_key)
             values, params = _values(table, key, batch)
             query = sql.SQL("SELECT count(*) FROM (VALUES {values}) AS v({cols}) WHERE NOT EXISTS "
-                            "(SELECT 1 FROM {table} x WHERE ({xk}) = ({vk}))").format(
-                values=values, cols=sql.SQL(", ").join(sql.Identifier(c) for c in key), table=table.identifier(),
-                xk=sql.SQL(", ").join(sql.SQL("x.{}").format(sql.Identifier(c)) for c in key),
-                vk=sql.SQL(", ").join(sql.SQL("v.{}").format(sql.Identifier(c)) for c in key))
+                            "(SELECT 1 FROM {table} x WHERE {match})").format(
+                values=values, cols=identifiers(key), table=table.identifier(), match=key_equals(key, "x", "v"))
             total += conn.execute(query, params).fetchone()[0]
         else:
             values, params = _values(table, columns, batch)
             query = sql.SQL("INSERT INTO {table} ({cols}) VALUES {values} ON CONFLICT DO NOTHING").format(
-                table=table.identifier(), cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), values=values)
+                table=table.identifier(), cols=identifiers(columns), values=values)
             total += conn.execute(query, params).rowcount
     return total
 

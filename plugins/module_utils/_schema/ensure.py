@@ -7,15 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
-from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
     check_stage_fence,
     registered_stage,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 
 @dataclass
@@ -91,8 +97,6 @@ def ensure_schema(conn, request: SchemaRequest, check_mode: bool) -> dict[str, A
 
 
 def _apply(conn, migration: migrations.Migration, request: SchemaRequest) -> None:
-    import psycopg
-
     try:
         migrations.apply(conn, migration, request.actor)
     except (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject) as exc:
@@ -104,8 +108,6 @@ def _apply(conn, migration: migrations.Migration, request: SchemaRequest) -> Non
 
 
 def _register_environment(conn, request: SchemaRequest, first_time: bool) -> None:
-    from psycopg import sql
-
     if first_time:
         conn.execute(
             sql.SQL(

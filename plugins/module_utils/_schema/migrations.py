@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 
 CORE = "core"  # always applied: the phoenix schema and "WorldMeta"
 REFERENCE = "reference"  # the WelcomeCraft-style reference application tables
@@ -242,8 +247,6 @@ def pending(applied: set[int], app_schema: str, target_version: int | None = Non
 
 
 def apply(conn, migration: Migration, actor: str) -> None:
-    from psycopg import sql
-
     for statement in migration.statements:
         conn.execute(sql.SQL(statement))  # static DDL shipped with the collection
     conn.execute(

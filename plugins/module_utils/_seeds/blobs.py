@@ -8,9 +8,14 @@ import os
 import shutil
 from pathlib import Path
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Catalog, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import fsync_path
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Catalog, Table
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 BLOB_PREFIX = "blob:"
 DEFAULT_BLOB_COLUMNS = ("A_Image.url",)
@@ -31,8 +36,6 @@ def blob_columns(catalog: Catalog, names: list[str]) -> list[tuple[Table, str]]:
 
 def referenced_keys(conn, catalog: Catalog, columns: list[tuple[Table, str]], worlds: list[str] | None) -> set[str]:
     """Blob keys referenced by the rows of ``worlds`` (all rows when None)."""
-    from psycopg import sql
-
     keys: set[str] = set()
     for table, column in columns:
         condition = sql.SQL("true")

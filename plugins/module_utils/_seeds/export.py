@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._core import masking
-from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import BLOB_PREFIX, blob_columns, referenced_keys
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import (
     exchange_paths,
@@ -29,8 +27,16 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.files impor
     sha256_file,
     write_json,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, FORMAT_VERSION, MANIFEST
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import public_meta, read_meta, require_world_meta
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import read_only_snapshot
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import BLOB_PREFIX, blob_columns, referenced_keys
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, FORMAT_VERSION, MANIFEST
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 # Rows leave as JSON text; CSV with quote and delimiter characters that JSON never contains
 # raw passes each line through unchanged (text format would double every backslash).
@@ -105,13 +111,11 @@ class _Sink:
 
 
 def export_world(conn, request: ExportRequest, check_mode: bool) -> dict[str, Any]:
-    from psycopg import sql
-
     dest = request.dest
     check_destination(dest)
     rules = masking.rules_for(request.stage == "PROD", request.mask, request.allow_unmasked)
     conn.rollback()  # a fresh transaction: one read-only snapshot for every table
-    conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    read_only_snapshot(conn)
     conn.execute(sql.SQL("SET LOCAL TIME ZONE 'UTC'"))  # timestamps in the files do not depend on the session
     require_world_meta(conn, request.where)
     meta = read_meta(conn, request.world)
@@ -171,8 +175,6 @@ def check_destination(dest: Path) -> None:
 
 def _rows_source(table, rules):
     """The table, or (when some of its columns are masked) a select giving the masked values."""
-    from psycopg import sql
-
     masked = {column: rule for (label, column), rule in rules.items() if label == table.label}
     if not masked:
         return table.identifier()
@@ -184,8 +186,6 @@ def _rows_source(table, rules):
 
 
 def _export_table(conn, catalog, table, world_id: str, rules, work: Path | None) -> dict[str, Any]:
-    from psycopg import sql
-
     order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in table.primary_key or table.columns)
     query = sql.SQL("COPY (SELECT row_to_json(t) FROM {table} t WHERE {pred} ORDER BY {order}) TO STDOUT "
                     + COPY_JSON).format(table=_rows_source(table, rules),

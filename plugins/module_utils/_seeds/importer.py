@@ -13,17 +13,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
-from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import sha256_file
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
-from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, iter_lines, verify_files
-from ansible_collections.phoenix.platform.plugins.module_utils._seeds.manifest import load_manifest
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import META_COLUMNS, read_meta, require_world_meta, validate_world_id, write_meta
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, rekeyed
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, iter_lines, verify_files
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.manifest import load_manifest
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 CONFLICTS = ("skip", "replace", "merge")
 
@@ -69,8 +76,6 @@ def read_seed(src: Path) -> SeedContent:
 
 
 def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any]:
-    import psycopg
-
     if request.conflict not in CONFLICTS:
         raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
     seed = read_seed(request.src)
@@ -180,9 +185,6 @@ def copy_text_line(line: bytes) -> bytes:
 
 def _stage(conn, index: int, table: Table, lines: Iterable[bytes]):
     """Stream JSON Lines into a temporary table; returns its identifier and the row count."""
-    import psycopg
-    from psycopg import sql
-
     staging = sql.Identifier("phoenix_import_%d" % index)
     conn.execute(sql.SQL("CREATE TEMP TABLE {} (doc jsonb) ON COMMIT DROP").format(staging))
     rows = 0
@@ -200,16 +202,12 @@ def _stage(conn, index: int, table: Table, lines: Iterable[bytes]):
 
 def _populated(table: Table, staging):
     """FROM clause giving each staged row as a record of the table's type, aliased r."""
-    from psycopg import sql
-
     return sql.SQL("{staging} i, jsonb_populate_record(NULL::{table}, i.doc) r").format(
         staging=staging, table=table.identifier())
 
 
 def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
     """The table's columns present in the seed (absent ones keep their defaults)."""
-    from psycopg import sql
-
     present = {row[0] for row in conn.execute(
         sql.SQL("SELECT DISTINCT jsonb_object_keys(doc) FROM {}").format(staging))}
     extra = sorted(present - set(table.types))
@@ -222,39 +220,27 @@ def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
     return columns
 
 
-def _expression(column: str, rekeyed: set[str]):
-    from psycopg import sql
-
+def _expression(column: str, new_keys: set[str]):
     if column == WORLD_COLUMN:
         return sql.Placeholder("target")
-    if column in rekeyed:
-        return sql.SQL("md5({} || ':' || r.{}::text)::uuid").format(sql.Placeholder("target"), sql.Identifier(column))
+    if column in new_keys:
+        return rekeyed(sql.Placeholder("target"), sql.SQL("r.{}").format(sql.Identifier(column)))
     return sql.SQL("r.{}").format(sql.Identifier(column))
-
-
-def _key_match(table: Table, alias: str, exprs):
-    from psycopg import sql
-
-    return sql.SQL("({}) = ({})").format(
-        sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in table.primary_key),
-        sql.SQL(", ").join(exprs[c] for c in table.primary_key))
 
 
 def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, target: str,
             total: int) -> dict[str, int]:
     """One INSERT ... SELECT for the table; conflicts are the rows whose key was already there."""
-    from psycopg import sql
-
     params = {"target": target}
     insert = sql.SQL("INSERT INTO {table} AS x ({cols}) SELECT {exprs} FROM {row} ON CONFLICT ").format(
-        table=table.identifier(), cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        table=table.identifier(), cols=identifiers(columns),
         exprs=sql.SQL(", ").join(exprs[c] for c in columns), row=row)
     updatable = [c for c in columns if c not in table.primary_key]
     if conflict == "skip" or not updatable:
         insert += sql.SQL("DO NOTHING")
     else:  # _refuse_other_owners ran first: every conflicting key is this world's own row
         insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {differs}").format(
-            pk=sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_key),
+            pk=identifiers(table.primary_key),
             sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updatable),
             differs=table.differs("x", "excluded", updatable))
     # xmax is 0 for a freshly inserted row and set for an updated one; counted server-side.
@@ -269,11 +255,9 @@ def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -
     """Identity is key and owner: a seed row whose key is held by a row of production data or of another
     world, or (for tables without world_id) whose owning row is not this world's, is refused in every
     conflict mode."""
-    from psycopg import sql
-
     owner = catalog.world_expression(table, "x")
     checks = [sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match} AND ({owner}) IS DISTINCT FROM %(target)s)").format(
-        table=table.identifier(), match=_key_match(table, "x", exprs), owner=owner)]
+        table=table.identifier(), match=key_equals(table.primary_key, "x", exprs), owner=owner)]
     if table.owner is not None and all(c in exprs for c in table.owner.columns):
         parent = catalog.parent(table)
         checks.append(sql.SQL("NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join} AND ({world}) = %(target)s)").format(
@@ -292,9 +276,7 @@ def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -
 
 
 def _delete_absent(conn, catalog, table: Table, row, exprs, target: str) -> int:
-    from psycopg import sql
-
     query = sql.SQL("DELETE FROM {table} x WHERE {pred} AND NOT EXISTS (SELECT 1 FROM {row} WHERE {match})").format(
         table=table.identifier(), pred=catalog.world_predicate(table, "x", sql.Placeholder("worlds")),
-        row=row, match=_key_match(table, "x", exprs))
+        row=row, match=key_equals(table.primary_key, "x", exprs))
     return conn.execute(query, {"worlds": [target], "target": target}).rowcount

@@ -15,13 +15,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._core import masking
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, WORLD_META, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import validate_world_id
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, WORLD_META, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, read_only_snapshot, rekeyed
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 # Entity groups of the reference schema (a data-model setting: option `groups` replaces it).
 DEFAULT_GROUPS = {
@@ -126,15 +133,12 @@ class Transfer:
         self.targets: list[str] = []  # the target world ids
 
     def run(self, check_mode: bool) -> dict[str, Any]:
-        import psycopg
-        from psycopg import sql
-
         request = self.request
         if request.conflict not in CONFLICTS:
             raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
         rules = _mask_rules(request)
         started = time.monotonic()
-        self.source.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        read_only_snapshot(self.source)
         source_catalog = catalog_mod.load(self.source)
         worlds = request.worlds if request.worlds is not None else [r[0] for r in self.source.execute(sql.SQL(
             'SELECT id FROM "WorldMeta" WHERE NOT "isTemplate" ORDER BY id'))]
@@ -196,8 +200,6 @@ class Transfer:
 
     # -- staging ----------------------------------------------------------------------
     def _source_predicate(self, catalog, table: Table, worlds: list[str]):
-        from psycopg import sql
-
         if table.name == WORLD_META and table.schema == "public":
             return sql.SQL("t.id = ANY({})").format(sql.Literal(worlds))
         world = catalog.world_expression(table, "t")
@@ -210,7 +212,6 @@ class Transfer:
         """Each column as it should arrive: renamed world, re-keyed UUIDs, masked PII, cast to its type."""
         import json
 
-        from psycopg import sql
 
         is_meta = table.name == WORLD_META and table.schema == "public"
         world = sql.SQL("t.id") if is_meta else catalog.world_expression(table, "t")
@@ -228,8 +229,8 @@ class Transfer:
                 # Rows of a renamed world get keys of their own; key_conflict=rekey renames every world's keys.
                 renamed = sql.SQL("{w} IS NOT NULL") if self.request.key_conflict == "rekey" \
                     else sql.SQL("{m} IS DISTINCT FROM ({w})::text")
-                value = sql.SQL("CASE WHEN {r} THEN md5({m} || ':' || {c}::text)::uuid ELSE {c} END").format(
-                    r=renamed.format(m=mapped, w=world), m=mapped, c=ident)
+                value = sql.SQL("CASE WHEN {r} THEN {k} ELSE {c} END").format(
+                    r=renamed.format(m=mapped, w=world), k=rekeyed(mapped, ident), c=ident)
             elif (table.label, column) in rules:
                 value = masking.expression(rules[(table.label, column)], ident)
             else:
@@ -239,10 +240,8 @@ class Transfer:
         return sql.SQL(", ").join(items)
 
     def _stage(self, index: int, catalog, table: Table, worlds, mapping, rules):
-        from psycopg import sql
-
         stage = sql.Identifier("phoenix_transfer_%d" % index)
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+        cols = identifiers(table.columns)
         self.target.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             stage, cols, table.identifier()))
         # COPY takes no bound parameters, so values are composed in as literals.
@@ -260,8 +259,6 @@ class Transfer:
     def _refuse_foreign_owners(self, staged) -> None:
         """A staged row whose key the target holds under another owner (another world, or production data) is
         a conflict, never an update: identity is key and owner."""
-        from psycopg import sql
-
         catalog = self.target_catalog
         stages = {table.key: stage for table, stage in staged}
         clashes = []
@@ -277,7 +274,7 @@ class Transfer:
                 "SELECT concat_ws('/', {keys}), {owner}, {mine}, count(*) OVER () FROM {stage} s JOIN {t} x ON {m} "
                 "WHERE ({owner}) IS DISTINCT FROM ({mine}) ORDER BY 1 LIMIT 1").format(
                 keys=keys, owner=owner, mine=mine, stage=stage, t=table.identifier(),
-                m=self._match(table, "x", "s"))).fetchone()
+                m=key_equals(table.primary_key, "x", "s"))).fetchone()
             if found:
                 key, theirs, ours, count = found
                 clashes.append("%s: %d row(s), e.g. key %s belongs to %s in the target, not to %s"
@@ -290,29 +287,18 @@ class Transfer:
 
     # -- plan and execution ----------------------------------------------------------------
     @staticmethod
-    def _match(table: Table, left: str, right: str):
-        from psycopg import sql
-
-        return sql.SQL(" AND ").join(sql.SQL("{l}.{c} = {r}.{c}").format(
-            l=sql.Identifier(left), r=sql.Identifier(right), c=sql.Identifier(c)) for c in table.primary_key)
-
-    @staticmethod
     def _differs(table: Table):
         """Target row x differs from staged row s outside the key."""
         return table.differs("x", "s", [c for c in table.columns if c not in table.primary_key])
 
     def _target_rows(self, table: Table, alias: str):
         """Rows of the target worlds in the target table."""
-        from psycopg import sql
-
         if table.name == WORLD_META and table.schema == "public":
             return sql.SQL("{}.id = ANY(%(targets)s)").format(sql.Identifier(alias))
         catalog = self.target_catalog
         return catalog.world_predicate(catalog.all_tables[table.key], alias, sql.Placeholder("targets"))
 
     def _plan(self, table: Table, stage) -> dict[str, int]:
-        from psycopg import sql
-
         if not table.primary_key:
             raise PhoenixError("table %s has no primary key: its rows cannot be matched between databases" % table.label)
         first_key = sql.Identifier(table.primary_key[0])
@@ -320,56 +306,50 @@ class Transfer:
             "SELECT count(*) FILTER (WHERE x.{k} IS NULL), count(*) FILTER (WHERE x.{k} IS NOT NULL AND {d}), count(*) "
             "FROM {stage} s LEFT JOIN {t} x ON {m}").format(
             k=first_key, d=self._differs(table), stage=stage, t=table.identifier(),
-            m=self._match(table, "x", "s"))).fetchone()
+            m=key_equals(table.primary_key, "x", "s"))).fetchone()
         insert, update, total = row
         delete = 0
         if self.request.delete_missing:
             delete = self.target.execute(sql.SQL(
                 "SELECT count(*) FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
                 t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
-                m=self._match(table, "x", "s")), {"targets": self.targets}).fetchone()[0]
+                m=key_equals(table.primary_key, "x", "s")), {"targets": self.targets}).fetchone()[0]
         return {"insert": insert, "update": update, "unchanged": total - insert - update, "delete": delete}
 
     def _apply(self, table: Table, stage, plan: dict[str, int]) -> None:
-        from psycopg import sql
-
-        cols = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+        cols = identifiers(table.columns)
         if plan["insert"]:
             done = self.target.execute(sql.SQL(
                 "INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} s WHERE NOT EXISTS "
                 "(SELECT 1 FROM {t} x WHERE {m})").format(t=table.identifier(), cols=cols, stage=stage,
-                                                          m=self._match(table, "x", "s"))).rowcount
+                                                          m=key_equals(table.primary_key, "x", "s"))).rowcount
             _expect(table, "inserted", done, plan["insert"])
         others = [c for c in table.columns if c not in table.primary_key]
         if plan["update"] and others:
             done = self.target.execute(sql.SQL("UPDATE {t} x SET {sets} FROM {stage} s WHERE {m} AND {d}").format(
-                t=table.identifier(), stage=stage, m=self._match(table, "x", "s"), d=self._differs(table),
+                t=table.identifier(), stage=stage, m=key_equals(table.primary_key, "x", "s"), d=self._differs(table),
                 sets=sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others))).rowcount
             _expect(table, "updated", done, plan["update"])
 
     def _delete(self, table: Table, stage) -> None:
-        from psycopg import sql
-
         self.target.execute(sql.SQL(
             "DELETE FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
             t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
-            m=self._match(table, "x", "s")), {"targets": self.targets})
+            m=key_equals(table.primary_key, "x", "s")), {"targets": self.targets})
 
     def _diff(self, staged, plan: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
         """--diff: per table, a few keys of the rows updated and deleted (before) and inserted and updated (after),
         with "+N more" when there are more than DIFF_SAMPLE."""
-        from psycopg import sql
-
         diff: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
         for table, stage in staged:
             counts = plan[table.label]
             in_target = sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE {m}").format(
-                t=table.identifier(), m=self._match(table, "x", "s"))
+                t=table.identifier(), m=key_equals(table.primary_key, "x", "s"))
             queries = {  # kind -> (where the keys come from, alias, condition)
                 "insert": (stage, "s", sql.SQL("NOT {})").format(in_target)),
                 "update": (stage, "s", sql.SQL("{} AND {})").format(in_target, self._differs(table))),
                 "delete": (table.identifier(), "x", sql.SQL("{own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})")
-                           .format(own=self._target_rows(table, "x"), stage=stage, m=self._match(table, "x", "s"))),
+                           .format(own=self._target_rows(table, "x"), stage=stage, m=key_equals(table.primary_key, "x", "s"))),
             }
             for kind, (rows, alias, condition) in queries.items():
                 if not counts[kind]:
@@ -393,8 +373,6 @@ def _owner_name(world: str | None) -> str:
 
 def _require_source_worlds(source, worlds: list[str]) -> None:
     """A world the source lacks is an error: copying "nothing" would mirror it into deletions."""
-    from psycopg import sql
-
     present = {r[0] for r in source.execute(sql.SQL('SELECT id FROM "WorldMeta" WHERE id = ANY(%s)'), [worlds])}
     missing = [w for w in worlds if w not in present]
     if missing:

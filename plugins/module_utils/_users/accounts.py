@@ -12,14 +12,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._users import cascade
-from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import glob_to_like
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import jsonable, read_meta, validate_world_id
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import glob_to_like
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_values, update_values
+from ansible_collections.phoenix.platform.plugins.module_utils._users import cascade
+
+try:
+    from psycopg import sql
+    from psycopg.rows import dict_row
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 # No quotes, brackets or separators: a list or a pasted "Name <a@b>" given as an email is a mistake.
 EMAIL = re.compile(r"^[^@\s,;'\"\[\]<>()]+@[^@\s,;'\"\[\]<>()]+\.[^@\s.,;'\"\[\]<>()]+$")
@@ -71,9 +78,6 @@ def require_user_table(conn, where: str) -> catalog_mod.Catalog:
 
 
 def find_user(conn, email: str, world: str | None, lock: bool = False) -> dict[str, Any] | None:
-    from psycopg import sql
-    from psycopg.rows import dict_row
-
     query = sql.SQL('SELECT ' + PUBLIC_COLUMNS + ', password FROM "User" '
                     "WHERE lower(email) = lower(%s) AND world_id IS NOT DISTINCT FROM %s")
     if lock:
@@ -130,8 +134,6 @@ def _guard(request: UserRequest, what: str) -> None:
 
 
 def _present(conn, request: UserRequest, current, check_mode: bool) -> dict[str, Any]:
-    from psycopg import sql
-
     if current is None and not request.create:
         raise PhoenixError("user %s does not exist%s on %s (create=false)" % (
             request.email, " in world %s" % request.world if request.world else "", request.where))
@@ -160,15 +162,11 @@ def _present(conn, request: UserRequest, current, check_mode: bool) -> dict[str,
         if "password" in changes:
             changes["password"] = hash_password(request.password)
         if current is None:
-            values = dict(changes, world_id=request.world)
-            row = conn.execute(sql.SQL('INSERT INTO "User" ({}) VALUES ({}) RETURNING id, "createdAt"').format(
-                sql.SQL(", ").join(sql.Identifier(c) for c in values),
-                sql.SQL(", ").join(sql.Placeholder(c) for c in values)), values).fetchone()
+            row = insert_values(conn, sql.Identifier("User"), dict(changes, world_id=request.world),
+                                returning=("id", "createdAt"))
             after.update(id=row[0], createdAt=row[1])
         else:
-            conn.execute(sql.SQL('UPDATE "User" SET {} WHERE id = {}').format(
-                sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in changes),
-                sql.Placeholder("_id")), dict(changes, _id=current["id"]))
+            update_values(conn, sql.Identifier("User"), changes, "id", current["id"])
         record(conn, "user.present", request.stage, request.actor,
                {"email": request.email, "world": request.world, "created": current is None,
                 "changed": sorted("role" if c == "type" else c for c in changes)})
@@ -177,8 +175,6 @@ def _present(conn, request: UserRequest, current, check_mode: bool) -> dict[str,
 
 
 def _absent(conn, catalog, request: UserRequest, current, check_mode: bool) -> dict[str, Any]:
-    from psycopg import sql
-
     if current is None:
         return {"changed": False, "user": None, "rows_removed": {}, "diff": {"before": None, "after": None}}
     _guard(request, "deleting users")
@@ -205,9 +201,6 @@ def _absent(conn, catalog, request: UserRequest, current, check_mode: bool) -> d
 def list_users(conn, role: str | None, world: str | None, email: str | None, user_id: str | None,
                where: str) -> list[dict[str, Any]]:
     """Users matching the filters; ``world='none'`` means production users (no world)."""
-    from psycopg import sql
-    from psycopg.rows import dict_row
-
     require_user_table(conn, where)
     conditions = [sql.SQL("true")]
     params: dict[str, Any] = {}

@@ -12,13 +12,16 @@ from typing import Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Catalog, Table, join_condition, topological
 
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 Predicate = Callable[[str], object]  # alias -> SQL condition on that alias
 
 
 def dependants(catalog: Catalog, root: Table, root_predicate: Predicate) -> list[tuple[Table, Predicate]]:
     """Tables holding rows that depend on the root rows, parents first, each with its predicate."""
-    from psycopg import sql
-
     reached = {root.key}
     grew = True
     while grew:
@@ -49,14 +52,10 @@ def dependants(catalog: Catalog, root: Table, root_predicate: Predicate) -> list
 
 
 def count(conn, table: Table, predicate: Predicate, params: dict) -> int:
-    from psycopg import sql
-
     return conn.execute(sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(table.identifier(), predicate("t")),
                         params).fetchone()[0]
 
 
 def delete(conn, table: Table, predicate: Predicate, params: dict) -> int:
-    from psycopg import sql
-
     return conn.execute(sql.SQL("DELETE FROM {} t WHERE {}").format(table.identifier(), predicate("t")),
                         params).rowcount

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
-from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter, find_worlds
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 
 def cleanup(conn, stage: str, actor: str, max_age_hours: int | None, allow_prod: bool, lock_timeout: int,
             check_mode: bool) -> dict[str, Any]:
-    from psycopg import sql
-
     with conn.transaction():
         acquire_transaction_lock(conn, "worlds:cleanup", lock_timeout)
         expired = find_worlds(conn, WorldFilter(expired=True, max_age_hours=max_age_hours), lock=True)
@@ -54,8 +57,6 @@ def _worlds_diff(expired: list[dict[str, Any]], removed: list[str], deactivated:
 
 def _needed_by_live_worlds(conn, doomed: list[str]) -> dict[str, list[str]]:
     """Expired worlds that worlds staying behind list in their dependencies."""
-    from psycopg import sql
-
     rows = conn.execute(sql.SQL(
         'SELECT d, array_agg(id ORDER BY id) FROM "WorldMeta", unnest(dependencies) AS d '
         "WHERE d = ANY(%(doomed)s) AND NOT id = ANY(%(doomed)s) GROUP BY d"), {"doomed": doomed}).fetchall()

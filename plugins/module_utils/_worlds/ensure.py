@@ -8,13 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
-from ansible_collections.phoenix.platform.plugins.module_utils._worlds import generate
-from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_missing
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import (
     META_COLUMNS,
@@ -25,6 +21,15 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
     validate_world_id,
     write_meta,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_missing
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds import generate
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 SEED_DEFAULTS = {"users": 5, "artifacts": 12, "chats": 3, "messages_per_chat": 4}
 SEED_MAX = 100_000  # generated rows per kind: more is a typo, not a test world
@@ -75,8 +80,6 @@ def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any
 
 
 def _present(conn, catalog, request: WorldRequest, current, check_mode: bool) -> dict[str, Any]:
-    from psycopg import sql
-
     wanted = {META_COLUMNS[k]: v for k, v in request.meta.items() if v is not None}
     if current is None:
         wanted.setdefault("name", request.world_id)
@@ -127,8 +130,6 @@ def _present(conn, catalog, request: WorldRequest, current, check_mode: bool) ->
 
 
 def _absent(conn, catalog, request: WorldRequest, current, check_mode: bool) -> dict[str, Any]:
-    from psycopg import sql
-
     before_rows = world_rows.count_rows(conn, catalog, [request.world_id])[request.world_id]
     if current is None and not before_rows:
         return {"changed": False, "world": None, "rows": {}, "rows_added": {}, "rows_removed": {},
@@ -157,8 +158,6 @@ def _differs(current: Any, wanted: Any) -> bool:
 
 
 def _check_dependencies(conn, request: WorldRequest) -> None:
-    from psycopg import sql
-
     wanted = request.meta.get("dependencies") or []
     for dependency in wanted:
         validate_world_id(dependency, "dependencies entry")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import public_meta, require_world_meta
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter, find_worlds
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import public_meta, require_world_meta
 
 
 def list_worlds(conn, world_filter: WorldFilter, where: str) -> list[dict[str, Any]]:

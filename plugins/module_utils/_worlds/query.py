@@ -10,6 +10,12 @@ from typing import Any
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import glob_to_like
 
+try:
+    from psycopg import sql
+    from psycopg.rows import dict_row
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
 @dataclass
 class WorldFilter:
     id: str | None = None
@@ -23,9 +29,6 @@ class WorldFilter:
 
 def find_worlds(conn, world_filter: WorldFilter, lock: bool = False) -> list[dict[str, Any]]:
     """WorldMeta rows matching every given filter, with an ``expired`` flag, ordered by id."""
-    from psycopg import sql
-    from psycopg.rows import dict_row
-
     conditions = [sql.SQL("true")]
     params: dict[str, Any] = {"max_age": world_filter.max_age_hours}
     if world_filter.id:

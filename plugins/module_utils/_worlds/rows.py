@@ -8,14 +8,18 @@ one statement per member table.
 
 from __future__ import annotations
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import count_or_execute, identifiers, key_equals, rekeyed
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
 
 
 def count_rows(conn, catalog: Catalog, worlds: list[str]) -> dict[str, dict[str, int]]:
     """``{world: {table: rows}}`` for every member table (zero counts left out)."""
-    from psycopg import sql
-
     counts: dict[str, dict[str, int]] = {w: {} for w in worlds}
     for table in catalog.members:
         # The subquery is flattened: for a world_id table the filter still uses its index.
@@ -29,34 +33,19 @@ def count_rows(conn, catalog: Catalog, worlds: list[str]) -> dict[str, dict[str,
 
 def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dict[str, int]:
     """Delete the worlds' rows, children first; returns rows per table (would be) deleted."""
-    from psycopg import sql
-
     deleted: dict[str, int] = {}
     for table in reversed(catalog.members):
         predicate = catalog.world_predicate(table, "t", sql.Placeholder("worlds"))
-        if dry_run:
-            n = conn.execute(sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(table.identifier(), predicate),
-                             {"worlds": worlds}).fetchone()[0]
-        else:
-            n = conn.execute(sql.SQL("DELETE FROM {} t WHERE {}").format(table.identifier(), predicate),
-                             {"worlds": worlds}).rowcount
+        n = count_or_execute(conn, dry_run, sql.SQL("SELECT 1 FROM {} t WHERE {}").format(table.identifier(), predicate),
+                             sql.SQL("DELETE FROM {} t WHERE {}").format(table.identifier(), predicate),
+                             {"worlds": worlds})
         if n:
             deleted[table.label] = n
     return deleted
 
 
-def rekey(target: str, old: str) -> str:
-    """The key a copied row gets: md5(target || ':' || old) as a UUID (same as the SQL)."""
-    import hashlib
-    import uuid
-
-    return str(uuid.UUID(hashlib.md5((target + ":" + old).encode()).hexdigest()))
-
-
 def _copy_select(catalog: Catalog, table: Table):
     """SELECT list that turns a source row into its copy under %(target)s."""
-    from psycopg import sql
-
     keys = catalog.uuid_key_columns(table)
     items = []
     for column in table.columns:
@@ -64,7 +53,7 @@ def _copy_select(catalog: Catalog, table: Table):
         if column == WORLD_COLUMN:
             items.append(sql.Placeholder("target"))
         elif column in keys:
-            items.append(sql.SQL("md5({} || ':' || {}::text)::uuid").format(sql.Placeholder("target"), ident))
+            items.append(rekeyed(sql.Placeholder("target"), ident))
         else:
             items.append(ident)
     return sql.SQL(", ").join(items)
@@ -76,8 +65,6 @@ def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) -
     UUID keys are re-keyed deterministically, so a repeated copy finds its rows already
     there (NOT EXISTS on the primary key) and inserts nothing.
     """
-    from psycopg import sql
-
     copied: dict[str, int] = {}
     for table in catalog.members:
         if not table.primary_key:
@@ -92,20 +79,12 @@ def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) -
             select=select, table=table.identifier(),
             pred=catalog.world_predicate(table, "t", sql.Placeholder("source")))
         new_rows = sql.SQL("SELECT * FROM ({rows}) AS c({cols}) WHERE NOT EXISTS "
-                           "(SELECT 1 FROM {table} x WHERE ({xpk}) = ({cpk}))").format(
-            rows=source_rows,
-            cols=sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
-            table=table.identifier(),
-            xpk=sql.SQL(", ").join(sql.SQL("x.{}").format(sql.Identifier(c)) for c in table.primary_key),
-            cpk=sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in table.primary_key),
-        )
-        params = {"source": [source], "target": target}
-        if dry_run:
-            n = conn.execute(sql.SQL("SELECT count(*) FROM ({}) n").format(new_rows), params).fetchone()[0]
-        else:
-            n = conn.execute(sql.SQL("INSERT INTO {table} ({cols}) {rows}").format(
-                table=table.identifier(), cols=sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
-                rows=new_rows), params).rowcount
+                           "(SELECT 1 FROM {table} x WHERE {match})").format(
+            rows=source_rows, cols=identifiers(table.columns), table=table.identifier(),
+            match=key_equals(table.primary_key, "x", "c"))
+        insert = sql.SQL("INSERT INTO {table} ({cols}) {rows}").format(
+            table=table.identifier(), cols=identifiers(table.columns), rows=new_rows)
+        n = count_or_execute(conn, dry_run, new_rows, insert, {"source": [source], "target": target})
         if n:
             copied[table.label] = n
     return copied

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import default_actor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import ProdGuardError, StageFenceError
-from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import (
-    check_backups,
-    overall_status,
-    should_fail,
-)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import lock_key
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
     check_stage_fence,
     require_prod_allowed,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import (
+    check_backups,
+    overall_status,
+    should_fail,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
 
 
 def test_stage_fence_allows_same_or_unregistered():
