@@ -93,7 +93,7 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
     }
     checks = report["checks"]
     checks["backups"] = check_backups(request.backup_dir, request.backup_times, request.stage,
-                                       request.backup_max_age_hours, now)
+                                      request.backup_max_age_hours, now)
     recorded = False
     started = time.perf_counter()
     try:

@@ -18,7 +18,13 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import sha256_file
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import META_COLUMNS, read_meta, require_world_meta, validate_world_id, write_meta
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import (
+    META_COLUMNS,
+    read_meta,
+    require_world_meta,
+    validate_world_id,
+    write_meta,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, rekeyed

@@ -212,7 +212,6 @@ class Transfer:
         """Each column as it should arrive: renamed world, re-keyed UUIDs, masked PII, cast to its type."""
         import json
 
-
         is_meta = table.name == WORLD_META and table.schema == "public"
         world = sql.SQL("t.id") if is_meta else catalog.world_expression(table, "t")
         mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(

@@ -16,6 +16,7 @@ try:
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
+
 @dataclass
 class WorldFilter:
     id: str | None = None
