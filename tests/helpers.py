@@ -66,13 +66,14 @@ def kill_tree(root: int) -> dict[int, int]:
     its children away) while the tree is collected; then all are killed. Returns pid -> session id
     of every process killed."""
     stopped: dict[int, int] = {}
-    frontier = [root]
-    while frontier:
-        pid = frontier.pop()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGSTOP)
-            stopped[pid] = os.getsid(pid)
-            frontier.extend(_children().get(pid, []))
+    level = [root]
+    while level:  # one level of the tree at a time: stop it, then read /proc once for its children
+        for pid in level:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped[pid] = os.getsid(pid)
+        children = _children()
+        level = [child for pid in level if pid in stopped for child in children.get(pid, [])]
     for pid in stopped:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -66,9 +66,9 @@ def orphans(conn, catalog: Catalog, blob_dir: Path, column_names: list[str]) -> 
                            "orphaned; name the columns that hold blob:<key> references" % ", ".join(column_names))
     if not blob_dir.is_dir():
         return []
-    if blob_dir.resolve() == Path("/") or any(p.is_dir() for p in blob_dir.iterdir() if not p.name.startswith(".")):
+    entries = [p for p in blob_dir.iterdir() if not p.name.startswith(".")]
+    if blob_dir.resolve() == Path("/") or any(p.is_dir() for p in entries):
         raise PhoenixError("blob_dir %s holds directories, so it is not a blob directory (one file per key, nothing "
                            "else): a mistyped path would lose every file in it; nothing was removed" % blob_dir)
     used = referenced_keys(conn, catalog, columns, None)
-    return sorted(p.name for p in blob_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and p.name not in used)
+    return sorted(p.name for p in entries if p.is_file() and p.name not in used)

@@ -297,6 +297,17 @@ class Transfer:
         catalog = self.target_catalog
         return catalog.world_predicate(catalog.all_tables[table.key], alias, sql.Placeholder("targets"))
 
+    @staticmethod
+    def _arriving(table: Table):
+        """Staged row s whose key the target table does not hold yet."""
+        return sql.SQL("NOT EXISTS (SELECT 1 FROM {t} x WHERE {m})").format(
+            t=table.identifier(), m=key_equals(table.primary_key, "x", "s"))
+
+    def _leaving(self, table: Table, stage):
+        """Target row x of the target worlds that the staged rows no longer hold (delete_missing)."""
+        return sql.SQL("{own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
+            own=self._target_rows(table, "x"), stage=stage, m=key_equals(table.primary_key, "x", "s"))
+
     def _plan(self, table: Table, stage) -> dict[str, int]:
         if not table.primary_key:
             raise PhoenixError("table %s has no primary key: its rows cannot be matched between databases" % table.label)
@@ -309,19 +320,15 @@ class Transfer:
         insert, update, total = row
         delete = 0
         if self.request.delete_missing:
-            delete = self.target.execute(sql.SQL(
-                "SELECT count(*) FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
-                t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
-                m=key_equals(table.primary_key, "x", "s")), {"targets": self.targets}).fetchone()[0]
+            delete = self.target.execute(sql.SQL("SELECT count(*) FROM {t} x WHERE {leaving}").format(
+                t=table.identifier(), leaving=self._leaving(table, stage)), {"targets": self.targets}).fetchone()[0]
         return {"insert": insert, "update": update, "unchanged": total - insert - update, "delete": delete}
 
     def _apply(self, table: Table, stage, plan: dict[str, int]) -> None:
         cols = identifiers(table.columns)
         if plan["insert"]:
-            done = self.target.execute(sql.SQL(
-                "INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} s WHERE NOT EXISTS "
-                "(SELECT 1 FROM {t} x WHERE {m})").format(t=table.identifier(), cols=cols, stage=stage,
-                                                          m=key_equals(table.primary_key, "x", "s"))).rowcount
+            done = self.target.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} s WHERE {new}").format(
+                t=table.identifier(), cols=cols, stage=stage, new=self._arriving(table))).rowcount
             _expect(table, "inserted", done, plan["insert"])
         others = [c for c in table.columns if c not in table.primary_key]
         if plan["update"] and others:
@@ -331,10 +338,8 @@ class Transfer:
             _expect(table, "updated", done, plan["update"])
 
     def _delete(self, table: Table, stage) -> None:
-        self.target.execute(sql.SQL(
-            "DELETE FROM {t} x WHERE {own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
-            t=table.identifier(), own=self._target_rows(table, "x"), stage=stage,
-            m=key_equals(table.primary_key, "x", "s")), {"targets": self.targets})
+        self.target.execute(sql.SQL("DELETE FROM {t} x WHERE {leaving}").format(
+            t=table.identifier(), leaving=self._leaving(table, stage)), {"targets": self.targets})
 
     def _diff(self, staged, plan: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
         """--diff: per table, a few keys of the rows updated and deleted (before) and inserted and updated (after),
@@ -342,13 +347,12 @@ class Transfer:
         diff: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
         for table, stage in staged:
             counts = plan[table.label]
-            in_target = sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE {m}").format(
-                t=table.identifier(), m=key_equals(table.primary_key, "x", "s"))
+            changed = sql.SQL("EXISTS (SELECT 1 FROM {t} x WHERE {m} AND {d})").format(
+                t=table.identifier(), m=key_equals(table.primary_key, "x", "s"), d=self._differs(table))
             queries = {  # kind -> (where the keys come from, alias, condition)
-                "insert": (stage, "s", sql.SQL("NOT {})").format(in_target)),
-                "update": (stage, "s", sql.SQL("{} AND {})").format(in_target, self._differs(table))),
-                "delete": (table.identifier(), "x", sql.SQL("{own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})")
-                           .format(own=self._target_rows(table, "x"), stage=stage, m=key_equals(table.primary_key, "x", "s"))),
+                "insert": (stage, "s", self._arriving(table)),
+                "update": (stage, "s", changed),
+                "delete": (table.identifier(), "x", self._leaving(table, stage)),
             }
             for kind, (rows, alias, condition) in queries.items():
                 if not counts[kind]:
