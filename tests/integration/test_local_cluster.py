@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 
 import psycopg
@@ -85,6 +86,30 @@ def test_refuses_to_delete_a_directory_it_did_not_create(base_dir):
     with pytest.raises(PhoenixError, match="refusing to delete"):
         LocalCluster(base_dir / "pg", 1).ensure_absent()
     assert (base_dir / "pg" / "important.txt").exists()
+
+
+def test_two_hosts_removing_one_cluster_together_both_succeed(base_dir):
+    """Hosts sharing one embedded cluster run state=absent at the same time (molecule's destroy does)."""
+    for attempt in range(5):
+        root = base_dir / ("pg%d" % attempt)
+        for n in range(300):  # a tree big enough for the removals to overlap
+            (root / "data" / str(n % 10)).mkdir(parents=True, exist_ok=True)
+            (root / "data" / str(n % 10) / str(n)).write_text("x")
+        errors: list[BaseException] = []
+
+        def remove(target=root):
+            try:
+                phoenix_local_postgres.apply(LocalCluster(target, 1), "absent", [])
+            except BaseException as exc:  # reported below, with the attempt
+                errors.append(exc)
+
+        threads = [threading.Thread(target=remove) for _thread in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], (attempt, errors)
+        assert not root.exists()
 
 
 def test_module_check_mode_creates_nothing_then_runs_idempotently(base_dir):

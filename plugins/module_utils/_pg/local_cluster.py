@@ -30,7 +30,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 BIN_SOURCES = ("auto", "system", "pgserver")
 SUPERUSER = "postgres"
 CONFIG_FILE = "phoenix.conf"
-OWN_FILES = ("data", "run", "server.log", ".lock")
+OWN_FILES = ("data", "run", "server.log", ".lock")  # .lock: where earlier versions kept the lock file
 
 
 class LocalCluster:
@@ -71,9 +71,10 @@ class LocalCluster:
     # -- changes (each returns whether it changed something) ---------------------------
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Serialise cluster operations of concurrent runs (several hosts, one cluster)."""
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.base_dir / ".lock", "a") as handle:
+        """Serialise cluster operations of concurrent runs (several hosts, one cluster). The lock file sits next
+        to base_dir, not in it: state=absent deletes base_dir while holding the lock."""
+        self.base_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.base_dir.with_name(".%s.lock" % self.base_dir.name), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
