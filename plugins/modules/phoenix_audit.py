@@ -23,7 +23,8 @@ options:
     default: {}
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full

@@ -74,9 +74,10 @@ options:
     default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.BACKUP_SIGNING
-  - phoenix.platform.connection.LOCK_TIMEOUT
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.backup_signing
+  - phoenix.platform.lock
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -124,9 +125,9 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, ensure_backup
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 
@@ -161,7 +162,7 @@ def main() -> None:
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "dest": {"type": "path", "required": True, "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
             "id": {"type": "str"},
-            "format": {"type": "str", "choices": ["custom", "directory", "plain"], "default": "custom"},
+            "format": {"type": "str", "choices": list(store.FORMATS), "default": "custom"},
             "jobs": {"type": "int", "default": 1},
             "compress": {"type": "int"},
             "kind": {"type": "str", "choices": list(store.KINDS), "default": "manual"},
@@ -169,9 +170,9 @@ def main() -> None:
             "keep_min": {"type": "int", "default": 3},
             "verify": {"type": "bool", "default": False},
             "fresh_within_hours": {"type": "float"},
-            "allow_prod": {"type": "bool", "default": False},
-            **store.SIGNING_ARGUMENT_SPEC,
-            **LOCK_ARGUMENT_SPEC,
+            **ALLOW_PROD_OPTIONS,
+            **store.SIGNING_OPTIONS,
+            **LOCK_OPTIONS,
         },
         required_if=[("state", "absent", ("id",))],
     )

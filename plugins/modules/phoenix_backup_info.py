@@ -30,7 +30,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - phoenix.platform.connection.BACKUP_SIGNING
+  - phoenix.platform.backup_signing
 attributes:
   check_mode:
     description: Can run in check_mode.
@@ -71,17 +71,17 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import STAGE_OPTIONS
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "dest": {"type": "path", "required": True, "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
-            "stage": {"type": "str", "required": True, "choices": ["LOCAL", "BETA", "PROD"],
-                      "fallback": (env_fallback, ["APP_STAGE"])},
+            "stage": STAGE_OPTIONS["stage"],
             "kind": {"type": "str", "choices": list(store.KINDS)},
             "verify": {"type": "bool", "default": False},
-            **store.SIGNING_ARGUMENT_SPEC,
+            **store.SIGNING_OPTIONS,
         },
         supports_check_mode=True,
     )

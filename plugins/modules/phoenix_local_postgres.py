@@ -84,10 +84,9 @@ databases_created:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import (
-    BIN_SOURCES,
-    LocalCluster,
-)
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import BIN_SOURCES, LocalCluster
+
+STATES = ("present", "started", "stopped", "absent")
 
 
 def predict(cluster: LocalCluster, state: str) -> bool:
@@ -117,7 +116,7 @@ def apply(cluster: LocalCluster, state: str, databases: list[str]) -> tuple[bool
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "state": {"type": "str", "choices": ["present", "started", "stopped", "absent"], "default": "started"},
+            "state": {"type": "str", "choices": list(STATES), "default": "started"},
             "base_dir": {"type": "path", "required": True},
             "port": {"type": "int", "default": 55432},
             "databases": {"type": "list", "elements": "str", "default": []},

@@ -41,8 +41,9 @@ options:
     default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.BACKUP_SIGNING
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.backup_signing
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -81,6 +82,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
@@ -103,9 +105,9 @@ def main() -> None:
             "backup": {"type": "str", "default": "latest"},
             "dest": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
             "safety_backup": {"type": "bool", "default": True},
-            "allow_prod": {"type": "bool", "default": False},
+            **ALLOW_PROD_OPTIONS,
             "allow_cross_stage": {"type": "bool", "default": False},
-            **store.SIGNING_ARGUMENT_SPEC,
+            **store.SIGNING_OPTIONS,
         },
     )
     module.run(run)

@@ -33,8 +33,9 @@ options:
     default: reference
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.LOCK_TIMEOUT
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.lock
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -91,9 +92,10 @@ registered_stage:
   sample: PROD
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._schema.ensure import SchemaRequest, ensure_schema
+from ansible_collections.phoenix.platform.plugins.module_utils._schema.migrations import APP_SCHEMAS
 
 
 def run(module: PhoenixModule) -> dict:
@@ -114,8 +116,8 @@ def main() -> None:
         argument_spec={
             "state": {"type": "str", "choices": ["present"], "default": "present"},
             "target_version": {"type": "int"},
-            "app_schema": {"type": "str", "choices": ["reference", "none"], "default": "reference"},
-            **LOCK_ARGUMENT_SPEC,
+            "app_schema": {"type": "str", "choices": list(APP_SCHEMAS), "default": "reference"},
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

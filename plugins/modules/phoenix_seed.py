@@ -76,8 +76,9 @@ options:
     default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.LOCK_TIMEOUT
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.lock
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -142,8 +143,9 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import CONFLICTS
 
 # Only imports validate manifests with pydantic; it is imported where they happen.
 HAS_PYDANTIC = importlib.util.find_spec("pydantic") is not None
@@ -196,7 +198,7 @@ def orphans_removed(module: PhoenixModule, conn) -> dict:
 def run(module: PhoenixModule) -> dict:
     if module.params["state"] == "imported" and not HAS_PYDANTIC:
         module.fail_json(msg=missing_required_lib("pydantic"))
-    action = {"exported": exported, "imported": imported, "orphans_removed": orphans_removed}[module.params["state"]]
+    action = STATES[module.params["state"]]
     with module.fenced_connection(writes=module.params["state"] != "exported") as conn:
         result = action(module, conn)
     for warning in result.pop("warnings"):
@@ -204,21 +206,24 @@ def run(module: PhoenixModule) -> dict:
     return result
 
 
+STATES = {"exported": exported, "imported": imported, "orphans_removed": orphans_removed}
+
+
 def main() -> None:
     module = PhoenixModule(
         argument_spec={
-            "state": {"type": "str", "choices": ["exported", "imported", "orphans_removed"], "required": True},
+            "state": {"type": "str", "choices": list(STATES), "required": True},
             "world": {"type": "str"},
             "dest": {"type": "path"},
             "src": {"type": "path"},
             "include_blobs": {"type": "bool", "default": True},
-            "conflict": {"type": "str", "choices": ["skip", "replace", "merge"], "default": "skip"},
+            "conflict": {"type": "str", "choices": list(CONFLICTS), "default": "skip"},
             "blob_dir": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BLOB_DIR"])},
             "blob_columns": {"type": "list", "elements": "str", "default": ["A_Image.url"]},
-            "allow_prod": {"type": "bool", "default": False},
+            **ALLOW_PROD_OPTIONS,
             "mask": {"type": "dict"},
             "allow_unmasked": {"type": "bool", "default": False},
-            **LOCK_ARGUMENT_SPEC,
+            **LOCK_OPTIONS,
         },
         required_if=[("state", "exported", ("world", "dest")), ("state", "imported", ("src",)),
                      ("state", "orphans_removed", ("blob_dir",))],

@@ -24,8 +24,9 @@ options:
     required: true
     suboptions:
       db_url:
-        description: libpq URI or conninfo string of the source.
+        description: libpq URI or conninfo string of the source. Mutually exclusive with the C(login_*) suboptions.
         type: str
+        aliases: [conninfo]
       login_host:
         description: Source host or socket directory.
         type: str
@@ -117,8 +118,9 @@ options:
     default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.LOCK_TIMEOUT
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.lock
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -176,8 +178,8 @@ rows_per_second:
   type: float
 """
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS, database_suboptions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import ConnectionTarget, connect
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
     check_stage_fence,
@@ -191,19 +193,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._transfer.engine 
     Transfer,
     TransferRequest,
 )
-
-SOURCE_SPEC = {
-    "db_url": {"type": "str", "no_log": True},
-    "login_host": {"type": "str"},
-    "login_port": {"type": "int"},
-    "login_user": {"type": "str"},
-    "login_password": {"type": "str", "no_log": True},
-    "login_db": {"type": "str"},
-    "ssl_mode": {"type": "str", "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
-    "ca_cert": {"type": "path"},
-    "connect_timeout": {"type": "int", "default": 10},
-    "stage": {"type": "str", "required": True, "choices": ["LOCAL", "BETA", "PROD"]},
-}
 
 
 def run(module: PhoenixModule) -> dict:
@@ -231,7 +220,7 @@ def run(module: PhoenixModule) -> dict:
 def main() -> None:
     module = PhoenixModule(
         argument_spec={
-            "source": {"type": "dict", "required": True, "options": SOURCE_SPEC},
+            "source": dict(database_suboptions(), required=True),
             "worlds": {"type": "list", "elements": "str"},
             "include": {"type": "list", "elements": "str", "default": list(DEFAULT_GROUPS)},
             "groups": {"type": "dict"},
@@ -243,8 +232,8 @@ def main() -> None:
             "delete_missing": {"type": "bool", "default": False},
             "mask": {"type": "dict"},
             "allow_unmasked": {"type": "bool", "default": False},
-            "allow_prod": {"type": "bool", "default": False},
-            **LOCK_ARGUMENT_SPEC,
+            **ALLOW_PROD_OPTIONS,
+            **LOCK_OPTIONS,
         },
         mutually_exclusive=[("rename", "suffix")],
     )

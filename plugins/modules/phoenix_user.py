@@ -58,8 +58,9 @@ options:
     default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.LOCK_TIMEOUT
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.lock
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -118,9 +119,9 @@ import importlib.util
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._users.accounts import UserRequest, ensure_user
+from ansible_collections.phoenix.platform.plugins.module_utils._users.accounts import PASSWORD_UPDATES, ROLES, UserRequest, ensure_user
 
 # _users imports bcrypt where it hashes; its absence is reported up front.
 HAS_BCRYPT = importlib.util.find_spec("bcrypt") is not None
@@ -144,15 +145,15 @@ def main() -> None:
         argument_spec={
             "email": {"type": "str", "required": True},
             "name": {"type": "str"},
-            "role": {"type": "str", "choices": ["user", "admin"]},
+            "role": {"type": "str", "choices": list(ROLES)},
             "password": {"type": "str", "no_log": True},
-            "update_password": {"type": "str", "choices": ["always", "on_create"], "default": "always"},
+            "update_password": {"type": "str", "choices": list(PASSWORD_UPDATES), "default": "always"},
             "world": {"type": "str"},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "cascade": {"type": "bool", "default": False},
             "create": {"type": "bool", "default": True},
-            "allow_prod": {"type": "bool", "default": False},
-            **LOCK_ARGUMENT_SPEC,
+            **ALLOW_PROD_OPTIONS,
+            **LOCK_OPTIONS,
         },
     )
     if not HAS_BCRYPT:

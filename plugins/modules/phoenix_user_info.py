@@ -26,7 +26,9 @@ options:
     type: str
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.READ_ONLY
+  - phoenix.platform.stage
+  - phoenix.platform.attributes
+  - phoenix.platform.attributes.INFO
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """
@@ -49,7 +51,7 @@ users:
 """
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._users.accounts import list_users
+from ansible_collections.phoenix.platform.plugins.module_utils._users.accounts import ROLES, list_users
 
 
 def run(module: PhoenixModule) -> dict:
@@ -63,7 +65,7 @@ def run(module: PhoenixModule) -> dict:
 def main() -> None:
     module = PhoenixModule(
         argument_spec={
-            "role": {"type": "str", "choices": ["user", "admin"]},
+            "role": {"type": "str", "choices": list(ROLES)},
             "world": {"type": "str"},
             "email": {"type": "str"},
             "id": {"type": "str"},

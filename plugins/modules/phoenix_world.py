@@ -87,8 +87,9 @@ options:
     default: 50
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.LOCK_TIMEOUT
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.lock
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -146,9 +147,9 @@ import os
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import META_COLUMNS
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import ISOLATION_LEVELS, META_COLUMNS
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.ensure import WorldRequest, ensure_world
 
 
@@ -193,14 +194,14 @@ def main() -> None:
             "is_active": {"type": "bool"},
             "auto_cleanup": {"type": "bool"},
             "cleanup_after_hours": {"type": "int"},
-            "isolation_level": {"type": "str", "choices": ["FULL", "PARTIAL", "NONE"]},
+            "isolation_level": {"type": "str", "choices": list(ISOLATION_LEVELS)},
             "version": {"type": "str"},
             "from_template": {"type": "str"},
             "seed": {"type": "dict"},
-            "allow_prod": {"type": "bool", "default": False},
+            **ALLOW_PROD_OPTIONS,
             "force": {"type": "bool", "default": False},
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
-            **LOCK_ARGUMENT_SPEC,
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

@@ -23,8 +23,9 @@ options:
     default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.LOCK_TIMEOUT
-  - phoenix.platform.connection.ATTRIBUTES
+  - phoenix.platform.stage
+  - phoenix.platform.lock
+  - phoenix.platform.attributes
 attributes:
   check_mode:
     support: full
@@ -65,7 +66,7 @@ rows_deleted:
   sample: {"Artifact": 12, "User": 5}
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import LOCK_ARGUMENT_SPEC
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.cleanup import cleanup
 
@@ -83,8 +84,8 @@ def main() -> None:
     module = PhoenixModule(
         argument_spec={
             "max_age_hours": {"type": "int"},
-            "allow_prod": {"type": "bool", "default": False},
-            **LOCK_ARGUMENT_SPEC,
+            **ALLOW_PROD_OPTIONS,
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

@@ -37,7 +37,9 @@ options:
     choices: [json, yaml, csv, markdown]
 extends_documentation_fragment:
   - phoenix.platform.connection
-  - phoenix.platform.connection.READ_ONLY
+  - phoenix.platform.stage
+  - phoenix.platform.attributes
+  - phoenix.platform.attributes.INFO
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """

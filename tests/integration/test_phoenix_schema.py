@@ -157,7 +157,7 @@ def test_unreachable_database_fails_with_the_reason(database):
 def test_db_url_and_login_options_are_exclusive(database):
     result = run_module(phoenix_schema.main, {"db_url": database.url, "login_host": "x", "stage": "BETA"})
     assert result["failed"] is True
-    assert "either db_url or" in result["msg"]
+    assert "mutually exclusive: db_url|login_host" in result["msg"]
 
 
 def test_environment_fallbacks(database, monkeypatch):

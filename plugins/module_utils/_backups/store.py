@@ -33,7 +33,7 @@ FORMATS = ("custom", "directory", "plain")
 PARTIAL_SUFFIX = ".partial"
 LOCK_FILE = ".lock"
 SIGNATURE = "signature"
-SIGNING_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+SIGNING_OPTIONS: dict[str, dict[str, Any]] = {
     "backup_signing_key": {"type": "str", "no_log": True,
                            "fallback": (env_fallback, ["PHOENIX_BACKUP_SIGNING_KEY"])},
 }

@@ -20,20 +20,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 DB_URL_ENV_VARS = ("PHOENIX_DB_URL", "DATABASE_URL")
 LOGIN_OPTIONS = ("login_host", "login_port", "login_user", "login_password", "login_db")
 
-CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
-    "db_url": {"type": "str", "no_log": True, "aliases": ["conninfo"]},
-    "login_host": {"type": "str"},
-    "login_port": {"type": "int"},
-    "login_user": {"type": "str"},
-    "login_password": {"type": "str", "no_log": True},
-    "login_db": {"type": "str"},
-    "ssl_mode": {
-        "type": "str",
-        "choices": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
-    },
-    "ca_cert": {"type": "path"},
-    "connect_timeout": {"type": "int", "default": 10},
-}
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 # key=value password in a conninfo string, and user:password@ in a URI.
 _KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -58,11 +45,6 @@ class ConnectionTarget:
         environ = os.environ if environ is None else environ
         self.db_url: str = params.get("db_url") or ""
         uses_login = any(params.get(name) not in (None, "") for name in LOGIN_OPTIONS)
-        if self.db_url and uses_login:
-            raise PhoenixError(
-                "db_url and login_* options were both given: use either db_url or "
-                "login_host/login_port/login_user/login_password/login_db, not both"
-            )
         if not self.db_url and not uses_login:
             self.db_url = next((environ[name] for name in DB_URL_ENV_VARS if environ.get(name)), "")
         if any("\x00" in str(value) for value in [self.db_url] + [params.get(name) or "" for name in LOGIN_OPTIONS]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from typing import Any, Iterator
+from typing import Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import LockBusyError
 
@@ -15,9 +15,6 @@ try:
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
-
-
-LOCK_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {"lock_timeout": {"type": "int", "default": 60}}
 
 
 def lock_key(scope: str) -> int:

@@ -12,21 +12,18 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Iterator
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import default_actor
-from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import (
-    CONNECTION_ARGUMENT_SPEC,
-    ConnectionTarget,
-    connect,
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import (
+    CONNECTION_EXCLUSIVE,
+    CONNECTION_OPTIONS,
+    STAGE_OPTIONS,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import default_actor
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import ConnectionTarget, connect
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError, StageFenceError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.limits import nul_byte_option, range_problem
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
-    STAGES,
-    check_stage_fence,
-    registered_stage,
-)
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import check_stage_fence, registered_stage
 
 try:
     import psycopg
@@ -34,13 +31,6 @@ except ImportError:
     HAS_PSYCOPG = False
 else:
     HAS_PSYCOPG = True
-
-COMMON_ARGUMENT_SPEC: dict[str, dict[str, Any]] = dict(
-    CONNECTION_ARGUMENT_SPEC,
-    stage={"type": "str", "required": True, "choices": list(STAGES),
-           "fallback": (env_fallback, ["APP_STAGE"])},
-    actor={"type": "str"},
-)
 
 
 def collision_message(exc, where: str) -> str:
@@ -55,11 +45,16 @@ def collision_message(exc, where: str) -> str:
 
 
 class PhoenixModule(AnsibleModule):
-    """An AnsibleModule with the Phoenix connection, stage fence and error handling."""
+    """An AnsibleModule with the Phoenix connection, stage fence and error handling.
+
+    ``argument_spec`` holds the module's own options and the option groups it adds (lock, allow_prod...);
+    the connection and stage groups every Phoenix module takes are merged in here.
+    """
 
     def __init__(self, argument_spec: dict[str, dict[str, Any]], **kwargs: Any) -> None:
         kwargs.setdefault("supports_check_mode", True)
-        super().__init__(argument_spec=dict(COMMON_ARGUMENT_SPEC, **argument_spec), **kwargs)
+        kwargs["mutually_exclusive"] = CONNECTION_EXCLUSIVE + list(kwargs.get("mutually_exclusive", []))
+        super().__init__(argument_spec={**CONNECTION_OPTIONS, **STAGE_OPTIONS, **argument_spec}, **kwargs)
         if not HAS_PSYCOPG:
             self.fail_json(msg=missing_required_lib("psycopg (pip install 'psycopg[binary]')"))
         for name, spec in self.argument_spec.items():

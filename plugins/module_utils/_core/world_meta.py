@@ -38,6 +38,7 @@ META_COLUMNS = {
     "isolation_level": "isolationLevel",
     "version": "version",
 }
+ISOLATION_LEVELS = ("FULL", "PARTIAL", "NONE")
 KEY_NAMESPACE = uuid.UUID("7c0b6c3e-5d1f-4f5e-9a53-2d2f6f1e8a10")
 EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)  # the time of generated rows: the same world, the same rows
 EXPIRED = (

@@ -1,6 +1,6 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The seed directory format (its manifest is validated in _seed_manifest).
+"""The seed directory format (its manifest is validated in manifest.py).
 
 Version 2 (written here)::
 
@@ -27,6 +27,7 @@ LEGACY_VERSION = "1.0.0"
 MANIFEST = "seed.json"
 BLOB_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 TABLE_FILE = re.compile(r"^tables/[A-Za-z0-9_.-]+\.jsonl$")
+CONFLICTS = ("skip", "replace", "merge")  # what an import does with a world that is already there
 
 
 def verify_files(src: Path, manifest) -> list[str]:

@@ -29,7 +29,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalo
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, rekeyed
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
-from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, iter_lines, verify_files
+from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, CONFLICTS, iter_lines, verify_files
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.manifest import load_manifest
 
 try:
@@ -37,8 +37,6 @@ try:
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
-
-CONFLICTS = ("skip", "replace", "merge")
 
 
 @dataclass

@@ -32,6 +32,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 EMAIL = re.compile(r"^[^@\s,;'\"\[\]<>()]+@[^@\s,;'\"\[\]<>()]+\.[^@\s.,;'\"\[\]<>()]+$")
 EMAIL_MAX = 64  # "User".email is varchar(64)
 ROLES = ("user", "admin")
+PASSWORD_UPDATES = ("always", "on_create")  # on_create: an existing user keeps the password
 BCRYPT_ROUNDS = 10  # what the application's bcrypt uses by default
 USER_TABLE = ("public", "User")
 PUBLIC_COLUMNS = 'id, email, name, type, world_id, "createdAt", password IS NOT NULL AS has_password'

@@ -13,6 +13,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import (
+    ISOLATION_LEVELS,
     META_COLUMNS,
     jsonable,
     public_meta,
@@ -211,7 +212,7 @@ def _preview(current, changes: dict[str, Any], request: WorldRequest) -> dict[st
     base = dict(current) if current else {
         "id": request.world_id, "environment": request.stage, "description": None, "category": None,
         "isActive": True, "isTemplate": False, "autoCleanup": True, "cleanupAfterHours": 24,
-        "isolationLevel": "FULL", "tags": [], "dependencies": [], "settings": {}, "version": "1.0.0",
+        "isolationLevel": ISOLATION_LEVELS[0], "tags": [], "dependencies": [], "settings": {}, "version": "1.0.0",
         "usageCount": 0, "lastUsedAt": None, "createdBy": request.actor,
         "createdAt": datetime.now(timezone.utc), "updatedAt": datetime.now(timezone.utc),
     }

@@ -42,11 +42,6 @@ def test_login_options_ignore_the_environment_url():
     assert "explicit" in target.describe()
 
 
-def test_db_url_and_login_options_conflict():
-    with pytest.raises(PhoenixError, match="either db_url or"):
-        ConnectionTarget({"db_url": "postgresql://a@h/d", "login_user": "b"}, environ={})
-
-
 def test_password_from_url_is_a_secret():
     target = ConnectionTarget({"db_url": "postgresql://a:topsecret@h/d"}, environ={})
     assert target.secrets == ("topsecret",)
