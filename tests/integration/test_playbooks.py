@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -200,7 +201,6 @@ sys.exit(3)  # or it dies
 
 
 def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
-    import json
 
     assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta").returncode == 0
     assert playbook(phoenix_home, "seed.yml", "-i", "inventories/beta").returncode == 0
@@ -357,3 +357,43 @@ def test_killed_playbooks_leave_the_old_state_and_a_rerun_the_new(phoenix_home, 
     assert app_state() == before
     rerun = playbook(phoenix_home, "restore.yml", "-i", "inventories/beta")  # latest: never the safety backup
     assert rerun.returncode == 0 and app_state() == backed_up, rerun.stdout[-2000:]
+
+
+def own_inventory(path: Path, **host_vars) -> str:
+    """An inventory as a team writes it: its own host names, only the variables it must set."""
+    host = dict(ansible_connection="local", ansible_python_interpreter=sys.executable, **host_vars)
+    path.write_text(json.dumps({"phoenix": {"hosts": {"staging-db-01": host}}}))
+    return str(path)
+
+
+def test_an_inventory_of_ones_own_with_a_database_url_is_used_as_is(phoenix_home, database, tmp_path):
+    inventory = own_inventory(tmp_path / "staging.json", phoenix_stage="BETA", phoenix_db_url=database.url)
+    site = playbook(phoenix_home, "site.yml", "-i", inventory)
+    assert site.returncode == 0, site.stdout
+    assert "BETA: schema version" in site.stdout and "NOTICE" not in site.stdout
+    assert database.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
+    backup = playbook(phoenix_home, "backup.yml", "-i", inventory)
+    assert backup.returncode == 0, backup.stdout
+    assert (Path(phoenix_home["PHOENIX_HOME"]) / "backups" / "BETA").is_dir()  # the role's default backup_dir
+
+    typo = playbook(phoenix_home, "health.yml", "-i", own_inventory(tmp_path / "typo.json", phoenix_stage="BTEA",
+                                                                   phoenix_db_url=database.url))
+    assert typo.returncode != 0
+    assert "value of phoenix_stage must be one of: LOCAL, BETA, PROD, got: BTEA" in typo.stdout
+    assert database.url not in typo.stdout
+    unstaged = playbook(phoenix_home, "health.yml", "-i", own_inventory(tmp_path / "none.json",
+                                                                       phoenix_db_url=database.url))
+    assert unstaged.returncode != 0 and "'phoenix_stage' is undefined" in unstaged.stdout
+
+
+def test_users_playbook_takes_names_ansible_does_not_reserve(phoenix_home):
+    assert playbook(phoenix_home, "site.yml", "-i", "inventories/local").returncode == 0
+    added = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "operation=add",
+                     "-e", "email=bea@example.com", "-e", "full_name=Bea", "-e", "role=admin")
+    assert added.returncode == 0, added.stdout
+    assert "reserved name" not in added.stdout + added.stderr
+    local = environment_database(phoenix_home, "phoenix_local")
+    assert local.query('SELECT name, type FROM "User" WHERE email = %s', ("bea@example.com",)) == [("Bea", "admin")]
+    typo = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "operation=promote")
+    assert typo.returncode != 0
+    assert "value of users_operation must be one of: list, add, delete, set-admin, got: promote" in typo.stdout
