@@ -376,13 +376,12 @@ def test_an_inventory_of_ones_own_with_a_database_url_is_used_as_is(phoenix_home
     assert backup.returncode == 0, backup.stdout
     assert (Path(phoenix_home["PHOENIX_HOME"]) / "backups" / "BETA").is_dir()  # the role's default backup_dir
 
-    typo = playbook(phoenix_home, "health.yml", "-i", own_inventory(tmp_path / "typo.json", phoenix_stage="BTEA",
-                                                                   phoenix_db_url=database.url))
+    typo_inventory = own_inventory(tmp_path / "typo.json", phoenix_stage="BTEA", phoenix_db_url=database.url)
+    typo = playbook(phoenix_home, "health.yml", "-i", typo_inventory)
     assert typo.returncode != 0
     assert "value of phoenix_stage must be one of: LOCAL, BETA, PROD, got: BTEA" in typo.stdout
     assert database.url not in typo.stdout
-    unstaged = playbook(phoenix_home, "health.yml", "-i", own_inventory(tmp_path / "none.json",
-                                                                       phoenix_db_url=database.url))
+    unstaged = playbook(phoenix_home, "health.yml", "-i", own_inventory(tmp_path / "none.json", phoenix_db_url=database.url))
     assert unstaged.returncode != 0 and "'phoenix_stage' is undefined" in unstaged.stdout
 
 
