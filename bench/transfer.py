@@ -25,7 +25,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._schema.ensure im
 TABLES = ("User", "WorldMeta", "Chat", "Message_v2")  # parents first
 TRANSFER = """
 import sys, psycopg
-from ansible_collections.phoenix.platform.plugins.module_utils._transfer.engine import Transfer, TransferRequest
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer.engine import Transfer
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan import TransferRequest
 with psycopg.connect(sys.argv[1]) as source, psycopg.connect(sys.argv[2]) as target:
     result = Transfer(source, target, TransferRequest("LOCAL", "BETA", "bench", worlds=["BIG"])).run(False)
     moved = sum(p["insert"] for p in result["plan"].values())

@@ -186,11 +186,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.stage impor
     registered_stage,
     require_prod_allowed,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._transfer.engine import (
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer.engine import Transfer
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan import (
     CONFLICTS,
     DEFAULT_GROUPS,
     KEY_CONFLICTS,
-    Transfer,
     TransferRequest,
 )
 

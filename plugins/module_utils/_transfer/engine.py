@@ -12,7 +12,6 @@ wire once); the execution inserts, updates changed rows only, and deletes, paren
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core import masking
@@ -23,6 +22,14 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, WORLD_META, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, read_only_snapshot, rekeyed
+from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan import (
+    CONFLICTS,
+    TransferRequest,
+    mask_rules,
+    schema_differences,
+    selected_tables,
+    world_map,
+)
 
 try:
     import psycopg
@@ -30,100 +37,8 @@ try:
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
-# Entity groups of the reference schema (a data-model setting: option `groups` replaces it).
-DEFAULT_GROUPS = {
-    "worlds": [WORLD_META],
-    "users": ["User"],
-    "artifacts": ["Artifact", "A_Text", "A_Image", "A_Person", "A_SetItems", "Suggestion"],
-    "chats": ["Chat", "Message_v2"],
-}
-CONFLICTS = ("update", "skip", "fail")
-KEY_CONFLICTS = ("fail", "rekey")
 DIFF_SAMPLE = 5
 DIFF_SIDES = {"insert": ("after",), "update": ("before", "after"), "delete": ("before",)}  # where a change shows
-
-
-@dataclass
-class TransferRequest:
-    source_stage: str
-    target_stage: str
-    actor: str
-    worlds: list[str] | None = None
-    include: list[str] = field(default_factory=lambda: list(DEFAULT_GROUPS))
-    groups: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
-    production_data: bool = False
-    rename: dict[str, str] = field(default_factory=dict)
-    suffix: str | None = None
-    conflict: str = "update"
-    key_conflict: str = "fail"
-    delete_missing: bool = False
-    mask: dict[str, Any] | None = None
-    allow_unmasked: bool = False
-    allow_prod: bool = False
-    lock_timeout: int = 60
-    diff: bool = False
-    where: str = ""
-
-
-def world_map(request: TransferRequest, worlds: list[str]) -> dict[str, str]:
-    mapping = {}
-    for world in worlds:
-        target = request.rename.get(world) or (world + request.suffix if request.suffix else world)
-        validate_world_id(target, "target world id")
-        mapping[world] = target
-    return mapping
-
-
-def _mask_rules(request: TransferRequest) -> dict[tuple[str, str], tuple[str, Any]]:
-    leaving_prod = request.source_stage == "PROD" and request.target_stage != "PROD"
-    return masking.rules_for(leaving_prod, request.mask, request.allow_unmasked)
-
-
-def _tables(source_catalog, request: TransferRequest) -> list[Table]:
-    unknown = sorted(set(request.include) - set(request.groups))
-    if unknown:
-        raise PhoenixError("include names unknown groups %s; known: %s" % (", ".join(unknown), ", ".join(request.groups)))
-    wanted = {label for group in request.include for label in request.groups[group]}
-    by_label = dict(source_catalog.by_label)
-    meta = source_catalog.all_tables.get(("public", WORLD_META))
-    if meta is not None:
-        by_label[WORLD_META] = meta
-    missing = sorted(label for label in wanted if label not in by_label)
-    if missing:
-        raise PhoenixError("the source has no world table(s) %s" % ", ".join(missing))
-    selected = {by_label[label].key for label in wanted}
-    members = {m.key for m in source_catalog.members}
-    grew = True
-    while grew:  # the FK closure: parents the selected rows reference come along
-        grew = False
-        for key in list(selected):
-            for fk in source_catalog.all_tables[key].foreign_keys:
-                if fk.target not in selected and fk.target in members:
-                    selected.add(fk.target)
-                    grew = True
-    ordered = catalog_mod.topological(source_catalog.all_tables[key] for key in selected)
-    return ordered
-
-
-def schema_differences(source_catalog, target_catalog, tables: list[Table]) -> list[str]:
-    problems = []
-    for table in tables:
-        other = target_catalog.all_tables.get(table.key)
-        if other is None:
-            problems.append("%s: missing in the target" % table.label)
-            continue
-        for column in sorted(set(table.types) | set(other.types)):
-            mine, theirs = table.types.get(column), other.types.get(column)
-            if mine is None:
-                problems.append("%s.%s: missing in the source" % (table.label, column))
-            elif theirs is None:
-                problems.append("%s.%s: missing in the target" % (table.label, column))
-            elif mine != theirs:
-                problems.append("%s.%s: %s in the source, %s in the target" % (table.label, column, mine, theirs))
-        if table.primary_key != other.primary_key:
-            problems.append("%s: primary key (%s) in the source, (%s) in the target"
-                            % (table.label, ", ".join(table.primary_key), ", ".join(other.primary_key)))
-    return problems
 
 
 class Transfer:
@@ -136,7 +51,7 @@ class Transfer:
         request = self.request
         if request.conflict not in CONFLICTS:
             raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
-        rules = _mask_rules(request)
+        rules = mask_rules(request)
         started = time.monotonic()
         read_only_snapshot(self.source)
         source_catalog = catalog_mod.load(self.source)
@@ -146,7 +61,7 @@ class Transfer:
             validate_world_id(world, "worlds entry")
         _require_source_worlds(self.source, worlds)
         mapping = world_map(request, worlds)
-        tables = _tables(source_catalog, request)
+        tables = selected_tables(source_catalog, request)
         masking.check_columns(rules, request.mask, source_catalog.all_tables.values())
         result: dict[str, Any] = {}
         try:
