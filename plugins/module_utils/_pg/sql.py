@@ -29,6 +29,17 @@ def identifiers(columns: Iterable[str], alias: str | None = None):
     return sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in columns)
 
 
+def key_text(columns: Iterable[str], alias: str):
+    """``concat_ws('/', x.a::text, x.b::text)``: a row's key as one readable value (composite keys too)."""
+    return sql.SQL("concat_ws('/', {})").format(
+        sql.SQL(", ").join(sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(c)) for c in columns))
+
+
+def assignments(columns: Iterable[str], source: str):
+    """``a = s.a, b = s.b``: an UPDATE's SET list taking each column from the row ``source`` (e.g. EXCLUDED)."""
+    return sql.SQL(", ").join(sql.SQL("{0} = {1}.{0}").format(sql.Identifier(c), sql.SQL(source)) for c in columns)
+
+
 def key_equals(columns: Iterable[str], left: str, right: str | Mapping[str, Any]):
     """``(l.a, l.b) = (r.a, r.b)``; ``right`` is an alias, or column -> expression."""
     columns = list(columns)

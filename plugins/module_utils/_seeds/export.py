@@ -29,7 +29,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.files impor
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import public_meta, read_meta, require_world_meta
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import read_only_snapshot
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, read_only_snapshot
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import BLOB_PREFIX, blob_columns, referenced_keys
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, FORMAT_VERSION, MANIFEST
 
@@ -186,7 +186,7 @@ def _rows_source(table, rules):
 
 
 def _export_table(conn, catalog, table, world_id: str, rules, work: Path | None) -> dict[str, Any]:
-    order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in table.primary_key or table.columns)
+    order = identifiers(table.primary_key or table.columns, "t")
     query = sql.SQL("COPY (SELECT row_to_json(t) FROM {table} t WHERE {pred} ORDER BY {order}) TO STDOUT "
                     + COPY_JSON).format(table=_rows_source(table, rules),
                                         pred=catalog.world_predicate(table, "t", sql.Literal([world_id])),

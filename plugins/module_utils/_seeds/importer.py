@@ -27,7 +27,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, rekeyed
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import assignments, identifiers, key_equals, rekeyed
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, CONFLICTS, iter_lines, verify_files
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.manifest import load_manifest
@@ -245,7 +245,7 @@ def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, t
     else:  # _refuse_other_owners ran first: every conflicting key is this world's own row
         insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {differs}").format(
             pk=identifiers(table.primary_key),
-            sets=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updatable),
+            sets=assignments(updatable, "EXCLUDED"),
             differs=table.differs("x", "excluded", updatable))
     # xmax is 0 for a freshly inserted row and set for an updated one; counted server-side.
     counts = sql.SQL("WITH written AS ({insert} RETURNING (x.xmax = 0) AS fresh) "

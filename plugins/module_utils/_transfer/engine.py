@@ -21,7 +21,14 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.locks impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import validate_world_id
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, WORLD_META, Table
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, read_only_snapshot, rekeyed
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
+    assignments,
+    identifiers,
+    key_equals,
+    key_text,
+    read_only_snapshot,
+    rekeyed,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan import (
     CONFLICTS,
     TransferRequest,
@@ -183,11 +190,10 @@ class Transfer:
                 continue  # keyed by the world id itself, or not a world table (schema_differences reports that)
             owner = catalog.world_expression(target_table, "x")  # whose the target row is
             mine = catalog.world_expression(target_table, "s", relation=lambda t: stages[t.key])  # whose it will be
-            keys = sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in table.primary_key)
             found = self.target.execute(sql.SQL(
-                "SELECT concat_ws('/', {keys}), {owner}, {mine}, count(*) OVER () FROM {stage} s JOIN {t} x ON {m} "
+                "SELECT {keys}, {owner}, {mine}, count(*) OVER () FROM {stage} s JOIN {t} x ON {m} "
                 "WHERE ({owner}) IS DISTINCT FROM ({mine}) ORDER BY 1 LIMIT 1").format(
-                keys=keys, owner=owner, mine=mine, stage=stage, t=table.identifier(),
+                keys=key_text(table.primary_key, "s"), owner=owner, mine=mine, stage=stage, t=table.identifier(),
                 m=key_equals(table.primary_key, "x", "s"))).fetchone()
             if found:
                 key, theirs, ours, count = found
@@ -249,7 +255,7 @@ class Transfer:
         if plan["update"] and others:
             done = self.target.execute(sql.SQL("UPDATE {t} x SET {sets} FROM {stage} s WHERE {m} AND {d}").format(
                 t=table.identifier(), stage=stage, m=key_equals(table.primary_key, "x", "s"), d=self._differs(table),
-                sets=sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in others))).rowcount
+                sets=assignments(others, "s"))).rowcount
             _expect(table, "updated", done, plan["update"])
 
     def _delete(self, table: Table, stage) -> None:
@@ -272,11 +278,9 @@ class Transfer:
             for kind, (rows, alias, condition) in queries.items():
                 if not counts[kind]:
                     continue
-                keys = sql.SQL(", ").join(sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(c))
-                                          for c in table.primary_key)
                 sample = [r[0] for r in self.target.execute(sql.SQL(
-                    "SELECT concat_ws('/', {k}) FROM {rows} {a} WHERE {c} ORDER BY 1 LIMIT %(n)s").format(
-                    k=keys, rows=rows, a=sql.Identifier(alias), c=condition),
+                    "SELECT {k} FROM {rows} {a} WHERE {c} ORDER BY 1 LIMIT %(n)s").format(
+                    k=key_text(table.primary_key, alias), rows=rows, a=sql.Identifier(alias), c=condition),
                     {"n": DIFF_SAMPLE, "targets": self.targets}).fetchall()]
                 if counts[kind] > len(sample):
                     sample.append("+%d more" % (counts[kind] - len(sample)))
