@@ -4,13 +4,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-COLLECTION_LINK := .ansible/collections/ansible_collections/phoenix/platform
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: demo test venv pytest lint sanity units molecule bench clean stop
 
-venv: $(VENV)/.installed $(COLLECTION_LINK)
+venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +17,6 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | grep -v 'is ignored' || true
 	$(BIN)/python -c 'import ansible, psycopg, pydantic, bcrypt, molecule, pytest, pgserver'
 	touch $@
-
-$(COLLECTION_LINK):
-	mkdir -p $(dir $@)
-	ln -sfn ../../../.. $@
 
 demo: venv
 	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local -i inventories/beta -i inventories/prod

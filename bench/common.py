@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / ".ansible" / "collections"))
+sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster  # noqa: E402
 
@@ -53,7 +53,7 @@ def run_child(code: str, *args: str) -> tuple[float, float]:
     """Run ``code`` in a fresh Python; returns (seconds, its peak RSS in MB)."""
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code + PEAK_REPORT, *args], check=True, capture_output=True,
-                            text=True, env={"PYTHONPATH": str(ROOT / ".ansible" / "collections"), "PATH": "/usr/bin:/bin"})
+                            text=True, env={"PYTHONPATH": str(ROOT / "collections"), "PATH": "/usr/bin:/bin"})
     elapsed = time.perf_counter() - started
     peak_kb = int(result.stdout.rsplit("PEAK_KB", 1)[1].split()[0])
     return elapsed, peak_kb / 1024

@@ -33,7 +33,7 @@ fi
 
 dest=$work/ansible_collections/phoenix/platform
 mkdir -p "$dest"
-(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$dest")
+(cd "$root" && git ls-files -co --exclude-standard -z -- . ":!collections" ":!playbooks/collections" | xargs -0 cp --parents -t "$dest")
 cd "$dest"
 case $command in
     sanity) "$root/.venv/bin/ansible-test" sanity --python 3.11 --local --color no "$@" ;;

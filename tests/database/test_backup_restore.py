@@ -189,7 +189,7 @@ def test_password_never_on_the_command_line_or_in_output(data, tmp_path):
         blocker.execute(sql.SQL('LOCK TABLE "Artifact" IN ACCESS EXCLUSIVE MODE'))
         process = subprocess.Popen([sys.executable, "-c", BACKUP_SCRIPT, json.dumps(args)], stdout=subprocess.PIPE,
                                    text=True,
-                                   env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections")))
+                                   env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")))
         deadline = time.monotonic() + 30
         while not pg_dump_processes() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -223,7 +223,7 @@ def test_killed_backup_leaves_no_listed_backup(data, tmp_path):
         conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
     args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "compress": 9}
     process = subprocess.Popen([sys.executable, "-c", BACKUP_SCRIPT, json.dumps(args)],
-                               env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections")),
+                               env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")),
                                stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not list((tmp_path / "BETA").glob(".*.partial")):

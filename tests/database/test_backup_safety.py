@@ -152,7 +152,7 @@ print("RESULT", result.get("failed", False), result.get("msg", ""), result.get("
 
 def test_two_identical_backups_started_together_both_complete(data, tmp_path):
     dest = tmp_path / "backups"
-    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections"))
+    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
     outputs: list[str] = []
 
     def one() -> None:

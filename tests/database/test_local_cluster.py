@@ -140,7 +140,7 @@ def test_runs_as_an_ordinary_user(base_dir):
     cluster_dir, port = base_dir / "pg", str(free_port())
     if os.geteuid() != 0:
         command = [sys.executable, "-c", script, str(cluster_dir), port]
-        env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections"))
+        env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
     else:
         # Give the ordinary user its own copy of the code: the checkout may sit where it cannot read.
         tree = base_dir / "code" / "ansible_collections" / "phoenix" / "platform" / "plugins"

@@ -293,7 +293,7 @@ def test_import_killed_part_way_leaves_no_row(database, tmp_path, schema):
         create_shop(database)
         fill_shop_world(database, "BIG")
     call(phoenix_seed.main, database, state="exported", world="BIG", dest=str(tmp_path / "big"), include_blobs=False)
-    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), ".ansible", "collections"))
+    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
     with database.connect() as blocker:
         blocker.autocommit = False
         blocker.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.Identifier(*locked)))  # INSERT waits
