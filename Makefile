@@ -18,6 +18,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -c 'import ansible, psycopg, pydantic, bcrypt, molecule, pytest, pgserver'
 	touch $@
 
+# The demo keeps its state in the checkout; playbooks otherwise default to ~/.local/share/phoenix.
+demo stop: export PHOENIX_HOME ?= $(CURDIR)/.phoenix
+
 demo: venv
 	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local -i inventories/beta -i inventories/prod
 	$(BIN)/ansible-playbook playbooks/seed.yml -i inventories/local -i inventories/beta

@@ -158,6 +158,7 @@ def run(module: PhoenixModule) -> dict:
 
 def main() -> None:
     module = PhoenixModule(
+        state_paths=("dest",),
         argument_spec={
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "dest": {"type": "path", "required": True, "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},

@@ -84,6 +84,7 @@ databases_created:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.files import state_path_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import BIN_SOURCES, LocalCluster
 
 STATES = ("present", "started", "stopped", "absent")
@@ -127,6 +128,9 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
+    problem = state_path_problem(params, ("base_dir",))
+    if problem and params["state"] != "absent":  # removing a cluster from there is what the advice asks for
+        module.fail_json(msg=problem)
     cluster = LocalCluster(params["base_dir"], params["port"], params["bin_source"], params["os_user"],
                            {k: str(v) for k, v in params["settings"].items()})
     try:

@@ -101,6 +101,7 @@ def run(module: PhoenixModule) -> dict:
 
 def main() -> None:
     module = PhoenixModule(
+        state_paths=("dest",),  # the safety backup is written there
         argument_spec={
             "backup": {"type": "str", "default": "latest"},
             "dest": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},

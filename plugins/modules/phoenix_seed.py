@@ -211,6 +211,7 @@ STATES = {"exported": exported, "imported": imported, "orphans_removed": orphans
 
 def main() -> None:
     module = PhoenixModule(
+        state_paths=("dest", "blob_dir"),
         argument_spec={
             "state": {"type": "str", "choices": list(STATES), "required": True},
             "world": {"type": "str"},

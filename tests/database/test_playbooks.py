@@ -360,29 +360,43 @@ def test_killed_playbooks_leave_the_old_state_and_a_rerun_the_new(phoenix_home, 
 
 
 def own_inventory(path: Path, **host_vars) -> str:
-    """An inventory as a team writes it: its own host names, only the variables it must set."""
+    """An inventory as a team writes it: its own group and host names, only the variables it must set."""
     host = dict(ansible_connection="local", ansible_python_interpreter=sys.executable, **host_vars)
-    path.write_text(json.dumps({"phoenix": {"hosts": {"staging-db-01": host}}}))
+    path.write_text(json.dumps({"databases": {"hosts": {"staging-db-01": host}}}))
     return str(path)
 
 
 def test_an_inventory_of_ones_own_with_a_database_url_is_used_as_is(phoenix_home, database, tmp_path):
     inventory = own_inventory(tmp_path / "staging.json", phoenix_stage="BETA", phoenix_db_url=database.url)
-    site = playbook(phoenix_home, "site.yml", "-i", inventory)
+    mine = ["-i", inventory, "-e", "phoenix_hosts=databases"]
+    site = playbook(phoenix_home, "site.yml", *mine)
     assert site.returncode == 0, site.stdout
     assert "BETA: schema version" in site.stdout and "NOTICE" not in site.stdout
     assert database.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
-    backup = playbook(phoenix_home, "backup.yml", "-i", inventory)
+    backup = playbook(phoenix_home, "backup.yml", *mine)
     assert backup.returncode == 0, backup.stdout
     assert (Path(phoenix_home["PHOENIX_HOME"]) / "backups" / "BETA").is_dir()  # the role's default backup_dir
 
     typo_inventory = own_inventory(tmp_path / "typo.json", phoenix_stage="BTEA", phoenix_db_url=database.url)
-    typo = playbook(phoenix_home, "health.yml", "-i", typo_inventory)
+    typo = playbook(phoenix_home, "health.yml", "-i", typo_inventory, "-e", "phoenix_hosts=databases")
     assert typo.returncode != 0
     assert "value of phoenix_stage must be one of: LOCAL, BETA, PROD, got: BTEA" in typo.stdout
     assert database.url not in typo.stdout
-    unstaged = playbook(phoenix_home, "health.yml", "-i", own_inventory(tmp_path / "none.json", phoenix_db_url=database.url))
-    assert unstaged.returncode != 0 and "'phoenix_stage' is undefined" in unstaged.stdout
+    unstaged = playbook(phoenix_home, "health.yml", "-i", own_inventory(tmp_path / "none.json", phoenix_db_url=database.url),
+                        "-e", "phoenix_hosts=databases")
+    assert unstaged.returncode != 0 and "missing required arguments: phoenix_stage" in unstaged.stdout
+
+
+def test_state_is_never_written_inside_a_collection(phoenix_home, tmp_path):
+    installed = tmp_path / "ansible_collections" / "phoenix" / "platform"
+    installed.mkdir(parents=True)
+    (installed / "MANIFEST.json").write_text("{}")
+    inside = playbook(phoenix_home, "backup.yml", "-i", "inventories/local",
+                      extra_env={"PHOENIX_HOME": str(installed / ".phoenix")})
+    assert inside.returncode != 0
+    assert "lies inside a collection directory, which `ansible-galaxy collection install --force` replaces" in \
+        " ".join(inside.stdout.split())
+    assert not (installed / ".phoenix").exists()
 
 
 def test_users_playbook_takes_names_ansible_does_not_reserve(phoenix_home):

@@ -96,3 +96,31 @@ def test_local_postgres_bad_input(tmp_path, options, expected):
     result = run_module(phoenix_local_postgres.main, dict({"base_dir": str(tmp_path / "pg")}, **options))
     assert result["failed"] is True and expected in result["msg"]
     assert not (tmp_path / "pg").exists()
+
+
+def test_state_paths_inside_an_installed_collection_are_refused(database, tmp_path):
+    from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed
+
+    migrate(database)
+    installed = tmp_path / "collections" / "ansible_collections" / "acme" / "ops"
+    installed.mkdir(parents=True)
+    (installed / "MANIFEST.json").write_text("{}")
+    linked = tmp_path / "state-link"
+    linked.symlink_to(installed)  # a link into the collection is the collection too
+    before = table_fingerprints(database)
+    cases = [
+        (phoenix_backup.main, {"db_url": database.url, "stage": "BETA", "dest": str(installed / "backups")}, "dest"),
+        (phoenix_seed.main, {"db_url": database.url, "stage": "BETA", "state": "exported", "world": "UC_A",
+                             "dest": str(linked / "exports" / "UC_A")}, "dest"),
+        (phoenix_local_postgres.main, {"base_dir": str(installed / "postgres")}, "base_dir"),
+    ]
+    for main, options, option in cases:
+        result = run_module(main, options)
+        assert result["failed"] is True
+        assert result["msg"].startswith("%s=" % option)
+        assert "lies inside the installed collection %s" % installed.resolve() in result["msg"]
+        assert "PHOENIX_HOME" in result["msg"]
+    assert sorted(p.name for p in installed.iterdir()) == ["MANIFEST.json"]
+    assert table_fingerprints(database) == before
+    outside = run_module(phoenix_backup.main, {"db_url": database.url, "stage": "BETA", "dest": str(tmp_path / "b")})
+    assert outside["changed"] is True, outside

@@ -62,3 +62,31 @@ def exchange_paths(first: Path, second: Path) -> bool:
     if done == 0:
         fsync_path(second.parent)
     return done == 0
+
+
+def installed_collection_holding(path: str) -> Path | None:
+    """The installed collection directory ``path`` lies in (as given or with links resolved), or None.
+
+    An installed collection (one with a MANIFEST.json) is replaced whole by ``ansible-galaxy collection
+    install --force``, and AWX copies projects per job: state kept there is lost."""
+    for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+        parts = candidate.parts
+        for index in range(len(parts) - 3, 0, -1):
+            if parts[index] == "ansible_collections":
+                root = Path(*parts[:index + 3])
+                if (root / "MANIFEST.json").is_file():
+                    return root
+    return None
+
+
+def state_path_problem(params: dict[str, Any], options: tuple[str, ...]) -> str | None:
+    """Why one of ``options`` (paths state is written to) cannot be used, or None."""
+    for option in options:
+        if params.get(option):
+            collection = installed_collection_holding(params[option])
+            if collection is not None:
+                return ("%s=%s lies inside the installed collection %s, which `ansible-galaxy collection install "
+                        "--force` replaces (and AWX copies per job): keep state in a directory of its own, e.g. set "
+                        "PHOENIX_HOME or phoenix_home (default ~/.local/share/phoenix)"
+                        % (option, params[option], collection))
+    return None

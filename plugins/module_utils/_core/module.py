@@ -22,6 +22,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec imp
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import default_actor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import ConnectionTarget, connect
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError, StageFenceError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.files import state_path_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._core.limits import nul_byte_option, range_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import check_stage_fence, registered_stage
 
@@ -48,10 +49,11 @@ class PhoenixModule(AnsibleModule):
     """An AnsibleModule with the Phoenix connection, stage fence and error handling.
 
     ``argument_spec`` holds the module's own options and the option groups it adds (lock, allow_prod...);
-    the connection and stage groups every Phoenix module takes are merged in here.
+    the connection and stage groups every Phoenix module takes are merged in here. ``state_paths`` names the
+    path options the module writes state to: none may lie inside an installed collection.
     """
 
-    def __init__(self, argument_spec: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+    def __init__(self, argument_spec: dict[str, dict[str, Any]], state_paths: tuple[str, ...] = (), **kwargs: Any) -> None:
         kwargs.setdefault("supports_check_mode", True)
         kwargs["mutually_exclusive"] = CONNECTION_EXCLUSIVE + list(kwargs.get("mutually_exclusive", []))
         super().__init__(argument_spec={**CONNECTION_OPTIONS, **STAGE_OPTIONS, **argument_spec}, **kwargs)
@@ -66,6 +68,9 @@ class PhoenixModule(AnsibleModule):
         with_nul = nul_byte_option(self.params)
         if with_nul:  # named, never echoed: the value may be a password
             self.fail_json(msg="%s holds a NUL byte, which PostgreSQL text cannot store; remove it" % with_nul)
+        problem = state_path_problem(self.params, state_paths)
+        if problem:
+            self.fail_json(msg=problem)
         self.target: ConnectionTarget | None = None
         self.other_targets: list[ConnectionTarget] = []  # e.g. a transfer's source: its password is redacted too
 
