@@ -147,7 +147,7 @@ def main() -> None:
             "name": {"type": "str"},
             "role": {"type": "str", "choices": list(ROLES)},
             "password": {"type": "str", "no_log": True},
-            "update_password": {"type": "str", "choices": list(PASSWORD_UPDATES), "default": "always"},
+            "update_password": {"type": "str", "choices": list(PASSWORD_UPDATES), "default": "always", "no_log": False},
             "world": {"type": "str"},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "cascade": {"type": "bool", "default": False},

@@ -53,6 +53,13 @@ def environment_database(env, name) -> Database:
     return Database(LocalCluster(Path(env["PHOENIX_HOME"]) / "postgres", int(env["PHOENIX_PG_PORT"])), name)
 
 
+def last_message(output: str) -> str:
+    """The last debug message of a run, on one line (what an AWX job shows last)."""
+    messages = re.findall(r"^    msg: (.*(?:\n        .*)*)", output, re.MULTILINE)
+    text = messages[-1].replace("\n        ", " ").removeprefix("|-").removeprefix(">-")  # YAML block scalars
+    return " ".join(text.strip().strip("'\"").split()) if messages else ""
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     rows = re.findall(r"^(\S+)\s+: (.*)$", output.split("PLAY RECAP")[-1], re.MULTILINE)
     return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", stats)} for host, stats in rows}
@@ -109,6 +116,7 @@ def test_health_watch_repeats(phoenix_home):
                       "-e", "health_rounds=2", "-e", "phoenix_health_interval=1")
     assert result.returncode == 0, result.stdout
     assert len(re.findall(r"LOCAL round \d at", result.stdout)) == 2
+    assert re.match(r"LOCAL: healthy \(schema version \d+, \d+ worlds, newest backup ", last_message(result.stdout))
 
 
 def test_seed_worlds_cleanup_export_import(phoenix_home, tmp_path):
@@ -212,6 +220,8 @@ def test_deploy_rolls_back_when_it_fails(phoenix_home, tmp_path):
 
     ok = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta")
     assert ok.returncode == 0, ok.stdout
+    assert re.match(r"BETA: deployed; backup backup-BETA-\S+, \d+ migration\(s\) applied, no restart command, healthy$",
+                    last_message(ok.stdout)), last_message(ok.stdout)
     env_file = os.path.join(phoenix_home["PHOENIX_HOME"], "app", "beta.env")
     assert oct(os.stat(env_file).st_mode & 0o777) == "0o600"
     assert "ENABLE_ADAPTIVE_QUIZ=false" in open(env_file).read()
@@ -249,6 +259,7 @@ def test_transfer_and_world_copy_playbooks(phoenix_home):
                        "-e", '{"worlds": ["UC_DEMO"]}', "--check")
     assert preview.returncode == 0, preview.stdout
     assert "Artifact: would insert 12, update 0, unchanged 0, delete 0" in preview.stdout
+    assert last_message(preview.stdout).startswith("BETA from LOCAL: would insert ")
     done = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
                     "-e", '{"worlds": ["UC_DEMO"]}')
     assert "Artifact: insert 12, update 0, unchanged 0, delete 0" in done.stdout
@@ -404,7 +415,8 @@ def test_users_playbook_takes_names_ansible_does_not_reserve(phoenix_home):
     added = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "operation=add",
                      "-e", "email=bea@example.com", "-e", "full_name=Bea", "-e", "role=admin")
     assert added.returncode == 0, added.stdout
-    assert "reserved name" not in added.stdout + added.stderr
+    assert "reserved name" not in added.stdout + added.stderr and "no_log" not in added.stdout + added.stderr
+    assert last_message(added.stdout) == "LOCAL: add bea@example.com done"
     local = environment_database(phoenix_home, "phoenix_local")
     assert local.query('SELECT name, type FROM "User" WHERE email = %s', ("bea@example.com",)) == [("Bea", "admin")]
     typo = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "operation=promote")
