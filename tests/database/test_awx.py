@@ -1,0 +1,65 @@
+"""As AWX runs jobs: ansible-runner with a private data directory, the project a fresh clone of this
+repository (no make, no generated link), the database credential injected as extra vars."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.phoenix.platform.tests.helpers import repo_root
+
+pytestmark = pytest.mark.slow
+
+
+def runner(private: Path, playbook: str, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-runner"), "run", str(private), "-p", playbook]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "ANSIBLE_")) and k != "DATABASE_URL"}
+    env.update(extra_env, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    return subprocess.run(command, cwd="/", env=env, capture_output=True, text=True, check=False)
+
+
+def job_events(private: Path) -> list[dict]:
+    latest = max((private / "artifacts").iterdir(), key=lambda p: p.stat().st_mtime)
+    events = [json.loads(p.read_text()) for p in (latest / "job_events").glob("*.json")]
+    return sorted(events, key=lambda e: e["counter"])
+
+
+def every_file(root: Path):
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+def test_a_fresh_clone_runs_as_an_awx_project_and_no_artifact_holds_the_secret(database, tmp_path):
+    private = tmp_path / "job"
+    subprocess.run(["git", "clone", "--quiet", repo_root(), str(private / "project")], check=True)
+    home = tmp_path / "state"  # in AWX: a persistent volume
+    (private / "inventory").mkdir(parents=True)
+    (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"phoenix": {"hosts": {"phoenix-beta": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "phoenix_stage": "BETA"}}}}))
+    # What the "Phoenix database" credential type injects: extra vars, never environment variables.
+    secret_url = "postgresql://postgres:%s@127.0.0.1:%d/%s" % (database.password, database.cluster.port, database.name)
+    (private / "env").mkdir()
+    (private / "env" / "extravars").write_text(yaml.safe_dump({"phoenix_db_url": secret_url}))
+
+    for playbook in ("playbooks/site.yml", "playbooks/backup.yml", "playbooks/health.yml"):
+        job = runner(private, playbook, {"PHOENIX_HOME": str(home)})
+        assert job.returncode == 0, job.stdout[-3000:]
+        events = job_events(private)
+        assert events[-1]["event"] == "playbook_on_stats" and not events[-1]["event_data"].get("failures")
+        last_ok = [e for e in events if e["event"] == "runner_on_ok"][-1]
+        assert last_ok["event_data"]["task"] == "Summary"
+        summary = last_ok["event_data"]["res"]["msg"]
+        assert summary.startswith("BETA: "), summary
+    assert "BETA: healthy" in summary
+    backups = list((home / "backups" / "BETA").glob("backup-BETA-*"))
+    assert len(backups) == 1 and (backups[0] / "manifest.json").is_file()
+
+    leaks = [str(p) for p in every_file(private / "artifacts") + every_file(home)
+             if database.password.encode() in p.read_bytes()]
+    assert leaks == []
+    assert not (private / "project" / ".phoenix").exists()  # nothing in the per-job project copy
