@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
 
 from ansible_collections.phoenix.platform.tests.helpers import repo_root
 
@@ -41,10 +43,17 @@ def test_a_fresh_clone_runs_as_an_awx_project_and_no_artifact_holds_the_secret(d
     (private / "inventory").mkdir(parents=True)
     (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"phoenix": {"hosts": {"phoenix-beta": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "phoenix_stage": "BETA"}}}}))
-    # What the "Phoenix database" credential type injects: extra vars, never environment variables.
-    secret_url = "postgresql://postgres:%s@127.0.0.1:%d/%s" % (database.password, database.cluster.port, database.name)
+    # What the "Phoenix database" credential type (awx/configuration.yml) injects: extra vars, not environment
+    # variables, which ansible-runner records in artifacts/<id>/command.
+    configuration = DataLoader().load_from_file(os.path.join(repo_root(), "awx", "configuration.yml"))
+    credential_type = configuration["phoenix_awx_credential_type"]
+    inputs = {"host": "127.0.0.1", "port": str(database.cluster.port), "username": "postgres",
+              "password": database.password, "database": database.name, "sslmode": "disable"}
+    injected = {str(name): jinja2.Template(str(value)).render(inputs)
+                for name, value in credential_type["injectors"]["extra_vars"].items()}
+    assert injected["phoenix_db_password"] == database.password
     (private / "env").mkdir()
-    (private / "env" / "extravars").write_text(yaml.safe_dump({"phoenix_db_url": secret_url}))
+    (private / "env" / "extravars").write_text(yaml.safe_dump(injected))
 
     for playbook in ("playbooks/site.yml", "playbooks/backup.yml", "playbooks/health.yml"):
         job = runner(private, playbook, {"PHOENIX_HOME": str(home)})
