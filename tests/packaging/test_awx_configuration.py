@@ -69,7 +69,7 @@ def test_every_task_validates_against_its_awx_module():
             result = ArgumentSpecValidator(spec, **checks).validate(args)
             assert result.error_messages == [], (task["name"], result.error_messages)
             validated.append((module, args.get("name")))
-    modules = {module for module, _ in validated}
+    modules = {module for module, _name in validated}
     assert modules == {"awx.awx.organization", "awx.awx.execution_environment", "awx.awx.project",
                        "awx.awx.credential_type", "awx.awx.credential", "awx.awx.inventory",
                        "awx.awx.inventory_source", "awx.awx.job_template", "awx.awx.schedule"}
@@ -86,5 +86,6 @@ def test_a_misspelled_option_is_caught():
 def test_the_credential_type_injects_extra_vars_only():
     injectors = load("awx/configuration.yml")["phoenix_awx_credential_type"]["injectors"]
     assert set(injectors) == {"extra_vars"}  # env vars would land in ansible-runner's artifacts
-    assert set(injectors["extra_vars"]) == {"phoenix_db_host", "phoenix_db_port", "phoenix_db_user",
-                                           "phoenix_db_password", "phoenix_db_name", "phoenix_db_sslmode"}
+    injected = {"phoenix_db_host", "phoenix_db_port", "phoenix_db_user", "phoenix_db_password", "phoenix_db_name",
+                "phoenix_db_sslmode"}
+    assert set(injectors["extra_vars"]) == injected
