@@ -379,6 +379,8 @@ def own_inventory(path: Path, **host_vars) -> str:
 
 def test_an_inventory_of_ones_own_with_a_database_url_is_used_as_is(phoenix_home, database, tmp_path):
     inventory = own_inventory(tmp_path / "staging.json", phoenix_stage="BETA", phoenix_db_url=database.url)
+    other_group = playbook(phoenix_home, "health.yml", "-i", inventory)  # group "databases", not "phoenix"
+    assert other_group.returncode != 0 and "Could not match supplied host pattern, ignoring: phoenix" in other_group.stderr
     mine = ["-i", inventory, "-e", "phoenix_hosts=databases"]
     site = playbook(phoenix_home, "site.yml", *mine)
     assert site.returncode == 0, site.stdout
