@@ -10,6 +10,7 @@ import signal
 import socket
 from typing import Any, Callable
 
+import yaml
 from ansible.module_utils.testing import patch_module_args
 
 
@@ -87,3 +88,16 @@ def is_alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+class _YamlWithUnsafe(yaml.SafeLoader):
+    """YAML as Ansible writes it; ``!unsafe`` values read as the plain strings they are."""
+
+
+_YamlWithUnsafe.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+def load_yaml(path: str) -> Any:
+    """A vars file, without importing Ansible's controller code (which reroutes module warnings in this process)."""
+    with open(path) as handle:
+        return yaml.load(handle, Loader=_YamlWithUnsafe)  # noqa: S506 - a SafeLoader subclass

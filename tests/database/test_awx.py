@@ -12,9 +12,8 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
-from ansible.parsing.dataloader import DataLoader
 
-from ansible_collections.phoenix.platform.tests.helpers import repo_root
+from ansible_collections.phoenix.platform.tests.helpers import load_yaml, repo_root
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +44,7 @@ def test_a_fresh_clone_runs_as_an_awx_project_and_no_artifact_holds_the_secret(d
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "phoenix_stage": "BETA"}}}}))
     # What the "Phoenix database" credential type (awx/configuration.yml) injects: extra vars, not environment
     # variables, which ansible-runner records in artifacts/<id>/command.
-    configuration = DataLoader().load_from_file(os.path.join(repo_root(), "awx", "configuration.yml"))
+    configuration = load_yaml(os.path.join(repo_root(), "awx", "configuration.yml"))
     credential_type = configuration["phoenix_awx_credential_type"]
     inputs = {"host": "127.0.0.1", "port": str(database.cluster.port), "username": "postgres",
               "password": database.password, "database": database.name, "sslmode": "disable"}

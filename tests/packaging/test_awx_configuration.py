@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
-from ansible.template import Templar
 
-from ansible_collections.phoenix.platform.tests.helpers import repo_root
+from ansible_collections.phoenix.platform.tests.helpers import load_yaml, repo_root
 
 awx_api = pytest.importorskip("ansible_collections.awx.awx.plugins.module_utils.controller_api")
 CHECKS = ("mutually_exclusive", "required_if", "required_one_of", "required_together", "required_by")
@@ -28,7 +28,7 @@ class Captured(Exception):
 def awx_module_spec(name: str) -> tuple[dict, dict]:
     """The argument spec (with the controller's auth options) and checks an awx.awx module declares.
 
-    Read before Ansible's plugin loader takes over imports, which the task rendering below needs."""
+    Read in this process; the rendering, which needs Ansible's plugin loader, runs in another."""
     captured = {}
 
     def capture(self, argument_spec=None, **kwargs):
@@ -46,35 +46,26 @@ def awx_module_spec(name: str) -> tuple[dict, dict]:
     return captured["spec"], {k: v for k, v in captured["kwargs"].items() if k in CHECKS}
 
 
-def load(path: str):
-    """As ansible-playbook loads a playbook or ``-e @file``: templates trusted, ``!unsafe`` values left alone."""
-    return DataLoader().load_from_file(os.path.join(repo_root(), path), trusted_as_template=True)
+def rendered_tasks() -> list[dict]:
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "render_awx_tasks.py")
+    done = subprocess.run([sys.executable, script, repo_root()], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def test_every_task_validates_against_its_awx_module():
-    tasks = load("playbooks/awx_configure.yml")[0]["tasks"]
-    modules_used = [next(key for key in task if key.startswith("awx.awx.")) for task in tasks]
-    specs = {module: awx_module_spec(module.rsplit(".", 1)[1]) for module in modules_used}
-    init_plugin_loader()  # filters and lookups the tasks use (product, ansible.builtin.vars)
-    data = load("awx/configuration.yml")
-    variables = dict(data, vault_phoenix_beta_db_password="s3cret", vault_phoenix_prod_db_password="s3cret")
-    templar = Templar(loader=DataLoader(), variables=variables)
-    validated = []
-    for task, module in zip(tasks, modules_used):
-        spec, checks = specs[module]
-        items = templar.template(task["loop"]) if "loop" in task else [None]
-        assert items, task["name"]
-        for item in items:
-            args = Templar(loader=DataLoader(), variables=dict(variables, item=item)).template(task[module])
-            result = ArgumentSpecValidator(spec, **checks).validate(args)
-            assert result.error_messages == [], (task["name"], result.error_messages)
-            validated.append((module, args.get("name")))
-    modules = {module for module, _name in validated}
-    assert modules == {"awx.awx.organization", "awx.awx.execution_environment", "awx.awx.project",
-                       "awx.awx.credential_type", "awx.awx.credential", "awx.awx.inventory",
-                       "awx.awx.inventory_source", "awx.awx.job_template", "awx.awx.schedule"}
-    names = [name for module, name in validated if module == "awx.awx.schedule"]
-    assert "Phoenix BETA nightly backup" in names and "Phoenix PROD hourly cleanup" in names
+    tasks = rendered_tasks()
+    for task in tasks:
+        spec, checks = awx_module_spec(task["module"].rsplit(".", 1)[1])
+        result = ArgumentSpecValidator(spec, **checks).validate(task["args"])
+        assert result.error_messages == [], (task["task"], result.error_messages)
+    assert {task["module"] for task in tasks} == {
+        "awx.awx.organization", "awx.awx.execution_environment", "awx.awx.project", "awx.awx.credential_type",
+        "awx.awx.credential", "awx.awx.inventory", "awx.awx.inventory_source", "awx.awx.job_template",
+        "awx.awx.schedule"}
+    schedules = [task["args"]["name"] for task in tasks if task["module"] == "awx.awx.schedule"]
+    assert "Phoenix BETA nightly backup" in schedules and "Phoenix PROD hourly cleanup" in schedules
+    credentials = [task["args"] for task in tasks if task["module"] == "awx.awx.credential"]
+    assert all(c["inputs"]["password"] == "s3cret" for c in credentials) and len(credentials) == 2
 
 
 def test_a_misspelled_option_is_caught():
@@ -84,7 +75,8 @@ def test_a_misspelled_option_is_caught():
 
 
 def test_the_credential_type_injects_extra_vars_only():
-    injectors = load("awx/configuration.yml")["phoenix_awx_credential_type"]["injectors"]
+    configuration = load_yaml(os.path.join(repo_root(), "awx", "configuration.yml"))
+    injectors = configuration["phoenix_awx_credential_type"]["injectors"]
     assert set(injectors) == {"extra_vars"}  # env vars would land in ansible-runner's artifacts
     injected = {"phoenix_db_host", "phoenix_db_port", "phoenix_db_user", "phoenix_db_password", "phoenix_db_name",
                 "phoenix_db_sslmode"}
