@@ -55,7 +55,8 @@ def environment_database(env, name) -> Database:
 
 def last_message(output: str) -> str:
     """The last debug message of a run, on one line (what an AWX job shows last)."""
-    messages = re.findall(r"^    msg: (.*(?:\n        .*)*)", output, re.MULTILINE)
+    messages = re.findall(r"^    msg: (.*(?:\n        .*)*)|^    \"msg\": \"(.*)\"$", output, re.MULTILINE)
+    messages = [yaml_form or json_form for yaml_form, json_form in messages]  # callback result format yaml or json
     text = messages[-1].replace("\n        ", " ").removeprefix("|-").removeprefix(">-")  # YAML block scalars
     return " ".join(text.strip().strip("'\"").split()) if messages else ""
 
@@ -388,6 +389,12 @@ def test_an_inventory_of_ones_own_with_a_database_url_is_used_as_is(phoenix_home
     assert database.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
     backup = playbook(phoenix_home, "backup.yml", *mine)
     assert backup.returncode == 0, backup.stdout
+    elsewhere = subprocess.run(  # from another directory, without this checkout's ansible.cfg
+        [playbook_command("health.yml")[0], os.path.join(repo_root(), "playbooks", "health.yml"), *mine],
+        cwd=tmp_path, env={k: v for k, v in phoenix_home.items() if k != "ANSIBLE_CONFIG"},
+        capture_output=True, text=True, check=False)
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    assert last_message(elsewhere.stdout).startswith("BETA: healthy")
     assert (Path(phoenix_home["PHOENIX_HOME"]) / "backups" / "BETA").is_dir()  # the role's default backup_dir
 
     typo_inventory = own_inventory(tmp_path / "typo.json", phoenix_stage="BTEA", phoenix_db_url=database.url)
