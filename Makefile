@@ -36,7 +36,7 @@ pytest: venv
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ansible-lint
+	ANSIBLE_HOST_PATTERN_MISMATCH=warning $(BIN)/ansible-lint  # its syntax check runs without an inventory
 	$(BIN)/antsibull-changelog lint
 
 sanity: venv
