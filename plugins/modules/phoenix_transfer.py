@@ -65,12 +65,17 @@ options:
     type: list
     elements: str
   include:
-    description: Entity groups to transfer; rows they reference through foreign keys come along.
+    description:
+      - Entity groups (of O(groups)) to transfer; rows they reference through foreign keys come along.
+      - Default - the whole world, every member table (discovered from the catalog) and the world's C("WorldMeta")
+        row. Member tables a selection leaves out are listed in RV(left_out) and a warning, never dropped silently.
     type: list
     elements: str
-    default: [worlds, users, artifacts, chats]
   groups:
-    description: The data model's entity groups, C(group -> [table, ...]); the default fits the reference schema.
+    description:
+      - The data model's entity groups, C(group -> [table, ...]), that O(include) names.
+      - The default fits the reference schema (C(worlds), C(users), C(artifacts), C(chats)); give your schema's own
+        (the playbooks pass the inventory's C(phoenix_entity_groups)).
     type: dict
   production_data:
     description: Also transfer rows without a world (production data).
@@ -168,6 +173,12 @@ masked:
   returned: success
   type: list
   elements: str
+left_out:
+  description: Member tables of the world that O(include) left out (empty when the whole world moves).
+  returned: success
+  type: list
+  elements: str
+  sample: ["A_Site", "A_Link"]
 duration:
   description: Seconds the transfer took.
   returned: success
@@ -214,7 +225,11 @@ def run(module: PhoenixModule) -> dict:
         module.check_fence(target)
         source.rollback()
         target.rollback()
-        return Transfer(source, target, request).run(module.check_mode)
+        result = Transfer(source, target, request).run(module.check_mode)
+    if result["left_out"]:
+        module.warn("include=%s leaves out these tables of the world, which were not transferred: %s"
+                    % (",".join(request.include), ", ".join(result["left_out"])))
+    return result
 
 
 def main() -> None:
@@ -222,7 +237,7 @@ def main() -> None:
         argument_spec={
             "source": dict(database_suboptions(), required=True),
             "worlds": {"type": "list", "elements": "str"},
-            "include": {"type": "list", "elements": "str", "default": list(DEFAULT_GROUPS)},
+            "include": {"type": "list", "elements": "str"},
             "groups": {"type": "dict"},
             "production_data": {"type": "bool", "default": False},
             "rename": {"type": "dict", "default": {}},

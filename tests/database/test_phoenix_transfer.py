@@ -15,7 +15,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer, phoenix_user, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
 
-from worlds_fixtures import table_fingerprints
+from worlds_fixtures import create_shop, fill_shop_world, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 SEED = {"users": 3, "artifacts": 8, "chats": 2, "messages_per_chat": 3}
@@ -216,3 +216,24 @@ def test_same_emails_under_other_keys(pair):
     mirrored = transfer(source, target, worlds=["UC_TESTING"], delete_missing=True)
     assert mirrored["plan"]["User"] == {"insert": 3, "update": 0, "unchanged": 0, "delete": 3}
     assert content(target, "UC_TESTING") == content(source, "UC_TESTING")
+
+
+def test_a_transfer_moves_the_whole_world_unless_told_otherwise_and_says_what_it_leaves_out(pair):
+    source, target = pair
+    for database, stage in zip(pair, ("LOCAL", "BETA")):
+        create_shop(database, stage, app_schema="reference")
+    fill_shop_world(source, "SHOP_A")
+    counted = 'SELECT count(*) FROM shop.customers c JOIN shop.orders o ON o.customer_id = c.id WHERE c.world_id = %s'
+    whole = transfer(source, target, worlds=["SHOP_A"])
+    assert whole["changed"] is True and whole["left_out"] == []
+    assert {"shop.customers", "shop.orders", "shop.order_lines"} <= set(whole["plan"])  # tables no group names
+    assert target.query(counted, ("SHOP_A",)) == source.query(counted, ("SHOP_A",)) == [(6,)]
+
+    fill_shop_world(source, "SHOP_B")
+    before = table_fingerprints(target)
+    partial = transfer(source, target, worlds=["SHOP_B"], include=["worlds"], check=True)
+    assert partial["left_out"] == ["A_Image", "A_Person", "A_SetItems", "A_Text", "Artifact", "Chat", "Message_v2",
+                                   "Suggestion", "User", "shop.customers", "shop.order_lines", "shop.orders"]
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in partial.get("warnings", [])]
+    assert any("include=worlds leaves out these tables of the world" in w and "shop.orders" in w for w in warnings)
+    assert table_fingerprints(target) == before

@@ -26,8 +26,9 @@ def migrate(database, stage: str = "BETA", app_schema: str = "reference") -> Non
     assert "failed" not in result, result
 
 
-def create_shop(database) -> None:
-    migrate(database, app_schema="none")
+def create_shop(database, stage: str = "BETA", app_schema: str = "none") -> None:
+    """The shop's tables, next to the reference schema's with app_schema=reference."""
+    migrate(database, stage=stage, app_schema=app_schema)
     with database.connect() as conn:
         for statement in SHOP_DDL:
             conn.execute(sql.SQL(statement))

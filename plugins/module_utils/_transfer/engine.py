@@ -32,6 +32,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
 from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan import (
     CONFLICTS,
     TransferRequest,
+    left_out,
     mask_rules,
     schema_differences,
     selected_tables,
@@ -102,6 +103,7 @@ class Transfer:
                 moved = sum(p["insert"] + p["update"] + p["delete"] for p in plan.values())
                 duration = round(time.monotonic() - started, 3)
                 result = {"changed": changed, "plan": plan, "worlds": mapping, "masked": sorted("%s.%s" % k for k in rules),
+                          "left_out": left_out(source_catalog, tables),
                           "duration": duration, "rows_per_second": round(moved / duration, 1) if duration else None}
                 if request.diff:
                     result["diff"] = self._diff(staged, plan)

@@ -34,7 +34,7 @@ class TransferRequest:
     target_stage: str
     actor: str
     worlds: list[str] | None = None
-    include: list[str] = field(default_factory=lambda: list(DEFAULT_GROUPS))
+    include: list[str] | None = None  # None: the whole world, every member table
     groups: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
     production_data: bool = False
     rename: dict[str, str] = field(default_factory=dict)
@@ -65,14 +65,18 @@ def mask_rules(request: TransferRequest) -> dict[tuple[str, str], tuple[str, Any
 
 
 def selected_tables(source_catalog, request: TransferRequest) -> list[Table]:
-    unknown = sorted(set(request.include) - set(request.groups))
-    if unknown:
-        raise PhoenixError("include names unknown groups %s; known: %s" % (", ".join(unknown), ", ".join(request.groups)))
-    wanted = {label for group in request.include for label in request.groups[group]}
+    """The tables a transfer moves, parents first: the whole world, or the groups ``include`` names plus the parents
+    their rows reference."""
     by_label = dict(source_catalog.by_label)
     meta = source_catalog.all_tables.get(("public", WORLD_META))
     if meta is not None:
         by_label[WORLD_META] = meta
+    if request.include is None:
+        return catalog_mod.topological(by_label.values())
+    unknown = sorted(set(request.include) - set(request.groups))
+    if unknown:
+        raise PhoenixError("include names unknown groups %s; known: %s" % (", ".join(unknown), ", ".join(request.groups)))
+    wanted = {label for group in request.include for label in request.groups[group]}
     missing = sorted(label for label in wanted if label not in by_label)
     if missing:
         raise PhoenixError("the source has no world table(s) %s" % ", ".join(missing))
@@ -88,6 +92,12 @@ def selected_tables(source_catalog, request: TransferRequest) -> list[Table]:
                     grew = True
     ordered = catalog_mod.topological(source_catalog.all_tables[key] for key in selected)
     return ordered
+
+
+def left_out(source_catalog, tables: list[Table]) -> list[str]:
+    """Member tables of the world a group selection does not move: reported, never dropped silently."""
+    chosen = {table.key for table in tables}
+    return sorted(member.label for member in source_catalog.members if member.key not in chosen)
 
 
 def schema_differences(source_catalog, target_catalog, tables: list[Table]) -> list[str]:

@@ -10,6 +10,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Catalog, ForeignKey, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan import (
     TransferRequest,
+    left_out,
     schema_differences,
     selected_tables,
     world_map,
@@ -88,3 +89,17 @@ def test_schema_differences_name_table_column_and_both_types():
         "line: missing in the target",
     ]
     assert schema_differences(source, shop(), source.members) == []
+
+
+def test_without_include_the_whole_world_moves_and_nothing_is_left_out():
+    catalog = shop()
+    chosen = selected_tables(catalog, request())
+    assert [t.name for t in chosen] == ["WorldMeta", "customer", "orders", "line"]
+    assert left_out(catalog, chosen) == []
+
+
+def test_a_group_selection_reports_the_member_tables_it_leaves_out():
+    catalog = shop()
+    chosen = selected_tables(catalog, request(include=["customers"], groups={"customers": ["customer"]}))
+    assert [t.name for t in chosen] == ["customer"]
+    assert left_out(catalog, chosen) == ["line", "orders"]
