@@ -251,6 +251,37 @@ def test_original_1_0_0_format_imports(database, tmp_path):
     assert call(phoenix_seed.main, database, state="imported", src=str(src), blob_dir=str(blob_dir))["changed"] is False
 
 
+# What the original seed manager wrote for a test world: an id of its own spelling, "never" as 0 hours.
+ORIGINAL_TEST_WORLD = {
+    "version": "1.0.0", "createdAt": "2025-07-03T07:36:45.944Z",
+    "source": {"worldId": "world1", "environment": "LOCAL", "databaseUrl": "localhost"},
+    "world": {"metadata": {"id": "world1", "name": "Test World 1", "category": "test", "isTemplate": False,
+                           "isActive": True, "autoCleanup": False, "cleanupAfterHours": 0, "isolationLevel": "FULL",
+                           "tags": [], "dependencies": [], "settings": {}, "createdBy": None},
+              "users": [{"email": "tester@example.com", "name": "Tester"}], "artifacts": [], "chats": [], "blobs": []},
+}
+
+
+def test_an_original_seed_with_its_own_world_id_imports_under_the_id_given(database, tmp_path):
+    migrate(database)
+    src = tmp_path / "test-seed"
+    src.mkdir()
+    (src / "seed.json").write_text(json.dumps(ORIGINAL_TEST_WORLD))
+    before = table_fingerprints(database)
+    refused = call(phoenix_seed.main, database, state="imported", src=str(src))
+    assert refused["failed"] is True
+    assert "the seed's world id 'world1' is not a valid world id here" in refused["msg"]
+    assert "(e.g. world: WORLD1)" in refused["msg"]
+    assert table_fingerprints(database) == before
+
+    imported = call(phoenix_seed.main, database, state="imported", src=str(src), world="WORLD1")
+    assert imported["changed"] is True and imported["world"] == "WORLD1", imported
+    assert database.query('SELECT name, category, "autoCleanup", "cleanupAfterHours" FROM "WorldMeta" WHERE id = %s',
+                          ("WORLD1",)) == [("Test World 1", "test", False, 24)]  # 0 ("never") -> the default TTL
+    assert database.query('SELECT world_id FROM "User" WHERE email = %s', ("tester@example.com",)) == [("WORLD1",)]
+    assert call(phoenix_seed.main, database, state="imported", src=str(src), world="WORLD1")["changed"] is False
+
+
 def test_shop_round_trip(database, tmp_path):
     create_shop(database)
     fill_shop_world(database, "SHOP_A")

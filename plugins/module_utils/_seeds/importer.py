@@ -9,6 +9,7 @@ re-keyed when the world is imported under another id. A killed import leaves no 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -20,6 +21,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.locks impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import (
     META_COLUMNS,
+    WORLD_ID,
     read_meta,
     require_world_meta,
     validate_world_id,
@@ -83,6 +85,9 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
     if request.conflict not in CONFLICTS:
         raise PhoenixError("conflict must be one of %s" % ", ".join(CONFLICTS))
     seed = read_seed(request.src)
+    if request.world is None and not WORLD_ID.match(seed.source):
+        raise PhoenixError("the seed's world id %r is not a valid world id here: import it under one with the world "
+                           "option (e.g. world: %s); nothing was imported" % (seed.source, suggested_id(seed.source)))
     target = request.world or seed.source
     validate_world_id(target, "world")
     blobs = _checked_blobs(seed, request)
@@ -98,7 +103,7 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
                 raise PhoenixError("seed %s has tables this database does not hold as world tables: %s"
                                    % (request.src, ", ".join(unknown)))
             current = read_meta(conn, target, lock=True)
-            wanted = {col: seed.metadata[col] for col in META_COLUMNS.values() if col in seed.metadata}
+            wanted = seed_meta_values(seed.metadata)
             if current is None:
                 meta_changes = wanted
             elif request.conflict == "skip":  # an existing world keeps its metadata, like its rows
@@ -132,6 +137,21 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
         raise PhoenixError("seed %s does not fit this database (%s); nothing was imported"
                            % (request.src, str(exc).strip().splitlines()[0])) from None
     return result
+
+
+def seed_meta_values(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The "WorldMeta" values a seed sets. ``cleanupAfterHours`` 0 or null (the original's "never") leaves the
+    column to its default TTL: a world here always expires, and one without autoCleanup is then only deactivated."""
+    wanted = {col: metadata[col] for col in META_COLUMNS.values() if col in metadata}
+    if not wanted.get("cleanupAfterHours"):
+        wanted.pop("cleanupAfterHours", None)
+    return wanted
+
+
+def suggested_id(source: str) -> str:
+    """A valid world id close to ``source``: upper case, other characters as underscores, a letter first."""
+    cleaned = re.sub(r"[^A-Z0-9_]", "_", source.upper())
+    return (cleaned if cleaned[:1].isalpha() else "W_" + cleaned)[:64]
 
 
 def _checked_blobs(seed: SeedContent, request: ImportRequest) -> list[dict[str, Any]]:

@@ -54,6 +54,10 @@ else:
         tables: list[TableEntry]
         blobs: list[BlobEntry] = []
 
+    class LegacySource(BaseModel):  # the original seed manager took any id (e.g. "world1"); world: names the target
+        worldId: str = Field(min_length=1, max_length=64)
+        environment: str
+
     class LegacyWorld(BaseModel):
         model_config = ConfigDict(extra="allow")
         metadata: dict[str, Any] = {}
@@ -66,7 +70,7 @@ else:
         model_config = ConfigDict(extra="allow")
         version: str = Field(pattern=r"^1\.\d+\.\d+$")
         createdAt: Optional[str] = None
-        source: Source
+        source: LegacySource
         world: LegacyWorld
 
 

@@ -70,7 +70,9 @@ def test_lines_are_the_json_lines_an_export_writes(tmp_path):
     assert all(line.endswith(b"\n") for rows in lines.values() for line in rows)
 
 
-def test_an_invalid_world_id_names_the_field(tmp_path):
-    document = dict(ORIGINAL, source={"worldId": "lower case", "environment": "LOCAL"})
-    with pytest.raises(PhoenixError, match="source.worldId: String should match pattern"):
+def test_the_original_world_id_spelling_is_read_and_an_overlong_one_names_the_field(tmp_path):
+    lower = convert(tmp_path, dict(ORIGINAL, source={"worldId": "world1", "environment": "LOCAL"}))
+    assert lower.world_id == "world1"  # the import asks for world: to name a valid target
+    document = dict(ORIGINAL, source={"worldId": "w" * 65, "environment": "LOCAL"})
+    with pytest.raises(PhoenixError, match="source.worldId: String should have at most 64 characters"):
         convert(tmp_path, document)
