@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
@@ -53,8 +54,19 @@ def validate_world_id(world_id: str, option: str = "id") -> None:
 
 
 def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
+    """A database value as JSON can carry it (application tables hold uuid, numeric, dates, bytea...)."""
+    if isinstance(value, (datetime, date, time)):
         return value.isoformat()
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "\\x" + bytes(value).hex()  # PostgreSQL's own bytea text form
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
     return value
 
 
