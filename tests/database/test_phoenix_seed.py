@@ -68,6 +68,11 @@ def export(database, dest, blob_dir, world="ROUND_TRIP", check=False):
 
 def test_round_trip_is_row_for_row_identical(seeded, tmp_path):
     database, blob_dir = seeded
+    # json keeps its text: key order and spacing as the application wrote them (jsonb would reorder them)
+    database.query('UPDATE "Message_v2" SET parts = %s::json WHERE id = (SELECT id FROM "Message_v2" '
+                   "WHERE world_id = 'ROUND_TRIP' ORDER BY id LIMIT 1) RETURNING id", ('[{"type": "text",   "text": "as written"}]',))
+    json_text = 'SELECT id, parts::text, attachments::text FROM "Message_v2" WHERE world_id = %s ORDER BY id'
+    before_text = database.query(json_text, ("ROUND_TRIP",))
     before = world_rows(database, "ROUND_TRIP")
     dest = tmp_path / "seed"
     result = export(database, dest, blob_dir)
@@ -89,6 +94,8 @@ def test_round_trip_is_row_for_row_identical(seeded, tmp_path):
     assert imported["changed"] is True
     assert imported["tables"]["Artifact"]["inserted"] == 8
     assert world_rows(database, "ROUND_TRIP") == before
+    assert database.query(json_text, ("ROUND_TRIP",)) == before_text
+    assert any('"type": "text",   "text": "as written"' in parts for _id, parts, _att in before_text)
     assert hashlib.sha256((blob_dir / "logo.png").read_bytes()).digest() == hashlib.sha256(PNG).digest()
     meta = database.query('SELECT category, tags, environment FROM "WorldMeta" WHERE id = %s', ("ROUND_TRIP",))
     assert meta == [("demo", ["x"], "BETA")]

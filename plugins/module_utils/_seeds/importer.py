@@ -210,7 +210,7 @@ def copy_text_line(line: bytes) -> bytes:
 def _stage(conn, index: int, table: Table, lines: Iterable[bytes]):
     """Stream JSON Lines into a temporary table; returns its identifier and the row count."""
     staging = sql.Identifier("phoenix_import_%d" % index)
-    conn.execute(sql.SQL("CREATE TEMP TABLE {} (doc jsonb) ON COMMIT DROP").format(staging))
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} (doc json) ON COMMIT DROP").format(staging))
     rows = 0
     try:
         with conn.cursor().copy(sql.SQL("COPY {} (doc) FROM STDIN").format(staging)) as copy:
@@ -226,14 +226,14 @@ def _stage(conn, index: int, table: Table, lines: Iterable[bytes]):
 
 def _populated(table: Table, staging):
     """FROM clause giving each staged row as a record of the table's type, aliased r."""
-    return sql.SQL("{staging} i, jsonb_populate_record(NULL::{table}, i.doc) r").format(
+    return sql.SQL("{staging} i, json_populate_record(NULL::{table}, i.doc) r").format(
         staging=staging, table=table.identifier())
 
 
 def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
     """The table's columns present in the seed (absent ones keep their defaults)."""
     present = {row[0] for row in conn.execute(
-        sql.SQL("SELECT DISTINCT jsonb_object_keys(doc) FROM {}").format(staging))}
+        sql.SQL("SELECT DISTINCT json_object_keys(doc) FROM {}").format(staging))}
     extra = sorted(present - set(table.types))
     if extra:
         warnings.append("%s: seed columns %s are not in the table and were ignored" % (table.label, ", ".join(extra)))
