@@ -136,12 +136,13 @@ def join_condition(fk: ForeignKey, child_alias: str, parent_alias: str):
 
 
 def _members(tables: dict[tuple[str, str], Table]) -> list[Table]:
-    members = {key for key, t in tables.items() if t.has_world_id}
+    registry = ("public", WORLD_META)  # the world registry itself, whatever its FKs (e.g. "createdBy" -> "User")
+    members = {key for key, t in tables.items() if t.has_world_id and key != registry}
     grew = True
     while grew:  # tables hanging off members by FK, transitively
         grew = False
         for key, table in sorted(tables.items()):
-            if key in members:
+            if key in members or key == registry:
                 continue
             owners = sorted((fk for fk in table.foreign_keys if fk.target in members and fk.target != key),
                             key=lambda fk: fk.name)

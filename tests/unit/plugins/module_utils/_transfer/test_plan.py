@@ -103,3 +103,13 @@ def test_a_group_selection_reports_the_member_tables_it_leaves_out():
     chosen = selected_tables(catalog, request(include=["customers"], groups={"customers": ["customer"]}))
     assert [t.name for t in chosen] == ["customer"]
     assert left_out(catalog, chosen) == ["line", "orders"]
+
+
+def test_the_world_registry_is_never_a_member_whatever_its_foreign_keys():
+    # An application's own "WorldMeta" may reference its users (createdBy -> customer here).
+    registry = table("WorldMeta", {"id": "text", "name": "text", "createdBy": "integer"}, (("createdBy", "customer", "id"),))
+    catalog = shop(WorldMeta=registry)
+    assert "WorldMeta" not in catalog.by_label
+    assert [t.name for t in catalog.members] == ["customer", "orders", "line"]
+    chosen = selected_tables(catalog, request())
+    assert [t.name for t in chosen] == ["customer", "WorldMeta", "orders", "line"]  # after the row it references
