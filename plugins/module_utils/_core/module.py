@@ -59,20 +59,24 @@ class PhoenixModule(AnsibleModule):
         super().__init__(argument_spec={**CONNECTION_OPTIONS, **STAGE_OPTIONS, **argument_spec}, **kwargs)
         if not HAS_PSYCOPG:
             self.fail_json(msg=missing_required_lib("psycopg (pip install 'psycopg[binary]')"))
-        for name, spec in self.argument_spec.items():
-            if spec.get("type") == "path" and self.params.get(name) == "":  # "" would mean the current directory
-                self.fail_json(msg="%s must not be empty: give a path (or leave the option out)" % name)
-        problem = range_problem(self.params)
-        if problem:
-            self.fail_json(msg=problem)
-        with_nul = nul_byte_option(self.params)
-        if with_nul:  # named, never echoed: the value may be a password
-            self.fail_json(msg="%s holds a NUL byte, which PostgreSQL text cannot store; remove it" % with_nul)
-        problem = state_path_problem(self.params, state_paths)
+        problem = self._input_problem(state_paths)
         if problem:
             self.fail_json(msg=problem)
         self.target: ConnectionTarget | None = None
         self.other_targets: list[ConnectionTarget] = []  # e.g. a transfer's source: its password is redacted too
+
+    def _input_problem(self, state_paths: tuple[str, ...]) -> str | None:
+        """What Ansible's own validation lets through but no run should start with, or None."""
+        for name, spec in self.argument_spec.items():
+            if spec.get("type") == "path" and self.params.get(name) == "":  # "" would mean the current directory
+                return "%s must not be empty: give a path (or leave the option out)" % name
+        problem = range_problem(self.params)
+        if problem:
+            return problem
+        with_nul = nul_byte_option(self.params)
+        if with_nul:  # named, never echoed: the value may be a password
+            return "%s holds a NUL byte, which PostgreSQL text cannot store; remove it" % with_nul
+        return state_path_problem(self.params, state_paths)
 
     @property
     def stage(self) -> str:
