@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 CHUNK = 1 << 20
 
@@ -62,6 +62,16 @@ def exchange_paths(first: Path, second: Path) -> bool:
     if done == 0:
         fsync_path(second.parent)
     return done == 0
+
+
+def default_state_home(environ: Mapping[str, str] | None = None) -> str:
+    """Where state lives unless told otherwise: $PHOENIX_HOME, else $XDG_DATA_HOME/phoenix, else
+    ~/.local/share/phoenix (outside any collection and outside AWX's per-job project copy)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("PHOENIX_HOME"):
+        return environ["PHOENIX_HOME"]
+    data = environ.get("XDG_DATA_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "phoenix")
 
 
 def installed_collection_holding(path: str) -> Path | None:
