@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sys
 from typing import Any, Callable
 
 import yaml
@@ -33,6 +34,16 @@ def run_module(main: Callable[[], None], args: dict[str, Any], check: bool = Fal
 # login_* options of a server that is not there (nothing listens on port 1).
 UNREACHABLE = {"login_host": "127.0.0.1", "login_port": 1, "login_user": "nobody", "login_db": "nowhere",
                "stage": "BETA", "connect_timeout": 2}
+
+
+def isolated_environ(**extra: str) -> dict[str, str]:
+    """This process's environment for a run of Ansible: without the caller's Phoenix, Ansible and connection
+    settings, with this virtualenv's programs first on PATH, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PHOENIX_", "ANSIBLE_")) and k not in ("APP_STAGE", "DATABASE_URL")}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+    env.update(extra)
+    return env
 
 
 def free_port() -> int:

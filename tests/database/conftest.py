@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +25,7 @@ from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
-from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
+from ansible_collections.phoenix.platform.tests.helpers import free_port, repo_root, run_module
 
 from worlds_fixtures import migrate
 
@@ -124,3 +128,30 @@ def data(database):
     run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "KEEP_ME",
                                     "seed": {"users": 3, "artifacts": 6, "chats": 2}})
     return database
+
+
+def kill_when_blocked(database: Database, lock: sql.Composable, script: str, *args: str) -> str:
+    """Run ``script`` (Python, with the collection importable) while this test holds ``lock`` in ``database``; once a
+    Phoenix session waits on it, SIGKILL the process and wait until the server has ended its sessions (so it has
+    rolled back). Returns the statement the session was waiting in."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
+    phoenix_sessions = ("SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND application_name LIKE 'phoenix.platform.%'")
+    with database.connect() as blocker:
+        blocker.autocommit = False
+        blocker.execute(lock)
+        process = subprocess.Popen([sys.executable, "-c", script, *args], env=env)
+        deadline = time.monotonic() + 60
+        waiting = []
+        while not waiting and time.monotonic() < deadline and process.poll() is None:
+            waiting = database.query(phoenix_sessions + " AND wait_event_type = 'Lock'")
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        blocker.rollback()
+    assert waiting, "the run never waited on the lock"
+    assert process.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while database.query(phoenix_sessions) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the dropped connection and rolls back
+    return waiting[0][0]

@@ -13,16 +13,14 @@ import jinja2
 import pytest
 import yaml
 
-from ansible_collections.phoenix.platform.tests.helpers import load_yaml, repo_root
+from ansible_collections.phoenix.platform.tests.helpers import isolated_environ, load_yaml, repo_root
 
 pytestmark = pytest.mark.slow
 
 
 def runner(private: Path, playbook: str, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-runner"), "run", str(private), "-p", playbook]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "ANSIBLE_")) and k != "DATABASE_URL"}
-    env.update(extra_env, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    return subprocess.run(command, cwd="/", env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(command, cwd="/", env=isolated_environ(**extra_env), capture_output=True, text=True, check=False)
 
 
 def job_events(private: Path) -> list[dict]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.tests.helpers import repo_root
+from ansible_collections.phoenix.platform.tests.helpers import isolated_environ, repo_root
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,8 @@ def tree(root: Path) -> dict[str, int]:
 
 
 def test_installed_collection_runs_from_a_user_project_and_a_forced_reinstall_keeps_the_state(database, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "ANSIBLE_")) and k != "DATABASE_URL"}
-    env.update(HOME=str(tmp_path / "home"), ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"),
-               ANSIBLE_NOCOLOR="1", PATH=BIN + os.pathsep + os.environ["PATH"])
+    env = isolated_environ(HOME=str(tmp_path / "home"), ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"),
+                           ANSIBLE_NOCOLOR="1")
 
     def run(*command: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess:
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)

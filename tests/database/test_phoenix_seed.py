@@ -6,17 +6,14 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
-from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+from conftest import kill_when_blocked
 from worlds_fixtures import create_shop, fill_shop_world, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -331,27 +328,10 @@ def test_import_killed_part_way_leaves_no_row(database, tmp_path, schema):
         create_shop(database)
         fill_shop_world(database, "BIG")
     call(phoenix_seed.main, database, state="exported", world="BIG", dest=str(tmp_path / "big"), include_blobs=False)
-    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
-    with database.connect() as blocker:
-        blocker.autocommit = False
-        blocker.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.Identifier(*locked)))  # INSERT waits
-        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, database.url, str(tmp_path / "big")], env=env)
-        deadline = time.monotonic() + 60
-        waiting = []
-        while not waiting and time.monotonic() < deadline and process.poll() is None:
-            waiting = database.query("SELECT query FROM pg_stat_activity WHERE application_name LIKE "
-                                     "'phoenix.platform.%' AND wait_event_type = 'Lock'")
-            time.sleep(0.02)
-        assert waiting and "INSERT INTO %s" % sql.Identifier(*locked).as_string(None) in waiting[0][0], \
-            "the import never reached %s.%s" % locked
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        blocker.rollback()
-    assert process.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 10
-    while database.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-                         "'phoenix.platform.%'") != [(0,)] and time.monotonic() < deadline:
-        time.sleep(0.05)  # the server notices the dropped connection and rolls back
+    lock = sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.Identifier(*locked))  # the INSERT waits
+    waited_in = kill_when_blocked(database, lock, KILL_SCRIPT, database.url, str(tmp_path / "big"))
+    assert "INSERT INTO %s" % sql.Identifier(*locked).as_string(None) in waited_in, \
+        "the import never reached %s.%s" % locked
     assert database.query('SELECT count(*) FROM "WorldMeta" WHERE id = %s', ("KILLED",)) == [(0,)]
     for table in checked:
         schema_name, _dot, name = table.rpartition(".")

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import psycopg
 import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer, phoenix_user, phoenix_world
-from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+from conftest import kill_when_blocked
 from worlds_fixtures import create_shop, fill_shop_world, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -177,25 +172,9 @@ run_module(phoenix_transfer.main, {"db_url": sys.argv[2], "stage": "BETA",
 def test_killed_transfer_leaves_the_target_unchanged(pair):
     source, target = pair
     before = table_fingerprints(target)
-    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
-    with target.connect() as blocker:
-        blocker.autocommit = False
-        blocker.execute(sql.SQL('LOCK TABLE "Message_v2" IN SHARE MODE'))  # the INSERT waits here
-        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, source.url, target.url], env=env)
-        deadline = time.monotonic() + 60
-        waiting = []
-        while not waiting and time.monotonic() < deadline and process.poll() is None:
-            waiting = target.query("SELECT query FROM pg_stat_activity WHERE datname = current_database() "
-                                   "AND wait_event_type = 'Lock' AND query LIKE 'INSERT%%'")
-            time.sleep(0.02)
-        assert waiting, "the transfer never reached its inserts"
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        blocker.rollback()
-    deadline = time.monotonic() + 10
-    while target.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND application_name LIKE 'phoenix.platform.%%'") != [(0,)] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    lock = sql.SQL('LOCK TABLE "Message_v2" IN SHARE MODE')  # the INSERT waits here
+    waited_in = kill_when_blocked(target, lock, KILL_SCRIPT, source.url, target.url)
+    assert waited_in.startswith("INSERT"), "the transfer never reached its inserts"
     assert table_fingerprints(target) == before
 
 

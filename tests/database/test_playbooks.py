@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
-from ansible_collections.phoenix.platform.tests.helpers import free_port, is_alive, kill_tree, repo_root
+from ansible_collections.phoenix.platform.tests.helpers import free_port, is_alive, isolated_environ, kill_tree, repo_root
 
 from conftest import Database, make_base_dir
 from worlds_fixtures import table_fingerprints
@@ -27,11 +27,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def phoenix_home():
     base = make_base_dir("phoenix-e2e-")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PHOENIX_") and k not in ("APP_STAGE", "DATABASE_URL")}
-    env.update(PHOENIX_HOME=str(base / "home"), PHOENIX_PG_PORT=str(free_port()),
-               ANSIBLE_CONFIG=os.path.join(repo_root(), "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env = isolated_environ(PHOENIX_HOME=str(base / "home"), PHOENIX_PG_PORT=str(free_port()),
+                           ANSIBLE_CONFIG=os.path.join(repo_root(), "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     yield env
     cluster = LocalCluster(base / "home" / "postgres", int(env["PHOENIX_PG_PORT"]))
     if cluster.status() == "running":
