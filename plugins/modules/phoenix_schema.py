@@ -27,7 +27,14 @@ options:
   app_schema:
     description:
       - V(reference) also creates the reference application tables (C("User"), C("Chat"), C("Artifact") …).
-      - V(none) is for an application that owns its tables; only C("WorldMeta") and schema C(phoenix) are created.
+      - V(none) is for an application that owns its tables; only schema C(phoenix) and, unless the application
+        has one, C("WorldMeta") are created.
+      - An application's own C("WorldMeta") (found through the search path) is adopted, never altered. It must
+        have every column Phoenix reads and writes (id, name, description, environment, category, isActive,
+        isTemplate, autoCleanup, cleanupAfterHours, isolationLevel, tags, dependencies, settings, version,
+        usageCount, lastUsedAt, createdBy, createdAt, updatedAt); a table that lacks some fails with their names.
+        World modules then write it as its types demand (jsonb or text[] lists, a uuid C(createdBy) left
+        NULL, NOT NULL columns without a default filled with empty values).
     type: str
     choices: [reference, none]
     default: reference
@@ -80,6 +87,14 @@ pending:
   type: list
   elements: dict
   sample: []
+world_meta:
+  description:
+    - Who owns the C("WorldMeta") table (after the run; before it, in check mode).
+    - C(phoenix) when this collection created it, C(application) when the application already had one and it
+      was adopted, null when there is none yet.
+  returned: success
+  type: str
+  sample: application
 stage:
   description: The stage registered in the database.
   returned: success

@@ -18,6 +18,14 @@ def applied_versions(conn) -> set[int]:
     return {row[0] for row in conn.execute(sql.SQL("SELECT version FROM phoenix.migrations"))}
 
 
+def migration_name(conn, version: int) -> str | None:
+    """The name an applied migration was recorded under (e.g. whether "WorldMeta" was created or adopted)."""
+    if not relation_exists(conn, "phoenix.migrations"):
+        return None
+    row = conn.execute(sql.SQL("SELECT name FROM phoenix.migrations WHERE version = %s"), [version]).fetchone()
+    return row[0] if row else None
+
+
 def registered_app_schema(conn) -> str | None:
     if not relation_exists(conn, "phoenix.environment"):
         return None

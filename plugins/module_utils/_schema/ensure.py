@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
-from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
+from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import (
+    applied_versions,
+    migration_name,
+    registered_app_schema,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import registry_columns, registry_problems
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
     check_stage_fence,
     registered_stage,
@@ -34,13 +39,40 @@ class SchemaRequest:
     where: str  # user@host:port/db, for messages
 
 
-def _state(applied: set[int], stage: str | None, app_schema: str | None) -> dict[str, Any]:
+def _state(applied: set[int], stage: str | None, app_schema: str | None, world_meta: str | None) -> dict[str, Any]:
     return {
         "version": max(applied) if applied else 0,
         "applied_versions": sorted(applied),
         "stage": stage,
         "app_schema": app_schema,
+        "world_meta": world_meta,
     }
+
+
+def _world_meta_owner(migration: str | None) -> str | None:
+    """Who owns "WorldMeta", from the name its migration was recorded under."""
+    if migration is None:
+        return None
+    return "application" if migration == migrations.ADOPTED_WORLD_META.name else "phoenix"
+
+
+def _adopt_world_meta(conn, todo: list[migrations.Migration], request: SchemaRequest) -> list[migrations.Migration]:
+    """When the application already has a "WorldMeta", adopt it instead of creating one (after checking it can
+    hold worlds); nothing of the application's is altered."""
+    if not any(m.version == migrations.WORLD_META_VERSION for m in todo):
+        return todo
+    columns = registry_columns(conn)
+    if not columns:
+        return todo
+    if request.app_schema == migrations.REFERENCE:
+        raise PhoenixError('%s already has a "WorldMeta" table of its own (the application\'s); the reference '
+                           "application schema cannot be installed next to it. Use app_schema=none to adopt it"
+                           % request.where)
+    problems = registry_problems(columns)
+    if problems:
+        raise PhoenixError('the application\'s "WorldMeta" on %s cannot be adopted: %s; nothing was changed'
+                           % (request.where, "; ".join(problems)))
+    return [migrations.ADOPTED_WORLD_META if m.version == migrations.WORLD_META_VERSION else m for m in todo]
 
 
 def ensure_schema(conn, request: SchemaRequest, check_mode: bool) -> dict[str, Any]:
@@ -68,11 +100,15 @@ def ensure_schema(conn, request: SchemaRequest, check_mode: bool) -> dict[str, A
                 "%s is at schema version %d, above target_version %d; downgrades are not supported"
                 % (request.where, max(applied), request.target_version)
             )
-        todo = migrations.pending(applied, request.app_schema, request.target_version)
+        todo = _adopt_world_meta(conn, migrations.pending(applied, request.app_schema, request.target_version),
+                                 request)
         fence_changes = stage is None or app_schema != request.app_schema
-        before = _state(applied, stage, app_schema)
+        world_meta = _world_meta_owner(migration_name(conn, migrations.WORLD_META_VERSION))
+        before = _state(applied, stage, app_schema, world_meta)
         after_applied = applied | {m.version for m in todo}
-        after = _state(after_applied, request.stage, request.app_schema)
+        world_meta = world_meta or _world_meta_owner(next(
+            (m.name for m in todo if m.version == migrations.WORLD_META_VERSION), None))
+        after = _state(after_applied, request.stage, request.app_schema, world_meta)
         result: dict[str, Any] = {
             "changed": bool(todo) or fence_changes,
             "version": after["version"] if not check_mode else before["version"],
@@ -81,6 +117,7 @@ def ensure_schema(conn, request: SchemaRequest, check_mode: bool) -> dict[str, A
             "pending": [m.as_dict() for m in migrations.pending(
                 applied if check_mode else after_applied, request.app_schema)],
             "stage": request.stage,
+            "world_meta": (before if check_mode else after)["world_meta"],
             "diff": {"before": before, "after": after},
         }
         if check_mode or not result["changed"]:

@@ -222,9 +222,13 @@ _REFERENCE_USER_TYPE = (
     'CREATE UNIQUE INDEX "User_email_world_idx" ON "User" (lower(email), coalesce(world_id, \'\'))',
 )
 
+WORLD_META_VERSION = 2
+# An application that owns "WorldMeta" keeps it: the migration is recorded under this name and creates nothing.
+ADOPTED_WORLD_META = Migration(WORLD_META_VERSION, "world_meta_adopted", CORE, ())
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "phoenix_core", CORE, _PHOENIX_TABLES),
-    Migration(2, "world_meta", CORE, _WORLD_META),
+    Migration(WORLD_META_VERSION, "world_meta", CORE, _WORLD_META),
     Migration(3, "reference_app", REFERENCE, _REFERENCE_APP),
     Migration(4, "reference_fk_indexes", REFERENCE, _REFERENCE_FK_INDEXES),
     Migration(5, "reference_user_type", REFERENCE, _REFERENCE_USER_TYPE),

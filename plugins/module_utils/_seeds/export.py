@@ -27,7 +27,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.files impor
     sha256_file,
     write_json,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import public_meta, read_meta, require_world_meta
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import DEFINITION_COLUMNS, load_registry, public_meta, read_meta
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, read_only_snapshot
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import BLOB_PREFIX, blob_columns, referenced_keys
@@ -42,7 +42,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 # raw passes each line through unchanged (text format would double every backslash).
 COPY_JSON = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
 EXPORTED_META = ("id", "name", "description", "environment", "category", "isActive", "isTemplate", "autoCleanup",
-                 "cleanupAfterHours", "isolationLevel", "tags", "dependencies", "settings", "version")
+                 "cleanupAfterHours", "isolationLevel", "tags", "dependencies", "settings", "version") + DEFINITION_COLUMNS
 
 README_TEMPLATE = """\
 # Seed {{ world.id }}
@@ -117,7 +117,7 @@ def export_world(conn, request: ExportRequest, check_mode: bool) -> dict[str, An
     conn.rollback()  # a fresh transaction: one read-only snapshot for every table
     read_only_snapshot(conn)
     conn.execute(sql.SQL("SET LOCAL TIME ZONE 'UTC'"))  # timestamps in the files do not depend on the session
-    require_world_meta(conn, request.where)
+    load_registry(conn, request.where)
     meta = read_meta(conn, request.world)
     if meta is None:
         raise PhoenixError("world %s does not exist on %s" % (request.world, request.where))

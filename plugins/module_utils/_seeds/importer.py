@@ -20,10 +20,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.files impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import (
+    DEFINITION_COLUMNS,
     META_COLUMNS,
     WORLD_ID,
+    Registry,
+    load_registry,
     read_meta,
-    require_world_meta,
     validate_world_id,
     write_meta,
 )
@@ -96,14 +98,14 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
     try:
         with conn.transaction():
             acquire_transaction_lock(conn, "world:" + target, request.lock_timeout)
-            require_world_meta(conn, request.where)
+            registry = load_registry(conn, request.where)
             catalog = catalog_mod.load(conn)
             unknown = sorted(set(seed.tables) - set(catalog.by_label))
             if unknown:
                 raise PhoenixError("seed %s has tables this database does not hold as world tables: %s"
                                    % (request.src, ", ".join(unknown)))
             current = read_meta(conn, target, lock=True)
-            wanted = seed_meta_values(seed.metadata)
+            wanted = seed_meta_values(seed.metadata, registry)
             if current is None:
                 meta_changes = wanted
             elif request.conflict == "skip":  # an existing world keeps its metadata, like its rows
@@ -113,7 +115,7 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
             if current is None:
                 meta_changes.setdefault("name", target)
             if meta_changes:
-                write_meta(conn, target, request.stage, request.actor, current, meta_changes)
+                write_meta(conn, registry, target, request.stage, request.actor, current, meta_changes)
             tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings)
             blobs_written = [b["key"] for b in blobs if _blob_needed(b, request.blob_dir)]
             changed = bool(meta_changes) or bool(blobs_written) or any(
@@ -139,10 +141,12 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
     return result
 
 
-def seed_meta_values(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The "WorldMeta" values a seed sets. ``cleanupAfterHours`` 0 or null (the original's "never") leaves the
+def seed_meta_values(metadata: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """The "WorldMeta" values a seed sets: Phoenix's columns, and the world's definitions (users, artifacts,
+    chats) where the registry keeps them. ``cleanupAfterHours`` 0 or null (the original's "never") leaves the
     column to its default TTL: a world here always expires, and one without autoCleanup is then only deactivated."""
-    wanted = {col: metadata[col] for col in META_COLUMNS.values() if col in metadata}
+    columns = list(META_COLUMNS.values()) + [c for c in DEFINITION_COLUMNS if c in registry.types]
+    wanted = {col: metadata[col] for col in columns if col in metadata}
     if not wanted.get("cleanupAfterHours"):
         wanted.pop("cleanupAfterHours", None)
     return wanted

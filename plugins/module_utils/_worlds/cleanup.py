@@ -12,6 +12,7 @@ from typing import Any
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import Registry, load_registry
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter, find_worlds
@@ -23,12 +24,13 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 
 
 def cleanup(conn, stage: str, actor: str, max_age_hours: int | None, allow_prod: bool, lock_timeout: int,
-            check_mode: bool) -> dict[str, Any]:
+            check_mode: bool, where: str) -> dict[str, Any]:
     with conn.transaction():
         acquire_transaction_lock(conn, "worlds:cleanup", lock_timeout)
-        expired = find_worlds(conn, WorldFilter(expired=True, max_age_hours=max_age_hours), lock=True)
+        registry = load_registry(conn, where)
+        expired = find_worlds(conn, registry, WorldFilter(expired=True, max_age_hours=max_age_hours), lock=True)
         doomed = [w["id"] for w in expired if w["autoCleanup"]]
-        kept_for = _needed_by_live_worlds(conn, doomed)
+        kept_for = _needed_by_live_worlds(conn, registry, doomed)
         removed = [w for w in doomed if w not in kept_for]
         deactivated = [w["id"] for w in expired if (not w["autoCleanup"] or w["id"] in kept_for) and w["isActive"]]
         if removed or deactivated:  # deactivating is a write too
@@ -55,9 +57,10 @@ def _worlds_diff(expired: list[dict[str, Any]], removed: list[str], deactivated:
             "after": {"worlds": {w: "inactive" for w in deactivated}}}
 
 
-def _needed_by_live_worlds(conn, doomed: list[str]) -> dict[str, list[str]]:
+def _needed_by_live_worlds(conn, registry: Registry, doomed: list[str]) -> dict[str, list[str]]:
     """Expired worlds that worlds staying behind list in their dependencies."""
     rows = conn.execute(sql.SQL(
-        'SELECT d, array_agg(id ORDER BY id) FROM "WorldMeta", unnest(dependencies) AS d '
-        "WHERE d = ANY(%(doomed)s) AND NOT id = ANY(%(doomed)s) GROUP BY d"), {"doomed": doomed}).fetchall()
+        'SELECT d, array_agg(id ORDER BY id) FROM "WorldMeta", unnest({dependencies}) AS d '
+        "WHERE d = ANY(%(doomed)s) AND NOT id = ANY(%(doomed)s) GROUP BY d").format(
+        dependencies=registry.text_list("dependencies")), {"doomed": doomed}).fetchall()
     return dict(rows)

@@ -13,12 +13,14 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import (
+    DEFAULT_TTL_HOURS,
     ISOLATION_LEVELS,
     META_COLUMNS,
     jsonable,
     public_meta,
     read_meta,
-    require_world_meta,
+    Registry,
+    load_registry,
     validate_world_id,
     write_meta,
 )
@@ -72,15 +74,15 @@ def ensure_world(conn, request: WorldRequest, check_mode: bool) -> dict[str, Any
         request.seed = seed_spec(request.seed)  # checked and completed before any query
     with conn.transaction():
         acquire_transaction_lock(conn, "world:" + request.world_id, request.lock_timeout)
-        require_world_meta(conn, request.where)
+        registry = load_registry(conn, request.where)
         catalog = catalog_mod.load(conn)
         current = read_meta(conn, request.world_id, lock=True)
         if request.state == "absent":
-            return _absent(conn, catalog, request, current, check_mode)
-        return _present(conn, catalog, request, current, check_mode)
+            return _absent(conn, registry, catalog, request, current, check_mode)
+        return _present(conn, registry, catalog, request, current, check_mode)
 
 
-def _present(conn, catalog, request: WorldRequest, current, check_mode: bool) -> dict[str, Any]:
+def _present(conn, registry: Registry, catalog, request: WorldRequest, current, check_mode: bool) -> dict[str, Any]:
     wanted = {META_COLUMNS[k]: v for k, v in request.meta.items() if v is not None}
     if current is None:
         wanted.setdefault("name", request.world_id)
@@ -102,12 +104,12 @@ def _present(conn, catalog, request: WorldRequest, current, check_mode: bool) ->
 
     before_rows = world_rows.count_rows(conn, catalog, [request.world_id])[request.world_id]
     if not check_mode and meta_changes:
-        write_meta(conn, request.world_id, request.stage, request.actor, current, meta_changes)
+        write_meta(conn, registry, request.world_id, request.stage, request.actor, current, meta_changes)
     added: dict[str, int] = {}
     if template:
         added = world_rows.copy_rows(conn, catalog, template["id"], request.world_id, check_mode)
         if added and not check_mode:
-            conn.execute(sql.SQL('UPDATE "WorldMeta" SET "usageCount" = "usageCount" + 1, "lastUsedAt" = now() '
+            conn.execute(sql.SQL('UPDATE "WorldMeta" SET "usageCount" = coalesce("usageCount", 0) + 1, "lastUsedAt" = now() '
                                  "WHERE id = %s"), [template["id"]])
     if request.seed is not None:
         for table, n in _seed(conn, catalog, request, check_mode).items():
@@ -118,7 +120,7 @@ def _present(conn, catalog, request: WorldRequest, current, check_mode: bool) ->
         record(conn, "world.present", request.stage, request.actor,
                {"world": request.world_id, "meta": sorted(meta_changes), "rows_added": added,
                 "from_template": request.from_template})
-    after_meta = _preview(current, meta_changes, request) if check_mode else read_meta(conn, request.world_id)
+    after_meta = _preview(registry, current, meta_changes, request) if check_mode else read_meta(conn, request.world_id)
     return {
         "changed": changed,
         "world": public_meta(after_meta),
@@ -130,14 +132,15 @@ def _present(conn, catalog, request: WorldRequest, current, check_mode: bool) ->
     }
 
 
-def _absent(conn, catalog, request: WorldRequest, current, check_mode: bool) -> dict[str, Any]:
+def _absent(conn, registry: Registry, catalog, request: WorldRequest, current, check_mode: bool) -> dict[str, Any]:
     before_rows = world_rows.count_rows(conn, catalog, [request.world_id])[request.world_id]
     if current is None and not before_rows:
         return {"changed": False, "world": None, "rows": {}, "rows_added": {}, "rows_removed": {},
                 "diff": {"before": {"world": None, "rows": {}}, "after": {"world": None, "rows": {}}}}
     require_prod_allowed(request.stage, request.allow_prod, "deleting world %s" % request.world_id)
     dependants = [row[0] for row in conn.execute(
-        sql.SQL('SELECT id FROM "WorldMeta" WHERE %s = ANY(dependencies) AND id <> %s ORDER BY id'),
+        sql.SQL('SELECT id FROM "WorldMeta" WHERE %s = ANY({}) AND id <> %s ORDER BY id').format(
+            registry.text_list("dependencies")),
         [request.world_id, request.world_id])]
     if dependants and not request.force:
         raise PhoenixError("world %s is listed in the dependencies of %s; remove those first or set force=true"
@@ -203,7 +206,7 @@ def _seed(conn, catalog, request: WorldRequest, check_mode: bool) -> dict[str, i
     return added
 
 
-def _preview(current, changes: dict[str, Any], request: WorldRequest) -> dict[str, Any] | None:
+def _preview(registry: Registry, current, changes: dict[str, Any], request: WorldRequest) -> dict[str, Any] | None:
     """The metadata a check-mode run would write."""
     from datetime import timezone
 
@@ -211,9 +214,9 @@ def _preview(current, changes: dict[str, Any], request: WorldRequest) -> dict[st
         return None
     base = dict(current) if current else {
         "id": request.world_id, "environment": request.stage, "description": None, "category": None,
-        "isActive": True, "isTemplate": False, "autoCleanup": True, "cleanupAfterHours": 24,
+        "isActive": True, "isTemplate": False, "autoCleanup": True, "cleanupAfterHours": DEFAULT_TTL_HOURS,
         "isolationLevel": ISOLATION_LEVELS[0], "tags": [], "dependencies": [], "settings": {}, "version": "1.0.0",
-        "usageCount": 0, "lastUsedAt": None, "createdBy": request.actor,
+        "usageCount": 0, "lastUsedAt": None, "createdBy": registry.value("createdBy", request.actor, request.actor),
         "createdAt": datetime.now(timezone.utc), "updatedAt": datetime.now(timezone.utc),
     }
     base.update(changes)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import public_meta, require_world_meta
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import load_registry, public_meta
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter, find_worlds
 
 
 def list_worlds(conn, world_filter: WorldFilter, where: str) -> list[dict[str, Any]]:
-    require_world_meta(conn, where)
-    found = find_worlds(conn, world_filter)
+    found = find_worlds(conn, load_registry(conn, where), world_filter)
     counts = world_rows.count_rows(conn, catalog_mod.load(conn), [w["id"] for w in found])
     return [dict(public_meta(w), rows=counts[w["id"]]) for w in found]

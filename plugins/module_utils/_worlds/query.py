@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import Registry, expired_condition
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import glob_to_like
 
 try:
@@ -28,7 +28,7 @@ class WorldFilter:
     max_age_hours: int | None = None
 
 
-def find_worlds(conn, world_filter: WorldFilter, lock: bool = False) -> list[dict[str, Any]]:
+def find_worlds(conn, registry: Registry, world_filter: WorldFilter, lock: bool = False) -> list[dict[str, Any]]:
     """WorldMeta rows matching every given filter, with an ``expired`` flag, ordered by id."""
     conditions = [sql.SQL("true")]
     params: dict[str, Any] = {"max_age": world_filter.max_age_hours}
@@ -41,7 +41,7 @@ def find_worlds(conn, world_filter: WorldFilter, lock: bool = False) -> list[dic
             conditions.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(option)))
             params[option] = value
     if world_filter.tags:
-        conditions.append(sql.SQL("tags @> %(tags)s"))
+        conditions.append(sql.SQL("{} @> %(tags)s::text[]").format(registry.text_list("tags")))
         params["tags"] = world_filter.tags
     expired = expired_condition(sql.SQL("%(max_age)s::integer"))
     if world_filter.expired is not None:

@@ -12,7 +12,13 @@ from decimal import Decimal
 import pytest
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import jsonable, validate_world_id
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import (
+    REGISTRY_COLUMNS,
+    Registry,
+    jsonable,
+    registry_problems,
+    validate_world_id,
+)
 
 
 def test_every_value_an_application_row_holds_becomes_json():
@@ -31,3 +37,35 @@ def test_every_value_an_application_row_holds_becomes_json():
 def test_invalid_world_ids_are_refused_with_an_example(world_id):
     with pytest.raises(PhoenixError, match="is not a valid world id: .*e.g. UC_TESTING"):
         validate_world_id(world_id)
+
+
+APPLICATION_COLUMNS = dict({c: ("text", False) for c in REGISTRY_COLUMNS},
+                           id=("character varying(64)", False), tags=("jsonb", False), dependencies=("jsonb", False),
+                           createdBy=("uuid", False), users=("jsonb", True), settings=("jsonb", True))
+
+
+def test_an_application_registry_with_every_column_can_be_adopted():
+    assert registry_problems(APPLICATION_COLUMNS) == []
+
+
+def test_a_registry_lacking_columns_names_every_one():
+    columns = {c: kind for c, kind in APPLICATION_COLUMNS.items() if c not in ("isTemplate", "autoCleanup")}
+    assert registry_problems(columns) == ["it lacks the column(s) isTemplate, autoCleanup"]
+
+
+def test_a_registry_with_columns_phoenix_cannot_write_says_which():
+    columns = dict(APPLICATION_COLUMNS, tags=("text", False), createdBy=("integer", False), owner=("bigint", True))
+    assert registry_problems(columns) == [
+        "tags is text, not a list (jsonb or text[])", "createdBy is integer, not text or character varying or uuid",
+        "its NOT NULL column(s) owner have no default and no empty value Phoenix could write"]
+
+
+def test_values_are_written_as_the_registry_types_demand():
+    registry = Registry({c: kind for c, (kind, _required) in APPLICATION_COLUMNS.items()}, frozenset({"users"}))
+    assert registry.value("createdBy", "root@vm", "root@vm") is None  # a uuid column holds users, not the actor
+    assert registry.value("tags", ["a"], "root@vm").obj == ["a"]
+    assert registry.empty("users").obj == [] and registry.empty("settings").obj == {}
+    own = Registry({"createdBy": "text", "tags": "text[]", "description": "text"}, frozenset())
+    assert own.value("createdBy", "root@vm", "root@vm") == "root@vm"
+    assert own.value("tags", ["a"], "root@vm") == ["a"]
+    assert own.empty("description") == "" and own.empty("tags") == []
