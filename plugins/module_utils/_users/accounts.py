@@ -35,7 +35,8 @@ ROLES = ("user", "admin")
 PASSWORD_UPDATES = ("always", "on_create")  # on_create: an existing user keeps the password
 BCRYPT_ROUNDS = 10  # what the application's bcrypt uses by default
 USER_TABLE = ("public", "User")
-PUBLIC_COLUMNS = 'id, email, name, type, world_id, "createdAt", password IS NOT NULL AS has_password'
+PUBLIC_COLUMNS = 'id, email, {name} AS name, type, world_id, "createdAt", password IS NOT NULL AS has_password'
+USER_COLUMNS = {"email", "type", "password", "world_id"}  # name is optional: the original application has none
 
 
 @dataclass
@@ -72,15 +73,22 @@ def public_user(row: dict[str, Any] | None) -> dict[str, Any] | None:
 def require_user_table(conn, where: str) -> catalog_mod.Catalog:
     catalog = catalog_mod.load(conn)
     table = catalog.all_tables.get(USER_TABLE)
-    if table is None or not {"email", "name", "type", "password", "world_id"} <= set(table.types):
-        raise PhoenixError('%s has no reference "User" table (email, name, type, password, world_id): run '
-                           "phoenix_schema with app_schema=reference" % where)
+    if table is None or not USER_COLUMNS <= set(table.types):
+        raise PhoenixError('%s has no application "User" table (email, type, password, world_id; name optional): '
+                           "run phoenix_schema with app_schema=reference" % where)
     return catalog
 
 
-def find_user(conn, email: str, world: str | None, lock: bool = False) -> dict[str, Any] | None:
-    query = sql.SQL('SELECT ' + PUBLIC_COLUMNS + ', password FROM "User" '
-                    "WHERE lower(email) = lower(%s) AND world_id IS NOT DISTINCT FROM %s")
+def public_columns(catalog: catalog_mod.Catalog):
+    """The SELECT list of what may be shown of a user; name is NULL where the table has none."""
+    has_name = "name" in catalog.all_tables[USER_TABLE].types
+    return sql.SQL(PUBLIC_COLUMNS).format(name=sql.SQL("name" if has_name else "NULL::text"))
+
+
+def find_user(conn, catalog: catalog_mod.Catalog, email: str, world: str | None,
+              lock: bool = False) -> dict[str, Any] | None:
+    query = sql.SQL('SELECT {}, password FROM "User" '
+                    "WHERE lower(email) = lower(%s) AND world_id IS NOT DISTINCT FROM %s").format(public_columns(catalog))
     if lock:
         query += sql.SQL(" FOR UPDATE")
     with conn.cursor(row_factory=dict_row) as cur:
@@ -123,9 +131,11 @@ def ensure_user(conn, request: UserRequest, check_mode: bool) -> dict[str, Any]:
         catalog = require_user_table(conn, request.where)
         if request.world is not None and read_meta(conn, request.world) is None:
             raise PhoenixError("world %s does not exist on %s" % (request.world, request.where))
-        current = find_user(conn, request.email, request.world, lock=True)
+        current = find_user(conn, catalog, request.email, request.world, lock=True)
         if request.state == "absent":
             return _absent(conn, catalog, request, current, check_mode)
+        if request.name is not None and "name" not in catalog.all_tables[USER_TABLE].types:
+            raise PhoenixError('the "User" table of %s has no name column: leave name unset' % request.where)
         return _present(conn, request, current, check_mode)
 
 
@@ -142,7 +152,9 @@ def _present(conn, request: UserRequest, current, check_mode: bool) -> dict[str,
         raise PhoenixError("role must be user or admin, got %r" % request.role)
     changes: dict[str, Any] = {}
     if current is None:
-        changes = {"email": request.email, "name": request.name, "type": request.role or "user"}
+        changes = {"email": request.email, "type": request.role or "user"}
+        if request.name is not None:
+            changes["name"] = request.name
         if request.password is not None:
             changes["password"] = None  # hashed below, only when writing
     else:
@@ -155,7 +167,7 @@ def _present(conn, request: UserRequest, current, check_mode: bool) -> dict[str,
             changes["password"] = None
     if changes:
         _guard(request, "creating or changing users" if current is None else "changing users")
-    after = dict(current or {"id": None, "world_id": request.world, "createdAt": None, "has_password": False},
+    after = dict(current or {"id": None, "name": None, "world_id": request.world, "createdAt": None, "has_password": False},
                  **{k: v for k, v in changes.items() if k != "password"})
     if "password" in changes:
         after["has_password"] = True
@@ -202,7 +214,7 @@ def _absent(conn, catalog, request: UserRequest, current, check_mode: bool) -> d
 def list_users(conn, role: str | None, world: str | None, email: str | None, user_id: str | None,
                where: str) -> list[dict[str, Any]]:
     """Users matching the filters; ``world='none'`` means production users (no world)."""
-    require_user_table(conn, where)
+    catalog = require_user_table(conn, where)
     conditions = [sql.SQL("true")]
     params: dict[str, Any] = {}
     if role:
@@ -219,7 +231,7 @@ def list_users(conn, role: str | None, world: str | None, email: str | None, use
     if user_id:
         conditions.append(sql.SQL("id::text = %(id)s"))
         params["id"] = user_id
-    query = sql.SQL('SELECT ' + PUBLIC_COLUMNS + ' FROM "User" WHERE {} ORDER BY world_id NULLS FIRST, lower(email)'
-                    ).format(sql.SQL(" AND ").join(conditions))
+    query = sql.SQL('SELECT {} FROM "User" WHERE {} ORDER BY world_id NULLS FIRST, lower(email)').format(
+        public_columns(catalog), sql.SQL(" AND ").join(conditions))
     with conn.cursor(row_factory=dict_row) as cur:
         return [public_user(row) for row in cur.execute(query, params)]
