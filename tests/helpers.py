@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable
 
 import yaml
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 
@@ -19,6 +20,9 @@ def run_module(main: Callable[[], None], args: dict[str, Any], check: bool = Fal
                diff: bool = False) -> dict[str, Any]:
     """Run a module and return its JSON result (``failed`` is true when it called fail_json)."""
     stdout = io.StringIO()
+    # A module process starts without warnings; in this one process, earlier runs' would be reported again.
+    module_warnings._global_warnings.clear()
+    module_warnings._global_deprecations.clear()
     module_args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
     with patch_module_args(module_args), contextlib.redirect_stdout(stdout):
         try:

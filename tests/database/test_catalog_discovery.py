@@ -13,7 +13,7 @@ def test_reference_schema_members_in_parent_first_order(database):
         catalog = load(conn)
     order = [t.label for t in catalog.members]
     assert set(order) == {"User", "Chat", "Message_v2", "Artifact", "Suggestion", "A_Text", "A_Image",
-                          "A_Person", "A_SetItems"}
+                          "A_Person", "A_SetItems", "A_Site", "A_Address", "A_FaqItem", "A_Link", "A_SetDefinition"}
     for parent, child in [("User", "Chat"), ("Chat", "Message_v2"), ("User", "Artifact"),
                           ("Artifact", "A_Text"), ("Artifact", "A_SetItems"), ("Artifact", "Suggestion")]:
         assert order.index(parent) < order.index(child), (parent, child)

@@ -12,7 +12,7 @@ from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 REFERENCE_TABLES = {"User", "Chat", "Message_v2", "Artifact", "Suggestion", "A_Text", "A_Image",
-                    "A_Person", "A_SetItems", "WorldMeta"}
+                    "A_Person", "A_SetItems", "A_Site", "A_Address", "A_FaqItem", "A_Link", "A_SetDefinition", "WorldMeta"}
 
 
 def tables(database, schema: str = "public") -> set[str]:
@@ -74,10 +74,10 @@ def test_check_mode_on_current_database_reports_unchanged(database):
 def test_target_version_then_upgrade(database):
     first = schema(database, target_version=2)
     assert first["version"] == 2
-    assert [m["version"] for m in first["pending"]] == [3, 4, 5]
+    assert [m["version"] for m in first["pending"]] == [3, 4, 5, 6]
     assert "User" not in tables(database)
     second = schema(database)
-    assert [m["version"] for m in second["applied"]] == [3, 4, 5]
+    assert [m["version"] for m in second["applied"]] == [3, 4, 5, 6]
     assert "User" in tables(database)
 
 

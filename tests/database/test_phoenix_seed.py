@@ -14,6 +14,7 @@ from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, p
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from conftest import kill_when_blocked
+from original_schema import ONBOARDING_SEED
 from worlds_fixtures import create_shop, fill_shop_world, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -284,6 +285,21 @@ def test_an_original_seed_with_its_own_world_id_imports_under_the_id_given(datab
                           ("WORLD1",)) == [("Test World 1", "test", False, 24)]  # 0 ("never") -> the default TTL
     assert database.query('SELECT world_id FROM "User" WHERE email = %s', ("tester@example.com",)) == [("WORLD1",)]
     assert call(phoenix_seed.main, database, state="imported", src=str(src), world="WORLD1")["changed"] is False
+
+
+def test_the_original_onboarding_seed_fits_the_reference_schema(database):
+    migrate(database)
+    imported = call(phoenix_seed.main, database, state="imported", src=ONBOARDING_SEED)
+    assert "failed" not in imported and imported["changed"], imported.get("msg")
+    assert not imported.get("warnings"), imported["warnings"]
+    assert {t: s["inserted"] for t, s in imported["tables"].items()} == {
+        "User": 2, "Artifact": 13, "A_Text": 3, "A_Image": 1, "A_Person": 2, "A_Site": 1, "A_Address": 1,
+        "A_FaqItem": 2, "A_Link": 1, "A_SetDefinition": 1, "A_SetItems": 2, "Chat": 1, "Message_v2": 2}
+    assert database.query('SELECT name FROM "User" ORDER BY 1') == [("First-week Hire",), ("People Team Lead",)]
+    assert database.query('SELECT "fullName", phone, location FROM "A_Person" ORDER BY 1') == [
+        ("Noor Haddad", "+1 555 0100", None), ("Tomás Oliveira", None, "Floor 2")]
+    assert database.query('SELECT tags, "isTemplate", "cleanupAfterHours" FROM "WorldMeta"') == [
+        (["onboarding", "demo"], True, 24)]
 
 
 def test_shop_round_trip(database, tmp_path):

@@ -226,12 +226,69 @@ WORLD_META_VERSION = 2
 # An application that owns "WorldMeta" keeps it: the migration is recorded under this name and creates nothing.
 ADOPTED_WORLD_META = Migration(WORLD_META_VERSION, "world_meta_adopted", CORE, ())
 
+# Every artifact kind the application knows, each with its content table (a person's contact details too).
+_REFERENCE_CONTENT_TABLES = (
+    'ALTER TABLE "Artifact" DROP CONSTRAINT "Artifact_kind_check"',
+    """ALTER TABLE "Artifact" ADD CONSTRAINT "Artifact_kind_check" CHECK (kind IN
+        ('text', 'code', 'image', 'sheet', 'person', 'set', 'site', 'address', 'faq-item', 'link', 'set-definition'))""",
+    'ALTER TABLE "A_Person" ADD COLUMN phone text, ADD COLUMN location text, ADD COLUMN quote text',
+    """CREATE TABLE "A_Site" (
+        "artifactId" uuid NOT NULL,
+        "createdAt" timestamptz NOT NULL,
+        "siteDefinition" jsonb NOT NULL,
+        theme text,
+        PRIMARY KEY ("artifactId", "createdAt"),
+        FOREIGN KEY ("artifactId", "createdAt") REFERENCES "Artifact" (id, "createdAt") ON DELETE CASCADE
+    )""",
+    """CREATE TABLE "A_Address" (
+        "artifactId" uuid NOT NULL,
+        "createdAt" timestamptz NOT NULL,
+        "streetAddress" text NOT NULL,
+        city text NOT NULL,
+        state text,
+        "postalCode" text,
+        country text NOT NULL,
+        PRIMARY KEY ("artifactId", "createdAt"),
+        FOREIGN KEY ("artifactId", "createdAt") REFERENCES "Artifact" (id, "createdAt") ON DELETE CASCADE
+    )""",
+    """CREATE TABLE "A_FaqItem" (
+        "artifactId" uuid NOT NULL,
+        "createdAt" timestamptz NOT NULL,
+        question text NOT NULL,
+        answer text NOT NULL,
+        category text,
+        priority integer NOT NULL DEFAULT 0,
+        tags jsonb NOT NULL DEFAULT '[]',
+        PRIMARY KEY ("artifactId", "createdAt"),
+        FOREIGN KEY ("artifactId", "createdAt") REFERENCES "Artifact" (id, "createdAt") ON DELETE CASCADE
+    )""",
+    """CREATE TABLE "A_Link" (
+        "artifactId" uuid NOT NULL,
+        "createdAt" timestamptz NOT NULL,
+        url text NOT NULL,
+        title text NOT NULL,
+        description text,
+        category text,
+        PRIMARY KEY ("artifactId", "createdAt"),
+        FOREIGN KEY ("artifactId", "createdAt") REFERENCES "Artifact" (id, "createdAt") ON DELETE CASCADE
+    )""",
+    """CREATE TABLE "A_SetDefinition" (
+        "artifactId" uuid NOT NULL,
+        "createdAt" timestamptz NOT NULL,
+        definition jsonb NOT NULL,
+        "validationRules" jsonb NOT NULL DEFAULT '{}',
+        PRIMARY KEY ("artifactId", "createdAt"),
+        FOREIGN KEY ("artifactId", "createdAt") REFERENCES "Artifact" (id, "createdAt") ON DELETE CASCADE
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "phoenix_core", CORE, _PHOENIX_TABLES),
     Migration(WORLD_META_VERSION, "world_meta", CORE, _WORLD_META),
     Migration(3, "reference_app", REFERENCE, _REFERENCE_APP),
     Migration(4, "reference_fk_indexes", REFERENCE, _REFERENCE_FK_INDEXES),
     Migration(5, "reference_user_type", REFERENCE, _REFERENCE_USER_TYPE),
+    Migration(6, "reference_content_tables", REFERENCE, _REFERENCE_CONTENT_TABLES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

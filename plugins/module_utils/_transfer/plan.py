@@ -21,7 +21,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog impor
 DEFAULT_GROUPS = {
     "worlds": [WORLD_META],
     "users": ["User"],
-    "artifacts": ["Artifact", "A_Text", "A_Image", "A_Person", "A_SetItems", "Suggestion"],
+    "artifacts": ["Artifact", "A_Text", "A_Image", "A_Person", "A_Site", "A_Address", "A_FaqItem", "A_Link",
+                  "A_SetDefinition", "A_SetItems", "Suggestion"],
     "chats": ["Chat", "Message_v2"],
 }
 CONFLICTS = ("update", "skip", "fail")
