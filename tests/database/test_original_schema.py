@@ -275,3 +275,24 @@ def test_the_original_onboarding_seed_lands_in_every_content_table(adopted):
     assert adopted.query('SELECT jsonb_array_length(users), "isTemplate" FROM "WorldMeta"') == [(2, True)]
     again = call(phoenix_seed.main, adopted, state="imported", src=ONBOARDING_SEED)
     assert not again["changed"]
+
+
+def test_every_content_table_round_trips_exactly(adopted, tmp_path):
+    """The onboarding world fills every content table; numeric, jsonb, json and timestamps come back unchanged."""
+    call(phoenix_seed.main, adopted, state="imported", src=ONBOARDING_SEED)
+    with adopted.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "A_Address" SET latitude = 43.07184512, longitude = -70.76262312, '
+                             "\"updated_at\" = '2025-07-01 08:00:00.000001'"))
+    add_hand_written_rows(adopted, "ONBOARDING_TOUR")
+    before = application_digest(adopted)
+    registry = 'SELECT name, description, users, artifacts, chats, settings, tags, "isTemplate" FROM "WorldMeta"'
+    meta = adopted.query(registry)
+    assert call(phoenix_seed.main, adopted, world="ONBOARDING_TOUR", state="exported",
+                dest=str(tmp_path / "tour"))["changed"]
+    assert call(phoenix_world.main, adopted, id="ONBOARDING_TOUR", state="absent")["changed"]
+    assert adopted.query('SELECT count(*) FROM "A_Address"') == [(0,)]
+    imported = call(phoenix_seed.main, adopted, state="imported", src=str(tmp_path / "tour"))
+    assert "failed" not in imported and imported["changed"], imported.get("msg")
+    assert application_digest(adopted) == before
+    assert adopted.query(registry) == meta
+    assert adopted.query('SELECT latitude::text FROM "A_Address"') == [("43.07184512",)]
