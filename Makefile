@@ -21,10 +21,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 # The demo keeps its state in the checkout; playbooks otherwise default to ~/.local/share/phoenix.
 demo stop: export PHOENIX_HOME ?= $(CURDIR)/.phoenix
 
+# make demo APP=welcomecraft: the same on databases shaped like the original WelcomeCraft application.
+APP ?= reference
+DEMO_VARS := $(if $(filter welcomecraft,$(APP)),-e @tests/fixtures/welcomecraft/demo.yml,)
+
 demo: venv
-	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local -i inventories/beta -i inventories/prod
-	$(BIN)/ansible-playbook playbooks/seed.yml -i inventories/local -i inventories/beta
-	$(BIN)/ansible-playbook playbooks/env_status.yml -i inventories/local -i inventories/beta -i inventories/prod
+	$(BIN)/ansible-playbook playbooks/site.yml -i inventories/local -i inventories/beta -i inventories/prod $(DEMO_VARS)
+	$(BIN)/ansible-playbook playbooks/seed.yml -i inventories/local -i inventories/beta $(DEMO_VARS)
+	$(BIN)/ansible-playbook playbooks/env_status.yml -i inventories/local -i inventories/beta -i inventories/prod $(DEMO_VARS)
 
 stop: venv
 	$(BIN)/ansible-playbook playbooks/embedded.yml -i inventories/local -e local_postgres_state=stopped

@@ -428,3 +428,19 @@ def test_users_playbook_takes_names_ansible_does_not_reserve(phoenix_home):
     typo = playbook(phoenix_home, "users.yml", "-i", "inventories/local", "-e", "operation=promote")
     assert typo.returncode != 0
     assert "value of users_operation must be one of: list, add, delete, set-admin, got: promote" in typo.stdout
+
+
+def test_site_runs_the_applications_migrator_then_adopts_its_world_meta(phoenix_home, database, tmp_path):
+    migrator = [sys.executable, os.path.join(repo_root(), "tests", "fixtures", "welcomecraft", "migrate.py")]
+    inventory = own_inventory(tmp_path / "welcomecraft.json", phoenix_stage="BETA", phoenix_db_url=database.url,
+                              phoenix_app_schema="none", phoenix_app_migrate_command=migrator)
+    site = playbook(phoenix_home, "site.yml", "-i", inventory, "-e", "phoenix_hosts=databases")
+    assert site.returncode == 0, site.stdout
+    assert "applied 13 migration(s)" in site.stdout
+    assert last_message(site.stdout) == "BETA: schema version 2 (2 migration(s) applied, WorldMeta of the application adopted), healthy"
+    assert database.query('SELECT count(*) FROM drizzle."__drizzle_migrations"') == [(13,)]
+    assert database.query("SELECT name FROM phoenix.migrations ORDER BY version") == [
+        ("phoenix_core",), ("world_meta_adopted",)]
+    again = playbook(phoenix_home, "site.yml", "-i", inventory, "-e", "phoenix_hosts=databases")
+    assert again.returncode == 0 and recap(again.stdout)["staging-db-01"]["changed"] == 0, again.stdout
+    assert "DATABASE_URL" not in site.stdout + again.stdout  # the migrator's environment is not logged
