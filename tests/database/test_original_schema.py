@@ -226,8 +226,18 @@ def test_users_of_the_application(adopted):
     again = call(phoenix_user.main, adopted, email="admin@tour.example", role="admin", password="S3cret-pass!",
                  update_password="on_create")
     assert not again["changed"]
+    named = call(phoenix_user.main, adopted, email="hire@tour.example", name="New Hire", world=None)
+    assert named["changed"] and named["user"]["name"] == "New Hire"
+
+
+def test_users_of_an_application_without_user_names(adopted):
+    with adopted.connect() as conn:
+        conn.execute(sql.SQL('ALTER TABLE "User" DROP COLUMN name'))
+    made = call(phoenix_user.main, adopted, email="admin@tour.example", role="admin")
+    assert "failed" not in made and made["changed"] and made["user"]["name"] is None, made.get("msg")
     named = call(phoenix_user.main, adopted, email="hire@tour.example", name="New Hire")
-    assert named["failed"] and "name" in named["msg"], named
+    assert named["failed"] and 'has no name column: leave name unset' in named["msg"]
+    assert adopted.query('SELECT email FROM "User"') == [("admin@tour.example",)]
 
 
 def test_backup_restore_and_health(adopted, tmp_path):
@@ -248,9 +258,9 @@ def test_backup_restore_and_health(adopted, tmp_path):
 def test_the_original_onboarding_seed_lands_in_every_content_table(adopted):
     imported = call(phoenix_seed.main, adopted, state="imported", src=ONBOARDING_SEED)
     assert "failed" not in imported and imported["changed"], imported.get("msg")
-    # The application keeps no user names (its registry's definitions do): said once, nothing else dropped.
-    assert [w["event"]["msg"] for w in imported["warnings"]] == [
-        "User: seed columns name are not in the table and were ignored"]
+    assert not imported.get("warnings"), imported["warnings"]
+    assert adopted.query('SELECT name, type FROM "User" ORDER BY 1') == [
+        ("First-week Hire", "user"), ("People Team Lead", "admin")]
     kinds = dict(adopted.query('SELECT kind, count(*) FROM "Artifact" GROUP BY 1'))
     assert kinds == {"site": 1, "text": 1, "code": 1, "sheet": 1, "image": 1, "person": 2, "address": 1,
                      "faq-item": 2, "link": 1, "set-definition": 1, "set": 1}
