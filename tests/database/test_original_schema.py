@@ -306,3 +306,34 @@ def test_every_content_table_round_trips_exactly(adopted, tmp_path):
     assert application_digest(adopted) == before
     assert adopted.query(registry) == meta
     assert adopted.query('SELECT latitude::text FROM "A_Address"') == [("43.07184512",)]
+
+
+def test_a_world_meta_the_search_path_finds_in_the_applications_schema_is_adopted(database):
+    """An application with its own schema first on the search path, whose registry references its users."""
+    columns = ", ".join('"%s" %s' % (name, kind) for name, kind in (
+        ("description", "text"), ("environment", "text NOT NULL"), ("category", "text"),
+        ("isActive", "boolean NOT NULL DEFAULT true"), ("isTemplate", "boolean NOT NULL DEFAULT false"),
+        ("autoCleanup", "boolean NOT NULL DEFAULT true"), ("cleanupAfterHours", "integer"),
+        ("isolationLevel", "text NOT NULL DEFAULT 'FULL'"), ("tags", "text[]"), ("dependencies", "text[]"),
+        ("settings", "jsonb NOT NULL"), ("version", "text"), ("usageCount", "integer NOT NULL DEFAULT 0"),
+        ("lastUsedAt", "timestamptz"), ("createdAt", "timestamptz NOT NULL DEFAULT now()"),
+        ("updatedAt", "timestamptz NOT NULL DEFAULT now()")))
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA app"))
+        conn.execute(sql.SQL("ALTER DATABASE {} SET search_path TO app, public").format(sql.Identifier(database.name)))
+        conn.execute(sql.SQL("CREATE TABLE app.members (id uuid PRIMARY KEY, email text NOT NULL, world_id text)"))
+        conn.execute(sql.SQL('CREATE TABLE app."WorldMeta" (id text PRIMARY KEY, name text NOT NULL, {}, '
+                             '"createdBy" uuid REFERENCES app.members (id))').format(sql.SQL(columns)))
+    adopted = schema(database)
+    assert adopted["world_meta"] == "application", adopted.get("msg")
+    assert database.query("SELECT to_regclass('public.\"WorldMeta\"') IS NULL") == [(True,)]
+    assert call(phoenix_world.main, database, id="W_APP", tags=["x"])["changed"]
+    with database.connect() as conn:
+        conn.execute(sql.SQL("INSERT INTO app.members VALUES (gen_random_uuid(), 'a@app.example', 'W_APP')"))
+    listed = call(phoenix_world_info.main, database)["worlds"]
+    assert [(w["id"], w["rows"], w["tags"]) for w in listed] == [("W_APP", {"app.members": 1}, ["x"])]
+    health = call(phoenix_health.main, database, fail_on="never")
+    assert health["checks"]["worlds"]["total"] == 1, health["checks"]
+    removed = call(phoenix_world.main, database, id="W_APP", state="absent")
+    assert removed["rows_removed"] == {"app.members": 1}
+    assert database.query('SELECT count(*) FROM app."WorldMeta"') == [(0,)]

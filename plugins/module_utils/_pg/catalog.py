@@ -22,7 +22,7 @@ WORLD_COLUMN = "world_id"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
 EXCLUDED_SCHEMAS = SYSTEM_SCHEMAS + ("phoenix",)  # world tables live in the application's schemas
 WORLD_META = "WorldMeta"
-WORLD_META_TABLE = 'public."WorldMeta"'
+WORLD_META_TABLE = '"WorldMeta"'  # wherever the search path finds it
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,15 @@ class Table:
 class Catalog:
     """World member tables of a database, parents first."""
 
-    def __init__(self, tables: dict[tuple[str, str], Table]) -> None:
+    def __init__(self, tables: dict[tuple[str, str], Table],
+                 registry_key: tuple[str, str] | None = ("public", WORLD_META)) -> None:
         self.all_tables = tables
-        self.members: list[Table] = topological(_members(tables))
+        self.registry = tables.get(registry_key) if registry_key else None  # "WorldMeta", where the search path finds it
+        self.members: list[Table] = topological(_members(tables, registry_key))
         self.by_label = {t.label: t for t in self.members}
+
+    def is_registry(self, table: Table) -> bool:
+        return self.registry is not None and table.key == self.registry.key
 
     def parent(self, table: Table) -> Table:
         if table.owner is None:
@@ -135,8 +140,8 @@ def join_condition(fk: ForeignKey, child_alias: str, parent_alias: str):
     )
 
 
-def _members(tables: dict[tuple[str, str], Table]) -> list[Table]:
-    registry = ("public", WORLD_META)  # the world registry itself, whatever its FKs (e.g. "createdBy" -> "User")
+def _members(tables: dict[tuple[str, str], Table], registry: tuple[str, str] | None) -> list[Table]:
+    """World member tables; never the world registry itself, whatever its FKs (e.g. "createdBy" -> "User")."""
     members = {key for key, t in tables.items() if t.has_world_id and key != registry}
     grew = True
     while grew:  # tables hanging off members by FK, transitively
@@ -214,4 +219,7 @@ def load(conn) -> Catalog:
         elif confrelid in names:
             table.foreign_keys.append(ForeignKey(
                 conname, columns, names[confrelid], tuple(attributes[confrelid][n] for n in confkey)))
-    return Catalog(tables)
+    registry = conn.execute(sql.SQL(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass(%s)"), ['"WorldMeta"']).fetchone()
+    return Catalog(tables, tuple(registry) if registry else None)

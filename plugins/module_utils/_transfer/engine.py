@@ -20,7 +20,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import validate_world_id
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, WORLD_META, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
     identifiers,
@@ -124,7 +124,7 @@ class Transfer:
 
     # -- staging ----------------------------------------------------------------------
     def _source_predicate(self, catalog, table: Table, worlds: list[str]):
-        if table.name == WORLD_META and table.schema == "public":
+        if catalog.is_registry(table):
             return sql.SQL("t.id = ANY({})").format(sql.Literal(worlds))
         world = catalog.world_expression(table, "t")
         condition = sql.SQL("{} = ANY({})").format(world, sql.Literal(worlds))
@@ -136,7 +136,7 @@ class Transfer:
         """Each column as it should arrive: renamed world, re-keyed UUIDs, masked PII, cast to its type."""
         import json
 
-        is_meta = table.name == WORLD_META and table.schema == "public"
+        is_meta = catalog.is_registry(table)
         world = sql.SQL("t.id") if is_meta else catalog.world_expression(table, "t")
         mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
             map=sql.Literal(json.dumps(mapping)), w=world)
@@ -188,7 +188,7 @@ class Transfer:
         for table, stage in staged:
             target_table = catalog.all_tables[table.key]
             member = target_table.has_world_id or target_table.owner is not None
-            if table.name == WORLD_META or not table.primary_key or not member:
+            if catalog.is_registry(target_table) or not table.primary_key or not member:
                 continue  # keyed by the world id itself, or not a world table (schema_differences reports that)
             owner = catalog.world_expression(target_table, "x")  # whose the target row is
             mine = catalog.world_expression(target_table, "s", relation=lambda t: stages[t.key])  # whose it will be
@@ -215,9 +215,9 @@ class Transfer:
 
     def _target_rows(self, table: Table, alias: str):
         """Rows of the target worlds in the target table."""
-        if table.name == WORLD_META and table.schema == "public":
-            return sql.SQL("{}.id = ANY(%(targets)s)").format(sql.Identifier(alias))
         catalog = self.target_catalog
+        if catalog.is_registry(table):
+            return sql.SQL("{}.id = ANY(%(targets)s)").format(sql.Identifier(alias))
         return catalog.world_predicate(catalog.all_tables[table.key], alias, sql.Placeholder("targets"))
 
     @staticmethod

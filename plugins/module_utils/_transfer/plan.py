@@ -69,9 +69,8 @@ def selected_tables(source_catalog, request: TransferRequest) -> list[Table]:
     """The tables a transfer moves, parents first: the whole world, or the groups ``include`` names plus the parents
     their rows reference."""
     by_label = dict(source_catalog.by_label)
-    meta = source_catalog.all_tables.get(("public", WORLD_META))
-    if meta is not None:
-        by_label[WORLD_META] = meta
+    if source_catalog.registry is not None:
+        by_label[WORLD_META] = source_catalog.registry
     if request.include is None:
         return catalog_mod.topological(by_label.values())
     unknown = sorted(set(request.include) - set(request.groups))
