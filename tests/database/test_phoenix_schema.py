@@ -32,7 +32,7 @@ def test_first_run_applies_everything_and_registers_the_stage(database):
     assert [m["version"] for m in result["applied"]] == [m.version for m in migrations.MIGRATIONS]
     assert result["pending"] == []
     assert tables(database) == REFERENCE_TABLES
-    assert tables(database, "phoenix") == {"migrations", "environment", "audit_log", "health_history"}
+    assert tables(database, "phoenix") == {"migrations", "environment", "audit_log", "health_history", "key_map"}
     assert database.query("SELECT stage, app_schema FROM phoenix.environment") == [("BETA", "reference")]
     audit = database.query("SELECT operation, stage, details->'applied' FROM phoenix.audit_log")
     assert audit == [("schema.migrate", "BETA", [m.version for m in migrations.MIGRATIONS])]
@@ -74,10 +74,10 @@ def test_check_mode_on_current_database_reports_unchanged(database):
 def test_target_version_then_upgrade(database):
     first = schema(database, target_version=2)
     assert first["version"] == 2
-    assert [m["version"] for m in first["pending"]] == [3, 4, 5, 6]
+    assert [m["version"] for m in first["pending"]] == [3, 4, 5, 6, 7]
     assert "User" not in tables(database)
     second = schema(database)
-    assert [m["version"] for m in second["applied"]] == [3, 4, 5, 6]
+    assert [m["version"] for m in second["applied"]] == [3, 4, 5, 6, 7]
     assert "User" in tables(database)
 
 

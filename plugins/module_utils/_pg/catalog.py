@@ -42,6 +42,15 @@ class Table:
     primary_key: tuple[str, ...]
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     owner: ForeignKey | None = None  # for tables without world_id: the FK that makes them members
+    sequences: dict[str, str] = field(default_factory=dict)  # integer column -> its sequence (serial or identity)
+    identity_always: set[str] = field(default_factory=set)  # GENERATED ALWAYS AS IDENTITY columns
+
+    @property
+    def sequence_key(self) -> str | None:
+        """The table's key when it is one integer column numbered by a sequence (serial or identity)."""
+        if len(self.primary_key) == 1 and self.primary_key[0] in self.sequences:
+            return self.primary_key[0]
+        return None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -199,8 +208,10 @@ def load(conn) -> Catalog:
         return Catalog({})
     attributes: dict[int, dict[int, str]] = {oid: {} for oid in names}
     tables = {key: Table(key[0], key[1], [], {}, ()) for key in names.values()}
-    for oid, attnum, attname, typname, generated in conn.execute(sql.SQL(
-        "SELECT attrelid, attnum, attname, format_type(atttypid, atttypmod), attgenerated <> '' "
+    for oid, attnum, attname, typname, generated, identity, sequence in conn.execute(sql.SQL(
+        "SELECT attrelid, attnum, attname, format_type(atttypid, atttypmod), attgenerated <> '', attidentity, "
+        "CASE WHEN atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
+        "THEN pg_get_serial_sequence(attrelid::regclass::text, attname) END "
         "FROM pg_attribute WHERE attrelid = ANY(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum"
     ), [list(names)]):
         attributes[oid][attnum] = attname
@@ -208,6 +219,10 @@ def load(conn) -> Catalog:
         table.types[attname] = typname
         if not generated:
             table.columns.append(attname)
+        if sequence:
+            table.sequences[attname] = sequence
+        if identity == "a":
+            table.identity_always.add(attname)
     for oid, contype, conname, conkey, confrelid, confkey in conn.execute(sql.SQL(
         "SELECT conrelid, contype, conname, conkey, confrelid, confkey FROM pg_constraint "
         "WHERE conrelid = ANY(%s) AND contype IN ('p', 'f') ORDER BY conrelid, conname"

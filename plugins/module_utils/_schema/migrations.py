@@ -222,6 +222,19 @@ _REFERENCE_USER_TYPE = (
     'CREATE UNIQUE INDEX "User_email_world_idx" ON "User" (lower(email), coalesce(world_id, \'\'))',
 )
 
+# Integer keys of rows copied under another world id: the new key each source key got, per table and world,
+# so a repeated copy finds its rows. Deleted with the world.
+_KEY_MAP = (
+    """CREATE TABLE phoenix.key_map (
+        table_name text NOT NULL,
+        world text NOT NULL,
+        old_key text NOT NULL,
+        new_key text NOT NULL,
+        PRIMARY KEY (table_name, world, old_key)
+    )""",
+    "CREATE INDEX key_map_world_idx ON phoenix.key_map (world)",
+)
+
 WORLD_META_VERSION = 2
 # An application that owns "WorldMeta" keeps it: the migration is recorded under this name and creates nothing.
 ADOPTED_WORLD_META = Migration(WORLD_META_VERSION, "world_meta_adopted", CORE, ())
@@ -289,6 +302,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "reference_fk_indexes", REFERENCE, _REFERENCE_FK_INDEXES),
     Migration(5, "reference_user_type", REFERENCE, _REFERENCE_USER_TYPE),
     Migration(6, "reference_content_tables", REFERENCE, _REFERENCE_CONTENT_TABLES),
+    Migration(7, "key_map", CORE, _KEY_MAP),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -9,7 +9,8 @@ one statement per member table.
 from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table, relation_exists
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import count_or_execute, identifiers, key_equals, rekeyed
 
 try:
@@ -41,12 +42,15 @@ def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dic
                              {"worlds": worlds})
         if n:
             deleted[table.label] = n
+    if not dry_run and relation_exists(conn, "phoenix.key_map"):
+        keymap.forget_worlds(conn, worlds)
     return deleted
 
 
 def _copy_select(catalog: Catalog, table: Table):
     """SELECT list that turns a source row into its copy under %(target)s."""
     keys = catalog.uuid_key_columns(table)
+    mapped = keymap.mapped_columns(catalog, table)
     items = []
     for column in table.columns:
         ident = sql.SQL("t.{}").format(sql.Identifier(column))
@@ -54,37 +58,63 @@ def _copy_select(catalog: Catalog, table: Table):
             items.append(sql.Placeholder("target"))
         elif column in keys:
             items.append(rekeyed(sql.Placeholder("target"), ident))
+        elif column in mapped:
+            items.append(keymap.mapped(ident, mapped[column], sql.Placeholder("target"), table.types[column],
+                                       keep_unmapped=column != table.sequence_key))
         else:
             items.append(ident)
     return sql.SQL(", ").join(items)
 
 
+def rekeyable_problem(catalog: Catalog, table: Table) -> str | None:
+    """Why copies of the table's rows under another world id would collide with the originals, if they would."""
+    if not table.primary_key:
+        return ("table %s has no primary key, so copies of its rows cannot be recognised; add a primary key to "
+                "copy worlds" % table.label)
+    rekeyable = catalog.uuid_key_columns(table) | set(keymap.mapped_columns(catalog, table)) | {WORLD_COLUMN}
+    if set(table.primary_key) & rekeyable:
+        return None
+    return ("table %s: its primary key (%s) is neither a uuid nor an integer numbered by a sequence (serial or "
+            "identity), nor a reference to one, so a copy would collide with the original; give it such a key "
+            "to copy worlds" % (table.label, ", ".join("%s %s" % (c, table.types[c]) for c in table.primary_key)))
+
+
 def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) -> dict[str, int]:
     """Copy a world's rows under another world id, parents first, server-side.
 
-    UUID keys are re-keyed deterministically, so a repeated copy finds its rows already
-    there (NOT EXISTS on the primary key) and inserts nothing.
+    UUID keys are re-keyed deterministically, integer keys through the key map, so a repeated copy finds its
+    rows already there (NOT EXISTS on the primary key) and inserts nothing. New integer keys come from the
+    tables' sequences: a dry run of such a copy runs it and rolls it back (the sequences keep their advance,
+    as with any rolled-back insert).
     """
+    if dry_run and any(keymap.mapped_columns(catalog, t) for t in catalog.members):
+        with conn.transaction(force_rollback=True):
+            return _copy_rows(conn, catalog, source, target, dry_run=False)
+    return _copy_rows(conn, catalog, source, target, dry_run)
+
+
+def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) -> dict[str, int]:
     copied: dict[str, int] = {}
+    params = {"source": [source], "target": target}
     for table in catalog.members:
-        if not table.primary_key:
-            raise PhoenixError("table %s has no primary key, so copies of its rows cannot be recognised; "
-                               "add a primary key to copy worlds" % table.label)
-        if not set(table.primary_key) & (catalog.uuid_key_columns(table) | {WORLD_COLUMN}):
-            raise PhoenixError("table %s: its primary key (%s) has no UUID or world_id column to re-key, so a "
-                               "copy would collide with the original; use UUID keys to copy worlds"
-                               % (table.label, ", ".join(table.primary_key)))
+        problem = rekeyable_problem(catalog, table)
+        if problem:
+            raise PhoenixError(problem)
+        in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
+        if table.sequence_key and not dry_run:
+            keymap.assign_keys(conn, table, sql.SQL("{} s").format(table.identifier()), sql.Placeholder("target"),
+                               catalog.world_predicate(table, "s", sql.Placeholder("source")), params)
         select = _copy_select(catalog, table)
         source_rows = sql.SQL("SELECT {select} FROM {table} t WHERE {pred}").format(
-            select=select, table=table.identifier(),
-            pred=catalog.world_predicate(table, "t", sql.Placeholder("source")))
+            select=select, table=table.identifier(), pred=in_source)
         new_rows = sql.SQL("SELECT * FROM ({rows}) AS c({cols}) WHERE NOT EXISTS "
                            "(SELECT 1 FROM {table} x WHERE {match})").format(
             rows=source_rows, cols=identifiers(table.columns), table=table.identifier(),
             match=key_equals(table.primary_key, "x", "c"))
-        insert = sql.SQL("INSERT INTO {table} ({cols}) {rows}").format(
-            table=table.identifier(), cols=identifiers(table.columns), rows=new_rows)
-        n = count_or_execute(conn, dry_run, new_rows, insert, {"source": [source], "target": target})
+        insert = sql.SQL("INSERT INTO {table} ({cols}){overriding} {rows}").format(
+            table=table.identifier(), cols=identifiers(table.columns), rows=new_rows,
+            overriding=keymap.overriding(table, table.columns))
+        n = count_or_execute(conn, dry_run, new_rows, insert, params)
         if n:
             copied[table.label] = n
     return copied

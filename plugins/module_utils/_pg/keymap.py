@@ -1,0 +1,71 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""New integer keys for rows copied under another world id: the one key-mapping mechanism of clone, import
+under another id and transfer with a rename.
+
+A table keyed by one integer column with a sequence (serial or identity) gets new keys from that sequence, the
+database's own numbering, so a copy never collides with rows the database already has or will number later.
+Each new key is recorded in ``phoenix.key_map`` (table, target world, old key -> new key): a repeated copy
+finds the same keys and writes nothing. A foreign key column pointing at such a key is rewritten through the
+map of the table it references; a reference to a row outside the copied world (production data) has no entry
+and keeps its value. UUID keys are re-keyed deterministically instead (``sql.rekeyed``).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Catalog, Table
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+KEY_MAP = ("phoenix", "key_map")
+
+
+def mapped_columns(catalog: Catalog, table: Table) -> dict[str, Table]:
+    """Integer columns re-keyed through the key map -> the table whose map they read: the table's own sequence
+    key, and FK columns pointing at the sequence key of a member table."""
+    members = {m.key for m in catalog.members}
+    mapped = {table.sequence_key: table} if table.sequence_key else {}
+    for fk in table.foreign_keys:
+        parent = catalog.all_tables.get(fk.target)
+        if parent is None or parent.key not in members or not parent.sequence_key:
+            continue
+        mapped.update({col: parent for col, ref in zip(fk.columns, fk.target_columns) if ref == parent.sequence_key})
+    return mapped
+
+
+def assign_keys(conn, table: Table, rows, world, condition=None, params=None) -> int:
+    """Give the rows of ``rows`` (a FROM item aliased s; ``condition`` limits them) a new key from the table's
+    sequence in the world ``world`` (SQL), unless the map has one already. Returns how many were assigned."""
+    key = sql.Identifier(table.sequence_key)
+    query = sql.SQL(
+        "INSERT INTO {map} (table_name, world, old_key, new_key) "
+        "SELECT %(keymap_table)s, n.w, n.k, nextval(%(keymap_sequence)s::regclass)::text FROM "
+        "(SELECT DISTINCT ({world})::text AS w, s.{key}::text AS k, s.{key} AS o FROM {rows} WHERE {condition}) n "
+        "WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.table_name = %(keymap_table)s AND m.world = n.w "
+        "AND m.old_key = n.k) ORDER BY n.w, n.o").format(
+        map=sql.Identifier(*KEY_MAP), world=world, key=key, rows=rows, condition=condition or sql.SQL("true"))
+    values = dict(params or {}, keymap_table=table.label, keymap_sequence=table.sequences[table.sequence_key])
+    return conn.execute(query, values).rowcount
+
+
+def mapped(value, mapped_table: Table, world, column_type: str, keep_unmapped: bool = True):
+    """SQL for ``value`` (an integer key of ``mapped_table``) as the key its copy in ``world`` has. Unmapped
+    values (rows outside the world) are kept, or NULL with ``keep_unmapped=False``."""
+    lookup = sql.SQL("(SELECT m.new_key FROM {map} m WHERE m.table_name = {table} AND m.world = ({world})::text "
+                     "AND m.old_key = ({value})::text)::{type}").format(
+        map=sql.Identifier(*KEY_MAP), table=sql.Literal(mapped_table.label), world=world, value=value,
+        type=sql.SQL(column_type))
+    return sql.SQL("coalesce({}, {})").format(lookup, value) if keep_unmapped else lookup
+
+
+def forget_worlds(conn, worlds: list[str]) -> None:
+    """The key map entries of deleted worlds go with them."""
+    conn.execute(sql.SQL("DELETE FROM {} WHERE world = ANY(%s)").format(sql.Identifier(*KEY_MAP)), [worlds])
+
+
+def overriding(table: Table, columns) -> sql.Composable:
+    """``OVERRIDING SYSTEM VALUE`` when an insert gives GENERATED ALWAYS identity columns their values."""
+    return sql.SQL(" OVERRIDING SYSTEM VALUE") if table.identity_always & set(columns) else sql.SQL("")

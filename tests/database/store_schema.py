@@ -1,0 +1,69 @@
+"""A rental store in the style of a Django/Rails application: serial and identity integer keys, a shared
+production lookup (films) that world rows reference, and worlds marked on two root tables only."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from worlds_fixtures import migrate
+
+STORE_DDL = (
+    "CREATE SCHEMA store",
+    "CREATE TABLE store.film (film_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text NOT NULL)",
+    "CREATE TABLE store.staff (staff_id serial PRIMARY KEY, name text NOT NULL, world_id text)",
+    "CREATE TABLE store.customer (customer_id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL, "
+    "served_by integer REFERENCES store.staff (staff_id), world_id text, "
+    "last_update timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE store.rental (rental_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    "customer_id integer NOT NULL REFERENCES store.customer (customer_id), "
+    "film_id integer NOT NULL REFERENCES store.film (film_id), rented_at timestamptz NOT NULL)",
+    "CREATE TABLE store.payment (payment_id serial PRIMARY KEY, "
+    "rental_id bigint NOT NULL REFERENCES store.rental (rental_id), amount numeric(6, 2) NOT NULL)",
+    # Rows of their own the database already has, numbered from 1 like every world's first rows.
+    "INSERT INTO store.film (title) VALUES ('Harbour Lights'), ('Night Train'), ('The Long Field')",
+)
+STORE_TABLES = ("store.staff", "store.customer", "store.rental", "store.payment")
+
+# One world: 2 staff, 3 customers (each served by a staff member), 2 rentals each, a payment per rental.
+FILL_WORLD = (
+    "INSERT INTO store.staff (name, world_id) SELECT 'Staff ' || i, %(w)s FROM generate_series(1, 2) i",
+    "INSERT INTO store.customer (name, email, served_by, world_id) "
+    "SELECT 'Customer ' || i, 'c' || i || '@' || lower(%(w)s) || '.example', "
+    "(SELECT min(staff_id) FROM store.staff WHERE world_id = %(w)s), %(w)s FROM generate_series(1, 3) i",
+    "INSERT INTO store.rental (customer_id, film_id, rented_at) "
+    "SELECT c.customer_id, 1 + (c.customer_id + i) %% 3, '2025-05-01'::timestamptz + i * interval '1 day' "
+    "FROM store.customer c, generate_series(1, 2) i WHERE c.world_id = %(w)s",
+    "INSERT INTO store.payment (rental_id, amount) SELECT r.rental_id, 3.50 FROM store.rental r "
+    "JOIN store.customer c USING (customer_id) WHERE c.world_id = %(w)s",
+)
+
+
+def create_store(database, stage: str = "BETA") -> None:
+    migrate(database, stage=stage, app_schema="none")
+    with database.connect() as conn:
+        for statement in STORE_DDL:
+            conn.execute(sql.SQL(statement))
+
+
+def fill_store_world(database, world: str, template: bool = True) -> None:
+    with database.connect() as conn:
+        conn.execute(sql.SQL('INSERT INTO "WorldMeta" (id, name, environment, "isTemplate") '
+                             "VALUES (%s, %s, 'BETA', %s)"), [world, world, template])
+        for statement in FILL_WORLD:
+            conn.execute(sql.SQL(statement), {"w": world})
+
+
+def world_graph(database, world: str) -> dict[str, list[tuple]]:
+    """The world's rows with keys replaced by their position, so copies compare equal to their template."""
+    return {
+        "staff": database.query("SELECT name FROM store.staff WHERE world_id = %s ORDER BY staff_id", (world,)),
+        "customer": database.query(
+            "SELECT c.name, c.email, s.name, s.world_id FROM store.customer c LEFT JOIN store.staff s "
+            "ON s.staff_id = c.served_by WHERE c.world_id = %s ORDER BY c.customer_id", (world,)),
+        "rental": database.query(
+            "SELECT c.name, c.world_id, f.title, r.rented_at FROM store.rental r JOIN store.customer c USING "
+            "(customer_id) JOIN store.film f USING (film_id) WHERE c.world_id = %s ORDER BY r.rental_id", (world,)),
+        "payment": database.query(
+            "SELECT c.name, r.rented_at, p.amount FROM store.payment p JOIN store.rental r USING (rental_id) "
+            "JOIN store.customer c USING (customer_id) WHERE c.world_id = %s ORDER BY p.payment_id", (world,)),
+    }

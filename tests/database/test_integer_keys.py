@@ -1,0 +1,88 @@
+"""Worlds of an application keyed by serial and identity integers: copies get keys from the tables' own
+sequences through the key map, references to production rows keep theirs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from store_schema import create_store, fill_store_world, world_graph
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def world(database, check=False, **options):
+    return run_module(phoenix_world.main, dict({"db_url": database.url, "stage": "BETA"}, **options),
+                      check=check, diff=True)
+
+
+def keys(database, world_id: str) -> set[int]:
+    return {r[0] for r in database.query("SELECT customer_id FROM store.customer WHERE world_id = %s", (world_id,))}
+
+
+@pytest.fixture
+def store(database):
+    create_store(database)
+    fill_store_world(database, "STORE_TEMPLATE")
+    return database
+
+
+def test_clones_get_keys_from_the_tables_sequences_and_repeat_as_no_change(store):
+    template = world_graph(store, "STORE_TEMPLATE")
+    preview = world(store, check=True, id="STORE_A", from_template="STORE_TEMPLATE")
+    assert preview["rows_added"] == {"store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert store.query("SELECT count(*) FROM store.customer") == [(3,)]
+    assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
+    first = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    assert first["rows_added"] == preview["rows_added"], first.get("msg")
+    second = world(store, id="STORE_B", from_template="STORE_TEMPLATE")
+    assert second["rows_added"] == preview["rows_added"]
+    for copy in ("STORE_A", "STORE_B"):  # complete, and every reference inside its own world
+        graph = world_graph(store, copy)
+        assert graph["staff"] == template["staff"] and graph["payment"] == template["payment"]
+        assert [row[:3] for row in graph["customer"]] == [row[:3] for row in template["customer"]]
+        assert {row[3] for row in graph["customer"]} == {copy}
+        assert {row[1] for row in graph["rental"]} == {copy}
+        assert [row[2:] for row in graph["rental"]] == [row[2:] for row in template["rental"]]  # films kept
+    assert not keys(store, "STORE_TEMPLATE") & keys(store, "STORE_A")
+    assert not keys(store, "STORE_A") & keys(store, "STORE_B")
+    assert store.query("SELECT count(*) FROM store.film") == [(3,)]
+    written = store.query("SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables "
+                          "WHERE schemaname = 'store'")
+    again = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    assert not again["changed"] and again["rows_added"] == {}
+    with store.connect() as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    assert store.query("SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables "
+                       "WHERE schemaname = 'store'") == written
+
+
+def test_the_application_numbers_its_next_rows_after_the_copies(store):
+    world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    with store.connect() as conn:  # the application's own inserts take the next values, without a collision
+        customer = conn.execute("INSERT INTO store.customer (name, email) VALUES ('Walk-in', 'w@store.example') "
+                                "RETURNING customer_id").fetchone()[0]
+        rental = conn.execute("INSERT INTO store.rental (customer_id, film_id, rented_at) VALUES (%s, 1, now()) "
+                              "RETURNING rental_id", [customer]).fetchone()[0]
+    assert customer > max(keys(store, "STORE_A") | keys(store, "STORE_TEMPLATE"))
+    assert rental > store.query("SELECT max(rental_id) FROM store.rental WHERE rental_id <> %s", (rental,))[0][0]
+
+
+def test_deleting_a_copy_forgets_its_keys(store):
+    world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    assert store.query("SELECT DISTINCT world FROM phoenix.key_map") == [("STORE_A",)]
+    removed = world(store, id="STORE_A", state="absent")
+    assert removed["rows_removed"] == {"store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
+    assert world_graph(store, "STORE_TEMPLATE")["payment"]  # the template keeps its rows
+
+
+def test_a_text_keyed_world_table_is_refused_with_its_column_named(store):
+    with store.connect() as conn:
+        conn.execute("CREATE TABLE store.voucher (code text PRIMARY KEY, customer_id integer "
+                     "REFERENCES store.customer (customer_id), world_id text)")
+    refused = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    assert refused["failed"] and "store.voucher: its primary key (code text)" in refused["msg"]
+    assert keys(store, "STORE_A") == set()
