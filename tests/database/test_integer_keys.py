@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from store_schema import create_store, fill_store_world, world_graph
+from worlds_fixtures import table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -86,3 +87,39 @@ def test_a_text_keyed_world_table_is_refused_with_its_column_named(store):
     refused = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
     assert refused["failed"] and "store.voucher: its primary key (code text)" in refused["msg"]
     assert keys(store, "STORE_A") == set()
+
+
+def seed(database, check=False, **options):
+    return run_module(phoenix_seed.main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+
+
+def test_export_delete_import_is_exact_and_an_import_under_another_id_is_a_second_copy(store, tmp_path):
+    before = table_fingerprints(store)
+    template = world_graph(store, "STORE_TEMPLATE")
+    assert seed(store, world="STORE_TEMPLATE", state="exported", dest=str(tmp_path / "store"))["changed"]
+    copy = seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY")
+    assert "failed" not in copy and copy["changed"], copy.get("msg")
+    assert {t: s["inserted"] for t, s in copy["tables"].items()} == {
+        "store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    graph = world_graph(store, "STORE_COPY")
+    assert graph["payment"] == template["payment"] and {r[1] for r in graph["rental"]} == {"STORE_COPY"}
+    assert not keys(store, "STORE_COPY") & keys(store, "STORE_TEMPLATE")
+    assert not seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY")["changed"]
+
+    assert world(store, id="STORE_COPY", state="absent")["changed"]
+    assert world(store, id="STORE_TEMPLATE", state="absent")["changed"]
+    back = seed(store, state="imported", src=str(tmp_path / "store"))
+    assert "failed" not in back, back.get("msg")
+    assert back["changed"]
+    after = table_fingerprints(store)
+    assert {t: v for t, v in after.items() if t.startswith("store.")} == \
+        {t: v for t, v in before.items() if t.startswith("store.")}
+    with store.connect() as conn:  # the sequences are not behind the keys the import brought back
+        conn.execute("SELECT setval('store.customer_customer_id_seq', 1)")
+    back_again = seed(store, state="imported", src=str(tmp_path / "store"), conflict="merge")
+    assert "failed" not in back_again, back_again.get("msg")
+    assert not back_again["changed"]
+    with store.connect() as conn:
+        new = conn.execute("INSERT INTO store.customer (name, email) VALUES ('Walk-in', 'w@store.example') "
+                           "RETURNING customer_id").fetchone()[0]
+    assert new > max(keys(store, "STORE_TEMPLATE"))

@@ -57,7 +57,7 @@ def table_fingerprints(database) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent checksum of every application table."""
     rows = database.query(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind = 'r' AND n.nspname IN ('public', 'shop', 'phoenix') ORDER BY 1, 2")
+        "WHERE c.relkind = 'r' AND n.nspname IN ('public', 'shop', 'store', 'phoenix') ORDER BY 1, 2")
     result = {}
     for schema, table in rows:
         with database.connect() as conn:

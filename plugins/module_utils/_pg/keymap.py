@@ -36,14 +36,15 @@ def mapped_columns(catalog: Catalog, table: Table) -> dict[str, Table]:
     return mapped
 
 
-def assign_keys(conn, table: Table, rows, world, condition=None, params=None) -> int:
-    """Give the rows of ``rows`` (a FROM item aliased s; ``condition`` limits them) a new key from the table's
-    sequence in the world ``world`` (SQL), unless the map has one already. Returns how many were assigned."""
-    key = sql.Identifier(table.sequence_key)
+def assign_keys(conn, table: Table, rows, alias: str, world, condition=None, params=None) -> int:
+    """Give the rows of ``rows`` (a FROM item whose row alias is ``alias``; ``condition`` limits them) a new key
+    from the table's sequence in the world ``world`` (SQL), unless the map has one already. Returns how many
+    were assigned."""
+    key = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(table.sequence_key))
     query = sql.SQL(
         "INSERT INTO {map} (table_name, world, old_key, new_key) "
         "SELECT %(keymap_table)s, n.w, n.k, nextval(%(keymap_sequence)s::regclass)::text FROM "
-        "(SELECT DISTINCT ({world})::text AS w, s.{key}::text AS k, s.{key} AS o FROM {rows} WHERE {condition}) n "
+        "(SELECT DISTINCT ({world})::text AS w, {key}::text AS k, {key} AS o FROM {rows} WHERE {condition}) n "
         "WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.table_name = %(keymap_table)s AND m.world = n.w "
         "AND m.old_key = n.k) ORDER BY n.w, n.o").format(
         map=sql.Identifier(*KEY_MAP), world=world, key=key, rows=rows, condition=condition or sql.SQL("true"))
@@ -59,6 +60,16 @@ def mapped(value, mapped_table: Table, world, column_type: str, keep_unmapped: b
         map=sql.Identifier(*KEY_MAP), table=sql.Literal(mapped_table.label), world=world, value=value,
         type=sql.SQL(column_type))
     return sql.SQL("coalesce({}, {})").format(lookup, value) if keep_unmapped else lookup
+
+
+def catch_up_sequences(conn, table: Table, columns) -> None:
+    """Rows written with their own integer keys (an import or transfer that keeps keys) move the sequences
+    numbering those columns past them, so the application's next insert does not collide."""
+    for column in sorted(set(columns) & set(table.sequences)):
+        conn.execute(sql.SQL(
+            "SELECT setval(%(sequence)s::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x "
+            "WHERE m > coalesce(pg_sequence_last_value(%(sequence)s::regclass), 0)").format(
+            column=sql.Identifier(column), table=table.identifier()), {"sequence": table.sequences[column]})
 
 
 def forget_worlds(conn, worlds: list[str]) -> None:

@@ -30,6 +30,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
     write_meta,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import assignments, identifiers, key_equals, rekeyed
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
@@ -193,10 +194,14 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         staging, total = _stage(conn, index, table, seed.tables[table.label]())
         row = _populated(table, staging)
         keys = catalog.uuid_key_columns(table) if renamed else set()
+        mapped = keymap.mapped_columns(catalog, table) if renamed else {}
         columns = _columns(conn, table, staging, warnings)
-        exprs = {c: _expression(c, keys) for c in columns}
+        if table.sequence_key in mapped:
+            keymap.assign_keys(conn, table, row, "r", sql.Placeholder("target"), params={"target": target})
+        exprs = {c: _expression(table, c, keys, mapped) for c in columns}
         _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
         stats[table.label] = _insert(conn, table, row, columns, exprs, conflict, target, total)
+        keymap.catch_up_sequences(conn, table, columns)
         staged.append((table, row, exprs))
     if conflict == "replace":  # rows of the world that the seed does not hold go, children first
         for table, row, exprs in reversed(staged):
@@ -248,20 +253,24 @@ def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
     return columns
 
 
-def _expression(column: str, new_keys: set[str]):
+def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str, Table]):
+    """A seed row's column as it is written: under the target world, with new keys when renamed."""
+    value = sql.SQL("r.{}").format(sql.Identifier(column))
     if column == WORLD_COLUMN:
         return sql.Placeholder("target")
     if column in new_keys:
-        return rekeyed(sql.Placeholder("target"), sql.SQL("r.{}").format(sql.Identifier(column)))
-    return sql.SQL("r.{}").format(sql.Identifier(column))
+        return rekeyed(sql.Placeholder("target"), value)
+    if column in mapped:
+        return keymap.mapped(value, mapped[column], sql.Placeholder("target"), table.types[column])
+    return value
 
 
 def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, target: str,
             total: int) -> dict[str, int]:
     """One INSERT ... SELECT for the table; conflicts are the rows whose key was already there."""
     params = {"target": target}
-    insert = sql.SQL("INSERT INTO {table} AS x ({cols}) SELECT {exprs} FROM {row} ON CONFLICT ").format(
-        table=table.identifier(), cols=identifiers(columns),
+    insert = sql.SQL("INSERT INTO {table} AS x ({cols}){overriding} SELECT {exprs} FROM {row} ON CONFLICT ").format(
+        table=table.identifier(), cols=identifiers(columns), overriding=keymap.overriding(table, columns),
         exprs=sql.SQL(", ").join(exprs[c] for c in columns), row=row)
     updatable = [c for c in columns if c not in table.primary_key]
     if conflict == "skip" or not updatable:

@@ -102,7 +102,7 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) 
             raise PhoenixError(problem)
         in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
         if table.sequence_key and not dry_run:
-            keymap.assign_keys(conn, table, sql.SQL("{} s").format(table.identifier()), sql.Placeholder("target"),
+            keymap.assign_keys(conn, table, sql.SQL("{} s").format(table.identifier()), "s", sql.Placeholder("target"),
                                catalog.world_predicate(table, "s", sql.Placeholder("source")), params)
         select = _copy_select(catalog, table)
         source_rows = sql.SQL("SELECT {select} FROM {table} t WHERE {pred}").format(
