@@ -3,11 +3,17 @@ sequences through the key map, references to production rows keep theirs."""
 
 from __future__ import annotations
 
-import pytest
+import uuid
+from decimal import Decimal
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_transfer, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+from conftest import Database
 from store_schema import create_store, fill_store_world, world_graph
 from worlds_fixtures import table_fingerprints
 
@@ -123,3 +129,60 @@ def test_export_delete_import_is_exact_and_an_import_under_another_id_is_a_secon
         new = conn.execute("INSERT INTO store.customer (name, email) VALUES ('Walk-in', 'w@store.example') "
                            "RETURNING customer_id").fetchone()[0]
     assert new > max(keys(store, "STORE_TEMPLATE"))
+
+
+@pytest.fixture
+def two_stores(pg_cluster, store):
+    """The store as LOCAL source, and a BETA store that has lived: its own world, numbered from 1 too."""
+    name = "st_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    target = Database(pg_cluster, name)
+    create_store(target)
+    fill_store_world(target, "STORE_THEIRS", template=False)
+    with store.connect() as conn:
+        conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'LOCAL'"))
+    yield store, target
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def transfer(source, target, check=False, **options):
+    return run_module(phoenix_transfer.main, dict({"db_url": target.url, "stage": "BETA",
+                                                   "source": {"db_url": source.url, "stage": "LOCAL"}}, **options),
+                      check=check)
+
+
+def test_a_transfer_with_a_suffix_into_a_store_with_its_own_rows_leaves_them_untouched(two_stores):
+    source, target = two_stores
+    assert keys(source, "STORE_TEMPLATE") == keys(target, "STORE_THEIRS")  # the same integer ids on both sides
+    theirs = world_graph(target, "STORE_THEIRS")
+    template = world_graph(source, "STORE_TEMPLATE")
+    preview = transfer(source, target, check=True, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    assert "failed" not in preview, preview.get("msg")
+    assert {t: p["insert"] for t, p in preview["plan"].items() if p["insert"]} == {
+        "WorldMeta": 1, "store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert target.query("SELECT count(*) FROM store.customer") == [(3,)]
+    first = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    assert first["changed"], first.get("msg")
+    second = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_TWO")
+    assert second["changed"], second.get("msg")
+    assert world_graph(target, "STORE_THEIRS") == theirs
+    for copy in ("STORE_TEMPLATE_BETA", "STORE_TEMPLATE_TWO"):
+        graph = world_graph(target, copy)
+        assert graph["payment"] == template["payment"] and graph["staff"] == template["staff"]
+        assert {r[1] for r in graph["rental"]} == {copy} and {r[3] for r in graph["customer"]} == {copy}
+    assert len(keys(target, "STORE_THEIRS") | keys(target, "STORE_TEMPLATE_BETA") | keys(target, "STORE_TEMPLATE_TWO")) == 9
+    again = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    assert "failed" not in again and not again["changed"], again.get("msg") or again["plan"]
+
+
+def test_a_source_change_arrives_at_the_renamed_copy(two_stores):
+    source, target = two_stores
+    transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    with source.connect() as conn:
+        conn.execute("UPDATE store.payment SET amount = 9.99 WHERE payment_id = (SELECT min(payment_id) FROM store.payment)")
+    moved = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    assert {t: (p["insert"], p["update"]) for t, p in moved["plan"].items() if p["insert"] or p["update"]} == {
+        "store.payment": (0, 1)}
+    assert sorted(r[2] for r in world_graph(target, "STORE_TEMPLATE_BETA")["payment"])[-1] == Decimal("9.99")

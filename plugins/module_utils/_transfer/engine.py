@@ -20,6 +20,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import validate_world_id
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
@@ -81,6 +82,7 @@ class Transfer:
                 if problems:
                     raise PhoenixError("source and target schemas differ, nothing was written: %s" % "; ".join(problems))
                 staged = [self._stage(i, source_catalog, table, worlds, mapping, rules) for i, table in enumerate(tables)]
+                self._map_integer_keys(staged, mapping)
                 self._refuse_foreign_owners(staged)
                 plan = {t.label: self._plan(t, stage) for t, stage in staged}
                 if request.conflict == "fail":
@@ -178,6 +180,32 @@ class Transfer:
         self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
         return table, stage
 
+    def _map_integer_keys(self, staged, mapping: dict[str, str]) -> None:
+        """Staged rows of renamed worlds get integer keys of their own from the target's sequences, through the
+        target's key map (the mechanism clones and imports use); references to rows outside the world keep theirs."""
+        renamed = sorted(set(mapping.values()) if self.request.key_conflict == "rekey"
+                         else {target for source, target in mapping.items() if source != target})
+        catalog = self.target_catalog
+        work = [(catalog.all_tables[table.key], stage) for table, stage in staged if not catalog.is_registry(table)]
+        work = [(table, stage, keymap.mapped_columns(catalog, table)) for table, stage in work]
+        work = [item for item in work if item[2]]
+        if not renamed or not work:
+            return
+        stages = {table.key: stage for table, stage in staged}
+        for table, stage, _mapped in work:  # each row's world first, while the keys it is found by are the source's
+            self.target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN phoenix_world text").format(stage))
+            self.target.execute(sql.SQL("UPDATE {} s SET phoenix_world = {}").format(
+                stage, catalog.world_expression(table, "s", relation=lambda t: stages.get(t.key, t.identifier()))))
+        world, params = sql.SQL("s.phoenix_world"), {"renamed": renamed}
+        in_renamed = sql.SQL("s.phoenix_world = ANY(%(renamed)s)")
+        for table, stage, mapped in work:  # parents first: a child's references read its parents' new keys
+            if table.sequence_key in mapped:
+                keymap.assign_keys(self.target, table, sql.SQL("{} s").format(stage), "s", world, in_renamed, params)
+            sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(column), keymap.mapped(
+                sql.SQL("s.{}").format(sql.Identifier(column)), parent, world, table.types[column],
+                keep_unmapped=column != table.sequence_key)) for column, parent in mapped.items())
+            self.target.execute(sql.SQL("UPDATE {} s SET {} WHERE {}").format(stage, sets, in_renamed), params)
+
     # -- ownership -------------------------------------------------------------------------
     def _refuse_foreign_owners(self, staged) -> None:
         """A staged row whose key the target holds under another owner (another world, or production data) is
@@ -250,9 +278,12 @@ class Transfer:
     def _apply(self, table: Table, stage, plan: dict[str, int]) -> None:
         cols = identifiers(table.columns)
         if plan["insert"]:
-            done = self.target.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} s WHERE {new}").format(
-                t=table.identifier(), cols=cols, stage=stage, new=self._arriving(table))).rowcount
+            done = self.target.execute(sql.SQL(
+                "INSERT INTO {t} ({cols}){overriding} SELECT {cols} FROM {stage} s WHERE {new}").format(
+                t=table.identifier(), cols=cols, stage=stage, new=self._arriving(table),
+                overriding=keymap.overriding(table, table.columns))).rowcount
             _expect(table, "inserted", done, plan["insert"])
+            keymap.catch_up_sequences(self.target, table, table.columns)
         others = [c for c in table.columns if c not in table.primary_key]
         if plan["update"] and others:
             done = self.target.execute(sql.SQL("UPDATE {t} x SET {sets} FROM {stage} s WHERE {m} AND {d}").format(
