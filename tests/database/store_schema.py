@@ -17,8 +17,13 @@ STORE_DDL = (
     "CREATE TABLE store.rental (rental_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
     "customer_id integer NOT NULL REFERENCES store.customer (customer_id), "
     "film_id integer NOT NULL REFERENCES store.film (film_id), rented_at timestamptz NOT NULL)",
-    "CREATE TABLE store.payment (payment_id serial PRIMARY KEY, "
-    "rental_id bigint NOT NULL REFERENCES store.rental (rental_id), amount numeric(6, 2) NOT NULL)",
+    # Payments by year, their foreign keys declared on each partition (as tools that create partitions do).
+    "CREATE TABLE store.payment (payment_id serial, rental_id bigint NOT NULL, amount numeric(6, 2) NOT NULL, "
+    "paid_at date NOT NULL, PRIMARY KEY (payment_id, paid_at)) PARTITION BY RANGE (paid_at)",
+    "CREATE TABLE store.payment_2025 PARTITION OF store.payment FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+    "CREATE TABLE store.payment_2026 PARTITION OF store.payment FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+    "ALTER TABLE store.payment_2025 ADD FOREIGN KEY (rental_id) REFERENCES store.rental (rental_id)",
+    "ALTER TABLE store.payment_2026 ADD FOREIGN KEY (rental_id) REFERENCES store.rental (rental_id)",
     # Rows of their own the database already has, numbered from 1 like every world's first rows.
     "INSERT INTO store.film (title) VALUES ('Harbour Lights'), ('Night Train'), ('The Long Field')",
 )
@@ -33,7 +38,8 @@ FILL_WORLD = (
     "INSERT INTO store.rental (customer_id, film_id, rented_at) "
     "SELECT c.customer_id, 1 + (c.customer_id + i) %% 3, '2025-05-01'::timestamptz + i * interval '1 day' "
     "FROM store.customer c, generate_series(1, 2) i WHERE c.world_id = %(w)s",
-    "INSERT INTO store.payment (rental_id, amount) SELECT r.rental_id, 3.50 FROM store.rental r "
+    "INSERT INTO store.payment (rental_id, amount, paid_at) "
+    "SELECT r.rental_id, 3.50, '2025-12-31'::date + (r.rental_id %% 2)::integer FROM store.rental r "
     "JOIN store.customer c USING (customer_id) WHERE c.world_id = %(w)s",
 )
 
@@ -64,6 +70,6 @@ def world_graph(database, world: str) -> dict[str, list[tuple]]:
             "SELECT c.name, c.world_id, f.title, r.rented_at FROM store.rental r JOIN store.customer c USING "
             "(customer_id) JOIN store.film f USING (film_id) WHERE c.world_id = %s ORDER BY r.rental_id", (world,)),
         "payment": database.query(
-            "SELECT c.name, r.rented_at, p.amount FROM store.payment p JOIN store.rental r USING (rental_id) "
+            "SELECT c.name, r.rented_at, p.amount, p.paid_at FROM store.payment p JOIN store.rental r USING (rental_id) "
             "JOIN store.customer c USING (customer_id) WHERE c.world_id = %s ORDER BY p.payment_id", (world,)),
     }

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_transfer, phoenix_world
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_transfer, phoenix_world, phoenix_world_info
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from conftest import Database
@@ -75,6 +75,12 @@ def test_the_application_numbers_its_next_rows_after_the_copies(store):
                               "RETURNING rental_id", [customer]).fetchone()[0]
     assert customer > max(keys(store, "STORE_A") | keys(store, "STORE_TEMPLATE"))
     assert rental > store.query("SELECT max(rental_id) FROM store.rental WHERE rental_id <> %s", (rental,))[0][0]
+
+
+def test_a_partitioned_table_is_one_member_table_whatever_declares_its_foreign_keys(store):
+    listed = run_module(phoenix_world_info.main, {"db_url": store.url, "stage": "BETA"})["worlds"]
+    assert listed[0]["rows"] == {"store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert store.query("SELECT count(*) FROM store.payment_2026") == [(3,)]  # rows in both partitions
 
 
 def test_deleting_a_copy_forgets_its_keys(store):

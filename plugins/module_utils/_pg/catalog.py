@@ -47,10 +47,10 @@ class Table:
 
     @property
     def sequence_key(self) -> str | None:
-        """The table's key when it is one integer column numbered by a sequence (serial or identity)."""
-        if len(self.primary_key) == 1 and self.primary_key[0] in self.sequences:
-            return self.primary_key[0]
-        return None
+        """The key column numbered by a sequence (serial or identity), when the primary key has exactly one;
+        the sequence makes it unique on its own (a partitioned table adds its partition key to the key)."""
+        numbered = [c for c in self.primary_key if c in self.sequences]
+        return numbered[0] if len(numbered) == 1 else None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -206,15 +206,13 @@ def load(conn) -> Catalog:
     names = {oid: (schema, name) for oid, schema, name, _rows in user_tables(conn, EXCLUDED_SCHEMAS)}
     if not names:
         return Catalog({})
-    attributes: dict[int, dict[int, str]] = {oid: {} for oid in names}
     tables = {key: Table(key[0], key[1], [], {}, ()) for key in names.values()}
-    for oid, attnum, attname, typname, generated, identity, sequence in conn.execute(sql.SQL(
+    for oid, _attnum, attname, typname, generated, identity, sequence in conn.execute(sql.SQL(
         "SELECT attrelid, attnum, attname, format_type(atttypid, atttypmod), attgenerated <> '', attidentity, "
         "CASE WHEN atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
         "THEN pg_get_serial_sequence(attrelid::regclass::text, attname) END "
         "FROM pg_attribute WHERE attrelid = ANY(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum"
     ), [list(names)]):
-        attributes[oid][attnum] = attname
         table = tables[names[oid]]
         table.types[attname] = typname
         if not generated:
@@ -223,17 +221,26 @@ def load(conn) -> Catalog:
             table.sequences[attname] = sequence
         if identity == "a":
             table.identity_always.add(attname)
-    for oid, contype, conname, conkey, confrelid, confkey in conn.execute(sql.SQL(
-        "SELECT conrelid, contype, conname, conkey, confrelid, confkey FROM pg_constraint "
-        "WHERE conrelid = ANY(%s) AND contype IN ('p', 'f') ORDER BY conrelid, conname"
+    # A partitioned table is one table: keys declared on its partitions count as its own (those it declared
+    # itself are repeated on each partition with conparentid set, and skipped).
+    for oid, contype, conname, columns, target, target_columns in conn.execute(sql.SQL(
+        "SELECT coalesce(pg_partition_root(conrelid), conrelid)::oid, contype, conname, "
+        "ARRAY(SELECT attname FROM unnest(conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a "
+        "ON a.attrelid = conrelid AND a.attnum = k.n ORDER BY k.i), "
+        "coalesce(pg_partition_root(confrelid), confrelid)::oid, "
+        "ARRAY(SELECT attname FROM unnest(confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a "
+        "ON a.attrelid = confrelid AND a.attnum = k.n ORDER BY k.i) "
+        "FROM pg_constraint WHERE contype IN ('p', 'f') AND conparentid = 0 "
+        "AND coalesce(pg_partition_root(conrelid), conrelid) = ANY(%s) ORDER BY conrelid, conname"
     ), [list(names)]):
         table = tables[names[oid]]
-        columns = tuple(attributes[oid][n] for n in conkey)
         if contype == "p":
-            table.primary_key = columns
-        elif confrelid in names:
-            table.foreign_keys.append(ForeignKey(
-                conname, columns, names[confrelid], tuple(attributes[confrelid][n] for n in confkey)))
+            table.primary_key = table.primary_key or tuple(columns)
+        elif target in names:
+            fk = ForeignKey(conname, tuple(columns), names[target], tuple(target_columns))
+            if not any((f.columns, f.target, f.target_columns) == (fk.columns, fk.target, fk.target_columns)
+                       for f in table.foreign_keys):  # the same FK declared on every partition
+                table.foreign_keys.append(fk)
     registry = conn.execute(sql.SQL(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.oid = to_regclass(%s)"), ['"WorldMeta"']).fetchone()

@@ -269,10 +269,13 @@ def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, t
             total: int) -> dict[str, int]:
     """One INSERT ... SELECT for the table; conflicts are the rows whose key was already there."""
     params = {"target": target}
-    insert = sql.SQL("INSERT INTO {table} AS x ({cols}){overriding} SELECT {exprs} FROM {row} ON CONFLICT ").format(
+    values = sql.SQL("SELECT {exprs} FROM {row}").format(
+        exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns), row=row)
+    insert = sql.SQL("INSERT INTO {table} AS x ({cols}){overriding} SELECT {cols} FROM ({values}) e ON CONFLICT ").format(
         table=table.identifier(), cols=identifiers(columns), overriding=keymap.overriding(table, columns),
-        exprs=sql.SQL(", ").join(exprs[c] for c in columns), row=row)
+        values=values)
     updatable = [c for c in columns if c not in table.primary_key]
+    updated = 0
     if conflict == "skip" or not updatable:
         insert += sql.SQL("DO NOTHING")
     else:  # _refuse_other_owners ran first: every conflicting key is this world's own row
@@ -280,10 +283,12 @@ def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, t
             pk=identifiers(table.primary_key),
             sets=assignments(updatable, "EXCLUDED"),
             differs=table.differs("x", "excluded", updatable))
-    # xmax is 0 for a freshly inserted row and set for an updated one; counted server-side.
-    counts = sql.SQL("WITH written AS ({insert} RETURNING (x.xmax = 0) AS fresh) "
-                     "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM written")
-    inserted, updated = conn.execute(counts.format(insert=insert), params).fetchone()
+        # Counted before writing (a partitioned table has no xmax to tell updated rows from inserted ones).
+        updated = conn.execute(sql.SQL("SELECT count(*) FROM ({values}) e JOIN {table} x ON {match} WHERE {differs}")
+                               .format(values=values, table=table.identifier(),
+                                       match=key_equals(table.primary_key, "x", "e"),
+                                       differs=table.differs("x", "e", updatable)), params).fetchone()[0]
+    inserted = conn.execute(insert, params).rowcount - updated
     conflicts = total - inserted
     return {"rows": total, "conflicts": conflicts, "inserted": inserted, "updated": updated, "deleted": 0}
 
