@@ -24,10 +24,13 @@ STORE_DDL = (
     "CREATE TABLE store.payment_2026 PARTITION OF store.payment FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
     "ALTER TABLE store.payment_2025 ADD FOREIGN KEY (rental_id) REFERENCES store.rental (rental_id)",
     "ALTER TABLE store.payment_2026 ADD FOREIGN KEY (rental_id) REFERENCES store.rental (rental_id)",
+    # Notes have no key of their own: a row is its content.
+    "CREATE TABLE store.customer_note (customer_id integer NOT NULL REFERENCES store.customer (customer_id), "
+    "note text NOT NULL)",
     # Rows of their own the database already has, numbered from 1 like every world's first rows.
     "INSERT INTO store.film (title) VALUES ('Harbour Lights'), ('Night Train'), ('The Long Field')",
 )
-STORE_TABLES = ("store.staff", "store.customer", "store.rental", "store.payment")
+STORE_TABLES = ("store.staff", "store.customer", "store.customer_note", "store.rental", "store.payment")
 
 # One world: 2 staff, 3 customers (each served by a staff member), 2 rentals each, a payment per rental.
 FILL_WORLD = (
@@ -38,6 +41,8 @@ FILL_WORLD = (
     "INSERT INTO store.rental (customer_id, film_id, rented_at) "
     "SELECT c.customer_id, 1 + (c.customer_id + i) %% 3, '2025-05-01'::timestamptz + i * interval '1 day' "
     "FROM store.customer c, generate_series(1, 2) i WHERE c.world_id = %(w)s",
+    "INSERT INTO store.customer_note SELECT customer_id, 'Prefers ' || name || ' evenings' FROM store.customer "
+    "WHERE world_id = %(w)s",
     "INSERT INTO store.payment (rental_id, amount, paid_at) "
     "SELECT r.rental_id, 3.50, '2025-12-31'::date + (r.rental_id %% 2)::integer FROM store.rental r "
     "JOIN store.customer c USING (customer_id) WHERE c.world_id = %(w)s",
@@ -66,6 +71,9 @@ def world_graph(database, world: str) -> dict[str, list[tuple]]:
         "customer": database.query(
             "SELECT c.name, c.email, s.name, s.world_id FROM store.customer c LEFT JOIN store.staff s "
             "ON s.staff_id = c.served_by WHERE c.world_id = %s ORDER BY c.customer_id", (world,)),
+        "note": database.query(
+            "SELECT n.note, c.name FROM store.customer_note n JOIN store.customer c USING (customer_id) "
+            "WHERE c.world_id = %s ORDER BY 1", (world,)),
         "rental": database.query(
             "SELECT c.name, c.world_id, f.title, r.rented_at FROM store.rental r JOIN store.customer c USING "
             "(customer_id) JOIN store.film f USING (film_id) WHERE c.world_id = %s ORDER BY r.rental_id", (world,)),

@@ -18,6 +18,8 @@ from store_schema import create_store, fill_store_world, world_graph
 from worlds_fixtures import table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
+# What fill_store_world writes for one world
+WORLD_ROWS = {"store.staff": 2, "store.customer": 3, "store.customer_note": 3, "store.rental": 6, "store.payment": 6}
 
 
 def world(database, check=False, **options):
@@ -39,7 +41,7 @@ def store(database):
 def test_clones_get_keys_from_the_tables_sequences_and_repeat_as_no_change(store):
     template = world_graph(store, "STORE_TEMPLATE")
     preview = world(store, check=True, id="STORE_A", from_template="STORE_TEMPLATE")
-    assert preview["rows_added"] == {"store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert preview["rows_added"] == WORLD_ROWS
     assert store.query("SELECT count(*) FROM store.customer") == [(3,)]
     assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
     first = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
@@ -49,6 +51,7 @@ def test_clones_get_keys_from_the_tables_sequences_and_repeat_as_no_change(store
     for copy in ("STORE_A", "STORE_B"):  # complete, and every reference inside its own world
         graph = world_graph(store, copy)
         assert graph["staff"] == template["staff"] and graph["payment"] == template["payment"]
+        assert [n[0] for n in graph["note"]] == [n[0] for n in template["note"]]
         assert [row[:3] for row in graph["customer"]] == [row[:3] for row in template["customer"]]
         assert {row[3] for row in graph["customer"]} == {copy}
         assert {row[1] for row in graph["rental"]} == {copy}
@@ -79,7 +82,7 @@ def test_the_application_numbers_its_next_rows_after_the_copies(store):
 
 def test_a_partitioned_table_is_one_member_table_whatever_declares_its_foreign_keys(store):
     listed = run_module(phoenix_world_info.main, {"db_url": store.url, "stage": "BETA"})["worlds"]
-    assert listed[0]["rows"] == {"store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert listed[0]["rows"] == WORLD_ROWS
     assert store.query("SELECT count(*) FROM store.payment_2026") == [(3,)]  # rows in both partitions
 
 
@@ -87,7 +90,7 @@ def test_deleting_a_copy_forgets_its_keys(store):
     world(store, id="STORE_A", from_template="STORE_TEMPLATE")
     assert store.query("SELECT DISTINCT world FROM phoenix.key_map") == [("STORE_A",)]
     removed = world(store, id="STORE_A", state="absent")
-    assert removed["rows_removed"] == {"store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert removed["rows_removed"] == WORLD_ROWS
     assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
     assert world_graph(store, "STORE_TEMPLATE")["payment"]  # the template keeps its rows
 
@@ -111,8 +114,7 @@ def test_export_delete_import_is_exact_and_an_import_under_another_id_is_a_secon
     assert seed(store, world="STORE_TEMPLATE", state="exported", dest=str(tmp_path / "store"))["changed"]
     copy = seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY")
     assert "failed" not in copy and copy["changed"], copy.get("msg")
-    assert {t: s["inserted"] for t, s in copy["tables"].items()} == {
-        "store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert {t: s["inserted"] for t, s in copy["tables"].items()} == WORLD_ROWS
     graph = world_graph(store, "STORE_COPY")
     assert graph["payment"] == template["payment"] and {r[1] for r in graph["rental"]} == {"STORE_COPY"}
     assert not keys(store, "STORE_COPY") & keys(store, "STORE_TEMPLATE")
@@ -166,8 +168,7 @@ def test_a_transfer_with_a_suffix_into_a_store_with_its_own_rows_leaves_them_unt
     template = world_graph(source, "STORE_TEMPLATE")
     preview = transfer(source, target, check=True, worlds=["STORE_TEMPLATE"], suffix="_BETA")
     assert "failed" not in preview, preview.get("msg")
-    assert {t: p["insert"] for t, p in preview["plan"].items() if p["insert"]} == {
-        "WorldMeta": 1, "store.staff": 2, "store.customer": 3, "store.rental": 6, "store.payment": 6}
+    assert {t: p["insert"] for t, p in preview["plan"].items() if p["insert"]} == dict(WORLD_ROWS, WorldMeta=1)
     assert target.query("SELECT count(*) FROM store.customer") == [(3,)]
     first = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
     assert first["changed"], first.get("msg")

@@ -47,6 +47,19 @@ def key_equals(columns: Iterable[str], left: str, right: str | Mapping[str, Any]
     return sql.SQL("({}) = ({})").format(identifiers(columns, left), values)
 
 
+def same_row(table: Table, left: str, right: str, columns: Iterable[str] | None = None):
+    """True when rows ``left`` and ``right`` (aliases) are the same row: equal primary keys, or for a table
+    without one, equal in every column (or in ``columns``, those both sides have): such a row is its content."""
+    if table.primary_key:
+        return key_equals(table.primary_key, left, right)
+    return sql.SQL("NOT {}").format(table.differs(left, right, list(columns or table.columns)))
+
+
+def row_text(table: Table, alias: str):
+    """A row's identity as one readable value: its key, or its whole content without one."""
+    return key_text(table.primary_key or table.columns, alias)
+
+
 def rekeyed(target, key):
     """The key a copied row gets under the world ``target``: ``md5(target || ':' || key)::uuid``.
 

@@ -32,7 +32,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import assignments, identifiers, key_equals, rekeyed
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import assignments, identifiers, key_equals, rekeyed, same_row
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, CONFLICTS, iter_lines, verify_files
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.manifest import load_manifest
@@ -200,12 +200,14 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
             keymap.assign_keys(conn, table, row, "r", sql.Placeholder("target"), params={"target": target})
         exprs = {c: _expression(table, c, keys, mapped) for c in columns}
         _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
-        stats[table.label] = _insert(conn, table, row, columns, exprs, conflict, target, total)
+        values = sql.SQL("SELECT {exprs} FROM {row}").format(
+            exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns), row=row)
+        stats[table.label] = _insert(conn, table, values, columns, conflict, target, total)
         keymap.catch_up_sequences(conn, table, columns)
-        staged.append((table, row, exprs))
+        staged.append((table, values, columns))
     if conflict == "replace":  # rows of the world that the seed does not hold go, children first
-        for table, row, exprs in reversed(staged):
-            stats[table.label]["deleted"] = _delete_absent(conn, catalog, table, row, exprs, target)
+        for table, values, columns in reversed(staged):
+            stats[table.label]["deleted"] = _delete_absent(conn, catalog, table, values, columns, target)
     return stats
 
 
@@ -265,21 +267,24 @@ def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str,
     return value
 
 
-def _insert(conn, table: Table, row, columns: list[str], exprs, conflict: str, target: str,
+def _insert(conn, table: Table, values, columns: list[str], conflict: str, target: str,
             total: int) -> dict[str, int]:
-    """One INSERT ... SELECT for the table; conflicts are the rows whose key was already there."""
+    """One INSERT ... SELECT of the seed's rows as written (``values``); conflicts are the rows whose key (or,
+    without a key, whose whole content) was already there."""
     params = {"target": target}
-    values = sql.SQL("SELECT {exprs} FROM {row}").format(
-        exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns), row=row)
-    insert = sql.SQL("INSERT INTO {table} AS x ({cols}){overriding} SELECT {cols} FROM ({values}) e ON CONFLICT ").format(
+    insert = sql.SQL("INSERT INTO {table} AS x ({cols}){overriding} SELECT {cols} FROM ({values}) e ").format(
         table=table.identifier(), cols=identifiers(columns), overriding=keymap.overriding(table, columns),
         values=values)
     updatable = [c for c in columns if c not in table.primary_key]
     updated = 0
-    if conflict == "skip" or not updatable:
+    if not table.primary_key:
+        insert += sql.SQL("WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE {same})").format(
+            table=table.identifier(), same=same_row(table, "x", "e", columns))
+    elif conflict == "skip" or not updatable:
+        insert += sql.SQL("ON CONFLICT ")
         insert += sql.SQL("DO NOTHING")
     else:  # _refuse_other_owners ran first: every conflicting key is this world's own row
-        insert += sql.SQL("({pk}) DO UPDATE SET {sets} WHERE {differs}").format(
+        insert += sql.SQL("ON CONFLICT ({pk}) DO UPDATE SET {sets} WHERE {differs}").format(
             pk=identifiers(table.primary_key),
             sets=assignments(updatable, "EXCLUDED"),
             differs=table.differs("x", "excluded", updatable))
@@ -299,14 +304,17 @@ def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -
     conflict mode."""
     owner = catalog.world_expression(table, "x")
     checks = [sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match} AND ({owner}) IS DISTINCT FROM %(target)s)").format(
-        table=table.identifier(), match=key_equals(table.primary_key, "x", exprs), owner=owner)]
+        table=table.identifier(), match=key_equals(table.primary_key, "x", exprs), owner=owner)] \
+        if table.primary_key else []  # a row without a key is its content: nobody else holds it
     if table.owner is not None and all(c in exprs for c in table.owner.columns):
         parent = catalog.parent(table)
         checks.append(sql.SQL("NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join} AND ({world}) = %(target)s)").format(
             parent=parent.identifier(), world=catalog.world_expression(parent, "p"),
             join=sql.SQL(" AND ").join(sql.SQL("p.{} = {}").format(sql.Identifier(ref), exprs[col])
                                        for col, ref in zip(table.owner.columns, table.owner.target_columns))))
-    keys = sql.SQL(", ").join(sql.SQL("({})::text").format(exprs[c]) for c in table.primary_key)
+    if not checks:
+        return
+    keys = sql.SQL(", ").join(sql.SQL("({})::text").format(exprs[c]) for c in table.primary_key or exprs)
     found = conn.execute(sql.SQL("SELECT concat_ws('/', {keys}), count(*) OVER () FROM {row} WHERE {checks} "
                                  "ORDER BY 1 LIMIT 1").format(keys=keys, row=row, checks=sql.SQL(" OR ").join(checks)),
                          {"target": target}).fetchone()
@@ -317,8 +325,8 @@ def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -
                            foreign_rows={table.label: found[1]})
 
 
-def _delete_absent(conn, catalog, table: Table, row, exprs, target: str) -> int:
-    query = sql.SQL("DELETE FROM {table} x WHERE {pred} AND NOT EXISTS (SELECT 1 FROM {row} WHERE {match})").format(
+def _delete_absent(conn, catalog, table: Table, values, columns: list[str], target: str) -> int:
+    query = sql.SQL("DELETE FROM {table} x WHERE {pred} AND NOT EXISTS (SELECT 1 FROM ({values}) e WHERE {match})").format(
         table=table.identifier(), pred=catalog.world_predicate(table, "x", sql.Placeholder("worlds")),
-        row=row, match=key_equals(table.primary_key, "x", exprs))
+        values=values, match=same_row(table, "x", "e", columns))
     return conn.execute(query, {"worlds": [target], "target": target}).rowcount

@@ -29,6 +29,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     key_text,
     read_only_snapshot,
     rekeyed,
+    row_text,
+    same_row,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan import (
     CONFLICTS,
@@ -252,23 +254,25 @@ class Transfer:
     def _arriving(table: Table):
         """Staged row s whose key the target table does not hold yet."""
         return sql.SQL("NOT EXISTS (SELECT 1 FROM {t} x WHERE {m})").format(
-            t=table.identifier(), m=key_equals(table.primary_key, "x", "s"))
+            t=table.identifier(), m=same_row(table, "x", "s"))
 
     def _leaving(self, table: Table, stage):
         """Target row x of the target worlds that the staged rows no longer hold (delete_missing)."""
         return sql.SQL("{own} AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {m})").format(
-            own=self._target_rows(table, "x"), stage=stage, m=key_equals(table.primary_key, "x", "s"))
+            own=self._target_rows(table, "x"), stage=stage, m=same_row(table, "x", "s"))
 
     def _plan(self, table: Table, stage) -> dict[str, int]:
-        if not table.primary_key:
-            raise PhoenixError("table %s has no primary key: its rows cannot be matched between databases" % table.label)
-        first_key = sql.Identifier(table.primary_key[0])
-        row = self.target.execute(sql.SQL(
-            "SELECT count(*) FILTER (WHERE x.{k} IS NULL), count(*) FILTER (WHERE x.{k} IS NOT NULL AND {d}), count(*) "
-            "FROM {stage} s LEFT JOIN {t} x ON {m}").format(
-            k=first_key, d=self._differs(table), stage=stage, t=table.identifier(),
-            m=key_equals(table.primary_key, "x", "s"))).fetchone()
-        insert, update, total = row
+        if table.primary_key:
+            first_key = sql.Identifier(table.primary_key[0])
+            insert, update, total = self.target.execute(sql.SQL(
+                "SELECT count(*) FILTER (WHERE x.{k} IS NULL), count(*) FILTER (WHERE x.{k} IS NOT NULL AND {d}), "
+                "count(*) FROM {stage} s LEFT JOIN {t} x ON {m}").format(
+                k=first_key, d=self._differs(table), stage=stage, t=table.identifier(),
+                m=key_equals(table.primary_key, "x", "s"))).fetchone()
+        else:  # rows are their content: one is there or it is not, never updated
+            update = 0
+            insert, total = self.target.execute(sql.SQL("SELECT count(*) FILTER (WHERE {new}), count(*) FROM {stage} s")
+                                                .format(new=self._arriving(table), stage=stage)).fetchone()
         delete = 0
         if self.request.delete_missing:
             delete = self.target.execute(sql.SQL("SELECT count(*) FROM {t} x WHERE {leaving}").format(
@@ -313,7 +317,7 @@ class Transfer:
                     continue
                 sample = [r[0] for r in self.target.execute(sql.SQL(
                     "SELECT {k} FROM {rows} {a} WHERE {c} ORDER BY 1 LIMIT %(n)s").format(
-                    k=key_text(table.primary_key, alias), rows=rows, a=sql.Identifier(alias), c=condition),
+                    k=row_text(table, alias), rows=rows, a=sql.Identifier(alias), c=condition),
                     {"n": DIFF_SAMPLE, "targets": self.targets}).fetchall()]
                 if counts[kind] > len(sample):
                     sample.append("+%d more" % (counts[kind] - len(sample)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table, relation_exists
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import count_or_execute, identifiers, key_equals, rekeyed
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import count_or_execute, identifiers, rekeyed, same_row
 
 try:
     from psycopg import sql
@@ -68,12 +68,12 @@ def _copy_select(catalog: Catalog, table: Table):
 
 def rekeyable_problem(catalog: Catalog, table: Table) -> str | None:
     """Why copies of the table's rows under another world id would collide with the originals, if they would."""
-    if not table.primary_key:
-        return ("table %s has no primary key, so copies of its rows cannot be recognised; add a primary key to "
-                "copy worlds" % table.label)
     rekeyable = catalog.uuid_key_columns(table) | set(keymap.mapped_columns(catalog, table)) | {WORLD_COLUMN}
-    if set(table.primary_key) & rekeyable:
+    if set(table.primary_key or table.columns) & rekeyable:  # without a key, a row is identified by its content
         return None
+    if not table.primary_key:
+        return ("table %s has no primary key and no column a copy changes (world_id, or a reference to a re-keyed "
+                "row), so a copy would be the original again; add a primary key to copy worlds" % table.label)
     return ("table %s: its primary key (%s) is neither a uuid nor an integer numbered by a sequence (serial or "
             "identity), nor a reference to one, so a copy would collide with the original; give it such a key "
             "to copy worlds" % (table.label, ", ".join("%s %s" % (c, table.types[c]) for c in table.primary_key)))
@@ -110,7 +110,7 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) 
         new_rows = sql.SQL("SELECT * FROM ({rows}) AS c({cols}) WHERE NOT EXISTS "
                            "(SELECT 1 FROM {table} x WHERE {match})").format(
             rows=source_rows, cols=identifiers(table.columns), table=table.identifier(),
-            match=key_equals(table.primary_key, "x", "c"))
+            match=same_row(table, "x", "c"))
         insert = sql.SQL("INSERT INTO {table} ({cols}){overriding} {rows}").format(
             table=table.identifier(), cols=identifiers(table.columns), rows=new_rows,
             overriding=keymap.overriding(table, table.columns))
