@@ -14,6 +14,9 @@ STORE_DDL = (
     "CREATE TABLE store.customer (customer_id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL, "
     "served_by integer REFERENCES store.staff (staff_id), world_id text, "
     "last_update timestamptz NOT NULL DEFAULT now())",
+    # A cycle, as applications have them: staff name a favourite customer, checked at commit.
+    "ALTER TABLE store.staff ADD COLUMN favourite_customer integer "
+    "REFERENCES store.customer (customer_id) DEFERRABLE INITIALLY IMMEDIATE",
     "CREATE TABLE store.rental (rental_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
     "customer_id integer NOT NULL REFERENCES store.customer (customer_id), "
     "film_id integer NOT NULL REFERENCES store.film (film_id), rented_at timestamptz NOT NULL)",
@@ -38,6 +41,8 @@ FILL_WORLD = (
     "INSERT INTO store.customer (name, email, served_by, world_id) "
     "SELECT 'Customer ' || i, 'c' || i || '@' || lower(%(w)s) || '.example', "
     "(SELECT min(staff_id) FROM store.staff WHERE world_id = %(w)s), %(w)s FROM generate_series(1, 3) i",
+    "UPDATE store.staff s SET favourite_customer = (SELECT max(customer_id) FROM store.customer c "
+    "WHERE c.world_id = s.world_id) WHERE s.world_id = %(w)s",
     "INSERT INTO store.rental (customer_id, film_id, rented_at) "
     "SELECT c.customer_id, 1 + (c.customer_id + i) %% 3, '2025-05-01'::timestamptz + i * interval '1 day' "
     "FROM store.customer c, generate_series(1, 2) i WHERE c.world_id = %(w)s",
@@ -67,7 +72,9 @@ def fill_store_world(database, world: str, template: bool = True) -> None:
 def world_graph(database, world: str) -> dict[str, list[tuple]]:
     """The world's rows with keys replaced by their position, so copies compare equal to their template."""
     return {
-        "staff": database.query("SELECT name FROM store.staff WHERE world_id = %s ORDER BY staff_id", (world,)),
+        "staff": database.query(
+            "SELECT s.name, c.name, c.world_id FROM store.staff s JOIN store.customer c "
+            "ON c.customer_id = s.favourite_customer WHERE s.world_id = %s ORDER BY s.staff_id", (world,)),
         "customer": database.query(
             "SELECT c.name, c.email, s.name, s.world_id FROM store.customer c LEFT JOIN store.staff s "
             "ON s.staff_id = c.served_by WHERE c.world_id = %s ORDER BY c.customer_id", (world,)),

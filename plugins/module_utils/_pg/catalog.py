@@ -31,6 +31,7 @@ class ForeignKey:
     columns: tuple[str, ...]
     target: tuple[str, str]  # (schema, table)
     target_columns: tuple[str, ...]
+    deferrable: bool = False  # checked at commit once deferred: no ordering constraint for writes
 
 
 @dataclass
@@ -168,10 +169,11 @@ def _members(tables: dict[tuple[str, str], Table], registry: tuple[str, str] | N
 
 
 def topological(tables: Iterable[Table]) -> list[Table]:
-    """Parents before children (Kahn's algorithm, ties by name; self references ignored)."""
+    """Parents before children (Kahn's algorithm, ties by name; self references ignored). Deferrable foreign keys
+    do not order writes: every writer defers them to the commit, which is how the application breaks its cycles."""
     pending = {t.key: t for t in tables}
-    parents = {key: {fk.target for fk in t.foreign_keys if fk.target in pending and fk.target != key}
-               for key, t in pending.items()}
+    parents = {key: {fk.target for fk in t.foreign_keys if fk.target in pending and fk.target != key
+                     and not fk.deferrable} for key, t in pending.items()}
     ordered: list[Table] = []
     while pending:
         ready = sorted(key for key in pending if not parents[key] & pending.keys())
@@ -223,13 +225,13 @@ def load(conn) -> Catalog:
             table.identity_always.add(attname)
     # A partitioned table is one table: keys declared on its partitions count as its own (those it declared
     # itself are repeated on each partition with conparentid set, and skipped).
-    for oid, contype, conname, columns, target, target_columns in conn.execute(sql.SQL(
+    for oid, contype, conname, columns, target, target_columns, deferrable in conn.execute(sql.SQL(
         "SELECT coalesce(pg_partition_root(conrelid), conrelid)::oid, contype, conname, "
         "ARRAY(SELECT attname FROM unnest(conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a "
         "ON a.attrelid = conrelid AND a.attnum = k.n ORDER BY k.i), "
         "coalesce(pg_partition_root(confrelid), confrelid)::oid, "
         "ARRAY(SELECT attname FROM unnest(confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a "
-        "ON a.attrelid = confrelid AND a.attnum = k.n ORDER BY k.i) "
+        "ON a.attrelid = confrelid AND a.attnum = k.n ORDER BY k.i), condeferrable "
         "FROM pg_constraint WHERE contype IN ('p', 'f') AND conparentid = 0 "
         "AND coalesce(pg_partition_root(conrelid), conrelid) = ANY(%s) ORDER BY conrelid, conname"
     ), [list(names)]):
@@ -237,7 +239,7 @@ def load(conn) -> Catalog:
         if contype == "p":
             table.primary_key = table.primary_key or tuple(columns)
         elif target in names:
-            fk = ForeignKey(conname, tuple(columns), names[target], tuple(target_columns))
+            fk = ForeignKey(conname, tuple(columns), names[target], tuple(target_columns), deferrable)
             if not any((f.columns, f.target, f.target_columns) == (fk.columns, fk.target, fk.target_columns)
                        for f in table.foreign_keys):  # the same FK declared on every partition
                 table.foreign_keys.append(fk)

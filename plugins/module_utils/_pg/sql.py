@@ -68,6 +68,11 @@ def rekeyed(target, key):
     return sql.SQL("md5({} || ':' || ({})::text)::uuid").format(target, key)
 
 
+def defer_constraints(conn) -> None:
+    """Deferrable constraints are checked at commit: rows of a foreign-key cycle can be written in any order."""
+    conn.execute(sql.SQL("SET CONSTRAINTS ALL DEFERRED"))
+
+
 def read_only_snapshot(conn) -> None:
     """Make the transaction just begun see one consistent snapshot and write nothing."""
     conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))

@@ -32,7 +32,14 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import assignments, identifiers, key_equals, rekeyed, same_row
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
+    assignments,
+    defer_constraints,
+    identifiers,
+    key_equals,
+    rekeyed,
+    same_row,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import install_blob
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, CONFLICTS, iter_lines, verify_files
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.manifest import load_manifest
@@ -190,14 +197,19 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
     renamed = target != seed.source
     staged: list[tuple[Table, Any, Any]] = []
     stats: dict[str, dict[str, int]] = {}
+    loaded = []
     for index, table in enumerate(t for t in catalog.members if t.label in seed.tables):
         staging, total = _stage(conn, index, table, seed.tables[table.label]())
+        mapped = keymap.mapped_columns(catalog, table) if renamed else {}
+        if table.sequence_key in mapped:  # every new key first: in a foreign-key cycle a parent can come later
+            keymap.assign_keys(conn, table, _populated(table, staging), "r", sql.Placeholder("target"),
+                               params={"target": target})
+        loaded.append((table, staging, total, mapped))
+    defer_constraints(conn)
+    for table, staging, total, mapped in loaded:
         row = _populated(table, staging)
         keys = catalog.uuid_key_columns(table) if renamed else set()
-        mapped = keymap.mapped_columns(catalog, table) if renamed else {}
         columns = _columns(conn, table, staging, warnings)
-        if table.sequence_key in mapped:
-            keymap.assign_keys(conn, table, row, "r", sql.Placeholder("target"), params={"target": target})
         exprs = {c: _expression(table, c, keys, mapped) for c in columns}
         _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
         values = sql.SQL("SELECT {exprs} FROM {row}").format(

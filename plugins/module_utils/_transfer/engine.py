@@ -24,6 +24,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
+    defer_constraints,
     identifiers,
     key_equals,
     key_text,
@@ -96,6 +97,7 @@ class Transfer:
                     for p in plan.values():
                         p["unchanged"], p["update"] = p["unchanged"] + p["update"], 0
                 if not check_mode:
+                    defer_constraints(self.target)
                     # Deletes first (children first): rows leaving a mirrored world free their unique values
                     # (emails ...) for the rows arriving.
                     for table, stage in reversed(staged):
@@ -200,9 +202,10 @@ class Transfer:
                 stage, catalog.world_expression(table, "s", relation=lambda t: stages.get(t.key, t.identifier()))))
         world, params = sql.SQL("s.phoenix_world"), {"renamed": renamed}
         in_renamed = sql.SQL("s.phoenix_world = ANY(%(renamed)s)")
-        for table, stage, mapped in work:  # parents first: a child's references read its parents' new keys
+        for table, stage, mapped in work:  # every new key first: in a foreign-key cycle a parent can come later
             if table.sequence_key in mapped:
                 keymap.assign_keys(self.target, table, sql.SQL("{} s").format(stage), "s", world, in_renamed, params)
+        for table, stage, mapped in work:
             sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(column), keymap.mapped(
                 sql.SQL("s.{}").format(sql.Identifier(column)), parent, world, table.types[column],
                 keep_unmapped=column != table.sequence_key)) for column, parent in mapped.items())

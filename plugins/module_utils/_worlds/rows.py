@@ -11,7 +11,13 @@ from __future__ import annotations
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table, relation_exists
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import count_or_execute, identifiers, rekeyed, same_row
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
+    count_or_execute,
+    defer_constraints,
+    identifiers,
+    rekeyed,
+    same_row,
+)
 
 try:
     from psycopg import sql
@@ -35,6 +41,7 @@ def count_rows(conn, catalog: Catalog, worlds: list[str]) -> dict[str, dict[str,
 def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dict[str, int]:
     """Delete the worlds' rows, children first; returns rows per table (would be) deleted."""
     deleted: dict[str, int] = {}
+    defer_constraints(conn)
     for table in reversed(catalog.members):
         predicate = catalog.world_predicate(table, "t", sql.Placeholder("worlds"))
         n = count_or_execute(conn, dry_run, sql.SQL("SELECT 1 FROM {} t WHERE {}").format(table.identifier(), predicate),
@@ -100,10 +107,13 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) 
         problem = rekeyable_problem(catalog, table)
         if problem:
             raise PhoenixError(problem)
-        in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
+    defer_constraints(conn)
+    for table in catalog.members:  # every new key first: in a foreign-key cycle a parent can come later
         if table.sequence_key and not dry_run:
             keymap.assign_keys(conn, table, sql.SQL("{} s").format(table.identifier()), "s", sql.Placeholder("target"),
                                catalog.world_predicate(table, "s", sql.Placeholder("source")), params)
+    for table in catalog.members:
+        in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
         select = _copy_select(catalog, table)
         source_rows = sql.SQL("SELECT {select} FROM {table} t WHERE {pred}").format(
             select=select, table=table.identifier(), pred=in_source)
