@@ -78,6 +78,7 @@ extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
   - phoenix.platform.lock
+  - phoenix.platform.maintained
   - phoenix.platform.attributes
 attributes:
   check_mode:
@@ -143,7 +144,11 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import (
+    ALLOW_PROD_OPTIONS,
+    LOCK_OPTIONS,
+    MAINTAINED_OPTIONS,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import CONFLICTS
 
@@ -175,6 +180,7 @@ def imported(module: PhoenixModule, conn) -> dict:
 
     request = ImportRequest(src=_path(module, "src"), world=module.params["world"],
                             conflict=module.params["conflict"], blob_dir=_blob_dir(module), stage=module.stage,
+                            maintained_columns=module.params["maintained_columns"],
                             actor=module.actor, allow_prod=module.params["allow_prod"],
                             lock_timeout=module.params["lock_timeout"], where=module.connection_target().describe())
     return import_seed(conn, request, module.check_mode)
@@ -219,6 +225,7 @@ def main() -> None:
             "src": {"type": "path"},
             "include_blobs": {"type": "bool", "default": True},
             "conflict": {"type": "str", "choices": list(CONFLICTS), "default": "skip"},
+            **MAINTAINED_OPTIONS,
             "blob_dir": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BLOB_DIR"])},
             "blob_columns": {"type": "list", "elements": "str", "default": ["A_Image.url"]},
             **ALLOW_PROD_OPTIONS,

@@ -201,3 +201,41 @@ def test_a_source_change_arrives_at_the_renamed_copy(two_stores):
     assert {t: (p["insert"], p["update"]) for t, p in moved["plan"].items() if p["insert"] or p["update"]} == {
         "store.payment": (0, 1)}
     assert sorted(r[2] for r in world_graph(target, "STORE_TEMPLATE_BETA")["payment"])[-1] == Decimal("9.99")
+
+
+def test_a_source_change_converges_under_the_targets_triggers_with_maintained_columns(two_stores):
+    source, target = two_stores
+    options = {"worlds": ["STORE_TEMPLATE"], "suffix": "_BETA", "maintained_columns": ["store.customer.last_update"]}
+    transfer(source, target, **options)
+    with source.connect() as conn:
+        conn.execute("UPDATE store.customer SET name = 'Customer One' WHERE name = 'Customer 1'")
+    second = transfer(source, target, **options)
+    assert second["plan"]["store.customer"]["update"] == 1 and not second.get("warnings"), second.get("msg")
+    assert target.query("SELECT count(*) FROM store.customer WHERE name = 'Customer One'") == [(1,)]
+    third = transfer(source, target, **options)
+    assert not third["changed"], third["plan"]
+
+
+def test_a_column_the_targets_triggers_rewrite_is_named(two_stores):
+    source, target = two_stores
+    options = {"worlds": ["STORE_TEMPLATE"], "suffix": "_BETA"}
+    transfer(source, target, **options)
+    with source.connect() as conn:
+        conn.execute("UPDATE store.customer SET name = 'Customer One' WHERE name = 'Customer 1'")
+    second = transfer(source, target, **options)
+    assert second["rewritten_by_target"] == {"store.customer": ["last_update"]}
+    assert any("List them in maintained_columns" in w["event"]["msg"] and "store.customer.last_update" in w["event"]["msg"]
+               for w in second["warnings"])
+    typo = transfer(source, target, maintained_columns=["store.customers.last_update"], **options)
+    assert typo["failed"] and "'store.customers.last_update' names no column of a world table" in typo["msg"]
+
+
+def test_a_seed_import_converges_under_the_targets_triggers_with_maintained_columns(store, tmp_path):
+    seed(store, world="STORE_TEMPLATE", state="exported", dest=str(tmp_path / "store"))
+    with store.connect() as conn:
+        conn.execute("UPDATE store.customer SET name = 'Renamed' WHERE name = 'Customer 1'")
+    options = {"state": "imported", "src": str(tmp_path / "store"), "conflict": "merge",
+               "maintained_columns": ["store.customer.last_update"]}
+    back = seed(store, **options)
+    assert back["tables"]["store.customer"]["updated"] == 1, back.get("msg")
+    assert not seed(store, **options)["changed"]

@@ -41,6 +41,9 @@ LOCK_OPTIONS: Spec = {"lock_timeout": {"type": "int", "default": 60}}
 
 ALLOW_PROD_OPTIONS: Spec = {"allow_prod": {"type": "bool", "default": False}}
 
+# Rows arriving in a database whose triggers maintain some columns (transfers, seed imports)
+MAINTAINED_OPTIONS: Spec = {"maintained_columns": {"type": "list", "elements": "str"}}
+
 
 def database_suboptions() -> dict[str, Any]:
     """A second database as one dict option (a transfer's source): the connection group and its stage.

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
 try:
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -91,6 +93,21 @@ class Catalog:
         self.registry = tables.get(registry_key) if registry_key else None  # "WorldMeta", where the search path finds it
         self.members: list[Table] = topological(_members(tables, registry_key))
         self.by_label = {t.label: t for t in self.members}
+
+    def maintained_columns(self, entries: list[str] | None) -> dict[str, set[str]]:
+        """``maintained_columns`` entries (``table.column``, e.g. ``store.customer.last_update``) per table label:
+        columns the target database maintains itself (a BEFORE UPDATE trigger's ``last_update``), written when a
+        row arrives and never compared or updated afterwards, so re-runs converge."""
+        maintained: dict[str, set[str]] = {}
+        for entry in entries or []:
+            label, _dot, column = entry.rpartition(".")
+            table = self.by_label.get(label)
+            if table is None or column not in table.columns:
+                raise PhoenixError("maintained_columns entry %r names no column of a world table; use table.column "
+                                   "with the table as the plan names it (e.g. Artifact.updatedAt, "
+                                   "store.customer.last_update)" % entry)
+            maintained.setdefault(label, set()).add(column)
+        return maintained
 
     def is_registry(self, table: Table) -> bool:
         return self.registry is not None and table.key == self.registry.key

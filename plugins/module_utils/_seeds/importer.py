@@ -62,6 +62,7 @@ class ImportRequest:
     allow_prod: bool
     lock_timeout: int
     where: str
+    maintained_columns: list[str] | None = None  # table.column the target maintains: never compared or updated
 
 
 @dataclass
@@ -124,7 +125,8 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
                 meta_changes.setdefault("name", target)
             if meta_changes:
                 write_meta(conn, registry, target, request.stage, request.actor, current, meta_changes)
-            tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings)
+            tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings,
+                                    catalog.maintained_columns(request.maintained_columns))
             blobs_written = [b["key"] for b in blobs if _blob_needed(b, request.blob_dir)]
             changed = bool(meta_changes) or bool(blobs_written) or any(
                 t.get("inserted") or t.get("updated") or t.get("deleted") for t in tables.values())
@@ -192,8 +194,8 @@ def _blob_needed(blob: dict[str, Any], blob_dir: Path) -> bool:
     return not (target.is_file() and sha256_file(target)[0] == blob["sha256"])
 
 
-def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
-                   warnings: list[str]) -> dict[str, dict[str, int]]:
+def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str, warnings: list[str],
+                   maintained: dict[str, set[str]]) -> dict[str, dict[str, int]]:
     renamed = target != seed.source
     staged: list[tuple[Table, Any, Any]] = []
     stats: dict[str, dict[str, int]] = {}
@@ -214,7 +216,8 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
         values = sql.SQL("SELECT {exprs} FROM {row}").format(
             exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns), row=row)
-        stats[table.label] = _insert(conn, table, values, columns, conflict, target, total)
+        stats[table.label] = _insert(conn, table, values, columns, conflict, target, total,
+                                     maintained.get(table.label, set()))
         keymap.catch_up_sequences(conn, table, columns)
         staged.append((table, values, columns))
     if conflict == "replace":  # rows of the world that the seed does not hold go, children first
@@ -279,15 +282,15 @@ def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str,
     return value
 
 
-def _insert(conn, table: Table, values, columns: list[str], conflict: str, target: str,
-            total: int) -> dict[str, int]:
+def _insert(conn, table: Table, values, columns: list[str], conflict: str, target: str, total: int,
+            maintained: set[str]) -> dict[str, int]:
     """One INSERT ... SELECT of the seed's rows as written (``values``); conflicts are the rows whose key (or,
     without a key, whose whole content) was already there."""
     params = {"target": target}
     insert = sql.SQL("INSERT INTO {table} AS x ({cols}){overriding} SELECT {cols} FROM ({values}) e ").format(
         table=table.identifier(), cols=identifiers(columns), overriding=keymap.overriding(table, columns),
         values=values)
-    updatable = [c for c in columns if c not in table.primary_key]
+    updatable = [c for c in columns if c not in table.primary_key and c not in maintained]
     updated = 0
     if not table.primary_key:
         insert += sql.SQL("WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE {same})").format(

@@ -58,6 +58,8 @@ class Transfer:
         self.source, self.target, self.request = source, target, request
         self.target_catalog: catalog_mod.Catalog | None = None  # loaded once the target is locked
         self.targets: list[str] = []  # the target world ids
+        self.maintained: dict[str, set[str]] = {}  # label -> columns the target maintains
+        self.rewritten: dict[str, list[str]] = {}  # label -> columns the target changed again after an update
 
     def run(self, check_mode: bool) -> dict[str, Any]:
         request = self.request
@@ -80,6 +82,7 @@ class Transfer:
             with self.target.transaction():
                 acquire_transaction_lock(self.target, "transfer:target", request.lock_timeout)
                 self.target_catalog = catalog_mod.load(self.target)
+                self.maintained = self.target_catalog.maintained_columns(request.maintained_columns)
                 self.targets = list(mapping.values())
                 problems = schema_differences(source_catalog, self.target_catalog, tables)
                 if problems:
@@ -109,7 +112,7 @@ class Transfer:
                 moved = sum(p["insert"] + p["update"] + p["delete"] for p in plan.values())
                 duration = round(time.monotonic() - started, 3)
                 result = {"changed": changed, "plan": plan, "worlds": mapping, "masked": sorted("%s.%s" % k for k in rules),
-                          "left_out": left_out(source_catalog, tables),
+                          "left_out": left_out(source_catalog, tables), "rewritten_by_target": self.rewritten,
                           "duration": duration, "rows_per_second": round(moved / duration, 1) if duration else None}
                 if request.diff:
                     result["diff"] = self._diff(staged, plan)
@@ -241,10 +244,14 @@ class Transfer:
                 "get keys of their own" % "; ".join(clashes), key_conflicts=clashes)
 
     # -- plan and execution ----------------------------------------------------------------
-    @staticmethod
-    def _differs(table: Table):
-        """Target row x differs from staged row s outside the key."""
-        return table.differs("x", "s", [c for c in table.columns if c not in table.primary_key])
+    def _compared(self, table: Table) -> list[str]:
+        """The columns a target row is compared and updated on: not the key, not those the target maintains."""
+        maintained = self.maintained.get(table.label, set())
+        return [c for c in table.columns if c not in table.primary_key and c not in maintained]
+
+    def _differs(self, table: Table):
+        """Target row x differs from staged row s in a compared column."""
+        return table.differs("x", "s", self._compared(table))
 
     def _target_rows(self, table: Table, alias: str):
         """Rows of the target worlds in the target table."""
@@ -291,12 +298,24 @@ class Transfer:
                 overriding=keymap.overriding(table, table.columns))).rowcount
             _expect(table, "inserted", done, plan["insert"])
             keymap.catch_up_sequences(self.target, table, table.columns)
-        others = [c for c in table.columns if c not in table.primary_key]
+        others = self._compared(table)
         if plan["update"] and others:
             done = self.target.execute(sql.SQL("UPDATE {t} x SET {sets} FROM {stage} s WHERE {m} AND {d}").format(
                 t=table.identifier(), stage=stage, m=key_equals(table.primary_key, "x", "s"), d=self._differs(table),
                 sets=assignments(others, "s"))).rowcount
             _expect(table, "updated", done, plan["update"])
+            self._note_rewrites(table, stage, others)
+
+    def _note_rewrites(self, table: Table, stage, columns: list[str]) -> None:
+        """Columns the target's triggers changed again right after the update: the next run would find them
+        different and update them again, never converging, unless they are listed in maintained_columns."""
+        counts = self.target.execute(sql.SQL("SELECT {} FROM {} s JOIN {} x ON {}").format(
+            sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {})").format(table.differs("x", "s", [c]))
+                               for c in columns),
+            stage, table.identifier(), key_equals(table.primary_key, "x", "s"))).fetchone()
+        rewritten = [c for c, n in zip(columns, counts) if n]
+        if rewritten:
+            self.rewritten[table.label] = rewritten
 
     def _delete(self, table: Table, stage) -> None:
         self.target.execute(sql.SQL("DELETE FROM {t} x WHERE {leaving}").format(

@@ -43,6 +43,7 @@ class TransferRequest:
     conflict: str = "update"
     key_conflict: str = "fail"
     delete_missing: bool = False
+    maintained_columns: list[str] | None = None  # table.column the target maintains: never compared or updated
     mask: dict[str, Any] | None = None
     allow_unmasked: bool = False
     allow_prod: bool = False
