@@ -79,6 +79,7 @@ extends_documentation_fragment:
   - phoenix.platform.stage
   - phoenix.platform.lock
   - phoenix.platform.maintained
+  - phoenix.platform.transforms
   - phoenix.platform.attributes
 attributes:
   check_mode:
@@ -148,6 +149,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec imp
     ALLOW_PROD_OPTIONS,
     LOCK_OPTIONS,
     MAINTAINED_OPTIONS,
+    TRANSFORM_OPTIONS,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import CONFLICTS
@@ -181,6 +183,7 @@ def imported(module: PhoenixModule, conn) -> dict:
     request = ImportRequest(src=_path(module, "src"), world=module.params["world"],
                             conflict=module.params["conflict"], blob_dir=_blob_dir(module), stage=module.stage,
                             maintained_columns=module.params["maintained_columns"],
+                            column_transforms=module.params["column_transforms"],
                             actor=module.actor, allow_prod=module.params["allow_prod"],
                             lock_timeout=module.params["lock_timeout"], where=module.connection_target().describe())
     return import_seed(conn, request, module.check_mode)
@@ -232,6 +235,7 @@ def main() -> None:
             "mask": {"type": "dict"},
             "allow_unmasked": {"type": "bool", "default": False},
             **LOCK_OPTIONS,
+            **TRANSFORM_OPTIONS,
         },
         required_if=[("state", "exported", ("world", "dest")), ("state", "imported", ("src",)),
                      ("state", "orphans_removed", ("blob_dir",))],

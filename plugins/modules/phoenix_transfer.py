@@ -126,6 +126,7 @@ extends_documentation_fragment:
   - phoenix.platform.stage
   - phoenix.platform.lock
   - phoenix.platform.maintained
+  - phoenix.platform.transforms
   - phoenix.platform.attributes
 attributes:
   check_mode:
@@ -201,6 +202,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec imp
     ALLOW_PROD_OPTIONS,
     LOCK_OPTIONS,
     MAINTAINED_OPTIONS,
+    TRANSFORM_OPTIONS,
     database_suboptions,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import ConnectionTarget, connect
@@ -228,6 +230,7 @@ def run(module: PhoenixModule) -> dict:
         include=params["include"], groups=params["groups"] or DEFAULT_GROUPS, production_data=params["production_data"],
         rename=params["rename"], suffix=params["suffix"], conflict=params["conflict"],
         key_conflict=params["key_conflict"], maintained_columns=params["maintained_columns"],
+        column_transforms=params["column_transforms"],
         delete_missing=params["delete_missing"], mask=params["mask"], allow_unmasked=params["allow_unmasked"],
         allow_prod=params["allow_prod"], lock_timeout=params["lock_timeout"], diff=module._diff,
         where=module.connection_target().describe(),
@@ -267,6 +270,7 @@ def main() -> None:
             "allow_unmasked": {"type": "bool", "default": False},
             **ALLOW_PROD_OPTIONS,
             **LOCK_OPTIONS,
+            **TRANSFORM_OPTIONS,
         },
         mutually_exclusive=[("rename", "suffix")],
     )

@@ -89,6 +89,7 @@ extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
   - phoenix.platform.lock
+  - phoenix.platform.transforms
   - phoenix.platform.attributes
 attributes:
   check_mode:
@@ -147,7 +148,11 @@ import os
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import (
+    ALLOW_PROD_OPTIONS,
+    LOCK_OPTIONS,
+    TRANSFORM_OPTIONS,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import ISOLATION_LEVELS, META_COLUMNS
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.ensure import WorldRequest, ensure_world
@@ -170,7 +175,7 @@ def run(module: PhoenixModule) -> dict:
         from_template=params["from_template"], seed=params["seed"], allow_prod=params["allow_prod"],
         force=params["force"], max_worlds=params["max_worlds"], lock_timeout=params["lock_timeout"],
         where=module.connection_target().describe(),
-        default_ttl_hours=_default_ttl(module),
+        default_ttl_hours=_default_ttl(module), column_transforms=params["column_transforms"],
     )
     with module.fenced_connection() as conn:
         result = ensure_world(conn, request, module.check_mode)
@@ -202,6 +207,7 @@ def main() -> None:
             "force": {"type": "bool", "default": False},
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
             **LOCK_OPTIONS,
+            **TRANSFORM_OPTIONS,
         },
     )
     module.run(run)

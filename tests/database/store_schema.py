@@ -11,7 +11,7 @@ STORE_DDL = (
     "CREATE SCHEMA store",
     "CREATE TABLE store.film (film_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text NOT NULL)",
     "CREATE TABLE store.staff (staff_id serial PRIMARY KEY, name text NOT NULL, world_id text)",
-    "CREATE TABLE store.customer (customer_id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL, "
+    "CREATE TABLE store.customer (customer_id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL UNIQUE, "
     "served_by integer REFERENCES store.staff (staff_id), world_id text, "
     "last_update timestamptz NOT NULL DEFAULT now())",
     # last_update is the database's own business, as ORMs and sample schemas keep it.

@@ -18,6 +18,8 @@ from store_schema import create_store, fill_store_world, world_graph
 from worlds_fixtures import table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
+# Customers' emails are unique: a copy under another world id gets its own
+TRANSFORMS = {"store.customer.email": "{world}.{value}"}
 # What fill_store_world writes for one world
 WORLD_ROWS = {"store.staff": 2, "store.customer": 3, "store.customer_note": 3, "store.rental": 6, "store.payment": 6}
 
@@ -47,19 +49,19 @@ def store(database):
 
 def test_clones_get_keys_from_the_tables_sequences_and_repeat_as_no_change(store):
     template = world_graph(store, "STORE_TEMPLATE")
-    preview = world(store, check=True, id="STORE_A", from_template="STORE_TEMPLATE")
+    preview = world(store, check=True, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     assert preview["rows_added"] == WORLD_ROWS
     assert store.query("SELECT count(*) FROM store.customer") == [(3,)]
     assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
-    first = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    first = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     assert first["rows_added"] == preview["rows_added"], first.get("msg")
-    second = world(store, id="STORE_B", from_template="STORE_TEMPLATE")
+    second = world(store, id="STORE_B", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     assert second["rows_added"] == preview["rows_added"]
     for copy in ("STORE_A", "STORE_B"):  # complete, and every reference inside its own world
         graph = world_graph(store, copy)
         assert_same_world(graph, template, copy)
         assert [n[0] for n in graph["note"]] == [n[0] for n in template["note"]]
-        assert [row[:3] for row in graph["customer"]] == [row[:3] for row in template["customer"]]
+        assert [(r[0], r[1], r[2]) for r in graph["customer"]] == [(r[0], copy + "." + r[1], r[2]) for r in template["customer"]]
         assert {row[3] for row in graph["customer"]} == {copy}
         assert {row[1] for row in graph["rental"]} == {copy}
         assert [row[2:] for row in graph["rental"]] == [row[2:] for row in template["rental"]]  # films kept
@@ -68,7 +70,7 @@ def test_clones_get_keys_from_the_tables_sequences_and_repeat_as_no_change(store
     assert store.query("SELECT count(*) FROM store.film") == [(3,)]
     written = store.query("SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables "
                           "WHERE schemaname = 'store'")
-    again = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    again = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     assert not again["changed"] and again["rows_added"] == {}
     with store.connect() as conn:
         conn.execute("SELECT pg_stat_force_next_flush()")
@@ -77,7 +79,7 @@ def test_clones_get_keys_from_the_tables_sequences_and_repeat_as_no_change(store
 
 
 def test_the_application_numbers_its_next_rows_after_the_copies(store):
-    world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     with store.connect() as conn:  # the application's own inserts take the next values, without a collision
         customer = conn.execute("INSERT INTO store.customer (name, email) VALUES ('Walk-in', 'w@store.example') "
                                 "RETURNING customer_id").fetchone()[0]
@@ -94,7 +96,7 @@ def test_a_partitioned_table_is_one_member_table_whatever_declares_its_foreign_k
 
 
 def test_deleting_a_copy_forgets_its_keys(store):
-    world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     assert store.query("SELECT DISTINCT world FROM phoenix.key_map") == [("STORE_A",)]
     removed = world(store, id="STORE_A", state="absent")
     assert removed["rows_removed"] == WORLD_ROWS
@@ -106,7 +108,7 @@ def test_a_text_keyed_world_table_is_refused_with_its_column_named(store):
     with store.connect() as conn:
         conn.execute("CREATE TABLE store.voucher (code text PRIMARY KEY, customer_id integer "
                      "REFERENCES store.customer (customer_id), world_id text)")
-    refused = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    refused = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     assert refused["failed"] and "store.voucher: its primary key (code text)" in refused["msg"]
     assert keys(store, "STORE_A") == set()
 
@@ -119,14 +121,14 @@ def test_export_delete_import_is_exact_and_an_import_under_another_id_is_a_secon
     before = table_fingerprints(store)
     template = world_graph(store, "STORE_TEMPLATE")
     assert seed(store, world="STORE_TEMPLATE", state="exported", dest=str(tmp_path / "store"))["changed"]
-    copy = seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY")
+    copy = seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY", column_transforms=TRANSFORMS)
     assert "failed" not in copy and copy["changed"], copy.get("msg")
     assert {t: s["inserted"] for t, s in copy["tables"].items()} == WORLD_ROWS
     graph = world_graph(store, "STORE_COPY")
     assert_same_world(graph, template, "STORE_COPY")
     assert {r[1] for r in graph["rental"]} == {"STORE_COPY"}
     assert not keys(store, "STORE_COPY") & keys(store, "STORE_TEMPLATE")
-    assert not seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY")["changed"]
+    assert not seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY", column_transforms=TRANSFORMS)["changed"]
 
     assert world(store, id="STORE_COPY", state="absent")["changed"]
     assert world(store, id="STORE_TEMPLATE", state="absent")["changed"]
@@ -174,13 +176,14 @@ def test_a_transfer_with_a_suffix_into_a_store_with_its_own_rows_leaves_them_unt
     assert keys(source, "STORE_TEMPLATE") == keys(target, "STORE_THEIRS")  # the same integer ids on both sides
     theirs = world_graph(target, "STORE_THEIRS")
     template = world_graph(source, "STORE_TEMPLATE")
-    preview = transfer(source, target, check=True, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    preview = transfer(source, target, check=True, worlds=["STORE_TEMPLATE"], suffix="_BETA",
+                       column_transforms=TRANSFORMS)
     assert "failed" not in preview, preview.get("msg")
     assert {t: p["insert"] for t, p in preview["plan"].items() if p["insert"]} == dict(WORLD_ROWS, WorldMeta=1)
     assert target.query("SELECT count(*) FROM store.customer") == [(3,)]
-    first = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    first = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS)
     assert first["changed"], first.get("msg")
-    second = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_TWO")
+    second = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_TWO", column_transforms=TRANSFORMS)
     assert second["changed"], second.get("msg")
     assert world_graph(target, "STORE_THEIRS") == theirs
     for copy in ("STORE_TEMPLATE_BETA", "STORE_TEMPLATE_TWO"):
@@ -188,16 +191,16 @@ def test_a_transfer_with_a_suffix_into_a_store_with_its_own_rows_leaves_them_unt
         assert_same_world(graph, template, copy)
         assert {r[1] for r in graph["rental"]} == {copy} and {r[3] for r in graph["customer"]} == {copy}
     assert len(keys(target, "STORE_THEIRS") | keys(target, "STORE_TEMPLATE_BETA") | keys(target, "STORE_TEMPLATE_TWO")) == 9
-    again = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    again = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS)
     assert "failed" not in again and not again["changed"], again.get("msg") or again["plan"]
 
 
 def test_a_source_change_arrives_at_the_renamed_copy(two_stores):
     source, target = two_stores
-    transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS)
     with source.connect() as conn:
         conn.execute("UPDATE store.payment SET amount = 9.99 WHERE payment_id = (SELECT min(payment_id) FROM store.payment)")
-    moved = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")
+    moved = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS)
     assert {t: (p["insert"], p["update"]) for t, p in moved["plan"].items() if p["insert"] or p["update"]} == {
         "store.payment": (0, 1)}
     assert sorted(r[2] for r in world_graph(target, "STORE_TEMPLATE_BETA")["payment"])[-1] == Decimal("9.99")
@@ -205,7 +208,8 @@ def test_a_source_change_arrives_at_the_renamed_copy(two_stores):
 
 def test_a_source_change_converges_under_the_targets_triggers_with_maintained_columns(two_stores):
     source, target = two_stores
-    options = {"worlds": ["STORE_TEMPLATE"], "suffix": "_BETA", "maintained_columns": ["store.customer.last_update"]}
+    options = {"worlds": ["STORE_TEMPLATE"], "suffix": "_BETA", "maintained_columns": ["store.customer.last_update"],
+               "column_transforms": TRANSFORMS}
     transfer(source, target, **options)
     with source.connect() as conn:
         conn.execute("UPDATE store.customer SET name = 'Customer One' WHERE name = 'Customer 1'")
@@ -218,7 +222,7 @@ def test_a_source_change_converges_under_the_targets_triggers_with_maintained_co
 
 def test_a_column_the_targets_triggers_rewrite_is_named(two_stores):
     source, target = two_stores
-    options = {"worlds": ["STORE_TEMPLATE"], "suffix": "_BETA"}
+    options = {"worlds": ["STORE_TEMPLATE"], "suffix": "_BETA", "column_transforms": TRANSFORMS}
     transfer(source, target, **options)
     with source.connect() as conn:
         conn.execute("UPDATE store.customer SET name = 'Customer One' WHERE name = 'Customer 1'")
@@ -239,3 +243,16 @@ def test_a_seed_import_converges_under_the_targets_triggers_with_maintained_colu
     back = seed(store, **options)
     assert back["tables"]["store.customer"]["updated"] == 1, back.get("msg")
     assert not seed(store, **options)["changed"]
+
+
+def test_a_copy_that_would_duplicate_unique_values_names_the_constraint_and_the_option(store):
+    before = table_fingerprints(store)
+    refused = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
+    assert refused["failed"] and "customer_email_key" in refused["msg"], refused.get("msg")
+    assert 'column_transforms, e.g. {"store.customer.<column>": "{world}.{value}"}' in refused["msg"]
+    assert table_fingerprints(store) == before
+    typo = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms={"store.customer.email": "x"})
+    assert typo["failed"] and "must be a text with {world} in it" in typo["msg"]
+    copied = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
+    assert copied["changed"] and store.query("SELECT email FROM store.customer WHERE world_id = 'STORE_A' "
+                                             "ORDER BY 1 LIMIT 1") == [("STORE_A.c1@store_template.example",)]

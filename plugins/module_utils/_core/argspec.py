@@ -44,6 +44,9 @@ ALLOW_PROD_OPTIONS: Spec = {"allow_prod": {"type": "bool", "default": False}}
 # Rows arriving in a database whose triggers maintain some columns (transfers, seed imports)
 MAINTAINED_OPTIONS: Spec = {"maintained_columns": {"type": "list", "elements": "str"}}
 
+# Rows copied under another world id (clones, imports under another id, transfers with a rename)
+TRANSFORM_OPTIONS: Spec = {"column_transforms": {"type": "dict"}}
+
 
 def database_suboptions() -> dict[str, Any]:
     """A second database as one dict option (a transfer's source): the connection group and its stage.

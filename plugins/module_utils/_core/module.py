@@ -25,6 +25,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import state_path_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._core.limits import nul_byte_option, range_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import check_stage_fence, registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
 
 try:
     import psycopg
@@ -122,8 +123,12 @@ class PhoenixModule(AnsibleModule):
         except PhoenixError as exc:
             self.fail_json(msg=self._redact(exc.msg), **exc.details)
         except psycopg.errors.IntegrityError as exc:
-            self.fail_json(msg=self._redact(collision_message(exc, self._where())),
-                           sqlstate=getattr(exc, "sqlstate", None))
+            message = collision_message(exc, self._where())
+            if exc.sqlstate == "23505" and "column_transforms" in self.params:
+                message += ("; for rows copied under another world id, give the column a value per world with "
+                            "column_transforms, e.g. {\"%s.<column>\": \"{world}.{value}\"}"
+                            % table_label(exc.diag.schema_name, exc.diag.table_name))
+            self.fail_json(msg=self._redact(message), sqlstate=getattr(exc, "sqlstate", None))
         except psycopg.Error as exc:
             where = self._where()
             self.fail_json(

@@ -100,14 +100,29 @@ class Catalog:
         row arrives and never compared or updated afterwards, so re-runs converge."""
         maintained: dict[str, set[str]] = {}
         for entry in entries or []:
-            label, _dot, column = entry.rpartition(".")
-            table = self.by_label.get(label)
-            if table is None or column not in table.columns:
-                raise PhoenixError("maintained_columns entry %r names no column of a world table; use table.column "
-                                   "with the table as the plan names it (e.g. Artifact.updatedAt, "
-                                   "store.customer.last_update)" % entry)
+            label, column = self._member_column(entry, "maintained_columns")
             maintained.setdefault(label, set()).add(column)
         return maintained
+
+    def column_transforms(self, entries: dict[str, str] | None) -> dict[str, dict[str, str]]:
+        """``column_transforms`` (``table.column`` -> template with ``{value}`` and ``{world}``) per table label:
+        the value a copied row gets under another world id in a column whose values must stay unique."""
+        transforms: dict[str, dict[str, str]] = {}
+        for entry, template in (entries or {}).items():
+            label, column = self._member_column(entry, "column_transforms")
+            if not isinstance(template, str) or "{world}" not in template:
+                raise PhoenixError("column_transforms[%r] must be a text with {world} in it (and {value} for the "
+                                   "original value), e.g. '{world}.{value}', so each world's copy differs" % entry)
+            transforms.setdefault(label, {})[column] = template
+        return transforms
+
+    def _member_column(self, entry: str, option: str) -> tuple[str, str]:
+        label, _dot, column = str(entry).rpartition(".")
+        table = self.by_label.get(label)
+        if table is None or column not in table.columns:
+            raise PhoenixError("%s entry %r names no column of a world table; use table.column with the table as the "
+                               "plan names it (e.g. Artifact.updatedAt, store.customer.last_update)" % (option, entry))
+        return label, column
 
     def is_registry(self, table: Table) -> bool:
         return self.registry is not None and table.key == self.registry.key

@@ -62,6 +62,13 @@ def mapped(value, mapped_table: Table, world, column_type: str, keep_unmapped: b
     return sql.SQL("coalesce({}, {})").format(lookup, value) if keep_unmapped else lookup
 
 
+def transformed(template: str, value, world, column_type: str):
+    """SQL for a copied row's value of a column under ``column_transforms``: the template with ``{value}`` and
+    ``{world}`` filled in, as the column's type."""
+    return sql.SQL("replace(replace({template}, '{{value}}', ({value})::text), '{{world}}', ({world})::text)::{type}"
+                   ).format(template=sql.Literal(template), value=value, world=world, type=sql.SQL(column_type))
+
+
 def catch_up_sequences(conn, table: Table, columns) -> None:
     """Rows written with their own integer keys (an import or transfer that keeps keys) move the sequences
     numbering those columns past them, so the application's next insert does not collide."""

@@ -63,6 +63,7 @@ class ImportRequest:
     lock_timeout: int
     where: str
     maintained_columns: list[str] | None = None  # table.column the target maintains: never compared or updated
+    column_transforms: dict[str, str] | None = None  # table.column -> per-world value under another world id
 
 
 @dataclass
@@ -126,7 +127,8 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
             if meta_changes:
                 write_meta(conn, registry, target, request.stage, request.actor, current, meta_changes)
             tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings,
-                                    catalog.maintained_columns(request.maintained_columns))
+                                    catalog.maintained_columns(request.maintained_columns),
+                                    catalog.column_transforms(request.column_transforms))
             blobs_written = [b["key"] for b in blobs if _blob_needed(b, request.blob_dir)]
             changed = bool(meta_changes) or bool(blobs_written) or any(
                 t.get("inserted") or t.get("updated") or t.get("deleted") for t in tables.values())
@@ -195,7 +197,7 @@ def _blob_needed(blob: dict[str, Any], blob_dir: Path) -> bool:
 
 
 def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str, warnings: list[str],
-                   maintained: dict[str, set[str]]) -> dict[str, dict[str, int]]:
+                   maintained: dict[str, set[str]], transforms: dict[str, dict[str, str]]) -> dict[str, dict[str, int]]:
     renamed = target != seed.source
     staged: list[tuple[Table, Any, Any]] = []
     stats: dict[str, dict[str, int]] = {}
@@ -212,7 +214,8 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         row = _populated(table, staging)
         keys = catalog.uuid_key_columns(table) if renamed else set()
         columns = _columns(conn, table, staging, warnings)
-        exprs = {c: _expression(table, c, keys, mapped) for c in columns}
+        transformed = transforms.get(table.label, {}) if renamed else {}
+        exprs = {c: _expression(table, c, keys, mapped, transformed) for c in columns}
         _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
         values = sql.SQL("SELECT {exprs} FROM {row}").format(
             exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns), row=row)
@@ -270,9 +273,12 @@ def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
     return columns
 
 
-def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str, Table]):
-    """A seed row's column as it is written: under the target world, with new keys when renamed."""
+def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str, Table], transforms: dict[str, str]):
+    """A seed row's column as it is written: under the target world, with new keys and per-world values when
+    renamed."""
     value = sql.SQL("r.{}").format(sql.Identifier(column))
+    if column in transforms:
+        return keymap.transformed(transforms[column], value, sql.Placeholder("target"), table.types[column])
     if column == WORLD_COLUMN:
         return sql.Placeholder("target")
     if column in new_keys:

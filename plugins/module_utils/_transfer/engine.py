@@ -59,6 +59,7 @@ class Transfer:
         self.target_catalog: catalog_mod.Catalog | None = None  # loaded once the target is locked
         self.targets: list[str] = []  # the target world ids
         self.maintained: dict[str, set[str]] = {}  # label -> columns the target maintains
+        self.transforms: dict[str, dict[str, str]] = {}  # label -> column -> per-world value template
         self.rewritten: dict[str, list[str]] = {}  # label -> columns the target changed again after an update
 
     def run(self, check_mode: bool) -> dict[str, Any]:
@@ -69,6 +70,7 @@ class Transfer:
         started = time.monotonic()
         read_only_snapshot(self.source)
         source_catalog = catalog_mod.load(self.source)
+        self.transforms = source_catalog.column_transforms(request.column_transforms)
         worlds = request.worlds if request.worlds is not None else [r[0] for r in self.source.execute(sql.SQL(
             'SELECT id FROM "WorldMeta" WHERE NOT "isTemplate" ORDER BY id'))]
         for world in worlds:
@@ -150,10 +152,15 @@ class Transfer:
         mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
             map=sql.Literal(json.dumps(mapping)), w=world)
         keys = set() if is_meta else catalog.uuid_key_columns(table)
+        transforms = self.transforms.get(table.label, {})
         items = []
         for column in table.columns:
             ident = sql.SQL("t.{}").format(sql.Identifier(column))
-            if (is_meta and column == "id") or column == WORLD_COLUMN:
+            if column in transforms:  # renamed worlds' rows get a value of their own
+                value = sql.SQL("CASE WHEN {m} IS DISTINCT FROM ({w})::text THEN {t} ELSE {c} END").format(
+                    m=mapped, w=world, t=keymap.transformed(transforms[column], ident, mapped, table.types[column]),
+                    c=ident)
+            elif (is_meta and column == "id") or column == WORLD_COLUMN:
                 value = sql.SQL("CASE WHEN {c} IS NULL THEN NULL ELSE {m} END").format(c=ident, m=mapped)
             elif is_meta and column == "environment":
                 value = sql.Literal(self.request.target_stage)

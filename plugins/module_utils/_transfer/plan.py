@@ -44,6 +44,7 @@ class TransferRequest:
     key_conflict: str = "fail"
     delete_missing: bool = False
     maintained_columns: list[str] | None = None  # table.column the target maintains: never compared or updated
+    column_transforms: dict[str, str] | None = None  # table.column -> per-world value of renamed worlds' rows
     mask: dict[str, Any] | None = None
     allow_unmasked: bool = False
     allow_prod: bool = False

@@ -53,6 +53,7 @@ class WorldRequest:
     lock_timeout: int = 60
     where: str = ""
     default_ttl_hours: int | None = None  # PHOENIX_WORLD_DEFAULT_TTL, for new worlds only
+    column_transforms: dict[str, str] | None = None  # table.column -> per-world value of a copied row
     warnings: list[str] = field(default_factory=list)
 
 
@@ -107,7 +108,8 @@ def _present(conn, registry: Registry, catalog, request: WorldRequest, current, 
         write_meta(conn, registry, request.world_id, request.stage, request.actor, current, meta_changes)
     added: dict[str, int] = {}
     if template:
-        added = world_rows.copy_rows(conn, catalog, template["id"], request.world_id, check_mode)
+        added = world_rows.copy_rows(conn, catalog, template["id"], request.world_id, check_mode,
+                                     catalog.column_transforms(request.column_transforms))
         if added and not check_mode:
             conn.execute(sql.SQL('UPDATE "WorldMeta" SET "usageCount" = coalesce("usageCount", 0) + 1, "lastUsedAt" = now() '
                                  "WHERE id = %s"), [template["id"]])

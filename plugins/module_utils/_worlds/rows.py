@@ -54,14 +54,16 @@ def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dic
     return deleted
 
 
-def _copy_select(catalog: Catalog, table: Table):
+def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
     """SELECT list that turns a source row into its copy under %(target)s."""
     keys = catalog.uuid_key_columns(table)
     mapped = keymap.mapped_columns(catalog, table)
     items = []
     for column in table.columns:
         ident = sql.SQL("t.{}").format(sql.Identifier(column))
-        if column == WORLD_COLUMN:
+        if column in transforms:
+            items.append(keymap.transformed(transforms[column], ident, sql.Placeholder("target"), table.types[column]))
+        elif column == WORLD_COLUMN:
             items.append(sql.Placeholder("target"))
         elif column in keys:
             items.append(rekeyed(sql.Placeholder("target"), ident))
@@ -86,7 +88,8 @@ def rekeyable_problem(catalog: Catalog, table: Table) -> str | None:
             "to copy worlds" % (table.label, ", ".join("%s %s" % (c, table.types[c]) for c in table.primary_key)))
 
 
-def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) -> dict[str, int]:
+def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
+              transforms: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
     """Copy a world's rows under another world id, parents first, server-side.
 
     UUID keys are re-keyed deterministically, integer keys through the key map, so a repeated copy finds its
@@ -96,11 +99,12 @@ def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) -
     """
     if dry_run and any(keymap.mapped_columns(catalog, t) for t in catalog.members):
         with conn.transaction(force_rollback=True):
-            return _copy_rows(conn, catalog, source, target, dry_run=False)
-    return _copy_rows(conn, catalog, source, target, dry_run)
+            return _copy_rows(conn, catalog, source, target, False, transforms or {})
+    return _copy_rows(conn, catalog, source, target, dry_run, transforms or {})
 
 
-def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) -> dict[str, int]:
+def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
+               transforms: dict[str, dict[str, str]]) -> dict[str, int]:
     copied: dict[str, int] = {}
     params = {"source": [source], "target": target}
     for table in catalog.members:
@@ -114,7 +118,7 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool) 
                                catalog.world_predicate(table, "s", sql.Placeholder("source")), params)
     for table in catalog.members:
         in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
-        select = _copy_select(catalog, table)
+        select = _copy_select(catalog, table, transforms.get(table.label, {}))
         source_rows = sql.SQL("SELECT {select} FROM {table} t WHERE {pred}").format(
             select=select, table=table.identifier(), pred=in_source)
         new_rows = sql.SQL("SELECT * FROM ({rows}) AS c({cols}) WHERE NOT EXISTS "
