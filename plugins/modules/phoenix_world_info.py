@@ -35,6 +35,12 @@ options:
     description: Also return the list rendered in this format as RV(rendered).
     type: str
     choices: [json, yaml, csv, markdown]
+  detail:
+    description:
+      - Also return RV(catalog) - how worlds are found in this database and how a copy under another world id
+        treats each member table - to check a new schema before the first copy.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
@@ -56,6 +62,12 @@ EXAMPLES = r"""
     template: true
     format: markdown
   register: report
+
+- name: Which tables hold worlds, and how copies re-key them
+  phoenix.platform.phoenix_world_info:
+    id: NONE_OF_THEM
+    detail: true
+  register: discovery
 """
 
 RETURN = r"""
@@ -69,10 +81,32 @@ rendered:
   description: The list rendered in O(format).
   returned: when O(format) is given
   type: str
+catalog:
+  description:
+    - C(world_meta), the world registry the search path finds, and per member table (parents first) C(table),
+      C(member_by) (C(world_id), or the foreign key to the table whose world its rows share), C(primary_key),
+      C(identified_by), C(partitioned), C(identity_always), C(deferrable_foreign_keys), C(copies) (per column that
+      a copy changes, how) and C(copy_problem) (why a copy would be refused, or null).
+  returned: when O(detail=true)
+  type: dict
+  sample:
+    world_meta: WorldMeta
+    tables:
+      - table: store.rental
+        member_by: foreign key rental_customer_id_fkey to store.customer
+        primary_key: [rental_id]
+        identified_by: primary key
+        partitioned: false
+        identity_always: [rental_id]
+        deferrable_foreign_keys: []
+        copies:
+          rental_id: a new value from store.rental_rental_id_seq, recorded in phoenix.key_map
+          customer_id: the new key of the store.customer row it references (phoenix.key_map)
+        copy_problem: null
 """
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._worlds.listing import list_worlds
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds.listing import describe_tables, list_worlds
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.report import FORMATS, render
 
@@ -83,7 +117,9 @@ def run(module: PhoenixModule) -> dict:
                                template=params["template"], tags=params["tags"], expired=params["expired"])
     with module.fenced_connection(writes=False) as conn:
         worlds = list_worlds(conn, world_filter, module.connection_target().describe())
-    result = {"changed": False, "worlds": worlds}
+        result = {"changed": False, "worlds": worlds}
+        if params["detail"]:
+            result["catalog"] = describe_tables(conn)
     if params["format"]:
         result["rendered"] = render(worlds, params["format"])
     return result
@@ -99,6 +135,7 @@ def main() -> None:
             "tags": {"type": "list", "elements": "str"},
             "expired": {"type": "bool"},
             "format": {"type": "str", "choices": list(FORMATS)},
+            "detail": {"type": "bool", "default": False},
         },
     )
     module.run(run)

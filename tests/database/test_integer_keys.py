@@ -256,3 +256,25 @@ def test_a_copy_that_would_duplicate_unique_values_names_the_constraint_and_the_
     copied = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
     assert copied["changed"] and store.query("SELECT email FROM store.customer WHERE world_id = 'STORE_A' "
                                              "ORDER BY 1 LIMIT 1") == [("STORE_A.c1@store_template.example",)]
+
+
+def test_world_info_explains_how_each_table_is_found_and_copied(store):
+    with store.connect() as conn:
+        conn.execute("CREATE TABLE store.voucher (code text PRIMARY KEY, customer_id integer "
+                     "REFERENCES store.customer (customer_id), world_id text)")
+    info = run_module(phoenix_world_info.main, {"db_url": store.url, "stage": "BETA", "detail": True})
+    described = {t["table"]: t for t in info["catalog"]["tables"]}
+    assert info["catalog"]["world_meta"] == "WorldMeta"
+    order = list(described)  # parents first
+    assert set(order) == set(WORLD_ROWS) | {"store.voucher"}
+    assert order.index("store.customer") < order.index("store.rental") < order.index("store.payment")
+    rental = described["store.rental"]
+    assert rental["member_by"] == "foreign key rental_customer_id_fkey to store.customer"
+    assert rental["identity_always"] == ["rental_id"] and "film_id" not in rental["copies"]
+    assert rental["copies"]["rental_id"] == "a new value from store.rental_rental_id_seq, recorded in phoenix.key_map"
+    assert rental["copies"]["customer_id"] == "the new key of the store.customer row it references (phoenix.key_map)"
+    assert described["store.payment"]["partitioned"] and described["store.payment"]["primary_key"] == ["payment_id", "paid_at"]
+    assert described["store.customer_note"]["identified_by"] == "whole row (no primary key)"
+    assert described["store.staff"]["deferrable_foreign_keys"] == ["staff_favourite_customer_fkey"]
+    assert "its primary key (code text)" in described["store.voucher"]["copy_problem"]
+    assert described["store.customer"]["copy_problem"] is None

@@ -47,6 +47,7 @@ class Table:
     owner: ForeignKey | None = None  # for tables without world_id: the FK that makes them members
     sequences: dict[str, str] = field(default_factory=dict)  # integer column -> its sequence (serial or identity)
     identity_always: set[str] = field(default_factory=set)  # GENERATED ALWAYS AS IDENTITY columns
+    partitioned: bool = False  # its rows live in partitions, which are not tables of their own here
 
     @property
     def sequence_key(self) -> str | None:
@@ -241,6 +242,8 @@ def load(conn) -> Catalog:
     if not names:
         return Catalog({})
     tables = {key: Table(key[0], key[1], [], {}, ()) for key in names.values()}
+    for (oid,) in conn.execute(sql.SQL("SELECT oid FROM pg_class WHERE oid = ANY(%s) AND relkind = 'p'"), [list(names)]):
+        tables[names[oid]].partitioned = True
     for oid, _attnum, attname, typname, generated, identity, sequence in conn.execute(sql.SQL(
         "SELECT attrelid, attnum, attname, format_type(atttypid, atttypmod), attgenerated <> '', attidentity, "
         "CASE WHEN atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
