@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -217,3 +219,18 @@ def test_a_transfer_moves_the_whole_world_unless_told_otherwise_and_says_what_it
     warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in partial.get("warnings", [])]
     assert any("include=worlds leaves out these tables of the world" in w and "shop.orders" in w for w in warnings)
     assert table_fingerprints(target) == before
+
+
+def test_references_to_production_rows_keep_their_keys_under_a_rename(pair):
+    source, target = pair
+    author = uuid.uuid4()
+    for database in pair:  # the same production user on both sides, as a shared account would be
+        with database.connect() as conn:
+            conn.execute("INSERT INTO \"User\" (id, email) VALUES (%s, 'editor@prod.example')", [author])
+    with source.connect() as conn:
+        conn.execute('UPDATE "Artifact" SET "authorId" = %s WHERE world_id = %s', [author, "UC_TESTING"])
+    moved = transfer(source, target, worlds=["UC_TESTING"], suffix="_BETA")
+    assert moved["changed"], moved.get("msg")
+    assert target.query('SELECT DISTINCT "authorId" FROM "Artifact" WHERE world_id = %s', ("UC_TESTING_BETA",)) == \
+        [(author,)]
+    assert target.query('SELECT count(*) FROM "User" WHERE world_id IS NULL') == [(1,)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from worlds_fixtures import SHOP_TABLES, create_shop, fill_shop_world, migrate, table_fingerprints
@@ -182,3 +182,23 @@ def test_shop_check_mode_writes_nothing(shop):
     assert world(shop, check=True, id="SHOP_TEMPLATE", state="absent")["rows_removed"]["shop.order_lines"] == 12
     assert table_fingerprints(shop) == before
     assert SHOP_TABLES
+
+
+def test_references_to_production_rows_keep_their_keys_in_copies(reference, tmp_path):
+    world(reference, id="TEMPLATE", seed=SMALL_SEED)
+    with reference.connect() as conn:  # an artifact of the world written by a production user
+        author = conn.execute("INSERT INTO \"User\" (email) VALUES ('editor@prod.example') RETURNING id").fetchone()[0]
+        conn.execute('UPDATE "Artifact" SET "authorId" = %s WHERE world_id = %s', [author, "TEMPLATE"])
+    assert world(reference, id="CLONE", from_template="TEMPLATE")["changed"]
+    seed_dir = tmp_path / "template"
+    exported = run_module(phoenix_seed.main, {"db_url": reference.url, "stage": "BETA", "state": "exported",
+                                              "world": "TEMPLATE", "dest": str(seed_dir)})
+    assert exported["changed"], exported.get("msg")
+    imported = run_module(phoenix_seed.main, {"db_url": reference.url, "stage": "BETA", "state": "imported",
+                                              "src": str(seed_dir), "world": "IMPORTED"})
+    assert imported["changed"], imported.get("msg")
+    for copy in ("CLONE", "IMPORTED"):
+        assert reference.query('SELECT DISTINCT "authorId" FROM "Artifact" WHERE world_id = %s', (copy,)) == [(author,)]
+        owners = reference.query('SELECT DISTINCT u.world_id FROM "Artifact" a JOIN "User" u ON u.id = a."userId" '
+                                 "WHERE a.world_id = %s", (copy,))
+        assert owners == [(copy,)]  # references inside the world follow the copy

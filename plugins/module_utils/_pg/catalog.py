@@ -138,12 +138,13 @@ class Catalog:
 
         UUID primary-key columns of members, and FK columns pointing at such columns.
         """
-        keys = {c for c in table.primary_key if table.types[c] == "uuid"}
+        return {c for c in table.primary_key if table.types[c] == "uuid"} | set(self.uuid_references(table))
+
+    def uuid_references(self, table: Table) -> dict[str, tuple[Table, str]]:
+        """FK columns re-keyed with the uuid key they reference -> (the referenced table, its column)."""
         member_keys = {m.key: {c for c in m.primary_key if m.types[c] == "uuid"} for m in self.members}
-        for fk in table.foreign_keys:
-            targets = member_keys.get(fk.target, set())
-            keys.update(col for col, ref in zip(fk.columns, fk.target_columns) if ref in targets)
-        return keys
+        return {col: (self.all_tables[fk.target], ref) for fk in table.foreign_keys
+                for col, ref in zip(fk.columns, fk.target_columns) if ref in member_keys.get(fk.target, set())}
 
     def world_expression(self, table: Table, alias: str, depth: int = 0, relation=None):
         """SQL for the world id of a row of ``table`` aliased ``alias``.

@@ -216,6 +216,12 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         columns = _columns(conn, table, staging, warnings)
         transformed = transforms.get(table.label, {}) if renamed else {}
         exprs = {c: _expression(table, c, keys, mapped, transformed) for c in columns}
+        for column, (parent, ref) in (catalog.uuid_references(table) if renamed else {}).items():
+            if column in exprs:  # a reference to the database's production data keeps its value
+                exprs[column] = sql.SQL("CASE WHEN EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref} = r.{c} AND "
+                                        "({world}) IS NULL) THEN r.{c} ELSE {rekeyed} END").format(
+                    parent=parent.identifier(), ref=sql.Identifier(ref), c=sql.Identifier(column),
+                    world=catalog.world_expression(parent, "p"), rekeyed=exprs[column])
         _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
         values = sql.SQL("SELECT {exprs} FROM {row}").format(
             exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns), row=row)

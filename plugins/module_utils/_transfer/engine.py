@@ -152,6 +152,7 @@ class Transfer:
         mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
             map=sql.Literal(json.dumps(mapping)), w=world)
         keys = set() if is_meta else catalog.uuid_key_columns(table)
+        references = {} if is_meta else catalog.uuid_references(table)
         transforms = self.transforms.get(table.label, {})
         items = []
         for column in table.columns:
@@ -168,8 +169,13 @@ class Transfer:
                 # Rows of a renamed world get keys of their own; key_conflict=rekey renames every world's keys.
                 renamed = sql.SQL("{w} IS NOT NULL") if self.request.key_conflict == "rekey" \
                     else sql.SQL("{m} IS DISTINCT FROM ({w})::text")
-                value = sql.SQL("CASE WHEN {r} THEN {k} ELSE {c} END").format(
-                    r=renamed.format(m=mapped, w=world), k=rekeyed(mapped, ident), c=ident)
+                renamed = renamed.format(m=mapped, w=world)
+                if column in references:  # a reference to a row outside the worlds (production data) keeps its value
+                    parent, ref = references[column]
+                    renamed = sql.SQL("{r} AND EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref} = {c} AND {inside})").format(
+                        r=renamed, parent=parent.identifier(), ref=sql.Identifier(ref), c=ident,
+                        inside=catalog.world_predicate(parent, "p", sql.Literal(list(mapping))))
+                value = sql.SQL("CASE WHEN {r} THEN {k} ELSE {c} END").format(r=renamed, k=rekeyed(mapped, ident), c=ident)
             elif (table.label, column) in rules:
                 value = masking.expression(rules[(table.label, column)], ident)
             else:

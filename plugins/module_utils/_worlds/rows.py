@@ -57,6 +57,7 @@ def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dic
 def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
     """SELECT list that turns a source row into its copy under %(target)s."""
     keys = catalog.uuid_key_columns(table)
+    references = catalog.uuid_references(table)
     mapped = keymap.mapped_columns(catalog, table)
     items = []
     for column in table.columns:
@@ -65,6 +66,13 @@ def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
             items.append(keymap.transformed(transforms[column], ident, sql.Placeholder("target"), table.types[column]))
         elif column == WORLD_COLUMN:
             items.append(sql.Placeholder("target"))
+        elif column in references:  # a reference to a row outside the world (production data) keeps its value
+            parent, ref = references[column]
+            items.append(sql.SQL("CASE WHEN EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref} = {value} AND {inside}) "
+                                 "THEN {rekeyed} ELSE {value} END").format(
+                parent=parent.identifier(), ref=sql.Identifier(ref), value=ident,
+                inside=catalog.world_predicate(parent, "p", sql.Placeholder("source")),
+                rekeyed=rekeyed(sql.Placeholder("target"), ident)))
         elif column in keys:
             items.append(rekeyed(sql.Placeholder("target"), ident))
         elif column in mapped:
