@@ -10,7 +10,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_transfer, phoenix_world, phoenix_world_info
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_seed,
+    phoenix_transfer,
+    phoenix_world,
+    phoenix_world_cleanup,
+    phoenix_world_info,
+)
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from conftest import Database
@@ -278,3 +284,13 @@ def test_world_info_explains_how_each_table_is_found_and_copied(store):
     assert described["store.staff"]["deferrable_foreign_keys"] == ["staff_favourite_customer_fkey"]
     assert "its primary key (code text)" in described["store.voucher"]["copy_problem"]
     assert described["store.customer"]["copy_problem"] is None
+
+
+def test_an_expired_copy_is_cleaned_up_with_its_partitioned_rows_and_its_keys(store):
+    world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
+    with store.connect() as conn:
+        conn.execute("UPDATE \"WorldMeta\" SET \"createdAt\" = now() - interval '2 days' WHERE id = 'STORE_A'")
+    cleaned = run_module(phoenix_world_cleanup.main, {"db_url": store.url, "stage": "BETA"})
+    assert cleaned["removed"] == ["STORE_A"] and cleaned["rows_deleted"] == WORLD_ROWS, cleaned.get("msg")
+    assert store.query("SELECT count(*) FROM store.payment_2025") == [(3,)]  # the template's rows stay
+    assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
