@@ -53,7 +53,7 @@ molecule: venv
 	$(BIN)/molecule test --all
 
 bench: venv
-	cd bench && for b in health_vs_ping worlds backup transfer; do ../$(BIN)/python $$b.py; done
+	cd bench && for b in health_vs_ping worlds backup transfer integer_keys; do ../$(BIN)/python $$b.py; done
 
 clean:
 	rm -rf .ansible tests/output .pytest_cache

@@ -79,6 +79,22 @@ def catch_up_sequences(conn, table: Table, columns) -> None:
             column=sql.Identifier(column), table=table.identifier()), {"sequence": table.sequences[column]})
 
 
+def mapped_join(alias: str, value, mapped_table: Table, world):
+    """``LEFT JOIN`` of the key map entry of ``value`` (an integer key of ``mapped_table``) in ``world``, aliased
+    ``alias``: for whole tables a join, not a lookup per row."""
+    return sql.SQL("LEFT JOIN {map} {a} ON {a}.table_name = {table} AND {a}.world = ({world})::text "
+                   "AND {a}.old_key = ({value})::text").format(
+        map=sql.Identifier(*KEY_MAP), a=sql.Identifier(alias), table=sql.Literal(mapped_table.label), world=world,
+        value=value)
+
+
+def joined_value(alias: str, value, column_type: str, keep_unmapped: bool = True):
+    """The new key a ``mapped_join`` found, as the column's type; the old value where it found none (a row
+    outside the world), or NULL with ``keep_unmapped=False``."""
+    found = sql.SQL("({}.new_key)::{}").format(sql.Identifier(alias), sql.SQL(column_type))
+    return sql.SQL("coalesce({}, {})").format(found, value) if keep_unmapped else found
+
+
 def forget_worlds(conn, worlds: list[str]) -> None:
     """The key map entries of deleted worlds go with them."""
     conn.execute(sql.SQL("DELETE FROM {} WHERE world = ANY(%s)").format(sql.Identifier(*KEY_MAP)), [worlds])

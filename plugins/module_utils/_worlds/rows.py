@@ -55,10 +55,11 @@ def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dic
 
 
 def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
-    """SELECT list that turns a source row into its copy under %(target)s."""
+    """SELECT list that turns a source row into its copy under %(target)s, and the key map joins it reads."""
     keys = catalog.uuid_key_columns(table)
     references = catalog.uuid_references(table)
     mapped = keymap.mapped_columns(catalog, table)
+    joins = []
     items = []
     for column in table.columns:
         ident = sql.SQL("t.{}").format(sql.Identifier(column))
@@ -76,11 +77,13 @@ def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
         elif column in keys:
             items.append(rekeyed(sql.Placeholder("target"), ident))
         elif column in mapped:
-            items.append(keymap.mapped(ident, mapped[column], sql.Placeholder("target"), table.types[column],
-                                       keep_unmapped=column != table.sequence_key))
+            alias = "m%d" % len(joins)
+            joins.append(keymap.mapped_join(alias, ident, mapped[column], sql.Placeholder("target")))
+            items.append(keymap.joined_value(alias, ident, table.types[column],
+                                             keep_unmapped=column != table.sequence_key))
         else:
             items.append(ident)
-    return sql.SQL(", ").join(items)
+    return sql.SQL(", ").join(items), sql.SQL(" ").join(joins)
 
 
 def rekeyable_problem(catalog: Catalog, table: Table) -> str | None:
@@ -126,9 +129,9 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
                                catalog.world_predicate(table, "s", sql.Placeholder("source")), params)
     for table in catalog.members:
         in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
-        select = _copy_select(catalog, table, transforms.get(table.label, {}))
-        source_rows = sql.SQL("SELECT {select} FROM {table} t WHERE {pred}").format(
-            select=select, table=table.identifier(), pred=in_source)
+        select, joins = _copy_select(catalog, table, transforms.get(table.label, {}))
+        source_rows = sql.SQL("SELECT {select} FROM {table} t {joins} WHERE {pred}").format(
+            select=select, table=table.identifier(), joins=joins, pred=in_source)
         new_rows = sql.SQL("SELECT * FROM ({rows}) AS c({cols}) WHERE NOT EXISTS "
                            "(SELECT 1 FROM {table} x WHERE {match})").format(
             rows=source_rows, cols=identifiers(table.columns), table=table.identifier(),
