@@ -172,7 +172,7 @@ class Transfer:
                 renamed = renamed.format(m=mapped, w=world)
                 if column in references:  # a reference to a row outside the worlds (production data) keeps its value
                     parent, ref = references[column]
-                    renamed = sql.SQL("{r} AND EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref} = {c} AND {inside})").format(
+                    renamed = sql.SQL("{r} AND {c} IN (SELECT p.{ref} FROM {parent} p WHERE {inside})").format(
                         r=renamed, parent=parent.identifier(), ref=sql.Identifier(ref), c=ident,
                         inside=catalog.world_predicate(parent, "p", sql.Literal(list(mapping))))
                 value = sql.SQL("CASE WHEN {r} THEN {k} ELSE {c} END").format(r=renamed, k=rekeyed(mapped, ident), c=ident)

@@ -69,7 +69,8 @@ def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
             items.append(sql.Placeholder("target"))
         elif column in references:  # a reference to a row outside the world (production data) keeps its value
             parent, ref = references[column]
-            items.append(sql.SQL("CASE WHEN EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref} = {value} AND {inside}) "
+            # An uncorrelated IN: the world's keys are hashed once, not looked up per row.
+            items.append(sql.SQL("CASE WHEN {value} IN (SELECT p.{ref} FROM {parent} p WHERE {inside}) "
                                  "THEN {rekeyed} ELSE {value} END").format(
                 parent=parent.identifier(), ref=sql.Identifier(ref), value=ident,
                 inside=catalog.world_predicate(parent, "p", sql.Placeholder("source")),
