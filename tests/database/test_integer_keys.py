@@ -294,3 +294,20 @@ def test_an_expired_copy_is_cleaned_up_with_its_partitioned_rows_and_its_keys(st
     assert cleaned["removed"] == ["STORE_A"] and cleaned["rows_deleted"] == WORLD_ROWS, cleaned.get("msg")
     assert store.query("SELECT count(*) FROM store.payment_2025") == [(3,)]  # the template's rows stay
     assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
+
+
+def test_text_keys_are_copied_with_the_transform_they_are_given(store):
+    with store.connect() as conn:
+        conn.execute("CREATE TABLE store.voucher (code text PRIMARY KEY, world_id text)")
+        conn.execute("CREATE TABLE store.redemption (redemption_id serial PRIMARY KEY, "
+                     "code text NOT NULL REFERENCES store.voucher (code))")
+        conn.execute("INSERT INTO store.voucher VALUES ('WELCOME10', 'STORE_TEMPLATE')")
+        conn.execute("INSERT INTO store.redemption (code) VALUES ('WELCOME10')")
+    refused = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
+    assert refused["failed"] and 'column_transforms, e.g. {"store.voucher.code": "{value}__{world}"}' in refused["msg"]
+    transforms = dict(TRANSFORMS, **{"store.voucher.code": "{value}__{world}"})
+    copied = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=transforms)
+    assert copied["rows_added"]["store.voucher"] == 1 and copied["rows_added"]["store.redemption"] == 1, copied.get("msg")
+    assert store.query("SELECT r.code FROM store.redemption r JOIN store.voucher v USING (code) "
+                       "WHERE v.world_id = 'STORE_A'") == [("WELCOME10__STORE_A",)]
+    assert not world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=transforms)["changed"]

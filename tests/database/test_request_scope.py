@@ -79,21 +79,26 @@ def test_a_dependent_row_owned_by_production_is_a_conflict(pair):
 
 
 def test_a_second_suffix_never_takes_over_the_first_copy(pair):
-    """Text keys are not re-keyed by a rename: the second copy's rows meet the first copy's keys."""
+    """Text keys are not re-keyed by a rename unless a transform says how: without one the transfer is refused
+    before writing; with one, each suffix makes a copy of its own."""
     source, target = pair
     for database in pair:
         execute(database, 'CREATE TABLE "Coupon" (code text PRIMARY KEY, percent integer NOT NULL, world_id text)')
     execute(source, 'INSERT INTO "Coupon" VALUES (%s, %s, %s)', ("WELCOME10", 10, "UC_TESTING"))
     groups = {"worlds": ["WorldMeta"], "coupons": ["Coupon"]}
-    first = transfer(source, target, worlds=["UC_TESTING"], suffix="_BETA", groups=groups, include=list(groups))
-    assert first["changed"] is True, first
     before = table_fingerprints(target)
-    second = transfer(source, target, worlds=["UC_TESTING"], suffix="_QA", groups=groups, include=list(groups))
-    assert second["failed"] is True
-    assert "Coupon: 1 row(s), e.g. key WELCOME10 belongs to world UC_TESTING_BETA in the target, not to world " \
-           "UC_TESTING_QA" in second["msg"]
+    refused = transfer(source, target, worlds=["UC_TESTING"], suffix="_BETA", groups=groups, include=list(groups))
+    assert refused["failed"] is True
+    assert 'Coupon: its primary key (code text)' in refused["msg"]
+    assert 'column_transforms, e.g. {"Coupon.code": "{value}__{world}"}' in refused["msg"]
     assert table_fingerprints(target) == before
-    assert target.query('SELECT world_id FROM "Coupon"') == [("UC_TESTING_BETA",)]
+    options = {"worlds": ["UC_TESTING"], "groups": groups, "include": list(groups),
+               "column_transforms": {"Coupon.code": "{value}__{world}"}}
+    assert transfer(source, target, suffix="_BETA", **options)["changed"] is True
+    assert transfer(source, target, suffix="_QA", **options)["changed"] is True
+    assert target.query('SELECT code, world_id FROM "Coupon" ORDER BY 1') == [
+        ("WELCOME10__UC_TESTING_BETA", "UC_TESTING_BETA"), ("WELCOME10__UC_TESTING_QA", "UC_TESTING_QA")]
+    assert transfer(source, target, suffix="_QA", **options)["changed"] is False
 
 
 def test_a_world_the_source_lacks_fails_and_deletes_nothing(pair):

@@ -115,6 +115,12 @@ class Catalog:
                 raise PhoenixError("column_transforms[%r] must be a text with {world} in it (and {value} for the "
                                    "original value), e.g. '{world}.{value}', so each world's copy differs" % entry)
             transforms.setdefault(label, {})[column] = template
+        for table in self.members:  # references to a transformed key follow it (a text key's children)
+            for fk in table.foreign_keys:
+                parent = self.all_tables[fk.target]
+                for col, ref in zip(fk.columns, fk.target_columns):
+                    if ref in transforms.get(parent.label, {}) and parent.label in self.by_label:
+                        transforms.setdefault(table.label, {}).setdefault(col, transforms[parent.label][ref])
         return transforms
 
     def _member_column(self, entry: str, option: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ and keeps its value. UUID keys are re-keyed deterministically instead (``sql.rek
 
 from __future__ import annotations
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Catalog, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table
 
 try:
     from psycopg import sql
@@ -34,6 +34,23 @@ def mapped_columns(catalog: Catalog, table: Table) -> dict[str, Table]:
             continue
         mapped.update({col: parent for col, ref in zip(fk.columns, fk.target_columns) if ref == parent.sequence_key})
     return mapped
+
+
+def rekeyable_problem(catalog: Catalog, table: Table, transforms: dict[str, str]) -> str | None:
+    """Why copies of the table's rows under another world id would collide with the originals, if they would.
+    A key changes when it is a uuid, an integer numbered by a sequence, world_id, a reference to one of those,
+    or a column with a ``column_transforms`` template (text keys)."""
+    changing = catalog.uuid_key_columns(table) | set(mapped_columns(catalog, table)) | set(transforms) | {WORLD_COLUMN}
+    if set(table.primary_key or table.columns) & changing:  # without a key, a row is identified by its content
+        return None
+    if not table.primary_key:
+        return ("table %s has no primary key and no column a copy changes (world_id, or a reference to a re-keyed "
+                "row), so a copy would be the original again; add a primary key to copy worlds" % table.label)
+    return ("table %s: its primary key (%s) is neither a uuid nor an integer numbered by a sequence (serial or "
+            "identity), nor a reference to one, so a copy would collide with the original; give the key a value per "
+            "world with column_transforms, e.g. {\"%s.%s\": \"{value}__{world}\"}" % (
+                table.label, ", ".join("%s %s" % (c, table.types[c]) for c in table.primary_key), table.label,
+                table.primary_key[0]))
 
 
 def assign_keys(conn, table: Table, rows, alias: str, world, condition=None, params=None) -> int:

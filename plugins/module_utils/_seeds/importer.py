@@ -215,6 +215,9 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         keys = catalog.uuid_key_columns(table) if renamed else set()
         columns = _columns(conn, table, staging, warnings)
         transformed = transforms.get(table.label, {}) if renamed else {}
+        problem = keymap.rekeyable_problem(catalog, table, transformed) if renamed else None
+        if problem:
+            raise PhoenixError(problem + "; nothing was imported")
         exprs = {c: _expression(table, c, keys, mapped, transformed) for c in columns}
         for column, (parent, ref) in (catalog.uuid_references(table) if renamed else {}).items():
             if column in exprs:  # a reference to the database's production data keeps its value

@@ -78,6 +78,12 @@ class Transfer:
         _require_source_worlds(self.source, worlds)
         mapping = world_map(request, worlds)
         tables = selected_tables(source_catalog, request)
+        if request.key_conflict == "rekey" or any(source != target for source, target in mapping.items()):
+            for table in tables:
+                problem = None if source_catalog.is_registry(table) else keymap.rekeyable_problem(
+                    source_catalog, table, self.transforms.get(table.label, {}))
+                if problem:
+                    raise PhoenixError(problem + "; nothing was written")
         masking.check_columns(rules, request.mask, source_catalog.all_tables.values())
         result: dict[str, Any] = {}
         try:

@@ -50,5 +50,5 @@ def _describe(catalog: Catalog, table: Table) -> dict[str, Any]:
         "identity_always": sorted(table.identity_always),
         "deferrable_foreign_keys": sorted(fk.name for fk in table.foreign_keys if fk.deferrable),
         "copies": copies,
-        "copy_problem": world_rows.rekeyable_problem(catalog, table),
+        "copy_problem": keymap.rekeyable_problem(catalog, table, {}),
     }

@@ -87,19 +87,6 @@ def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
     return sql.SQL(", ").join(items), sql.SQL(" ").join(joins)
 
 
-def rekeyable_problem(catalog: Catalog, table: Table) -> str | None:
-    """Why copies of the table's rows under another world id would collide with the originals, if they would."""
-    rekeyable = catalog.uuid_key_columns(table) | set(keymap.mapped_columns(catalog, table)) | {WORLD_COLUMN}
-    if set(table.primary_key or table.columns) & rekeyable:  # without a key, a row is identified by its content
-        return None
-    if not table.primary_key:
-        return ("table %s has no primary key and no column a copy changes (world_id, or a reference to a re-keyed "
-                "row), so a copy would be the original again; add a primary key to copy worlds" % table.label)
-    return ("table %s: its primary key (%s) is neither a uuid nor an integer numbered by a sequence (serial or "
-            "identity), nor a reference to one, so a copy would collide with the original; give it such a key "
-            "to copy worlds" % (table.label, ", ".join("%s %s" % (c, table.types[c]) for c in table.primary_key)))
-
-
 def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
               transforms: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
     """Copy a world's rows under another world id, parents first, server-side.
@@ -120,7 +107,7 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
     copied: dict[str, int] = {}
     params = {"source": [source], "target": target}
     for table in catalog.members:
-        problem = rekeyable_problem(catalog, table)
+        problem = keymap.rekeyable_problem(catalog, table, transforms.get(table.label, {}))
         if problem:
             raise PhoenixError(problem)
     defer_constraints(conn)
