@@ -10,9 +10,13 @@ from worlds_fixtures import migrate
 STORE_DDL = (
     "CREATE SCHEMA store",
     "CREATE TABLE store.film (film_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text NOT NULL)",
+    # A production lookup with text keys that world rows reference: never copied, never re-keyed.
+    "CREATE TABLE store.tier (code text PRIMARY KEY, label text NOT NULL)",
+    "INSERT INTO store.tier VALUES ('basic', 'Basic'), ('gold', 'Gold')",
     "CREATE TABLE store.staff (staff_id serial PRIMARY KEY, name text NOT NULL, world_id text)",
     "CREATE TABLE store.customer (customer_id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL UNIQUE, "
-    "served_by integer REFERENCES store.staff (staff_id), world_id text, "
+    "served_by integer REFERENCES store.staff (staff_id), tier text NOT NULL DEFAULT 'basic' "
+    "REFERENCES store.tier (code), world_id text, "
     "last_update timestamptz NOT NULL DEFAULT now())",
     # last_update is the database's own business, as ORMs and sample schemas keep it.
     "CREATE FUNCTION store.touch() RETURNS trigger LANGUAGE plpgsql AS "
@@ -31,13 +35,19 @@ STORE_DDL = (
     "CREATE TABLE store.payment_2026 PARTITION OF store.payment FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
     "ALTER TABLE store.payment_2025 ADD FOREIGN KEY (rental_id) REFERENCES store.rental (rental_id)",
     "ALTER TABLE store.payment_2026 ADD FOREIGN KEY (rental_id) REFERENCES store.rental (rental_id)",
+    # Rental events by kind, the foreign key declared on the partitioned parent.
+    "CREATE TABLE store.rental_event (event_id bigserial, rental_id bigint NOT NULL REFERENCES store.rental, "
+    "kind text NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (event_id, kind)) PARTITION BY LIST (kind)",
+    "CREATE TABLE store.rental_event_out PARTITION OF store.rental_event FOR VALUES IN ('out')",
+    "CREATE TABLE store.rental_event_back PARTITION OF store.rental_event FOR VALUES IN ('back')",
     # Notes have no key of their own: a row is its content.
     "CREATE TABLE store.customer_note (customer_id integer NOT NULL REFERENCES store.customer (customer_id), "
     "note text NOT NULL)",
     # Rows of their own the database already has, numbered from 1 like every world's first rows.
     "INSERT INTO store.film (title) VALUES ('Harbour Lights'), ('Night Train'), ('The Long Field')",
 )
-STORE_TABLES = ("store.staff", "store.customer", "store.customer_note", "store.rental", "store.payment")
+STORE_TABLES = ("store.staff", "store.customer", "store.customer_note", "store.rental", "store.rental_event",
+                "store.payment")
 
 # One world: 2 staff, 3 customers (each served by a staff member), 2 rentals each, a payment per rental.
 FILL_WORLD = (
@@ -50,6 +60,9 @@ FILL_WORLD = (
     "INSERT INTO store.rental (customer_id, film_id, rented_at) "
     "SELECT c.customer_id, 1 + (c.customer_id + i) %% 3, '2025-05-01'::timestamptz + i * interval '1 day' "
     "FROM store.customer c, generate_series(1, 2) i WHERE c.world_id = %(w)s",
+    "INSERT INTO store.rental_event (rental_id, kind, at) SELECT r.rental_id, k, r.rented_at FROM store.rental r "
+    "JOIN store.customer c USING (customer_id), unnest(ARRAY['out', 'back']) k WHERE c.world_id = %(w)s",
+    "UPDATE store.customer SET tier = 'gold' WHERE world_id = %(w)s AND name = 'Customer 2'",
     "INSERT INTO store.customer_note SELECT customer_id, 'Prefers ' || name || ' evenings' FROM store.customer "
     "WHERE world_id = %(w)s",
     "INSERT INTO store.payment (rental_id, amount, paid_at) "
@@ -80,7 +93,7 @@ def world_graph(database, world: str) -> dict[str, list[tuple]]:
             "SELECT s.name, c.name, c.world_id FROM store.staff s JOIN store.customer c "
             "ON c.customer_id = s.favourite_customer WHERE s.world_id = %s ORDER BY s.staff_id", (world,)),
         "customer": database.query(
-            "SELECT c.name, c.email, s.name, s.world_id FROM store.customer c LEFT JOIN store.staff s "
+            "SELECT c.name, c.email, s.name, s.world_id, c.tier FROM store.customer c LEFT JOIN store.staff s "
             "ON s.staff_id = c.served_by WHERE c.world_id = %s ORDER BY c.customer_id", (world,)),
         "note": database.query(
             "SELECT n.note, c.name FROM store.customer_note n JOIN store.customer c USING (customer_id) "
@@ -88,6 +101,9 @@ def world_graph(database, world: str) -> dict[str, list[tuple]]:
         "rental": database.query(
             "SELECT c.name, c.world_id, f.title, r.rented_at FROM store.rental r JOIN store.customer c USING "
             "(customer_id) JOIN store.film f USING (film_id) WHERE c.world_id = %s ORDER BY r.rental_id", (world,)),
+        "event": database.query(
+            "SELECT c.name, r.rented_at, e.kind FROM store.rental_event e JOIN store.rental r USING (rental_id) "
+            "JOIN store.customer c USING (customer_id) WHERE c.world_id = %s ORDER BY e.event_id", (world,)),
         "payment": database.query(
             "SELECT c.name, r.rented_at, p.amount, p.paid_at FROM store.payment p JOIN store.rental r USING (rental_id) "
             "JOIN store.customer c USING (customer_id) WHERE c.world_id = %s ORDER BY p.payment_id", (world,)),

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 # Customers' emails are unique: a copy under another world id gets its own
 TRANSFORMS = {"store.customer.email": "{world}.{value}"}
 # What fill_store_world writes for one world
-WORLD_ROWS = {"store.staff": 2, "store.customer": 3, "store.customer_note": 3, "store.rental": 6, "store.payment": 6}
+WORLD_ROWS = {"store.staff": 2, "store.customer": 3, "store.customer_note": 3, "store.rental": 6,
+              "store.rental_event": 12, "store.payment": 6}
 
 
 def world(database, check=False, **options):
@@ -37,7 +38,8 @@ def world(database, check=False, **options):
 
 def assert_same_world(graph: dict, template: dict, copy: str) -> None:
     """The copy holds the template's rows, and its staff's favourite customers (a foreign-key cycle) are its own."""
-    assert graph["payment"] == template["payment"]
+    assert graph["payment"] == template["payment"] and graph["event"] == template["event"]
+    assert [r[4] for r in graph["customer"]] == [r[4] for r in template["customer"]]  # production tiers kept
     assert [r[:2] for r in graph["staff"]] == [r[:2] for r in template["staff"]]
     assert {r[2] for r in graph["staff"]} == {copy}
 
