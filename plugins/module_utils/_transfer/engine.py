@@ -60,6 +60,7 @@ class Transfer:
         self.targets: list[str] = []  # the target world ids
         self.maintained: dict[str, set[str]] = {}  # label -> columns the target maintains
         self.transforms: dict[str, dict[str, str]] = {}  # label -> column -> per-world value template
+        self.source_members: list[Table] = []
         self.rewritten: dict[str, list[str]] = {}  # label -> columns the target changed again after an update
 
     def run(self, check_mode: bool) -> dict[str, Any]:
@@ -70,6 +71,7 @@ class Transfer:
         started = time.monotonic()
         read_only_snapshot(self.source)
         source_catalog = catalog_mod.load(self.source)
+        self.source_members = source_catalog.members
         self.transforms = source_catalog.column_transforms(request.column_transforms)
         worlds = request.worlds if request.worlds is not None else [r[0] for r in self.source.execute(sql.SQL(
             'SELECT id FROM "WorldMeta" WHERE NOT "isTemplate" ORDER BY id'))]
@@ -203,8 +205,16 @@ class Transfer:
                 self.target.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(stage, cols)) as into:
             for data in out:
                 into.write(data)
+        # Children find their parents' staged rows by key (which world they belong to, whose keys they hold).
+        for columns in {table.primary_key} | {fk.target_columns for fk in self._referencing(table)}:
+            if columns:
+                self.target.execute(sql.SQL("CREATE INDEX ON {} ({})").format(stage, identifiers(columns)))
         self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
         return table, stage
+
+    def _referencing(self, table: Table):
+        """Foreign keys of other member tables that point at ``table``."""
+        return [fk for other in self.source_members for fk in other.foreign_keys if fk.target == table.key]
 
     def _map_integer_keys(self, staged, mapping: dict[str, str]) -> None:
         """Staged rows of renamed worlds get integer keys of their own from the target's sequences, through the
@@ -311,9 +321,13 @@ class Transfer:
     def _apply(self, table: Table, stage, plan: dict[str, int]) -> None:
         cols = identifiers(table.columns)
         if plan["insert"]:
+            # Rows whose key is there are skipped through the key's index: an anti-join against the table being
+            # written could scan its growing heap once per row. Other unique constraints still fail the run.
+            new = sql.SQL("ON CONFLICT ({}) DO NOTHING").format(identifiers(table.primary_key)) if table.primary_key \
+                else sql.SQL("WHERE {}").format(self._arriving(table))
             done = self.target.execute(sql.SQL(
-                "INSERT INTO {t} ({cols}){overriding} SELECT {cols} FROM {stage} s WHERE {new}").format(
-                t=table.identifier(), cols=cols, stage=stage, new=self._arriving(table),
+                "INSERT INTO {t} ({cols}){overriding} SELECT {cols} FROM {stage} s {new}").format(
+                t=table.identifier(), cols=cols, stage=stage, new=new,
                 overriding=keymap.overriding(table, table.columns))).rowcount
             _expect(table, "inserted", done, plan["insert"])
             keymap.catch_up_sequences(self.target, table, table.columns)
