@@ -159,8 +159,10 @@ class Transfer:
         world = sql.SQL("t.id") if is_meta else catalog.world_expression(table, "t")
         mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
             map=sql.Literal(json.dumps(mapping)), w=world)
-        keys = set() if is_meta else catalog.uuid_key_columns(table)
-        references = {} if is_meta else catalog.uuid_references(table)
+        # Keys change only for renamed worlds (or key_conflict=rekey): without one, rows arrive as they are.
+        rekeying = self.request.key_conflict == "rekey" or any(s != t for s, t in mapping.items())
+        keys = catalog.uuid_key_columns(table) if rekeying and not is_meta else set()
+        references = catalog.uuid_references(table) if rekeying and not is_meta else {}
         transforms = self.transforms.get(table.label, {})
         items = []
         for column in table.columns:
@@ -205,16 +207,11 @@ class Transfer:
                 self.target.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(stage, cols)) as into:
             for data in out:
                 into.write(data)
-        # Children find their parents' staged rows by key (which world they belong to, whose keys they hold).
-        for columns in {table.primary_key} | {fk.target_columns for fk in self._referencing(table)}:
-            if columns:
-                self.target.execute(sql.SQL("CREATE INDEX ON {} ({})").format(stage, identifiers(columns)))
+        # Rows of tables without world_id find their world through their owner's staged rows, by key.
+        for columns in {m.owner.target_columns for m in self.source_members if m.owner and m.owner.target == table.key}:
+            self.target.execute(sql.SQL("CREATE INDEX ON {} ({})").format(stage, identifiers(columns)))
         self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
         return table, stage
-
-    def _referencing(self, table: Table):
-        """Foreign keys of other member tables that point at ``table``."""
-        return [fk for other in self.source_members for fk in other.foreign_keys if fk.target == table.key]
 
     def _map_integer_keys(self, staged, mapping: dict[str, str]) -> None:
         """Staged rows of renamed worlds get integer keys of their own from the target's sequences, through the
@@ -321,10 +318,15 @@ class Transfer:
     def _apply(self, table: Table, stage, plan: dict[str, int]) -> None:
         cols = identifiers(table.columns)
         if plan["insert"]:
-            # Rows whose key is there are skipped through the key's index: an anti-join against the table being
-            # written could scan its growing heap once per row. Other unique constraints still fail the run.
-            new = sql.SQL("ON CONFLICT ({}) DO NOTHING").format(identifiers(table.primary_key)) if table.primary_key \
-                else sql.SQL("WHERE {}").format(self._arriving(table))
+            # When every staged row arrives (the plan found none of their keys), they are inserted as they are.
+            # Otherwise rows whose key is there are skipped through the key's index: an anti-join against the table
+            # being written could scan its growing heap once per row. Other unique constraints still fail the run.
+            if not table.primary_key:
+                new = sql.SQL("WHERE {}").format(self._arriving(table))
+            elif plan["update"] or plan["unchanged"]:
+                new = sql.SQL("ON CONFLICT ({}) DO NOTHING").format(identifiers(table.primary_key))
+            else:
+                new = sql.SQL("")
             done = self.target.execute(sql.SQL(
                 "INSERT INTO {t} ({cols}){overriding} SELECT {cols} FROM {stage} s {new}").format(
                 t=table.identifier(), cols=cols, stage=stage, new=new,
