@@ -313,3 +313,12 @@ def test_text_keys_are_copied_with_the_transform_they_are_given(store):
     assert store.query("SELECT r.code FROM store.redemption r JOIN store.voucher v USING (code) "
                        "WHERE v.world_id = 'STORE_A'") == [("WELCOME10__STORE_A",)]
     assert not world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=transforms)["changed"]
+
+
+def test_a_hostile_transform_template_is_a_value_not_sql(store):
+    hostile = {"store.customer.email": "{world}'); DROP TABLE store.film; --{value}"}
+    copied = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=hostile)
+    assert copied["changed"], copied.get("msg")
+    assert store.query("SELECT count(*) FROM store.film") == [(3,)]
+    assert store.query("SELECT min(email) FROM store.customer WHERE world_id = 'STORE_A'") == [
+        ("STORE_A'); DROP TABLE store.film; --c1@store_template.example",)]
