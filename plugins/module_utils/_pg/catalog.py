@@ -94,6 +94,8 @@ class Catalog:
         self.registry = tables.get(registry_key) if registry_key else None  # "WorldMeta", where the search path finds it
         self.members: list[Table] = topological(_members(tables, registry_key))
         self.by_label = {t.label: t for t in self.members}
+        # uuid key columns of each member table: what copies re-key, and the references that follow them
+        self.uuid_keys = {m.key: {c for c in m.primary_key if m.types[c] == "uuid"} for m in self.members}
 
     def maintained_columns(self, entries: list[str] | None) -> dict[str, set[str]]:
         """``maintained_columns`` entries (``table.column``, e.g. ``store.customer.last_update``) per table label:
@@ -144,13 +146,12 @@ class Catalog:
 
         UUID primary-key columns of members, and FK columns pointing at such columns.
         """
-        return {c for c in table.primary_key if table.types[c] == "uuid"} | set(self.uuid_references(table))
+        return self.uuid_keys.get(table.key, set()) | set(self.uuid_references(table))
 
     def uuid_references(self, table: Table) -> dict[str, tuple[Table, str]]:
         """FK columns re-keyed with the uuid key they reference -> (the referenced table, its column)."""
-        member_keys = {m.key: {c for c in m.primary_key if m.types[c] == "uuid"} for m in self.members}
         return {col: (self.all_tables[fk.target], ref) for fk in table.foreign_keys
-                for col, ref in zip(fk.columns, fk.target_columns) if ref in member_keys.get(fk.target, set())}
+                for col, ref in zip(fk.columns, fk.target_columns) if ref in self.uuid_keys.get(fk.target, set())}
 
     def world_expression(self, table: Table, alias: str, depth: int = 0, relation=None):
         """SQL for the world id of a row of ``table`` aliased ``alias``.

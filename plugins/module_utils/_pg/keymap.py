@@ -26,11 +26,10 @@ KEY_MAP = ("phoenix", "key_map")
 def mapped_columns(catalog: Catalog, table: Table) -> dict[str, Table]:
     """Integer columns re-keyed through the key map -> the table whose map they read: the table's own sequence
     key, and FK columns pointing at the sequence key of a member table."""
-    members = {m.key for m in catalog.members}
     mapped = {table.sequence_key: table} if table.sequence_key else {}
     for fk in table.foreign_keys:
         parent = catalog.all_tables.get(fk.target)
-        if parent is None or parent.key not in members or not parent.sequence_key:
+        if parent is None or parent.label not in catalog.by_label or not parent.sequence_key:
             continue
         mapped.update({col: parent for col, ref in zip(fk.columns, fk.target_columns) if ref == parent.sequence_key})
     return mapped

@@ -38,6 +38,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._transfer.plan im
     TransferRequest,
     left_out,
     mask_rules,
+    rekeyed_targets,
     schema_differences,
     selected_tables,
     world_map,
@@ -58,6 +59,7 @@ class Transfer:
         self.source, self.target, self.request = source, target, request
         self.target_catalog: catalog_mod.Catalog | None = None  # loaded once the target is locked
         self.targets: list[str] = []  # the target world ids
+        self.rekeyed: list[str] = []  # the target worlds whose rows get keys of their own
         self.maintained: dict[str, set[str]] = {}  # label -> columns the target maintains
         self.transforms: dict[str, dict[str, str]] = {}  # label -> column -> per-world value template
         self.source_members: list[Table] = []
@@ -80,7 +82,8 @@ class Transfer:
         _require_source_worlds(self.source, worlds)
         mapping = world_map(request, worlds)
         tables = selected_tables(source_catalog, request)
-        if request.key_conflict == "rekey" or any(source != target for source, target in mapping.items()):
+        self.rekeyed = rekeyed_targets(request, mapping)
+        if self.rekeyed:
             for table in tables:
                 problem = None if source_catalog.is_registry(table) else keymap.rekeyable_problem(
                     source_catalog, table, self.transforms.get(table.label, {}))
@@ -98,7 +101,7 @@ class Transfer:
                 if problems:
                     raise PhoenixError("source and target schemas differ, nothing was written: %s" % "; ".join(problems))
                 staged = [self._stage(i, source_catalog, table, worlds, mapping, rules) for i, table in enumerate(tables)]
-                self._map_integer_keys(staged, mapping)
+                self._map_integer_keys(staged)
                 self._refuse_foreign_owners(staged)
                 plan = {t.label: self._plan(t, stage) for t, stage in staged}
                 if request.conflict == "fail":
@@ -160,9 +163,8 @@ class Transfer:
         mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
             map=sql.Literal(json.dumps(mapping)), w=world)
         # Keys change only for renamed worlds (or key_conflict=rekey): without one, rows arrive as they are.
-        rekeying = self.request.key_conflict == "rekey" or any(s != t for s, t in mapping.items())
-        keys = catalog.uuid_key_columns(table) if rekeying and not is_meta else set()
-        references = catalog.uuid_references(table) if rekeying and not is_meta else {}
+        keys = catalog.uuid_key_columns(table) if self.rekeyed and not is_meta else set()
+        references = catalog.uuid_references(table) if self.rekeyed and not is_meta else {}
         transforms = self.transforms.get(table.label, {})
         items = []
         for column in table.columns:
@@ -213,11 +215,10 @@ class Transfer:
         self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
         return table, stage
 
-    def _map_integer_keys(self, staged, mapping: dict[str, str]) -> None:
+    def _map_integer_keys(self, staged) -> None:
         """Staged rows of renamed worlds get integer keys of their own from the target's sequences, through the
         target's key map (the mechanism clones and imports use); references to rows outside the world keep theirs."""
-        renamed = sorted(set(mapping.values()) if self.request.key_conflict == "rekey"
-                         else {target for source, target in mapping.items() if source != target})
+        renamed = self.rekeyed
         catalog = self.target_catalog
         work = [(catalog.all_tables[table.key], stage) for table, stage in staged if not catalog.is_registry(table)]
         work = [(table, stage, keymap.mapped_columns(catalog, table)) for table, stage in work]

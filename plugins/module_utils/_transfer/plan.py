@@ -62,6 +62,12 @@ def world_map(request: TransferRequest, worlds: list[str]) -> dict[str, str]:
     return mapping
 
 
+def rekeyed_targets(request: TransferRequest, mapping: dict[str, str]) -> list[str]:
+    """The target worlds whose rows get keys of their own: the renamed ones, or every one with key_conflict=rekey."""
+    return sorted(set(mapping.values()) if request.key_conflict == "rekey"
+                  else {target for source, target in mapping.items() if source != target})
+
+
 def mask_rules(request: TransferRequest) -> dict[tuple[str, str], tuple[str, Any]]:
     leaving_prod = request.source_stage == "PROD" and request.target_stage != "PROD"
     return masking.rules_for(leaving_prod, request.mask, request.allow_unmasked)

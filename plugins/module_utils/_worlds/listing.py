@@ -30,11 +30,12 @@ def describe_tables(conn) -> dict[str, Any]:
 
 def _describe(catalog: Catalog, table: Table) -> dict[str, Any]:
     mapped = keymap.mapped_columns(catalog, table)
+    uuid_keys = catalog.uuid_key_columns(table)
     copies = {}
     for column in table.columns:
         if column == WORLD_COLUMN:
             copies[column] = "the target world id"
-        elif column in catalog.uuid_key_columns(table):
+        elif column in uuid_keys:
             copies[column] = "uuid re-keyed per world: md5(world || ':' || key)::uuid"
         elif column == table.sequence_key:
             copies[column] = "a new value from %s, recorded in phoenix.key_map" % table.sequences[column]
