@@ -322,3 +322,16 @@ def test_a_hostile_transform_template_is_a_value_not_sql(store):
     assert store.query("SELECT count(*) FROM store.film") == [(3,)]
     assert store.query("SELECT min(email) FROM store.customer WHERE world_id = 'STORE_A'") == [
         ("STORE_A'); DROP TABLE store.film; --c1@store_template.example",)]
+
+
+def test_a_checked_import_under_another_id_writes_nothing_and_a_misspelt_column_is_named(store, tmp_path):
+    seed(store, world="STORE_TEMPLATE", state="exported", dest=str(tmp_path / "store"))
+    before = table_fingerprints(store)
+    preview = seed(store, check=True, state="imported", src=str(tmp_path / "store"), world="STORE_COPY",
+                   column_transforms=TRANSFORMS)
+    assert {t: s["inserted"] for t, s in preview["tables"].items()} == WORLD_ROWS, preview.get("msg")
+    assert table_fingerprints(store) == before  # the key map included
+    typo = seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY",
+                column_transforms=TRANSFORMS, maintained_columns=["store.customer.lastupdate"])
+    assert typo["failed"] and "'store.customer.lastupdate' names no column of a world table" in typo["msg"]
+    assert table_fingerprints(store) == before
