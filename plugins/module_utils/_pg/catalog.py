@@ -169,6 +169,17 @@ class Catalog:
             join=join_condition(table.owner, alias, parent_alias),
         )
 
+    def world_joins(self, table: Table, alias: str):
+        """(``LEFT JOIN``s up the owner chain of the row aliased ``alias``, SQL for its world id): for reading
+        whole tables, joins the planner can hash or drive from the world_id index, not a subquery per row."""
+        joins = []
+        while not table.has_world_id:
+            parent, parent_alias = self.parent(table), "o%d" % len(joins)
+            joins.append(sql.SQL("LEFT JOIN {} {} ON {}").format(
+                parent.identifier(), sql.Identifier(parent_alias), join_condition(table.owner, alias, parent_alias)))
+            table, alias = parent, parent_alias
+        return sql.SQL(" ").join(joins), sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(WORLD_COLUMN))
+
     def world_predicate(self, table: Table, alias: str, worlds_param, depth: int = 0):
         """SQL that is true when the row aliased ``alias`` belongs to one of ``worlds_param`` (a text[])."""
         if table.has_world_id:

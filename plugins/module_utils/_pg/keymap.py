@@ -5,8 +5,8 @@ under another id and transfer with a rename.
 
 A table keyed by one integer column with a sequence (serial or identity) gets new keys from that sequence, the
 database's own numbering, so a copy never collides with rows the database already has or will number later.
-Each new key is recorded in ``phoenix.key_map`` (table, target world, old key -> new key): a repeated copy
-finds the same keys and writes nothing. A foreign key column pointing at such a key is rewritten through the
+Each new key is recorded in ``phoenix.key_map`` (table, target world, old key -> new key; stored as one batch
+of arrays per copy): a repeated copy finds the same keys and writes nothing. A foreign key column pointing at such a key is rewritten through the
 map of the table it references; a reference to a row outside the copied world (production data) has no entry
 and keeps its value. UUID keys are re-keyed deterministically instead (``sql.rekeyed``).
 """
@@ -20,7 +20,8 @@ try:
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
-KEY_MAP = ("phoenix", "key_map")
+KEY_MAP_BATCHES = ("phoenix", "key_map_batch")  # a row per copy: table, world, old keys[], new keys[]
+KEY_MAP = ("phoenix", "key_map")  # its view: a row per key
 
 
 def mapped_columns(catalog: Catalog, table: Table) -> dict[str, Table]:
@@ -54,28 +55,46 @@ def rekeyable_problem(catalog: Catalog, table: Table, transforms: dict[str, str]
 
 def assign_keys(conn, table: Table, rows, alias: str, world, condition=None, params=None) -> int:
     """Give the rows of ``rows`` (a FROM item whose row alias is ``alias``; ``condition`` limits them) a new key
-    from the table's sequence in the world ``world`` (SQL), unless the map has one already. Returns how many
-    were assigned."""
+    from the table's sequence in the world ``world`` (SQL), unless the map has one already. The new keys of one
+    world are one batch: two arrays written once, whatever the number of rows. Returns how many were assigned."""
     key = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(table.sequence_key))
+    # nextval() in a sorted select list runs after the sort: new keys ascend with the old ones. Both arrays are
+    # aggregated from the same rows in the same pass, so old_keys[i] and new_keys[i] always belong together.
     query = sql.SQL(
-        "INSERT INTO {map} (table_name, world, old_key, new_key) "
-        "SELECT %(keymap_table)s, n.w, n.k, nextval(%(keymap_sequence)s::regclass)::text FROM "
-        "(SELECT DISTINCT ({world})::text AS w, {key}::text AS k, {key} AS o FROM {rows} WHERE {condition}) n "
-        "WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.table_name = %(keymap_table)s AND m.world = n.w "
-        "AND m.old_key = n.k) ORDER BY n.w, n.o").format(
-        map=sql.Identifier(*KEY_MAP), world=world, key=key, rows=rows, condition=condition or sql.SQL("true"))
+        "INSERT INTO {batches} (table_name, world, old_keys, new_keys) "
+        "SELECT %(keymap_table)s, w, array_agg(k), array_agg(n) FROM ("
+        "SELECT w, k, nextval(%(keymap_sequence)s::regclass) AS n FROM "
+        "(SELECT DISTINCT ({world})::text AS w, ({key})::bigint AS k FROM {rows} WHERE {condition}) d "
+        "WHERE NOT EXISTS (SELECT 1 FROM {map} m WHERE m.table_name = %(keymap_table)s AND m.world = d.w "
+        "AND m.old_key = d.k) ORDER BY w, k) n GROUP BY w RETURNING cardinality(old_keys)").format(
+        batches=sql.Identifier(*KEY_MAP_BATCHES), map=sql.Identifier(*KEY_MAP), world=world, key=key, rows=rows,
+        condition=condition or sql.SQL("true"))
     values = dict(params or {}, keymap_table=table.label, keymap_sequence=table.sequences[table.sequence_key])
-    return conn.execute(query, values).rowcount
+    return sum(n for (n,) in conn.execute(query, values))
 
 
-def mapped(value, mapped_table: Table, world, column_type: str, keep_unmapped: bool = True):
-    """SQL for ``value`` (an integer key of ``mapped_table``) as the key its copy in ``world`` has. Unmapped
-    values (rows outside the world) are kept, or NULL with ``keep_unmapped=False``."""
-    lookup = sql.SQL("(SELECT m.new_key FROM {map} m WHERE m.table_name = {table} AND m.world = ({world})::text "
-                     "AND m.old_key = ({value})::text)::{type}").format(
-        map=sql.Identifier(*KEY_MAP), table=sql.Literal(mapped_table.label), world=world, value=value,
-        type=sql.SQL(column_type))
-    return sql.SQL("coalesce({}, {})").format(lookup, value) if keep_unmapped else lookup
+class Lookups:
+    """The key map joins of one FROM item: each mapped column's value is read through a ``LEFT JOIN`` of the
+    map, a hash join for whole tables rather than a lookup per row."""
+
+    def __init__(self, world) -> None:
+        self.world = world  # SQL for the world whose copies' keys are looked up
+        self.joins: list[sql.Composable] = []
+
+    def value(self, value, mapped_table: Table, column_type: str, keep_unmapped: bool = True):
+        """SQL for ``value`` (an integer key of ``mapped_table``) as the key its copy has. Unmapped values (rows
+        outside the world) are kept, or NULL with ``keep_unmapped=False``."""
+        alias = sql.Identifier("km%d" % len(self.joins))
+        self.joins.append(sql.SQL(
+            "LEFT JOIN {map} {a} ON {a}.table_name = {table} AND {a}.world = ({world})::text "
+            "AND {a}.old_key = ({value})::bigint").format(
+            map=sql.Identifier(*KEY_MAP), a=alias, table=sql.Literal(mapped_table.label), world=self.world,
+            value=value))
+        found = sql.SQL("({}.new_key)::{}").format(alias, sql.SQL(column_type))
+        return sql.SQL("coalesce({}, {})").format(found, value) if keep_unmapped else found
+
+    def sql(self) -> sql.Composable:
+        return sql.SQL(" ").join(self.joins)
 
 
 def transformed(template: str, value, world, column_type: str):
@@ -95,25 +114,9 @@ def catch_up_sequences(conn, table: Table, columns) -> None:
             column=sql.Identifier(column), table=table.identifier()), {"sequence": table.sequences[column]})
 
 
-def mapped_join(alias: str, value, mapped_table: Table, world):
-    """``LEFT JOIN`` of the key map entry of ``value`` (an integer key of ``mapped_table``) in ``world``, aliased
-    ``alias``: for whole tables a join, not a lookup per row."""
-    return sql.SQL("LEFT JOIN {map} {a} ON {a}.table_name = {table} AND {a}.world = ({world})::text "
-                   "AND {a}.old_key = ({value})::text").format(
-        map=sql.Identifier(*KEY_MAP), a=sql.Identifier(alias), table=sql.Literal(mapped_table.label), world=world,
-        value=value)
-
-
-def joined_value(alias: str, value, column_type: str, keep_unmapped: bool = True):
-    """The new key a ``mapped_join`` found, as the column's type; the old value where it found none (a row
-    outside the world), or NULL with ``keep_unmapped=False``."""
-    found = sql.SQL("({}.new_key)::{}").format(sql.Identifier(alias), sql.SQL(column_type))
-    return sql.SQL("coalesce({}, {})").format(found, value) if keep_unmapped else found
-
-
 def forget_worlds(conn, worlds: list[str]) -> None:
     """The key map entries of deleted worlds go with them."""
-    conn.execute(sql.SQL("DELETE FROM {} WHERE world = ANY(%s)").format(sql.Identifier(*KEY_MAP)), [worlds])
+    conn.execute(sql.SQL("DELETE FROM {} WHERE world = ANY(%s)").format(sql.Identifier(*KEY_MAP_BATCHES)), [worlds])
 
 
 def overriding(table: Table, columns) -> sql.Composable:

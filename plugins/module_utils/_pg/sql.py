@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import Table
 
 try:
+    import psycopg
     from psycopg import sql
     from psycopg.types.json import Jsonb
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -71,6 +72,23 @@ def rekeyed(target, key):
 def defer_constraints(conn) -> None:
     """Deferrable constraints are checked at commit: rows of a foreign-key cycle can be written in any order."""
     conn.execute(sql.SQL("SET CONSTRAINTS ALL DEFERRED"))
+
+
+def bulk_memory(conn, work_mem: str = "64MB", temp_buffers: str = "256MB") -> None:
+    """Memory for statements over a whole world's rows; higher settings are kept.
+
+    work_mem, for the rest of the transaction: sorts and hash joins (the key map's, 16 bytes a key) spilled to disk
+    are slower, and a hash join in batches returns rows out of key order, which slows the inserts after it.
+    temp_buffers, for the session: staging tables larger than the 8 MB default are written out and read back
+    between statements. It can only be raised before the session's first temporary table; after that it stays."""
+    raise_setting = sql.SQL("SELECT set_config(%(name)s, %(size)s, %(local)s) "
+                            "WHERE pg_size_bytes(current_setting(%(name)s)) < pg_size_bytes(%(size)s)")
+    conn.execute(raise_setting, {"name": "work_mem", "size": work_mem, "local": True})
+    try:
+        with conn.transaction():
+            conn.execute(raise_setting, {"name": "temp_buffers", "size": temp_buffers, "local": False})
+    except psycopg.errors.InvalidParameterValue:
+        pass  # temporary tables were used already: their buffers are sized
 
 
 def read_only_snapshot(conn) -> None:

@@ -235,6 +235,30 @@ _KEY_MAP = (
     "CREATE INDEX key_map_world_idx ON phoenix.key_map (world)",
 )
 
+# The key map as one row per copy (table, world, old keys, new keys as arrays): a copy of a million rows writes
+# two arrays, not a million indexed rows. phoenix.key_map stays readable as a view of one row per key.
+_KEY_MAP_BATCHES = (
+    """CREATE TABLE phoenix.key_map_batch (
+        table_name text NOT NULL,
+        world text NOT NULL,
+        old_keys bigint[] NOT NULL,
+        new_keys bigint[] NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        CHECK (cardinality(old_keys) = cardinality(new_keys))
+    )""",
+    "CREATE INDEX key_map_batch_world_idx ON phoenix.key_map_batch (world, table_name)",
+    # Key arrays hardly compress, and compressing megabytes of them costs more than storing them.
+    "ALTER TABLE phoenix.key_map_batch ALTER old_keys SET STORAGE EXTERNAL, ALTER new_keys SET STORAGE EXTERNAL",
+    """INSERT INTO phoenix.key_map_batch (table_name, world, old_keys, new_keys)
+        SELECT table_name, world, array_agg(old_key::bigint ORDER BY old_key::bigint),
+               array_agg(new_key::bigint ORDER BY old_key::bigint)
+        FROM phoenix.key_map GROUP BY table_name, world""",
+    "DROP TABLE phoenix.key_map",
+    """CREATE VIEW phoenix.key_map AS
+        SELECT b.table_name, b.world, k.old_key, k.new_key
+        FROM phoenix.key_map_batch b CROSS JOIN LATERAL unnest(b.old_keys, b.new_keys) AS k(old_key, new_key)""",
+)
+
 WORLD_META_VERSION = 2
 # An application that owns "WorldMeta" keeps it: the migration is recorded under this name and creates nothing.
 ADOPTED_WORLD_META = Migration(WORLD_META_VERSION, "world_meta_adopted", CORE, ())
@@ -303,6 +327,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "reference_user_type", REFERENCE, _REFERENCE_USER_TYPE),
     Migration(6, "reference_content_tables", REFERENCE, _REFERENCE_CONTENT_TABLES),
     Migration(7, "key_map", CORE, _KEY_MAP),
+    Migration(8, "key_map_batches", CORE, _KEY_MAP_BATCHES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

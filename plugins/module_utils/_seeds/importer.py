@@ -34,6 +34,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
+    bulk_memory,
     defer_constraints,
     identifiers,
     key_equals,
@@ -202,6 +203,7 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
     staged: list[tuple[Table, Any, Any]] = []
     stats: dict[str, dict[str, int]] = {}
     loaded = []
+    bulk_memory(conn)
     for index, table in enumerate(t for t in catalog.members if t.label in seed.tables):
         staging, total = _stage(conn, index, table, seed.tables[table.label]())
         mapped = keymap.mapped_columns(catalog, table) if renamed else {}
@@ -211,14 +213,15 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         loaded.append((table, staging, total, mapped))
     defer_constraints(conn)
     for table, staging, total, mapped in loaded:
-        row = _populated(table, staging)
         keys = catalog.uuid_key_columns(table) if renamed else set()
         columns = _columns(conn, table, staging, warnings)
         transformed = transforms.get(table.label, {}) if renamed else {}
         problem = keymap.rekeyable_problem(catalog, table, transformed) if renamed else None
         if problem:
             raise PhoenixError(problem + "; nothing was imported")
-        exprs = {c: _expression(table, c, keys, mapped, transformed) for c in columns}
+        lookups = keymap.Lookups(sql.Placeholder("target"))
+        exprs = {c: _expression(table, c, keys, mapped, transformed, lookups) for c in columns}
+        row = sql.SQL("{} {}").format(_populated(table, staging), lookups.sql())
         for column, (parent, ref) in (catalog.uuid_references(table) if renamed else {}).items():
             if column in exprs:  # a reference to the database's production data keeps its value
                 exprs[column] = sql.SQL("CASE WHEN EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref} = r.{c} AND "
@@ -264,7 +267,7 @@ def _stage(conn, index: int, table: Table, lines: Iterable[bytes]):
 
 def _populated(table: Table, staging):
     """FROM clause giving each staged row as a record of the table's type, aliased r."""
-    return sql.SQL("{staging} i, json_populate_record(NULL::{table}, i.doc) r").format(
+    return sql.SQL("{staging} i CROSS JOIN LATERAL json_populate_record(NULL::{table}, i.doc) r").format(
         staging=staging, table=table.identifier())
 
 
@@ -282,7 +285,8 @@ def _columns(conn, table: Table, staging, warnings: list[str]) -> list[str]:
     return columns
 
 
-def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str, Table], transforms: dict[str, str]):
+def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str, Table], transforms: dict[str, str],
+                lookups: keymap.Lookups):
     """A seed row's column as it is written: under the target world, with new keys and per-world values when
     renamed."""
     value = sql.SQL("r.{}").format(sql.Identifier(column))
@@ -293,7 +297,7 @@ def _expression(table: Table, column: str, new_keys: set[str], mapped: dict[str,
     if column in new_keys:
         return rekeyed(sql.Placeholder("target"), value)
     if column in mapped:
-        return keymap.mapped(value, mapped[column], sql.Placeholder("target"), table.types[column])
+        return lookups.value(value, mapped[column], table.types[column])
     return value
 
 

@@ -11,6 +11,7 @@ wire once); the execution inserts, updates changed rows only, and deletes, paren
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
+    bulk_memory,
     defer_constraints,
     identifiers,
     key_equals,
@@ -63,6 +65,7 @@ class Transfer:
         self.maintained: dict[str, set[str]] = {}  # label -> columns the target maintains
         self.transforms: dict[str, dict[str, str]] = {}  # label -> column -> per-world value template
         self.source_members: list[Table] = []
+        self.source_worlds: list[str] = []  # the source world ids
         self.rewritten: dict[str, list[str]] = {}  # label -> columns the target changed again after an update
 
     def run(self, check_mode: bool) -> dict[str, Any]:
@@ -81,6 +84,7 @@ class Transfer:
             validate_world_id(world, "worlds entry")
         _require_source_worlds(self.source, worlds)
         mapping = world_map(request, worlds)
+        self.source_worlds = list(mapping)
         tables = selected_tables(source_catalog, request)
         self.rekeyed = rekeyed_targets(request, mapping)
         if self.rekeyed:
@@ -94,6 +98,7 @@ class Transfer:
         try:
             with self.target.transaction():
                 acquire_transaction_lock(self.target, "transfer:target", request.lock_timeout)
+                bulk_memory(self.target)
                 self.target_catalog = catalog_mod.load(self.target)
                 self.maintained = self.target_catalog.maintained_columns(request.maintained_columns)
                 self.targets = list(mapping.values())
@@ -145,23 +150,28 @@ class Transfer:
         return result
 
     # -- staging ----------------------------------------------------------------------
-    def _source_predicate(self, catalog, table: Table, worlds: list[str]):
+    @staticmethod
+    def _source_world(catalog, table: Table):
+        """(joins, SQL) giving each source row of ``table`` aliased t its world id."""
         if catalog.is_registry(table):
-            return sql.SQL("t.id = ANY({})").format(sql.Literal(worlds))
-        world = catalog.world_expression(table, "t")
+            return sql.SQL(""), sql.SQL("t.id")
+        return catalog.world_joins(table, "t")
+
+    def _source_predicate(self, world, worlds: list[str]):
         condition = sql.SQL("{} = ANY({})").format(world, sql.Literal(worlds))
         if self.request.production_data:
             condition = sql.SQL("({} OR {} IS NULL)").format(condition, world)
         return condition
 
-    def _select_list(self, catalog, table: Table, rules, mapping: dict[str, str]):
-        """Each column as it should arrive: renamed world, re-keyed UUIDs, masked PII, cast to its type."""
-        import json
-
-        is_meta = catalog.is_registry(table)
-        world = sql.SQL("t.id") if is_meta else catalog.world_expression(table, "t")
-        mapped = sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
+    @staticmethod
+    def _arriving_world(world, mapping: dict[str, str]):
+        """SQL for the world id a source row arrives in (``world`` renamed through the mapping)."""
+        return sql.SQL("coalesce({map}::jsonb ->> ({w})::text, ({w})::text)").format(
             map=sql.Literal(json.dumps(mapping)), w=world)
+
+    def _select_list(self, catalog, table: Table, rules, world, mapped):
+        """Each column as it should arrive: renamed world, re-keyed UUIDs, masked PII, cast to its type."""
+        is_meta = catalog.is_registry(table)
         # Keys change only for renamed worlds (or key_conflict=rekey): without one, rows arrive as they are.
         keys = catalog.uuid_key_columns(table) if self.rekeyed and not is_meta else set()
         references = catalog.uuid_references(table) if self.rekeyed and not is_meta else {}
@@ -186,7 +196,7 @@ class Transfer:
                     parent, ref = references[column]
                     renamed = sql.SQL("{r} AND {c} IN (SELECT p.{ref} FROM {parent} p WHERE {inside})").format(
                         r=renamed, parent=parent.identifier(), ref=sql.Identifier(ref), c=ident,
-                        inside=catalog.world_predicate(parent, "p", sql.Literal(list(mapping))))
+                        inside=catalog.world_predicate(parent, "p", sql.Literal(self.source_worlds)))
                 value = sql.SQL("CASE WHEN {r} THEN {k} ELSE {c} END").format(r=renamed, k=rekeyed(mapped, ident), c=ident)
             elif (table.label, column) in rules:
                 value = masking.expression(rules[(table.label, column)], ident)
@@ -197,49 +207,72 @@ class Transfer:
         return sql.SQL(", ").join(items)
 
     def _stage(self, index: int, catalog, table: Table, worlds, mapping, rules):
+        """Stream the table's source rows as they arrive into a temporary table on the target. Rows whose
+        integer keys will be mapped carry their arriving world in a phoenix_world column: the key map is
+        per world."""
         stage = sql.Identifier("phoenix_transfer_%d" % index)
         cols = identifiers(table.columns)
-        self.target.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-            stage, cols, table.identifier()))
+        joined, world = self._source_world(catalog, table)
+        mapped = self._arriving_world(world, mapping)
+        select = self._select_list(catalog, table, rules, world, mapped)
+        if self._keys_mapped(table):
+            cols = sql.SQL("{}, phoenix_world").format(cols)
+            select = sql.SQL("{}, ({})::text").format(select, mapped)
+        self.target.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, NULL::text AS phoenix_world "
+                                    "FROM {} WITH NO DATA").format(stage, identifiers(table.columns), table.identifier()))
         # COPY takes no bound parameters, so values are composed in as literals.
-        query = sql.SQL("COPY (SELECT {cols} FROM {table} t WHERE {pred}) TO STDOUT (FORMAT binary)").format(
-            cols=self._select_list(catalog, table, rules, mapping), table=table.identifier(),
-            pred=self._source_predicate(catalog, table, worlds))
+        query = sql.SQL("COPY (SELECT {select} FROM {table} t {joined} WHERE {pred}) TO STDOUT (FORMAT binary)").format(
+            select=select, table=table.identifier(), joined=joined, pred=self._source_predicate(world, worlds))
         with self.source.cursor().copy(query) as out, \
                 self.target.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(stage, cols)) as into:
             for data in out:
                 into.write(data)
-        # Rows of tables without world_id find their world through their owner's staged rows, by key.
-        for columns in {m.owner.target_columns for m in self.source_members if m.owner and m.owner.target == table.key}:
-            self.target.execute(sql.SQL("CREATE INDEX ON {} ({})").format(stage, identifiers(columns)))
-        self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
+        self._index(table, stage, owners=not self._keys_mapped(table))  # else once it has its new keys
         return table, stage
+
+    def _index(self, table: Table, stage, owners: bool = True) -> None:
+        """Rows of tables without world_id find their world through their owner's staged rows, by key."""
+        if owners:
+            for columns in {m.owner.target_columns for m in self.source_members
+                            if m.owner and m.owner.target == table.key}:
+                self.target.execute(sql.SQL("CREATE INDEX ON {} ({})").format(stage, identifiers(columns)))
+        self.target.execute(sql.SQL("ANALYZE {}").format(stage))  # temporary tables get no autovacuum statistics
+
+    def _keys_mapped(self, table: Table) -> bool:
+        """Whether the table's staged rows get integer keys through the target's key map."""
+        catalog = self.target_catalog
+        return bool(self.rekeyed) and not catalog.is_registry(table) and bool(
+            keymap.mapped_columns(catalog, catalog.all_tables[table.key]))
 
     def _map_integer_keys(self, staged) -> None:
         """Staged rows of renamed worlds get integer keys of their own from the target's sequences, through the
-        target's key map (the mechanism clones and imports use); references to rows outside the world keep theirs."""
-        renamed = self.rekeyed
+        target's key map (the mechanism clones and imports use); references to rows outside the world keep theirs.
+        Each staging table is rewritten once, through hash joins of the map."""
         catalog = self.target_catalog
-        work = [(catalog.all_tables[table.key], stage) for table, stage in staged if not catalog.is_registry(table)]
-        work = [(table, stage, keymap.mapped_columns(catalog, table)) for table, stage in work]
-        work = [item for item in work if item[2]]
-        if not renamed or not work:
-            return
-        stages = {table.key: stage for table, stage in staged}
-        for table, stage, _mapped in work:  # each row's world first, while the keys it is found by are the source's
-            self.target.execute(sql.SQL("ALTER TABLE {} ADD COLUMN phoenix_world text").format(stage))
-            self.target.execute(sql.SQL("UPDATE {} s SET phoenix_world = {}").format(
-                stage, catalog.world_expression(table, "s", relation=lambda t: stages.get(t.key, t.identifier()))))
-        world, params = sql.SQL("s.phoenix_world"), {"renamed": renamed}
+        work = [(catalog.all_tables[table.key], stage) for table, stage in staged if self._keys_mapped(table)]
+        world, params = sql.SQL("s.phoenix_world"), {"renamed": self.rekeyed}
         in_renamed = sql.SQL("s.phoenix_world = ANY(%(renamed)s)")
-        for table, stage, mapped in work:  # every new key first: in a foreign-key cycle a parent can come later
-            if table.sequence_key in mapped:
+        for table, stage in work:  # every new key first: in a foreign-key cycle a parent can come later
+            if table.sequence_key:
                 keymap.assign_keys(self.target, table, sql.SQL("{} s").format(stage), "s", world, in_renamed, params)
-        for table, stage, mapped in work:
-            sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(column), keymap.mapped(
-                sql.SQL("s.{}").format(sql.Identifier(column)), parent, world, table.types[column],
-                keep_unmapped=column != table.sequence_key)) for column, parent in mapped.items())
-            self.target.execute(sql.SQL("UPDATE {} s SET {} WHERE {}").format(stage, sets, in_renamed), params)
+        for table, stage in work:
+            lookups = keymap.Lookups(world)
+            mapped = keymap.mapped_columns(catalog, table)
+            items = []
+            for column in table.columns:
+                value = sql.SQL("s.{}").format(sql.Identifier(column))
+                if column in mapped:
+                    value = sql.SQL("CASE WHEN {renamed} THEN {new} ELSE {value} END").format(
+                        renamed=in_renamed, value=value, new=lookups.value(
+                            value, mapped[column], table.types[column], keep_unmapped=column != table.sequence_key))
+                items.append(sql.SQL("{} AS {}").format(value, sql.Identifier(column)))
+            keyed = sql.Identifier("phoenix_transfer_keyed")
+            self.target.execute(sql.SQL("CREATE TEMP TABLE {keyed} ON COMMIT DROP AS SELECT {items}, s.phoenix_world "
+                                        "FROM {stage} s {joins}").format(
+                keyed=keyed, items=sql.SQL(", ").join(items), stage=stage, joins=lookups.sql()), params)
+            self.target.execute(sql.SQL("DROP TABLE {}").format(stage))
+            self.target.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(keyed, stage))
+            self._index(table, stage)
 
     # -- ownership -------------------------------------------------------------------------
     def _refuse_foreign_owners(self, staged) -> None:

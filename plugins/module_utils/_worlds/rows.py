@@ -12,6 +12,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table, relation_exists
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
+    bulk_memory,
     count_or_execute,
     defer_constraints,
     identifiers,
@@ -59,7 +60,7 @@ def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
     keys = catalog.uuid_key_columns(table)
     references = catalog.uuid_references(table)
     mapped = keymap.mapped_columns(catalog, table)
-    joins = []
+    lookups = keymap.Lookups(sql.Placeholder("target"))
     items = []
     for column in table.columns:
         ident = sql.SQL("t.{}").format(sql.Identifier(column))
@@ -78,13 +79,11 @@ def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
         elif column in keys:
             items.append(rekeyed(sql.Placeholder("target"), ident))
         elif column in mapped:
-            alias = "m%d" % len(joins)
-            joins.append(keymap.mapped_join(alias, ident, mapped[column], sql.Placeholder("target")))
-            items.append(keymap.joined_value(alias, ident, table.types[column],
-                                             keep_unmapped=column != table.sequence_key))
+            items.append(lookups.value(ident, mapped[column], table.types[column],
+                                       keep_unmapped=column != table.sequence_key))
         else:
             items.append(ident)
-    return sql.SQL(", ").join(items), sql.SQL(" ").join(joins)
+    return sql.SQL(", ").join(items), lookups.sql()
 
 
 def copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
@@ -110,6 +109,7 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
         problem = keymap.rekeyable_problem(catalog, table, transforms.get(table.label, {}))
         if problem:
             raise PhoenixError(problem)
+    bulk_memory(conn)
     defer_constraints(conn)
     for table in catalog.members:  # every new key first: in a foreign-key cycle a parent can come later
         if table.sequence_key and not dry_run:
