@@ -73,11 +73,37 @@ def assign_keys(conn, table: Table, rows, alias: str, world, condition=None, par
     return sum(n for (n,) in conn.execute(query, values))
 
 
-class Lookups:
-    """The key map joins of one FROM item: each mapped column's value is read through a ``LEFT JOIN`` of the
-    map, a hash join for whole tables rather than a lookup per row."""
+class KeyMaps:
+    """The key map entries one copy reads: per mapped table, a temporary table (world, old_key, new_key) of the
+    copied worlds' entries, analysed. Rows unnested from arrays carry no statistics, and a planner guessing ten
+    of them may rescan them once per row; with the real counts it joins them by hash. Made once every new key
+    is assigned."""
 
-    def __init__(self, world) -> None:
+    def __init__(self, conn, worlds: list[str]) -> None:
+        self.conn, self.worlds = conn, worlds
+        self.relations: dict[str, sql.Identifier] = {}
+
+    def relation(self, table: Table) -> sql.Identifier:
+        if table.label not in self.relations:
+            relation = sql.Identifier("phoenix_keys_%d" % len(self.relations))
+            self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(relation))  # an earlier copy's, same transaction
+            self.conn.execute(sql.SQL(
+                "CREATE TEMP TABLE {relation} ON COMMIT DROP AS SELECT world, old_key, new_key FROM {map} "
+                "WHERE table_name = %s AND world = ANY(%s)").format(relation=relation, map=sql.Identifier(*KEY_MAP)),
+                [table.label, self.worlds])
+            self.conn.execute(sql.SQL("ANALYZE {}").format(relation))
+            self.relations[table.label] = relation
+        return self.relations[table.label]
+
+    def lookups(self, world) -> "Lookups":
+        return Lookups(self, world)
+
+
+class Lookups:
+    """The key map joins of one FROM item: each mapped column's value is read through a ``LEFT JOIN``."""
+
+    def __init__(self, maps: KeyMaps, world) -> None:
+        self.maps = maps
         self.world = world  # SQL for the world whose copies' keys are looked up
         self.joins: list[sql.Composable] = []
 
@@ -85,11 +111,8 @@ class Lookups:
         """SQL for ``value`` (an integer key of ``mapped_table``) as the key its copy has. Unmapped values (rows
         outside the world) are kept, or NULL with ``keep_unmapped=False``."""
         alias = sql.Identifier("km%d" % len(self.joins))
-        self.joins.append(sql.SQL(
-            "LEFT JOIN {map} {a} ON {a}.table_name = {table} AND {a}.world = ({world})::text "
-            "AND {a}.old_key = ({value})::bigint").format(
-            map=sql.Identifier(*KEY_MAP), a=alias, table=sql.Literal(mapped_table.label), world=self.world,
-            value=value))
+        self.joins.append(sql.SQL("LEFT JOIN {map} {a} ON {a}.world = ({world})::text AND {a}.old_key = ({value})::bigint")
+                          .format(map=self.maps.relation(mapped_table), a=alias, world=self.world, value=value))
         found = sql.SQL("({}.new_key)::{}").format(alias, sql.SQL(column_type))
         return sql.SQL("coalesce({}, {})").format(found, value) if keep_unmapped else found
 

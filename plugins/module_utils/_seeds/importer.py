@@ -212,6 +212,7 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
                                params={"target": target})
         loaded.append((table, staging, total, mapped))
     defer_constraints(conn)
+    maps = keymap.KeyMaps(conn, [target])
     for table, staging, total, mapped in loaded:
         keys = catalog.uuid_key_columns(table) if renamed else set()
         columns = _columns(conn, table, staging, warnings)
@@ -219,7 +220,7 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         problem = keymap.rekeyable_problem(catalog, table, transformed) if renamed else None
         if problem:
             raise PhoenixError(problem + "; nothing was imported")
-        lookups = keymap.Lookups(sql.Placeholder("target"))
+        lookups = maps.lookups(sql.Placeholder("target"))
         exprs = {c: _expression(table, c, keys, mapped, transformed, lookups) for c in columns}
         row = sql.SQL("{} {}").format(_populated(table, staging), lookups.sql())
         for column, (parent, ref) in (catalog.uuid_references(table) if renamed else {}).items():

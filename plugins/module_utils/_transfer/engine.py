@@ -255,8 +255,9 @@ class Transfer:
         for table, stage in work:  # every new key first: in a foreign-key cycle a parent can come later
             if table.sequence_key:
                 keymap.assign_keys(self.target, table, sql.SQL("{} s").format(stage), "s", world, in_renamed, params)
+        maps = keymap.KeyMaps(self.target, self.rekeyed)
         for table, stage in work:
-            lookups = keymap.Lookups(world)
+            lookups = maps.lookups(world)
             mapped = keymap.mapped_columns(catalog, table)
             items = []
             for column in table.columns:

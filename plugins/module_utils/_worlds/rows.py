@@ -55,12 +55,12 @@ def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dic
     return deleted
 
 
-def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str]):
+def _copy_select(catalog: Catalog, table: Table, transforms: dict[str, str], maps: keymap.KeyMaps):
     """SELECT list that turns a source row into its copy under %(target)s, and the key map joins it reads."""
     keys = catalog.uuid_key_columns(table)
     references = catalog.uuid_references(table)
     mapped = keymap.mapped_columns(catalog, table)
-    lookups = keymap.Lookups(sql.Placeholder("target"))
+    lookups = maps.lookups(sql.Placeholder("target"))
     items = []
     for column in table.columns:
         ident = sql.SQL("t.{}").format(sql.Identifier(column))
@@ -115,18 +115,22 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
         if table.sequence_key and not dry_run:
             keymap.assign_keys(conn, table, sql.SQL("{} s").format(table.identifier()), "s", sql.Placeholder("target"),
                                catalog.world_predicate(table, "s", sql.Placeholder("source")), params)
+    maps = keymap.KeyMaps(conn, [target])
     for table in catalog.members:
         in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
-        select, joins = _copy_select(catalog, table, transforms.get(table.label, {}))
+        select, joins = _copy_select(catalog, table, transforms.get(table.label, {}), maps)
         source_rows = sql.SQL("SELECT {select} FROM {table} t {joins} WHERE {pred}").format(
             select=select, table=table.identifier(), joins=joins, pred=in_source)
-        new_rows = sql.SQL("SELECT * FROM ({rows}) AS c({cols}) WHERE NOT EXISTS "
-                           "(SELECT 1 FROM {table} x WHERE {match})").format(
-            rows=source_rows, cols=identifiers(table.columns), table=table.identifier(),
-            match=same_row(table, "x", "c"))
-        insert = sql.SQL("INSERT INTO {table} ({cols}){overriding} {rows}").format(
-            table=table.identifier(), cols=identifiers(table.columns), rows=new_rows,
-            overriding=keymap.overriding(table, table.columns))
+        # The copies are computed first: the planner cannot tell how many new keys the table already holds, and
+        # a guess of "all of them" would otherwise turn the key map joins into a scan per row.
+        copies = sql.SQL("WITH c ({cols}) AS MATERIALIZED ({rows}) ").format(
+            rows=source_rows, cols=identifiers(table.columns))
+        new = sql.SQL("SELECT * FROM c WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
+            table=table.identifier(), match=same_row(table, "x", "c"))
+        new_rows = copies + new
+        insert = copies + sql.SQL("INSERT INTO {table} ({cols}){overriding} ").format(
+            table=table.identifier(), cols=identifiers(table.columns),
+            overriding=keymap.overriding(table, table.columns)) + new
         n = count_or_execute(conn, dry_run, new_rows, insert, params)
         if n:
             copied[table.label] = n
