@@ -81,7 +81,7 @@ def bench_cleanup(cluster, runs: int) -> list[str]:
     def phoenix(run: int) -> None:
         dsn = create_database(cluster, "cleanup_p%d" % run, "cleanup_base")
         with psycopg.connect(dsn) as conn:
-            result = cleanup(conn, "LOCAL", "bench", None, False, 60, False)
+            result = cleanup(conn, "LOCAL", "bench", None, False, 60, False, "the bench database")
         assert len(result["removed"]) == 1000, result["removed"][:3]
 
     def raw(run: int) -> None:

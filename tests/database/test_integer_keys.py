@@ -157,6 +157,14 @@ def test_export_delete_import_is_exact_and_an_import_under_another_id_is_a_secon
     assert new > max(keys(store, "STORE_TEMPLATE"))
 
 
+def test_an_import_under_another_id_that_would_duplicate_unique_values_is_refused_before_writing(store, tmp_path):
+    assert seed(store, world="STORE_TEMPLATE", state="exported", dest=str(tmp_path / "store"))["changed"]
+    before = table_fingerprints(store)
+    refused = seed(store, state="imported", src=str(tmp_path / "store"), world="STORE_COPY")
+    assert refused["failed"] and refused["msg"] == "3 copied row(s) of store.customer " + UNIQUE_ADVICE
+    assert table_fingerprints(store) == before
+
+
 @pytest.fixture
 def two_stores(pg_cluster, store):
     """The store as LOCAL source, and a BETA store that has lived: its own world, numbered from 1 too."""
@@ -201,6 +209,17 @@ def test_a_transfer_with_a_suffix_into_a_store_with_its_own_rows_leaves_them_unt
     assert len(keys(target, "STORE_THEIRS") | keys(target, "STORE_TEMPLATE_BETA") | keys(target, "STORE_TEMPLATE_TWO")) == 9
     again = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS)
     assert "failed" not in again and not again["changed"], again.get("msg") or again["plan"]
+
+
+def test_a_second_suffix_that_would_repeat_the_first_copys_emails_is_refused_before_writing(two_stores):
+    source, target = two_stores
+    first = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA")  # the target has none of these emails
+    assert first["changed"], first.get("msg")
+    before = table_fingerprints(target)
+    for check in (True, False):
+        refused = transfer(source, target, check=check, worlds=["STORE_TEMPLATE"], suffix="_TWO")
+        assert refused["failed"] and refused["msg"] == "3 copied row(s) of store.customer " + UNIQUE_ADVICE
+    assert table_fingerprints(target) == before
 
 
 def test_a_source_change_arrives_at_the_renamed_copy(two_stores):
@@ -253,11 +272,17 @@ def test_a_seed_import_converges_under_the_targets_triggers_with_maintained_colu
     assert not seed(store, **options)["changed"]
 
 
-def test_a_copy_that_would_duplicate_unique_values_names_the_constraint_and_the_option(store):
+UNIQUE_ADVICE = ("would repeat values that other rows hold under the unique constraint customer_email_key (email), "
+                 "e.g. c1@store_template.example; nothing was written. Give the copies values of their own with "
+                 'column_transforms, e.g. {"store.customer.email": "{world}.{value}"}')
+
+
+def test_a_copy_that_would_duplicate_unique_values_is_refused_before_writing_with_the_constraint_named(store):
     before = table_fingerprints(store)
+    predicted = world(store, check=True, id="STORE_A", from_template="STORE_TEMPLATE")
+    assert predicted["failed"] and predicted["msg"] == "3 copied row(s) of store.customer " + UNIQUE_ADVICE
     refused = world(store, id="STORE_A", from_template="STORE_TEMPLATE")
-    assert refused["failed"] and "customer_email_key" in refused["msg"], refused.get("msg")
-    assert 'column_transforms, e.g. {"store.customer.<column>": "{world}.{value}"}' in refused["msg"]
+    assert refused["failed"] and refused["msg"] == predicted["msg"], refused.get("msg")
     assert table_fingerprints(store) == before
     typo = world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms={"store.customer.email": "x"})
     assert typo["failed"] and "must be a text with {world} in it" in typo["msg"]

@@ -48,6 +48,7 @@ class Table:
     sequences: dict[str, str] = field(default_factory=dict)  # integer column -> its sequence (serial or identity)
     identity_always: set[str] = field(default_factory=set)  # GENERATED ALWAYS AS IDENTITY columns
     partitioned: bool = False  # its rows live in partitions, which are not tables of their own here
+    unique: dict[str, tuple[str, ...]] = field(default_factory=dict)  # UNIQUE constraint or index -> its columns
 
     @property
     def sequence_key(self) -> str | None:
@@ -94,8 +95,14 @@ class Catalog:
         self.registry = tables.get(registry_key) if registry_key else None  # "WorldMeta", where the search path finds it
         self.members: list[Table] = topological(_members(tables, registry_key))
         self.by_label = {t.label: t for t in self.members}
-        # uuid key columns of each member table: what copies re-key, and the references that follow them
+        # uuid key columns of each member table, what copies re-key and the references that follow them: the primary
+        # key's, and UNIQUE columns that member rows reference (a copy's reference points at the copy)
         self.uuid_keys = {m.key: {c for c in m.primary_key if m.types[c] == "uuid"} for m in self.members}
+        for member in self.members:
+            for fk in member.foreign_keys:
+                if fk.target in self.uuid_keys:
+                    target = self.all_tables[fk.target]
+                    self.uuid_keys[fk.target] |= {c for c in fk.target_columns if target.types[c] == "uuid"}
 
     def maintained_columns(self, entries: list[str] | None) -> dict[str, set[str]]:
         """``maintained_columns`` entries (``table.column``, e.g. ``store.customer.last_update``) per table label:
@@ -144,7 +151,8 @@ class Catalog:
     def uuid_key_columns(self, table: Table) -> set[str]:
         """Columns re-keyed when rows are copied under another world id.
 
-        UUID primary-key columns of members, and FK columns pointing at such columns.
+        UUID primary-key columns of members, UNIQUE uuid columns that member rows reference, and FK columns
+        pointing at either.
         """
         return self.uuid_keys.get(table.key, set()) | set(self.uuid_references(table))
 
@@ -297,6 +305,13 @@ def load(conn) -> Catalog:
             if not any((f.columns, f.target, f.target_columns) == (fk.columns, fk.target, fk.target_columns)
                        for f in table.foreign_keys):  # the same FK declared on every partition
                 table.foreign_keys.append(fk)
+    # UNIQUE constraints and plain unique indexes (as some ORMs declare them); not those on expressions or partial.
+    for oid, name, columns in conn.execute(sql.SQL(
+        "SELECT i.indrelid, c.relname, ARRAY(SELECT attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = ANY(%s) AND i.indisunique "
+        "AND NOT i.indisprimary AND i.indexprs IS NULL AND i.indpred IS NULL ORDER BY 1, 2"), [list(names)]):
+        tables[names[oid]].unique[name] = tuple(columns)
     registry = conn.execute(sql.SQL(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.oid = to_regclass(%s)"), ['"WorldMeta"']).fetchone()

@@ -13,7 +13,9 @@ and keeps its value. UUID keys are re-keyed deterministically instead (``sql.rek
 
 from __future__ import annotations
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, key_equals, key_text, same_row
 
 try:
     from psycopg import sql
@@ -145,3 +147,27 @@ def forget_worlds(conn, worlds: list[str]) -> None:
 def overriding(table: Table, columns) -> sql.Composable:
     """``OVERRIDING SYSTEM VALUE`` when an insert gives GENERATED ALWAYS identity columns their values."""
     return sql.SQL(" OVERRIDING SYSTEM VALUE") if table.identity_always & set(columns) else sql.SQL("")
+
+
+def refuse_unique_clashes(conn, table: Table, copies, columns: list[str], params=None, spared=None) -> None:
+    """Fail before anything is written when copied rows (``copies``, a query yielding ``columns`` as they would be
+    written) would repeat the values of a UNIQUE constraint that another row of the table holds: a copy keeps
+    every value it is not given anew (an email, a slug). ``spared`` (SQL on the table's row x) marks rows gone
+    by the time the copies are written."""
+    other = sql.SQL("NOT {}").format(same_row(table, "x", "c", columns)) if table.primary_key else sql.SQL("true")
+    if spared is not None:
+        other = sql.SQL("{} AND NOT ({})").format(other, spared)
+    for name, unique in sorted(table.unique.items()):
+        if set(unique) == set(table.primary_key) or not set(unique) <= set(columns):
+            continue
+        found = conn.execute(sql.SQL(
+            "SELECT {values}, count(*) OVER () FROM ({copies}) AS c({cols}) JOIN {table} x ON {equal} "
+            "WHERE {other} LIMIT 1").format(
+            values=key_text(unique, "c"), copies=copies, cols=identifiers(columns), table=table.identifier(),
+            equal=key_equals(unique, "x", "c"), other=other), params).fetchone()
+        if found:
+            raise PhoenixError(
+                "%d copied row(s) of %s would repeat values that other rows hold under the unique constraint %s (%s), "
+                "e.g. %s; nothing was written. Give the copies values of their own with column_transforms, e.g. "
+                "{\"%s.%s\": \"{world}.{value}\"}" % (found[1], table.label, name, ", ".join(unique), found[0],
+                                                     table.label, unique[0]), unique_constraint=name)

@@ -213,6 +213,7 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
         loaded.append((table, staging, total, mapped))
     defer_constraints(conn)
     maps = keymap.KeyMaps(conn, [target])
+    written = []  # (table, its rows as written, their columns, the rows staged): all known before the first write
     for table, staging, total, mapped in loaded:
         keys = catalog.uuid_key_columns(table) if renamed else set()
         columns = _columns(conn, table, staging, warnings)
@@ -222,16 +223,19 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
             raise PhoenixError(problem + "; nothing was imported")
         lookups = maps.lookups(sql.Placeholder("target"))
         exprs = {c: _expression(table, c, keys, mapped, transformed, lookups) for c in columns}
-        row = sql.SQL("{} {}").format(_populated(table, staging), lookups.sql())
         for column, (parent, ref) in (catalog.uuid_references(table) if renamed else {}).items():
             if column in exprs:  # a reference to the database's production data keeps its value
                 exprs[column] = sql.SQL("CASE WHEN EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref} = r.{c} AND "
                                         "({world}) IS NULL) THEN r.{c} ELSE {rekeyed} END").format(
                     parent=parent.identifier(), ref=sql.Identifier(ref), c=sql.Identifier(column),
                     world=catalog.world_expression(parent, "p"), rekeyed=exprs[column])
-        _refuse_other_owners(conn, catalog, table, row, exprs, target)  # parents are in: owners can be checked
-        values = sql.SQL("SELECT {exprs} FROM {row}").format(
-            exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns), row=row)
+        values = sql.SQL("SELECT {exprs} FROM {populated} {joins}").format(
+            exprs=sql.SQL(", ").join(sql.SQL("{} AS {}").format(exprs[c], sql.Identifier(c)) for c in columns),
+            populated=_populated(table, staging), joins=lookups.sql())
+        keymap.refuse_unique_clashes(conn, table, values, columns, {"target": target})
+        written.append((table, values, columns, total))
+    for table, values, columns, total in written:
+        _refuse_other_owners(conn, catalog, table, values, columns, target)  # parents are in: owners can be checked
         stats[table.label] = _insert(conn, table, values, columns, conflict, target, total,
                                      maintained.get(table.label, set()))
         keymap.catch_up_sequences(conn, table, columns)
@@ -333,10 +337,11 @@ def _insert(conn, table: Table, values, columns: list[str], conflict: str, targe
     return {"rows": total, "conflicts": conflicts, "inserted": inserted, "updated": updated, "deleted": 0}
 
 
-def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -> None:
+def _refuse_other_owners(conn, catalog, table: Table, values, columns: list[str], target: str) -> None:
     """Identity is key and owner: a seed row whose key is held by a row of production data or of another
     world, or (for tables without world_id) whose owning row is not this world's, is refused in every
-    conflict mode."""
+    conflict mode. ``values`` yields the rows as written."""
+    exprs = {c: sql.SQL("e.{}").format(sql.Identifier(c)) for c in columns}
     owner = catalog.world_expression(table, "x")
     checks = [sql.SQL("EXISTS (SELECT 1 FROM {table} x WHERE {match} AND ({owner}) IS DISTINCT FROM %(target)s)").format(
         table=table.identifier(), match=key_equals(table.primary_key, "x", exprs), owner=owner)] \
@@ -350,8 +355,9 @@ def _refuse_other_owners(conn, catalog, table: Table, row, exprs, target: str) -
     if not checks:
         return
     keys = sql.SQL(", ").join(sql.SQL("({})::text").format(exprs[c]) for c in table.primary_key or exprs)
-    found = conn.execute(sql.SQL("SELECT concat_ws('/', {keys}), count(*) OVER () FROM {row} WHERE {checks} "
-                                 "ORDER BY 1 LIMIT 1").format(keys=keys, row=row, checks=sql.SQL(" OR ").join(checks)),
+    found = conn.execute(sql.SQL("SELECT concat_ws('/', {keys}), count(*) OVER () FROM ({values}) e WHERE {checks} "
+                                 "ORDER BY 1 LIMIT 1").format(keys=keys, values=values,
+                                                              checks=sql.SQL(" OR ").join(checks)),
                          {"target": target}).fetchone()
     if found:
         raise PhoenixError("%d row(s) of %s, e.g. key %s, belong to other worlds or to production data in this "

@@ -108,6 +108,7 @@ class Transfer:
                 staged = [self._stage(i, source_catalog, table, worlds, mapping, rules) for i, table in enumerate(tables)]
                 self._map_integer_keys(staged)
                 self._refuse_foreign_owners(staged)
+                self._refuse_unique_clashes(staged)
                 plan = {t.label: self._plan(t, stage) for t, stage in staged}
                 if request.conflict == "fail":
                     clashing = sorted(label for label, p in plan.items() if p["update"])
@@ -303,6 +304,18 @@ class Transfer:
                 "rows arriving from the source have the keys of target rows with another owner; nothing was written: "
                 "%s. Copy the worlds under another id (rename/suffix), or set key_conflict=rekey so the incoming rows "
                 "get keys of their own" % "; ".join(clashes), key_conflicts=clashes)
+
+    def _refuse_unique_clashes(self, staged) -> None:
+        """Arriving rows must not repeat the unique values (emails ...) of target rows that stay: those of other
+        owners, and with delete_missing=false those of the target worlds' rows the source no longer holds."""
+        for table, stage in staged:
+            if self.target_catalog.is_registry(table):
+                continue
+            spared = self._leaving(table, stage) if self.request.delete_missing else None
+            keymap.refuse_unique_clashes(
+                self.target, self.target_catalog.all_tables[table.key],
+                sql.SQL("SELECT {} FROM {} s").format(identifiers(table.columns), stage), table.columns,
+                {"targets": self.targets}, spared)
 
     # -- plan and execution ----------------------------------------------------------------
     def _compared(self, table: Table) -> list[str]:

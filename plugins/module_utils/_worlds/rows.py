@@ -116,22 +116,24 @@ def _copy_rows(conn, catalog: Catalog, source: str, target: str, dry_run: bool,
             keymap.assign_keys(conn, table, sql.SQL("{} s").format(table.identifier()), "s", sql.Placeholder("target"),
                                catalog.world_predicate(table, "s", sql.Placeholder("source")), params)
     maps = keymap.KeyMaps(conn, [target])
+    copies = []  # (table, its rows as copied)
     for table in catalog.members:
-        in_source = catalog.world_predicate(table, "t", sql.Placeholder("source"))
         select, joins = _copy_select(catalog, table, transforms.get(table.label, {}), maps)
-        source_rows = sql.SQL("SELECT {select} FROM {table} t {joins} WHERE {pred}").format(
-            select=select, table=table.identifier(), joins=joins, pred=in_source)
+        copies.append((table, sql.SQL("SELECT {select} FROM {table} t {joins} WHERE {pred}").format(
+            select=select, table=table.identifier(), joins=joins,
+            pred=catalog.world_predicate(table, "t", sql.Placeholder("source")))))
+    for table, rows in copies:
+        keymap.refuse_unique_clashes(conn, table, rows, table.columns, params)
+    for table, rows in copies:
         # The copies are computed first: the planner cannot tell how many new keys the table already holds, and
         # a guess of "all of them" would otherwise turn the key map joins into a scan per row.
-        copies = sql.SQL("WITH c ({cols}) AS MATERIALIZED ({rows}) ").format(
-            rows=source_rows, cols=identifiers(table.columns))
+        computed = sql.SQL("WITH c ({cols}) AS MATERIALIZED ({rows}) ").format(rows=rows, cols=identifiers(table.columns))
         new = sql.SQL("SELECT * FROM c WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE {match})").format(
             table=table.identifier(), match=same_row(table, "x", "c"))
-        new_rows = copies + new
-        insert = copies + sql.SQL("INSERT INTO {table} ({cols}){overriding} ").format(
+        insert = computed + sql.SQL("INSERT INTO {table} ({cols}){overriding} ").format(
             table=table.identifier(), cols=identifiers(table.columns),
             overriding=keymap.overriding(table, table.columns)) + new
-        n = count_or_execute(conn, dry_run, new_rows, insert, params)
+        n = count_or_execute(conn, dry_run, computed + new, insert, params)
         if n:
             copied[table.label] = n
     return copied
