@@ -102,22 +102,32 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
 
 
 def _run_restore(conn, conninfo: str, backup: store.Backup) -> None:
-    env = libpq_environment(conninfo)
     major = server_major(conn)
     conn.rollback()
+    restore_dump(major, conninfo, backup, keep_history=True)
+
+
+def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: bool) -> None:
+    """Restore the backup's dump in one transaction into the database of ``conninfo``. ``keep_history`` keeps
+    that database's audit log and stage fence (a restore over an environment); without it the dump is restored
+    whole (into an empty database)."""
+    env = libpq_environment(conninfo)
     dump = backup.path / DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
-        _run_plain(find_tool("psql", major), dump, env)
+        _run_plain(find_tool("psql", major), dump, env, keep_history)
         return
     pg_restore = find_tool("pg_restore", major)
+    command = [str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner", "--dbname",
+               env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), str(dump)]
+    if not keep_history:
+        _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")
+        return
     listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True, check=False)
     _check(listing, "pg_restore --list")
     toc = backup.path.parent / (".%s.restore-list" % backup.id)
     try:
         toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
-        command = [str(pg_restore), "--single-transaction", "--exit-on-error", "--clean", "--if-exists",
-                   "--no-owner", "--use-list", str(toc), "--dbname", env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(),
-                   str(dump)]
+        command[-1:-1] = ["--clean", "--if-exists", "--use-list", str(toc)]
         _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")
     finally:
         toc.unlink(missing_ok=True)
@@ -138,16 +148,16 @@ INSERT INTO phoenix.environment SELECT * FROM phoenix_kept_environment;
 """
 
 
-def _run_plain(psql: Path, dump: Path, env: dict[str, str]) -> None:
+def _run_plain(psql: Path, dump: Path, env: dict[str, str], keep_history: bool) -> None:
     command = [str(psql), "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
                "--file", "-"]
     process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     try:
-        process.stdin.write(PLAIN_PROLOGUE)
+        process.stdin.write(PLAIN_PROLOGUE if keep_history else b"")
         with open(dump, "rb") as script:
             shutil.copyfileobj(script, process.stdin, 1 << 20)
-        process.stdin.write(PLAIN_EPILOGUE)
+        process.stdin.write(PLAIN_EPILOGUE if keep_history else b"")
         process.stdin.close()
     except BrokenPipeError:  # psql stopped at an error: its message says which
         pass

@@ -1,0 +1,97 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restore drills: a backup restored into a scratch database on the same server, checked, and dropped.
+
+The environment's database is only read (its name, and the server's version). The scratch database has one
+name per environment database, so a drill killed half-way leaves a database the next drill finds and drops
+before it starts; every drill drops it again when it ends, passed or failed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts, verify
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+SCRATCH_PREFIX = "phoenix_drill_"
+MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+
+
+@dataclass
+class DrillRequest:
+    backup: str
+    dest: Path | None
+    stage: str
+    signing_key: str | None = None
+
+
+def scratch_name(database: str) -> str:
+    return (SCRATCH_PREFIX + database)[:MAX_IDENTIFIER]
+
+
+def drill(conninfo: str, request: DrillRequest, check_mode: bool,
+          inspect: Callable[[str], dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Restore ``request``'s backup into the scratch database and check it: the row count of every table
+    against the manifest, then ``inspect(scratch conninfo)`` (the schema, stage and world checks of a health
+    report). Returns the drill's result; ``passed`` is false when any of it failed."""
+    started = time.monotonic()
+    backup = store.find_backup(request.dest, request.stage, request.backup)
+    store.check_signature(backup, request.signing_key)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        scratch = scratch_name(admin.info.dbname)
+        leftover = _exists(admin, scratch)
+        result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
+                                  "leftover_removed": leftover and not check_mode}
+        if check_mode:  # nothing is created; a leftover stays for the next real drill
+            return dict(result, passed=None, problems=verify(backup))
+        major = server_major(admin)
+        _drop(admin, scratch)
+        problems = verify(backup)
+        if not problems:
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
+            try:
+                target = make_conninfo(conninfo, dbname=scratch)
+                problems, result["checks"] = _check(major, target, backup, inspect)
+            finally:
+                _drop(admin, scratch)
+    result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
+    return result
+
+
+def _check(major: int, target: str, backup: store.Backup, inspect) -> tuple[list[str], dict[str, Any]]:
+    try:
+        restore_dump(major, target, backup, keep_history=False)
+    except PhoenixError as exc:
+        return ["the restore failed: %s" % exc.msg], {}
+    with psycopg.connect(target) as conn:
+        restored = table_counts(conn)
+    expected = backup.manifest["row_counts"]
+    problems = ["%s: %d row(s) restored, the manifest says %d" % (t, restored.get(t, 0), expected.get(t, 0))
+                for t in sorted(set(expected) | set(restored)) if restored.get(t, 0) != expected.get(t, 0)]
+    checks = inspect(target)
+    problems += ["%s check: %s" % (name, check.get("message", check["status"]))
+                 for name, check in sorted(checks.items()) if check["status"] == "unhealthy"]
+    return problems, checks
+
+
+def _exists(admin, database: str) -> bool:
+    return admin.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)"),
+                         [database]).fetchone()[0]
+
+
+def _drop(admin, database: str) -> None:
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: phoenix_restore_drill
+short_description: Prove a backup restores: into a scratch database, checked, then dropped
+version_added: 0.1.0
+description:
+  - Restores a backup (by default the newest one that is not a safety backup) into a scratch database on the same
+    server, named C(phoenix_drill_<database>), compares the row count of every table with the backup's manifest,
+    and runs the schema, stage and world checks of M(phoenix.platform.phoenix_health) on it.
+  - The scratch database is dropped when the drill ends, passed or failed. A drill killed half-way leaves it
+    behind; the next drill drops it before it starts and says so in RV(leftover_removed).
+  - The environment's database is only read (to check its stage fence), so a drill needs no O(allow_prod) in
+    PROD. The connecting role needs the CREATEDB privilege.
+  - A drill leaves nothing behind, so it never reports a change. It fails when the drill does, with its problems.
+options:
+  backup:
+    description: V(latest), a backup id under O(dest), or the path of a backup directory.
+    type: str
+    default: latest
+  dest:
+    description: Backup root. Falls back to E(PHOENIX_BACKUP_DIR).
+    type: path
+  max_worlds:
+    description: The world limit the restored database is checked against.
+    type: int
+    default: 50
+extends_documentation_fragment:
+  - phoenix.platform.connection
+  - phoenix.platform.stage
+  - phoenix.platform.backup_signing
+  - phoenix.platform.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Finds and verifies the backup (checksums, signature) and creates nothing.
+  diff_mode:
+    support: none
+author:
+  - Phoenix Platform maintainers (@phoenix-platform)
+"""
+
+EXAMPLES = r"""
+- name: Restore drill of the newest PROD backup (no allow_prod needed)
+  phoenix.platform.phoenix_restore_drill:
+    dest: /var/backups/phoenix
+  register: drill
+"""
+
+RETURN = r"""
+passed:
+  description: Whether the backup restored and every check held; null in check mode.
+  returned: success
+  type: bool
+backup:
+  description: The backup drilled.
+  returned: success
+  type: dict
+scratch_database:
+  description: The database the backup was restored into (dropped again).
+  returned: success
+  type: str
+  sample: phoenix_drill_phoenix_prod
+leftover_removed:
+  description: Whether a scratch database left by a killed drill was found and dropped first.
+  returned: success
+  type: bool
+checks:
+  description: The health checks of the restored database (database, schema, stage, worlds).
+  returned: when the restore succeeded
+  type: dict
+problems:
+  description: What failed, one line each; empty when the drill passed.
+  returned: always
+  type: list
+  elements: str
+duration_seconds:
+  description: How long the drill took, from finding the backup to dropping the scratch database.
+  returned: when not in check mode
+  type: float
+"""
+
+from pathlib import Path
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import DrillRequest, drill
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
+from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import HealthRequest, collect
+from ansible_collections.phoenix.platform.plugins.module_utils._schema.migrations import LATEST_VERSION, pending
+
+try:
+    import psycopg
+except ImportError:  # PhoenixModule reports the missing library
+    pass
+
+# What a drill reports of a restored database: not its backups or its server's sessions
+DRILL_CHECKS = ("database", "schema", "stage", "worlds")
+
+
+def run(module: PhoenixModule) -> dict:
+    params = module.params
+    with module.fenced_connection(writes=False):
+        pass  # the stage fence of the environment's database holds; nothing else is read there
+
+    def inspect(conninfo: str) -> dict:
+        request = HealthRequest(stage=module.stage, detail=False, backup_dir=None, backup_max_age_hours=0,
+                                max_worlds=params["max_worlds"], record=False, check_mode=True, backup_times=[],
+                                latest_version=LATEST_VERSION, pending_migrations=pending)
+        report, _recorded = collect(lambda: psycopg.connect(conninfo), request)
+        return {name: check for name, check in report["checks"].items() if name in DRILL_CHECKS}
+
+    request = DrillRequest(backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None,
+                           stage=module.stage, signing_key=params["backup_signing_key"])
+    result = drill(module.connection_target().conninfo(), request, module.check_mode, inspect)
+    if result["problems"]:
+        raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),
+                           **result)
+    return result
+
+
+def main() -> None:
+    module = PhoenixModule(
+        argument_spec={
+            "backup": {"type": "str", "default": "latest"},
+            "dest": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
+            "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
+            **store.SIGNING_OPTIONS,
+        },
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

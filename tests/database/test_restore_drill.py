@@ -1,0 +1,107 @@
+"""phoenix_restore_drill: a backup restored into a scratch database, checked and dropped, the environment's
+database untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import scratch_name
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
+from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+
+from worlds_fixtures import migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def call(main, database, check=False, stage="BETA", **options):
+    return run_module(main, dict({"db_url": database.url, "stage": stage}, **options), check=check)
+
+
+def scratch_exists(database) -> bool:
+    return database.query("SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_name(database.name),)) == [(1,)]
+
+
+def test_a_drill_restores_checks_and_drops_its_scratch_database(data, tmp_path):
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    planned = call(phoenix_restore_drill.main, data, check=True, dest=str(tmp_path))
+    assert planned["passed"] is None and planned["problems"] == [] and not planned["changed"], planned
+    assert not scratch_exists(data)
+
+    drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    assert "failed" not in drilled, drilled.get("msg")
+    assert drilled["passed"] is True and drilled["changed"] is False and drilled["problems"] == []
+    assert drilled["backup"]["id"] == made["backup"]["id"] and drilled["leftover_removed"] is False
+    assert drilled["scratch_database"] == scratch_name(data.name) and drilled["duration_seconds"] > 0
+    assert {name: check["status"] for name, check in drilled["checks"].items()} == {
+        "database": "healthy", "schema": "healthy", "stage": "healthy", "worlds": "healthy"}
+    assert drilled["checks"]["worlds"]["total"] == 1  # the backup's world, found in the restored database
+    assert not scratch_exists(data)
+    assert table_fingerprints(data) == before  # the environment's database, audit log included, untouched
+
+
+def test_a_drill_in_prod_needs_no_allow_prod(database, tmp_path):
+    migrate(database, stage="PROD")
+    call(phoenix_backup.main, database, stage="PROD", dest=str(tmp_path))
+    drilled = call(phoenix_restore_drill.main, database, stage="PROD", dest=str(tmp_path))
+    assert drilled.get("passed") is True, drilled.get("msg")
+
+
+def test_a_backup_whose_rows_disagree_with_its_manifest_fails_the_drill(data, tmp_path):
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["row_counts"]["Artifact"] += 1
+    manifest_path.write_text(json.dumps(manifest))
+    failed = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    assert failed["failed"] and failed["passed"] is False
+    assert failed["msg"] == "restore drill of %s failed: Artifact: 6 row(s) restored, the manifest says 7" % (
+        made["backup"]["id"])
+    assert not scratch_exists(data)
+
+
+def test_a_typo_in_the_backup_id_and_a_stage_that_is_not_this_databases_are_refused(data, tmp_path):
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    typo = call(phoenix_restore_drill.main, data, dest=str(tmp_path), backup="backup-BETA-2026")
+    assert typo["failed"] and "backup-BETA-2026" in typo["msg"], typo
+    fenced = call(phoenix_restore_drill.main, data, stage="PROD", dest=str(tmp_path))
+    assert fenced["failed"] and "BETA" in fenced["msg"], fenced
+    assert not scratch_exists(data)
+
+
+DRILL_SCRIPT = """
+import json, sys
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_restore_drill
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+run_module(phoenix_restore_drill.main, json.loads(sys.argv[1]))
+"""
+
+
+def test_a_killed_drill_leaves_a_scratch_database_that_the_next_drill_removes(data, tmp_path):
+    with data.connect() as conn:  # enough rows that the restore takes a moment
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-c", DRILL_SCRIPT, json.dumps(args)], start_new_session=True,
+                               env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not scratch_exists(data):
+        time.sleep(0.01)
+    assert scratch_exists(data), "the drill never created its scratch database"
+    os.killpg(process.pid, signal.SIGKILL)  # the module and the pg_restore it runs
+    process.wait()
+    assert scratch_exists(data)
+    again = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    assert again.get("passed") is True and again["leftover_removed"] is True, again.get("msg")
+    assert not scratch_exists(data)
+    assert table_fingerprints(data) == before
