@@ -43,6 +43,11 @@ options:
     description: Store the result in C(phoenix.health_history) (reports C(changed)).
     type: bool
     default: false
+  history_retention_days:
+    description:
+      - With O(record=true), delete the stored results older than this many days (E(PHOENIX_METRICS_RETENTION);
+        inventory C(phoenix_metrics_retention)). Unset, history is kept.
+    type: int
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
@@ -73,6 +78,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+history_pruned:
+  description: How many stored results older than O(history_retention_days) were deleted.
+  returned: when a result was recorded and O(history_retention_days) is set
+  type: int
 status:
   description: Worst status among the checks (checks whose status is C(unknown) do not count).
   returned: always
@@ -137,6 +146,7 @@ def run(module: PhoenixModule) -> dict:
         if params["backup_dir"] else [],
         latest_version=LATEST_VERSION,
         pending_migrations=pending,
+        history_retention_days=params["history_retention_days"],
     )
     report, recorded = collect(module.connect, request)
     if should_fail(report["status"], params["fail_on"]):
@@ -157,6 +167,7 @@ def main() -> None:
             "backup_max_age_hours": {"type": "float", "default": 26},
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
             "record": {"type": "bool", "default": False},
+            "history_retention_days": {"type": "int"},
         },
     )
     module.run(run)

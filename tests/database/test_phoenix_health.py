@@ -175,6 +175,21 @@ def test_record_writes_history_but_not_in_check_mode(migrated):
     assert migrated.query("SELECT status, stage FROM phoenix.health_history") == [("healthy", "BETA")]
 
 
+def test_recording_prunes_history_older_than_the_retention(migrated):
+    with migrated.connect() as conn:
+        conn.execute(sql.SQL("INSERT INTO phoenix.health_history (checked_at, stage, status, checks) VALUES "
+                             "(now() - interval '15 days', 'BETA', 'healthy', '{}'), "
+                             "(now() - interval '13 days', 'BETA', 'degraded', '{}')"))
+    assert "history_pruned" not in health(migrated, record=True, check=True, history_retention_days=14)
+    assert migrated.query("SELECT count(*) FROM phoenix.health_history") == [(2,)]
+    recorded = health(migrated, record=True, history_retention_days=14)
+    assert recorded["changed"] and recorded["history_pruned"] == 1
+    assert migrated.query("SELECT status FROM phoenix.health_history ORDER BY checked_at") == [
+        ("degraded",), ("healthy",)]
+    refused = health(migrated, record=True, history_retention_days=0)
+    assert refused["failed"] and refused["msg"] == "history_retention_days must be from 1 to 36500, got 0"
+
+
 def test_check_mode_is_read_only(migrated):
     before = migrated.query("SELECT count(*) FROM phoenix.audit_log")
     result = health(migrated, check=True, detail=True)

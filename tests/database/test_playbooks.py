@@ -444,3 +444,44 @@ def test_site_runs_the_applications_migrator_then_adopts_its_world_meta(phoenix_
     again = playbook(phoenix_home, "site.yml", "-i", inventory, "-e", "phoenix_hosts=databases")
     assert again.returncode == 0 and recap(again.stdout)["staging-db-01"]["changed"] == 0, again.stdout
     assert "DATABASE_URL" not in site.stdout + again.stdout  # the migrator's environment is not logged
+
+
+def prometheus_samples(path: Path) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {s.name + "".join(",%s=%s" % kv for kv in sorted(s.labels.items()) if kv[0] != "stage"): s.value
+            for family in text_string_to_metric_families(path.read_text()) for s in family.samples}
+
+
+def test_scheduled_playbooks_write_metrics_and_a_failed_run_keeps_the_last_success(phoenix_home, tmp_path):
+    metrics = ["-e", "phoenix_metrics_dir=%s" % tmp_path]
+    assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta").returncode == 0
+    backup = playbook(phoenix_home, "backup.yml", "-i", "inventories/beta", *metrics)
+    assert backup.returncode == 0, backup.stdout
+    backed_up = prometheus_samples(tmp_path / "phoenix_beta_backup.prom")
+    assert backed_up["phoenix_backup_last_run_success"] == 1 and backed_up["phoenix_backup_size_bytes"] > 0
+    succeeded_at = backed_up["phoenix_backup_last_success_timestamp_seconds"]
+
+    drill = playbook(phoenix_home, "restore_drill.yml", "-i", "inventories/beta", *metrics)
+    assert drill.returncode == 0, drill.stdout
+    assert re.match(r"BETA: drill passed for backup-BETA-\S+ \([\d.]+ h old\) in [\d.]+ s, every table as in its "
+                    r"manifest", last_message(drill.stdout)), last_message(drill.stdout)
+    drilled = prometheus_samples(tmp_path / "phoenix_beta_restore_drill.prom")
+    assert drilled["phoenix_restore_drill_last_run_success"] == 1
+    assert "phoenix_restore_drill_last_success_timestamp_seconds" in drilled
+
+    health = playbook(phoenix_home, "health.yml", "-i", "inventories/beta", *metrics)
+    assert health.returncode == 0, health.stdout
+    checked = prometheus_samples(tmp_path / "phoenix_beta_health.prom")
+    assert checked["phoenix_health_status"] == 0 and checked["phoenix_worlds,state=total"] >= 0
+
+    unwritable = tmp_path / "not-a-directory"
+    unwritable.write_text("a file where the backups should go")
+    failed = playbook(phoenix_home, "backup.yml", "-i", "inventories/beta", *metrics,
+                      "-e", "phoenix_backup_dir=%s" % unwritable)
+    assert failed.returncode != 0
+    assert "BETA: the backup failed:" in failed.stdout
+    after = prometheus_samples(tmp_path / "phoenix_beta_backup.prom")
+    assert after["phoenix_backup_last_run_success"] == 0
+    assert after["phoenix_backup_last_success_timestamp_seconds"] == succeeded_at
+    assert after["phoenix_backup_last_run_timestamp_seconds"] > succeeded_at

@@ -19,6 +19,7 @@ OPTION_RANGES: dict[str, tuple[int, int]] = {
     "max_age_hours": (0, MAX_HOURS),
     "fresh_within_hours": (0, MAX_HOURS),
     "retention_days": (0, MAX_RETENTION_DAYS),
+    "history_retention_days": (1, MAX_RETENTION_DAYS),
     "keep_min": (0, 1_000_000),
     "compress": (0, 9),
     "jobs": (1, 128),

@@ -51,6 +51,7 @@ class HealthRequest:
     backup_times: list[datetime]  # of the backups found under backup_dir/<STAGE>, oldest first
     latest_version: int  # of the migrations this collection ships
     pending_migrations: Callable[[set[int], str], list]  # (applied versions, app schema) -> migrations to apply
+    history_retention_days: int | None = None  # recorded history older than this is deleted when recording
 
 
 def overall_status(checks: dict[str, dict[str, Any]]) -> str:
@@ -116,6 +117,8 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
             if request.record and not request.check_mode and checks["stage"]["status"] == HEALTHY:
                 _record(conn, report)
                 recorded = True
+                if request.history_retention_days is not None:
+                    report["history_pruned"] = _prune(conn, request.history_retention_days)
     else:
         report["status"] = UNHEALTHY
     return report, recorded
@@ -220,6 +223,11 @@ def _metrics(conn, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
             entry["rows"] = _scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
         metrics["tables"][table_label(schema, table)] = entry
     return metrics
+
+
+def _prune(conn, days: int) -> int:
+    return conn.execute(sql.SQL("DELETE FROM phoenix.health_history WHERE checked_at < now() - make_interval(days => %s)"),
+                        [days]).rowcount
 
 
 def _record(conn, report: dict[str, Any]) -> None:

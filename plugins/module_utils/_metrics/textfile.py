@@ -1,0 +1,116 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One Prometheus text file per stage and job: ``phoenix_<stage>_<job>.prom``.
+
+Every run writes the file whole (a temporary file renamed over the old one, so a reader never sees half of it).
+``phoenix_<job>_last_success_timestamp_seconds`` moves only when the job succeeded: a failed run carries the
+previous value over, so an alert on its age still fires while runs keep failing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.files import fsync_path
+
+JOB = re.compile(r"^[a-z][a-z0-9_]*$")
+# A sample name as the playbooks give it: a metric name, optionally with labels in Prometheus syntax.
+SAMPLE = re.compile(r'^([a-z_][a-z0-9_]*)(?:\{((?:[a-z_][a-z0-9_]*="[^"\\\n]*",?)*)\})?$')
+LABEL = re.compile(r'([a-z_][a-z0-9_]*)="([^"\\\n]*)"')
+
+
+@dataclass
+class MetricsRequest:
+    directory: Path
+    stage: str
+    job: str
+    succeeded: bool
+    values: Mapping[str, Any]
+    now: float
+
+
+def path_of(directory: Path, stage: str, job: str) -> Path:
+    return directory / ("phoenix_%s_%s.prom" % (stage.lower(), job))
+
+
+def render(request: MetricsRequest, previous: str | None) -> str:
+    """The file's new text. Names get the ``phoenix_`` prefix and every sample the ``stage`` label."""
+    if not JOB.match(request.job):
+        raise PhoenixError("job %r is not a metric name part: use lower case letters, digits and _ (e.g. "
+                           "restore_drill)" % request.job)
+    job = "phoenix_%s" % request.job
+    last_success = request.now if request.succeeded else _last_success(previous, job)
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {
+        "%s_last_run_timestamp_seconds" % job: [({}, request.now)],
+        "%s_last_run_success" % job: [({}, 1.0 if request.succeeded else 0.0)],
+    }
+    if last_success is not None:
+        samples["%s_last_success_timestamp_seconds" % job] = [({}, last_success)]
+    for key, value in sorted(request.values.items()):
+        name, labels = _sample_name(key)
+        samples.setdefault("phoenix_%s" % name, []).append((labels, _number(key, value)))
+    lines = []
+    for name, values in samples.items():
+        lines.append("# TYPE %s gauge" % name)
+        for labels, value in values:
+            tagged = dict(labels, stage=request.stage)
+            lines.append("%s{%s} %s" % (name, ",".join('%s="%s"' % item for item in sorted(tagged.items())),
+                                        _format(value)))
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename, durable once this returns; readable by an exporter."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".%s." % path.name, dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
+
+
+def _last_success(previous: str | None, job: str) -> float | None:
+    found = re.search(r"^%s_last_success_timestamp_seconds\{[^}]*\} (\S+)$" % re.escape(job), previous or "",
+                      re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def _sample_name(key: str) -> tuple[str, dict[str, str]]:
+    found = SAMPLE.match(key)
+    if not found:
+        raise PhoenixError('values key %r is not a metric name with optional labels, e.g. backup_size_bytes or '
+                           'worlds{state="active"}' % key)
+    labels = dict(LABEL.findall(found.group(2) or ""))
+    if "stage" in labels:
+        raise PhoenixError("values key %r sets the label stage, which every sample gets from the stage option" % key)
+    return found.group(1), labels
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PhoenixError("values[%r] must be a number, got %r" % (key, value))
+    try:
+        number = float(value)
+    except ValueError:
+        raise PhoenixError("values[%r] must be a number, got %r" % (key, value)) from None
+    if not math.isfinite(number):
+        raise PhoenixError("values[%r] must be a number, got %r" % (key, value))
+    return number
+
+
+def _format(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
