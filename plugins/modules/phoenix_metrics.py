@@ -9,8 +9,8 @@ module: phoenix_metrics
 short_description: Write a scheduled job's metrics as a Prometheus text file
 version_added: 0.1.0
 description:
-  - Writes C(<dir>/phoenix_<stage>_<job>.prom) for a node exporter's textfile collector: a temporary file renamed
-    over the old one, so a reader never sees half a file.
+  - Writes C(<dir>/phoenix_<stage>_<job>.prom) for a node exporter's textfile collector, as a temporary file
+    renamed over the old one, so a reader never sees half a file.
   - Every run sets C(phoenix_<job>_last_run_timestamp_seconds) and C(phoenix_<job>_last_run_success) (1 or 0).
     C(phoenix_<job>_last_success_timestamp_seconds) moves only when O(succeeded) is true; a failed run carries the
     previous value over, so an alert on its age keeps firing while runs keep failing.

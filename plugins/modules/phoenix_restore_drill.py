@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: phoenix_restore_drill
-short_description: Prove a backup restores: into a scratch database, checked, then dropped
+short_description: Prove a backup restores, in a scratch database that is checked and dropped
 version_added: 0.1.0
 description:
   - Restores a backup (by default the newest one that is not a safety backup) into a scratch database on the same
