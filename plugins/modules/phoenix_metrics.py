@@ -36,8 +36,8 @@ options:
     required: true
   values:
     description:
-      - 'More gauges of this run: name (without the C(phoenix_) prefix, optionally with labels in Prometheus syntax)
-        -> number, e.g. V({"backup_size_bytes": 1048576, "worlds{state=\"active\"}": 3}).'
+      - More gauges of this run, name (without the C(phoenix_) prefix, optionally with labels in Prometheus syntax)
+        -> number, e.g. C(backup_size_bytes) or C(worlds{state="active"}).
     type: dict
     default: {}
 attributes:

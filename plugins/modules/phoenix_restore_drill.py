@@ -14,7 +14,7 @@ description:
     and runs the schema, stage and world checks of M(phoenix.platform.phoenix_health) on it.
   - The scratch database is dropped when the drill ends, passed or failed. A drill killed half-way leaves it
     behind; the next drill drops it before it starts and says so in RV(leftover_removed).
-  - The environment's database is only read (to check its stage fence), so a drill needs no O(allow_prod) in
+  - The environment's database is only read (to check its stage fence), so a drill needs no C(allow_prod) in
     PROD. The connecting role needs the CREATEDB privilege.
   - A drill leaves nothing behind, so it never reports a change. It fails when the drill does, with its problems.
 options:

@@ -32,8 +32,8 @@ def test_first_run_applies_everything_and_registers_the_stage(database):
     assert [m["version"] for m in result["applied"]] == [m.version for m in migrations.MIGRATIONS]
     assert result["pending"] == []
     assert tables(database) == REFERENCE_TABLES
-    assert tables(database, "phoenix") == {"migrations", "environment", "audit_log", "health_history", "key_map",
-                                               "key_map_batch"}
+    assert tables(database, "phoenix") == {
+        "migrations", "environment", "audit_log", "health_history", "key_map", "key_map_batch"}
     assert database.query("SELECT stage, app_schema FROM phoenix.environment") == [("BETA", "reference")]
     audit = database.query("SELECT operation, stage, details->'applied' FROM phoenix.audit_log")
     assert audit == [("schema.migrate", "BETA", [m.version for m in migrations.MIGRATIONS])]
@@ -85,7 +85,7 @@ def test_target_version_then_upgrade(database):
 def test_key_map_entries_survive_the_move_to_batches(database):
     schema(database, target_version=7)
     database.query("INSERT INTO phoenix.key_map VALUES ('store.customer', 'A', '10', '501'), "
-                     "('store.customer', 'A', '9', '500'), ('store.rental', 'A', '3', '77') RETURNING 1")
+                   "('store.customer', 'A', '9', '500'), ('store.rental', 'A', '3', '77') RETURNING 1")
     upgraded = schema(database)
     assert [m["name"] for m in upgraded["applied"]] == ["key_map_batches"]
     assert database.query("SELECT table_name, world, old_key, new_key FROM phoenix.key_map ORDER BY 1, 3") == [

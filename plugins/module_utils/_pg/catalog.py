@@ -306,11 +306,12 @@ def load(conn) -> Catalog:
                        for f in table.foreign_keys):  # the same FK declared on every partition
                 table.foreign_keys.append(fk)
     # UNIQUE constraints and plain unique indexes (as some ORMs declare them); not those on expressions or partial.
-    for oid, name, columns in conn.execute(sql.SQL(
+    unique_indexes = sql.SQL(
         "SELECT i.indrelid, c.relname, ARRAY(SELECT attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
         "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) "
         "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = ANY(%s) AND i.indisunique "
-        "AND NOT i.indisprimary AND i.indexprs IS NULL AND i.indpred IS NULL ORDER BY 1, 2"), [list(names)]):
+        "AND NOT i.indisprimary AND i.indexprs IS NULL AND i.indpred IS NULL ORDER BY 1, 2")
+    for oid, name, columns in conn.execute(unique_indexes, [list(names)]):
         tables[names[oid]].unique[name] = tuple(columns)
     registry = conn.execute(sql.SQL(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -166,8 +166,8 @@ def refuse_unique_clashes(conn, table: Table, copies, columns: list[str], params
             values=key_text(unique, "c"), copies=copies, cols=identifiers(columns), table=table.identifier(),
             equal=key_equals(unique, "x", "c"), other=other), params).fetchone()
         if found:
-            raise PhoenixError(
-                "%d copied row(s) of %s would repeat values that other rows hold under the unique constraint %s (%s), "
-                "e.g. %s; nothing was written. Give the copies values of their own with column_transforms, e.g. "
-                "{\"%s.%s\": \"{world}.{value}\"}" % (found[1], table.label, name, ", ".join(unique), found[0],
-                                                     table.label, unique[0]), unique_constraint=name)
+            message = ("%d copied row(s) of %s would repeat values that other rows hold under the unique constraint "
+                       "%s (%s), e.g. %s; nothing was written. Give the copies values of their own with "
+                       "column_transforms, e.g. {\"%s.%s\": \"{world}.{value}\"}")
+            raise PhoenixError(message % (found[1], table.label, name, ", ".join(unique), found[0], table.label,
+                                          unique[0]), unique_constraint=name)
