@@ -485,3 +485,23 @@ def test_scheduled_playbooks_write_metrics_and_a_failed_run_keeps_the_last_succe
     assert after["phoenix_backup_last_run_success"] == 0
     assert after["phoenix_backup_last_success_timestamp_seconds"] == succeeded_at
     assert after["phoenix_backup_last_run_timestamp_seconds"] > succeeded_at
+
+
+def test_maintenance_playbook_checks_then_runs_and_guards_prod(phoenix_home, tmp_path):
+    metrics = ["-e", "phoenix_metrics_dir=%s" % tmp_path]
+    assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta", "-i", "inventories/prod").returncode == 0
+    checked = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/beta", "--check", *metrics)
+    assert checked.returncode == 0, checked.stdout
+    assert re.match(r"BETA: would vacuum \d+ table\(s\), reindexed 0, found 0 idle transaction\(s\)",
+                    last_message(checked.stdout)), last_message(checked.stdout)
+    assert not (tmp_path / "phoenix_beta_maintenance.prom").exists()
+    done = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/beta", "-e", '{"reindex": ["Artifact"]}',
+                    *metrics)
+    assert done.returncode == 0, done.stdout
+    assert re.match(r"BETA: vacuumed \d+ table\(s\), reindexed 1, terminated 0 idle", last_message(done.stdout))
+    assert prometheus_samples(tmp_path / "phoenix_beta_maintenance.prom")["phoenix_maintenance_last_run_success"] == 1
+    guarded = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/prod", *metrics)
+    assert guarded.returncode != 0 and "allow_prod=true" in guarded.stdout
+    assert prometheus_samples(tmp_path / "phoenix_prod_maintenance.prom")["phoenix_maintenance_last_run_success"] == 0
+    report = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/prod", "-e", "report_only=true", *metrics)
+    assert report.returncode == 0, report.stdout

@@ -20,6 +20,7 @@ OPTION_RANGES: dict[str, tuple[int, int]] = {
     "fresh_within_hours": (0, MAX_HOURS),
     "retention_days": (0, MAX_RETENTION_DAYS),
     "history_retention_days": (1, MAX_RETENTION_DAYS),
+    "terminate_idle_minutes": (0, MAX_HOURS * 60),
     "keep_min": (0, 1_000_000),
     "compress": (0, 9),
     "jobs": (1, 128),

@@ -1,0 +1,113 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The maintenance routine of the operations guide, planned from the server's statistics first.
+
+Tables are vacuumed (with ANALYZE) when their dead rows pass the threshold or they were never analysed, so a
+second run finds nothing to do. REINDEX runs CONCURRENTLY, so the tables stay writable. Sessions left idle in a
+transaction hold locks and old snapshots; those older than the limit are terminated, never this session,
+another Phoenix job's, or a replication connection. VACUUM and REINDEX CONCURRENTLY cannot run inside a
+transaction, so the routine runs them one statement at a time: a killed run leaves each table vacuumed or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+MIN_DEAD_ROWS = 50  # as autovacuum's threshold: a few dead rows in a small table are not worth a pass
+PHOENIX_SESSIONS = "phoenix.platform.%"
+
+
+@dataclass
+class MaintenanceRequest:
+    stage: str
+    actor: str
+    vacuum: bool = True
+    dead_ratio: float = 0.1
+    reindex: list[str] = field(default_factory=list)  # table labels
+    terminate_idle_minutes: int | None = None
+    allow_prod: bool = False
+
+
+def table_report(conn) -> dict[str, dict[str, Any]]:
+    """Per application table: rows, dead rows and their share (the server's estimate of table bloat), sizes, and
+    when it was last vacuumed and analysed."""
+    rows = conn.execute(sql.SQL(
+        "SELECT s.schemaname, s.relname, s.n_live_tup, s.n_dead_tup, "
+        "round(s.n_dead_tup::numeric / greatest(s.n_live_tup + s.n_dead_tup, 1), 4), pg_table_size(s.relid), "
+        "pg_indexes_size(s.relid), greatest(s.last_vacuum, s.last_autovacuum), "
+        "greatest(s.last_analyze, s.last_autoanalyze) FROM pg_stat_user_tables s ORDER BY 1, 2")).fetchall()
+    return {table_label(schema, name): {
+        "schema": schema, "table": name, "rows": live, "dead_rows": dead, "dead_ratio": float(ratio),
+        "size_bytes": size, "index_bytes": index_size, "last_vacuum": _iso(vacuumed), "last_analyze": _iso(analysed)}
+        for schema, name, live, dead, ratio, size, index_size, vacuumed, analysed in rows}
+
+
+def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
+    if not 0 <= request.dead_ratio <= 100:
+        raise PhoenixError("dead_ratio must be from 0 to 100 (a share of the live rows, e.g. 0.1), got %s"
+                           % request.dead_ratio)
+    report = table_report(conn)
+    unknown = sorted(set(request.reindex) - set(report))
+    if unknown:
+        raise PhoenixError("reindex names no table of this database: %s (tables are named as in the report, e.g. "
+                           "%s)" % (", ".join(unknown), ", ".join(sorted(report)[:3]) or "none"))
+    vacuum = [label for label, t in report.items() if request.vacuum and (
+        t["dead_rows"] > MIN_DEAD_ROWS + request.dead_ratio * t["rows"] or (t["last_analyze"] is None and t["rows"]))]
+    idle = []
+    if request.terminate_idle_minutes is not None:
+        idle = [{"pid": pid, "user": user, "application": application, "idle_minutes": float(minutes)}
+                for pid, user, application, minutes in conn.execute(sql.SQL(
+                    "SELECT pid, usename, application_name, round(extract(epoch FROM now() - state_change) / 60, 1) "
+                    "FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
+                    "AND state IN ('idle in transaction', 'idle in transaction (aborted)') "
+                    "AND pid <> pg_backend_pid() AND application_name NOT LIKE %s "
+                    "AND now() - state_change > make_interval(mins => %s) ORDER BY pid"),
+                    [PHOENIX_SESSIONS, request.terminate_idle_minutes])]
+    return {"report": report, "vacuum": vacuum, "reindex": sorted(set(request.reindex)), "terminate": idle}
+
+
+def maintain(conn, request: MaintenanceRequest, check_mode: bool) -> dict[str, Any]:
+    """Plan, then (unless check mode) vacuum, reindex and terminate; returns what was (or would be) done."""
+    planned = plan(conn, request)
+    conn.rollback()
+    acts = bool(planned["vacuum"] or planned["reindex"] or planned["terminate"])
+    if acts:
+        require_prod_allowed(request.stage, request.allow_prod, "maintenance (vacuum, reindex, terminating sessions)")
+    result = dict(planned, changed=acts, terminated=[])
+    if check_mode or not acts:
+        return result
+    conn.autocommit = True
+    tables = planned["report"]
+    for label in planned["vacuum"]:
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(_relation(tables[label])))
+    for label in planned["reindex"]:
+        conn.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(_relation(tables[label])))
+    for session in planned["terminate"]:  # a session that ended meanwhile is simply gone
+        if conn.execute(sql.SQL("SELECT pg_terminate_backend(%s)"), [session["pid"]]).fetchone()[0]:
+            result["terminated"].append(session["pid"])
+    conn.autocommit = False
+    with conn.transaction():
+        record(conn, "maintenance", request.stage, request.actor,
+               {"vacuum": planned["vacuum"], "reindex": planned["reindex"], "terminated": result["terminated"]})
+    result["report"] = table_report(conn)
+    conn.rollback()
+    return result
+
+
+def _relation(table: dict[str, Any]):
+    return sql.Identifier(table["schema"], table["table"])
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None

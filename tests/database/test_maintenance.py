@@ -1,0 +1,94 @@
+"""phoenix_maintenance: vacuum where dead rows pile up, reindex, reap idle transactions; PROD guarded."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_maintenance
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from worlds_fixtures import migrate
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def maintenance(database, check=False, stage="BETA", **options):
+    return run_module(phoenix_maintenance.main, dict({"db_url": database.url, "stage": stage}, **options), check=check)
+
+
+@pytest.fixture
+def churned(database):
+    """A migrated database whose orders table has as many dead rows as live ones, everything else analysed."""
+    migrate(database)
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE orders (id integer PRIMARY KEY, total integer NOT NULL)"))
+        conn.execute(sql.SQL("INSERT INTO orders SELECT g, 1 FROM generate_series(1, 2000) g"))
+        conn.execute(sql.SQL("ANALYZE"))
+        conn.execute(sql.SQL("UPDATE orders SET total = total + 1"))  # 2000 dead row versions
+    return database  # closing the connection flushed its statistics
+
+
+def dead_rows(database, table: str = "orders") -> int:
+    return database.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))[0][0]
+
+
+def test_check_mode_lists_what_it_would_do_and_does_nothing(churned):
+    audit = churned.query("SELECT count(*) FROM phoenix.audit_log")
+    planned = maintenance(churned, check=True, reindex=["orders"])
+    assert planned["changed"] and planned["vacuum"] == ["orders"] and planned["reindex"] == ["orders"], planned
+    assert planned["report"]["orders"]["dead_rows"] == 2000 and planned["report"]["orders"]["dead_ratio"] > 0.1
+    assert dead_rows(churned) == 2000
+    assert churned.query("SELECT count(*) FROM phoenix.audit_log") == audit
+
+
+def test_a_run_vacuums_what_needs_it_and_the_next_finds_nothing(churned):
+    done = maintenance(churned, reindex=["orders"])
+    assert done["changed"] and done["vacuum"] == ["orders"] and done["reindex"] == ["orders"], done.get("msg")
+    assert dead_rows(churned) == 0 and done["report"]["orders"]["last_vacuum"] is not None
+    assert churned.query("SELECT details->'vacuum' FROM phoenix.audit_log WHERE operation = 'maintenance'") == [
+        (["orders"],)]
+    again = maintenance(churned)
+    assert not again["changed"] and again["vacuum"] == []
+
+
+def test_idle_transactions_are_reaped_but_never_ours_or_another_phoenix_jobs(churned):
+    connections = {}
+    for name in ("shop-web", "phoenix.platform.phoenix_transfer"):
+        conn = psycopg.connect(churned.url, application_name=name)
+        conn.execute(sql.SQL("SELECT count(*) FROM orders"))  # opens a transaction, then idles in it
+        connections[name] = conn
+    try:
+        reaped = maintenance(churned, vacuum=False, terminate_idle_minutes=0)
+        assert [s["application"] for s in reaped["terminate"]] == ["shop-web"], reaped.get("msg")
+        assert reaped["terminated"] == [connections["shop-web"].info.backend_pid]
+        with pytest.raises(psycopg.OperationalError):
+            connections["shop-web"].execute(sql.SQL("SELECT 1"))
+        assert connections["phoenix.platform.phoenix_transfer"].execute(sql.SQL("SELECT 1")).fetchone() == (1,)
+    finally:
+        for conn in connections.values():
+            conn.close()
+
+
+def test_prod_reports_freely_and_acts_only_with_allow_prod(database):
+    migrate(database, stage="PROD")
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE orders AS SELECT g AS id FROM generate_series(1, 100) g"))  # never analysed
+    report = maintenance(database, stage="PROD", vacuum=False)
+    assert not report["changed"] and report["report"]["orders"]["rows"] == 100, report.get("msg")
+    refused = maintenance(database, stage="PROD")
+    assert refused["failed"] and "allow_prod=true" in refused["msg"]
+    assert "orders" in maintenance(database, stage="PROD", allow_prod=True)["vacuum"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"reindex": ["ordres"]}, "reindex names no table of this database: ordres"),
+    ({"dead_ratio": -1.0}, "dead_ratio must be from 0 to 100"),
+    ({"terminate_idle_minutes": -5}, "terminate_idle_minutes must be from 0 to"),
+    ({"reindex": ['orders"; DROP TABLE orders; --']}, 'reindex names no table of this database: orders"; DROP'),
+])
+def test_typos_and_hostile_names_are_refused_before_anything_runs(churned, options, message):
+    refused = maintenance(churned, **options)
+    assert refused["failed"] and message in refused["msg"], refused
+    assert dead_rows(churned) == 2000
