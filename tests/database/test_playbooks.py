@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import re
@@ -505,3 +507,54 @@ def test_maintenance_playbook_checks_then_runs_and_guards_prod(phoenix_home, tmp
     assert prometheus_samples(tmp_path / "phoenix_prod_maintenance.prom")["phoenix_maintenance_last_run_success"] == 0
     report = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/prod", "-e", "report_only=true", *metrics)
     assert report.returncode == 0, report.stdout
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+            self.messages.append((envelope.rcpt_tos, envelope.content.decode()))
+            return "250 Message accepted for delivery"
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, inbox.messages
+    controller.stop()
+
+
+def test_a_failing_scheduled_backup_sends_one_alert_without_secrets_and_a_healthy_run_none(
+        phoenix_home, tmp_path, smtp_server):
+    port, received = smtp_server
+    secret = "Sup3r-Secret-pw"
+    db = environment_database(phoenix_home, "phoenix_beta")
+    alerts = ["-e", "phoenix_alerts_enabled=true", "-e", '{"phoenix_alerts_email": "ops@example.com, dba@example.com"}',
+              "-e", "phoenix_smtp_host=127.0.0.1", "-e", "phoenix_smtp_port=%d" % port,
+              "-e", "phoenix_metrics_dir=%s" % tmp_path,
+              # trust authentication ignores the password; the alert must not carry it
+              "-e", "phoenix_db_url=postgresql://postgres:%s@/phoenix_beta?host=%s&port=%d"
+              % (secret, db.cluster.socket_dir, db.cluster.port)]
+    assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta").returncode == 0
+    healthy = playbook(phoenix_home, "backup.yml", "-i", "inventories/beta", *alerts)
+    assert healthy.returncode == 0, healthy.stdout
+    assert received == []
+    unwritable = tmp_path / "not-a-directory"
+    unwritable.write_text("a file where the backups should go")
+    failed = playbook(phoenix_home, "backup.yml", "-i", "inventories/beta", *alerts,
+                      "-e", "phoenix_backup_dir=%s" % unwritable)
+    assert failed.returncode != 0
+    assert len(received) == 1, received
+    recipients, raw = received[0]
+    mail = email.message_from_string(raw, policy=email.policy.default)
+    text = mail.get_content().replace("\r\n", "\n")
+    assert recipients == ["ops@example.com", "dba@example.com"]
+    assert mail["Subject"] == "[Phoenix BETA] backup failed"
+    assert "The backup job failed.\nEnvironment: BETA (inventory host phoenix-beta)" in text, text
+    assert "cannot use %s/BETA: Not a directory" % unwritable in text, text
+    assert secret not in raw and secret not in text and secret not in failed.stdout
