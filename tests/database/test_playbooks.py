@@ -163,6 +163,9 @@ def test_seed_worlds_cleanup_export_import(phoenix_home, tmp_path):
     assert cleanup.returncode == 0, cleanup.stdout
     assert "LOCAL: removed 2 world(s), deactivated 0, deleted 92 row(s)" in cleanup.stdout  # UC_TESTING, UC_DEMO
     assert "PROD: world cleanup disabled" in cleanup.stdout
+    cleaned = prometheus_samples(Path(phoenix_home["PHOENIX_HOME"]) / "metrics" / "phoenix_local_cleanup.prom")
+    assert cleaned["phoenix_cleanup_removed_worlds"] == 2 and cleaned["phoenix_cleanup_deleted_rows"] == 92
+    assert cleaned["phoenix_cleanup_last_run_success"] == 1
 
 
 def test_users_playbook(phoenix_home):
@@ -263,6 +266,8 @@ def test_transfer_and_world_copy_playbooks(phoenix_home):
     done = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
                     "-e", '{"worlds": ["UC_DEMO"]}')
     assert "Artifact: insert 12, update 0, unchanged 0, delete 0" in done.stdout
+    transferred = prometheus_samples(Path(phoenix_home["PHOENIX_HOME"]) / "metrics" / "phoenix_beta_transfer.prom")
+    assert transferred["phoenix_transfer_rows,action=insert"] >= 12 and transferred["phoenix_transfer_duration_seconds"] > 0
     again = playbook(phoenix_home, "transfer.yml", *both, "-e", "source=local", "-e", "target=beta",
                      "-e", '{"worlds": ["UC_DEMO"]}')
     assert "Artifact: insert 0, update 0, unchanged 12, delete 0" in again.stdout
