@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test venv pytest lint sanity units molecule bench clean stop
+.PHONY: demo test venv browser pytest lint sanity units molecule bench clean stop
 
 venv: $(VENV)/.installed
 
@@ -36,8 +36,14 @@ stop: venv
 # Quick gates first; pytest last so its summary closes the run.
 test: venv lint sanity units molecule pytest
 
-pytest: venv
+pytest: venv browser
 	$(BIN)/pytest
+
+# The status page is tested as a browser shows it: Debian's chromium, installed when missing.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	  || { echo "make browser: the status page tests need Debian's chromium (apt-get install chromium, as root)"; exit 1; }
 
 lint: venv
 	ANSIBLE_HOST_PATTERN_MISMATCH=warning $(BIN)/ansible-lint  # its syntax check runs without an inventory
@@ -53,7 +59,7 @@ molecule: venv
 	$(BIN)/molecule test --all
 
 bench: venv
-	cd bench && for b in health_vs_ping worlds backup transfer integer_keys; do ../$(BIN)/python $$b.py; done
+	cd bench && for b in health_vs_ping worlds backup restore_drill transfer integer_keys; do ../$(BIN)/python $$b.py; done
 
 clean:
 	rm -rf .ansible tests/output .pytest_cache

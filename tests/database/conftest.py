@@ -25,7 +25,7 @@ from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
-from ansible_collections.phoenix.platform.tests.helpers import free_port, repo_root, run_module
+from ansible_collections.phoenix.platform.tests.helpers import free_port, isolated_environ, repo_root, run_module
 
 from worlds_fixtures import migrate
 
@@ -155,3 +155,16 @@ def kill_when_blocked(database: Database, lock: sql.Composable, script: str, *ar
     while database.query(phoenix_sessions) and time.monotonic() < deadline:
         time.sleep(0.05)  # the server notices the dropped connection and rolls back
     return waiting[0][0]
+
+
+@pytest.fixture(scope="module")
+def phoenix_home() -> Iterator[dict[str, str]]:
+    """A PHOENIX_HOME and port of its own for the playbooks of one test module (their embedded cluster)."""
+    base = make_base_dir("phoenix-e2e-")
+    env = isolated_environ(PHOENIX_HOME=str(base / "home"), PHOENIX_PG_PORT=str(free_port()),
+                           ANSIBLE_CONFIG=os.path.join(repo_root(), "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    yield env
+    cluster = LocalCluster(base / "home" / "postgres", int(env["PHOENIX_PG_PORT"]))
+    if cluster.status() == "running":
+        cluster.ensure_stopped()
+    shutil.rmtree(base, ignore_errors=True)

@@ -10,7 +10,13 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_health, phoenix_schema
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_audit,
+    phoenix_health,
+    phoenix_history_info,
+    phoenix_metrics,
+    phoenix_schema,
+)
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -205,3 +211,55 @@ def test_bad_input(migrated, options, expected):
     result = health(migrated, **options)
     assert result["failed"] is True
     assert expected in result["msg"]
+
+
+def history(database, check=False, **options):
+    return run_module(phoenix_history_info.main, dict({"db_url": database.url, "stage": "BETA"}, **options),
+                      check=check)
+
+
+def test_history_is_thinned_to_max_points_keeping_the_newest_and_only_read(migrated, tmp_path):
+    with migrated.connect() as conn:
+        conn.execute(sql.SQL(
+            "INSERT INTO phoenix.health_history (checked_at, stage, status, response_ms, checks) "
+            "SELECT now() - make_interval(mins => n), 'BETA', 'healthy', n, "
+            """jsonb_build_object('worlds', jsonb_build_object('total', n % 7, 'active', 1)) """
+            "FROM generate_series(0, 999) AS n"))
+        conn.execute(sql.SQL("INSERT INTO phoenix.health_history (checked_at, stage, status, checks) "
+                             "VALUES (now() - interval '40 days', 'BETA', 'degraded', '{}')"))
+    before = migrated.query("SELECT count(*) FROM phoenix.health_history")
+    result = history(migrated, check=True, max_points=100)
+    assert result["changed"] is False and migrated.query("SELECT count(*) FROM phoenix.health_history") == before
+    points = result["history"]
+    assert 90 <= len(points) <= 101, len(points)  # every 10th, and the newest
+    assert [p["epoch"] for p in points] == sorted(p["epoch"] for p in points)
+    assert points[-1]["response_ms"] == 0 and points[0]["response_ms"] == 999  # newest kept, 40 days old left out
+    assert {"at", "epoch", "status", "response_ms", "worlds_total", "worlds_active"} == set(points[0])
+    assert result["last_deploy"] is None and result["last_drill"] is None
+    everything = history(migrated, max_points=5000)["history"]
+    assert len(everything) == 1000 and {p["worlds_total"] for p in everything} == set(range(7))
+
+
+def test_history_reads_the_last_deploy_and_the_drill_metrics(migrated, tmp_path):
+    run_module(phoenix_audit.main, {"db_url": migrated.url, "stage": "BETA", "operation": "deploy.succeeded",
+                                    "details": {"version": "1.2.3"}})
+    run_module(phoenix_audit.main, {"db_url": migrated.url, "stage": "BETA", "operation": "user.note"})
+    run_module(phoenix_metrics.main, {"dir": str(tmp_path), "stage": "BETA", "job": "restore_drill", "succeeded": True,
+                                      "values": {"restore_drill_duration_seconds": 4.5}})
+    run_module(phoenix_metrics.main, {"dir": str(tmp_path), "stage": "BETA", "job": "restore_drill", "succeeded": False})
+    result = history(migrated, metrics_dir=str(tmp_path))
+    assert result["last_deploy"]["operation"] == "deploy.succeeded"
+    assert result["last_deploy"]["details"] == {"version": "1.2.3"}
+    drill = result["last_drill"]
+    assert drill["succeeded"] is False and drill["last_success_at"] is not None and drill["at"] >= drill["last_success_at"]
+    assert drill["duration_seconds"] is None  # the failed run did not report one
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"max_points": 0}, "max_points must be at least 1, got 0"),
+    ({"history_days": -3}, "history_days must be at least 1, got -3"),
+    ({"history_dayz": 3}, "history_dayz"),
+])
+def test_history_typos_are_one_clear_message(migrated, options, message):
+    result = history(migrated, **options)
+    assert result["failed"] and message in result["msg"] and "Traceback" not in result["_raw"]

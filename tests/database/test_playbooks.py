@@ -7,7 +7,6 @@ import email.policy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -17,25 +16,13 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
-from ansible_collections.phoenix.platform.tests.helpers import free_port, is_alive, isolated_environ, kill_tree, repo_root
+from ansible_collections.phoenix.platform.tests.helpers import free_port, is_alive, kill_tree, repo_root
 
-from conftest import Database, make_base_dir
+from conftest import Database
 from worlds_fixtures import table_fingerprints
 
 ALL = ["-i", "inventories/local", "-i", "inventories/beta", "-i", "inventories/prod"]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def phoenix_home():
-    base = make_base_dir("phoenix-e2e-")
-    env = isolated_environ(PHOENIX_HOME=str(base / "home"), PHOENIX_PG_PORT=str(free_port()),
-                           ANSIBLE_CONFIG=os.path.join(repo_root(), "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    yield env
-    cluster = LocalCluster(base / "home" / "postgres", int(env["PHOENIX_PG_PORT"]))
-    if cluster.status() == "running":
-        cluster.ensure_stopped()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def playbook_command(name, *args):

@@ -24,6 +24,7 @@ JOB = re.compile(r"^[a-z][a-z0-9_]*$")
 # A sample name as the playbooks give it: a metric name, optionally with labels in Prometheus syntax.
 SAMPLE = re.compile(r'^([a-z_][a-z0-9_]*)(?:\{((?:[a-z_][a-z0-9_]*="[^"\\\n]*",?)*)\})?$')
 LABEL = re.compile(r'([a-z_][a-z0-9_]*)="([^"\\\n]*)"')
+WRITTEN = re.compile(r"^([a-z_][a-z0-9_]*)\{([^}]*)\} (\S+)$", re.MULTILINE)
 
 
 @dataclass
@@ -83,10 +84,17 @@ def write_atomically(path: Path, text: str) -> None:
     fsync_path(path.parent)
 
 
+def read_samples(text: str | None) -> dict[str, float]:
+    """The samples of a file this module wrote, by name, with their labels but ``stage`` in braces if any."""
+    found = {}
+    for name, labels, value in WRITTEN.findall(text or ""):
+        kept = ",".join('%s="%s"' % kv for kv in LABEL.findall(labels) if kv[0] != "stage")
+        found[name + ("{%s}" % kept if kept else "")] = float(value)
+    return found
+
+
 def _last_success(previous: str | None, job: str) -> float | None:
-    found = re.search(r"^%s_last_success_timestamp_seconds\{[^}]*\} (\S+)$" % re.escape(job), previous or "",
-                      re.MULTILINE)
-    return float(found.group(1)) if found else None
+    return read_samples(previous).get("%s_last_success_timestamp_seconds" % job)
 
 
 def _sample_name(key: str) -> tuple[str, dict[str, str]]:
