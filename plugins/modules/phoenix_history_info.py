@@ -62,15 +62,15 @@ last_drill:
   type: dict
 """
 
+from pathlib import Path
+
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import last_event
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
-from ansible_collections.phoenix.platform.plugins.module_utils._report.history import (
-    health_history,
-    last_deploy,
-    last_drill,
-)
+from ansible_collections.phoenix.platform.plugins.module_utils._health.history import health_history
+from ansible_collections.phoenix.platform.plugins.module_utils._metrics.textfile import last_run
 
 
 def run(module: PhoenixModule) -> dict:
@@ -80,8 +80,9 @@ def run(module: PhoenixModule) -> dict:
             raise PhoenixError("%s must be at least 1, got %d" % (name, params[name]))
     with module.fenced_connection(writes=False) as conn:
         history = health_history(conn, params["history_days"], params["max_points"])
-        deploy = last_deploy(conn)
-    drill = last_drill(params["metrics_dir"], module.stage) if params["metrics_dir"] else None
+        deploy = last_event(conn, "deploy.")
+    # The drill never writes to the environment's database: its metrics file is its record.
+    drill = last_run(Path(params["metrics_dir"]), module.stage, "restore_drill") if params["metrics_dir"] else None
     return {"changed": False, "history": history, "last_deploy": deploy, "last_drill": drill}
 
 

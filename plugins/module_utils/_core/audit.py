@@ -1,6 +1,6 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The audit log: one row per change, written in the same transaction as the change."""
+"""The audit log: one row per change, written in the same transaction as the change, and read back."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import os
 import socket
 from typing import Any, Mapping
 
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import relation_exists
+
 try:
     from psycopg import sql
+    from psycopg.rows import dict_row
     from psycopg.types.json import Jsonb
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
@@ -37,3 +40,15 @@ def record(conn, operation: str, stage: str, actor: str, details: Mapping[str, A
         ),
         [operation, stage, actor, Jsonb(dict(details))],
     )
+
+
+def last_event(conn, prefix: str) -> dict[str, Any] | None:
+    """The newest event whose operation starts with ``prefix`` (e.g. ``deploy.``), or None (also before the
+    audit log exists)."""
+    if not relation_exists(conn, "phoenix.audit_log"):
+        return None
+    query = sql.SQL("""
+        SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, operation, actor, details
+        FROM phoenix.audit_log WHERE starts_with(operation, %s) ORDER BY at DESC, id DESC LIMIT 1""")
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, [prefix]).fetchone()

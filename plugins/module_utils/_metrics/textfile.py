@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -91,6 +92,25 @@ def read_samples(text: str | None) -> dict[str, float]:
         kept = ",".join('%s="%s"' % kv for kv in LABEL.findall(labels) if kv[0] != "stage")
         found[name + ("{%s}" % kept if kept else "")] = float(value)
     return found
+
+
+def last_run(directory: Path, stage: str, job: str) -> dict[str, Any] | None:
+    """The last run of a job as its file tells it (``at``, ``succeeded``, ``last_success_at``, and the job's own
+    ``duration_seconds`` if it reported one), or None when it never ran here."""
+    path = path_of(directory, stage, job)
+    samples = read_samples(path.read_text()) if path.is_file() else {}
+    name = "phoenix_%s" % job
+    if "%s_last_run_timestamp_seconds" % name not in samples:
+        return None
+    success_at = samples.get("%s_last_success_timestamp_seconds" % name)
+    return {"at": _iso(samples["%s_last_run_timestamp_seconds" % name]),
+            "succeeded": samples.get("%s_last_run_success" % name) == 1,
+            "last_success_at": _iso(success_at) if success_at is not None else None,
+            "duration_seconds": samples.get("%s_duration_seconds" % name)}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _last_success(previous: str | None, job: str) -> float | None:
