@@ -123,8 +123,8 @@ def measure(size_mb: int, work: Path) -> str:
         "",
         "A drill killed (SIGKILL of its process group) half-way, at %.1f s: scratch database left behind: %s; the "
         "next drill removed it and passed in %.1f s; the environment database's digest (row count and hash of "
-        "every table) unchanged: %s." % (drill_seconds / 2, "yes" if left_after_kill else "no", next_seconds,
-                                          "yes" if unchanged else "no"),
+        "every table) unchanged: %s."
+        % (drill_seconds / 2, "yes" if left_after_kill else "no", next_seconds, "yes" if unchanged else "no"),
     ])
 
 

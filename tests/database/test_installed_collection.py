@@ -69,10 +69,14 @@ def test_installed_collection_runs_from_a_user_project_and_a_forced_reinstall_ke
                 "-e", json.dumps({"worlds": ["UC_DEMO"]}), "--check", cwd=project)
     assert "BETA from LOCAL: would insert " in " ".join(check.stdout.split())
     assert database.query('SELECT count(*) FROM "WorldMeta"') == [(0,)]  # --check wrote nothing
+    report = run(playbook, "phoenix.platform.report", "-i", "inventory.yml", cwd=project)
+    assert "Status page of LOCAL, BETA: " in report.stdout
 
     state = tmp_path / "home" / ".local" / "share" / "phoenix"
     backups = sorted(p.name for p in (state / "backups" / "BETA").glob("backup-BETA-*"))
     assert len(backups) == 1
+    page = next((state / "reports").glob("phoenix_status_*.html")).read_text()  # under the state home, like backups
+    assert 'id="environment-local"' in page and 'id="environment-beta"' in page
     assert tree(installed) == before  # nothing written inside the installed collection
 
     run(*install, "--force")
