@@ -19,6 +19,7 @@ from common import median_seconds, run_child, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import default_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 
 ROW_BYTES = 200  # roughly, per row of the filler table, indexes included
@@ -26,9 +27,13 @@ ROW_BYTES = 200  # roughly, per row of the filler table, indexes included
 BACKUP = """
 import sys, psycopg
 from pathlib import Path
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, ensure_backup
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import parse
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, default_jobs, ensure_backup
+fmt = sys.argv[3] if len(sys.argv) > 3 else "custom"
+request = BackupRequest(Path(sys.argv[2]), "LOCAL", fmt=fmt, jobs=default_jobs(fmt),
+                        compress=parse(sys.argv[4] if len(sys.argv) > 4 else None), retention_days=1000)
 with psycopg.connect(sys.argv[1]) as conn:
-    ensure_backup(conn, sys.argv[1], BackupRequest(Path(sys.argv[2]), "LOCAL", retention_days=1000), False)
+    ensure_backup(conn, sys.argv[1], request, False)
 """
 RESTORE = """
 import sys, psycopg
@@ -71,8 +76,13 @@ def main() -> None:
             def raw_backup(run: int) -> None:
                 subprocess.run([str(pg_dump), "-Fc", "-f", str(work / ("raw%d.dump" % run))], env=env, check=True)
 
+            def parallel_backup(run: int) -> None:
+                run_child(BACKUP, dsn, str(work / ("parallel%d" % run)), "directory", "gzip:1")
+
             backup_p, backup_r = median_seconds(phoenix_backup, args.runs), median_seconds(raw_backup, args.runs)
             dump_mb = (work / "raw0.dump").stat().st_size / 1e6
+            parallel_p = median_seconds(parallel_backup, args.runs)
+            parallel_mb = sum(f.stat().st_size for f in (work / "parallel0").rglob("*") if f.is_file()) / 1e6
 
             def phoenix_restore(run: int) -> None:
                 run_child(RESTORE, dsn, str(work / "phoenix0"))
@@ -94,6 +104,8 @@ def main() -> None:
         "|---|---|---|---|",
         "| backup | %.1f s (`phoenix_backup`: snapshot, row counts, sha256, manifest, fsync) | %.1f s (`pg_dump -Fc`) "
         "| **%.2f×** |" % (backup_p, backup_r, backup_p / backup_r),
+        "| backup, `format: directory`, `compress: gzip:1`, %d jobs | %.1f s, %.0f MB | %.1f s, %.0f MB (`pg_dump -Fc`) "
+        "| **%.2f×** |" % (default_jobs("directory"), parallel_p, parallel_mb, backup_r, dump_mb, parallel_p / backup_r),
         "| restore | %.1f s (`phoenix_restore`: checksums, `pg_restore --list`, single transaction, no safety "
         "backup) | %.1f s (`pg_restore --single-transaction` into an empty database) | **%.2f×** |"
         % (restore_p, restore_r, restore_p / restore_r),

@@ -38,12 +38,19 @@ options:
     choices: [custom, directory, plain]
     default: custom
   jobs:
-    description: Parallel pg_dump jobs (O(format=directory) only).
+    description:
+      - Parallel pg_dump jobs (O(format=directory) only). Default for O(format=directory) the number of CPUs, at
+        most 4; otherwise 1.
     type: int
-    default: 1
   compress:
-    description: Compression level 0-9 (pg_dump's default when omitted).
-    type: int
+    description:
+      - How pg_dump compresses the dump - C(gzip), C(zstd), C(lz4) or C(none), with an optional level after a
+        colon (C(zstd:3), C(gzip:6)); a bare number 0-9 is a gzip level (0 is none). pg_dump's default (gzip)
+        when omitted.
+      - C(zstd) and C(lz4) need pg_dump 16 or newer built with them; the newest pg_dump found that is at least
+        the server's version is used, and pg_restore of that version reads the backup back. A combination the
+        tools found cannot write fails before anything is written, naming the pg_dump and its version.
+    type: raw
   kind:
     description: Why the backup is taken; retention and freshness apply per kind.
     type: str
@@ -126,8 +133,8 @@ from pathlib import Path
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, ensure_backup
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, default_jobs, ensure_backup
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 
@@ -148,7 +155,8 @@ def run(module: PhoenixModule) -> dict:
         return absent(module)
     request = BackupRequest(
         dest=Path(params["dest"]), stage=module.stage, kind=params["kind"], fmt=params["format"],
-        jobs=params["jobs"], compress=params["compress"], retention_days=params["retention_days"],
+        jobs=default_jobs(params["format"]) if params["jobs"] is None else params["jobs"],
+        compress=compression.parse(params["compress"]), retention_days=params["retention_days"],
         keep_min=params["keep_min"], verify=params["verify"], fresh_within_hours=params["fresh_within_hours"],
         actor=module.actor, signing_key=params["backup_signing_key"], lock_timeout=params["lock_timeout"],
     )
@@ -164,8 +172,8 @@ def main() -> None:
             "dest": {"type": "path", "required": True, "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
             "id": {"type": "str"},
             "format": {"type": "str", "choices": list(store.FORMATS), "default": "custom"},
-            "jobs": {"type": "int", "default": 1},
-            "compress": {"type": "int"},
+            "jobs": {"type": "int"},
+            "compress": {"type": "raw"},
             "kind": {"type": "str", "choices": list(store.KINDS), "default": "manual"},
             "retention_days": {"type": "int", "default": 30, "fallback": (env_fallback, ["PHOENIX_BACKUP_RETENTION"])},
             "keep_min": {"type": "int", "default": 3},

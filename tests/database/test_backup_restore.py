@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -237,9 +238,54 @@ def test_killed_backup_leaves_no_listed_backup(data, tmp_path):
     assert not list((tmp_path / "BETA").glob(".*.partial"))
 
 
+@pytest.mark.parametrize("fmt, compress", [
+    ("custom", "gzip:1"), ("custom", "none"), ("custom", 6), ("directory", "gzip:9"), ("directory", "none"),
+])
+def test_every_offered_compression_round_trips_exactly(data, tmp_path, fmt, compress):
+    before = app_fingerprints(data)
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, compress=compress, verify=True)
+    assert made["changed"] is True, made.get("msg")
+    manifest = json.loads((tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text())
+    assert manifest["compression"] == {6: "gzip:6", "none": "none"}.get(compress, compress)
+    assert manifest["pg_dump_major"] >= 15
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
+    assert restored["changed"] is True, restored.get("msg")
+    assert app_fingerprints(data) == before
+
+
+def test_no_compression_writes_a_larger_dump_than_gzip(data, tmp_path):
+    sizes = {}
+    for compress in ("none", "gzip:9"):
+        made = call(phoenix_backup.main, data, dest=str(tmp_path / compress.replace(":", "")), compress=compress)
+        sizes[compress] = made["backup"]["size"]
+    assert sizes["none"] > sizes["gzip:9"], sizes
+
+
+def test_directory_format_takes_parallel_jobs_by_default(data, tmp_path):
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    assert made["changed"] is True, made.get("msg")
+    assert made["backup"]["format"] == "directory"
+
+
+@pytest.mark.parametrize("compress", ["zstd:3", "lz4"])
+def test_a_compression_the_tools_cannot_write_is_refused_with_the_versions_named(data, tmp_path, compress):
+    for check in (True, False):
+        refused = call(phoenix_backup.main, data, check=check, dest=str(tmp_path), compress=compress)
+        assert refused["failed"] is True
+        # pg_dump 15 has no zstd or lz4; pgserver's pg_dump 16 is built without them
+        assert re.search(r"compress %s (needs pg_dump 16 or newer; the newest found is \S+ \(15\)|is not available: "
+                         r"\S+pg_dump \(PostgreSQL 1\d\) was built without it)" % compress.split(":")[0],
+                         refused["msg"]), refused["msg"]
+    assert not (tmp_path / "BETA").exists() or not list((tmp_path / "BETA").iterdir())
+
+
 @pytest.mark.parametrize("options, expected", [
     ({"jobs": 4}, "jobs > 1 needs format=directory"),
     ({"compress": 12}, "compress must be from 0 to 9, got 12"),
+    ({"compress": "zstd:99"}, "compress zstd takes a level from 1 to 22, got 99"),
+    ({"compress": "brotli"}, "compress must be gzip, zstd, lz4 or none"),
+    ({"compress": "lz4", "format": "plain"}, "format=plain compresses with gzip only"),
     ({"retention_days": -1}, "retention_days must be from 0 to 36500, got -1"),
     ({"state": "absent"}, "id"),
 ])

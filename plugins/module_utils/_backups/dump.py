@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, check_supported
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import check_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
@@ -23,6 +25,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.locks impor
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool,
     libpq_environment,
+    program_major,
     server_major,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
@@ -34,6 +37,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
     pass
 
 FORMAT_FLAGS = {"custom": "c", "directory": "d", "plain": "p"}
+MAX_DEFAULT_JOBS = 4
 DUMP_FILES = {"custom": "database.dump", "directory": "database", "plain": "database.sql"}
 
 
@@ -44,7 +48,7 @@ class BackupRequest:
     kind: str = "manual"
     fmt: str = "custom"
     jobs: int = 1
-    compress: int | None = None
+    compress: Compression | None = None
     retention_days: int = 30
     keep_min: int = 3
     verify: bool = False
@@ -52,6 +56,12 @@ class BackupRequest:
     actor: str = ""
     signing_key: str | None = None
     lock_timeout: int = 60
+
+
+def default_jobs(fmt: str) -> int:
+    """pg_dump jobs when none are asked for: one per CPU for the directory format, at most 4 (each job is a
+    connection and a process), else 1."""
+    return min(os.cpu_count() or 1, MAX_DEFAULT_JOBS) if fmt == "directory" else 1
 
 
 def table_counts(conn) -> dict[str, int]:
@@ -66,11 +76,16 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
         raise PhoenixError("kind must be one of %s" % ", ".join(store.KINDS))
     if request.jobs > 1 and request.fmt != "directory":
         raise PhoenixError("jobs > 1 needs format=directory (pg_dump runs parallel jobs only for that format)")
+    if request.compress is not None and request.fmt == "plain" and request.compress.method != "gzip":
+        raise PhoenixError("format=plain compresses with gzip only (compress %s needs format custom or directory)"
+                           % request.compress.method)
+    tool = _pg_dump_for(conn, request.compress)  # an unusable compression fails check mode too
+    conn.rollback()
     if check_mode:
         return _plan(request)
     with store.stage_lock(request.dest, request.stage, request.lock_timeout), \
             session_lock(conn, "backup:" + request.stage, request.lock_timeout):
-        return _take(conn, conninfo, request)
+        return _take(conn, conninfo, request, tool)
 
 
 def _plan(request: BackupRequest) -> dict[str, Any]:
@@ -94,13 +109,13 @@ def _fresh(existing: list[store.Backup], request: BackupRequest, now) -> dict[st
     return None
 
 
-def _take(conn, conninfo: str, request: BackupRequest) -> dict[str, Any]:
+def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -> dict[str, Any]:
     now = store.utcnow()
     fresh = _fresh(store.list_backups(request.dest, request.stage), request, now)
     if fresh:
         return fresh
     final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
-    made = _dump(conn, conninfo, request, final, now)
+    made = _dump(conn, conninfo, request, tool, final, now)
     pruned = store.to_prune(store.list_backups(request.dest, request.stage), request.kind, request.retention_days,
                             request.keep_min, now)
     for backup in pruned:
@@ -112,18 +127,27 @@ def _take(conn, conninfo: str, request: BackupRequest) -> dict[str, Any]:
     return {"changed": True, "backup": made.summary(now), "pruned": [b.id for b in pruned], "fresh": False}
 
 
+def _pg_dump_for(conn, compression: Compression | None) -> tuple[Path, int]:
+    """The pg_dump for this server (its major version or newer) that can write ``compression``."""
+    wanted = max(server_major(conn), compression.needs_major if compression else 0)
+    pg_dump = find_tool("pg_dump", wanted)
+    major = program_major(pg_dump)
+    check_supported(compression, pg_dump, major)
+    return pg_dump, major
+
+
 def _placeholder(path: Path, request: BackupRequest, now) -> store.Backup:
     return store.Backup(path, {"kind": request.kind, "created_at": now.isoformat()})
 
 
-def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> store.Backup:
+def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], final: Path, now) -> store.Backup:
     started = time.monotonic()
     root = store.stage_dir(request.dest, request.stage)
     store.remove_partials(request.dest, request.stage)  # left by killed runs: this run holds the stage lock
     work = root / (".%s%s" % (final.name, store.PARTIAL_SUFFIX))
     work.mkdir(mode=0o700)
     try:
-        pg_dump = find_tool("pg_dump", server_major(conn))
+        pg_dump, dump_major = tool
         conn.rollback()
         read_only_snapshot(conn)
         snapshot = conn.execute(sql.SQL("SELECT pg_export_snapshot()")).fetchone()[0]
@@ -137,7 +161,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> stor
         if request.fmt == "directory":
             command += ["--jobs", str(request.jobs), "--file", str(target)]
         if request.compress is not None:
-            command += ["--compress", str(request.compress)]
+            command += request.compress.pg_dump_flags(dump_major)
         if request.fmt == "plain":
             command += ["--clean", "--if-exists"]
         files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt)
@@ -147,7 +171,8 @@ def _dump(conn, conninfo: str, request: BackupRequest, final: Path, now) -> stor
         manifest = {
             "id": final.name, "stage": request.stage, "kind": request.kind, "format": request.fmt,
             "created_at": now.isoformat(), "duration_seconds": round(time.monotonic() - started, 3),
-            "pg_dump": str(pg_dump), "row_counts": counts, "files": files, "created_by": request.actor,
+            "pg_dump": str(pg_dump), "pg_dump_major": dump_major,
+            "compression": request.compress.label() if request.compress else "default", "row_counts": counts, "files": files, "created_by": request.actor,
             "verified": None, **facts,
         }
         secure_tree(work)
@@ -225,7 +250,8 @@ def verify(backup: store.Backup, pg_restore: Path | None = None) -> list[str]:
         problem = check_plain_dump(backup.path / DUMP_FILES["plain"])
         return [problem] if problem else []
     if pg_restore is None or not pg_restore.exists():
-        pg_restore = find_tool("pg_restore", int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0]))
+        pg_restore = find_tool("pg_restore", backup.reader_major(
+            int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0])))
     listing = subprocess.run([str(pg_restore), "--list", str(backup.path / DUMP_FILES[backup.manifest["format"]])],
                              capture_output=True, text=True, check=False)
     if listing.returncode != 0:

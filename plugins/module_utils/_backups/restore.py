@@ -116,7 +116,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: 
     if backup.manifest["format"] == "plain":
         _run_plain(find_tool("psql", major), dump, env, keep_history)
         return
-    pg_restore = find_tool("pg_restore", major)
+    pg_restore = find_tool("pg_restore", backup.reader_major(major))
     command = [str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner", "--dbname",
                env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), str(dump)]
     if not keep_history:

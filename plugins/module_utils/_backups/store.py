@@ -55,6 +55,10 @@ class Backup:
     def age_hours(self, now: datetime) -> float:
         return round((now - self.created_at).total_seconds() / 3600, 2)
 
+    def reader_major(self, server_major: int) -> int:
+        """The oldest pg_restore that reads this dump: the server's, or the newer pg_dump's that wrote it."""
+        return max(server_major, int(self.manifest.get("pg_dump_major") or 0))
+
     def summary(self, now: datetime) -> dict[str, Any]:
         return {"id": self.id, "path": str(self.path), "kind": self.manifest["kind"], "stage": self.manifest["stage"],
                 "format": self.manifest["format"], "created_at": self.manifest["created_at"],

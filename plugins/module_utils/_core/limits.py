@@ -22,7 +22,6 @@ OPTION_RANGES: dict[str, tuple[int, int]] = {
     "history_retention_days": (1, MAX_RETENTION_DAYS),
     "terminate_idle_minutes": (0, MAX_HOURS * 60),
     "keep_min": (0, 1_000_000),
-    "compress": (0, 9),
     "jobs": (1, 128),
     "lock_timeout": (0, 86_400),
     "connect_timeout": (1, 3_600),

@@ -1,0 +1,85 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How pg_dump compresses a backup: ``gzip``, ``zstd``, ``lz4`` or ``none``, with an optional level.
+
+zstd and lz4 need pg_dump 16 or newer, built with them; pg_restore of the same version reads them back.
+A bare number is a gzip level, as pg_dump before 16 takes it (0 is none).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
+LEVELS = {"gzip": (1, 9), "zstd": (1, 22), "lz4": (1, 12), "none": (0, 0)}
+NEWER_METHODS_SINCE = 16  # the first pg_dump with zstd and lz4, and with method:level specifications
+SPEC = re.compile(r"^(gzip|zstd|lz4|none)(?::(\d+))?$")
+UNSUPPORTED = "invalid compression specification"
+
+
+@dataclass(frozen=True)
+class Compression:
+    method: str
+    level: int | None = None  # None: the method's own default
+
+    @property
+    def needs_major(self) -> int:
+        return NEWER_METHODS_SINCE if self.method in ("zstd", "lz4") else 0
+
+    def label(self) -> str:
+        return self.method if self.level is None or self.method == "none" else "%s:%d" % (self.method, self.level)
+
+    def pg_dump_flags(self, pg_dump_major: int) -> list[str]:
+        if pg_dump_major >= NEWER_METHODS_SINCE:
+            return ["--compress", self.label()]
+        if self.method == "none":
+            return ["--compress", "0"]
+        return [] if self.level is None else ["--compress", str(self.level)]  # gzip, the only method before 16
+
+
+def parse(value: Any) -> Compression | None:
+    """``compress`` as given: None (pg_dump's default), a gzip level 0-9, or ``method[:level]``."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if isinstance(value, int) or text.isdigit():
+        level = int(text)
+        if not 0 <= level <= 9:
+            raise PhoenixError("compress must be from 0 to 9, got %s (or a method: gzip, zstd, lz4 or none, "
+                               "e.g. zstd:3)" % value)
+        return Compression("none") if level == 0 else Compression("gzip", level)
+    found = SPEC.match(text)
+    if not found:
+        raise PhoenixError("compress must be gzip, zstd, lz4 or none, with an optional level (e.g. zstd:3), or a "
+                           "gzip level 0-9; got %r" % value)
+    method, level = found.group(1), found.group(2)
+    if level is None:
+        return Compression(method)
+    low, high = LEVELS[method]
+    if not low <= int(level) <= high:
+        raise PhoenixError("compress %s takes a level from %d to %d, got %s" % (method, low, high, level))
+    return Compression(method, int(level))
+
+
+def check_supported(compression: Compression | None, pg_dump: Path, pg_dump_major: int) -> None:
+    """Refuse, before anything is written, a method this pg_dump lacks: too old, or built without it."""
+    if compression is None or compression.needs_major <= 0:
+        return
+    if pg_dump_major < compression.needs_major:
+        raise PhoenixError("compress %s needs pg_dump %d or newer; the newest found is %s (%d)"
+                           % (compression.method, compression.needs_major, pg_dump, pg_dump_major))
+    # pg_dump checks its compression option before it connects: a socket directory that does not exist
+    # makes the probe end at once either way.
+    probe = subprocess.run([str(pg_dump), *compression.pg_dump_flags(pg_dump_major), "--file", "/dev/null",
+                            "--dbname", "host=/nonexistent/phoenix-probe connect_timeout=1"],
+                           capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"})
+    if UNSUPPORTED in probe.stderr:
+        raise PhoenixError("compress %s is not available: %s (PostgreSQL %d) was built without it (%s); use gzip, "
+                           "or install a PostgreSQL %d+ client built with %s"
+                           % (compression.method, pg_dump, pg_dump_major, probe.stderr.strip().splitlines()[0],
+                              compression.needs_major, compression.method))
