@@ -60,6 +60,7 @@ molecule: venv
 
 bench: venv
 	cd bench && for b in health_vs_ping worlds backup restore_drill transfer integer_keys; do ../$(BIN)/python $$b.py; done
+	cd bench && ../$(BIN)/python backup.py --tables 4
 
 clean:
 	rm -rf .ansible tests/output .pytest_cache

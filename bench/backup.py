@@ -1,6 +1,6 @@
 """Backup and restore of a database of about 1 GB, against plain pg_dump -Fc and pg_restore --single-transaction.
 
-    .venv/bin/python bench/backup.py [--size-mb 1000] [--runs 1]
+    .venv/bin/python bench/backup.py [--size-mb 1000] [--runs 1] [--tables 4]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from common import median_seconds, run_child, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import default_jobs
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import default_jobs, parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 
 ROW_BYTES = 200  # roughly, per row of the filler table, indexes included
@@ -38,32 +38,41 @@ with psycopg.connect(sys.argv[1]) as conn:
 RESTORE = """
 import sys, psycopg
 from pathlib import Path
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
+mode = sys.argv[3] if len(sys.argv) > 3 else "in_place"
+request = RestoreRequest("latest", Path(sys.argv[2]), "LOCAL", "bench", safety_backup=False, mode=mode, jobs=parallel_jobs())
 with psycopg.connect(sys.argv[1]) as conn:
-    restore(conn, sys.argv[1], RestoreRequest("latest", Path(sys.argv[2]), "LOCAL", "bench", safety_backup=False), False)
+    restore(conn, sys.argv[1], request, False)
 """
 
 
-def fill(dsn: str, size_mb: int) -> None:
-    rows = size_mb * 1_000_000 // ROW_BYTES
+def fill(dsn: str, size_mb: int, tables: int = 1) -> None:
+    """``size_mb`` of rows, in one table ``filler`` or spread over ``filler_1`` .. ``filler_<tables>``."""
+    rows = size_mb * 1_000_000 // ROW_BYTES // tables
+    names = ["filler"] if tables == 1 else ["filler_%d" % n for n in range(1, tables + 1)]
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE TABLE filler (id bigint PRIMARY KEY, world_id text, payload text, n numeric)"))
-        conn.execute(sql.SQL(
-            "INSERT INTO filler SELECT g, 'W' || (g %% 100), repeat(md5(g::text), 4), g / 7.0 "
-            "FROM generate_series(1, %s) g"), [rows])
-        conn.execute(sql.SQL("VACUUM ANALYZE filler"))
+        for name in names:
+            table = sql.Identifier(name)
+            conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, world_id text, payload text, n numeric)")
+                         .format(table))
+            conn.execute(sql.SQL(
+                "INSERT INTO {} SELECT g, 'W' || (g %% 100), repeat(md5(g::text), 4), g / 7.0 "
+                "FROM generate_series(1, %s) g").format(table), [rows])
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--tables", type=int, default=1, help="spread the rows over this many tables")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="phoenix-bench-backup-"))
     try:
         with throwaway_cluster(55473) as cluster:
             dsn = migrated_base(cluster, "big")
-            fill(dsn, args.size_mb)
+            fill(dsn, args.size_mb, args.tables)
             with psycopg.connect(dsn) as conn:
                 size = conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0]
                 major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
@@ -77,7 +86,7 @@ def main() -> None:
                 subprocess.run([str(pg_dump), "-Fc", "-f", str(work / ("raw%d.dump" % run))], env=env, check=True)
 
             def parallel_backup(run: int) -> None:
-                run_child(BACKUP, dsn, str(work / ("parallel%d" % run)), "directory", "gzip:1")
+                run_child(BACKUP, dsn, str(work / ("parallel%d" % run)), "directory", "gzip")
 
             backup_p, backup_r = median_seconds(phoenix_backup, args.runs), median_seconds(raw_backup, args.runs)
             dump_mb = (work / "raw0.dump").stat().st_size / 1e6
@@ -93,27 +102,36 @@ def main() -> None:
                 subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "-d", name,
                                 str(work / "raw0.dump")], env=env, check=True)
 
+            def swap_restore(run: int) -> None:
+                run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")
+
             restore_p, restore_r = median_seconds(phoenix_restore, args.runs), median_seconds(raw_restore, args.runs)
+            swap_p = median_seconds(swap_restore, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join([
-        "Database of %.0f MB (dump %.0f MB, custom format, default compression); median of %d run(s); %d cores."
-        % (size / 1e6, dump_mb, args.runs, os.cpu_count()),
+        "Database of %.0f MB in %d table(s) (dump %.0f MB, custom format, default compression); median of %d run(s); "
+        "%d cores." % (size / 1e6, args.tables, dump_mb, args.runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | plain tool | ratio |",
         "|---|---|---|---|",
         "| backup | %.1f s (`phoenix_backup`: snapshot, row counts, sha256, manifest, fsync) | %.1f s (`pg_dump -Fc`) "
         "| **%.2f×** |" % (backup_p, backup_r, backup_p / backup_r),
-        "| backup, `format: directory`, `compress: gzip:1`, %d jobs | %.1f s, %.0f MB | %.1f s, %.0f MB (`pg_dump -Fc`) "
+        "| backup, `format: directory`, `compress: gzip`, %d jobs | %.1f s, %.0f MB | %.1f s, %.0f MB (`pg_dump -Fc`) "
         "| **%.2f×** |" % (default_jobs("directory"), parallel_p, parallel_mb, backup_r, dump_mb, parallel_p / backup_r),
         "| restore | %.1f s (`phoenix_restore`: checksums, `pg_restore --list`, single transaction, no safety "
         "backup) | %.1f s (`pg_restore --single-transaction` into an empty database) | **%.2f×** |"
         % (restore_p, restore_r, restore_p / restore_r),
+        "| restore, `mode: swap`, %d jobs | %.1f s (`phoenix_restore`: checksums, `pg_restore -j` into a new database, "
+        "row counts against the manifest, history carried over, names swapped) | %.1f s (`pg_restore "
+        "--single-transaction` into an empty database) | **%.2f×** |"
+        % (parallel_jobs(), swap_p, restore_r, swap_p / restore_r),
         "",
         "The module restores over the live database (`--clean` drops each object first); the plain tool restores "
         "into an empty one. A real restore also takes a safety backup first, which costs one more backup.",
     ])
-    write_section("Backup and restore", body)
+    # pg_dump and pg_restore run jobs per table: one big table is the case parallelism cannot help
+    write_section("Backup and restore" + ("" if args.tables == 1 else ", %d tables" % args.tables), body)
     print(body)
 
 

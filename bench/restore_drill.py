@@ -25,7 +25,8 @@ from common import ROOT, run_child, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import scratch_name
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 
 DRILL = """
@@ -62,7 +63,7 @@ def digest(dsn: str) -> list[tuple]:
 
 def scratch_exists(dsn: str) -> bool:
     with psycopg.connect(dsn) as conn:
-        name = scratch_name(conn.info.dbname)
+        name = scratch_name(SCRATCH_PREFIX, conn.info.dbname)
         return conn.execute(sql.SQL("SELECT count(*) FROM pg_database WHERE datname = %s"), [name]).fetchone()[0] == 1
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: phoenix_restore
-short_description: Restore a verified backup in a single transaction, after a safety backup
+short_description: Restore a verified backup atomically - in one transaction, or in parallel into a new database swapped in
 version_added: 0.1.0
 description:
   - Verifies the backup's checksums (and C(pg_restore --list)) and refuses one that fails. With
@@ -15,6 +15,14 @@ description:
   - Takes a safety backup of kind C(pre-restore) first, unless O(safety_backup=false).
   - Restores with C(pg_restore --single-transaction --exit-on-error --clean), so a restore that fails part-way
     leaves the database as it was. The audit log and the stage fence are kept out of the restore.
+  - With O(mode=swap), the backup is restored with C(pg_restore -j) into a new database on the same server, its row
+    counts checked against the manifest, the audit log and stage fence carried over, and then it takes the
+    environment database's name in one transaction, after the sessions of the old one are terminated (stop the
+    application first). The old database is kept as C(<name>_pre_restore_<UTC time>) until the next successful
+    swap, in place of a safety backup. Killed at any point, the environment's database is the old one or the new
+    one; a half-restored new database is dropped by the next run. Needs the CREATEDB right and a connection to the
+    server's C(postgres) or C(template1) database. Database-level settings (C(ALTER DATABASE ... SET)) and grants
+    on the database are not carried over.
   - A restore is an action, so it always reports a change.
 options:
   backup:
@@ -31,6 +39,16 @@ options:
     description: Take a C(pre-restore) backup before restoring.
     type: bool
     default: true
+  mode:
+    description: V(in_place) restores over the database in one transaction; V(swap) restores beside it in
+      parallel and swaps the databases' names.
+    type: str
+    choices: [in_place, swap]
+    default: in_place
+  jobs:
+    description: Parallel pg_restore jobs with O(mode=swap) (custom and directory formats). Default one per CPU, at
+      most 4.
+    type: int
   allow_prod:
     description: Allow restoring in PROD.
     type: bool
@@ -60,6 +78,11 @@ EXAMPLES = r"""
   phoenix.platform.phoenix_restore:
     dest: /var/backups/phoenix
     backup: latest
+
+- name: Restore in parallel into a new database and swap it in (the application is stopped)
+  phoenix.platform.phoenix_restore:
+    dest: /var/backups/phoenix
+    mode: swap
 """
 
 RETURN = r"""
@@ -68,9 +91,23 @@ restored:
   returned: success
   type: dict
 safety_backup:
-  description: The pre-restore backup taken first, or null.
+  description: The pre-restore backup taken first, or null (always with O(mode=swap)).
   returned: success
   type: dict
+kept_database:
+  description: The old database, renamed, that O(mode=swap) keeps until its next successful swap.
+  returned: with O(mode=swap), not in check mode
+  type: str
+  sample: shop_pre_restore_20261124013000
+dropped_kept:
+  description: Databases kept by earlier swaps, dropped by this one.
+  returned: with O(mode=swap), not in check mode
+  type: list
+  elements: str
+leftover_removed:
+  description: Whether a half-restored database of a killed swap was dropped first.
+  returned: with O(mode=swap), not in check mode
+  type: bool
 row_changes:
   description: Per table whose row count differs, C(now), C(backup) and C(difference).
   returned: success
@@ -84,6 +121,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 
@@ -94,6 +132,7 @@ def run(module: PhoenixModule) -> dict:
         backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None, stage=module.stage,
         actor=module.actor, safety_backup=params["safety_backup"], allow_prod=params["allow_prod"],
         allow_cross_stage=params["allow_cross_stage"], signing_key=params["backup_signing_key"],
+        mode=params["mode"], jobs=parallel_jobs() if params["jobs"] is None else params["jobs"],
     )
     with module.fenced_connection() as conn:
         return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
@@ -108,6 +147,8 @@ def main() -> None:
             "safety_backup": {"type": "bool", "default": True},
             **ALLOW_PROD_OPTIONS,
             "allow_cross_stage": {"type": "bool", "default": False},
+            "mode": {"type": "str", "choices": ["in_place", "swap"], "default": "in_place"},
+            "jobs": {"type": "int"},
             **store.SIGNING_OPTIONS,
         },
     )

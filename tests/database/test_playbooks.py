@@ -361,6 +361,14 @@ def test_killed_playbooks_leave_the_old_state_and_a_rerun_the_new(phoenix_home, 
     rerun = playbook(phoenix_home, "restore.yml", "-i", "inventories/beta")  # latest: never the safety backup
     assert rerun.returncode == 0 and app_state() == backed_up, rerun.stdout[-2000:]
 
+    # the same restore in parallel into a new database that replaces the old one
+    assert playbook(phoenix_home, "worlds.yml", "-i", "inventories/beta", "-e", "operation=delete",
+                    "-e", "world=UC_SEEDED").returncode == 0
+    swapped = playbook(phoenix_home, "restore.yml", "-i", "inventories/beta", "-e", "mode=swap")
+    assert swapped.returncode == 0 and app_state() == backed_up, swapped.stdout[-2000:]
+    assert re.search(r"the old database is kept as phoenix_beta_pre_restore_\d{14}$", last_message(swapped.stdout))
+    assert beta.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
+
 
 def own_inventory(path: Path, **host_vars) -> str:
     """An inventory as a team writes it: its own group and host names, only the variables it must set."""

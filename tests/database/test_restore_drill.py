@@ -13,7 +13,8 @@ import time
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import scratch_name
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
 
@@ -27,7 +28,7 @@ def call(main, database, check=False, stage="BETA", **options):
 
 
 def scratch_exists(database) -> bool:
-    return database.query("SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_name(database.name),)) == [(1,)]
+    return database.query("SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_name(SCRATCH_PREFIX, database.name),)) == [(1,)]
 
 
 def test_a_drill_restores_checks_and_drops_its_scratch_database(data, tmp_path):
@@ -41,7 +42,7 @@ def test_a_drill_restores_checks_and_drops_its_scratch_database(data, tmp_path):
     assert "failed" not in drilled, drilled.get("msg")
     assert drilled["passed"] is True and drilled["changed"] is False and drilled["problems"] == []
     assert drilled["backup"]["id"] == made["backup"]["id"] and drilled["leftover_removed"] is False
-    assert drilled["scratch_database"] == scratch_name(data.name) and drilled["duration_seconds"] > 0
+    assert drilled["scratch_database"] == scratch_name(SCRATCH_PREFIX, data.name) and drilled["duration_seconds"] > 0
     assert {name: check["status"] for name, check in drilled["checks"].items()} == {
         "database": "healthy", "schema": "healthy", "stage": "healthy", "worlds": "healthy"}
     assert drilled["checks"]["worlds"]["total"] == 1  # the backup's world, found in the restored database

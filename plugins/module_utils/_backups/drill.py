@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts, verify
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import verify
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
+    count_problems,
+    database_exists,
+    drop_database,
+    scratch_name,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
 
@@ -28,7 +34,6 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
     pass
 
 SCRATCH_PREFIX = "phoenix_drill_"
-MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 
 
 @dataclass
@@ -37,10 +42,6 @@ class DrillRequest:
     dest: Path | None
     stage: str
     signing_key: str | None = None
-
-
-def scratch_name(database: str) -> str:
-    return (SCRATCH_PREFIX + database)[:MAX_IDENTIFIER]
 
 
 def drill(conninfo: str, request: DrillRequest, check_mode: bool,
@@ -52,14 +53,14 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
     backup = store.find_backup(request.dest, request.stage, request.backup)
     store.check_signature(backup, request.signing_key)
     with psycopg.connect(conninfo, autocommit=True) as admin:
-        scratch = scratch_name(admin.info.dbname)
-        leftover = _exists(admin, scratch)
+        scratch = scratch_name(SCRATCH_PREFIX, admin.info.dbname)
+        leftover = database_exists(admin, scratch)
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
                                   "leftover_removed": leftover and not check_mode}
         if check_mode:  # nothing is created; a leftover stays for the next real drill
             return dict(result, passed=None, problems=verify(backup))
         major = server_major(admin)
-        _drop(admin, scratch)
+        drop_database(admin, scratch)
         problems = verify(backup)
         if not problems:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
@@ -67,7 +68,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
                 target = make_conninfo(conninfo, dbname=scratch)
                 problems, result["checks"] = _check(major, target, backup, inspect)
             finally:
-                _drop(admin, scratch)
+                drop_database(admin, scratch)
     result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
     return result
 
@@ -77,21 +78,8 @@ def _check(major: int, target: str, backup: store.Backup, inspect) -> tuple[list
         restore_dump(major, target, backup, keep_history=False)
     except PhoenixError as exc:
         return ["the restore failed: %s" % exc.msg], {}
-    with psycopg.connect(target) as conn:
-        restored = table_counts(conn)
-    expected = backup.manifest["row_counts"]
-    problems = ["%s: %d row(s) restored, the manifest says %d" % (t, restored.get(t, 0), expected.get(t, 0))
-                for t in sorted(set(expected) | set(restored)) if restored.get(t, 0) != expected.get(t, 0)]
+    problems = count_problems(target, backup)
     checks = inspect(target)
     problems += ["%s check: %s" % (name, check.get("message", check["status"]))
                  for name, check in sorted(checks.items()) if check["status"] == "unhealthy"]
     return problems, checks
-
-
-def _exists(admin, database: str) -> bool:
-    return admin.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)"),
-                         [database]).fetchone()[0]
-
-
-def _drop(admin, database: str) -> None:
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))

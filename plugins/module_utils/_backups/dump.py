@@ -58,10 +58,15 @@ class BackupRequest:
     lock_timeout: int = 60
 
 
+def parallel_jobs() -> int:
+    """Jobs of a parallel pg_dump or pg_restore when none are asked for: one per CPU, at most 4 (each job is a
+    connection and a process)."""
+    return min(os.cpu_count() or 1, MAX_DEFAULT_JOBS)
+
+
 def default_jobs(fmt: str) -> int:
-    """pg_dump jobs when none are asked for: one per CPU for the directory format, at most 4 (each job is a
-    connection and a process), else 1."""
-    return min(os.cpu_count() or 1, MAX_DEFAULT_JOBS) if fmt == "directory" else 1
+    """pg_dump runs parallel jobs for the directory format only."""
+    return parallel_jobs() if fmt == "directory" else 1
 
 
 def table_counts(conn) -> dict[str, int]:

@@ -26,6 +26,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     table_counts,
     verify,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import swap_restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
@@ -52,6 +53,8 @@ class RestoreRequest:
     allow_prod: bool = False
     allow_cross_stage: bool = False
     signing_key: str | None = None
+    mode: str = "in_place"
+    jobs: int = 1
 
 
 def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -81,8 +84,16 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
     changes = row_changes(table_counts(conn), backup.manifest["row_counts"])
     conn.rollback()
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "row_changes": changes,
-                              "safety_backup": None, "diff": row_count_diff(changes)}
+                              "safety_backup": None, "diff": row_count_diff(changes), "mode": request.mode}
     if check_mode:
+        return result
+    details = {"backup": backup.id, "from_stage": backup_stage, "row_changes": changes, "mode": request.mode}
+    if request.mode == "swap":  # the old database, kept under another name, is the safety copy
+        major = server_major(conn)
+        conn.close()  # the environment's database is renamed: no session of ours may stay in it
+        result.update(swap_restore(
+            conninfo, backup, lambda target: restore_dump(major, target, backup, keep_history=False, jobs=request.jobs),
+            lambda new: record(new, "backup.restore", request.stage, request.actor, details)))
         return result
     if request.safety_backup:
         if request.dest is None:
@@ -96,8 +107,7 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
         record(conn, "backup.restore", request.stage, request.actor,
-               {"backup": backup.id, "from_stage": backup_stage, "row_changes": changes,
-                "safety_backup": (result["safety_backup"] or {}).get("id")})
+               dict(details, safety_backup=(result["safety_backup"] or {}).get("id")))
     return result
 
 
@@ -107,8 +117,9 @@ def _run_restore(conn, conninfo: str, backup: store.Backup) -> None:
     restore_dump(major, conninfo, backup, keep_history=True)
 
 
-def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: bool) -> None:
-    """Restore the backup's dump in one transaction into the database of ``conninfo``. ``keep_history`` keeps
+def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: bool, jobs: int = 1) -> None:
+    """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
+    parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
     whole (into an empty database)."""
     env = libpq_environment(conninfo)
@@ -117,7 +128,8 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: 
         _run_plain(find_tool("psql", major), dump, env, keep_history)
         return
     pg_restore = find_tool("pg_restore", backup.reader_major(major))
-    command = [str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner", "--dbname",
+    atomicity = ["--jobs", str(jobs)] if jobs > 1 and not keep_history else ["--single-transaction"]
+    command = [str(pg_restore), *atomicity, "--exit-on-error", "--no-owner", "--dbname",
                env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), str(dump)]
     if not keep_history:
         _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")

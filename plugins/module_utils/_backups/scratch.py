@@ -1,0 +1,38 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Databases a restore builds next to the environment's: named after it, so the next run finds a leftover."""
+
+from __future__ import annotations
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+
+
+def scratch_name(prefix: str, database: str) -> str:
+    return (prefix + database)[:MAX_IDENTIFIER]
+
+
+def database_exists(admin, database: str) -> bool:
+    return admin.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)"),
+                         [database]).fetchone()[0]
+
+
+def drop_database(admin, database: str) -> None:
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def count_problems(conninfo: str, backup: store.Backup) -> list[str]:
+    """Tables whose restored row count differs from the backup's manifest."""
+    with psycopg.connect(conninfo) as conn:
+        restored = table_counts(conn)
+    expected = backup.manifest["row_counts"]
+    return ["%s: %d row(s) restored, the manifest says %d" % (t, restored.get(t, 0), expected.get(t, 0))
+            for t in sorted(set(expected) | set(restored)) if restored.get(t, 0) != expected.get(t, 0)]

@@ -1,0 +1,135 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A restore that is parallel and atomic: the backup goes into a new database, which replaces the old one by name.
+
+1. ``<database>_phoenix_restore`` is created (a leftover of a killed run is dropped first) and the dump restored
+   into it with ``pg_restore -j``; nobody else connects to it, so the parallel restore needs no transaction.
+2. It is checked: every table's row count against the manifest. The old database's audit log and stage fence
+   are carried over, so the environment's history and stage survive the restore as with ``in_place``.
+3. One transaction on the maintenance database renames the old database to ``<database>_pre_restore_<time>`` and
+   the new one to ``<database>``, after terminating the sessions of both. Killed before it commits, the old
+   database is still the environment's; after, the new one is. The kept old database is dropped by the next
+   successful swap, or by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
+    MAX_IDENTIFIER,
+    count_problems,
+    database_exists,
+    drop_database,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+NEW_SUFFIX = "_phoenix_restore"
+KEPT_MARK = "_pre_restore_"
+MAINTENANCE_DATABASES = ("postgres", "template1")
+SWAP_ATTEMPTS = 5  # each waits up to 5 s for terminated sessions to end (the server's own wait)
+HISTORY_TABLES = ("environment", "audit_log")  # carried from the old database into the new one
+
+
+def new_name(database: str) -> str:
+    return database[:MAX_IDENTIFIER - len(NEW_SUFFIX)] + NEW_SUFFIX
+
+
+def kept_name(database: str, when: str) -> str:
+    suffix = KEPT_MARK + when
+    return database[:MAX_IDENTIFIER - len(suffix)] + suffix
+
+
+def maintenance_connection(conninfo: str):
+    """An autocommit connection to the same server, not to the environment's database (which gets renamed)."""
+    problems = []
+    for name in MAINTENANCE_DATABASES:
+        try:
+            return psycopg.connect(make_conninfo(conninfo, dbname=name), autocommit=True)
+        except psycopg.OperationalError as exc:
+            problems.append("%s: %s" % (name, str(exc).strip().splitlines()[0]))
+    raise PhoenixError("mode=swap needs a connection to the server's postgres or template1 database, which failed "
+                       "(%s); use mode=in_place" % "; ".join(problems))
+
+
+def swap_restore(conninfo: str, backup: store.Backup, restore_into: Callable[[str], None],
+                 finish: Callable[[Any], None]) -> dict[str, Any]:
+    """Restore ``backup`` beside the database of ``conninfo`` with ``restore_into(new conninfo)`` and swap it in.
+    ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it records the
+    restore)."""
+    database = conninfo_to_dict(conninfo)["dbname"]
+    new, kept = new_name(database), kept_name(database, time.strftime("%Y%m%d%H%M%S", time.gmtime()))
+    with maintenance_connection(conninfo) as admin:
+        leftover = database_exists(admin, new)
+        drop_database(admin, new)
+        owner = admin.execute(sql.SQL(
+            "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END "
+            "FROM pg_database WHERE datname = %s"), [database]).fetchone()[0]
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(new))
+        admin.execute(create + (sql.SQL(" OWNER {}").format(sql.Identifier(owner)) if owner else sql.SQL("")))
+        try:
+            target = make_conninfo(conninfo, dbname=new)
+            restore_into(target)
+            problems = count_problems(target, backup)
+            if problems:
+                raise PhoenixError("the restored database does not match backup %s, the environment's database was "
+                                   "left as it was: %s" % (backup.id, "; ".join(problems)))
+            _carry_history(conninfo, target, finish)
+            _swap(admin, database, new, kept)
+        except BaseException:
+            drop_database(admin, new)
+            raise
+        dropped = _drop_older_kept(admin, database, kept)
+    return {"kept_database": kept, "leftover_removed": leftover, "dropped_kept": dropped}
+
+
+def _carry_history(old_conninfo: str, new_conninfo: str, finish) -> None:
+    with psycopg.connect(old_conninfo) as old, psycopg.connect(new_conninfo) as new:
+        with new.transaction():
+            for table in HISTORY_TABLES:
+                name = sql.Identifier("phoenix", table)
+                new.execute(sql.SQL("DELETE FROM {}").format(name))
+                with old.cursor().copy(sql.SQL("COPY {} TO STDOUT (FORMAT binary)").format(name)) as source, \
+                        new.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(name)) as sink:
+                    for block in source:
+                        sink.write(block)
+            new.execute(sql.SQL("SELECT setval('phoenix.audit_log_id_seq', "
+                                "(SELECT coalesce(max(id), 0) + 1 FROM phoenix.audit_log), false)"))
+            finish(new)
+
+
+def _swap(admin, database: str, new: str, kept: str) -> None:
+    rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
+    for attempt in range(SWAP_ATTEMPTS):
+        try:
+            with admin.transaction():
+                admin.execute(sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                      "WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()"), [database, new])
+                admin.execute(rename.format(sql.Identifier(database), sql.Identifier(kept)))
+                admin.execute(rename.format(sql.Identifier(new), sql.Identifier(database)))
+            return
+        except psycopg.errors.ObjectInUse:  # a session came back between the termination and the rename
+            if attempt == SWAP_ATTEMPTS - 1:
+                raise PhoenixError("the restored database is ready, but sessions kept reconnecting to %s, so it was "
+                                   "not swapped in; stop the application and run the restore again" % database)
+
+
+def _drop_older_kept(admin, database: str, kept: str) -> list[str]:
+    """Databases kept by earlier swaps of this database (exactly the names this module gives them): gone once
+    a newer swap succeeded."""
+    ours = re.compile("^%s$" % re.escape(kept_name(database, "%014d" % 0)).replace("0" * 14, r"\d{14}"))
+    names = admin.execute(sql.SQL("SELECT datname FROM pg_database WHERE datname <> %s ORDER BY 1"), [kept])
+    older = [name for (name,) in names.fetchall() if ours.match(name)]
+    for name in older:
+        drop_database(admin, name)
+    return older

@@ -1,0 +1,148 @@
+"""phoenix_restore mode=swap: a parallel restore into a new database that takes the old one's name in one step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK, new_name
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
+from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+
+from worlds_fixtures import table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+RESTORE_SCRIPT = """
+import json, sys
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_restore
+run_module(phoenix_restore.main, json.loads(sys.argv[1]))
+"""
+
+
+def call(main, database, check=False, **options):
+    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+
+
+def app_fingerprints(database):
+    return {t: v for t, v in table_fingerprints(database).items()
+            if t not in ("phoenix.audit_log", "phoenix.health_history")}
+
+
+def databases_like(database, marker: str) -> list[str]:
+    return [name for (name,) in database.query("SELECT datname FROM pg_database WHERE starts_with(datname, %s) "
+                                               "ORDER BY 1", (database.name + marker,))]
+
+
+@pytest.fixture
+def swappable(data):
+    yield data
+    with data.connect() as conn:  # what the swaps kept, beside the fixture's own database
+        for name in databases_like(data, KEPT_MARK) + databases_like(data, "_phoenix_restore"):
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])
+def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp_path, fmt):
+    data = swappable
+    before = app_fingerprints(data)
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    call(phoenix_world.main, data, id="ADDED_LATER", seed={"users": 1, "artifacts": 1, "chats": 0})
+    changed = app_fingerprints(data)
+    audit_before = data.query("SELECT count(*) FROM phoenix.audit_log")[0][0]
+
+    planned = call(phoenix_restore.main, data, check=True, dest=str(tmp_path), mode="swap")
+    assert planned["changed"] is True and planned["row_changes"]["Artifact"]["difference"] == 5
+    assert app_fingerprints(data) == changed and not databases_like(data, "_")  # check mode made nothing
+
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap", jobs=2)
+    assert restored["changed"] is True, restored.get("msg")
+    assert restored["safety_backup"] is None and restored["leftover_removed"] is False
+    assert app_fingerprints(data) == before
+    assert data.query("SELECT count(*) FROM phoenix.audit_log")[0][0] == audit_before + 1  # history carried over
+    assert data.query("SELECT operation, details->>'mode' FROM phoenix.audit_log ORDER BY id DESC LIMIT 1") == [
+        ("backup.restore", "swap")]
+    assert data.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
+    assert databases_like(data, KEPT_MARK) == [restored["kept_database"]]
+    kept = type(data)(data.cluster, restored["kept_database"])
+    assert app_fingerprints(kept) == changed  # the old database, as it was, under its new name
+
+    time.sleep(1.1)  # kept names carry the second
+    again = call(phoenix_restore.main, data, dest=str(tmp_path), backup=made["backup"]["id"], mode="swap")
+    assert again["dropped_kept"] == [restored["kept_database"]]
+    assert databases_like(data, KEPT_MARK) == [again["kept_database"]]
+    assert app_fingerprints(data) == before
+
+
+def test_a_restore_that_does_not_match_its_manifest_leaves_the_database_as_it_was(swappable, tmp_path):
+    data = swappable
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["row_counts"]["Artifact"] += 1
+    manifest_path.write_text(json.dumps(manifest))
+    before = table_fingerprints(data)
+    refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+    assert refused["failed"] is True
+    assert "Artifact: 6 row(s) restored, the manifest says 7" in refused["msg"] and "left as it was" in refused["msg"]
+    assert table_fingerprints(data) == before
+    assert not databases_like(data, "_")  # the half-checked new database is gone
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mode": "swapp"}, "mode"),
+    ({"mode": "swap", "jobs": 0}, "jobs must be from 1 to 128, got 0"),
+])
+def test_a_typo_is_one_clear_message(swappable, tmp_path, options, message):
+    result = call(phoenix_restore.main, swappable, dest=str(tmp_path), **options)
+    assert result["failed"] is True and message in result["msg"] and "Traceback" not in result["_raw"]
+
+
+def test_swap_killed_at_any_point_leaves_the_old_or_the_new_database(swappable, tmp_path):
+    data = swappable
+    with data.connect() as conn:  # enough rows that the restore takes a moment
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 400000) g"))
+        conn.execute(sql.SQL("ALTER TABLE filler ADD PRIMARY KEY (id)"))
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    backed_up = app_fingerprints(data)
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    changed = app_fingerprints(data)
+    args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "mode": "swap", "jobs": 2}
+    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
+
+    started = time.monotonic()
+    full = subprocess.run([sys.executable, "-c", RESTORE_SCRIPT, json.dumps(args)], env=env, check=True)
+    whole = time.monotonic() - started
+    assert full.returncode == 0 and app_fingerprints(data) == backed_up
+    states = {"old": changed, "new": backed_up}
+    seen = []
+    for fraction in (0.3, 0.6, 0.85):
+        call(phoenix_world.main, data, id="KEEP_ME", state="absent")  # back to the state a restore changes
+        assert app_fingerprints(data) == changed
+        process = subprocess.Popen([sys.executable, "-c", RESTORE_SCRIPT, json.dumps(args)], env=env,
+                                   start_new_session=True)
+        time.sleep(whole * fraction)
+        os.killpg(process.pid, signal.SIGKILL)  # the module and every pg_restore job
+        process.wait()
+        now = app_fingerprints(data)
+        state = next((name for name, fingerprints in states.items() if fingerprints == now), None)
+        assert state is not None, "killed at %d %%: the database is neither the old nor the new one" % (fraction * 100)
+        seen.append(state)
+        left_behind = databases_like(data, "_phoenix_restore")
+        assert left_behind in ([], [new_name(data.name)])
+        again = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap", jobs=2)
+        assert again["changed"] is True, again.get("msg")
+        assert again["leftover_removed"] is bool(left_behind)
+        assert app_fingerprints(data) == backed_up
+        assert not databases_like(data, "_phoenix_restore")
+        time.sleep(1.1)  # kept names carry the second
+    assert "old" in seen, seen  # at least one kill landed before the swap
