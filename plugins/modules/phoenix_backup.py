@@ -83,6 +83,7 @@ extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
   - phoenix.platform.backup_signing
+  - phoenix.platform.backup_encryption
   - phoenix.platform.lock
   - phoenix.platform.attributes
 attributes:
@@ -133,7 +134,7 @@ from pathlib import Path
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, default_jobs, ensure_backup
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
@@ -159,6 +160,7 @@ def run(module: PhoenixModule) -> dict:
         compress=compression.parse(params["compress"]), retention_days=params["retention_days"],
         keep_min=params["keep_min"], verify=params["verify"], fresh_within_hours=params["fresh_within_hours"],
         actor=module.actor, signing_key=params["backup_signing_key"], lock_timeout=params["lock_timeout"],
+        encrypt_to=params["encrypt_to"],
     )
     with module.fenced_connection(writes=False) as conn:
         return ensure_backup(conn, module.connection_target().conninfo(), request, module.check_mode)
@@ -179,6 +181,7 @@ def main() -> None:
             "keep_min": {"type": "int", "default": 3},
             "verify": {"type": "bool", "default": False},
             "fresh_within_hours": {"type": "float"},
+            **encryption.RECIPIENT_OPTIONS,
             **ALLOW_PROD_OPTIONS,
             **store.SIGNING_OPTIONS,
             **LOCK_OPTIONS,

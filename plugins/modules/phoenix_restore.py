@@ -23,6 +23,7 @@ description:
     one; a half-restored new database is dropped by the next run. Needs the CREATEDB right and a connection to the
     server's C(postgres) or C(template1) database. Database-level settings (C(ALTER DATABASE ... SET)) and grants
     on the database are not carried over.
+  - An encrypted backup needs O(backup_identity). With O(encrypt_to), the safety backup is encrypted too.
   - A restore is an action, so it always reports a change.
 options:
   backup:
@@ -61,6 +62,8 @@ extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
   - phoenix.platform.backup_signing
+  - phoenix.platform.backup_encryption
+  - phoenix.platform.backup_encryption.IDENTITY
   - phoenix.platform.attributes
 attributes:
   check_mode:
@@ -120,7 +123,7 @@ from pathlib import Path
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
@@ -132,7 +135,8 @@ def run(module: PhoenixModule) -> dict:
         backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None, stage=module.stage,
         actor=module.actor, safety_backup=params["safety_backup"], allow_prod=params["allow_prod"],
         allow_cross_stage=params["allow_cross_stage"], signing_key=params["backup_signing_key"],
-        mode=params["mode"], jobs=parallel_jobs() if params["jobs"] is None else params["jobs"],
+        identity=params["backup_identity"], encrypt_to=params["encrypt_to"], mode=params["mode"],
+        jobs=parallel_jobs() if params["jobs"] is None else params["jobs"],
     )
     with module.fenced_connection() as conn:
         return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
@@ -149,6 +153,8 @@ def main() -> None:
             "allow_cross_stage": {"type": "bool", "default": False},
             "mode": {"type": "str", "choices": ["in_place", "swap"], "default": "in_place"},
             "jobs": {"type": "int"},
+            **encryption.RECIPIENT_OPTIONS,
+            **encryption.IDENTITY_OPTIONS,
             **store.SIGNING_OPTIONS,
         },
     )

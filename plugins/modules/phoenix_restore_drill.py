@@ -33,6 +33,7 @@ extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
   - phoenix.platform.backup_signing
+  - phoenix.platform.backup_encryption.IDENTITY
   - phoenix.platform.attributes
 attributes:
   check_mode:
@@ -88,7 +89,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import DrillRequest, drill
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
@@ -117,7 +118,8 @@ def run(module: PhoenixModule) -> dict:
         return {name: check for name, check in report["checks"].items() if name in DRILL_CHECKS}
 
     request = DrillRequest(backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None,
-                           stage=module.stage, signing_key=params["backup_signing_key"])
+                           stage=module.stage, signing_key=params["backup_signing_key"],
+                           identity=params["backup_identity"])
     result = drill(module.connection_target().conninfo(), request, module.check_mode, inspect)
     if result["problems"]:
         raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),
@@ -132,6 +134,7 @@ def main() -> None:
             "dest": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
             **store.SIGNING_OPTIONS,
+            **encryption.IDENTITY_OPTIONS,
         },
     )
     module.run(run)

@@ -42,6 +42,7 @@ class DrillRequest:
     dest: Path | None
     stage: str
     signing_key: str | None = None
+    identity: str | None = None  # age identity of an encrypted backup
 
 
 def drill(conninfo: str, request: DrillRequest, check_mode: bool,
@@ -58,24 +59,25 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
                                   "leftover_removed": leftover and not check_mode}
         if check_mode:  # nothing is created; a leftover stays for the next real drill
-            return dict(result, passed=None, problems=verify(backup))
+            return dict(result, passed=None, problems=verify(backup, identity=request.identity))
         major = server_major(admin)
         drop_database(admin, scratch)
-        problems = verify(backup)
+        problems = verify(backup, identity=request.identity)
         if not problems:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
-                problems, result["checks"] = _check(major, target, backup, inspect)
+                problems, result["checks"] = _check(major, target, backup, request.identity, inspect)
             finally:
                 drop_database(admin, scratch)
     result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
     return result
 
 
-def _check(major: int, target: str, backup: store.Backup, inspect) -> tuple[list[str], dict[str, Any]]:
+def _check(major: int, target: str, backup: store.Backup, identity: str | None,
+           inspect) -> tuple[list[str], dict[str, Any]]:
     try:
-        restore_dump(major, target, backup, keep_history=False)
+        restore_dump(major, target, backup, keep_history=False, identity=identity)
     except PhoenixError as exc:
         return ["the restore failed: %s" % exc.msg], {}
     problems = count_problems(target, backup)

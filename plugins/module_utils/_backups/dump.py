@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, check_supported
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import check_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
@@ -56,6 +56,7 @@ class BackupRequest:
     actor: str = ""
     signing_key: str | None = None
     lock_timeout: int = 60
+    encrypt_to: list[str] | None = None  # age recipients
 
 
 def parallel_jobs() -> int:
@@ -84,6 +85,8 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
     if request.compress is not None and request.fmt == "plain" and request.compress.method != "gzip":
         raise PhoenixError("format=plain compresses with gzip only (compress %s needs format custom or directory)"
                            % request.compress.method)
+    if request.encrypt_to:
+        encryption.recipients(request.encrypt_to)  # a typo fails before anything is written, check mode included
     tool = _pg_dump_for(conn, request.compress)  # an unusable compression fails check mode too
     conn.rollback()
     if check_mode:
@@ -177,8 +180,8 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             "id": final.name, "stage": request.stage, "kind": request.kind, "format": request.fmt,
             "created_at": now.isoformat(), "duration_seconds": round(time.monotonic() - started, 3),
             "pg_dump": str(pg_dump), "pg_dump_major": dump_major,
-            "compression": request.compress.label() if request.compress else "default", "row_counts": counts, "files": files, "created_by": request.actor,
-            "verified": None, **facts,
+            "compression": request.compress.label() if request.compress else "default", "row_counts": counts,
+            "files": files, "created_by": request.actor, "verified": None, "encryption": None, **facts,
         }
         secure_tree(work)
         backup = store.Backup(work, manifest)
@@ -187,6 +190,10 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             if problems:
                 raise PhoenixError("the new backup failed verification: %s" % "; ".join(problems))
             manifest["verified"] = store.utcnow().isoformat()
+        if request.encrypt_to:  # after the check, which reads the plain dump; the manifest hashes what is stored
+            encryption.encrypt_tree(work, encryption.recipients(request.encrypt_to))
+            manifest.update(files=store.file_entries(work), encryption={
+                "method": "age", "recipients": [r.strip() for r in request.encrypt_to]})
         store.sign(manifest, request.signing_key)
         store.write_manifest(work, manifest)  # last: only now is it a backup
         store.fsync_tree(work)
@@ -245,19 +252,25 @@ def _check(returncode: int, stderr: bytes) -> None:
         raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
 
-def verify(backup: store.Backup, pg_restore: Path | None = None) -> list[str]:
+def verify(backup: store.Backup, pg_restore: Path | None = None, identity: str | None = None) -> list[str]:
     """Checksums of every file, then ``pg_restore --list`` (custom and directory formats) or the meta-command
-    check (plain)."""
+    check (plain); an encrypted backup is read with ``identity``."""
     problems = store.verify_checksums(backup)
     if problems:
         return problems
+    with encryption.readable(backup, identity) as root:
+        return _readable_problems(backup, root, pg_restore)
+
+
+def _readable_problems(backup: store.Backup, root: Path, pg_restore: Path | None) -> list[str]:
+    problems = []
     if backup.manifest["format"] == "plain":
-        problem = check_plain_dump(backup.path / DUMP_FILES["plain"])
+        problem = check_plain_dump(root / DUMP_FILES["plain"])
         return [problem] if problem else []
     if pg_restore is None or not pg_restore.exists():
         pg_restore = find_tool("pg_restore", backup.reader_major(
             int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0])))
-    listing = subprocess.run([str(pg_restore), "--list", str(backup.path / DUMP_FILES[backup.manifest["format"]])],
+    listing = subprocess.run([str(pg_restore), "--list", str(root / DUMP_FILES[backup.manifest["format"]])],
                              capture_output=True, text=True, check=False)
     if listing.returncode != 0:
         problems.append("pg_restore --list failed: %s" % listing.stderr.strip()[-400:])

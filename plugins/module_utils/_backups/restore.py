@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
     BackupRequest,
@@ -55,6 +55,8 @@ class RestoreRequest:
     signing_key: str | None = None
     mode: str = "in_place"
     jobs: int = 1
+    identity: str | None = None  # age identity of an encrypted backup
+    encrypt_to: list[str] | None = None  # age recipients of the safety backup
 
 
 def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -77,7 +79,7 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
         raise PhoenixError("backup %s was taken in %s, this is %s; set allow_cross_stage=true to restore it here"
                            % (backup.id, backup_stage, request.stage))
     require_prod_allowed(request.stage, request.allow_prod, "restoring a backup")
-    problems = verify(backup)
+    problems = verify(backup, identity=request.identity)
     if problems:
         raise PhoenixError("backup %s failed verification, refusing to restore it: %s"
                            % (backup.id, "; ".join(problems)))
@@ -92,17 +94,18 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
         major = server_major(conn)
         conn.close()  # the environment's database is renamed: no session of ours may stay in it
         result.update(swap_restore(
-            conninfo, backup, lambda target: restore_dump(major, target, backup, keep_history=False, jobs=request.jobs),
+            conninfo, backup,
+            lambda target: restore_dump(major, target, backup, False, jobs=request.jobs, identity=request.identity),
             lambda new: record(new, "backup.restore", request.stage, request.actor, details)))
         return result
     if request.safety_backup:
         if request.dest is None:
             raise PhoenixError("a safety backup needs dest (or set safety_backup=false)")
         safety_request = BackupRequest(request.dest, request.stage, kind="pre-restore", actor=request.actor,
-                                       signing_key=request.signing_key)
+                                       signing_key=request.signing_key, encrypt_to=request.encrypt_to)
         safety = ensure_backup(conn, conninfo, safety_request, False)
         result["safety_backup"] = safety["backup"]
-    _run_restore(conn, conninfo, backup)
+    _run_restore(conn, conninfo, backup, request.identity)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
@@ -111,19 +114,24 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
     return result
 
 
-def _run_restore(conn, conninfo: str, backup: store.Backup) -> None:
+def _run_restore(conn, conninfo: str, backup: store.Backup, identity: str | None) -> None:
     major = server_major(conn)
     conn.rollback()
-    restore_dump(major, conninfo, backup, keep_history=True)
+    restore_dump(major, conninfo, backup, keep_history=True, identity=identity)
 
 
-def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: bool, jobs: int = 1) -> None:
+def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: bool, jobs: int = 1,
+                 identity: str | None = None) -> None:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
-    whole (into an empty database)."""
+    whole (into an empty database). An encrypted backup is read with ``identity``."""
+    with encryption.readable(backup, identity) as root:
+        _restore_from(major, conninfo, backup, root / DUMP_FILES[backup.manifest["format"]], keep_history, jobs)
+
+
+def _restore_from(major: int, conninfo: str, backup: store.Backup, dump: Path, keep_history: bool, jobs: int) -> None:
     env = libpq_environment(conninfo)
-    dump = backup.path / DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
         _run_plain(find_tool("psql", major), dump, env, keep_history)
         return

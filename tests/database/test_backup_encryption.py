@@ -1,0 +1,97 @@
+"""Backups encrypted at rest with age: round trips, and what happens without the identity."""
+
+from __future__ import annotations
+
+import json
+
+import pyrage
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_restore,
+    phoenix_restore_drill,
+    phoenix_world,
+)
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from worlds_fixtures import table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def call(main, database, check=False, **options):
+    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+
+
+def app_fingerprints(database):
+    return {t: v for t, v in table_fingerprints(database).items()
+            if t not in ("phoenix.audit_log", "phoenix.health_history")}
+
+
+@pytest.fixture
+def keys():
+    identity = pyrage.x25519.Identity.generate()
+    return str(identity), str(identity.to_public())
+
+
+def stored_bytes(root) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json")
+
+
+@pytest.mark.parametrize("fmt, mode", [("custom", "in_place"), ("directory", "swap"), ("plain", "in_place")])
+def test_an_encrypted_backup_round_trips_and_holds_no_readable_row(data, tmp_path, keys, fmt, mode):
+    secret, public = keys
+    email = data.query('SELECT email FROM "User" ORDER BY email LIMIT 1')[0][0]
+    before = app_fingerprints(data)
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public], verify=True)
+    assert made["changed"] is True, made.get("msg")
+    path = tmp_path / "BETA" / made["backup"]["id"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["encryption"] == {"method": "age", "recipients": [public]} and manifest["verified"]
+    assert manifest["files"] and all(f["name"].endswith(".age") for f in manifest["files"])
+    assert email.encode() not in stored_bytes(path) and b"COPY public" not in stored_bytes(path)
+
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path), backup_identity=secret)
+    assert drilled.get("passed") is True, drilled.get("msg")
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), backup=made["backup"]["id"], mode=mode,
+                    backup_identity=secret, encrypt_to=[public])
+    assert restored["changed"] is True, restored.get("msg")
+    assert app_fingerprints(data) == before
+    assert secret not in restored["_raw"] and secret not in drilled["_raw"]
+    assert not list(tmp_path.rglob("*.decrypted"))  # the private plain copy is gone
+    if restored["safety_backup"]:  # encrypted like the backups it stands beside
+        safety = json.loads((tmp_path / "BETA" / restored["safety_backup"]["id"] / "manifest.json").read_text())
+        assert safety["encryption"]["recipients"] == [public]
+    if mode == "swap":
+        with data.connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(restored["kept_database"])))
+
+
+def test_without_the_identity_an_encrypted_backup_cannot_be_restored_and_the_error_says_so(data, tmp_path, keys):
+    secret, public = keys
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), encrypt_to=[public])
+    before = table_fingerprints(data)
+    missing = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
+    assert missing["failed"] is True
+    assert "backup %s is encrypted to %s; give backup_identity" % (made["backup"]["id"], public) in missing["msg"]
+    other = str(pyrage.x25519.Identity.generate())
+    wrong = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False, backup_identity=other)
+    assert wrong["failed"] is True and "cannot be decrypted with the backup_identity given" in wrong["msg"]
+    assert other not in wrong["_raw"]
+    drill = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    assert drill["failed"] is True and "give backup_identity" in drill["msg"]
+    assert table_fingerprints(data) == before
+    assert not list(tmp_path.rglob("*.decrypted"))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"encrypt_to": ["age1notakey"]}, "encrypt_to: 'age1notakey' is not an age recipient"),
+])
+def test_a_typo_in_a_recipient_is_refused_before_anything_is_written(data, tmp_path, options, message):
+    for check in (True, False):
+        result = call(phoenix_backup.main, data, check=check, dest=str(tmp_path), **options)
+        assert result["failed"] is True and message in result["msg"] and "Traceback" not in result["_raw"]
+    assert not list(tmp_path.rglob("backup-*"))
