@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import verify
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     count_problems,
@@ -53,31 +53,33 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
     started = time.monotonic()
     backup = store.find_backup(request.dest, request.stage, request.backup)
     store.check_signature(backup, request.signing_key)
-    with psycopg.connect(conninfo, autocommit=True) as admin:
+    problems = store.verify_checksums(backup)  # the stored bytes, before any of them is decrypted or read
+    with psycopg.connect(conninfo, autocommit=True) as admin, \
+            encryption.readable(backup, request.identity, unsound=bool(problems)) as root:  # decrypted once
+        problems = problems or dump_problems(backup, root)
         scratch = scratch_name(SCRATCH_PREFIX, admin.info.dbname)
         leftover = database_exists(admin, scratch)
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
                                   "leftover_removed": leftover and not check_mode}
         if check_mode:  # nothing is created; a leftover stays for the next real drill
-            return dict(result, passed=None, problems=verify(backup, identity=request.identity))
+            return dict(result, passed=None, problems=problems)
         major = server_major(admin)
         drop_database(admin, scratch)
-        problems = verify(backup, identity=request.identity)
         if not problems:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
-                problems, result["checks"] = _check(major, target, backup, request.identity, inspect)
+                problems, result["checks"] = _check(major, target, backup, root, inspect)
             finally:
                 drop_database(admin, scratch)
     result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
     return result
 
 
-def _check(major: int, target: str, backup: store.Backup, identity: str | None,
+def _check(major: int, target: str, backup: store.Backup, root: Path,
            inspect) -> tuple[list[str], dict[str, Any]]:
     try:
-        restore_dump(major, target, backup, keep_history=False, identity=identity)
+        restore_dump(major, target, backup, root, keep_history=False)
     except PhoenixError as exc:
         return ["the restore failed: %s" % exc.msg], {}
     problems = count_problems(target, backup)

@@ -186,7 +186,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         secure_tree(work)
         backup = store.Backup(work, manifest)
         if request.verify:
-            problems = verify(backup, pg_dump.parent / "pg_restore")
+            problems = verify(backup, work, pg_dump.parent / "pg_restore")
             if problems:
                 raise PhoenixError("the new backup failed verification: %s" % "; ".join(problems))
             manifest["verified"] = store.utcnow().isoformat()
@@ -252,17 +252,14 @@ def _check(returncode: int, stderr: bytes) -> None:
         raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
 
-def verify(backup: store.Backup, pg_restore: Path | None = None, identity: str | None = None) -> list[str]:
-    """Checksums of every file, then ``pg_restore --list`` (custom and directory formats) or the meta-command
-    check (plain); an encrypted backup is read with ``identity``."""
-    problems = store.verify_checksums(backup)
-    if problems:
-        return problems
-    with encryption.readable(backup, identity) as root:
-        return _readable_problems(backup, root, pg_restore)
+def verify(backup: store.Backup, root: Path, pg_restore: Path | None = None) -> list[str]:
+    """Checksums of every file, then the dump under ``root`` (``dump_problems``)."""
+    return store.verify_checksums(backup) or dump_problems(backup, root, pg_restore)
 
 
-def _readable_problems(backup: store.Backup, root: Path, pg_restore: Path | None) -> list[str]:
+def dump_problems(backup: store.Backup, root: Path, pg_restore: Path | None = None) -> list[str]:
+    """``pg_restore --list`` (custom and directory formats) or the meta-command check (plain) of the dump under
+    ``root``: the backup's directory, or its decrypted copy (``encryption.readable``)."""
     problems = []
     if backup.manifest["format"] == "plain":
         problem = check_plain_dump(root / DUMP_FILES["plain"])

@@ -81,8 +81,12 @@ def is_encrypted(backup: store.Backup) -> bool:
 
 
 @contextlib.contextmanager
-def readable(backup: store.Backup, identity_text: str | None) -> Iterator[Path]:
-    """The directory to read the backup's dump from: its own, or a decrypted private copy while in use."""
+def readable(backup: store.Backup, identity_text: str | None, unsound: bool = False) -> Iterator[Path | None]:
+    """The directory to read the backup's dump from: its own, or a decrypted private copy while in use. An
+    ``unsound`` backup (its stored bytes failed their checksums) is not read at all: None."""
+    if unsound:
+        yield None
+        return
     if not is_encrypted(backup):
         yield backup.path
         return

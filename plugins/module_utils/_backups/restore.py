@@ -22,9 +22,9 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import e
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
     BackupRequest,
+    dump_problems,
     ensure_backup,
     table_counts,
-    verify,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import swap_restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
@@ -79,23 +79,31 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
         raise PhoenixError("backup %s was taken in %s, this is %s; set allow_cross_stage=true to restore it here"
                            % (backup.id, backup_stage, request.stage))
     require_prod_allowed(request.stage, request.allow_prod, "restoring a backup")
-    problems = verify(backup, identity=request.identity)
-    if problems:
-        raise PhoenixError("backup %s failed verification, refusing to restore it: %s"
-                           % (backup.id, "; ".join(problems)))
+    problems = store.verify_checksums(backup)  # the stored bytes, before any of them is decrypted or read
+    with encryption.readable(backup, request.identity, unsound=bool(problems)) as root:  # decrypted once
+        problems = problems or dump_problems(backup, root)
+        if problems:
+            raise PhoenixError("backup %s failed verification, refusing to restore it: %s"
+                               % (backup.id, "; ".join(problems)))
+        return _restore_verified(conn, conninfo, request, backup, root, check_mode)
+
+
+def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: store.Backup, root: Path,
+                      check_mode: bool) -> dict[str, Any]:
     changes = row_changes(table_counts(conn), backup.manifest["row_counts"])
     conn.rollback()
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "row_changes": changes,
                               "safety_backup": None, "diff": row_count_diff(changes), "mode": request.mode}
     if check_mode:
         return result
+    backup_stage = backup.manifest["stage"]
     details = {"backup": backup.id, "from_stage": backup_stage, "row_changes": changes, "mode": request.mode}
+    major = server_major(conn)
+    conn.rollback()
     if request.mode == "swap":  # the old database, kept under another name, is the safety copy
-        major = server_major(conn)
         conn.close()  # the environment's database is renamed: no session of ours may stay in it
         result.update(swap_restore(
-            conninfo, backup,
-            lambda target: restore_dump(major, target, backup, False, jobs=request.jobs, identity=request.identity),
+            conninfo, backup, lambda target: restore_dump(major, target, backup, root, False, jobs=request.jobs),
             lambda new: record(new, "backup.restore", request.stage, request.actor, details)))
         return result
     if request.safety_backup:
@@ -105,7 +113,8 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
                                        signing_key=request.signing_key, encrypt_to=request.encrypt_to)
         safety = ensure_backup(conn, conninfo, safety_request, False)
         result["safety_backup"] = safety["backup"]
-    _run_restore(conn, conninfo, backup, request.identity)
+        conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
+    restore_dump(major, conninfo, backup, root, keep_history=True)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
@@ -114,24 +123,15 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
     return result
 
 
-def _run_restore(conn, conninfo: str, backup: store.Backup, identity: str | None) -> None:
-    major = server_major(conn)
-    conn.rollback()
-    restore_dump(major, conninfo, backup, keep_history=True, identity=identity)
-
-
-def restore_dump(major: int, conninfo: str, backup: store.Backup, keep_history: bool, jobs: int = 1,
-                 identity: str | None = None) -> None:
+def restore_dump(major: int, conninfo: str, backup: store.Backup, root: Path, keep_history: bool,
+                 jobs: int = 1) -> None:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
-    whole (into an empty database). An encrypted backup is read with ``identity``."""
-    with encryption.readable(backup, identity) as root:
-        _restore_from(major, conninfo, backup, root / DUMP_FILES[backup.manifest["format"]], keep_history, jobs)
-
-
-def _restore_from(major: int, conninfo: str, backup: store.Backup, dump: Path, keep_history: bool, jobs: int) -> None:
+    whole (into an empty database). The dump is read under ``root``: the backup's directory, or its decrypted
+    copy (``encryption.readable``)."""
     env = libpq_environment(conninfo)
+    dump = root / DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
         _run_plain(find_tool("psql", major), dump, env, keep_history)
         return
