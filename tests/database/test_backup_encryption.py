@@ -16,18 +16,13 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from worlds_fixtures import table_fingerprints
+from worlds_fixtures import app_fingerprints, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def call(main, database, check=False, **options):
     return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
-
-
-def app_fingerprints(database):
-    return {t: v for t, v in table_fingerprints(database).items()
-            if t not in ("phoenix.audit_log", "phoenix.health_history")}
 
 
 @pytest.fixture

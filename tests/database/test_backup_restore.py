@@ -23,7 +23,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
 
-from worlds_fixtures import migrate, table_fingerprints
+from worlds_fixtures import app_fingerprints, migrate
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -34,11 +34,6 @@ def call(main, database, check=False, diff=False, **options):
 
 def info(dest, **options):
     return run_module(phoenix_backup_info.main, dict({"dest": str(dest), "stage": "BETA"}, **options))
-
-
-def app_fingerprints(database):
-    return {t: v for t, v in table_fingerprints(database).items()
-            if t not in ("phoenix.audit_log", "phoenix.health_history")}
 
 
 @pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])

@@ -16,7 +16,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap imp
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
 
-from worlds_fixtures import table_fingerprints
+from worlds_fixtures import app_fingerprints, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -30,11 +30,6 @@ run_module(phoenix_restore.main, json.loads(sys.argv[1]))
 
 def call(main, database, check=False, **options):
     return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
-
-
-def app_fingerprints(database):
-    return {t: v for t, v in table_fingerprints(database).items()
-            if t not in ("phoenix.audit_log", "phoenix.health_history")}
 
 
 def databases_like(database, marker: str) -> list[str]:

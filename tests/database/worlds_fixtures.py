@@ -66,3 +66,9 @@ def table_fingerprints(database) -> dict[str, tuple[int, str]]:
             ).format(sql.Identifier(schema, table))).fetchone()
         result["%s.%s" % (schema, table)] = (count, digest)
     return result
+
+
+def app_fingerprints(database) -> dict[str, tuple[int, str]]:
+    """``table_fingerprints`` without the history a restore keeps or adds (audit log, recorded health checks)."""
+    return {t: v for t, v in table_fingerprints(database).items()
+            if t not in ("phoenix.audit_log", "phoenix.health_history")}

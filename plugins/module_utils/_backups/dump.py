@@ -24,8 +24,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.files impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool,
+    find_tool_and_major,
     libpq_environment,
-    program_major,
     server_major,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
@@ -138,8 +138,7 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
 def _pg_dump_for(conn, compression: Compression | None) -> tuple[Path, int]:
     """The pg_dump for this server (its major version or newer) that can write ``compression``."""
     wanted = max(server_major(conn), compression.needs_major if compression else 0)
-    pg_dump = find_tool("pg_dump", wanted)
-    major = program_major(pg_dump)
+    pg_dump, major = find_tool_and_major("pg_dump", wanted)
     check_supported(compression, pg_dump, major)
     return pg_dump, major
 

@@ -16,8 +16,9 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 
 
-def scratch_name(prefix: str, database: str) -> str:
-    return (prefix + database)[:MAX_IDENTIFIER]
+def scratch_name(prefix: str, database: str, suffix: str = "") -> str:
+    """``<prefix><database><suffix>``, the database's name shortened so that the whole fits an identifier."""
+    return prefix + database[:MAX_IDENTIFIER - len(prefix) - len(suffix)] + suffix
 
 
 def database_exists(admin, database: str) -> bool:

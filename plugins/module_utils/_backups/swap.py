@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
-    MAX_IDENTIFIER,
     count_problems,
     database_exists,
     drop_database,
+    scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
@@ -42,12 +42,11 @@ HISTORY_TABLES = ("environment", "audit_log")  # carried from the old database i
 
 
 def new_name(database: str) -> str:
-    return database[:MAX_IDENTIFIER - len(NEW_SUFFIX)] + NEW_SUFFIX
+    return scratch_name("", database, NEW_SUFFIX)
 
 
 def kept_name(database: str, when: str) -> str:
-    suffix = KEPT_MARK + when
-    return database[:MAX_IDENTIFIER - len(suffix)] + suffix
+    return scratch_name("", database, KEPT_MARK + when)
 
 
 def maintenance_connection(conninfo: str):

@@ -97,6 +97,11 @@ def find_bin_dir(source: str = "auto", want_major: int | None = None) -> Path:
 
 def find_tool(tool: str, server_major: int) -> Path:
     """The ``tool`` binary whose major version matches the server (or, failing that, the nearest newer one)."""
+    return find_tool_and_major(tool, server_major)[0]
+
+
+def find_tool_and_major(tool: str, server_major: int) -> tuple[Path, int]:
+    """``find_tool``, with the major version the binary reported."""
     candidates = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/" + tool))]
     candidates += [d / tool for d in system_bin_dirs()]  # pg_config --bindir, elsewhere on some systems
     bundled = pgserver_bin_dir()
@@ -109,10 +114,10 @@ def find_tool(tool: str, server_major: int) -> Path:
     # Versioned directories come first: PATH may hold a wrapper (Debian's pg_wrapper) that picks a cluster itself.
     exact = [path for path, major in versions.items() if major == server_major]
     if exact:
-        return exact[0]
+        return exact[0], server_major
     newer = sorted((major, index) for index, (path, major) in enumerate(versions.items()) if major > server_major)
     if newer:
-        return list(versions)[newer[0][1]]
+        return list(versions)[newer[0][1]], newer[0][0]
     found = ", ".join("%s (%d)" % (p, m) for p, m in versions.items()) or "none"
     raise PhoenixError("no %s for PostgreSQL %d or newer was found (found: %s); install the PostgreSQL %d client "
                        "programs or the pgserver wheel" % (tool, server_major, found, server_major))
