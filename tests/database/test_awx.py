@@ -52,7 +52,7 @@ def test_a_fresh_clone_runs_as_an_awx_project_and_no_artifact_holds_the_secret(d
     (private / "env").mkdir()
     (private / "env" / "extravars").write_text(yaml.safe_dump(injected))
 
-    for playbook in ("playbooks/site.yml", "playbooks/backup.yml", "playbooks/health.yml"):
+    for playbook in ("playbooks/site.yml", "playbooks/backup.yml", "playbooks/restore_drill.yml", "playbooks/health.yml"):
         job = runner(private, playbook, {"PHOENIX_HOME": str(home)})
         assert job.returncode == 0, job.stdout[-3000:]
         events = job_events(private)
