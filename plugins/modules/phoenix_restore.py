@@ -47,8 +47,11 @@ options:
     choices: [in_place, swap]
     default: in_place
   jobs:
-    description: Parallel pg_restore jobs with O(mode=swap) (custom and directory formats). Default one per CPU, at
-      most 4.
+    description:
+      - Parallel pg_restore jobs with O(mode=swap) (custom and directory formats). Default one per CPU, at most 4.
+      - A backup written by a pg_dump 17 or newer (zstd or lz4) for an older server is restored as a script through
+        psql, in one transaction and not in parallel, because pg_restore 17 opens its sessions with a setting older
+        servers reject.
     type: int
   allow_prod:
     description: Allow restoring in PROD.

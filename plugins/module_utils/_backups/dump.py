@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, check_supported
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import check_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
@@ -27,6 +27,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     find_tool_and_major,
     libpq_environment,
     server_major,
+    tool_versions,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import read_only_snapshot
@@ -82,9 +83,10 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
         raise PhoenixError("kind must be one of %s" % ", ".join(store.KINDS))
     if request.jobs > 1 and request.fmt != "directory":
         raise PhoenixError("jobs > 1 needs format=directory (pg_dump runs parallel jobs only for that format)")
-    if request.compress is not None and request.fmt == "plain" and request.compress.method != "gzip":
-        raise PhoenixError("format=plain compresses with gzip only (compress %s needs format custom or directory)"
-                           % request.compress.method)
+    if request.compress is not None and request.fmt == "plain" and request.compress.method != "none":
+        # psql reads the script back as it is, and verification reads its meta-commands
+        raise PhoenixError("format=plain is kept as readable SQL, uncompressed: compress %s needs format custom or "
+                           "directory (or leave compress out)" % request.compress.label())
     if request.encrypt_to:
         encryption.recipients(request.encrypt_to)  # a typo fails before anything is written, check mode included
     tool = _pg_dump_for(conn, request.compress)  # an unusable compression fails check mode too
@@ -136,11 +138,11 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
 
 
 def _pg_dump_for(conn, compression: Compression | None) -> tuple[Path, int]:
-    """The pg_dump for this server (its major version or newer) that can write ``compression``."""
-    wanted = max(server_major(conn), compression.needs_major if compression else 0)
-    pg_dump, major = find_tool_and_major("pg_dump", wanted)
-    check_supported(compression, pg_dump, major)
-    return pg_dump, major
+    """The server's own pg_dump (or the nearest newer one); for zstd and lz4, the newest that writes them. A dump
+    made by the server's own version restores with the programs that usually come with the server."""
+    if compression is None or not compression.needs_major:
+        return find_tool_and_major("pg_dump", server_major(conn))
+    return capable_pg_dump(compression, tool_versions("pg_dump"), server_major(conn))
 
 
 def _placeholder(path: Path, request: BackupRequest, now) -> store.Backup:

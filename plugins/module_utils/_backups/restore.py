@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
@@ -133,24 +133,63 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, root: Path, ke
     env = libpq_environment(conninfo)
     dump = root / DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
-        _run_plain(find_tool("psql", major), dump, env, keep_history)
+        with open(dump, "rb") as script:
+            _run_script(find_tool("psql", major), env, [PLAIN_PROLOGUE if keep_history else b"", script,
+                                                        PLAIN_EPILOGUE if keep_history else b""])
         return
-    pg_restore = find_tool("pg_restore", backup.reader_major(major))
-    atomicity = ["--jobs", str(jobs)] if jobs > 1 and not keep_history else ["--single-transaction"]
-    command = [str(pg_restore), *atomicity, "--exit-on-error", "--no-owner", "--dbname",
-               env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), str(dump)]
-    if not keep_history:
-        _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")
-        return
-    listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True, check=False)
-    _check(listing, "pg_restore --list")
+    reader = backup.reader_major(major)
+    pg_restore = find_tool("pg_restore", reader)
     toc = backup.path.parent / (".%s.restore-list" % backup.id)
+    selection = ["--clean", "--if-exists", "--use-list", str(toc)] if keep_history else []
     try:
-        toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
-        command[-1:-1] = ["--clean", "--if-exists", "--use-list", str(toc)]
+        if keep_history:
+            listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True,
+                                     check=False)
+            _check(listing, "pg_restore --list")
+            toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
+        if reader >= SESSION_SETUP_NEWER_SINCE > major:
+            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", str(dump)])
+            return
+        atomicity = ["--jobs", str(jobs)] if jobs > 1 and not keep_history else ["--single-transaction"]
+        command = [str(pg_restore), *atomicity, "--exit-on-error", "--no-owner", *selection, "--dbname",
+                   env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), str(dump)]
         _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")
     finally:
         toc.unlink(missing_ok=True)
+
+
+# pg_restore 17 and later opens every session with SET transaction_timeout, which older servers reject.
+# Their archives (zstd and lz4 written by a newer pg_dump) reach an older server as a script through psql,
+# without that line: never in parallel, and in one transaction that the script itself opens and commits at
+# its very end, so a pg_restore that fails part-way leaves psql a transaction it never commits.
+SESSION_SETUP_NEWER_SINCE = 17
+NEWER_SESSION_SETTINGS = re.compile(rb"^SET transaction_timeout = ")
+SCRIPT_PREAMBLE = re.compile(rb"^(--.*|\\restrict .*|BEGIN;|SET .*|SELECT pg_catalog\.set_config\(.*|\s*)$")
+
+
+def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[str]) -> None:
+    process = subprocess.Popen([str(pg_restore), "--single-transaction", "--file", "-", *arguments],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _run_script(psql, env, [_without_newer_settings(process.stdout)], single_transaction=False)
+    finally:
+        process.stdout.close()
+        stderr = process.stderr.read().decode(errors="replace")
+        process.wait()
+    _check(subprocess.CompletedProcess(process.args, process.returncode, "", stderr), "pg_restore")
+
+
+def _without_newer_settings(script: BinaryIO) -> Iterator[bytes]:
+    """The script, less the session settings of its preamble that an older server lacks. Only the preamble
+    (comments, BEGIN and SETs before the first statement) is read line by line: the rows that follow are passed on
+    as they are, whatever text they hold."""
+    for line in script:
+        if not SCRIPT_PREAMBLE.match(line):
+            yield line
+            break
+        if not NEWER_SESSION_SETTINGS.match(line):
+            yield line
+    yield from iter(lambda: script.read(1 << 20), b"")
 
 
 # A plain dump recreates every table, the audit log and the stage fence included: psql keeps
@@ -168,16 +207,23 @@ INSERT INTO phoenix.environment SELECT * FROM phoenix_kept_environment;
 """
 
 
-def _run_plain(psql: Path, dump: Path, env: dict[str, str], keep_history: bool) -> None:
-    command = [str(psql), "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
-               "--file", "-"]
+def _run_script(psql: Path, env: dict[str, str], parts: Iterable[bytes | BinaryIO | Iterator[bytes]],
+                single_transaction: bool = True) -> None:
+    """Run the parts, one after the other, as one psql script that stops at the first error; in a single
+    transaction unless the script opens its own."""
+    command = [str(psql), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--file", "-"]
+    if single_transaction:
+        command.insert(3, "--single-transaction")
     process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     try:
-        process.stdin.write(PLAIN_PROLOGUE if keep_history else b"")
-        with open(dump, "rb") as script:
-            shutil.copyfileobj(script, process.stdin, 1 << 20)
-        process.stdin.write(PLAIN_EPILOGUE if keep_history else b"")
+        for part in parts:
+            if isinstance(part, bytes):
+                process.stdin.write(part)
+            elif hasattr(part, "read"):
+                shutil.copyfileobj(part, process.stdin, 1 << 20)
+            else:
+                process.stdin.writelines(part)
         process.stdin.close()
     except BrokenPipeError:  # psql stopped at an error: its message says which
         pass

