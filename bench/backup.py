@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from report import write_section
 from worlds import create_database, migrated_base
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import default_jobs, parallel_jobs
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import SESSION_SETUP_NEWER_SINCE
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 
 ROW_BYTES = 200  # roughly, per row of the filler table, indexes included
@@ -64,6 +66,16 @@ def fill(dsn: str, size_mb: int, tables: int = 1) -> None:
             conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
 
 
+def read_manifest(root: Path) -> dict:
+    return json.loads(next(root.glob("LOCAL/backup-*/manifest.json")).read_text())
+
+
+def swap_path(dump_major: int, server_major: int) -> str:
+    if dump_major >= SESSION_SETUP_NEWER_SINCE > server_major:
+        return "pg_restore %d as a script through psql into the new database, one transaction" % dump_major
+    return "`pg_restore -j %d` into the new database" % parallel_jobs()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1000)
@@ -96,11 +108,16 @@ def main() -> None:
             def parallel_backup(run: int) -> None:
                 run_child(BACKUP, dsn, str(work / ("parallel%d" % run)), "directory", "gzip")
 
+            def zstd_backup(run: int) -> None:
+                run_child(BACKUP, dsn, str(work / ("zstd%d" % run)), "directory", "zstd")
+
             backup_p, backup_r = median_seconds(phoenix_backup, args.runs), median_seconds(raw_backup, args.runs)
             dump_mb = (work / "raw0.dump").stat().st_size / 1e6
             parallel_p = median_seconds(parallel_backup, args.runs)
             encrypted_p = median_seconds(encrypted_backup, args.runs)
-            parallel_mb = sum(f.stat().st_size for f in (work / "parallel0").rglob("*") if f.is_file()) / 1e6
+            zstd_p = median_seconds(zstd_backup, args.runs)
+            parallel_mb, zstd_mb = (sum(f.stat().st_size for f in (work / name).rglob("*") if f.is_file()) / 1e6
+                                    for name in ("parallel0", "zstd0"))
 
             def phoenix_restore(run: int) -> None:
                 run_child(RESTORE, dsn, str(work / "phoenix0"))
@@ -114,8 +131,13 @@ def main() -> None:
             def swap_restore(run: int) -> None:
                 run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")
 
+            def zstd_swap_restore(run: int) -> None:
+                run_child(RESTORE, dsn, str(work / "zstd0"), "swap")
+
             restore_p, restore_r = median_seconds(phoenix_restore, args.runs), median_seconds(raw_restore, args.runs)
             swap_p = median_seconds(swap_restore, args.runs)
+            zstd_swap_p = median_seconds(zstd_swap_restore, args.runs)
+            zstd_dump = read_manifest(work / "zstd0")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join([
@@ -128,6 +150,9 @@ def main() -> None:
         "| **%.2f×** |" % (backup_p, backup_r, backup_p / backup_r),
         "| backup, `format: directory`, `compress: gzip`, %d jobs | %.1f s, %.0f MB | %.1f s, %.0f MB (`pg_dump -Fc`) "
         "| **%.2f×** |" % (default_jobs("directory"), parallel_p, parallel_mb, backup_r, dump_mb, parallel_p / backup_r),
+        "| backup, `format: directory`, `compress: zstd`, %d jobs (pg_dump %d) | %.1f s, %.0f MB | %.1f s, %.0f MB "
+        "(`pg_dump -Fc`) | **%.2f×** |" % (default_jobs("directory"), zstd_dump["pg_dump_major"], zstd_p, zstd_mb,
+                                         backup_r, dump_mb, zstd_p / backup_r),
         "| backup encrypted to one age recipient (`encrypt_to`) | %.1f s | %.1f s (the same backup unencrypted) "
         "| **%.2f×** |" % (encrypted_p, backup_p, encrypted_p / backup_p),
         "| restore | %.1f s (`phoenix_restore`: checksums, `pg_restore --list`, single transaction, no safety "
@@ -137,6 +162,9 @@ def main() -> None:
         "row counts against the manifest, history carried over, names swapped) | %.1f s (`pg_restore "
         "--single-transaction` into an empty database) | **%.2f×** |"
         % (parallel_jobs(), swap_p, restore_r, swap_p / restore_r),
+        "| restore of the zstd backup, `mode: swap` | %.1f s (%s) | %.1f s (`pg_restore --single-transaction` of "
+        "the `-Fc` dump) | **%.2f×** |" % (zstd_swap_p, swap_path(zstd_dump["pg_dump_major"], major), restore_r,
+                                           zstd_swap_p / restore_r),
         "",
         "Peak memory of the backup process: %.0f MB unencrypted, %.0f MB encrypted (the dump is streamed, never "
         "held whole). " % (peak_mb["plain"], peak_mb["encrypted"]) +
