@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from typing import Any, Callable
 
@@ -58,6 +59,23 @@ def free_port() -> int:
 
 def repo_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+MODULE_SCRIPT = """
+import json, sys
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+from ansible_collections.phoenix.platform.plugins.modules import %s as module
+result = run_module(module.main, json.loads(sys.argv[1]))
+result.pop("_raw")
+print(json.dumps(result))
+"""
+
+
+def module_process(module: str, args: dict[str, Any], **popen: Any) -> subprocess.Popen:
+    """Run a module in a process of its own (to kill it part-way, or to read what its process shows); with
+    start_new_session=True, killpg reaches it and every program it runs. It prints its result as JSON."""
+    return subprocess.Popen([sys.executable, "-c", MODULE_SCRIPT % module, json.dumps(args)],
+                            env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")), **popen)
 
 
 def _children() -> dict[int, list[int]]:

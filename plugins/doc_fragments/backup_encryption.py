@@ -26,7 +26,7 @@ options:
       - The age identity (C(AGE-SECRET-KEY-1...)) that decrypts an encrypted backup; falls back to
         E(PHOENIX_BACKUP_IDENTITY). Keep it in Ansible Vault or an AWX credential, never beside the backups.
       - The backup is decrypted into a private directory beside it (mode 0700) while it is checked and restored,
-        and that directory is removed afterwards. Without it, an encrypted backup is refused, naming its
-        recipients.
+        and that directory is removed afterwards (one left by a killed run, by the next read on that host).
+        Without it, an encrypted backup is refused, naming its recipients.
     type: str
 """

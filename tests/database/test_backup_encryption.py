@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import time
 
 import pyrage
 import pytest
@@ -14,7 +19,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_restore_drill,
     phoenix_world,
 )
-from ansible_collections.phoenix.platform.tests.helpers import run_module
+from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
 from worlds_fixtures import app_fingerprints, table_fingerprints
 
@@ -90,3 +95,29 @@ def test_a_typo_in_a_recipient_is_refused_before_anything_is_written(data, tmp_p
         result = call(phoenix_backup.main, data, check=check, dest=str(tmp_path), **options)
         assert result["failed"] is True and message in result["msg"] and "Traceback" not in result["_raw"]
     assert not list(tmp_path.rglob("backup-*"))
+
+
+def test_a_plain_copy_left_by_a_killed_drill_is_removed_by_the_next_read(data, tmp_path, keys):
+    secret, public = keys
+    with data.connect() as conn:  # enough rows that decrypting and restoring take a moment
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
+    call(phoenix_backup.main, data, dest=str(tmp_path), encrypt_to=[public])
+    elsewhere = tmp_path / "BETA" / ".backup-BETA-20260101T000000000000Z.another-host.1.decrypted"
+    elsewhere.mkdir()  # another host's copy in a shared directory: not this host's to judge
+    args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "backup_identity": secret}
+    process = module_process("phoenix_restore_drill", args, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not copies(tmp_path, socket.gethostname()):
+        time.sleep(0.005)
+    left = copies(tmp_path, socket.gethostname())
+    assert left, "the drill never decrypted its backup"
+    os.killpg(process.pid, signal.SIGKILL)  # the module and the programs it runs
+    process.wait()
+    assert left[0].exists()  # the plain dump outlived the killed run
+    again = call(phoenix_restore_drill.main, data, dest=str(tmp_path), backup_identity=secret)
+    assert again.get("passed") is True, again.get("msg")
+    assert not copies(tmp_path, socket.gethostname()) and elsewhere.exists()
+
+
+def copies(root, host: str) -> list:
+    return list(root.glob("BETA/.*.%s.*.decrypted" % host))

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -25,7 +24,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_restore,
     phoenix_world,
 )
-from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
 from worlds_fixtures import app_fingerprints, migrate
 
@@ -188,9 +187,7 @@ def test_password_never_on_the_command_line_or_in_output(data, tmp_path):
     with data.connect() as blocker:  # pg_dump waits for this lock, so it can be inspected while it runs
         blocker.autocommit = False
         blocker.execute(sql.SQL('LOCK TABLE "Artifact" IN ACCESS EXCLUSIVE MODE'))
-        process = subprocess.Popen([sys.executable, "-c", BACKUP_SCRIPT, json.dumps(args)], stdout=subprocess.PIPE,
-                                   text=True,
-                                   env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")))
+        process = module_process("phoenix_backup", args, stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while not pg_dump_processes() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -209,22 +206,11 @@ def test_password_never_on_the_command_line_or_in_output(data, tmp_path):
     assert secret not in (tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text()
 
 
-BACKUP_SCRIPT = """
-import json, sys
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup
-from ansible_collections.phoenix.platform.tests.helpers import run_module
-result = run_module(phoenix_backup.main, json.loads(sys.argv[1]))
-result.pop("_raw")
-print(json.dumps(result))
-"""
-
-
 def test_killed_backup_leaves_no_listed_backup(data, tmp_path):
     with data.connect() as conn:  # enough data that the dump takes a moment
         conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
     args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "compress": 9}
-    process = subprocess.Popen([sys.executable, "-c", BACKUP_SCRIPT, json.dumps(args)],
-                               env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")),
+    process = module_process("phoenix_backup", args,
                                stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not list((tmp_path / "BETA").glob(".*.partial")):

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,7 +15,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
-from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
 from worlds_fixtures import migrate, table_fingerprints
 
@@ -79,22 +78,13 @@ def test_a_typo_in_the_backup_id_and_a_stage_that_is_not_this_databases_are_refu
     assert not scratch_exists(data)
 
 
-DRILL_SCRIPT = """
-import json, sys
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_restore_drill
-from ansible_collections.phoenix.platform.tests.helpers import run_module
-run_module(phoenix_restore_drill.main, json.loads(sys.argv[1]))
-"""
-
-
 def test_a_killed_drill_leaves_a_scratch_database_that_the_next_drill_removes(data, tmp_path):
     with data.connect() as conn:  # enough rows that the restore takes a moment
         conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
     call(phoenix_backup.main, data, dest=str(tmp_path))
     before = table_fingerprints(data)
     args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-c", DRILL_SCRIPT, json.dumps(args)], start_new_session=True,
-                               env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")))
+    process = module_process("phoenix_restore_drill", args, start_new_session=True, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not scratch_exists(data):
         time.sleep(0.01)

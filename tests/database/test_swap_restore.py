@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,19 +13,11 @@ from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK, new_name
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
-from ansible_collections.phoenix.platform.tests.helpers import repo_root, run_module
+from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
 from worlds_fixtures import app_fingerprints, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-
-RESTORE_SCRIPT = """
-import json, sys
-from ansible_collections.phoenix.platform.tests.helpers import run_module
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_restore
-run_module(phoenix_restore.main, json.loads(sys.argv[1]))
-"""
-
 
 def call(main, database, check=False, **options):
     return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
@@ -112,19 +103,16 @@ def test_swap_killed_at_any_point_leaves_the_old_or_the_new_database(swappable, 
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
     changed = app_fingerprints(data)
     args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "mode": "swap", "jobs": 2}
-    env = dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections"))
-
     started = time.monotonic()
-    full = subprocess.run([sys.executable, "-c", RESTORE_SCRIPT, json.dumps(args)], env=env, check=True)
+    full = module_process("phoenix_restore", args, stdout=subprocess.DEVNULL)
+    assert full.wait() == 0 and app_fingerprints(data) == backed_up
     whole = time.monotonic() - started
-    assert full.returncode == 0 and app_fingerprints(data) == backed_up
     states = {"old": changed, "new": backed_up}
     seen = []
     for fraction in (0.3, 0.6, 0.85):
         call(phoenix_world.main, data, id="KEEP_ME", state="absent")  # back to the state a restore changes
         assert app_fingerprints(data) == changed
-        process = subprocess.Popen([sys.executable, "-c", RESTORE_SCRIPT, json.dumps(args)], env=env,
-                                   start_new_session=True)
+        process = module_process("phoenix_restore", args, start_new_session=True, stdout=subprocess.DEVNULL)
         time.sleep(whole * fraction)
         os.killpg(process.pid, signal.SIGKILL)  # the module and every pg_restore job
         process.wait()

@@ -5,14 +5,16 @@
 The public recipients (``age1...``) live in the inventory; the identity (``AGE-SECRET-KEY-1...``) that decrypts
 comes from Vault or an AWX credential only when a backup is read back. Files are streamed through the cipher, never
 held in memory whole. Reading an encrypted backup decrypts it into a private directory beside it (mode 0700),
-removed when the restore or check is done.
+removed when the restore or check is done; one left by a killed run is removed by the next read on that host.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +29,8 @@ except ImportError:  # only backups that ask for encryption need it
     pyrage = None
 
 SUFFIX = ".age"
+COPY_SUFFIX = ".decrypted"
+COPY_OWNER = re.compile(r"^\.[^.]+\.(?P<host>.+)\.(?P<pid>\d+)\.decrypted$")  # .<backup id>.<host>.<pid>.decrypted
 RECIPIENT_OPTIONS: dict[str, dict[str, Any]] = {
     "encrypt_to": {"type": "list", "elements": "str", "fallback": (env_fallback, ["PHOENIX_BACKUP_RECIPIENTS"])},
 }
@@ -96,8 +100,8 @@ def readable(backup: store.Backup, identity_text: str | None, unsound: bool = Fa
                            % (backup.id, ", ".join(backup.manifest["encryption"]["recipients"])))
     key = identity(identity_text)
     library = _library()
-    copy = backup.path.parent / (".%s.decrypted" % backup.id)
-    shutil.rmtree(copy, ignore_errors=True)
+    remove_orphaned_copies(backup.path.parent)
+    copy = backup.path.parent / (".%s.%s.%d%s" % (backup.id, socket.gethostname(), os.getpid(), COPY_SUFFIX))
     copy.mkdir(mode=0o700)
     try:
         for entry in backup.manifest["files"]:
@@ -114,3 +118,21 @@ def readable(backup: store.Backup, identity_text: str | None, unsound: bool = Fa
         yield copy
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def remove_orphaned_copies(root: Path) -> None:
+    """Remove the plain copies that killed runs on this host left behind (their process is gone)."""
+    for copy in root.glob(".*" + COPY_SUFFIX):
+        owner = COPY_OWNER.match(copy.name)  # the backup directory may be shared: only this host's are judged
+        if owner and owner.group("host") == socket.gethostname() and not _alive(int(owner.group("pid"))):
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
