@@ -151,8 +151,8 @@ def main() -> None:
         "| backup, `format: directory`, `compress: gzip`, %d jobs | %.1f s, %.0f MB | %.1f s, %.0f MB (`pg_dump -Fc`) "
         "| **%.2f×** |" % (default_jobs("directory"), parallel_p, parallel_mb, backup_r, dump_mb, parallel_p / backup_r),
         "| backup, `format: directory`, `compress: zstd`, %d jobs (pg_dump %d) | %.1f s, %.0f MB | %.1f s, %.0f MB "
-        "(`pg_dump -Fc`) | **%.2f×** |" % (default_jobs("directory"), zstd_dump["pg_dump_major"], zstd_p, zstd_mb,
-                                         backup_r, dump_mb, zstd_p / backup_r),
+        "(`pg_dump -Fc`) | **%.2f×** |"
+        % (default_jobs("directory"), zstd_dump["pg_dump_major"], zstd_p, zstd_mb, backup_r, dump_mb, zstd_p / backup_r),
         "| backup encrypted to one age recipient (`encrypt_to`) | %.1f s | %.1f s (the same backup unencrypted) "
         "| **%.2f×** |" % (encrypted_p, backup_p, encrypted_p / backup_p),
         "| restore | %.1f s (`phoenix_restore`: checksums, `pg_restore --list`, single transaction, no safety "
@@ -163,8 +163,8 @@ def main() -> None:
         "--single-transaction` into an empty database) | **%.2f×** |"
         % (parallel_jobs(), swap_p, restore_r, swap_p / restore_r),
         "| restore of the zstd backup, `mode: swap` | %.1f s (%s) | %.1f s (`pg_restore --single-transaction` of "
-        "the `-Fc` dump) | **%.2f×** |" % (zstd_swap_p, swap_path(zstd_dump["pg_dump_major"], major), restore_r,
-                                           zstd_swap_p / restore_r),
+        "the `-Fc` dump) | **%.2f×** |"
+        % (zstd_swap_p, swap_path(zstd_dump["pg_dump_major"], major), restore_r, zstd_swap_p / restore_r),
         "",
         "Peak memory of the backup process: %.0f MB unencrypted, %.0f MB encrypted (the dump is streamed, never "
         "held whole). " % (peak_mb["plain"], peak_mb["encrypted"]) +

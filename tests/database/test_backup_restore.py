@@ -210,8 +210,7 @@ def test_killed_backup_leaves_no_listed_backup(data, tmp_path):
     with data.connect() as conn:  # enough data that the dump takes a moment
         conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
     args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "compress": 9}
-    process = module_process("phoenix_backup", args,
-                               stdout=subprocess.PIPE)
+    process = module_process("phoenix_backup", args, stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not list((tmp_path / "BETA").glob(".*.partial")):
         time.sleep(0.01)

@@ -19,6 +19,7 @@ from worlds_fixtures import app_fingerprints, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
+
 def call(main, database, check=False, **options):
     return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
 
