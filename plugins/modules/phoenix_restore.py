@@ -49,9 +49,10 @@ options:
   jobs:
     description:
       - Parallel pg_restore jobs with O(mode=swap) (custom and directory formats). Default one per CPU, at most 4.
-      - A backup written by a pg_dump 17 or newer (zstd or lz4) for an older server is restored as a script through
-        psql, in one transaction and not in parallel, because pg_restore 17 opens its sessions with a setting older
-        servers reject.
+      - pg_restore 17 and newer opens its sessions with a setting (C(transaction_timeout)) older servers reject. A
+        backup such a pg_dump wrote (zstd or lz4) for an older server is restored in place as a script through
+        psql, without that setting, in one transaction; a swap restores it in parallel and forgives that one
+        error, and no other.
     type: int
   allow_prod:
     description: Allow restoring in PROD.

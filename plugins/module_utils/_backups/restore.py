@@ -147,31 +147,51 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, root: Path, ke
                                      check=False)
             _check(listing, "pg_restore --list")
             toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
-        if reader >= SESSION_SETUP_NEWER_SINCE > major:
+        newer = reader >= SESSION_SETUP_NEWER_SINCE > major
+        parallel = jobs > 1 and not keep_history
+        if newer and not parallel:
             _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", str(dump)])
             return
-        atomicity = ["--jobs", str(jobs)] if jobs > 1 and not keep_history else ["--single-transaction"]
-        command = [str(pg_restore), *atomicity, "--exit-on-error", "--no-owner", *selection, "--dbname",
+        command = [str(pg_restore), *(["--jobs", str(jobs)] if parallel else ["--single-transaction"]),
+                   *([] if newer else ["--exit-on-error"]), "--no-owner", *selection, "--dbname",
                    env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), str(dump)]
-        _check(subprocess.run(command, env=env, capture_output=True, text=True, check=False), "pg_restore")
+        completed = subprocess.run(command, env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True,
+                                   check=False)
+        _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
     finally:
         toc.unlink(missing_ok=True)
 
 
 # pg_restore 17 and later opens every session with SET transaction_timeout, which older servers reject.
-# Their archives (zstd and lz4 written by a newer pg_dump) reach an older server as a script through psql,
-# without that line: never in parallel, and in one transaction that the script itself opens and commits at
-# its very end, so a pg_restore that fails part-way leaves psql a transaction it never commits.
+# Their archives (zstd and lz4 written by a newer pg_dump) reach an older server in one of two ways:
+# - in one transaction, as a script through psql without that line; the script opens the transaction itself
+#   and commits at its very end, so a pg_restore that fails part-way leaves psql a transaction it never commits;
+# - in parallel (a swap's new database, which nobody else sees), directly, where that rejection is the one
+#   error forgiven: every other error fails the restore.
 SESSION_SETUP_NEWER_SINCE = 17
+REJECTED_SETTING = re.compile(r"pg_restore: error: could not execute query: ERROR: [^\n]*transaction_timeout[^\n]*\n"
+                              r"Command was: SET transaction_timeout = 0;\n")
+ERRORS_IGNORED = re.compile(r"pg_restore: warning: errors ignored on restore: (\d+)\n")
 NEWER_SESSION_SETTINGS = re.compile(rb"^SET transaction_timeout = ")
 SCRIPT_PREAMBLE = re.compile(rb"^(--.*|\\restrict .*|BEGIN;|SET .*|SELECT pg_catalog\.set_config\(.*|\s*)$")
+
+
+def forgiving_rejected_settings(completed: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """A parallel pg_restore whose only errors were the older server rejecting its session settings succeeded.
+    Every error is printed, but not every worker's is counted: the count may be lower, never higher."""
+    rejected = len(REJECTED_SETTING.findall(completed.stderr))
+    ignored = ERRORS_IGNORED.search(completed.stderr)
+    rest = ERRORS_IGNORED.sub("", REJECTED_SETTING.sub("", completed.stderr)).strip()
+    if completed.returncode == 1 and ignored and 0 < int(ignored.group(1)) <= rejected and not rest:
+        return subprocess.CompletedProcess(completed.args, 0, completed.stdout, "")
+    return completed
 
 
 def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[str]) -> None:
     process = subprocess.Popen([str(pg_restore), "--single-transaction", "--file", "-", *arguments],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _run_script(psql, env, [_without_newer_settings(process.stdout)], single_transaction=False)
+        _run_script(psql, env, [without_newer_settings(process.stdout)], single_transaction=False)
     finally:
         process.stdout.close()
         stderr = process.stderr.read().decode(errors="replace")
@@ -179,7 +199,7 @@ def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[s
     _check(subprocess.CompletedProcess(process.args, process.returncode, "", stderr), "pg_restore")
 
 
-def _without_newer_settings(script: BinaryIO) -> Iterator[bytes]:
+def without_newer_settings(script: BinaryIO) -> Iterator[bytes]:
     """The script, less the session settings of its preamble that an older server lacks. Only the preamble
     (comments, BEGIN and SETs before the first statement) is read line by line: the rows that follow are passed on
     as they are, whatever text they hold."""

@@ -1,0 +1,45 @@
+"""How an archive of a newer pg_restore reaches an older server: the one setting it rejects, and nothing else."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import (
+    forgiving_rejected_settings,
+    without_newer_settings,
+)
+
+REJECTED = ('pg_restore: error: could not execute query: ERROR:  unrecognized configuration parameter '
+            '"transaction_timeout"\nCommand was: SET transaction_timeout = 0;\n')
+
+
+def finished(returncode: int, stderr: str) -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess(["pg_restore"], returncode, "", stderr)
+
+
+def test_a_parallel_restore_whose_only_errors_are_the_rejected_setting_succeeded():
+    for printed, counted in ((3, 3), (4, 2)):  # pg_restore -j 2 prints four and counts the leader's two
+        forgiven = forgiving_rejected_settings(finished(1, REJECTED * printed + "pg_restore: warning: errors "
+                                                        "ignored on restore: %d\n" % counted))
+        assert forgiven.returncode == 0 and forgiven.stderr == ""
+
+
+def test_any_other_error_or_a_count_that_does_not_add_up_still_fails():
+    other = ('pg_restore: error: could not execute query: ERROR:  relation "x" already exists\n'
+             'Command was: CREATE TABLE x ();\n')
+    for stderr in (REJECTED * 2 + other + "pg_restore: warning: errors ignored on restore: 3\n",
+                   REJECTED * 2 + "pg_restore: warning: errors ignored on restore: 3\n",
+                   REJECTED * 2 + "pg_restore: warning: errors ignored on restore: 0\n",
+                   REJECTED + "pg_restore: error: could not read from input file: end of file\n"):
+        assert forgiving_rejected_settings(finished(1, stderr)).returncode == 1, stderr
+
+
+def test_only_the_preamble_loses_the_setting_and_rows_that_read_like_it_pass_untouched():
+    script = (b"--\n\\restrict k\n\nBEGIN;\n\nSET statement_timeout = 0;\nSET transaction_timeout = 0;\n"
+              b"SELECT pg_catalog.set_config('search_path', '', false);\n\nCREATE TABLE public.notes (body text);\n"
+              b"COPY public.notes (body) FROM stdin;\nSET transaction_timeout = 0;\n\\.\n\nCOMMIT;\n")
+    out = b"".join(without_newer_settings(io.BytesIO(script)))
+    assert out == script.replace(b"SET statement_timeout = 0;\nSET transaction_timeout = 0;\n",
+                                 b"SET statement_timeout = 0;\n")
+    assert out.count(b"SET transaction_timeout = 0;") == 1  # the row
