@@ -1,6 +1,6 @@
 """Backup and restore of a database of about 1 GB, against plain pg_dump -Fc and pg_restore --single-transaction.
 
-    .venv/bin/python bench/backup.py [--size-mb 1000] [--runs 1] [--tables 4]
+    .venv/bin/python bench/backup.py [--size-mb 1000] [--runs 3] [--tables 4]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import psycopg
 import pyrage
 from psycopg import sql
 
-from common import median_seconds, run_child, throwaway_cluster
+from common import run_child, side_by_side, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
@@ -72,7 +72,7 @@ def read_manifest(root: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tables", type=int, default=1, help="spread the rows over this many tables")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="phoenix-bench-backup-"))
@@ -104,11 +104,16 @@ def main() -> None:
             def zstd_backup(run: int) -> None:
                 run_child(BACKUP, dsn, str(work / ("zstd%d" % run)), "directory", "zstd")
 
-            backup_p, backup_r = median_seconds(phoenix_backup, args.runs), median_seconds(raw_backup, args.runs)
+            def settle() -> None:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(sql.SQL("CHECKPOINT"))
+                os.sync()
+
+            backups = side_by_side({"raw": raw_backup, "phoenix": phoenix_backup, "parallel": parallel_backup,
+                                    "encrypted": encrypted_backup, "zstd": zstd_backup}, args.runs, settle)
+            backup_p, backup_r, parallel_p, encrypted_p, zstd_p = (
+                backups[name] for name in ("phoenix", "raw", "parallel", "encrypted", "zstd"))
             dump_mb = (work / "raw0.dump").stat().st_size / 1e6
-            parallel_p = median_seconds(parallel_backup, args.runs)
-            encrypted_p = median_seconds(encrypted_backup, args.runs)
-            zstd_p = median_seconds(zstd_backup, args.runs)
             parallel_mb, zstd_mb = (sum(f.stat().st_size for f in (work / name).rglob("*") if f.is_file()) / 1e6
                                     for name in ("parallel0", "zstd0"))
 
@@ -127,15 +132,17 @@ def main() -> None:
             def zstd_swap_restore(run: int) -> None:
                 run_child(RESTORE, dsn, str(work / "zstd0"), "swap")
 
-            restore_p, restore_r = median_seconds(phoenix_restore, args.runs), median_seconds(raw_restore, args.runs)
-            swap_p = median_seconds(swap_restore, args.runs)
-            zstd_swap_p = median_seconds(zstd_swap_restore, args.runs)
+            restores = side_by_side({"raw": raw_restore, "phoenix": phoenix_restore, "swap": swap_restore,
+                                     "zstd_swap": zstd_swap_restore}, args.runs, settle)
+            restore_p, restore_r, swap_p, zstd_swap_p = (
+                restores[name] for name in ("phoenix", "raw", "swap", "zstd_swap"))
             zstd_dump = read_manifest(work / "zstd0")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join([
-        "Database of %.0f MB in %d table(s) (dump %.0f MB, custom format, default compression); median of %d run(s); "
-        "%d cores." % (size / 1e6, args.tables, dump_mb, args.runs, os.cpu_count()),
+        "Database of %.0f MB in %d table(s) (dump %.0f MB, custom format, default compression); median of %d run(s), "
+        "the operations taking turns, each started after a CHECKPOINT and a sync; %d cores."
+        % (size / 1e6, args.tables, dump_mb, args.runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | plain tool | ratio |",
         "|---|---|---|---|",

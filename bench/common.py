@@ -38,12 +38,22 @@ def url(cluster: LocalCluster, dbname: str) -> str:
 
 def median_seconds(action: Callable[[int], None], runs: int) -> float:
     """Median wall time of ``action(run_number)``."""
-    timings = []
+    return side_by_side({"action": action}, runs)["action"]
+
+
+def side_by_side(actions: dict[str, Callable[[int], None]], runs: int,
+                 settle: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median wall time of each ``action(run_number)``, the actions taking turns run after run. ``settle()`` runs
+    before each, untimed: with a CHECKPOINT and a sync there, no action pays for the writes left by the one
+    before it."""
+    timings: dict[str, list[float]] = {name: [] for name in actions}
     for run in range(runs):
-        started = time.perf_counter()
-        action(run)
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
+        for name, action in actions.items():
+            settle()
+            started = time.perf_counter()
+            action(run)
+            timings[name].append(time.perf_counter() - started)
+    return {name: statistics.median(seconds) for name, seconds in timings.items()}
 
 
 PEAK_REPORT = "\nimport resource\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"

@@ -54,6 +54,10 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
     restored = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap", jobs=2)
     assert restored["changed"] is True, restored.get("msg")
     assert restored["safety_backup"] is None and restored["leftover_removed"] is False
+    # the old database was counted while pg_restore ran: the same changes as planned, also in the audit log
+    assert restored["row_changes"] == planned["row_changes"]
+    recorded = data.query("SELECT details->'row_changes' FROM phoenix.audit_log ORDER BY id DESC LIMIT 1")[0][0]
+    assert recorded == planned["row_changes"]
     assert app_fingerprints(data) == before
     assert data.query("SELECT count(*) FROM phoenix.audit_log")[0][0] == audit_before + 1  # history carried over
     assert data.query("SELECT operation, details->>'mode' FROM phoenix.audit_log ORDER BY id DESC LIMIT 1") == [
