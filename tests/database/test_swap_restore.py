@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -15,7 +16,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap imp
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
-from worlds_fixtures import app_fingerprints, table_fingerprints
+from worlds_fixtures import app_fingerprints, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -29,12 +30,41 @@ def databases_like(database, marker: str) -> list[str]:
                                                "ORDER BY 1", (database.name + marker,))]
 
 
+def drop_swapped(database) -> None:
+    """What the swaps kept, beside the fixture's own database."""
+    with database.connect() as conn:
+        for name in databases_like(database, KEPT_MARK) + databases_like(database, "_phoenix_restore"):
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def swappable(data):
     yield data
-    with data.connect() as conn:  # what the swaps kept, beside the fixture's own database
-        for name in databases_like(data, KEPT_MARK) + databases_like(data, "_phoenix_restore"):
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_swapped(data)
+
+
+@pytest.fixture
+def shop_roles(pg_cluster):
+    """The application's own roles: shop_web with privileges and settings on its database, shop_owner that may
+    create databases and read every table, but not change other roles."""
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE shop_web LOGIN"))
+        conn.execute(sql.SQL("CREATE ROLE shop_owner LOGIN CREATEDB IN ROLE pg_read_all_data"))
+    yield
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        for role in ("shop_web", "shop_owner"):
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))  # privileges on databases too
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def database_properties(database) -> list[tuple]:
+    return database.query(
+        "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, d.daticulocale, "
+        "d.datconnlimit, pg_get_userbyid(d.datdba), (SELECT array_agg(a::text ORDER BY a::text) FROM "
+        "unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'), (SELECT array_agg(coalesce("
+        "pg_get_userbyid(nullif(s.setrole, 0)), '*') || ': ' || s.setconfig::text ORDER BY 1) "
+        "FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) FROM pg_database d WHERE d.datname = %s",
+        (database.name,))
 
 
 @pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])
@@ -134,3 +164,54 @@ def test_swap_killed_at_any_point_leaves_the_old_or_the_new_database(swappable, 
         assert not databases_like(data, "_phoenix_restore")
         time.sleep(1.1)  # kept names carry the second
     assert "old" in seen, seen  # at least one kill landed before the swap
+
+
+@pytest.mark.usefixtures("shop_roles")
+def test_the_new_database_has_the_old_ones_encoding_locale_privileges_comment_and_settings(database, tmp_path):
+    name = sql.Identifier(database.name)
+    with psycopg.connect(**database.cluster.conninfo(), autocommit=True) as conn:  # as the application made it
+        conn.execute(sql.SQL("DROP DATABASE {}").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C' "
+                             "LOCALE_PROVIDER icu ICU_LOCALE 'und' CONNECTION LIMIT 40").format(name))
+        for statement in ("REVOKE ALL ON DATABASE {} FROM PUBLIC",
+                          "GRANT CONNECT, TEMPORARY ON DATABASE {} TO shop_web",
+                          "GRANT CREATE ON DATABASE {} TO shop_web WITH GRANT OPTION",
+                          "COMMENT ON DATABASE {} IS 'the shop''s data'",
+                          "ALTER DATABASE {} SET search_path = \"$user\", app, public",
+                          "ALTER DATABASE {} SET statement_timeout = '5min'",
+                          "ALTER DATABASE {} SET shop.region = 'eu west'",
+                          "ALTER ROLE shop_web IN DATABASE {} SET work_mem = '8MB'"):
+            conn.execute(sql.SQL(statement).format(name))
+    migrate(database)
+    call(phoenix_world.main, database, id="KEEP_ME", seed={"users": 2, "artifacts": 3, "chats": 1})
+    properties = database_properties(database)
+    try:
+        call(phoenix_backup.main, database, dest=str(tmp_path))
+        backed_up = app_fingerprints(database)
+        call(phoenix_world.main, database, id="KEEP_ME", state="absent")
+        restored = call(phoenix_restore.main, database, dest=str(tmp_path), mode="swap", jobs=2)
+        assert restored["changed"] is True, restored.get("msg")
+        assert database_properties(database) == properties
+        assert app_fingerprints(database) == backed_up
+        with psycopg.connect(database.url) as conn:  # the settings reach new sessions
+            assert conn.execute(sql.SQL("SHOW search_path")).fetchone()[0] == '"$user", app, public'
+    finally:
+        drop_swapped(database)
+
+
+@pytest.mark.usefixtures("shop_roles")
+def test_settings_the_restoring_role_may_not_give_stop_the_swap_before_it_restores(swappable, tmp_path):
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+        conn.execute(sql.SQL("ALTER ROLE shop_web IN DATABASE {} SET work_mem = '8MB'").format(
+            sql.Identifier(data.name)))
+    before = table_fingerprints(data)
+    as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")
+    refused = run_module(phoenix_restore.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path),
+                                                "mode": "swap"})
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert "cannot give the new database the old one's setting work_mem of role shop_web" in refused["msg"]
+    assert "mode=in_place" in refused["msg"], refused["msg"]
+    assert table_fingerprints(data) == before and not databases_like(data, "_")

@@ -2,14 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A restore that is parallel and atomic: the backup goes into a new database, which replaces the old one by name.
 
-1. ``<database>_phoenix_restore`` is created (a leftover of a killed run is dropped first) and the dump restored
-   into it with ``pg_restore -j``; nobody else connects to it, so the parallel restore needs no transaction.
+1. ``<database>_phoenix_restore`` is created (a leftover of a killed run is dropped first) with the old database's
+   encoding, locale, owner, privileges and comment, and the dump restored into it with ``pg_restore -j``; nobody
+   else connects to it, so the parallel restore needs no transaction.
 2. It is checked: every table's row count against the manifest. The old database's audit log and stage fence
    are carried over, so the environment's history and stage survive the restore as with ``in_place``.
 3. One transaction on the maintenance database renames the old database to ``<database>_pre_restore_<time>`` and
-   the new one to ``<database>``, after terminating the sessions of both. Killed before it commits, the old
-   database is still the environment's; after, the new one is. The kept old database is dropped by the next
-   successful swap, or by hand.
+   the new one to ``<database>``, after terminating the sessions of both, and gives it the old one's settings.
+   Killed before it commits, the old database is still the environment's; after, the new one is. The kept old
+   database is dropped by the next successful swap, or by hand.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ import time
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.database_properties import (
+    access_statements,
+    create_options,
+    read_properties,
+    setting_statements,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     count_problems,
     database_exists,
@@ -71,12 +78,17 @@ def swap_restore(conninfo: str, backup: store.Backup, restore_into: Callable[[st
     with maintenance_connection(conninfo) as admin:
         leftover = database_exists(admin, new)
         drop_database(admin, new)
-        owner = admin.execute(sql.SQL(
-            "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END "
-            "FROM pg_database WHERE datname = %s"), [database]).fetchone()[0]
-        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(new))
+        owner, restorer = admin.execute(sql.SQL(
+            "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END, "
+            "current_user FROM pg_database WHERE datname = %s"), [database]).fetchone()
+        properties = read_properties(admin, database)
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0 {}").format(sql.Identifier(new),
+                                                                            create_options(properties))
         admin.execute(create + (sql.SQL(" OWNER {}").format(sql.Identifier(owner)) if owner else sql.SQL("")))
         try:
+            for statement in access_statements(new, owner or restorer, properties):
+                admin.execute(statement)
+            _try_settings(admin, new, properties)
             target = make_conninfo(conninfo, dbname=new)
             restore_into(target)
             problems = count_problems(target, backup)
@@ -84,7 +96,7 @@ def swap_restore(conninfo: str, backup: store.Backup, restore_into: Callable[[st
                 raise PhoenixError("the restored database does not match backup %s, the environment's database was "
                                    "left as it was: %s" % (backup.id, "; ".join(problems)))
             _carry_history(conninfo, target, finish)
-            _swap(admin, database, new, kept)
+            _swap(admin, database, new, kept, setting_statements(database, properties))
         except BaseException:
             drop_database(admin, new)
             raise
@@ -107,7 +119,20 @@ def _carry_history(old_conninfo: str, new_conninfo: str, finish) -> None:
             finish(new)
 
 
-def _swap(admin, database: str, new: str, kept: str) -> None:
+def _try_settings(admin, new: str, properties) -> None:
+    """The old database's settings, tried on the new one and taken back: a setting the restoring role may not give
+    fails before the restore, and one like ``default_transaction_read_only`` does not reach it."""
+    with admin.transaction(force_rollback=True):
+        for setting, statement in zip(properties.settings, setting_statements(new, properties)):
+            try:
+                admin.execute(statement)
+            except psycopg.errors.InsufficientPrivilege:
+                raise PhoenixError("mode=swap cannot give the new database the old one's setting %s%s (permission "
+                                   "denied); restore as a superuser, or use mode=in_place" % (
+                                       setting.name, " of role %s" % setting.role if setting.role else "")) from None
+
+
+def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composable]) -> None:
     rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
     for attempt in range(SWAP_ATTEMPTS):
         try:
@@ -116,6 +141,8 @@ def _swap(admin, database: str, new: str, kept: str) -> None:
                                       "WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()"), [database, new])
                 admin.execute(rename.format(sql.Identifier(database), sql.Identifier(kept)))
                 admin.execute(rename.format(sql.Identifier(new), sql.Identifier(database)))
+                for setting in settings:
+                    admin.execute(setting)
             return
         except psycopg.errors.ObjectInUse:  # a session came back between the termination and the rename
             if attempt == SWAP_ATTEMPTS - 1:
