@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import time
@@ -57,9 +59,26 @@ def shop_roles(pg_cluster):
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
+@pytest.fixture
+def shop_tablespace(pg_cluster):
+    """A tablespace of the application's database (its own disk, in the field)."""
+    location = pg_cluster.base_dir / "shop_space"
+    location.mkdir()
+    if pg_cluster.run_as:  # the server's OS user owns it
+        entry = pwd.getpwnam(pg_cluster.run_as)
+        os.chown(location, entry.pw_uid, entry.pw_gid)
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLESPACE shop_space LOCATION {}").format(sql.Literal(str(location))))
+    yield "shop_space"
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLESPACE shop_space"))
+    shutil.rmtree(location)
+
+
 def database_properties(database) -> list[tuple]:
     return database.query(
-        "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datlocprovider, d.daticulocale, "
+        "SELECT (SELECT spcname FROM pg_tablespace WHERE oid = d.dattablespace), pg_encoding_to_char(d.encoding), "
+        "d.datcollate, d.datctype, d.datlocprovider, d.daticulocale, "
         "d.datconnlimit, pg_get_userbyid(d.datdba), (SELECT array_agg(a::text ORDER BY a::text) FROM "
         "unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'), (SELECT array_agg(coalesce("
         "pg_get_userbyid(nullif(s.setrole, 0)), '*') || ': ' || s.setconfig::text ORDER BY 1) "
@@ -166,13 +185,13 @@ def test_swap_killed_at_any_point_leaves_the_old_or_the_new_database(swappable, 
     assert "old" in seen, seen  # at least one kill landed before the swap
 
 
-@pytest.mark.usefixtures("shop_roles")
-def test_the_new_database_has_the_old_ones_encoding_locale_privileges_comment_and_settings(database, tmp_path):
+@pytest.mark.usefixtures("shop_roles", "shop_tablespace")  # set up before the database, removed after it
+def test_the_new_database_has_the_old_ones_tablespace_locale_privileges_and_settings(database, tmp_path):
     name = sql.Identifier(database.name)
     with psycopg.connect(**database.cluster.conninfo(), autocommit=True) as conn:  # as the application made it
         conn.execute(sql.SQL("DROP DATABASE {}").format(name))
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C' "
-                             "LOCALE_PROVIDER icu ICU_LOCALE 'und' CONNECTION LIMIT 40").format(name))
+                             "LOCALE_PROVIDER icu ICU_LOCALE 'und' CONNECTION LIMIT 40 TABLESPACE shop_space").format(name))
         for statement in ("REVOKE ALL ON DATABASE {} FROM PUBLIC",
                           "GRANT CONNECT, TEMPORARY ON DATABASE {} TO shop_web",
                           "GRANT CREATE ON DATABASE {} TO shop_web WITH GRANT OPTION",

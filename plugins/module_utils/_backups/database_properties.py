@@ -1,6 +1,6 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a database holds besides its contents: encoding and locale, connection limit, privileges, comment and
+"""What a database holds besides its contents: tablespace, encoding and locale, connection limit, privileges, comment and
 settings (``ALTER DATABASE ... SET``, ``ALTER ROLE ... IN DATABASE ... SET``). A dump carries none of them, so a
 swap restore reads them from the old database and gives them to the new one: the application finds the
 ``search_path``, grants and collation it had.
@@ -24,6 +24,7 @@ PRIVILEGES = {"CONNECT": "CONNECT", "CREATE": "CREATE", "TEMPORARY": "TEMPORARY"
 LIST_SETTINGS = frozenset({"search_path", "temp_tablespaces", "session_preload_libraries",
                            "local_preload_libraries", "shared_preload_libraries", "unix_socket_directories"})
 LIST_ELEMENT = re.compile(r'\s*(?:"(?P<quoted>(?:[^"]|"")*)"|(?P<bare>[^\s,"]*))\s*(?P<comma>,|$)')
+DEFAULT_TABLESPACE = "pg_default"
 LOCALE_PROVIDERS = {"c": "libc", "i": "icu", "b": "builtin"}
 
 
@@ -44,6 +45,7 @@ class Setting:
 @dataclass(frozen=True)
 class DatabaseProperties:
     encoding: str
+    tablespace: str
     catalog: dict[str, Any]  # the pg_database row, keyed by column (they differ between server versions)
     grants: list[Grant] | None = None  # None: the default privileges
     comment: str | None = None
@@ -51,9 +53,10 @@ class DatabaseProperties:
 
 
 def read_properties(admin, database: str) -> DatabaseProperties:
-    encoding, catalog, comment = admin.execute(sql.SQL(
-        "SELECT pg_encoding_to_char(d.encoding), to_jsonb(d) - 'datacl', shobj_description(d.oid, 'pg_database') "
-        "FROM pg_database d WHERE datname = %s"), [database]).fetchone()
+    encoding, tablespace, catalog, comment = admin.execute(sql.SQL(
+        "SELECT pg_encoding_to_char(d.encoding), t.spcname, to_jsonb(d) - 'datacl', "
+        "shobj_description(d.oid, 'pg_database') FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace "
+        "WHERE datname = %s"), [database]).fetchone()
     grants = None
     if admin.execute(sql.SQL("SELECT datacl IS NOT NULL FROM pg_database WHERE datname = %s"),
                      [database]).fetchone()[0]:
@@ -65,16 +68,18 @@ def read_properties(admin, database: str) -> DatabaseProperties:
         "SELECT CASE WHEN s.setrole <> 0 THEN pg_get_userbyid(s.setrole) END, s.setconfig "
         "FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s "
         "ORDER BY 1 NULLS FIRST"), [database]) for entry in entries]
-    return DatabaseProperties(encoding, catalog, grants, comment, settings)
+    return DatabaseProperties(encoding, tablespace, catalog, grants, comment, settings)
 
 
 def create_options(properties: DatabaseProperties) -> sql.Composable:
-    """``CREATE DATABASE`` options for the old database's encoding and locale (they decide sort orders and which
-    characters fit)."""
+    """``CREATE DATABASE`` options for the old database's tablespace (the disk it was given), encoding and locale
+    (they decide sort orders and which characters fit)."""
     catalog = properties.catalog
     options = [sql.SQL("ENCODING {}").format(sql.Literal(properties.encoding)),
                sql.SQL("LC_COLLATE {}").format(sql.Literal(catalog["datcollate"])),
                sql.SQL("LC_CTYPE {}").format(sql.Literal(catalog["datctype"]))]
+    if properties.tablespace != DEFAULT_TABLESPACE:  # naming the default needs a CREATE right on it nobody has
+        options.insert(0, sql.SQL("TABLESPACE {}").format(sql.Identifier(properties.tablespace)))
     provider = LOCALE_PROVIDERS.get(catalog.get("datlocprovider") or "")
     if provider:  # PostgreSQL 15 and later
         options.append(sql.SQL("LOCALE_PROVIDER {}").format(sql.SQL(provider)))

@@ -35,7 +35,7 @@ def test_a_value_that_is_no_list_is_refused(stored):
 
 
 def test_settings_keep_list_elements_apart_and_quote_everything():
-    properties = DatabaseProperties("UTF8", CATALOG, settings=[
+    properties = DatabaseProperties("UTF8", "pg_default", CATALOG, settings=[
         Setting(None, "search_path", '"$user", app'), Setting(None, "phoenix.note", "it's"),
         Setting("web", "work_mem", "8MB")])
     assert [s.as_string(None) for s in setting_statements("shop", properties)] == [
@@ -45,27 +45,27 @@ def test_settings_keep_list_elements_apart_and_quote_everything():
 
 
 def test_a_broken_list_setting_names_the_database_and_the_setting():
-    properties = DatabaseProperties("UTF8", CATALOG, settings=[Setting(None, "search_path", "a b")])
+    properties = DatabaseProperties("UTF8", "pg_default", CATALOG, settings=[Setting(None, "search_path", "a b")])
     with pytest.raises(PhoenixError, match="database shop has the setting search_path = 'a b'"):
         setting_statements("shop", properties)
 
 
-@pytest.mark.parametrize("catalog, options", [
-    ({}, "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"),  # before PostgreSQL 15
-    ({"datlocprovider": "c"}, "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER libc"),
-    ({"datlocprovider": "i", "daticulocale": "und"},
-     "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'und'"),
+@pytest.mark.parametrize("catalog, locale_options", [
+    ({}, ""),  # before PostgreSQL 15
+    ({"datlocprovider": "c"}, " LOCALE_PROVIDER libc"),
+    ({"datlocprovider": "i", "daticulocale": "und"}, " LOCALE_PROVIDER icu ICU_LOCALE 'und'"),
     ({"datlocprovider": "i", "datlocale": "de", "daticurules": "&a<b"},
-     "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'de' ICU_RULES '&a<b'"),
-    ({"datlocprovider": "b", "datlocale": "C.UTF-8"},
-     "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"),
+     " LOCALE_PROVIDER icu ICU_LOCALE 'de' ICU_RULES '&a<b'"),
+    ({"datlocprovider": "b", "datlocale": "C.UTF-8"}, " LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"),
 ])
-def test_create_options_follow_the_server_versions_catalog(catalog, options):
-    assert create_options(DatabaseProperties("LATIN1", dict(CATALOG, **catalog))).as_string(None) == options
+def test_create_options_follow_the_server_versions_catalog(catalog, locale_options):
+    options = create_options(DatabaseProperties("LATIN1", "fast ssd", dict(CATALOG, **catalog)))
+    assert options.as_string(None) == ("TABLESPACE \"fast ssd\" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+                                       + locale_options)
 
 
 def test_privileges_are_replaced_and_the_owners_own_are_left_implicit():
-    properties = DatabaseProperties("UTF8", dict(CATALOG, datconnlimit=40), grants=[
+    properties = DatabaseProperties("UTF8", "pg_default", dict(CATALOG, datconnlimit=40), grants=[
         Grant(None, "CONNECT", False), Grant("owner", "CREATE", False), Grant("web", "TEMPORARY", True)],
         comment="the shop's data")
     assert [s.as_string(None) for s in access_statements("new", "owner", properties)] == [
@@ -77,4 +77,9 @@ def test_privileges_are_replaced_and_the_owners_own_are_left_implicit():
 
 
 def test_default_privileges_and_no_comment_need_no_statement():
-    assert access_statements("new", "owner", DatabaseProperties("UTF8", CATALOG)) == []
+    assert access_statements("new", "owner", DatabaseProperties("UTF8", "pg_default", CATALOG)) == []
+
+
+def test_the_default_tablespace_is_not_named():
+    assert create_options(DatabaseProperties("UTF8", "pg_default", CATALOG)).as_string(None) == \
+        "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
