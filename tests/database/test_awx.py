@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import jinja2
+import pyrage
 import pytest
 import yaml
 
@@ -33,25 +34,38 @@ def every_file(root: Path):
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
-def test_a_fresh_clone_runs_as_an_awx_project_and_no_artifact_holds_the_secret(database, tmp_path):
+def injected(credential_type: dict, inputs: dict[str, str]) -> dict[str, str]:
+    """The extra vars AWX renders from a credential type's injectors and a credential's inputs."""
+    return {str(name): jinja2.Template(str(value)).render(inputs)
+            for name, value in credential_type["injectors"]["extra_vars"].items()}
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_a_fresh_clone_runs_as_an_awx_project_and_no_artifact_holds_the_secret(database, tmp_path, encrypted):
     private = tmp_path / "job"
     subprocess.run(["git", "clone", "--quiet", repo_root(), str(private / "project")], check=True)
     home = tmp_path / "state"  # in AWX: a persistent volume
-    (private / "inventory").mkdir(parents=True)
-    (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"phoenix": {"hosts": {"phoenix-beta": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "phoenix_stage": "BETA"}}}}))
-    # What the "Phoenix database" credential type (awx/configuration.yml) injects: extra vars, not environment
-    # variables, which ansible-runner records in artifacts/<id>/command.
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "phoenix_stage": "BETA"}
+    # What the credential types (awx/configuration.yml) inject: extra vars, not environment variables, which
+    # ansible-runner records in artifacts/<id>/command.
     configuration = load_yaml(os.path.join(repo_root(), "awx", "configuration.yml"))
-    credential_type = configuration["phoenix_awx_credential_type"]
-    inputs = {"host": "127.0.0.1", "port": str(database.cluster.port), "username": "postgres",
-              "password": database.password, "database": database.name, "sslmode": "disable"}
-    injected = {str(name): jinja2.Template(str(value)).render(inputs)
-                for name, value in credential_type["injectors"]["extra_vars"].items()}
-    assert injected["phoenix_db_password"] == database.password
+    extra_vars = injected(configuration["phoenix_awx_credential_type"], {
+        "host": "127.0.0.1", "port": str(database.cluster.port), "username": "postgres",
+        "password": database.password, "database": database.name, "sslmode": "disable"})
+    assert extra_vars["phoenix_db_password"] == database.password
+    secrets = [database.password]
+    if encrypted:  # the recipient in the inventory, the identity from its credential
+        identity = pyrage.x25519.Identity.generate()
+        host["phoenix_backup_encrypt_to"] = [str(identity.to_public())]
+        extra_vars.update(injected(configuration["phoenix_awx_identity_credential_type"], {"identity": str(identity)}))
+        assert extra_vars["phoenix_backup_identity"] == str(identity)
+        secrets.append(str(identity))
+    (private / "inventory").mkdir(parents=True)
+    (private / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"phoenix": {"hosts": {"phoenix-beta": host}}}))
     (private / "env").mkdir()
-    (private / "env" / "extravars").write_text(yaml.safe_dump(injected))
+    (private / "env" / "extravars").write_text(yaml.safe_dump(extra_vars))
 
+    drilled = None
     for playbook in ("playbooks/site.yml", "playbooks/backup.yml", "playbooks/restore_drill.yml", "playbooks/health.yml"):
         job = runner(private, playbook, {"PHOENIX_HOME": str(home)})
         assert job.returncode == 0, job.stdout[-3000:]
@@ -61,11 +75,16 @@ def test_a_fresh_clone_runs_as_an_awx_project_and_no_artifact_holds_the_secret(d
         assert last_ok["event_data"]["task"] == "Summary"
         summary = last_ok["event_data"]["res"]["msg"]
         assert summary.startswith("BETA: "), summary
+        drilled = next((e["event_data"]["res"] for e in events if e["event"] == "runner_on_ok" and e["event_data"][
+            "task"] == "Backup restores into a scratch database and passes its checks"), None) or drilled
     assert "BETA: healthy" in summary
     backups = list((home / "backups" / "BETA").glob("backup-BETA-*"))
     assert len(backups) == 1 and (backups[0] / "manifest.json").is_file()
+    dumps = [p.name for p in backups[0].iterdir() if p.name != "manifest.json"]
+    assert dumps and all(name.endswith(".age") for name in dumps) is encrypted, dumps
+    assert drilled["backup"]["id"] == backups[0].name and drilled["passed"] is True  # read back, decrypted or not
 
     leaks = [str(p) for p in every_file(private / "artifacts") + every_file(home)
-             if database.password.encode() in p.read_bytes()]
+             for secret in secrets if secret.encode() in p.read_bytes()]
     assert leaks == []
     assert not (private / "project" / ".phoenix").exists()  # nothing in the per-job project copy
