@@ -21,10 +21,10 @@ description:
     application first). The old database is kept as C(<name>_pre_restore_<UTC time>) until the next successful
     swap, in place of a safety backup. Killed at any point, the environment's database is the old one or the new
     one; a half-restored new database is dropped by the next run. Needs the CREATEDB right and a connection to the
-    server's C(postgres) or C(template1) database. The new database gets the old one's tablespace, encoding,
-    locale, owner, connection limit, privileges, comment and settings (C(ALTER DATABASE ... SET) and
-    C(ALTER ROLE ... IN DATABASE ... SET)); settings the restoring role may not give stop the swap before it
-    restores.
+    server's C(postgres) or C(template1) database, both checked first (in check mode too). The new database gets
+    the old one's tablespace, encoding, locale, owner, connection limit, privileges, comment and settings
+    (C(ALTER DATABASE ... SET) and C(ALTER ROLE ... IN DATABASE ... SET)); settings the restoring role may not
+    give stop the swap before it restores.
   - An encrypted backup needs O(backup_identity). With O(encrypt_to), the safety backup is encrypted too.
   - A restore is an action, so it always reports a change.
 options:

@@ -234,3 +234,20 @@ def test_settings_the_restoring_role_may_not_give_stop_the_swap_before_it_restor
     assert "cannot give the new database the old one's setting work_mem of role shop_web" in refused["msg"]
     assert "mode=in_place" in refused["msg"], refused["msg"]
     assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
+@pytest.mark.usefixtures("shop_roles")
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_a_role_that_may_not_create_databases_is_told_before_anything_happens(swappable, tmp_path, check):
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with data.connect() as conn:
+        conn.execute(sql.SQL("GRANT pg_read_all_data TO shop_web"))
+    before = table_fingerprints(data)
+    as_web = psycopg.conninfo.make_conninfo(data.url, user="shop_web")
+    refused = run_module(phoenix_restore.main, {"db_url": as_web, "stage": "BETA", "dest": str(tmp_path),
+                                                "mode": "swap"}, check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert "role shop_web may not create one; give it the CREATEDB right" in refused["msg"], refused["msg"]
+    assert "mode=in_place" in refused["msg"]
+    assert table_fingerprints(data) == before and not databases_like(data, "_")

@@ -27,7 +27,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     ensure_backup,
     table_counts,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import swap_restore
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import require_swap_rights, swap_restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
@@ -94,8 +94,10 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                       check_mode: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
                               "mode": request.mode}
-    if request.mode == "swap" and not check_mode:
-        return _swap_verified(conn, conninfo, request, backup, root, result)
+    if request.mode == "swap":
+        require_swap_rights(conninfo)
+        if not check_mode:
+            return _swap_verified(conn, conninfo, request, backup, root, result)
     changes = _report_changes(result, table_counts(conn), backup)
     conn.rollback()
     if check_mode:

@@ -68,6 +68,17 @@ def maintenance_connection(conninfo: str):
                        "(%s); use mode=in_place" % "; ".join(problems))
 
 
+def require_swap_rights(conninfo: str) -> None:
+    """What a swap needs before it starts, in check mode too: a maintenance connection and the right to create a
+    database."""
+    with maintenance_connection(conninfo) as admin:
+        role, allowed = admin.execute(sql.SQL("SELECT rolname, rolcreatedb OR rolsuper FROM pg_roles "
+                                              "WHERE rolname = current_user")).fetchone()
+    if not allowed:
+        raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
+                           "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
+
+
 def swap_restore(conninfo: str, backup: store.Backup, restore_into: Callable[[str], None],
                  finish: Callable[[Any], None]) -> dict[str, Any]:
     """Restore ``backup`` beside the database of ``conninfo`` with ``restore_into(new conninfo)`` and swap it in.
