@@ -22,7 +22,7 @@ def load(root: str, path: str):
 def rendered(root: str) -> list[dict]:
     init_plugin_loader()
     variables = dict(load(root, "awx/configuration.yml"), vault_phoenix_beta_db_password="s3cret",
-                     vault_phoenix_prod_db_password="s3cret")
+                     vault_phoenix_prod_db_password="s3cret", vault_phoenix_prod_backup_identity="AGE-SECRET-KEY-1X")
     tasks = []
     for task in load(root, "playbooks/awx_configure.yml")[0]["tasks"]:
         module = next(key for key in task if key.startswith("awx.awx."))

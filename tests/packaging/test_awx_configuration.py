@@ -65,7 +65,18 @@ def test_every_task_validates_against_its_awx_module():
     schedules = [task["args"]["name"] for task in tasks if task["module"] == "awx.awx.schedule"]
     assert "Phoenix BETA nightly backup" in schedules and "Phoenix PROD hourly cleanup" in schedules
     credentials = [task["args"] for task in tasks if task["module"] == "awx.awx.credential"]
-    assert all(c["inputs"]["password"] == "s3cret" for c in credentials) and len(credentials) == 2
+    database = [c for c in credentials if c["credential_type"] == "Phoenix database"]
+    assert all(c["inputs"]["password"] == "s3cret" for c in database) and len(database) == 2
+    identities = [c for c in credentials if c["credential_type"] == "Phoenix backup identity"]
+    assert identities == [{"name": "Phoenix PROD backup identity", "organization": "Phoenix",
+                           "credential_type": "Phoenix backup identity", "inputs": {"identity": "AGE-SECRET-KEY-1X"}}]
+    # the identity goes only to PROD's job that reads backups
+    given = {task["args"]["name"]: task["args"]["credentials"] for task in tasks
+             if task["module"] == "awx.awx.job_template"}
+    assert given["Phoenix PROD nightly restore drill"] == ["Phoenix PROD database", "Phoenix PROD backup identity"]
+    assert [name for name, names in given.items() if "Phoenix PROD backup identity" in names] == [
+        "Phoenix PROD nightly restore drill"]
+    assert given["Phoenix BETA nightly restore drill"] == ["Phoenix BETA database"]
 
 
 def test_a_misspelled_option_is_caught():
@@ -74,10 +85,15 @@ def test_a_misspelled_option_is_caught():
     assert any("playbok" in message for message in result.error_messages)
 
 
-def test_the_credential_type_injects_extra_vars_only():
+@pytest.mark.parametrize("credential_type, injected, secret", [
+    ("phoenix_awx_credential_type", {"phoenix_db_host", "phoenix_db_port", "phoenix_db_user", "phoenix_db_password",
+                                     "phoenix_db_name", "phoenix_db_sslmode"}, "password"),
+    ("phoenix_awx_identity_credential_type", {"phoenix_backup_identity"}, "identity"),
+])
+def test_the_credential_types_inject_extra_vars_only(credential_type, injected, secret):
     configuration = load_yaml(os.path.join(repo_root(), "awx", "configuration.yml"))
-    injectors = configuration["phoenix_awx_credential_type"]["injectors"]
+    injectors = configuration[credential_type]["injectors"]
     assert set(injectors) == {"extra_vars"}  # env vars would land in ansible-runner's artifacts
-    injected = {"phoenix_db_host", "phoenix_db_port", "phoenix_db_user", "phoenix_db_password", "phoenix_db_name",
-                "phoenix_db_sslmode"}
     assert set(injectors["extra_vars"]) == injected
+    fields = configuration[credential_type]["inputs"]["fields"]
+    assert [field["id"] for field in fields if field.get("secret")] == [secret]  # AWX masks it
