@@ -202,9 +202,12 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, root: Path, ke
 # - in parallel (a swap's new database, which nobody else sees), directly, where that rejection is the one
 #   error forgiven: every other error fails the restore.
 SESSION_SETUP_NEWER_SINCE = 17
-REJECTED_SETTING = re.compile(r"pg_restore: error: could not execute query: ERROR: [^\n]*transaction_timeout[^\n]*\n"
+# Parallel workers print at once, and each writes a message's prefix, level and text separately: prefixes may
+# interleave (``pg_restore:pg_restore: error: ...``), the texts do not.
+REJECTED_SETTING = re.compile(r"could not execute query: ERROR: [^\n]*transaction_timeout[^\n]*\n"
                               r"Command was: SET transaction_timeout = 0;\n")
-ERRORS_IGNORED = re.compile(r"pg_restore: warning: errors ignored on restore: (\d+)\n")
+ERRORS_IGNORED = re.compile(r"errors ignored on restore: (\d+)\n")
+LOG_PREFIXES = re.compile(r"pg_restore:|\b(?:error|warning):")
 NEWER_SESSION_SETTINGS = re.compile(rb"^SET transaction_timeout = ")
 SCRIPT_PREAMBLE = re.compile(rb"^(--.*|\\restrict .*|BEGIN;|SET .*|SELECT pg_catalog\.set_config\(.*|\s*)$")
 
@@ -214,7 +217,7 @@ def forgiving_rejected_settings(completed: subprocess.CompletedProcess) -> subpr
     Every error is printed, but not every worker's is counted: the count may be lower, never higher."""
     rejected = len(REJECTED_SETTING.findall(completed.stderr))
     ignored = ERRORS_IGNORED.search(completed.stderr)
-    rest = ERRORS_IGNORED.sub("", REJECTED_SETTING.sub("", completed.stderr)).strip()
+    rest = LOG_PREFIXES.sub("", ERRORS_IGNORED.sub("", REJECTED_SETTING.sub("", completed.stderr))).strip()
     if completed.returncode == 1 and ignored and 0 < int(ignored.group(1)) <= rejected and not rest:
         return subprocess.CompletedProcess(completed.args, 0, completed.stdout, "")
     return completed

@@ -25,6 +25,16 @@ def test_a_parallel_restore_whose_only_errors_are_the_rejected_setting_succeeded
         assert forgiven.returncode == 0 and forgiven.stderr == ""
 
 
+def test_messages_of_workers_printing_at_once_are_still_read():
+    body = REJECTED[len("pg_restore: error: "):]
+    interleaved = (REJECTED + "pg_restore:pg_restore: error: " + body + " error: " + body + REJECTED
+                   + "pg_restore: warning: errors ignored on restore: 2\n")  # as pg_restore 17 -j 2 printed it
+    assert forgiving_rejected_settings(finished(1, interleaved)).returncode == 0
+    other = "pg_restore:pg_restore: error: " + body + ' error: could not execute query: ERROR:  relation "x" exists\n'
+    assert forgiving_rejected_settings(finished(1, other + "pg_restore: warning: errors ignored on restore: 1\n")
+                                       ).returncode == 1
+
+
 def test_any_other_error_or_a_count_that_does_not_add_up_still_fails():
     other = ('pg_restore: error: could not execute query: ERROR:  relation "x" already exists\n'
              'Command was: CREATE TABLE x ();\n')
