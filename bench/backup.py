@@ -127,10 +127,10 @@ def main() -> None:
                                 str(work / "raw0.dump")], env=env, check=True)
 
             def swap_restore(run: int) -> None:
-                run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")
+                peak_mb["swap"] = run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")[1]
 
             def zstd_swap_restore(run: int) -> None:
-                run_child(RESTORE, dsn, str(work / "zstd0"), "swap")
+                peak_mb["zstd_swap"] = run_child(RESTORE, dsn, str(work / "zstd0"), "swap")[1]
 
             restores = side_by_side({"raw": raw_restore, "phoenix": phoenix_restore, "swap": swap_restore,
                                      "zstd_swap": zstd_swap_restore}, args.runs, settle)
@@ -167,7 +167,8 @@ def main() -> None:
         % (parallel_jobs(), zstd_swap_p, zstd_dump["pg_dump_major"], restore_r, zstd_swap_p / restore_r),
         "",
         "Peak memory of the backup process: %.0f MB unencrypted, %.0f MB encrypted (the dump is streamed, never "
-        "held whole). " % (peak_mb["plain"], peak_mb["encrypted"]) +
+        "held whole); of the swap restore: %.0f MB, %.0f MB of the zstd one. "
+        % (peak_mb["plain"], peak_mb["encrypted"], peak_mb["swap"], peak_mb["zstd_swap"]) +
         "The module restores over the live database (`--clean` drops each object first); the plain tool restores "
         "into an empty one. A real restore also takes a safety backup first, which costs one more backup.",
     ])
