@@ -19,7 +19,6 @@ try:
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
-PRIVILEGES = {"CONNECT": "CONNECT", "CREATE": "CREATE", "TEMPORARY": "TEMPORARY"}
 # Settings whose value is a list of quoted elements (the server's GUC_LIST_QUOTE); the rest are one value each.
 LIST_SETTINGS = frozenset({"search_path", "temp_tablespaces", "session_preload_libraries",
                            "local_preload_libraries", "shared_preload_libraries", "unix_socket_directories"})
@@ -31,7 +30,7 @@ LOCALE_PROVIDERS = {"c": "libc", "i": "icu", "b": "builtin"}
 @dataclass(frozen=True)
 class Grant:
     grantee: str | None  # None: PUBLIC
-    privilege: str
+    privilege: str  # a keyword, as aclexplode() names it: CONNECT, CREATE or TEMPORARY
     grantable: bool
 
 
@@ -53,13 +52,12 @@ class DatabaseProperties:
 
 
 def read_properties(admin, database: str) -> DatabaseProperties:
-    encoding, tablespace, catalog, comment = admin.execute(sql.SQL(
+    encoding, tablespace, catalog, comment, explicit_privileges = admin.execute(sql.SQL(
         "SELECT pg_encoding_to_char(d.encoding), t.spcname, to_jsonb(d) - 'datacl', "
-        "shobj_description(d.oid, 'pg_database') FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace "
-        "WHERE datname = %s"), [database]).fetchone()
+        "shobj_description(d.oid, 'pg_database'), d.datacl IS NOT NULL "
+        "FROM pg_database d JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE datname = %s"), [database]).fetchone()
     grants = None
-    if admin.execute(sql.SQL("SELECT datacl IS NOT NULL FROM pg_database WHERE datname = %s"),
-                     [database]).fetchone()[0]:
+    if explicit_privileges:
         grants = [Grant(grantee, privilege, grantable) for grantee, privilege, grantable in admin.execute(sql.SQL(
             "SELECT CASE WHEN a.grantee <> 0 THEN pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable "
             "FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s ORDER BY 1 NULLS FIRST, 2"),
@@ -103,7 +101,7 @@ def access_statements(database: str, owner: str, properties: DatabaseProperties)
     if properties.grants is not None:
         statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
         statements.extend(sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
-            sql.SQL(PRIVILEGES[grant.privilege]), name,
+            sql.SQL(grant.privilege), name,
             sql.Identifier(grant.grantee) if grant.grantee else sql.SQL("PUBLIC"),
             sql.SQL(" WITH GRANT OPTION" if grant.grantable else ""))
             for grant in properties.grants if grant.grantee != owner)
