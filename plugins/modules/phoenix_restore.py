@@ -16,7 +16,8 @@ description:
   - Restores with C(pg_restore --single-transaction --exit-on-error --clean), so a restore that fails part-way
     leaves the database as it was. The audit log and the stage fence are kept out of the restore.
   - With O(mode=swap), the backup is restored with C(pg_restore -j) into a new database on the same server, its row
-    counts checked against the manifest, the audit log and stage fence carried over, and then it takes the
+    counts and schema version checked against the manifest, the audit log and stage fence carried over (the fence
+    must still name O(stage)), and then it takes the
     environment database's name in one transaction, after the sessions of the old one are terminated (stop the
     application first). The old database is kept as C(<name>_pre_restore_<UTC time>) until the next successful
     swap, in place of a safety backup. Killed at any point, the environment's database is the old one or the new

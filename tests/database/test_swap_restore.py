@@ -14,7 +14,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK, new_name
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK, new_name, swap_restore
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
@@ -123,19 +126,50 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
     assert app_fingerprints(data) == before
 
 
-def test_a_restore_that_does_not_match_its_manifest_leaves_the_database_as_it_was(swappable, tmp_path):
+def one_more_row(manifest: dict) -> str:
+    manifest["row_counts"]["Artifact"] += 1
+    return "Artifact: 6 row(s) restored, the manifest says 7"
+
+
+def a_newer_schema(manifest: dict) -> str:
+    restored = manifest["schema_version"]
+    manifest["schema_version"] += 1
+    return "schema version %d restored, the manifest says %d" % (restored, restored + 1)
+
+
+@pytest.mark.parametrize("tamper", [one_more_row, a_newer_schema])
+def test_a_restore_that_does_not_match_its_manifest_leaves_the_database_as_it_was(swappable, tmp_path, tamper):
     data = swappable
     made = call(phoenix_backup.main, data, dest=str(tmp_path))
     manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["row_counts"]["Artifact"] += 1
+    expected_problem = tamper(manifest)
     manifest_path.write_text(json.dumps(manifest))
     before = table_fingerprints(data)
     refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
     assert refused["failed"] is True
-    assert "Artifact: 6 row(s) restored, the manifest says 7" in refused["msg"] and "left as it was" in refused["msg"]
+    assert expected_problem in refused["msg"] and "left as it was" in refused["msg"], refused["msg"]
     assert table_fingerprints(data) == before
     assert not databases_like(data, "_")  # the half-checked new database is gone
+
+
+def test_a_fence_registered_anew_while_the_restore_ran_stops_the_swap(swappable, tmp_path):
+    data = swappable
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    backup = store.find_backup(tmp_path, "BETA", made["backup"]["id"])
+    major = int(data.query("SHOW server_version_num")[0][0]) // 10000
+
+    def restore_while_the_old_database_is_registered_anew(target: str) -> None:
+        restore_dump(major, target, backup, backup.path, keep_history=False)
+        with data.connect() as conn:
+            conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'LOCAL'"))
+
+    finished = []
+    with pytest.raises(PhoenixError, match="stage fence carried over to the restored database says LOCAL, this run "
+                                           "declares BETA; the environment's database was left as it was"):
+        swap_restore(data.url, "BETA", backup, restore_while_the_old_database_is_registered_anew, finished.append)
+    assert finished == [] and not databases_like(data, "_")  # nothing recorded, nothing swapped or left
+    assert data.query("SELECT stage FROM phoenix.environment") == [("LOCAL",)]
 
 
 @pytest.mark.parametrize("options, message", [

@@ -18,7 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import e
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
-    count_problems,
+    restored_problems,
     database_exists,
     drop_database,
     scratch_name,
@@ -82,7 +82,7 @@ def _check(major: int, target: str, backup: store.Backup, root: Path,
         restore_dump(major, target, backup, root, keep_history=False)
     except PhoenixError as exc:
         return ["the restore failed: %s" % exc.msg], {}
-    problems = count_problems(target, backup)
+    problems = restored_problems(target, backup)
     checks = inspect(target)
     problems += ["%s check: %s" % (name, check.get("message", check["status"]))
                  for name, check in sorted(checks.items()) if check["status"] == "unhealthy"]

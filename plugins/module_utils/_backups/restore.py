@@ -151,7 +151,7 @@ def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.B
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_old)
         result.update(swap_restore(
-            conninfo, backup, lambda target: restore_dump(major, target, backup, root, False, jobs=request.jobs),
+            conninfo, request.stage, backup, lambda target: restore_dump(major, target, backup, root, False, jobs=request.jobs),
             finish))
     return result
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
+from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 
 try:
     import psycopg
@@ -30,10 +31,16 @@ def drop_database(admin, database: str) -> None:
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
-def count_problems(conninfo: str, backup: store.Backup) -> list[str]:
-    """Tables whose restored row count differs from the backup's manifest."""
+def restored_problems(conninfo: str, backup: store.Backup) -> list[str]:
+    """Where the restored database differs from the backup's manifest: a table's row count, the schema version
+    (manifests written before it was recorded have none to compare)."""
     with psycopg.connect(conninfo) as conn:
         restored = table_counts(conn)
+        version = max(applied_versions(conn) or {0})
     expected = backup.manifest["row_counts"]
-    return ["%s: %d row(s) restored, the manifest says %d" % (t, restored.get(t, 0), expected.get(t, 0))
-            for t in sorted(set(expected) | set(restored)) if restored.get(t, 0) != expected.get(t, 0)]
+    problems = ["%s: %d row(s) restored, the manifest says %d" % (t, restored.get(t, 0), expected.get(t, 0))
+                for t in sorted(set(expected) | set(restored)) if restored.get(t, 0) != expected.get(t, 0)]
+    expected_version = backup.manifest.get("schema_version")
+    if expected_version is not None and version != expected_version:
+        problems.append("schema version %d restored, the manifest says %s" % (version, expected_version))
+    return problems

@@ -5,8 +5,9 @@
 1. ``<database>_phoenix_restore`` is created (a leftover of a killed run is dropped first) with the old database's
    encoding, locale, owner, privileges and comment, and the dump restored into it with ``pg_restore -j``; nobody
    else connects to it, so the parallel restore needs no transaction.
-2. It is checked: every table's row count against the manifest. The old database's audit log and stage fence
-   are carried over, so the environment's history and stage survive the restore as with ``in_place``.
+2. It is checked: every table's row count and the schema version against the manifest. The old database's audit
+   log and stage fence are carried over, so the environment's history and stage survive the restore as with
+   ``in_place``, and the carried fence must name the stage of the run.
 3. One transaction on the maintenance database renames the old database to ``<database>_pre_restore_<time>`` and
    the new one to ``<database>``, after terminating the sessions of both, and gives it the old one's settings.
    Killed before it commits, the old database is still the environment's; after, the new one is. The kept old
@@ -27,12 +28,13 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.database
     setting_statements,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
-    count_problems,
+    restored_problems,
     database_exists,
     drop_database,
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 
 try:
     import psycopg
@@ -79,9 +81,10 @@ def require_swap_rights(conninfo: str) -> None:
                            "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
 
 
-def swap_restore(conninfo: str, backup: store.Backup, restore_into: Callable[[str], None],
+def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: Callable[[str], None],
                  finish: Callable[[Any], None]) -> dict[str, Any]:
-    """Restore ``backup`` beside the database of ``conninfo`` with ``restore_into(new conninfo)`` and swap it in.
+    """Restore ``backup`` beside the database of ``conninfo`` (of ``stage``) with ``restore_into(new conninfo)`` and
+    swap it in.
     ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it records the
     restore)."""
     database = conninfo_to_dict(conninfo)["dbname"]
@@ -102,11 +105,11 @@ def swap_restore(conninfo: str, backup: store.Backup, restore_into: Callable[[st
             _try_settings(admin, new, properties)
             target = make_conninfo(conninfo, dbname=new)
             restore_into(target)
-            problems = count_problems(target, backup)
+            problems = restored_problems(target, backup)
             if problems:
                 raise PhoenixError("the restored database does not match backup %s, the environment's database was "
                                    "left as it was: %s" % (backup.id, "; ".join(problems)))
-            _carry_history(conninfo, target, finish)
+            _carry_history(conninfo, target, stage, finish)
             _swap(admin, database, new, kept, setting_statements(database, properties))
         except BaseException:
             drop_database(admin, new)
@@ -115,7 +118,7 @@ def swap_restore(conninfo: str, backup: store.Backup, restore_into: Callable[[st
     return {"kept_database": kept, "leftover_removed": leftover, "dropped_kept": dropped}
 
 
-def _carry_history(old_conninfo: str, new_conninfo: str, finish) -> None:
+def _carry_history(old_conninfo: str, new_conninfo: str, stage: str, finish) -> None:
     with psycopg.connect(old_conninfo) as old, psycopg.connect(new_conninfo) as new:
         with new.transaction():
             for table in HISTORY_TABLES:
@@ -127,6 +130,10 @@ def _carry_history(old_conninfo: str, new_conninfo: str, finish) -> None:
                         sink.write(block)
             new.execute(sql.SQL("SELECT setval('phoenix.audit_log_id_seq', "
                                 "(SELECT coalesce(max(id), 0) + 1 FROM phoenix.audit_log), false)"))
+            fence = registered_stage(new)
+            if fence != stage:  # the old database was registered anew while the restore ran
+                raise PhoenixError("the stage fence carried over to the restored database says %s, this run declares "
+                                   "%s; the environment's database was left as it was" % (fence, stage))
             finish(new)
 
 
