@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pyrage
 import pytest
 from psycopg import sql
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, restore, store
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
     phoenix_restore,
@@ -101,7 +105,7 @@ def test_a_plain_copy_left_by_a_killed_drill_is_removed_by_the_next_read(data, t
     secret, public = keys
     with data.connect() as conn:  # enough rows that decrypting and restoring take a moment
         conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 300000) g"))
-    call(phoenix_backup.main, data, dest=str(tmp_path), encrypt_to=[public])
+    call(phoenix_backup.main, data, dest=str(tmp_path), encrypt_to=[public], format="directory")  # read as files
     elsewhere = tmp_path / "BETA" / ".backup-BETA-20260101T000000000000Z.another-host.1.decrypted"
     elsewhere.mkdir()  # another host's copy in a shared directory: not this host's to judge
     args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "backup_identity": secret}
@@ -121,3 +125,59 @@ def test_a_plain_copy_left_by_a_killed_drill_is_removed_by_the_next_read(data, t
 
 def copies(root, host: str) -> list:
     return list(root.glob("BETA/.*.%s.*.decrypted" % host))
+
+
+@pytest.mark.parametrize("fmt", ["custom", "plain"])
+def test_a_dump_read_from_start_to_end_is_decrypted_on_the_fly_never_on_disk(data, tmp_path, keys, fmt):
+    secret, public = keys
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public])
+    sealed = {p for p in tmp_path.rglob("*")}
+    seen: set = set()
+    watching = threading.Event()
+
+    def watch() -> None:  # every name that appears under the backup directory while the backup is read
+        while not watching.is_set():
+            seen.update(tmp_path.rglob("*"))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path), backup_identity=secret)
+        restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False, backup_identity=secret)
+    finally:
+        watching.set()
+        watcher.join()
+    assert drilled.get("passed") is True and restored["changed"] is True, (drilled.get("msg"), restored.get("msg"))
+    appeared = {p.name for p in seen - sealed}
+    # only the list of what pg_restore restores (names of tables, no row) and the stage lock, never a dump
+    assert appeared <= {".%s.restore-list" % made["backup"]["id"], ".lock"}, appeared
+
+
+@pytest.mark.parametrize("fmt", ["custom", "plain"])
+def test_a_backup_altered_after_its_header_stops_the_restore_and_nothing_of_it_is_kept(data, tmp_path, keys, fmt):
+    secret, public = keys
+    with data.connect() as conn:  # many of age's 64 KiB chunks: the altered one is read long after the first
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 50000) g"))
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public])
+    path = tmp_path / "BETA" / made["backup"]["id"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    entry = manifest["files"][0]
+    stored = bytearray((path / entry["name"]).read_bytes())
+    assert len(stored) > 10 * 65536
+    stored[-20] ^= 0xFF  # in the last chunk: the identity opens the file, its end does not decrypt
+    (path / entry["name"]).write_bytes(bytes(stored))
+    entry["sha256"] = hashlib.sha256(stored).hexdigest()  # re-hashed, as whoever can write the directory could
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    before = table_fingerprints(data)
+    refused = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False, backup_identity=secret)
+    assert refused["failed"] is True
+    assert "backup %s could not be decrypted to its end" % made["backup"]["id"] in refused["msg"], refused["msg"]
+    assert table_fingerprints(data) == before
+    # past the checks that read it first: pg_restore or psql gets the dump cut short, and commits nothing
+    backup = store.find_backup(tmp_path, "BETA", made["backup"]["id"])
+    major = int(data.query("SHOW server_version_num")[0][0]) // 10000
+    with pytest.raises(PhoenixError, match="could not be decrypted to its end"):
+        restore.restore_dump(major, data.url, backup, encryption.DumpFiles(backup, encryption.identity(secret)),
+                             keep_history=True)
+    assert table_fingerprints(data) == before

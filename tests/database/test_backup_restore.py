@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, restore, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, encryption, restore, store
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import binaries
 from ansible_collections.phoenix.platform.plugins.modules import (
@@ -267,11 +267,11 @@ def test_a_newer_archive_cut_short_restores_nothing_and_rows_like_its_preamble_s
     try:
         dump.write_bytes(whole[: len(whole) * 3 // 4])  # pg_restore fails part-way through the script it writes
         with pytest.raises(PhoenixError, match="pg_restore failed"):
-            restore.restore_dump(15, target, backup, backup.path, keep_history=False)
+            restore.restore_dump(15, target, backup, encryption.DumpFiles(backup), keep_history=False)
         with psycopg.connect(target) as conn:
             assert conn.execute(sql.SQL("SELECT to_regclass('public.notes')")).fetchone()[0] is None
         dump.write_bytes(whole)
-        restore.restore_dump(15, target, backup, backup.path, keep_history=False)
+        restore.restore_dump(15, target, backup, encryption.DumpFiles(backup), keep_history=False)
         with psycopg.connect(target) as conn:
             counts = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE body = 'SET transaction_timeout = 0;'), "
                                           "count(*) FILTER (WHERE body = 'BEGIN;'), count(*) FROM notes")).fetchone()

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK, new_name, swap_restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
@@ -160,7 +160,7 @@ def test_a_fence_registered_anew_while_the_restore_ran_stops_the_swap(swappable,
     major = int(data.query("SHOW server_version_num")[0][0]) // 10000
 
     def restore_while_the_old_database_is_registered_anew(target: str) -> None:
-        restore_dump(major, target, backup, backup.path, keep_history=False)
+        restore_dump(major, target, backup, encryption.DumpFiles(backup), keep_history=False)
         with data.connect() as conn:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = 'LOCAL'"))
 

@@ -55,8 +55,8 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
     store.check_signature(backup, request.signing_key)
     problems = store.verify_checksums(backup)  # the stored bytes, before any of them is decrypted or read
     with psycopg.connect(conninfo, autocommit=True) as admin, \
-            encryption.readable(backup, request.identity, unsound=bool(problems)) as root:  # decrypted once
-        problems = problems or dump_problems(backup, root)
+            encryption.readable(backup, request.identity, unsound=bool(problems)) as files:
+        problems = problems or dump_problems(backup, files)
         scratch = scratch_name(SCRATCH_PREFIX, admin.info.dbname)
         leftover = database_exists(admin, scratch)
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
@@ -69,17 +69,17 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
-                problems, result["checks"] = _check(major, target, backup, root, inspect)
+                problems, result["checks"] = _check(major, target, backup, files, inspect)
             finally:
                 drop_database(admin, scratch)
     result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
     return result
 
 
-def _check(major: int, target: str, backup: store.Backup, root: Path,
+def _check(major: int, target: str, backup: store.Backup, files: encryption.DumpFiles,
            inspect) -> tuple[list[str], dict[str, Any]]:
     try:
-        restore_dump(major, target, backup, root, keep_history=False)
+        restore_dump(major, target, backup, files, keep_history=False)
     except PhoenixError as exc:
         return ["the restore failed: %s" % exc.msg], {}
     problems = restored_problems(target, backup)

@@ -187,7 +187,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         secure_tree(work)
         backup = store.Backup(work, manifest)
         if request.verify:
-            problems = verify(backup, work, pg_dump.parent / "pg_restore")
+            problems = verify(backup, pg_dump.parent / "pg_restore")
             if problems:
                 raise PhoenixError("the new backup failed verification: %s" % "; ".join(problems))
             manifest["verified"] = store.utcnow().isoformat()
@@ -253,23 +253,25 @@ def _check(returncode: int, stderr: bytes) -> None:
         raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
 
-def verify(backup: store.Backup, root: Path, pg_restore: Path | None = None) -> list[str]:
-    """Checksums of every file, then the dump under ``root`` (``dump_problems``)."""
-    return store.verify_checksums(backup) or dump_problems(backup, root, pg_restore)
+def verify(backup: store.Backup, pg_restore: Path | None = None) -> list[str]:
+    """Checksums of every file, then the dump of the unencrypted ``backup`` (``dump_problems``)."""
+    return store.verify_checksums(backup) or dump_problems(backup, encryption.DumpFiles(backup), pg_restore)
 
 
-def dump_problems(backup: store.Backup, root: Path, pg_restore: Path | None = None) -> list[str]:
-    """``pg_restore --list`` (custom and directory formats) or the meta-command check (plain) of the dump under
-    ``root``: the backup's directory, or its decrypted copy (``encryption.readable``)."""
-    problems = []
+def dump_problems(backup: store.Backup, files: encryption.DumpFiles, pg_restore: Path | None = None) -> list[str]:
+    """``pg_restore --list`` (custom and directory formats) or the meta-command check (plain) of the dump
+    ``files``, decrypted as they are read when the backup is encrypted."""
+    name = DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
-        problem = check_plain_dump(root / DUMP_FILES["plain"])
+        with files.stream(name) as script:
+            problem = check_plain_dump(script, name)
         return [problem] if problem else []
     if pg_restore is None or not pg_restore.exists():
         pg_restore = find_tool("pg_restore", backup.reader_major(
             int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0])))
-    listing = subprocess.run([str(pg_restore), "--list", str(root / DUMP_FILES[backup.manifest["format"]])],
-                             capture_output=True, text=True, check=False)
+    with files.program_input(name) as (dump, stdin):
+        listing = subprocess.run([str(pg_restore), "--list", *dump], stdin=stdin, capture_output=True, text=True,
+                                 check=False)
     if listing.returncode != 0:
-        problems.append("pg_restore --list failed: %s" % listing.stderr.strip()[-400:])
-    return problems
+        return ["pg_restore --list failed: %s" % listing.stderr.strip()[-400:]]
+    return []

@@ -4,19 +4,24 @@
 
 The public recipients (``age1...``) live in the inventory; the identity (``AGE-SECRET-KEY-1...``) that decrypts
 comes from Vault or an AWX credential only when a backup is read back. Files are streamed through the cipher, never
-held in memory whole. Reading an encrypted backup decrypts it into a private directory beside it (mode 0700),
-removed when the restore or check is done; one left by a killed run is removed by the next read on that host.
+held in memory whole. A program that reads a dump from start to end (``pg_restore --list``, a restore in one
+transaction, psql) gets it decrypted on the fly through a pipe: no plain byte reaches the disk. Only a dump that
+must be read as files (the directory format, a parallel ``pg_restore -j``, which seeks) is decrypted into a private
+directory beside the backup (mode 0700), removed when the restore or check is done; one left by a killed run is
+removed by the next read on that host.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
 import socket
+import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from ansible.module_utils.basic import env_fallback
 
@@ -85,39 +90,189 @@ def is_encrypted(backup: store.Backup) -> bool:
 
 
 @contextlib.contextmanager
-def readable(backup: store.Backup, identity_text: str | None, unsound: bool = False) -> Iterator[Path | None]:
-    """The directory to read the backup's dump from: its own, or a decrypted private copy while in use. An
-    ``unsound`` backup (its stored bytes failed their checksums) is not read at all: None."""
+def readable(backup: store.Backup, identity_text: str | None, unsound: bool = False) -> Iterator[DumpFiles | None]:
+    """The backup's dump files, ready to be read (decrypted as they are read, with ``identity_text``, when the
+    backup is encrypted). An ``unsound`` backup (its stored bytes failed their checksums) is not read at all: None.
+    A wrong or missing identity fails here, before anything is read or written."""
     if unsound:
         yield None
         return
     if not is_encrypted(backup):
-        yield backup.path
+        yield DumpFiles(backup)
         return
     if not identity_text:
         raise PhoenixError("backup %s is encrypted to %s; give backup_identity (the age identity, from Vault or an "
                            "AWX credential; env PHOENIX_BACKUP_IDENTITY) to read it"
                            % (backup.id, ", ".join(backup.manifest["encryption"]["recipients"])))
-    key = identity(identity_text)
-    library = _library()
-    remove_orphaned_copies(backup.path.parent)
-    copy = backup.path.parent / (".%s.%s.%d%s" % (backup.id, socket.gethostname(), os.getpid(), COPY_SUFFIX))
-    copy.mkdir(mode=0o700)
+    files = DumpFiles(backup, identity(identity_text))
+    files.check_identity()
     try:
-        for entry in backup.manifest["files"]:
-            sealed = backup.path / entry["name"]
-            plain = copy / entry["name"][:-len(SUFFIX)]
-            plain.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(sealed, "rb") as source, open(plain, "wb") as sink:
-                try:
-                    library.decrypt_io(source, sink, [key])
-                except library.DecryptError:
-                    raise PhoenixError("backup %s cannot be decrypted with the backup_identity given: it is "
-                                       "encrypted to %s" % (backup.id, ", ".join(
-                                           backup.manifest["encryption"]["recipients"]))) from None
-        yield copy
+        yield files
     finally:
-        shutil.rmtree(copy, ignore_errors=True)
+        files.remove_copy()
+
+
+class DumpFiles:
+    """A verified backup's dump, as the programs that read it need it: one file as a stream of its plain bytes,
+    or the whole dump as files under a directory."""
+
+    def __init__(self, backup: store.Backup, key: Any = None) -> None:
+        self.backup = backup
+        self.key = key  # the age identity of an encrypted backup
+        self._copy: Path | None = None
+
+    @contextlib.contextmanager
+    def stream(self, name: str) -> Iterator[BinaryIO]:
+        """The plain bytes of the dump file ``name``: the file itself, or its decryption through a pipe (with a
+        file descriptor, for a program's stdin). A decryption that fails part-way raises at the end of the stream
+        instead of ending it early, so no reader takes a cut dump for a whole one."""
+        if self.key is None:
+            with open(self.backup.path / name, "rb") as plain:
+                yield plain
+            return
+        with _DecryptingPipe(self.backup, self.backup.path / (name + SUFFIX), self.key) as pipe:
+            yield io.BufferedReader(pipe, 1 << 20)
+
+    def root(self) -> Path:
+        """A directory holding the plain dump files: the backup's own, or a private decrypted copy, made once."""
+        if self.key is None:
+            return self.backup.path
+        if self._copy is None:
+            self._copy = self._decrypted_copy()
+        return self._copy
+
+    @contextlib.contextmanager
+    def program_input(self, name: str, seekable: bool = False) -> Iterator[tuple[list[str], BinaryIO | None]]:
+        """``(arguments, stdin)`` that give a program (pg_restore) the dump ``name``: its path when it is a
+        directory or must be ``seekable`` (a parallel pg_restore), else its stream on stdin."""
+        if seekable or self.backup.manifest["format"] == "directory":
+            yield [str(self.root() / name)], None
+            return
+        with self.stream(name) as stdin:
+            yield [], stdin
+
+    def check_identity(self) -> None:
+        """Whether the identity opens the backup: the header of its first file is decrypted, no more."""
+        first = self.backup.path / self.backup.manifest["files"][0]["name"]
+        with open(first, "rb") as sealed:
+            try:
+                _library().decrypt_io(sealed, _StopAtFirstByte(), [self.key])
+            except _Opened:
+                return
+            except _library().DecryptError:
+                raise self._wrong_identity() from None
+            except OSError as exc:  # opened, but its first chunk does not decrypt
+                raise cut_short(self.backup, exc) from None
+
+    def remove_copy(self) -> None:
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
+
+    def _decrypted_copy(self) -> Path:
+        remove_orphaned_copies(self.backup.path.parent)
+        copy = self.backup.path.parent / (".%s.%s.%d%s" % (self.backup.id, socket.gethostname(), os.getpid(),
+                                                           COPY_SUFFIX))
+        copy.mkdir(mode=0o700)
+        try:
+            for entry in self.backup.manifest["files"]:
+                plain = copy / entry["name"][:-len(SUFFIX)]
+                plain.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                with open(self.backup.path / entry["name"], "rb") as source, open(plain, "wb") as sink:
+                    _library().decrypt_io(source, sink, [self.key])
+        except (_library().DecryptError, OSError) as exc:
+            shutil.rmtree(copy, ignore_errors=True)
+            raise cut_short(self.backup, exc) from None
+        except BaseException:
+            shutil.rmtree(copy, ignore_errors=True)
+            raise
+        return copy
+
+    def _wrong_identity(self) -> PhoenixError:
+        return PhoenixError("backup %s cannot be decrypted with the backup_identity given: it is encrypted to %s"
+                            % (self.backup.id, ", ".join(self.backup.manifest["encryption"]["recipients"])))
+
+
+def cut_short(backup: store.Backup, failure: BaseException) -> PhoenixError:
+    """A decryption that failed after the identity opened the backup: its stored bytes were altered."""
+    return PhoenixError("backup %s could not be decrypted to its end (%s); nothing read from it was kept"
+                        % (backup.id, failure))
+
+
+class _Opened(Exception):
+    """The identity opened the file: its first plain byte came out."""
+
+
+class _StopAtFirstByte:
+    def write(self, data: bytes) -> int:
+        raise _Opened()
+
+    def flush(self) -> None:
+        pass
+
+
+class _PipeWriter:
+    """The write end of a pipe, for pyrage: unbuffered, every byte written."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class _DecryptingPipe(io.RawIOBase):
+    """The read end of a pipe that a thread fills with the decryption of ``sealed``. A program may read it
+    (``fileno()``) or Python may; either may stop early (``pg_restore --list`` reads the table of contents only).
+    When the decryption failed, the end of the stream and the end of the ``with`` block raise."""
+
+    def __init__(self, backup: store.Backup, sealed: Path, key: Any) -> None:
+        super().__init__()
+        self.backup = backup
+        self._read_fd, write_fd = os.pipe()
+        self._failure: BaseException | None = None
+        self._pump = threading.Thread(target=self._decrypt, args=(sealed, key, write_fd), daemon=True)
+        self._pump.start()
+
+    def _decrypt(self, sealed: Path, key: Any, write_fd: int) -> None:
+        try:
+            with open(sealed, "rb") as source:
+                _library().decrypt_io(source, _PipeWriter(write_fd), [key])
+        except BrokenPipeError:  # the reader had read all it wanted
+            pass
+        except BaseException as exc:  # surfaced to the reader, in its thread
+            self._failure = exc
+        finally:
+            os.close(write_fd)
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def readinto(self, buffer) -> int:
+        count = os.readv(self._read_fd, [buffer])
+        if count == 0:
+            self._pump.join()
+            self._raise_failure()
+        return count
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise cut_short(self.backup, self._failure) from None
+
+    def __exit__(self, *exc_info) -> None:
+        os.close(self._read_fd)  # a pump still writing stops with a broken pipe
+        self._pump.join()
+        super().__exit__(*exc_info)
+        self._raise_failure()
 
 
 def remove_orphaned_copies(root: Path) -> None:

@@ -11,9 +11,9 @@ the first backslash that would be any other command.
 
 from __future__ import annotations
 
+import io
 import re
-from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 ALLOWED_COMMANDS = ("connect", "restrict", "unrestrict")
 _SQL_TOKEN = re.compile(r"--|/\*|'|\"|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|\\")
@@ -114,10 +114,13 @@ def foreign_meta_command(lines: Iterable[str]) -> tuple[int, str] | None:
     return None
 
 
-def check_plain_dump(path: Path) -> str | None:
-    """A problem with the plain dump at ``path``, or None when psql may run it."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as script:
-        found = foreign_meta_command(script)
+def check_plain_dump(script: BinaryIO, name: str) -> str | None:
+    """A problem with the plain dump ``script`` (named ``name``), or None when psql may run it."""
+    text = io.TextIOWrapper(script, encoding="utf-8", errors="replace", newline="")
+    try:
+        found = foreign_meta_command(text)
+    finally:
+        text.detach()  # the stream is the caller's to close
     if found:
-        return "%s line %d holds the psql meta-command %s, which pg_dump never writes" % (path.name, found[0], found[1])
+        return "%s line %d holds the psql meta-command %s, which pg_dump never writes" % (name, found[0], found[1])
     return None

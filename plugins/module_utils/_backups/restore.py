@@ -82,22 +82,22 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
                            % (backup.id, backup_stage, request.stage))
     require_prod_allowed(request.stage, request.allow_prod, "restoring a backup")
     problems = store.verify_checksums(backup)  # the stored bytes, before any of them is decrypted or read
-    with encryption.readable(backup, request.identity, unsound=bool(problems)) as root:  # decrypted once
-        problems = problems or dump_problems(backup, root)
+    with encryption.readable(backup, request.identity, unsound=bool(problems)) as files:
+        problems = problems or dump_problems(backup, files)
         if problems:
             raise PhoenixError("backup %s failed verification, refusing to restore it: %s"
                                % (backup.id, "; ".join(problems)))
-        return _restore_verified(conn, conninfo, request, backup, root, check_mode)
+        return _restore_verified(conn, conninfo, request, backup, files, check_mode)
 
 
-def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: store.Backup, root: Path,
-                      check_mode: bool) -> dict[str, Any]:
+def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: store.Backup,
+                      files: encryption.DumpFiles, check_mode: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
                               "mode": request.mode}
     if request.mode == "swap":
         require_swap_rights(conninfo)
         if not check_mode:
-            return _swap_verified(conn, conninfo, request, backup, root, result)
+            return _swap_verified(conn, conninfo, request, backup, files, result)
     changes = _report_changes(result, table_counts(conn), backup)
     conn.rollback()
     if check_mode:
@@ -113,7 +113,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         safety = ensure_backup(conn, conninfo, safety_request, False)
         result["safety_backup"] = safety["backup"]
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
-    restore_dump(major, conninfo, backup, root, keep_history=True)
+    restore_dump(major, conninfo, backup, files, keep_history=True)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
@@ -132,8 +132,8 @@ def _audit_details(request: RestoreRequest, backup: store.Backup, changes: dict[
     return {"backup": backup.id, "from_stage": backup.manifest["stage"], "row_changes": changes, "mode": request.mode}
 
 
-def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.Backup, root: Path,
-                   result: dict[str, Any]) -> dict[str, Any]:
+def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.Backup,
+                   files: encryption.DumpFiles, result: dict[str, Any]) -> dict[str, Any]:
     """``mode: swap``. The old database, kept under another name, is the safety copy. Its rows are counted (for
     ``row_changes``) on a connection of their own while pg_restore fills the new database: the application is
     stopped for the whole restore, so every second saved is a second less of downtime."""
@@ -151,22 +151,21 @@ def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.B
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_old)
         result.update(swap_restore(
-            conninfo, request.stage, backup, lambda target: restore_dump(major, target, backup, root, False, jobs=request.jobs),
+            conninfo, request.stage, backup, lambda target: restore_dump(major, target, backup, files, False, jobs=request.jobs),
             finish))
     return result
 
 
-def restore_dump(major: int, conninfo: str, backup: store.Backup, root: Path, keep_history: bool,
+def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
                  jobs: int = 1) -> None:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
-    whole (into an empty database). The dump is read under ``root``: the backup's directory, or its decrypted
-    copy (``encryption.readable``)."""
+    whole (into an empty database). The dump is read from ``files``, decrypted as it is read when encrypted."""
     env = libpq_environment(conninfo)
-    dump = root / DUMP_FILES[backup.manifest["format"]]
+    name = DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
-        with open(dump, "rb") as script:
+        with files.stream(name) as script:
             _run_script(find_tool("psql", major), env, [PLAIN_PROLOGUE if keep_history else b"", script,
                                                         PLAIN_EPILOGUE if keep_history else b""])
         return
@@ -176,20 +175,22 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, root: Path, ke
     selection = ["--clean", "--if-exists", "--use-list", str(toc)] if keep_history else []
     try:
         if keep_history:
-            listing = subprocess.run([str(pg_restore), "--list", str(dump)], capture_output=True, text=True,
-                                     check=False)
+            with files.program_input(name) as (dump, stdin):
+                listing = subprocess.run([str(pg_restore), "--list", *dump], stdin=stdin, capture_output=True,
+                                         text=True, check=False)
             _check(listing, "pg_restore --list")
             toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
         newer = reader >= SESSION_SETUP_NEWER_SINCE > major
         parallel = jobs > 1 and not keep_history
-        if newer and not parallel:
-            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", str(dump)])
-            return
-        command = [str(pg_restore), *(["--jobs", str(jobs)] if parallel else ["--single-transaction"]),
-                   *([] if newer else ["--exit-on-error"]), "--no-owner", *selection, "--dbname",
-                   env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), str(dump)]
-        completed = subprocess.run(command, env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True,
-                                   check=False)
+        with files.program_input(name, seekable=parallel) as (dump, stdin):
+            if newer and not parallel:
+                _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", *dump], stdin)
+                return
+            command = [str(pg_restore), *(["--jobs", str(jobs)] if parallel else ["--single-transaction"]),
+                       *([] if newer else ["--exit-on-error"]), "--no-owner", *selection, "--dbname",
+                       env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), *dump]
+            completed = subprocess.run(command, stdin=stdin, env=dict(env, LC_MESSAGES="C"), capture_output=True,
+                                       text=True, check=False)
         _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
     finally:
         toc.unlink(missing_ok=True)
@@ -223,8 +224,8 @@ def forgiving_rejected_settings(completed: subprocess.CompletedProcess) -> subpr
     return completed
 
 
-def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[str]) -> None:
-    process = subprocess.Popen([str(pg_restore), "--single-transaction", "--file", "-", *arguments],
+def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[str], stdin: BinaryIO | None) -> None:
+    process = subprocess.Popen([str(pg_restore), "--single-transaction", "--file", "-", *arguments], stdin=stdin,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _run_script(psql, env, [without_newer_settings(process.stdout)], single_transaction=False)
@@ -283,6 +284,10 @@ def _run_script(psql: Path, env: dict[str, str], parts: Iterable[bytes | BinaryI
         process.stdin.close()
     except BrokenPipeError:  # psql stopped at an error: its message says which
         pass
+    except BaseException:  # a part that cannot be read to its end must not end psql's input: psql would commit
+        process.kill()
+        process.communicate()
+        raise
     stderr = process.stderr.read().decode(errors="replace")
     process.wait()
     _check(subprocess.CompletedProcess(command, process.returncode, "", stderr), "psql")
