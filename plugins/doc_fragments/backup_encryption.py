@@ -12,7 +12,9 @@ options:
     description:
       - age recipients (public keys, C(age1...) as C(age-keygen) prints them) to encrypt the backup's files to;
         falls back to E(PHOENIX_BACKUP_RECIPIENTS) (comma-separated). Each file is streamed through age into
-        C(<name>.age), and the manifest records the recipients and the checksums of the encrypted files.
+        C(<name>.age), and the manifest records the recipients and the checksums of the encrypted files. A custom
+        or plain dump is encrypted as pg_dump writes it, never on disk in plain; the directory format's files
+        once pg_dump has written them.
       - Reading the backup back (restore, drill) needs the identity of one of them (their C(backup_identity)).
       - Needs the pyrage library on the managed node.
     type: list
@@ -25,8 +27,10 @@ options:
     description:
       - The age identity (C(AGE-SECRET-KEY-1...)) that decrypts an encrypted backup; falls back to
         E(PHOENIX_BACKUP_IDENTITY). Keep it in Ansible Vault or an AWX credential, never beside the backups.
-      - The backup is decrypted into a private directory beside it (mode 0700) while it is checked and restored,
-        and that directory is removed afterwards (one left by a killed run, by the next read on that host).
-        Without it, an encrypted backup is refused, naming its recipients.
+      - A custom or plain dump is decrypted on the fly into the program that reads it. A dump read as files (the
+        directory format, or a parallel restore) is decrypted into a private directory beside it (mode 0700)
+        while it is checked and restored, removed afterwards (one left by a killed run, by the next read on that
+        host). Without the identity, or with a wrong one, an encrypted backup is refused before anything is read,
+        naming its recipients.
     type: str
 """

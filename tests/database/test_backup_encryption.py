@@ -15,7 +15,9 @@ import pyrage
 import pytest
 from psycopg import sql
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import dump as dump_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, restore, store
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import binaries
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
@@ -128,29 +130,45 @@ def copies(root, host: str) -> list:
 
 
 @pytest.mark.parametrize("fmt", ["custom", "plain"])
-def test_a_dump_read_from_start_to_end_is_decrypted_on_the_fly_never_on_disk(data, tmp_path, keys, fmt):
+def test_a_single_file_dump_is_encrypted_and_decrypted_on_the_fly_never_plain_on_disk(data, tmp_path, keys, fmt):
     secret, public = keys
-    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public])
-    sealed = {p for p in tmp_path.rglob("*")}
     seen: set = set()
     watching = threading.Event()
 
-    def watch() -> None:  # every name that appears under the backup directory while the backup is read
+    def watch() -> None:  # every name that appears under the backup directory
         while not watching.is_set():
-            seen.update(tmp_path.rglob("*"))
+            try:
+                seen.update(p.name for p in tmp_path.rglob("*"))
+            except FileNotFoundError:  # a directory renamed or removed while it was listed
+                pass
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
+        made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public], verify=True)
         drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path), backup_identity=secret)
         restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False, backup_identity=secret)
     finally:
         watching.set()
         watcher.join()
-    assert drilled.get("passed") is True and restored["changed"] is True, (drilled.get("msg"), restored.get("msg"))
-    appeared = {p.name for p in seen - sealed}
-    # only the list of what pg_restore restores (names of tables, no row) and the stage lock, never a dump
-    assert appeared <= {".%s.restore-list" % made["backup"]["id"], ".lock"}, appeared
+    assert made["changed"] and drilled.get("passed") is True and restored["changed"] is True, (
+        made.get("msg"), drilled.get("msg"), restored.get("msg"))
+    plain_name = {"custom": "database.dump", "plain": "database.sql"}[fmt]
+    assert plain_name + ".age" in seen and plain_name not in seen, seen
+    assert not [name for name in seen if name.endswith(".decrypted")], seen
+
+
+@pytest.mark.parametrize("fmt, dump, problem", [
+    ("custom", b"PGDMP\x01not an archive", "pg_restore --list failed"),
+    ("plain", b"SET client_encoding = 'UTF8';\n\\! touch /tmp/owned\n", "holds the psql meta-command \\!"),
+])
+def test_the_check_of_a_dump_encrypted_as_it_is_written_reads_its_plain_bytes(data, tmp_path, fmt, dump, problem):
+    pg_restore = binaries.find_tool("pg_restore", int(data.query("SHOW server_version_num")[0][0]) // 10000)
+    check = dump_module._StreamedCheck(store.Backup(tmp_path, {"format": fmt}), pg_restore)
+    for start in range(0, len(dump), 7):  # in pieces, as pg_dump's output comes
+        check.feed(dump[start:start + 7])
+    problems = check.finish()
+    assert len(problems) == 1 and problem in problems[0], problems
 
 
 @pytest.mark.parametrize("fmt", ["custom", "plain"])

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -12,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
@@ -173,7 +174,15 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             command += request.compress.pg_dump_flags(dump_major)
         if request.fmt == "plain":
             command += ["--clean", "--if-exists"]
-        files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt)
+        sealed_to = encryption.recipients(request.encrypt_to) if request.encrypt_to else None
+        streamed = sealed_to is not None and request.fmt != "directory"  # sealed on its way to the disk
+        check = _StreamedCheck(store.Backup(work, dict(facts, format=request.fmt)), pg_dump.parent / "pg_restore") \
+            if streamed and request.verify else None
+        try:
+            files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt,
+                                      sealed_to if streamed else None, check.feed if check else None)
+        finally:
+            streamed_problems = check.finish() if check else None
         conn.rollback()  # the snapshot is no longer needed once pg_dump has finished
         if request.fmt == "directory":
             files = store.file_entries(work)
@@ -187,14 +196,15 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         secure_tree(work)
         backup = store.Backup(work, manifest)
         if request.verify:
-            problems = verify(backup, pg_dump.parent / "pg_restore")
+            problems = verify(backup, pg_dump.parent / "pg_restore", streamed_problems)
             if problems:
                 raise PhoenixError("the new backup failed verification: %s" % "; ".join(problems))
             manifest["verified"] = store.utcnow().isoformat()
-        if request.encrypt_to:  # after the check, which reads the plain dump; the manifest hashes what is stored
-            encryption.encrypt_tree(work, encryption.recipients(request.encrypt_to))
-            manifest.update(files=store.file_entries(work), encryption={
-                "method": "age", "recipients": [r.strip() for r in request.encrypt_to]})
+        if sealed_to and not streamed:  # after the check, which reads the plain files; the manifest hashes what is stored
+            encryption.encrypt_tree(work, sealed_to)
+            manifest["files"] = store.file_entries(work)
+        if sealed_to:
+            manifest["encryption"] = {"method": "age", "recipients": [r.strip() for r in request.encrypt_to]}
         store.sign(manifest, request.signing_key)
         store.write_manifest(work, manifest)  # last: only now is it a backup
         store.fsync_tree(work)
@@ -205,9 +215,11 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: str):
-    """Run pg_dump; for single-file formats stream its output to disk, hashing as it goes, while the
-    row counts run on the snapshot's own connection."""
+def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: str, sealed_to: list[Any] | None = None,
+              tap: Callable[[bytes], None] | None = None):
+    """Run pg_dump; for single-file formats stream its output to disk (encrypted on its way for ``sealed_to``,
+    every plain chunk handed to ``tap``), hashing what is stored as it goes, while the row counts run on the
+    snapshot's own connection."""
     if fmt == "directory":
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         counts = table_counts(conn)
@@ -215,18 +227,20 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
         _check(process.returncode, stderr)
         return [], counts
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    digest, size = hashlib.sha256(), [0]
+    stored = target.with_name(target.name + encryption.SUFFIX) if sealed_to else target
+    sink, source = _HashingWriter(), _TappedReader(process.stdout, tap)
     errors: list[bytes] = []
 
     def copy_out() -> None:
         try:
-            with open(target, "wb") as out:
-                for chunk in iter(lambda: process.stdout.read(CHUNK), b""):
-                    digest.update(chunk)
-                    size[0] += len(chunk)
-                    out.write(chunk)
+            with open(stored, "wb") as sink.out:
+                if sealed_to:
+                    encryption.encrypt_stream(source, sink, sealed_to)
+                else:
+                    for chunk in iter(lambda: source.read(CHUNK), b""):
+                        sink.write(chunk)
         except OSError as exc:  # a reader that stops must stop pg_dump too, or it blocks on a full pipe forever
-            errors.append(("writing %s: %s\n" % (target, exc)).encode())
+            errors.append(("writing %s: %s\n" % (stored, exc)).encode())
             process.kill()
 
     def drain_errors() -> None:
@@ -245,7 +259,85 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
             thread.join()
         process.wait()
     _check(process.returncode, b"".join(errors))
-    return [{"name": target.name, "size": size[0], "sha256": digest.hexdigest()}], counts
+    return [{"name": stored.name, "size": sink.size, "sha256": sink.digest.hexdigest()}], counts
+
+
+class _HashingWriter:
+    """Writes to ``out``, hashing and counting what it writes: what the manifest records of the stored file."""
+
+    def __init__(self) -> None:
+        self.digest, self.size, self.out = hashlib.sha256(), 0, None
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class _TappedReader:
+    """pg_dump's output, every chunk also handed to ``tap`` as it is read."""
+
+    def __init__(self, source: BinaryIO, tap: Callable[[bytes], None] | None) -> None:
+        self.source, self.tap = source, tap
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.source.read(size)
+        if chunk and self.tap is not None:
+            self.tap(chunk)
+        return chunk
+
+
+class _StreamedCheck:
+    """``dump_problems`` of a dump encrypted as pg_dump writes it, run on its plain bytes on their way: they are
+    fed to it through a pipe, read by ``pg_restore --list`` or the plain dump's check. A check that has read all it
+    needs (``pg_restore --list`` stops after the table of contents) is fed no more."""
+
+    def __init__(self, backup: store.Backup, pg_restore: Path) -> None:
+        read_fd, self._write_fd = os.pipe()
+        self._stream = open(read_fd, "rb")
+        self._problems: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(backup, pg_restore), daemon=True)
+        self._thread.start()
+
+    def _run(self, backup: store.Backup, pg_restore: Path) -> None:
+        try:
+            self._problems = dump_problems(backup, self, pg_restore)
+        except Exception as exc:  # reported as the check's finding, with the others
+            self._problems = ["the dump could not be checked: %s" % exc]
+        finally:
+            self._stream.close()  # a feed still writing stops with a broken pipe
+
+    @contextlib.contextmanager
+    def stream(self, name: str) -> Iterator[BinaryIO]:
+        yield self._stream
+
+    @contextlib.contextmanager
+    def program_input(self, name: str, seekable: bool = False) -> Iterator[tuple[list[str], BinaryIO]]:
+        yield [], self._stream
+
+    def feed(self, chunk: bytes) -> None:
+        if self._write_fd is None:
+            return
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._write_fd, view):]
+        except BrokenPipeError:
+            self._end()
+
+    def finish(self) -> list[str]:
+        """What the check found, once it has had every byte (or all it wanted)."""
+        self._end()
+        self._thread.join()
+        return self._problems
+
+    def _end(self) -> None:
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+            self._write_fd = None
 
 
 def _check(returncode: int, stderr: bytes) -> None:
@@ -253,8 +345,12 @@ def _check(returncode: int, stderr: bytes) -> None:
         raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
 
-def verify(backup: store.Backup, pg_restore: Path | None = None) -> list[str]:
-    """Checksums of every file, then the dump of the unencrypted ``backup`` (``dump_problems``)."""
+def verify(backup: store.Backup, pg_restore: Path | None = None, streamed_problems: list[str] | None = None
+           ) -> list[str]:
+    """Checksums of every file, then the dump of the new ``backup`` (``dump_problems``); of one encrypted as it was
+    written, what its check found on the way (``streamed_problems``)."""
+    if streamed_problems is not None:
+        return store.verify_checksums(backup) or streamed_problems
     return store.verify_checksums(backup) or dump_problems(backup, encryption.DumpFiles(backup), pg_restore)
 
 

@@ -4,7 +4,7 @@
 
 The public recipients (``age1...``) live in the inventory; the identity (``AGE-SECRET-KEY-1...``) that decrypts
 comes from Vault or an AWX credential only when a backup is read back. Files are streamed through the cipher, never
-held in memory whole. A program that reads a dump from start to end (``pg_restore --list``, a restore in one
+held in memory whole; a custom or plain dump is encrypted on its way from pg_dump to the disk. A program that reads a dump from start to end (``pg_restore --list``, a restore in one
 transaction, psql) gets it decrypted on the fly through a pipe: no plain byte reaches the disk. Only a dump that
 must be read as files (the directory format, a parallel ``pg_restore -j``, which seeks) is decrypted into a private
 directory beside the backup (mode 0700), removed when the restore or check is done; one left by a killed run is
@@ -72,13 +72,17 @@ def identity(text: str) -> Any:
                            "it)") from None
 
 
+def encrypt_stream(plain: Any, sealed: Any, to: list[Any]) -> None:
+    """Encrypt what ``plain.read`` gives into ``sealed.write`` for the recipients ``to``, a chunk at a time."""
+    _library().encrypt_io(plain, sealed, to)
+
+
 def encrypt_tree(root: Path, to: list[Any]) -> None:
     """Replace every file under ``root`` by its encryption for ``to``."""
-    library = _library()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         target = path.with_name(path.name + SUFFIX)
         with open(path, "rb") as plain, open(target, "wb") as sealed:
-            library.encrypt_io(plain, sealed, to)
+            encrypt_stream(plain, sealed, to)
             sealed.flush()
             os.fsync(sealed.fileno())
         os.chmod(target, 0o600)
