@@ -4,11 +4,11 @@
 
 The public recipients (``age1...``) live in the inventory; the identity (``AGE-SECRET-KEY-1...``) that decrypts
 comes from Vault or an AWX credential only when a backup is read back. Files are streamed through the cipher, never
-held in memory whole; a custom or plain dump is encrypted on its way from pg_dump to the disk. A program that reads a dump from start to end (``pg_restore --list``, a restore in one
-transaction, psql) gets it decrypted on the fly through a pipe: no plain byte reaches the disk. Only a dump that
-must be read as files (the directory format, a parallel ``pg_restore -j``, which seeks) is decrypted into a private
-directory beside the backup (mode 0700), removed when the restore or check is done; one left by a killed run is
-removed by the next read on that host.
+held in memory whole; a custom or plain dump is encrypted on its way from pg_dump to the disk. A program that reads
+a dump from start to end (``pg_restore --list``, a restore in one transaction, psql) gets it decrypted on the fly
+through a pipe: no plain byte reaches the disk. Only a dump that must be read as files (the directory format, a
+parallel ``pg_restore -j``, which seeks) is decrypted into a private directory beside the backup (mode 0700),
+removed when the restore or check is done; one left by a killed run is removed by the next read on that host.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import shutil
 import socket
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, ContextManager, Iterator
 
 from ansible.module_utils.basic import env_fallback
 
@@ -125,17 +125,13 @@ class DumpFiles:
         self.key = key  # the age identity of an encrypted backup
         self._copy: Path | None = None
 
-    @contextlib.contextmanager
-    def stream(self, name: str) -> Iterator[BinaryIO]:
+    def stream(self, name: str) -> ContextManager[BinaryIO]:
         """The plain bytes of the dump file ``name``: the file itself, or its decryption through a pipe (with a
         file descriptor, for a program's stdin). A decryption that fails part-way raises at the end of the stream
         instead of ending it early, so no reader takes a cut dump for a whole one."""
         if self.key is None:
-            with open(self.backup.path / name, "rb") as plain:
-                yield plain
-            return
-        with _DecryptingPipe(self.backup, self.backup.path / (name + SUFFIX), self.key) as pipe:
-            yield io.BufferedReader(pipe, 1 << 20)
+            return open(self.backup.path / name, "rb")
+        return _DecryptingPipe(self.backup, self.backup.path / (name + SUFFIX), self.key)
 
     def root(self) -> Path:
         """A directory holding the plain dump files: the backup's own, or a private decrypted copy, made once."""
@@ -254,6 +250,9 @@ class _DecryptingPipe(io.RawIOBase):
             self._failure = exc
         finally:
             os.close(write_fd)
+
+    def __enter__(self) -> BinaryIO:
+        return io.BufferedReader(self, 1 << 20)
 
     def readable(self) -> bool:
         return True
