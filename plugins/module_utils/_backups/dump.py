@@ -176,7 +176,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             command += ["--clean", "--if-exists"]
         sealed_to = encryption.recipients(request.encrypt_to) if request.encrypt_to else None
         streamed = sealed_to is not None and request.fmt != "directory"  # sealed on its way to the disk
-        check = _StreamedCheck(store.Backup(work, dict(facts, format=request.fmt)), pg_dump.parent / "pg_restore") \
+        check = _StreamedCheck(store.Backup(work, dict(facts, format=request.fmt, pg_dump_major=dump_major)), pg_dump.parent / "pg_restore") \
             if streamed and request.verify else None
         try:
             files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt,
@@ -239,7 +239,7 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
                 else:
                     for chunk in iter(lambda: source.read(CHUNK), b""):
                         sink.write(chunk)
-        except OSError as exc:  # a reader that stops must stop pg_dump too, or it blocks on a full pipe forever
+        except Exception as exc:  # a reader that stops must stop pg_dump too, or it blocks on a full pipe forever
             errors.append(("writing %s: %s\n" % (stored, exc)).encode())
             process.kill()
 
