@@ -153,8 +153,10 @@ class DumpFiles:
 
     def check_identity(self) -> None:
         """Whether the identity opens the backup: the header of its first file is decrypted, no more."""
-        first = self.backup.path / self.backup.manifest["files"][0]["name"]
-        with open(first, "rb") as sealed:
+        entries = self.backup.manifest["files"]
+        if not entries:  # nothing to open; reading the dump fails on its own
+            return
+        with open(self.backup.path / entries[0]["name"], "rb") as sealed:
             try:
                 _library().decrypt_io(sealed, _StopAtFirstByte(), [self.key])
             except _Opened:
