@@ -21,7 +21,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_du
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.files import CHUNK, secure_tree
+from ansible_collections.phoenix.platform.plugins.module_utils._core.files import CHUNK, secure_tree, write_all
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool,
@@ -176,13 +176,15 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             command += ["--clean", "--if-exists"]
         sealed_to = encryption.recipients(request.encrypt_to) if request.encrypt_to else None
         streamed = sealed_to is not None and request.fmt != "directory"  # sealed on its way to the disk
-        check = _StreamedCheck(store.Backup(work, dict(facts, format=request.fmt, pg_dump_major=dump_major)), pg_dump.parent / "pg_restore") \
-            if streamed and request.verify else None
+        check = None
+        if streamed and request.verify:
+            check = _StreamedCheck(store.Backup(work, dict(facts, format=request.fmt, pg_dump_major=dump_major)),
+                                   pg_dump.parent / "pg_restore")
         try:
             files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt,
                                       sealed_to if streamed else None, check.feed if check else None)
         finally:
-            streamed_problems = check.finish() if check else None
+            streamed_problems = check.finish() if check else []
         conn.rollback()  # the snapshot is no longer needed once pg_dump has finished
         if request.fmt == "directory":
             files = store.file_entries(work)
@@ -196,7 +198,9 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         secure_tree(work)
         backup = store.Backup(work, manifest)
         if request.verify:
-            problems = verify(backup, pg_dump.parent / "pg_restore", streamed_problems)
+            # checksums first; then the dump: as it went by when it was encrypted on its way, else the files
+            problems = store.verify_checksums(backup) or (streamed_problems if check else dump_problems(
+                backup, encryption.DumpFiles(backup), pg_dump.parent / "pg_restore"))
             if problems:
                 raise PhoenixError("the new backup failed verification: %s" % "; ".join(problems))
             manifest["verified"] = store.utcnow().isoformat()
@@ -322,9 +326,7 @@ class _StreamedCheck:
         if self._write_fd is None:
             return
         try:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self._write_fd, view):]
+            write_all(self._write_fd, chunk)
         except BrokenPipeError:
             self._end()
 
@@ -345,15 +347,6 @@ def _check(returncode: int, stderr: bytes) -> None:
         raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
 
-def verify(backup: store.Backup, pg_restore: Path | None = None, streamed_problems: list[str] | None = None
-           ) -> list[str]:
-    """Checksums of every file, then the dump of the new ``backup`` (``dump_problems``); of one encrypted as it was
-    written, what its check found on the way (``streamed_problems``)."""
-    if streamed_problems is not None:
-        return store.verify_checksums(backup) or streamed_problems
-    return store.verify_checksums(backup) or dump_problems(backup, encryption.DumpFiles(backup), pg_restore)
-
-
 def dump_problems(backup: store.Backup, files: encryption.DumpFiles, pg_restore: Path | None = None) -> list[str]:
     """``pg_restore --list`` (custom and directory formats) or the meta-command check (plain) of the dump
     ``files``, decrypted as they are read when the backup is encrypted."""
@@ -365,9 +358,14 @@ def dump_problems(backup: store.Backup, files: encryption.DumpFiles, pg_restore:
     if pg_restore is None or not pg_restore.exists():
         pg_restore = find_tool("pg_restore", backup.reader_major(
             int(str(backup.manifest["server_version"]).split(".", maxsplit=1)[0])))
-    with files.program_input(name) as (dump, stdin):
-        listing = subprocess.run([str(pg_restore), "--list", *dump], stdin=stdin, capture_output=True, text=True,
-                                 check=False)
+    listing = list_dump(pg_restore, files, name)
     if listing.returncode != 0:
         return ["pg_restore --list failed: %s" % listing.stderr.strip()[-400:]]
     return []
+
+
+def list_dump(pg_restore: Path, files: encryption.DumpFiles, name: str) -> subprocess.CompletedProcess:
+    """``pg_restore --list`` of the dump ``name`` in ``files`` (its table of contents, as text)."""
+    with files.program_input(name) as (dump, stdin):
+        return subprocess.run([str(pg_restore), "--list", *dump], stdin=stdin, capture_output=True, text=True,
+                              check=False)

@@ -27,6 +27,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.files import write_all
 
 try:
     import pyrage
@@ -162,7 +163,9 @@ class DumpFiles:
             except _Opened:
                 return
             except _library().DecryptError:
-                raise self._wrong_identity() from None
+                raise PhoenixError("backup %s cannot be decrypted with the backup_identity given: it is encrypted "
+                                   "to %s" % (self.backup.id, ", ".join(
+                                       self.backup.manifest["encryption"]["recipients"]))) from None
             except OSError as exc:  # opened, but its first chunk does not decrypt
                 raise cut_short(self.backup, exc) from None
 
@@ -190,10 +193,6 @@ class DumpFiles:
             raise
         return copy
 
-    def _wrong_identity(self) -> PhoenixError:
-        return PhoenixError("backup %s cannot be decrypted with the backup_identity given: it is encrypted to %s"
-                            % (self.backup.id, ", ".join(self.backup.manifest["encryption"]["recipients"])))
-
 
 def cut_short(backup: store.Backup, failure: BaseException) -> PhoenixError:
     """A decryption that failed after the identity opened the backup: its stored bytes were altered."""
@@ -220,9 +219,7 @@ class _PipeWriter:
         self.fd = fd
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        write_all(self.fd, data)
         return len(data)
 
     def flush(self) -> None:

@@ -25,6 +25,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     BackupRequest,
     dump_problems,
     ensure_backup,
+    list_dump,
     table_counts,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import require_swap_rights, swap_restore
@@ -175,9 +176,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     selection = ["--clean", "--if-exists", "--use-list", str(toc)] if keep_history else []
     try:
         if keep_history:
-            with files.program_input(name) as (dump, stdin):
-                listing = subprocess.run([str(pg_restore), "--list", *dump], stdin=stdin, capture_output=True,
-                                         text=True, check=False)
+            listing = list_dump(pg_restore, files, name)
             _check(listing, "pg_restore --list")
             toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
         newer = reader >= SESSION_SETUP_NEWER_SINCE > major

@@ -24,6 +24,13 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to the file descriptor ``fd`` (a pipe may take fewer at a time)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def fsync_path(path: Path) -> None:
     """Flush a file or a directory (a directory's fsync makes renames in it durable)."""
     fd = os.open(path, os.O_RDONLY)
