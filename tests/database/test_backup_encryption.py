@@ -199,3 +199,21 @@ def test_a_backup_altered_after_its_header_stops_the_restore_and_nothing_of_it_i
         restore.restore_dump(major, data.url, backup, encryption.DumpFiles(backup, encryption.identity(secret)),
                              keep_history=True)
     assert table_fingerprints(data) == before
+
+
+def test_check_mode_reads_an_encrypted_backup_without_writing_anything(data, tmp_path, keys):
+    secret, public = keys
+    planned = call(phoenix_backup.main, data, check=True, dest=str(tmp_path), encrypt_to=[public])
+    assert planned["changed"] is True and not list(tmp_path.rglob("backup-*"))  # nothing written
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), encrypt_to=[public])
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    before, stored = table_fingerprints(data), sorted(tmp_path.rglob("*"))
+    for mode in ("in_place", "swap"):
+        planned = run_module(phoenix_restore.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path),
+                                                    "mode": mode, "backup_identity": secret}, check=True, diff=True)
+        assert planned["changed"] is True and planned["restored"]["id"] == made["backup"]["id"], planned.get("msg")
+        assert planned["diff"]["before"] != planned["diff"]["after"]
+        wrong = call(phoenix_restore.main, data, check=True, dest=str(tmp_path), mode=mode,
+                     backup_identity=str(pyrage.x25519.Identity.generate()))
+        assert wrong["failed"] is True and "cannot be decrypted with the backup_identity given" in wrong["msg"]
+    assert table_fingerprints(data) == before and sorted(tmp_path.rglob("*")) == stored
