@@ -27,10 +27,12 @@ options:
     description:
       - The age identity (C(AGE-SECRET-KEY-1...)) that decrypts an encrypted backup; falls back to
         E(PHOENIX_BACKUP_IDENTITY). Keep it in Ansible Vault or an AWX credential, never beside the backups.
-      - A custom or plain dump is decrypted on the fly into the program that reads it. A dump read as files (the
-        directory format, or a parallel restore) is decrypted into a private directory beside it (mode 0700)
-        while it is checked and restored, removed afterwards (one left by a killed run, by the next read on that
-        host). Without the identity, or with a wrong one, an encrypted backup is refused before anything is read,
+      - A custom or plain dump is decrypted on the fly into the program that reads it. A directory dump is given
+        to pg_restore as a private directory beside it (mode 0700) whose data files are FIFOs, decrypted into as
+        they are read; only its table of contents (definitions, no row) is decrypted to a file there. A custom
+        dump restored in parallel (C(mode=swap)), in which pg_restore seeks, is decrypted into such a directory.
+        Private directories are removed afterwards (one left by a killed run, by the next read on that host).
+        Without the identity, or with a wrong one, an encrypted backup is refused before anything is read,
         naming its recipients.
     type: str
 """

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -46,12 +47,17 @@ def stored_bytes(root) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json")
 
 
-@pytest.mark.parametrize("fmt, mode", [("custom", "in_place"), ("directory", "swap"), ("plain", "in_place")])
-def test_an_encrypted_backup_round_trips_and_holds_no_readable_row(data, tmp_path, keys, fmt, mode):
+@pytest.mark.parametrize("fmt, mode, compress", [
+    ("custom", "in_place", "gzip"), ("directory", "swap", "gzip"), ("plain", "in_place", "none"),
+    ("directory", "in_place", "gzip"),
+    ("directory", "in_place", "zstd"),  # pg_restore 17 for an older server: its script goes through psql
+])
+def test_an_encrypted_backup_round_trips_and_holds_no_readable_row(data, tmp_path, keys, fmt, mode, compress):
     secret, public = keys
     email = data.query('SELECT email FROM "User" ORDER BY email LIMIT 1')[0][0]
     before = app_fingerprints(data)
-    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public], verify=True)
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public], verify=True,
+                compress=compress)
     assert made["changed"] is True, made.get("msg")
     path = tmp_path / "BETA" / made["backup"]["id"]
     manifest = json.loads((path / "manifest.json").read_text())
@@ -129,17 +135,20 @@ def copies(root, host: str) -> list:
     return list(root.glob("BETA/.*.%s.*.decrypted" % host))
 
 
-@pytest.mark.parametrize("fmt", ["custom", "plain"])
-def test_a_single_file_dump_is_encrypted_and_decrypted_on_the_fly_never_plain_on_disk(data, tmp_path, keys, fmt):
+@pytest.mark.parametrize("fmt", ["custom", "plain", "directory"])
+def test_an_encrypted_dump_is_decrypted_on_the_fly_never_plain_on_disk(data, tmp_path, keys, fmt):
     secret, public = keys
-    seen: set = set()
+    seen: set = set()  # (path under tmp_path, kind)
     watching = threading.Event()
 
-    def watch() -> None:  # every name that appears under the backup directory
+    def watch() -> None:  # every file that appears under the backup directory, and whether it is a FIFO
         while not watching.is_set():
             try:
-                seen.update(p.name for p in tmp_path.rglob("*"))
-            except FileNotFoundError:  # a directory renamed or removed while it was listed
+                for path in tmp_path.rglob("*"):
+                    kind = path.lstat().st_mode
+                    seen.add((path.relative_to(tmp_path), "fifo" if stat.S_ISFIFO(kind) else
+                              "dir" if stat.S_ISDIR(kind) else "file"))
+            except FileNotFoundError:  # a file renamed or removed while it was listed
                 pass
 
     watcher = threading.Thread(target=watch)
@@ -153,9 +162,16 @@ def test_a_single_file_dump_is_encrypted_and_decrypted_on_the_fly_never_plain_on
         watcher.join()
     assert made["changed"] and drilled.get("passed") is True and restored["changed"] is True, (
         made.get("msg"), drilled.get("msg"), restored.get("msg"))
+    names = {path.name for path, kind in seen}
+    if fmt == "directory":  # pg_dump writes it as files, encrypted after; read back, its rows come through FIFOs
+        private = [(path, kind) for path, kind in seen if any(part.endswith(".decrypted") for part in path.parts)]
+        served = [kind for path, kind in private if path.name.endswith(".dat.gz")]
+        assert served and set(served) == {"fifo"}, private
+        assert {path.name for path, kind in private if kind == "file"} == {"toc.dat"}, private
+        return
     plain_name = {"custom": "database.dump", "plain": "database.sql"}[fmt]
-    assert plain_name + ".age" in seen and plain_name not in seen, seen
-    assert not [name for name in seen if name.endswith(".decrypted")], seen
+    assert plain_name + ".age" in names and plain_name not in names, names
+    assert not [name for name in names if name.endswith(".decrypted")], names
 
 
 @pytest.mark.parametrize("fmt, dump, problem", [
@@ -171,15 +187,19 @@ def test_the_check_of_a_dump_encrypted_as_it_is_written_reads_its_plain_bytes(da
     assert len(problems) == 1 and problem in problems[0], problems
 
 
-@pytest.mark.parametrize("fmt", ["custom", "plain"])
-def test_a_backup_altered_after_its_header_stops_the_restore_and_nothing_of_it_is_kept(data, tmp_path, keys, fmt):
+@pytest.mark.parametrize("fmt, mode, compress", [("custom", "in_place", "gzip"), ("plain", "in_place", "none"),
+                                                 ("directory", "in_place", "none"), ("directory", "swap", "none")])
+def test_a_backup_altered_after_its_header_stops_the_restore_and_nothing_of_it_is_kept(
+        data, tmp_path, keys, fmt, mode, compress):
     secret, public = keys
     with data.connect() as conn:  # many of age's 64 KiB chunks: the altered one is read long after the first
-        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 50000) g"))
-    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public])
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT md5(g::text) || lpad(g::text, 31, '.') AS t "
+                             "FROM generate_series(1, 50000) g"))
+    # rows of 64 bytes: an uncompressed dump cut after a chunk ends between two rows, a cut nothing else notices
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, encrypt_to=[public], compress=compress)
     path = tmp_path / "BETA" / made["backup"]["id"]
     manifest = json.loads((path / "manifest.json").read_text())
-    entry = manifest["files"][0]
+    entry = max(manifest["files"], key=lambda f: f["size"])  # of a directory dump: the filler's rows
     stored = bytearray((path / entry["name"]).read_bytes())
     assert len(stored) > 10 * 65536
     stored[-20] ^= 0xFF  # in the last chunk: the identity opens the file, its end does not decrypt
@@ -188,10 +208,16 @@ def test_a_backup_altered_after_its_header_stops_the_restore_and_nothing_of_it_i
     (path / "manifest.json").write_text(json.dumps(manifest))
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
     before = table_fingerprints(data)
-    refused = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False, backup_identity=secret)
+    refused = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False, backup_identity=secret,
+                   mode=mode)
     assert refused["failed"] is True
     assert "backup %s could not be decrypted to its end" % made["backup"]["id"] in refused["msg"], refused["msg"]
     assert table_fingerprints(data) == before
+    assert not list(tmp_path.rglob("*.decrypted"))
+    assert data.query("SELECT count(*) FROM pg_database WHERE datname <> %s AND starts_with(datname, %s)",
+                      (data.name, data.name))[0][0] == 0  # no new database left by the swap
+    if mode == "swap":
+        return
     # past the checks that read it first: pg_restore or psql gets the dump cut short, and commits nothing
     backup = store.find_backup(tmp_path, "BETA", made["backup"]["id"])
     major = int(data.query("SHOW server_version_num")[0][0]) // 10000

@@ -6,9 +6,11 @@ The public recipients (``age1...``) live in the inventory; the identity (``AGE-S
 comes from Vault or an AWX credential only when a backup is read back. Files are streamed through the cipher, never
 held in memory whole; a custom or plain dump is encrypted on its way from pg_dump to the disk. A program that reads
 a dump from start to end (``pg_restore --list``, a restore in one transaction, psql) gets it decrypted on the fly
-through a pipe: no plain byte reaches the disk. Only a dump that must be read as files (the directory format, a
-parallel ``pg_restore -j``, which seeks) is decrypted into a private directory beside the backup (mode 0700),
-removed when the restore or check is done; one left by a killed run is removed by the next read on that host.
+through a pipe. A directory dump is given to the program as a private directory (mode 0700) beside the backup:
+its table of contents decrypted (definitions, no row), every data file a FIFO decrypted into as the program reads
+it. No row reaches the disk in plain, except from a custom dump restored in parallel (``pg_restore -j`` seeks in
+it): that one is decrypted into a private directory. Each private directory is removed when the program is done;
+one left by a killed run is removed by the next read on that host.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -36,6 +39,8 @@ except ImportError:  # only backups that ask for encryption need it
 
 SUFFIX = ".age"
 COPY_SUFFIX = ".decrypted"
+TABLE_OF_CONTENTS = "toc.dat"  # of a directory dump: pg_restore accepts only a regular file there
+PROCESSES = Path("/proc")  # where the readers of a FIFO are found: without it, directory dumps are copied
 COPY_OWNER = re.compile(r"^\.[^.]+\.(?P<host>.+)\.(?P<pid>\d+)\.decrypted$")  # .<backup id>.<host>.<pid>.decrypted
 RECIPIENT_OPTIONS: dict[str, dict[str, Any]] = {
     "encrypt_to": {"type": "list", "elements": "str", "fallback": (env_fallback, ["PHOENIX_BACKUP_RECIPIENTS"])},
@@ -144,9 +149,16 @@ class DumpFiles:
 
     @contextlib.contextmanager
     def program_input(self, name: str, seekable: bool = False) -> Iterator[tuple[list[str], BinaryIO | None]]:
-        """``(arguments, stdin)`` that give a program (pg_restore) the dump ``name``: its path when it is a
-        directory or must be ``seekable`` (a parallel pg_restore), else its stream on stdin."""
-        if seekable or self.backup.manifest["format"] == "directory":
+        """``(arguments, stdin)`` that give a program (pg_restore) the dump ``name``, for one run: its path when it
+        is a directory or must be ``seekable`` (a parallel pg_restore), else its stream on stdin. An encrypted
+        directory dump is served file by file (see ``_ServedDirectory``); the end of the block raises when one of
+        its files could not be decrypted to its end."""
+        directory = self.backup.manifest["format"] == "directory"
+        if directory and self.key is not None and PROCESSES.joinpath("self", "fd").is_dir():
+            with _ServedDirectory(self.backup, self.key, self._private_path()) as root:
+                yield [str(root / name)], None
+            return
+        if seekable or directory:
             yield [str(self.root() / name)], None
             return
         with self.stream(name) as stdin:
@@ -174,17 +186,18 @@ class DumpFiles:
             shutil.rmtree(self._copy, ignore_errors=True)
             self._copy = None
 
-    def _decrypted_copy(self) -> Path:
+    def _private_path(self) -> Path:
+        """Where this process may put plain files of the backup, beside it (the same filesystem, for its space)."""
         remove_orphaned_copies(self.backup.path.parent)
-        copy = self.backup.path.parent / (".%s.%s.%d%s" % (self.backup.id, socket.gethostname(), os.getpid(),
+        return self.backup.path.parent / (".%s.%s.%d%s" % (self.backup.id, socket.gethostname(), os.getpid(),
                                                            COPY_SUFFIX))
+
+    def _decrypted_copy(self) -> Path:
+        copy = self._private_path()
         copy.mkdir(mode=0o700)
         try:
             for entry in self.backup.manifest["files"]:
-                plain = copy / entry["name"][:-len(SUFFIX)]
-                plain.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                with open(self.backup.path / entry["name"], "rb") as source, open(plain, "wb") as sink:
-                    _library().decrypt_io(source, sink, [self.key])
+                _decrypt_file(self.backup.path / entry["name"], copy / entry["name"][:-len(SUFFIX)], self.key)
         except (_library().DecryptError, OSError) as exc:
             shutil.rmtree(copy, ignore_errors=True)
             raise cut_short(self.backup, exc) from None
@@ -192,6 +205,12 @@ class DumpFiles:
             shutil.rmtree(copy, ignore_errors=True)
             raise
         return copy
+
+
+def _decrypt_file(sealed: Path, plain: Path, key: Any) -> None:
+    plain.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(sealed, "rb") as source, open(plain, "wb") as sink:
+        _library().decrypt_io(source, sink, [key])
 
 
 def cut_short(backup: store.Backup, failure: BaseException) -> PhoenixError:
@@ -275,6 +294,86 @@ class _DecryptingPipe(io.RawIOBase):
         self._pump.join()
         super().__exit__(*exc_info)
         self._raise_failure()
+
+
+class _ServedDirectory:
+    """A private directory holding a directory dump for one run of a program. Its table of contents is decrypted
+    there; every other file is a FIFO, and a thread decrypts the file into it once the program opens it (pg_restore
+    opens each data file once, in a restore in one transaction and in parallel alike). A decryption that fails
+    part-way must not end the FIFO: its readers would take the cut rows for all of them, and a restore in one
+    transaction would commit them. They are killed instead, and the end of the ``with`` block raises."""
+
+    def __init__(self, backup: store.Backup, key: Any, path: Path) -> None:
+        self.backup, self.key, self.path = backup, key, path
+        self._served: list[tuple[Path, threading.Thread]] = []
+        self._failure: BaseException | None = None
+        self._closing = False
+
+    def __enter__(self) -> Path:
+        self.path.mkdir(mode=0o700)
+        try:
+            for entry in self.backup.manifest["files"]:
+                sealed = self.backup.path / entry["name"]
+                plain = self.path / entry["name"][:-len(SUFFIX)]
+                if plain.name == TABLE_OF_CONTENTS:
+                    _decrypt_file(sealed, plain, self.key)
+                    continue
+                plain.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.mkfifo(plain, 0o600)
+                thread = threading.Thread(target=self._serve, args=(sealed, plain), daemon=True)
+                thread.start()
+                self._served.append((plain, thread))
+        except (_library().DecryptError, OSError) as exc:
+            self._close()
+            raise cut_short(self.backup, exc) from None
+        except BaseException:
+            self._close()
+            raise
+        return self.path
+
+    def _serve(self, sealed: Path, fifo: Path) -> None:
+        fd = os.open(fifo, os.O_WRONLY)  # waits for the program to open it (or for the end of the run)
+        try:
+            if not self._closing:
+                with open(sealed, "rb") as source:
+                    _library().decrypt_io(source, _PipeWriter(fd), [self.key])
+        except BrokenPipeError:  # the reader had read all it wanted
+            pass
+        except BaseException as exc:  # the FIFO stays open, its readers are stopped before they can see its end
+            self._failure = self._failure or exc
+            for pid in _readers_of(fifo):
+                os.kill(pid, signal.SIGKILL)
+        finally:
+            os.close(fd)
+
+    def __exit__(self, *exc_info) -> None:
+        self._close()
+        if self._failure is not None:
+            raise cut_short(self.backup, self._failure) from None
+
+    def _close(self) -> None:
+        """Let every thread go (one still waiting for a reader is given one that reads nothing), then remove the
+        directory."""
+        self._closing = True
+        for fifo, thread in self._served:
+            while thread.is_alive():
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+                thread.join(0.05)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _readers_of(fifo: Path) -> list[int]:
+    """The processes, other than this one, that have ``fifo`` open."""
+    readers, target = [], os.path.abspath(fifo)
+    for process in PROCESSES.glob("[0-9]*"):
+        if process.name == str(os.getpid()):
+            continue
+        try:
+            if any(os.readlink(fd) == target for fd in (process / "fd").iterdir()):
+                readers.append(int(process.name))
+        except OSError:  # gone meanwhile, or another user's
+            continue
+    return readers
 
 
 def remove_orphaned_copies(root: Path) -> None:
