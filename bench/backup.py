@@ -138,6 +138,12 @@ def main() -> None:
                 subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "-d", name,
                                 str(work / "raw0.dump")], env=env, check=True)
 
+            def parallel_raw_restore(run: int) -> None:  # what any parallel restore of this dump starts from
+                name = "raw_parallel_restore_%d" % run
+                create_database(cluster, name)
+                subprocess.run([str(pg_restore), "--jobs", str(parallel_jobs()), "--exit-on-error", "-d", name,
+                                str(work / "raw0.dump")], env=env, check=True)
+
             def swap_restore(run: int) -> None:
                 peak_mb["swap"] = run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")[1]
 
@@ -145,9 +151,10 @@ def main() -> None:
                 peak_mb["zstd_swap"] = run_child(RESTORE, dsn, str(work / "zstd0"), "swap")[1]
 
             restores = side_by_side({"raw": raw_restore, "phoenix": phoenix_restore, "encrypted": encrypted_restore,
-                                     "swap": swap_restore, "zstd_swap": zstd_swap_restore}, args.runs, settle)
-            restore_p, restore_r, encrypted_restore_p, swap_p, zstd_swap_p = (
-                restores[name] for name in ("phoenix", "raw", "encrypted", "swap", "zstd_swap"))
+                                     "swap": swap_restore, "zstd_swap": zstd_swap_restore,
+                                     "raw_parallel": parallel_raw_restore}, args.runs, settle)
+            restore_p, restore_r, encrypted_restore_p, swap_p, zstd_swap_p, parallel_r = (
+                restores[name] for name in ("phoenix", "raw", "encrypted", "swap", "zstd_swap", "raw_parallel"))
             zstd_dump = read_manifest(work / "zstd0")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -180,6 +187,8 @@ def main() -> None:
         "| restore of the zstd backup, `mode: swap`, %d jobs | %.1f s (the same, with pg_restore %d) | %.1f s "
         "(`pg_restore --single-transaction` of the `-Fc` dump) | **%.2f×** |"
         % (parallel_jobs(), zstd_swap_p, zstd_dump["pg_dump_major"], restore_r, zstd_swap_p / restore_r),
+        "| for reference: `pg_restore --jobs %d` alone, into an empty database (no check, no swap) | – | %.1f s | "
+        "**%.2f×** of `pg_restore --single-transaction` |" % (parallel_jobs(), parallel_r, parallel_r / restore_r),
         "",
         "Peak memory of the backup process: %.0f MB unencrypted, %.0f MB encrypted (the dump is streamed, never "
         "held whole; the encrypted one is encrypted as pg_dump writes it); of the encrypted restore: %.0f MB; of the "

@@ -10,6 +10,7 @@ through libpq environment variables, never their command line (visible in the pr
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 import os
@@ -49,7 +50,17 @@ def major_of(version_text: str) -> int:
 
 def program_major(path: Path) -> int:
     """The major version a PostgreSQL program reports with --version (0 when it reports none)."""
-    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=False).stdout
+    try:
+        found = path.stat()
+    except OSError:
+        return 0
+    return _reported_major(str(path), found.st_ino, found.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _reported_major(path: str, inode: int, modified_ns: int) -> int:
+    """Asked once per file as it is: a run looks the same programs up several times (a restore: 0.1 s each)."""
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
     match = VERSION.search(out)
     return int(match.group(1)) if match else 0
 
