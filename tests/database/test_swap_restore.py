@@ -9,15 +9,21 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psycopg
+import pyrage
 import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import list_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK, new_name, swap_restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
@@ -285,3 +291,79 @@ def test_a_role_that_may_not_create_databases_is_told_before_anything_happens(sw
     assert "role shop_web may not create one; give it the CREATEDB right" in refused["msg"], refused["msg"]
     assert "mode=in_place" in refused["msg"]
     assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
+ODD_TABLES = r"""
+CREATE TABLE ledger (id int GENERATED ALWAYS AS IDENTITY, note text, doubled int GENERATED ALWAYS AS (id * 2) STORED);
+-- values that look like the end of a COPY, or cut it into lines, once unescaped
+INSERT INTO ledger (note) SELECT CASE g % 5 WHEN 0 THEN E'\\.' WHEN 1 THEN E'row\n\\.\nnext' WHEN 2 THEN E'tab\there'
+    WHEN 3 THEN 'plain ' || g ELSE NULL END FROM generate_series(1, 300000) g;
+CREATE TABLE readings (taken date NOT NULL, value int) PARTITION BY RANGE (taken);
+CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO readings SELECT date '2025-01-01' + (g % 700), g FROM generate_series(1, 100000) g;
+CREATE TABLE no_key (value text);
+INSERT INTO no_key SELECT 'same' FROM generate_series(1, 1000);
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no inserts'; END $$;
+CREATE TRIGGER ledger_refuses BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION refuse();
+"""
+
+
+@pytest.mark.parametrize("compress, encrypted", [("gzip", False), ("zstd", False), ("gzip", True)])
+def test_big_tables_rows_come_over_several_connections_exactly(swappable, tmp_path, monkeypatch, compress,
+                                                               encrypted):
+    data = swappable
+    with data.connect() as conn:
+        conn.execute(sql.SQL(ODD_TABLES))
+    identity = pyrage.x25519.Identity.generate()
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory", compress=compress,
+                encrypt_to=[str(identity.to_public())] if encrypted else None)
+    before = rows_restored(data)
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    monkeypatch.setattr(restore_module, "SPLIT_BYTES", 4096)  # these tables are small: split any but the tiniest
+    in_pieces: list[str] = []
+    monkeypatch.setattr(restore_module, "load_split", lambda *args: in_pieces.append(args[2]) or load_split(*args))
+    restored = run_module(phoenix_restore.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path),
+                                                 "mode": "swap", "jobs": 2, "backup_identity": str(identity)})
+    assert restored.get("changed") is True, restored.get("msg")
+    assert rows_restored(data) == before
+    assert data.query("SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_refuses'") == [(1,)]  # after the rows
+    split = " ".join(in_pieces)
+    assert "TABLE DATA public ledger " in split and "TABLE DATA public readings_2025 " in split, in_pieces
+    assert "TABLE DATA public no_key " not in split  # below the size: loaded by pg_restore
+    assert made["backup"]["id"] in restored["restored"]["id"]
+
+
+def rows_restored(database) -> dict:
+    """Every table's rows, less the audit log's (a swap carries the history over and records itself)."""
+    return {table: rows for table, rows in table_fingerprints(database).items() if table != "phoenix.audit_log"}
+
+
+def test_a_row_refused_while_loading_in_pieces_fails_the_load_and_names_it(swappable, tmp_path):
+    data = swappable
+    with data.connect() as conn:
+        conn.execute(sql.SQL(ODD_TABLES))
+    call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    backup = store.find_backup(tmp_path, "BETA", "latest")
+    major = int(data.query("SHOW server_version_num")[0][0]) // 10000
+    pg_restore = find_tool("pg_restore", backup.reader_major(major))
+    files = encryption.DumpFiles(backup)
+    entry = next(line for line in list_dump(pg_restore, files, "database").stdout.splitlines(True)
+                 if "TABLE DATA public ledger " in line)
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(new_name(data.name))))
+    target = type(data)(data.cluster, new_name(data.name))
+    subprocess.run([str(pg_restore), "--section=pre-data", "--no-owner", "--dbname", target.name,
+                    str(backup.path / "database")], env=libpq_environment(target.url), check=True,
+                   capture_output=True)
+    with target.connect() as conn:  # the 150 000th row is refused
+        conn.execute(sql.SQL("ALTER TABLE ledger ADD CHECK (id <> 150000)"))
+    with pytest.raises(PhoenixError, match=r'loading rows failed: .*violates check constraint "ledger_id_check"'):
+        load_split(pg_restore, [str(backup.path / "database")], entry, target.url, 2)
+    assert not [p for p in running_children()], "pg_restore outlived the failed load"
+
+
+def running_children() -> list[int]:
+    """This process's child processes still running."""
+    children = Path("/proc/%d/task/%d/children" % (os.getpid(), os.getpid())).read_text().split()
+    return [int(pid) for pid in children]

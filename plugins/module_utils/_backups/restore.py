@@ -14,6 +14,7 @@ import getpass
 import re
 import shutil
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     list_dump,
     table_counts,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import require_swap_rights, swap_restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
@@ -172,6 +174,10 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
         return
     reader = backup.reader_major(major)
     pg_restore = find_tool("pg_restore", reader)
+    newer = reader >= SESSION_SETUP_NEWER_SINCE > major
+    if jobs > 1 and not keep_history:
+        _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer)
+        return
     toc = backup.path.parent / (".%s.restore-list" % backup.id)
     selection = ["--clean", "--if-exists", "--use-list", str(toc)] if keep_history else []
     try:
@@ -179,20 +185,68 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
             listing = list_dump(pg_restore, files, name)
             _check(listing, "pg_restore --list")
             toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
-        newer = reader >= SESSION_SETUP_NEWER_SINCE > major
-        parallel = jobs > 1 and not keep_history
-        with files.program_input(name, seekable=parallel) as (dump, stdin):
-            if newer and not parallel:
+        with files.program_input(name) as (dump, stdin):
+            if newer:
                 _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", *dump], stdin)
                 return
-            command = [str(pg_restore), *(["--jobs", str(jobs)] if parallel else ["--single-transaction"]),
-                       *([] if newer else ["--exit-on-error"]), "--no-owner", *selection, "--dbname",
-                       env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser(), *dump]
-            completed = subprocess.run(command, stdin=stdin, env=dict(env, LC_MESSAGES="C"), capture_output=True,
-                                       text=True, check=False)
-        _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
+            completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner",
+                                        *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
+                                       env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
+        _check(completed, "pg_restore")
     finally:
         toc.unlink(missing_ok=True)
+
+
+def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
+                         files: encryption.DumpFiles, jobs: int, newer: bool) -> None:
+    """``pg_restore --jobs`` into a database nobody else sees yet (a failure leaves it half-restored). The rows of
+    a directory dump's big tables come in pieces over ``jobs`` connections each (``split_load``): the definitions
+    first, then the other tables' rows, the big tables' rows, and the indexes, constraints and triggers last."""
+    name = DUMP_FILES[backup.manifest["format"]]
+
+    def run(*arguments: str) -> None:
+        with files.program_input(name, seekable=True) as (dump, _):
+            completed = subprocess.run([str(pg_restore), *arguments, *([] if newer else ["--exit-on-error"]),
+                                        "--no-owner", "--dbname", _dbname(env), *dump],
+                                       env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
+        _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
+
+    entries = _table_data_by_size(backup, pg_restore, files, name) if backup.manifest["format"] == "directory" else []
+    big = [entry for entry, size in entries if size >= SPLIT_BYTES]
+    if not big:
+        run("--jobs", str(jobs))
+        return
+    run("--section=pre-data")
+    with tempfile.NamedTemporaryFile("w", prefix="phoenix-rest-", suffix=".list") as rest:
+        rest.write("".join(entry for entry, size in entries if size < SPLIT_BYTES))
+        rest.flush()
+        run("--section=data", "--jobs", str(jobs), "--use-list", rest.name)
+    for entry in big:
+        with files.program_input(name, seekable=True) as (dump, _):
+            load_split(pg_restore, dump, entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)
+    run("--section=post-data", "--jobs", str(jobs))
+
+
+def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryption.DumpFiles,
+                        name: str) -> list[tuple[str, int]]:
+    """The entries of a directory dump's ``pg_restore --list``, each with the size of its data file (0 for those
+    that load no rows)."""
+    listing = list_dump(pg_restore, files, name)
+    _check(listing, "pg_restore --list")
+    sizes = {int(found.group(1)): entry["size"] for entry in backup.manifest["files"]
+             for found in [DATA_FILE.match(entry["name"])] if found}
+    return [(line, sizes.get(int(line.split(";", 1)[0]), 0) if TABLE_DATA.match(line) else 0)
+            for line in listing.stdout.splitlines(True) if line.strip() and not line.startswith(";")]
+
+
+def _dbname(env: dict[str, str]) -> str:
+    return env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser()
+
+
+# A directory dump's table data bigger than this (as stored) is loaded over several connections
+SPLIT_BYTES = 16 << 20
+TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA ")
+DATA_FILE = re.compile(r"^[^/]+/(\d+)\.dat(?:\.[a-z0-9]+)*$")  # database/<entry>.dat[.zst][.age]
 
 
 # pg_restore 17 and later opens every session with SET transaction_timeout, which older servers reject.

@@ -1,0 +1,59 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cutting pg_restore's COPY script into blocks of whole rows, up to the line that ends the data."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import split_load
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
+ROWS = b"1\tplain\n2\tends with a backslash-dot \\\\.\n3\t\\\\.\n4\t\\N\n5\ttab\\there\n"
+
+
+class Collected:
+    """Takes the blocks a COPY would get."""
+
+    def __init__(self) -> None:
+        self.blocks: list[bytes] = []
+        self.failure = None
+        self.closed = False
+
+    def put(self, block) -> None:
+        self.blocks.append(bytes(block))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64, 1 << 20])
+def test_rows_are_cut_between_lines_and_end_at_the_end_of_data_wherever_the_blocks_fall(monkeypatch, block):
+    monkeypatch.setattr(split_load, "BLOCK", block)
+    copies = [Collected(), Collected()]
+    split_load._spread(io.BufferedReader(io.BytesIO(ROWS + b"\\.\n\n\\unrestrict key\n"), 2), copies)
+    assert b"".join(b for pair in zip(*[c.blocks + [b""] * 99 for c in copies]) for b in pair) == ROWS
+    assert all(block.endswith(b"\n") for copy in copies for block in copy.blocks)
+    assert all(copy.closed for copy in copies)
+    if block < 8:  # many blocks: both COPYs got some
+        assert copies[0].blocks and copies[1].blocks
+
+
+def test_rows_without_the_line_that_ends_them_were_cut_short():
+    copies = [Collected()]
+    with pytest.raises(PhoenixError, match="cut short"):
+        split_load._spread(io.BufferedReader(io.BytesIO(ROWS)), copies)
+    assert copies[0].closed
+
+
+def test_the_preamble_gives_the_copy_and_the_settings_and_refuses_anything_else():
+    script = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET client_encoding = 'UTF8';\n"
+              b"SELECT pg_catalog.set_config('search_path', '', false);\n\n"
+              b"COPY public.ledger (id, note) FROM stdin;\n" + ROWS)
+    statement, settings = split_load._preamble(io.BytesIO(script), "3574; 0 1 TABLE DATA public ledger app\n")
+    assert statement == b"COPY public.ledger (id, note) FROM stdin"
+    assert settings == [b"SET client_encoding = 'UTF8'", b"SELECT pg_catalog.set_config('search_path', '', false)"]
+    with pytest.raises(PhoenixError, match="not one COPY"):
+        split_load._preamble(io.BytesIO(b"INSERT INTO public.ledger VALUES (1);\n"), "ledger")
