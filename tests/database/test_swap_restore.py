@@ -187,12 +187,21 @@ def test_a_typo_is_one_clear_message(swappable, tmp_path, options, message):
     assert result["failed"] is True and message in result["msg"] and "Traceback" not in result["_raw"]
 
 
-def test_swap_killed_at_any_point_leaves_the_old_or_the_new_database(swappable, tmp_path):
+@pytest.mark.parametrize("fmt, rows", [
+    ("custom", 400000),
+    ("directory", 600000),  # its data file above SPLIT_BYTES: the rows come over several connections
+])
+def test_swap_killed_at_any_point_leaves_the_old_or_the_new_database(swappable, tmp_path, fmt, rows):
     data = swappable
     with data.connect() as conn:  # enough rows that the restore takes a moment
-        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS t FROM generate_series(1, 400000) g"))
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS t "
+                             "FROM generate_series(1, %s) g"), [rows])
         conn.execute(sql.SQL("ALTER TABLE filler ADD PRIMARY KEY (id)"))
-    call(phoenix_backup.main, data, dest=str(tmp_path))
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    if fmt == "directory":
+        sizes = [f["size"] for f in json.loads((tmp_path / "BETA" / made["backup"]["id"] / "manifest.json")
+                                               .read_text())["files"]]
+        assert max(sizes) >= restore_module.SPLIT_BYTES, sizes
     backed_up = app_fingerprints(data)
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
     changed = app_fingerprints(data)
