@@ -369,7 +369,7 @@ def test_a_row_refused_while_loading_in_pieces_fails_the_load_and_names_it(swapp
         conn.execute(sql.SQL("ALTER TABLE ledger ADD CHECK (id <> 150000)"))
     with pytest.raises(PhoenixError, match=r'loading rows failed: .*violates check constraint "ledger_id_check"'):
         load_split(pg_restore, [str(backup.path / "database")], entry, target.url, 2)
-    assert not [p for p in running_children()], "pg_restore outlived the failed load"
+    assert not running_children(), "pg_restore outlived the failed load"
 
 
 def running_children() -> list[int]:

@@ -205,9 +205,9 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     name = DUMP_FILES[backup.manifest["format"]]
 
     def run(*arguments: str) -> None:
-        with files.program_input(name, seekable=True) as (dump, _):
+        with files.program_input(name, seekable=True) as (dump, stdin):
             completed = subprocess.run([str(pg_restore), *arguments, *([] if newer else ["--exit-on-error"]),
-                                        "--no-owner", "--dbname", _dbname(env), *dump],
+                                        "--no-owner", "--dbname", _dbname(env), *dump], stdin=stdin,
                                        env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
         _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
 
@@ -222,8 +222,8 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
         rest.flush()
         run("--section=data", "--jobs", str(jobs), "--use-list", rest.name)
     for entry in big:
-        with files.program_input(name, seekable=True) as (dump, _):
-            load_split(pg_restore, dump, entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)
+        with files.program_input(name, seekable=True) as given:  # a directory: its path, no stdin
+            load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)
     run("--section=post-data", "--jobs", str(jobs))
 
 

@@ -53,7 +53,7 @@ def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, job
         try:
             statement, settings = _preamble(process.stdout, entry)
             settings = [s for s in settings if not (skip_setting and skip_setting.match(s))]
-            _spread(process.stdout, [_Copy(conninfo, settings, statement) for _ in range(jobs)])
+            _spread(process.stdout, [_Copy(conninfo, settings, statement) for connection in range(jobs)])
         except BaseException:
             process.kill()
             raise
@@ -109,7 +109,7 @@ def _spread(script: BinaryIO, copies: list[_Copy]) -> None:
             if ended or any(copy.failure for copy in copies):
                 break
         if ended:  # what follows the rows (psql's \unrestrict) is read, so pg_restore ends as it should
-            for _ in iter(lambda: script.read1(BLOCK), b""):
+            while script.read1(BLOCK):
                 pass
     finally:
         for copy in copies:
@@ -159,5 +159,5 @@ class _Copy:
                         copy.write(block)
         except BaseException as exc:  # a server error may surface only when the COPY ends
             self.failure = exc
-        for _ in blocks:
-            pass
+        for unloaded in blocks:
+            del unloaded

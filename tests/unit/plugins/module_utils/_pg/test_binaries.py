@@ -20,7 +20,7 @@ def write_program(path, version: str, runs) -> None:
 def test_a_program_is_asked_its_version_once_and_again_once_replaced(tmp_path):
     program, runs = tmp_path / "pg_dump", tmp_path / "runs"
     write_program(program, "pg_dump (PostgreSQL) 15.4", runs)
-    assert [program_major(program) for _ in range(3)] == [15, 15, 15]
+    assert [program_major(program) for time in range(3)] == [15, 15, 15]
     assert runs.read_text().count("run") == 1
     write_program(program, "pg_dump (PostgreSQL) 17.2", runs)
     assert program_major(program) == 17
