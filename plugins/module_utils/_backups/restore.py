@@ -200,8 +200,9 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
                          files: encryption.DumpFiles, jobs: int, newer: bool) -> None:
     """``pg_restore --jobs`` into a database nobody else sees yet (a failure leaves it half-restored). The rows of
-    a directory dump's big tables come in pieces over ``jobs`` connections each (``split_load``): the definitions
-    first, then the other tables' rows, the big tables' rows, and the indexes, constraints and triggers last."""
+    a directory dump's table too big for one job (``entries_to_split``) come in pieces over ``jobs`` connections
+    (``split_load``): the definitions first, then the other tables' rows, the big tables' rows, and the indexes,
+    constraints and triggers last."""
     name = DUMP_FILES[backup.manifest["format"]]
 
     def run(*arguments: str) -> None:
@@ -212,19 +213,27 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
         _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
 
     entries = _table_data_by_size(backup, pg_restore, files, name) if backup.manifest["format"] == "directory" else []
-    big = [entry for entry, size in entries if size >= SPLIT_BYTES]
+    big = entries_to_split(entries, jobs)
     if not big:
         run("--jobs", str(jobs))
         return
     run("--section=pre-data")
     with tempfile.NamedTemporaryFile("w", prefix="phoenix-rest-", suffix=".list") as rest:
-        rest.write("".join(entry for entry, size in entries if size < SPLIT_BYTES))
+        rest.write("".join(entry for entry, size in entries if entry not in big))
         rest.flush()
         run("--section=data", "--jobs", str(jobs), "--use-list", rest.name)
     for entry in big:
         with files.program_input(name, seekable=True) as given:  # a directory: its path, no stdin
             load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)
     run("--section=post-data", "--jobs", str(jobs))
+
+
+def entries_to_split(entries: list[tuple[str, int]], jobs: int) -> list[str]:
+    """The table data that ``pg_restore --jobs`` would leave one connection loading while the others wait: more
+    than a job's share of all the rows (the slowest job's load is the restore's), and worth the pieces (its data
+    file at least SPLIT_BYTES). Tables of similar sizes keep a connection each, as pg_restore gives them."""
+    total = sum(size for entry, size in entries)
+    return [entry for entry, size in entries if size >= SPLIT_BYTES and size * jobs > total]
 
 
 def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryption.DumpFiles,
@@ -243,7 +252,7 @@ def _dbname(env: dict[str, str]) -> str:
     return env.get("PGDATABASE") or env.get("PGUSER") or getpass.getuser()
 
 
-# A directory dump's table data bigger than this (as stored) is loaded over several connections
+# A directory dump's table data smaller than this (as stored) is never worth loading in pieces
 SPLIT_BYTES = 16 << 20
 TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA ")
 DATA_FILE = re.compile(r"^[^/]+/(\d+)\.dat(?:\.[a-z0-9]+)*$")  # database/<entry>.dat[.zst][.age]

@@ -9,6 +9,7 @@ import io
 import pytest
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import split_load
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import SPLIT_BYTES, entries_to_split
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
 ROWS = b"1\tplain\n2\tends with a backslash-dot \\\\.\n3\t\\\\.\n4\t\\N\n5\ttab\\there\n"
@@ -57,3 +58,13 @@ def test_the_preamble_gives_the_copy_and_the_settings_and_refuses_anything_else(
     assert settings == [b"SET client_encoding = 'UTF8'", b"SELECT pg_catalog.set_config('search_path', '', false)"]
     with pytest.raises(PhoenixError, match="not one COPY"):
         split_load._preamble(io.BytesIO(b"INSERT INTO public.ledger VALUES (1);\n"), "ledger")
+
+
+def test_only_a_table_too_big_for_one_job_is_split():
+    big, small = SPLIT_BYTES * 3, SPLIT_BYTES
+    one_big = [("1; TABLE DATA big\n", big), ("2; TABLE DATA small\n", small), ("3; INDEX\n", 0)]
+    assert entries_to_split(one_big, 2) == ["1; TABLE DATA big\n"]
+    assert entries_to_split(one_big, 1) == []  # one job: nothing to share
+    alike = [("%d; TABLE DATA t%d\n" % (n, n), big) for n in range(4)]
+    assert entries_to_split(alike, 2) == []  # pg_restore --jobs keeps both connections busy already
+    assert entries_to_split([("1; TABLE DATA tiny\n", SPLIT_BYTES - 1)], 2) == []
