@@ -52,8 +52,8 @@ options:
   jobs:
     description:
       - Parallel pg_restore jobs with O(mode=swap) (custom and directory formats). Default one per CPU, at most 4.
-      - pg_restore gives each table one connection. From a directory dump, a table too big for one job (more than
-        1/O(jobs) of the dump's rows, and at least 16 MB stored) is loaded over O(jobs) connections at once
+      - pg_restore gives each table one connection. From a directory dump, a table too big for one job (its data file
+        more than 1/O(jobs) of the dump, and at least 16 MB) is loaded over O(jobs) connections at once
         (pg_restore writes its COPY, whose rows are cut between lines), after the definitions and the other tables'
         rows, before the indexes, constraints and triggers.
       - pg_restore 17 and newer opens its sessions with a setting (C(transaction_timeout)) older servers reject. A

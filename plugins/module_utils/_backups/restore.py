@@ -230,7 +230,7 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
 
 def entries_to_split(entries: list[tuple[str, int]], jobs: int) -> list[str]:
     """The table data that ``pg_restore --jobs`` would leave one connection loading while the others wait: more
-    than a job's share of all the rows (the slowest job's load is the restore's), and worth the pieces (its data
+    than a job's share of the dump (the slowest job's load is the restore's), and worth the pieces (its data
     file at least SPLIT_BYTES). Tables of similar sizes keep a connection each, as pg_restore gives them."""
     total = sum(size for entry, size in entries)
     return [entry for entry, size in entries if size >= SPLIT_BYTES and size * jobs > total]
