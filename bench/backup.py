@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import psycopg
 import pyrage
@@ -132,17 +133,17 @@ def main() -> None:
                 peak_mb["encrypted_restore"] = run_child(RESTORE, dsn, str(work / "encrypted0"), "in_place",
                                                          str(identity))[1]
 
-            def raw_restore(run: int) -> None:
-                name = "raw_restore_%d" % run
-                create_database(cluster, name)
-                subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "-d", name,
-                                str(work / "raw0.dump")], env=env, check=True)
+            def pg_restore_into_empty(*options: str) -> Callable[[int], None]:
+                def restore(run: int) -> None:
+                    name = "raw_restore_%s_%d" % (options[0].strip("-"), run)
+                    create_database(cluster, name)
+                    subprocess.run([str(pg_restore), *options, "--exit-on-error", "-d", name, str(work / "raw0.dump")],
+                                   env=env, check=True)
+                return restore
 
-            def parallel_raw_restore(run: int) -> None:  # what any parallel restore of this dump starts from
-                name = "raw_parallel_restore_%d" % run
-                create_database(cluster, name)
-                subprocess.run([str(pg_restore), "--jobs", str(parallel_jobs()), "--exit-on-error", "-d", name,
-                                str(work / "raw0.dump")], env=env, check=True)
+            raw_restore = pg_restore_into_empty("--single-transaction")
+            # what any parallel restore of this dump starts from
+            parallel_raw_restore = pg_restore_into_empty("--jobs", str(parallel_jobs()))
 
             def swap_restore(run: int) -> None:
                 peak_mb["swap"] = run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")[1]

@@ -9,11 +9,12 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
@@ -362,6 +363,15 @@ def dump_problems(backup: store.Backup, files: encryption.DumpFiles, pg_restore:
     if listing.returncode != 0:
         return ["pg_restore --list failed: %s" % listing.stderr.strip()[-400:]]
     return []
+
+
+@contextlib.contextmanager
+def use_list(entries: Iterable[str]) -> Iterator[str]:
+    """A file holding ``entries`` (lines of ``pg_restore --list``), for ``pg_restore --use-list``, while in use."""
+    with tempfile.NamedTemporaryFile("w", prefix="phoenix-", suffix=".list") as selection:
+        selection.writelines(entries)
+        selection.flush()
+        yield selection.name
 
 
 def list_dump(pg_restore: Path, files: encryption.DumpFiles, name: str) -> subprocess.CompletedProcess:

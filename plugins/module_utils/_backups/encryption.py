@@ -316,20 +316,23 @@ class _ServedDirectory:
                 sealed = self.backup.path / entry["name"]
                 plain = self.path / entry["name"][:-len(SUFFIX)]
                 if plain.name == TABLE_OF_CONTENTS:
-                    _decrypt_file(sealed, plain, self.key)
+                    self._decrypt_table_of_contents(sealed, plain)
                     continue
                 plain.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 os.mkfifo(plain, 0o600)
                 thread = threading.Thread(target=self._serve, args=(sealed, plain), daemon=True)
                 thread.start()
                 self._served.append((plain, thread))
-        except (_library().DecryptError, OSError) as exc:
-            self._close()
-            raise cut_short(self.backup, exc) from None
         except BaseException:
             self._close()
             raise
         return self.path
+
+    def _decrypt_table_of_contents(self, sealed: Path, plain: Path) -> None:
+        try:
+            _decrypt_file(sealed, plain, self.key)
+        except (_library().DecryptError, OSError) as exc:
+            raise cut_short(self.backup, exc) from None
 
     def _serve(self, sealed: Path, fifo: Path) -> None:
         fd = os.open(fifo, os.O_WRONLY)  # waits for the program to open it (or for the end of the run)

@@ -10,15 +10,15 @@ database survives its restores, whatever the backup's format.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import re
 import shutil
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, ContextManager, Iterable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
@@ -28,6 +28,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     ensure_backup,
     list_dump,
     table_counts,
+    use_list,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import require_swap_rights, swap_restore
@@ -178,23 +179,20 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     if jobs > 1 and not keep_history:
         _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer)
         return
-    toc = backup.path.parent / (".%s.restore-list" % backup.id)
-    selection = ["--clean", "--if-exists", "--use-list", str(toc)] if keep_history else []
-    try:
-        if keep_history:
-            listing = list_dump(pg_restore, files, name)
-            _check(listing, "pg_restore --list")
-            toc.write_text("".join(line for line in listing.stdout.splitlines(True) if not KEPT.search(line)))
-        with files.program_input(name) as (dump, stdin):
-            if newer:
-                _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", *dump], stdin)
-                return
-            completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner",
-                                        *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
-                                       env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
-        _check(completed, "pg_restore")
-    finally:
-        toc.unlink(missing_ok=True)
+    selecting: ContextManager[str | None] = contextlib.nullcontext()
+    if keep_history:
+        listing = list_dump(pg_restore, files, name)
+        _check(listing, "pg_restore --list")
+        selecting = use_list(line for line in listing.stdout.splitlines(True) if not KEPT.search(line))
+    with selecting as toc, files.program_input(name) as (dump, stdin):
+        selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
+        if newer:
+            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", *dump], stdin)
+            return
+        completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner",
+                                    *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
+                                   env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
+    _check(completed, "pg_restore")
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
@@ -218,10 +216,8 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
         run("--jobs", str(jobs))
         return
     run("--section=pre-data")
-    with tempfile.NamedTemporaryFile("w", prefix="phoenix-rest-", suffix=".list") as rest:
-        rest.write("".join(entry for entry, size in entries if entry not in big))
-        rest.flush()
-        run("--section=data", "--jobs", str(jobs), "--use-list", rest.name)
+    with use_list(entry for entry, size in entries if entry not in big) as rest:
+        run("--section=data", "--jobs", str(jobs), "--use-list", rest)
     for entry in big:
         with files.program_input(name, seekable=True) as given:  # a directory: its path, no stdin
             load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)

@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import use_list
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
 try:
@@ -43,11 +44,8 @@ def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, job
                skip_setting: re.Pattern | None = None) -> None:
     """Load the rows of the table data ``entry`` (a line of ``pg_restore --list``) of ``dump`` into the database of
     ``conninfo`` over ``jobs`` connections. ``skip_setting`` matches session settings the server would reject."""
-    with tempfile.NamedTemporaryFile("w", prefix="phoenix-entry-", suffix=".list") as selection, \
-            tempfile.TemporaryFile() as errors:
-        selection.write(entry)
-        selection.flush()
-        process = subprocess.Popen([str(pg_restore), "--use-list", selection.name, "--file", "-", *dump],
+    with use_list([entry]) as selection, tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen([str(pg_restore), "--use-list", selection, "--file", "-", *dump],
                                    stdout=subprocess.PIPE, stderr=errors, bufsize=BLOCK)
         _widen(process.stdout.fileno())
         try:
