@@ -332,17 +332,42 @@ def test_big_tables_rows_come_over_several_connections_exactly(swappable, tmp_pa
     # these tables are small and none holds most rows: any but the tiniest is loaded in pieces here
     monkeypatch.setattr(restore_module, "entries_to_split",
                         lambda entries, jobs: [entry for entry, size in entries if size >= 4096])
-    in_pieces: list[str] = []
-    monkeypatch.setattr(restore_module, "load_split", lambda *args: in_pieces.append(args[2]) or load_split(*args))
+    in_pieces: dict[str, tuple[str, int] | None] = {}
+
+    def loading(*args):
+        in_pieces[args[2]] = load_split(*args)
+        return in_pieces[args[2]]
+    monkeypatch.setattr(restore_module, "load_split", loading)
     restored = run_module(phoenix_restore.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path),
                                                  "mode": "swap", "jobs": 2, "backup_identity": str(identity)})
     assert restored.get("changed") is True, restored.get("msg")
     assert rows_restored(data) == before
     assert data.query("SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_refuses'") == [(1,)]  # after the rows
-    split = " ".join(in_pieces)
-    assert "TABLE DATA public ledger " in split and "TABLE DATA public readings_2025 " in split, in_pieces
-    assert "TABLE DATA public no_key " not in split  # below the size: loaded by pg_restore
+    counted = {entry.split(" TABLE DATA ")[1].split()[1]: rows for entry, rows in in_pieces.items()}
+    assert "ledger" in counted and "readings_2025" in counted, in_pieces
+    assert "no_key" not in counted  # below the size: loaded by pg_restore
+    # the server's count of the rows its COPYs took stands for the table's count; a partition's rows are counted
+    # with its partitioned table, afterwards
+    assert counted["ledger"] == ("ledger", 300000) and counted["readings_2025"] is None
     assert made["backup"]["id"] in restored["restored"]["id"]
+
+
+def test_rows_loaded_in_pieces_that_disagree_with_the_manifest_stop_the_swap(swappable, tmp_path, monkeypatch):
+    data = swappable
+    with data.connect() as conn:
+        conn.execute(sql.SQL(ODD_TABLES))
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["row_counts"]["ledger"] -= 1
+    manifest_path.write_text(json.dumps(manifest))
+    monkeypatch.setattr(restore_module, "entries_to_split",
+                        lambda entries, jobs: [entry for entry, size in entries if "TABLE DATA public ledger " in entry])
+    before = table_fingerprints(data)
+    refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap", jobs=2)
+    assert refused["failed"] is True
+    assert "ledger: 300000 row(s) restored, the manifest says 299999" in refused["msg"], refused["msg"]
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
 
 
 def rows_restored(database) -> dict:

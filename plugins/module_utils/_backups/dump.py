@@ -73,11 +73,12 @@ def default_jobs(fmt: str) -> int:
     return parallel_jobs() if fmt == "directory" else 1
 
 
-def table_counts(conn) -> dict[str, int]:
-    """Exact row count of every application and phoenix table."""
-    return {table_label(schema, name): conn.execute(
+def table_counts(conn, known: dict[str, int] | None = None) -> dict[str, int]:
+    """Exact row count of every application and phoenix table; those in ``known`` are taken from there."""
+    known = known or {}
+    return {label: known[label] if label in known else conn.execute(
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()[0]
-        for _oid, schema, name, _rows in user_tables(conn)}
+        for _oid, schema, name, _rows in user_tables(conn) for label in [table_label(schema, name)]}
 
 
 def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool) -> dict[str, Any]:

@@ -161,24 +161,24 @@ def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.B
 
 
 def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
-                 jobs: int = 1) -> None:
+                 jobs: int = 1) -> dict[str, int]:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
-    whole (into an empty database). The dump is read from ``files``, decrypted as it is read when encrypted."""
+    whole (into an empty database). The dump is read from ``files``, decrypted as it is read when encrypted.
+    Returns the row counts the server reported for tables loaded in pieces (see ``_restore_in_parallel``)."""
     env = libpq_environment(conninfo)
     name = DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
         with files.stream(name) as script:
             _run_script(find_tool("psql", major), env, [PLAIN_PROLOGUE if keep_history else b"", script,
                                                         PLAIN_EPILOGUE if keep_history else b""])
-        return
+        return {}
     reader = backup.reader_major(major)
     pg_restore = find_tool("pg_restore", reader)
     newer = reader >= SESSION_SETUP_NEWER_SINCE > major
     if jobs > 1 and not keep_history:
-        _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer)
-        return
+        return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
         listing = list_dump(pg_restore, files, name)
@@ -188,19 +188,21 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
             _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", *dump], stdin)
-            return
+            return {}
         completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner",
                                     *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
                                    env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
     _check(completed, "pg_restore")
+    return {}
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
-                         files: encryption.DumpFiles, jobs: int, newer: bool) -> None:
+                         files: encryption.DumpFiles, jobs: int, newer: bool) -> dict[str, int]:
     """``pg_restore --jobs`` into a database nobody else sees yet (a failure leaves it half-restored). The rows of
     a directory dump's table too big for one job (``entries_to_split``) come in pieces over ``jobs`` connections
     (``split_load``): the definitions first, then the other tables' rows, the big tables' rows, and the indexes,
-    constraints and triggers last."""
+    constraints and triggers last. Returns the rows of the tables loaded in pieces, as the server counted them
+    when their COPYs ended: nothing else writes to them, so counting them again would only read them once more."""
     name = DUMP_FILES[backup.manifest["format"]]
 
     def run(*arguments: str) -> None:
@@ -214,14 +216,18 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     big = entries_to_split(entries, jobs)
     if not big:
         run("--jobs", str(jobs))
-        return
+        return {}
     run("--section=pre-data")
     with use_list(entry for entry, size in entries if entry not in big) as rest:
         run("--section=data", "--jobs", str(jobs), "--use-list", rest)
+    loaded = {}
     for entry in big:
         with files.program_input(name, seekable=True) as given:  # a directory: its path, no stdin
-            load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)
+            counted = load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)
+        if counted:
+            loaded[counted[0]] = counted[1]
     run("--section=post-data", "--jobs", str(jobs))
+    return loaded
 
 
 def entries_to_split(entries: list[tuple[str, int]], jobs: int) -> list[str]:

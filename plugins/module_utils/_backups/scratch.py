@@ -31,11 +31,12 @@ def drop_database(admin, database: str) -> None:
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
-def restored_problems(conninfo: str, backup: store.Backup) -> list[str]:
+def restored_problems(conninfo: str, backup: store.Backup, loaded: dict[str, int] | None = None) -> list[str]:
     """Where the restored database differs from the backup's manifest: a table's row count, the schema version
-    (manifests written before it was recorded have none to compare)."""
+    (manifests written before it was recorded have none to compare). ``loaded``: counts the server reported as it
+    loaded those tables, which are not counted again."""
     with psycopg.connect(conninfo) as conn:
-        restored = table_counts(conn)
+        restored = table_counts(conn, loaded)
         version = max(applied_versions(conn) or {0})
     expected = backup.manifest["row_counts"]
     problems = ["%s: %d row(s) restored, the manifest says %d" % (t, restored.get(t, 0), expected.get(t, 0))

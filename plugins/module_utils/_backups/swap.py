@@ -81,10 +81,10 @@ def require_swap_rights(conninfo: str) -> None:
                            "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
 
 
-def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: Callable[[str], None],
+def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: Callable[[str], dict[str, int]],
                  finish: Callable[[Any], None]) -> dict[str, Any]:
     """Restore ``backup`` beside the database of ``conninfo`` (of ``stage``) with ``restore_into(new conninfo)`` and
-    swap it in.
+    swap it in. ``restore_into`` returns the row counts of tables it counted as it loaded them.
     ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it records the
     restore)."""
     database = conninfo_to_dict(conninfo)["dbname"]
@@ -104,8 +104,8 @@ def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: 
                 admin.execute(statement)
             _try_settings(admin, new, properties)
             target = make_conninfo(conninfo, dbname=new)
-            restore_into(target)
-            problems = restored_problems(target, backup)
+            loaded = restore_into(target)
+            problems = restored_problems(target, backup, loaded)
             if problems:
                 raise PhoenixError("the restored database does not match backup %s, the environment's database was "
                                    "left as it was: %s" % (backup.id, "; ".join(problems)))

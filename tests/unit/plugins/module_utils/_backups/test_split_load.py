@@ -30,11 +30,16 @@ class Collected:
         self.closed = True
 
 
+AFTER = b"\n\\unrestrict key\n"  # what pg_restore writes after the line that ends the data
+TRAILER = b"\\.\n" + AFTER
+
+
 @pytest.mark.parametrize("block", [1, 2, 3, 7, 64, 1 << 20])
 def test_rows_are_cut_between_lines_and_end_at_the_end_of_data_wherever_the_blocks_fall(monkeypatch, block):
     monkeypatch.setattr(split_load, "BLOCK", block)
+    monkeypatch.setattr(split_load, "HELD", len(AFTER) + 1)  # the least that works: most rows go before the end
     copies = [Collected(), Collected()]
-    split_load._spread(io.BufferedReader(io.BytesIO(ROWS + b"\\.\n\n\\unrestrict key\n"), 2), copies)
+    split_load._spread(io.BufferedReader(io.BytesIO(ROWS + TRAILER), 2), copies)
     assert b"".join(b for pair in zip(*[c.blocks + [b""] * 99 for c in copies]) for b in pair) == ROWS
     assert all(block.endswith(b"\n") for copy in copies for block in copy.blocks)
     assert all(copy.closed for copy in copies)
@@ -47,6 +52,14 @@ def test_rows_without_the_line_that_ends_them_were_cut_short():
     with pytest.raises(PhoenixError, match="cut short"):
         split_load._spread(io.BufferedReader(io.BytesIO(ROWS)), copies)
     assert copies[0].closed
+
+
+def test_an_end_of_data_before_the_held_back_bytes_is_not_taken_for_the_end(monkeypatch):
+    """Only the stream's last HELD bytes are searched: a longer trailer fails the load rather than passing
+    unnoticed."""
+    monkeypatch.setattr(split_load, "HELD", len(AFTER))
+    with pytest.raises(PhoenixError, match="cut short"):
+        split_load._spread(io.BufferedReader(io.BytesIO(ROWS + TRAILER), 2), [Collected()])
 
 
 def test_the_preamble_gives_the_copy_and_the_settings_and_refuses_anything_else():
