@@ -59,7 +59,7 @@ def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, job
         try:
             statement, settings = _preamble(process.stdout, entry)
             settings = [s for s in settings if not (skip_setting and skip_setting.match(s))]
-            copies = [_Copy(conninfo, settings, statement) for connection in range(jobs)]
+            copies = _Copies(conninfo, settings, statement, jobs)
             _spread(process.stdout, copies)
         except BaseException:
             process.kill()
@@ -72,7 +72,7 @@ def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, job
             raise PhoenixError("pg_restore failed (exit %d) writing the rows of %s: %s" % (
                 process.returncode, entry.strip(), errors.read().decode(errors="replace").strip()[-800:]))
     table = _loaded_table(conninfo, statement)
-    return (table, sum(copy.rows for copy in copies)) if table else None
+    return (table, sum(copies.counts)) if table else None
 
 
 def _loaded_table(conninfo: str, statement: bytes) -> str | None:
@@ -113,32 +113,28 @@ def _preamble(script: BinaryIO, entry: str) -> tuple[bytes, list[bytes]]:
     raise PhoenixError("the dump holds no rows for %s" % entry.strip())
 
 
-def _spread(script: BinaryIO, copies: list[_Copy]) -> None:
-    """Give the rows, in blocks cut after a line, to the COPYs in turn, up to the line that ends the data. The
-    stream's last HELD bytes are held back until it ends, and only they are searched for that line."""
+def _spread(script: BinaryIO, copies: _Copies) -> None:
+    """Give the rows, in blocks cut after a line, to the COPYs, up to the line that ends the data. The stream's
+    last HELD bytes are held back until it ends, and only they are searched for that line."""
     pending = b""  # the held-back end of what was read, from the start of a line
-    turn = 0
     end = None
     try:
         for block in iter(lambda: script.read1(BLOCK), b""):
             rows = pending + block
             cut = rows.rfind(b"\n", 0, max(len(rows) - HELD, 0)) + 1
             if cut:
-                copies[turn % len(copies)].put(memoryview(rows)[:cut])
-                turn += 1
+                copies.put(memoryview(rows)[:cut])
             pending = rows[cut:]
-            if any(copy.failure for copy in copies):
+            if copies.failures:
                 break
         else:
             end = _end_of_data(pending)
             if end:
-                copies[turn % len(copies)].put(pending[:end])
+                copies.put(pending[:end])
     finally:
-        for copy in copies:
-            copy.close()
-    failed = next((copy.failure for copy in copies if copy.failure), None)
-    if failed is not None:
-        raise PhoenixError("loading rows failed: %s" % failed) from None
+        copies.close()
+    if copies.failures:
+        raise PhoenixError("loading rows failed: %s" % copies.failures[0]) from None
     if end is None:
         raise PhoenixError("the dump's rows end before the line that ends a COPY: it was cut short")
 
@@ -151,26 +147,32 @@ def _end_of_data(rows: bytes) -> int | None:
     return None if found < 0 else found
 
 
-class _Copy:
-    """One connection's COPY, fed blocks of whole rows from a queue by a thread of its own. After a failure it
-    takes the blocks still coming without loading them, so the feeder never waits on it."""
+class _Copies:
+    """``jobs`` COPYs into one table, each on a connection and a thread of its own, taking blocks of whole rows from
+    one queue: a COPY held up (waiting for the lock that extends the table, say) leaves the next blocks to the
+    others. After a failure a thread takes the blocks still coming without loading them, so the feeder never
+    waits on it."""
 
-    def __init__(self, conninfo: str, settings: list[bytes], statement: bytes) -> None:
-        self.failure: BaseException | None = None
-        self.rows = 0  # loaded, as the server counted them when the COPY ended
-        self._blocks: queue.Queue = queue.Queue(QUEUED_BLOCKS)
-        self._thread = threading.Thread(target=self._load, args=(conninfo, settings, statement), daemon=True)
-        self._thread.start()
+    def __init__(self, conninfo: str, settings: list[bytes], statement: bytes, jobs: int) -> None:
+        self.failures: list[BaseException] = []
+        self.counts: list[int] = []  # rows loaded by each COPY, as the server counted them when it ended
+        self._blocks: queue.Queue = queue.Queue(QUEUED_BLOCKS * jobs)
+        self._threads = [threading.Thread(target=self._load, args=(conninfo, settings, statement), daemon=True)
+                         for connection in range(jobs)]
+        for thread in self._threads:
+            thread.start()
 
     def put(self, block: bytes) -> None:
         self._blocks.put(block)
 
     def close(self) -> None:
-        self._blocks.put(None)
-        self._thread.join()
+        for thread in self._threads:  # one end for each
+            self._blocks.put(None)
+        for thread in self._threads:
+            thread.join()
 
     def _load(self, conninfo: str, settings: list[bytes], statement: bytes) -> None:
-        blocks = iter(self._blocks.get, None)  # once it has met the None, it stays at its end
+        blocks = iter(self._blocks.get, None)
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 # the statements pg_restore itself would send, the dump's own text, in the encoding it sets
@@ -180,8 +182,8 @@ class _Copy:
                 with cursor.copy(sql.SQL(statement.decode(conn.info.encoding))) as copy:
                     for block in blocks:
                         copy.write(block)
-                self.rows = cursor.rowcount
+                self.counts.append(cursor.rowcount)
         except BaseException as exc:  # a server error may surface only when the COPY ends
-            self.failure = exc
+            self.failures.append(exc)
         for unloaded in blocks:
             del unloaded
