@@ -76,10 +76,12 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tables", type=int, default=1, help="spread the rows over this many tables")
+    parser.add_argument("--server", choices=["auto", "pgserver"], default="auto",
+                        help="the server's programs: the system's (auto) or the pgserver wheel's (PostgreSQL 16)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="phoenix-bench-backup-"))
     try:
-        with throwaway_cluster(55473) as cluster:
+        with throwaway_cluster(55473, args.server) as cluster:
             dsn = migrated_base(cluster, "big")
             fill(dsn, args.size_mb, args.tables)
             with psycopg.connect(dsn) as conn:
@@ -160,10 +162,10 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join([
-        "Database of %.0f MB in %d table(s) (dump %.0f MB, custom format, default compression); median of %d run(s), "
-        "the operations taking turns, each started after a VACUUM ANALYZE of every database, a CHECKPOINT and a sync; "
-        "%d cores."
-        % (size / 1e6, args.tables, dump_mb, args.runs, os.cpu_count()),
+        "Database of %.0f MB in %d table(s) (dump %.0f MB, custom format, default compression) on a PostgreSQL %d "
+        "server; median of %d run(s), the operations taking turns, each started after a VACUUM ANALYZE of every "
+        "database, a CHECKPOINT and a sync; %d cores."
+        % (size / 1e6, args.tables, dump_mb, major, args.runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | plain tool | ratio |",
         "|---|---|---|---|",
@@ -199,7 +201,8 @@ def main() -> None:
         "into an empty one. A real restore also takes a safety backup first, which costs one more backup.",
     ])
     # pg_dump and pg_restore run jobs per table: one big table is the case parallelism cannot help
-    write_section("Backup and restore" + ("" if args.tables == 1 else ", %d tables" % args.tables), body)
+    write_section("Backup and restore" + ("" if args.tables == 1 else ", %d tables" % args.tables)
+                  + ("" if args.server == "auto" else ", PostgreSQL %d server" % major), body)
     print(body)
 
 

@@ -19,11 +19,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster
 
 
 @contextlib.contextmanager
-def throwaway_cluster(port: int) -> Iterator[LocalCluster]:
+def throwaway_cluster(port: int, bin_source: str = "auto") -> Iterator[LocalCluster]:
     work = Path(tempfile.mkdtemp(prefix="phoenix-bench-"))
     work.chmod(0o755)
     settings = {"fsync": "off", "synchronous_commit": "off", "shared_buffers": "256MB", "max_wal_size": "4GB"}
-    cluster = LocalCluster(work / "pg", port, settings=settings)
+    cluster = LocalCluster(work / "pg", port, bin_source=bin_source, settings=settings)
     try:
         cluster.ensure_running()
         yield cluster
