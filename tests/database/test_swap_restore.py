@@ -132,6 +132,23 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
     assert app_fingerprints(data) == before
 
 
+@pytest.mark.parametrize("mode", ["in_place", "swap"])
+def test_a_restore_lists_the_dump_once(swappable, tmp_path, monkeypatch, mode):
+    """The verification and the restore read the same table of contents: pg_restore --list runs once."""
+    call(phoenix_backup.main, swappable, dest=str(tmp_path), format="directory")
+    listed = []
+    run = subprocess.run
+
+    def counting(args, *rest, **options):
+        if "--list" in args:
+            listed.append(args)
+        return run(args, *rest, **options)
+    monkeypatch.setattr(subprocess, "run", counting)
+    restored = call(phoenix_restore.main, swappable, dest=str(tmp_path), safety_backup=False, mode=mode)
+    assert restored["changed"] is True, restored
+    assert len(listed) == 1, listed
+
+
 def one_more_row(manifest: dict) -> str:
     manifest["row_counts"]["Artifact"] += 1
     return "Artifact: 6 row(s) restored, the manifest says 7"
@@ -313,6 +330,10 @@ CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') 
 INSERT INTO readings SELECT date '2025-01-01' + (g % 700), g FROM generate_series(1, 100000) g;
 CREATE TABLE no_key (value text);
 INSERT INTO no_key SELECT 'same' FROM generate_series(1, 1000);
+-- a name that needs quoting wherever it goes
+CREATE SCHEMA "Odd schema";
+CREATE TABLE "Odd schema"."a ""quoted"" (name" (value text);
+INSERT INTO "Odd schema"."a ""quoted"" (name" SELECT md5(g::text) FROM generate_series(1, 5000) g;
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no inserts'; END $$;
 CREATE TRIGGER ledger_refuses BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION refuse();
 """
@@ -343,12 +364,15 @@ def test_big_tables_rows_come_over_several_connections_exactly(swappable, tmp_pa
     assert restored.get("changed") is True, restored.get("msg")
     assert rows_restored(data) == before
     assert data.query("SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_refuses'") == [(1,)]  # after the rows
-    counted = {entry.split(" TABLE DATA ")[1].split()[1]: rows for entry, rows in in_pieces.items()}
-    assert "ledger" in counted and "readings_2025" in counted, in_pieces
-    assert "no_key" not in counted  # below the size: loaded by pg_restore
+
+    def split(listed: str) -> list:  # what loading the table (as pg_restore --list names it) in pieces returned
+        return [counted for entry, counted in in_pieces.items() if " TABLE DATA %s " % listed in entry]
     # the server's count of the rows its COPYs took stands for the table's count; a partition's rows are counted
     # with its partitioned table, afterwards
-    assert counted["ledger"] == ("ledger", 300000) and counted["readings_2025"] is None
+    assert split("public ledger") == [("ledger", 300000)], in_pieces
+    assert split('Odd schema a "quoted" (name') == [('Odd schema.a "quoted" (name', 5000)]
+    assert split("public readings_2025") == [None]
+    assert split("public no_key") == []  # below the size: loaded by pg_restore
     assert made["backup"]["id"] in restored["restored"]["id"]
 
 

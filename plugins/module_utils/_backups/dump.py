@@ -305,6 +305,7 @@ class _StreamedCheck:
         read_fd, self._write_fd = os.pipe()
         self._stream = open(read_fd, "rb")
         self._problems: list[str] = []
+        self.listings: dict[tuple[str, str], subprocess.CompletedProcess] = {}  # as DumpFiles has them
         self._thread = threading.Thread(target=self._run, args=(backup, pg_restore), daemon=True)
         self._thread.start()
 
@@ -376,7 +377,11 @@ def use_list(entries: Iterable[str]) -> Iterator[str]:
 
 
 def list_dump(pg_restore: Path, files: encryption.DumpFiles, name: str) -> subprocess.CompletedProcess:
-    """``pg_restore --list`` of the dump ``name`` in ``files`` (its table of contents, as text)."""
-    with files.program_input(name) as (dump, stdin):
-        return subprocess.run([str(pg_restore), "--list", *dump], stdin=stdin, capture_output=True, text=True,
-                              check=False)
+    """``pg_restore --list`` of the dump ``name`` in ``files`` (its table of contents, as text); run once per
+    program, as the verification and the restore of the same files both need it."""
+    ran = (str(pg_restore), name)
+    if ran not in files.listings:
+        with files.program_input(name) as (dump, stdin):
+            files.listings[ran] = subprocess.run([str(pg_restore), "--list", *dump], stdin=stdin, capture_output=True,
+                                                 text=True, check=False)
+    return files.listings[ran]

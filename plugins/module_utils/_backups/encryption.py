@@ -130,6 +130,7 @@ class DumpFiles:
         self.backup = backup
         self.key = key  # the age identity of an encrypted backup
         self._copy: Path | None = None
+        self.listings: dict[tuple[str, str], Any] = {}  # pg_restore --list, by program and dump (dump.list_dump)
 
     def stream(self, name: str) -> ContextManager[BinaryIO]:
         """The plain bytes of the dump file ``name``: the file itself, or its decryption through a pipe (with a
