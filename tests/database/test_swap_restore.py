@@ -139,10 +139,10 @@ def test_a_restore_lists_the_dump_once(swappable, tmp_path, monkeypatch, mode):
     listed = []
     run = subprocess.run
 
-    def counting(args, *rest, **options):
+    def counting(args, *rest, check=False, **options):
         if "--list" in args:
             listed.append(args)
-        return run(args, *rest, **options)
+        return run(args, *rest, check=check, **options)
     monkeypatch.setattr(subprocess, "run", counting)
     restored = call(phoenix_restore.main, swappable, dest=str(tmp_path), safety_backup=False, mode=mode)
     assert restored["changed"] is True, restored
