@@ -27,6 +27,8 @@ options:
     description:
       - The age identity (C(AGE-SECRET-KEY-1...)) that decrypts an encrypted backup; falls back to
         E(PHOENIX_BACKUP_IDENTITY). Keep it in Ansible Vault or an AWX credential, never beside the backups.
+      - Through ansible-runner or AWX, give it as an extra var (the AWX credential type of docs/AWX.md does), not in
+        the environment, which ansible-runner writes into C(artifacts/<id>/command).
       - A custom or plain dump is decrypted on the fly into the program that reads it. A directory dump is given
         to pg_restore as a private directory beside it (mode 0700) whose data files are FIFOs, decrypted into as
         they are read; only its table of contents (definitions, no row) is decrypted to a file there. A custom
