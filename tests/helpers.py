@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -134,3 +135,16 @@ def load_yaml(path: str) -> Any:
     """A vars file, without importing Ansible's controller code (which reroutes module warnings in this process)."""
     with open(path) as handle:
         return yaml.load(handle, Loader=_YamlWithUnsafe)  # noqa: S506 - a SafeLoader subclass
+
+
+class DiskFull:
+    """``shutil.disk_usage`` of a disk with 1 MB free; records the paths asked about."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.measure = shutil.disk_usage
+
+    def __call__(self, path):
+        self.paths.append(str(path))
+        total = self.measure(path).total
+        return type(self.measure(path))(total, total - 1_000_000, 1_000_000)

@@ -44,8 +44,13 @@ options:
     type: bool
     default: true
   mode:
-    description: V(in_place) restores over the database in one transaction; V(swap) restores beside it in
-      parallel and swaps the databases' names.
+    description:
+      - V(in_place) restores over the database in one transaction; V(swap) restores beside it in parallel and
+        swaps the databases' names.
+      - A swap holds a second copy of the database while it restores. It first checks the server's disk for room
+        for it (the backup's database size, plus C(max_wal_size) of WAL) and refuses, in check mode too, when there
+        is none. Only a server on this host (a Unix socket or the loopback address) that shows the role where its
+        files are (superuser or C(pg_read_all_settings)) can be checked; otherwise the swap warns and goes ahead.
     type: str
     choices: [in_place, swap]
     default: in_place
@@ -151,7 +156,10 @@ def run(module: PhoenixModule) -> dict:
         jobs=parallel_jobs() if params["jobs"] is None else params["jobs"],
     )
     with module.fenced_connection() as conn:
-        return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
+        result = restore(conn, module.connection_target().conninfo(), request, module.check_mode)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    return result
 
 
 def main() -> None:

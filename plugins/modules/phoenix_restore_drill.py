@@ -14,6 +14,10 @@ description:
     and runs the schema, stage and world checks of M(phoenix.platform.phoenix_health) on it.
   - The scratch database is dropped when the drill ends, passed or failed. A drill killed half-way leaves it
     behind; the next drill drops it before it starts and says so in RV(leftover_removed).
+  - Before it creates the scratch database, the drill checks the server's disk for room for it (the backup's
+    database size, plus C(max_wal_size) of WAL, since a full WAL disk stops the whole server) and refuses when there is
+    none. Only a server on this host that shows the role where its files are (superuser or
+    C(pg_read_all_settings)) can be checked; otherwise the drill warns and goes ahead.
   - The environment's database is only read (to check its stage fence), so a drill needs no C(allow_prod) in
     PROD. The connecting role needs the CREATEDB privilege.
   - A drill leaves nothing behind, so it never reports a change. It fails when the drill does, with its problems.
@@ -121,6 +125,8 @@ def run(module: PhoenixModule) -> dict:
                            stage=module.stage, signing_key=params["backup_signing_key"],
                            identity=params["backup_identity"])
     result = drill(module.connection_target().conninfo(), request, module.check_mode, inspect)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     if result["problems"]:
         raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),
                            **result)

@@ -12,10 +12,11 @@ import time
 import pytest
 from psycopg import sql
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import server_room
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
-from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
+from ansible_collections.phoenix.platform.tests.helpers import DiskFull, module_process, run_module
 
 from worlds_fixtures import migrate, table_fingerprints
 
@@ -47,6 +48,17 @@ def test_a_drill_restores_checks_and_drops_its_scratch_database(data, tmp_path):
     assert drilled["checks"]["worlds"]["total"] == 1  # the backup's world, found in the restored database
     assert not scratch_exists(data)
     assert table_fingerprints(data) == before  # the environment's database, audit log included, untouched
+
+
+def test_a_drill_without_room_for_its_scratch_database_is_refused_before_it_creates_one(data, tmp_path, monkeypatch):
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    monkeypatch.setattr(server_room.shutil, "disk_usage", DiskFull())
+    refused = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert "restoring backup %s beside database %s needs about" % (made["backup"]["id"], data.name) in refused["msg"]
+    assert "Free some space, or drill on a server with room for a scratch copy" in refused["msg"], refused["msg"]
+    assert not data.query("SELECT datname FROM pg_database WHERE datname = %s",
+                          [scratch_name(SCRATCH_PREFIX, data.name)])
 
 
 def test_a_drill_in_prod_needs_no_allow_prod(database, tmp_path):

@@ -16,7 +16,7 @@ import pyrage
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, server_room, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import list_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
@@ -25,7 +25,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap imp
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
-from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
+from ansible_collections.phoenix.platform.tests.helpers import DiskFull, module_process, run_module
 
 from worlds_fixtures import app_fingerprints, migrate, table_fingerprints
 
@@ -147,6 +147,36 @@ def test_a_restore_lists_the_dump_once(swappable, tmp_path, monkeypatch, mode):
     restored = call(phoenix_restore.main, swappable, dest=str(tmp_path), safety_backup=False, mode=mode)
     assert restored["changed"] is True, restored
     assert len(listed) == 1, listed
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_a_swap_without_room_on_the_servers_disk_is_refused_before_anything_is_written(
+        swappable, tmp_path, monkeypatch, check):
+    data = swappable
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    disk = DiskFull()
+    monkeypatch.setattr(server_room.shutil, "disk_usage", disk)
+    refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), mode="swap")
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert "restoring backup %s beside database %s needs about" % (made["backup"]["id"], data.name) in refused["msg"]
+    assert "1 MB are free. Free some space, or use mode=in_place" in refused["msg"], refused["msg"]
+    data_directory = data.query("SHOW data_directory")[0][0]
+    assert disk.paths and all(path.startswith(data_directory) for path in disk.paths)
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
+@pytest.mark.usefixtures("shop_roles")
+def test_a_role_that_cannot_see_the_servers_files_swaps_with_a_warning(swappable, tmp_path):
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")  # may create databases, no more
+    planned = run_module(phoenix_restore.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path),
+                                                "mode": "swap"}, check=True)
+    assert planned["changed"] is True, planned.get("msg")
+    assert [w["event"]["msg"] for w in planned["warnings"]] == [
+        "free space for the swap's second copy of the database was not checked: the server does not show this role "
+        "where its files are (superuser or pg_read_all_settings)"]
 
 
 def one_more_row(manifest: dict) -> str:
@@ -276,6 +306,7 @@ def test_the_new_database_has_the_old_ones_tablespace_locale_privileges_and_sett
         call(phoenix_world.main, database, id="KEEP_ME", state="absent")
         restored = call(phoenix_restore.main, database, dest=str(tmp_path), mode="swap", jobs=2)
         assert restored["changed"] is True, restored.get("msg")
+        assert "warnings" not in restored  # the room was checked, in the tablespace's directory
         assert database_properties(database) == properties
         assert app_fingerprints(database) == backed_up
         with psycopg.connect(database.url) as conn:  # the settings reach new sessions

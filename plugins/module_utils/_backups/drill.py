@@ -23,6 +23,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     drop_database,
     scratch_name,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
 
@@ -61,6 +62,11 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
         leftover = database_exists(admin, scratch)
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
                                   "leftover_removed": leftover and not check_mode}
+        # the scratch database goes where CREATE DATABASE ... TEMPLATE template0 puts it: template0's tablespace
+        unchecked = None if problems else require_room(admin, backup, admin.info.dbname, "template0",
+                                                       "drill on a server with room for a scratch copy")
+        if unchecked:
+            result["warnings"] = ["free space for the drill's scratch database was not checked: %s" % unchecked]
         if check_mode:  # nothing is created; a leftover stays for the next real drill
             return dict(result, passed=None, problems=problems)
         major = server_major(admin)

@@ -99,7 +99,10 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
                               "mode": request.mode}
     if request.mode == "swap":
-        require_swap_rights(conninfo)
+        unchecked = require_swap_rights(conninfo, backup)
+        if unchecked:
+            result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
+                                  % unchecked]
         if not check_mode:
             return _swap_verified(conn, conninfo, request, backup, files, result)
     changes = _report_changes(result, table_counts(conn), backup)

@@ -33,6 +33,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     drop_database,
     scratch_name,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 
@@ -70,15 +71,18 @@ def maintenance_connection(conninfo: str):
                        "(%s); use mode=in_place" % "; ".join(problems))
 
 
-def require_swap_rights(conninfo: str) -> None:
-    """What a swap needs before it starts, in check mode too: a maintenance connection and the right to create a
-    database."""
+def require_swap_rights(conninfo: str, backup: store.Backup) -> str | None:
+    """What a swap needs before it starts, in check mode too: a maintenance connection, the right to create a
+    database, and room for it on the server's disks (see ``server_room``). Returns why that room could not be
+    checked, or None."""
     with maintenance_connection(conninfo) as admin:
         role, allowed = admin.execute(sql.SQL("SELECT rolname, rolcreatedb OR rolsuper FROM pg_roles "
                                               "WHERE rolname = current_user")).fetchone()
-    if not allowed:
-        raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
-                           "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
+        if not allowed:
+            raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
+                               "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
+        database = conninfo_to_dict(conninfo)["dbname"]
+        return require_room(admin, backup, database, database, "use mode=in_place (it needs no second copy)")
 
 
 def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: Callable[[str], dict[str, int]],
