@@ -49,17 +49,19 @@ def require_room(admin, backup: store.Backup, database: str, tablespace_of: str,
     wal = Path(data_directory, "pg_wal")
     if not files.is_dir() or not wal.is_dir():
         return "the server's directory %s is not on this host" % data_directory
-    needs = {files: int(backup_size * MARGIN)}
+    copy = int(backup_size * MARGIN)
+    logged = min(copy, max_wal)  # the load writes about as much WAL, recycled by checkpoints past max_wal_size
+    needs = {files: copy}
     if os.stat(wal).st_dev == os.stat(files).st_dev:
-        needs[files] += max_wal  # WAL of the load, up to max_wal_size before checkpoints recycle it
+        needs[files] += logged
     else:
-        needs[wal] = max_wal
+        needs[wal] = logged
     for path, needed in needs.items():
         free = shutil.disk_usage(path).free
         if free < needed:
             raise PhoenixError(
                 "restoring backup %s beside database %s needs about %s free at %s on the server (the backup's "
-                "database of %s, and WAL up to max_wal_size); %s are free. Free some space, or %s"
+                "database of %s, and as much WAL, up to max_wal_size); %s are free. Free some space, or %s"
                 % (backup.id, database, _size(needed), path, _size(backup_size), _size(free), advice))
     return None
 
