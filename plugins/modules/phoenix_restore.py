@@ -156,10 +156,7 @@ def run(module: PhoenixModule) -> dict:
         jobs=parallel_jobs() if params["jobs"] is None else params["jobs"],
     )
     with module.fenced_connection() as conn:
-        result = restore(conn, module.connection_target().conninfo(), request, module.check_mode)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    return result
+        return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
 
 
 def main() -> None:

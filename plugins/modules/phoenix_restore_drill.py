@@ -125,8 +125,6 @@ def run(module: PhoenixModule) -> dict:
                            stage=module.stage, signing_key=params["backup_signing_key"],
                            identity=params["backup_identity"])
     result = drill(module.connection_target().conninfo(), request, module.check_mode, inspect)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
     if result["problems"]:
         raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),
                            **result)

@@ -209,10 +209,7 @@ def run(module: PhoenixModule) -> dict:
         module.fail_json(msg=missing_required_lib("pydantic"))
     action = STATES[module.params["state"]]
     with module.fenced_connection(writes=module.params["state"] != "exported") as conn:
-        result = action(module, conn)
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    return result
+        return action(module, conn)
 
 
 STATES = {"exported": exported, "imported": imported, "orphans_removed": orphans_removed}

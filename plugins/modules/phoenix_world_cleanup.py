@@ -73,12 +73,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._worlds.cleanup i
 
 def run(module: PhoenixModule) -> dict:
     with module.fenced_connection() as conn:
-        result = cleanup(conn, module.stage, module.actor, module.params["max_age_hours"],
-                         module.params["allow_prod"], module.params["lock_timeout"], module.check_mode,
-                         module.connection_target().describe())
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    return result
+        return cleanup(conn, module.stage, module.actor, module.params["max_age_hours"], module.params["allow_prod"],
+                       module.params["lock_timeout"], module.check_mode, module.connection_target().describe())
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     use_list,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import require_swap_rights, swap_restore
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import require_swap_possible, swap_restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
@@ -99,7 +99,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
                               "mode": request.mode}
     if request.mode == "swap":
-        unchecked = require_swap_rights(conninfo, backup)
+        unchecked = require_swap_possible(conninfo, backup)
         if unchecked:
             result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
                                   % unchecked]
@@ -184,9 +184,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
         return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
-        listing = list_dump(pg_restore, files, name)
-        _check(listing, "pg_restore --list")
-        selecting = use_list(line for line in listing.stdout.splitlines(True) if not KEPT.search(line))
+        selecting = use_list(line for line in _listed(pg_restore, files, name) if not KEPT.search(line))
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
@@ -245,12 +243,17 @@ def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryptio
                         name: str) -> list[tuple[str, int]]:
     """The entries of a directory dump's ``pg_restore --list``, each with the size of its data file (0 for those
     that load no rows)."""
-    listing = list_dump(pg_restore, files, name)
-    _check(listing, "pg_restore --list")
     sizes = {int(found.group(1)): entry["size"] for entry in backup.manifest["files"]
              for found in [DATA_FILE.match(entry["name"])] if found}
     return [(line, sizes.get(int(line.split(";", 1)[0]), 0) if TABLE_DATA.match(line) else 0)
-            for line in listing.stdout.splitlines(True) if line.strip() and not line.startswith(";")]
+            for line in _listed(pg_restore, files, name) if line.strip() and not line.startswith(";")]
+
+
+def _listed(pg_restore: Path, files: encryption.DumpFiles, name: str) -> list[str]:
+    """The lines of the dump's ``pg_restore --list``; a listing that failed fails the restore."""
+    listing = list_dump(pg_restore, files, name)
+    _check(listing, "pg_restore --list")
+    return listing.stdout.splitlines(True)
 
 
 def _dbname(env: dict[str, str]) -> str:

@@ -37,14 +37,13 @@ def require_room(admin, backup: store.Backup, database: str, tablespace_of: str,
     backup_size = backup.manifest.get("database_size")
     if backup_size is None:  # a manifest older than the field: the database as it is now stands in
         backup_size = admin.execute(sql.SQL("SELECT pg_database_size(%s)"), [database]).fetchone()[0]
-    found = admin.execute(sql.SQL(
-        "SELECT s.setting, pg_tablespace_location(d.dattablespace), w.setting::bigint * "
-        "CASE w.unit WHEN 'MB' THEN 1048576 WHEN 'kB' THEN 1024 ELSE 1 END "
-        "FROM pg_settings s, pg_database d, pg_settings w "
-        "WHERE s.name = 'data_directory' AND d.datname = %s AND w.name = 'max_wal_size'"), [tablespace_of]).fetchone()
-    if found is None:
+    # pg_settings leaves data_directory out for a role that may not read it
+    data_directory, location, max_wal = admin.execute(sql.SQL(
+        "SELECT (SELECT setting FROM pg_settings WHERE name = 'data_directory'), "
+        "pg_tablespace_location(dattablespace), pg_size_bytes(current_setting('max_wal_size')) "
+        "FROM pg_database WHERE datname = %s"), [tablespace_of]).fetchone()
+    if data_directory is None:
         return "the server does not show this role where its files are (superuser or pg_read_all_settings)"
-    data_directory, location, max_wal = found
     files = Path(location or Path(data_directory, "base"))
     wal = Path(data_directory, "pg_wal")
     if not files.is_dir() or not wal.is_dir():

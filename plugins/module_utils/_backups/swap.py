@@ -71,7 +71,7 @@ def maintenance_connection(conninfo: str):
                        "(%s); use mode=in_place" % "; ".join(problems))
 
 
-def require_swap_rights(conninfo: str, backup: store.Backup) -> str | None:
+def require_swap_possible(conninfo: str, backup: store.Backup) -> str | None:
     """What a swap needs before it starts, in check mode too: a maintenance connection, the right to create a
     database, and room for it on the server's disks (see ``server_room``). Returns why that room could not be
     checked, or None."""

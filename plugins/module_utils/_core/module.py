@@ -107,6 +107,10 @@ class PhoenixModule(AnsibleModule):
                 "fence; nothing was written" % (self.connection_target().describe(), self.stage))
         return registered
 
+    def _warn_all(self, result: dict[str, Any]) -> None:
+        for warning in result.pop("warnings", []):
+            self.warn(warning)
+
     @contextlib.contextmanager
     def fenced_connection(self, writes: bool = True) -> Iterator[Any]:
         """A connection to a database that belongs to the declared stage (checked before anything else)."""
@@ -115,12 +119,15 @@ class PhoenixModule(AnsibleModule):
             yield conn
 
     def run(self, action: Callable[["PhoenixModule"], dict[str, Any]]) -> None:
-        """Run ``action`` and exit with its result, or fail with one clear message."""
+        """Run ``action`` and exit with its result, or fail with one clear message. The ``warnings`` (text) of a
+        result, or of a failure's details, are given as Ansible warnings."""
         try:
             result = action(self)
             if not self._diff:
                 result.pop("diff", None)
+            self._warn_all(result)
         except PhoenixError as exc:
+            self._warn_all(exc.details)
             self.fail_json(msg=self._redact(exc.msg), **exc.details)
         except psycopg.errors.IntegrityError as exc:
             message = collision_message(exc, self._where())
