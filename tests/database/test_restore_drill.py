@@ -50,10 +50,12 @@ def test_a_drill_restores_checks_and_drops_its_scratch_database(data, tmp_path):
     assert table_fingerprints(data) == before  # the environment's database, audit log included, untouched
 
 
-def test_a_drill_without_room_for_its_scratch_database_is_refused_before_it_creates_one(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_a_drill_without_room_for_its_scratch_database_is_refused_before_it_creates_one(data, tmp_path, monkeypatch,
+                                                                                        check):
     made = call(phoenix_backup.main, data, dest=str(tmp_path))
     monkeypatch.setattr(server_room.shutil, "disk_usage", DiskFull())
-    refused = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    refused = call(phoenix_restore_drill.main, data, check=check, dest=str(tmp_path))
     assert refused["failed"] is True and "Traceback" not in refused["_raw"]
     assert "restoring backup %s beside database %s needs about" % (made["backup"]["id"], data.name) in refused["msg"]
     assert "Free some space, or drill on a server with room for a scratch copy" in refused["msg"], refused["msg"]
