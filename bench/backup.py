@@ -18,7 +18,7 @@ import psycopg
 import pyrage
 from psycopg import sql
 
-from common import run_child, side_by_side, throwaway_cluster
+from common import run_child, settler, side_by_side, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
@@ -67,6 +67,17 @@ def fill(dsn: str, size_mb: int, tables: int = 1) -> None:
             conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
 
 
+def restore_by_hand(cluster, dsn: str, major: int, dump: Path, *options: str) -> Callable[[int], None]:
+    """``pg_restore <options>`` of ``dump`` into a new empty database, as a user would without phoenix.platform."""
+    pg_restore, env = find_tool("pg_restore", major), libpq_environment(dsn)
+
+    def restore(run: int) -> None:
+        name = "by_hand_%s_%d" % (options[0].strip("-"), run)
+        create_database(cluster, name)
+        subprocess.run([str(pg_restore), *options, "--exit-on-error", "-d", name, str(dump)], env=env, check=True)
+    return restore
+
+
 def read_manifest(root: Path) -> dict:
     return json.loads(next(root.glob("LOCAL/backup-*/manifest.json")).read_text())
 
@@ -88,7 +99,7 @@ def main() -> None:
                 size = conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0]
                 major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
             env = libpq_environment(dsn)
-            pg_dump, pg_restore = find_tool("pg_dump", major), find_tool("pg_restore", major)
+            pg_dump = find_tool("pg_dump", major)
 
             peak_mb: dict[str, float] = {}
 
@@ -110,15 +121,7 @@ def main() -> None:
             def zstd_backup(run: int) -> None:
                 run_child(BACKUP, dsn, str(work / ("zstd%d" % run)), "directory", "zstd")
 
-            vacuumdb = find_tool("vacuumdb", major)
-
-            def settle() -> None:
-                # the tables the last operation wrote are vacuumed now, or autovacuum would do it during the next
-                # one, on the same 2 cores; then its writes are checkpointed and synced
-                subprocess.run([str(vacuumdb), "--all", "--analyze", "--quiet"], env=env, check=True)
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute(sql.SQL("CHECKPOINT"))
-                os.sync()
+            settle = settler(dsn, major)
 
             backups = side_by_side({"raw": raw_backup, "phoenix": phoenix_backup, "parallel": parallel_backup,
                                     "encrypted": encrypted_backup, "zstd": zstd_backup}, args.runs, settle)
@@ -135,17 +138,9 @@ def main() -> None:
                 peak_mb["encrypted_restore"] = run_child(RESTORE, dsn, str(work / "encrypted0"), "in_place",
                                                          str(identity))[1]
 
-            def pg_restore_into_empty(*options: str) -> Callable[[int], None]:
-                def restore(run: int) -> None:
-                    name = "raw_restore_%s_%d" % (options[0].strip("-"), run)
-                    create_database(cluster, name)
-                    subprocess.run([str(pg_restore), *options, "--exit-on-error", "-d", name, str(work / "raw0.dump")],
-                                   env=env, check=True)
-                return restore
-
-            raw_restore = pg_restore_into_empty("--single-transaction")
+            raw_restore = restore_by_hand(cluster, dsn, major, work / "raw0.dump", "--single-transaction")
             # what any parallel restore of this dump starts from
-            parallel_raw_restore = pg_restore_into_empty("--jobs", str(parallel_jobs()))
+            parallel_raw_restore = restore_by_hand(cluster, dsn, major, work / "raw0.dump", "--jobs", str(parallel_jobs()))
 
             def swap_restore(run: int) -> None:
                 peak_mb["swap"] = run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")[1]

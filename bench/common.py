@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -12,9 +13,16 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+import psycopg
+from psycopg import sql
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "collections"))
 
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (  # noqa: E402
+    find_tool,
+    libpq_environment,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster  # noqa: E402
 
 
@@ -54,6 +62,20 @@ def side_by_side(actions: dict[str, Callable[[int], None]], runs: int,
             action(run)
             timings[name].append(time.perf_counter() - started)
     return {name: statistics.median(seconds) for name, seconds in timings.items()}
+
+
+def settler(dsn: str, major: int) -> Callable[[], None]:
+    """What runs before each timed operation (see ``side_by_side``): the tables the last operation wrote are
+    vacuumed now, or autovacuum would do it during the next one, on the same cores; then its writes are
+    checkpointed and synced."""
+    vacuumdb, env = find_tool("vacuumdb", major), libpq_environment(dsn)
+
+    def settle() -> None:
+        subprocess.run([str(vacuumdb), "--all", "--analyze", "--quiet"], env=env, check=True)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CHECKPOINT"))
+        os.sync()
+    return settle
 
 
 PEAK_REPORT = "\nimport resource\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"

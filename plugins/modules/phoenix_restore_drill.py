@@ -33,6 +33,15 @@ options:
     description: The world limit the restored database is checked against.
     type: int
     default: 50
+  jobs:
+    description:
+      - Parallel pg_restore jobs (custom and directory formats), as O(phoenix.platform.phoenix_restore#module:jobs)
+        with O(phoenix.platform.phoenix_restore#module:mode=swap). Nobody uses the scratch database, so it need not
+        be restored in one transaction. Default one per CPU, at most 4.
+      - From a directory dump, a table too big for one job is loaded over O(jobs) connections at once, and its row
+        count is the one the server reports as those COPYs end.
+      - V(1) restores in one transaction, as O(phoenix.platform.phoenix_restore#module:mode=in_place) does.
+    type: int
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
@@ -95,6 +104,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import DrillRequest, drill
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import HealthRequest, collect
@@ -123,7 +133,8 @@ def run(module: PhoenixModule) -> dict:
 
     request = DrillRequest(backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None,
                            stage=module.stage, signing_key=params["backup_signing_key"],
-                           identity=params["backup_identity"])
+                           identity=params["backup_identity"],
+                           jobs=parallel_jobs() if params["jobs"] is None else params["jobs"])
     result = drill(module.connection_target().conninfo(), request, module.check_mode, inspect)
     if result["problems"]:
         raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),
@@ -137,6 +148,7 @@ def main() -> None:
             "backup": {"type": "str", "default": "latest"},
             "dest": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
+            "jobs": {"type": "int"},
             **store.SIGNING_OPTIONS,
             **encryption.IDENTITY_OPTIONS,
         },

@@ -13,12 +13,14 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import server_room
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import DiskFull, module_process, run_module
 
-from worlds_fixtures import migrate, table_fingerprints
+from worlds_fixtures import ODD_TABLES, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -63,6 +65,45 @@ def test_a_drill_without_room_for_its_scratch_database_is_refused_before_it_crea
                           [scratch_name(SCRATCH_PREFIX, data.name)])
 
 
+def loads_in_pieces(monkeypatch, table: str) -> list[tuple[str, int] | None]:
+    """What loading ``table``'s rows in pieces returned, each time it was (as if it held most of the dump)."""
+    monkeypatch.setattr(restore_module, "entries_to_split",
+                        lambda entries, jobs: [entry for entry, size in entries if " TABLE DATA %s " % table in entry])
+    loaded: list[tuple[str, int] | None] = []
+    monkeypatch.setattr(restore_module, "load_split", lambda *args: loaded.append(load_split(*args)) or loaded[-1])
+    return loaded
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_drill_restores_application_tables_in_parallel_or_in_one_transaction(data, tmp_path, monkeypatch, jobs):
+    with data.connect() as conn:
+        conn.execute(sql.SQL(ODD_TABLES))
+    call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    before = table_fingerprints(data)
+    loaded = loads_in_pieces(monkeypatch, "public ledger")
+    drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=jobs)
+    assert drilled.get("passed") is True and drilled["problems"] == [], drilled.get("msg")
+    # in parallel, the ledger's rows came over two connections, and the server's count of them stood for the table's
+    assert loaded == ([("ledger", 300000)] if jobs > 1 else [])
+    assert not scratch_exists(data) and table_fingerprints(data) == before
+
+
+def test_rows_loaded_in_pieces_that_disagree_with_the_manifest_fail_the_drill(data, tmp_path, monkeypatch):
+    with data.connect() as conn:
+        conn.execute(sql.SQL(ODD_TABLES))
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["row_counts"]["ledger"] -= 1
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = loads_in_pieces(monkeypatch, "public ledger")
+    failed = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=2)
+    assert failed["failed"] is True and failed["passed"] is False and loaded == [("ledger", 300000)]
+    assert failed["msg"] == "restore drill of %s failed: ledger: 300000 row(s) restored, the manifest says 299999" % (
+        made["backup"]["id"])
+    assert not scratch_exists(data)
+
+
 def test_a_drill_in_prod_needs_no_allow_prod(database, tmp_path):
     migrate(database, stage="PROD")
     call(phoenix_backup.main, database, stage="PROD", dest=str(tmp_path))
@@ -89,6 +130,8 @@ def test_a_typo_in_the_backup_id_and_a_stage_that_is_not_this_databases_are_refu
     assert typo["failed"] and "backup-BETA-2026" in typo["msg"], typo
     fenced = call(phoenix_restore_drill.main, data, stage="PROD", dest=str(tmp_path))
     assert fenced["failed"] and "BETA" in fenced["msg"], fenced
+    no_jobs = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=0)
+    assert no_jobs["failed"] and no_jobs["msg"] == "jobs must be from 1 to 128, got 0", no_jobs
     assert not scratch_exists(data)
 
 

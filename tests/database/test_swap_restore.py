@@ -27,7 +27,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import DiskFull, module_process, run_module
 
-from worlds_fixtures import app_fingerprints, migrate, table_fingerprints
+from worlds_fixtures import ODD_TABLES, app_fingerprints, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -348,26 +348,6 @@ def test_a_role_that_may_not_create_databases_is_told_before_anything_happens(sw
     assert "role shop_web may not create one; give it the CREATEDB right" in refused["msg"], refused["msg"]
     assert "mode=in_place" in refused["msg"]
     assert table_fingerprints(data) == before and not databases_like(data, "_")
-
-
-ODD_TABLES = r"""
-CREATE TABLE ledger (id int GENERATED ALWAYS AS IDENTITY, note text, doubled int GENERATED ALWAYS AS (id * 2) STORED);
--- values that look like the end of a COPY, or cut it into lines, once unescaped
-INSERT INTO ledger (note) SELECT CASE g % 5 WHEN 0 THEN E'\\.' WHEN 1 THEN E'row\n\\.\nnext' WHEN 2 THEN E'tab\there'
-    WHEN 3 THEN 'plain ' || g ELSE NULL END FROM generate_series(1, 300000) g;
-CREATE TABLE readings (taken date NOT NULL, value int) PARTITION BY RANGE (taken);
-CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
-INSERT INTO readings SELECT date '2025-01-01' + (g % 700), g FROM generate_series(1, 100000) g;
-CREATE TABLE no_key (value text);
-INSERT INTO no_key SELECT 'same' FROM generate_series(1, 1000);
--- a name that needs quoting wherever it goes
-CREATE SCHEMA "Odd schema";
-CREATE TABLE "Odd schema"."a ""quoted"" (name" (value text);
-INSERT INTO "Odd schema"."a ""quoted"" (name" SELECT md5(g::text) FROM generate_series(1, 5000) g;
-CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no inserts'; END $$;
-CREATE TRIGGER ledger_refuses BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION refuse();
-"""
 
 
 @pytest.mark.parametrize("compress, encrypted", [("gzip", False), ("zstd", False), ("gzip", True)])

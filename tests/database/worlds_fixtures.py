@@ -1,4 +1,5 @@
-"""Schemas for world tests: the reference schema, and an unrelated shop that follows the world_id convention."""
+"""Schemas for the tests: the reference schema, an unrelated shop that follows the world_id convention, and
+application tables that make a dump and its restore work (identity keys, partitions, triggers, odd names)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,25 @@ SHOP_DDL = (
     "sku text NOT NULL REFERENCES shop.products (sku), qty integer NOT NULL, PRIMARY KEY (order_id, line_no))",
 )
 SHOP_TABLES = ("shop.customers", "shop.orders", "shop.order_lines")
+
+ODD_TABLES = r"""
+CREATE TABLE ledger (id int GENERATED ALWAYS AS IDENTITY, note text, doubled int GENERATED ALWAYS AS (id * 2) STORED);
+-- values that look like the end of a COPY, or cut it into lines, once unescaped
+INSERT INTO ledger (note) SELECT CASE g % 5 WHEN 0 THEN E'\\.' WHEN 1 THEN E'row\n\\.\nnext' WHEN 2 THEN E'tab\there'
+    WHEN 3 THEN 'plain ' || g ELSE NULL END FROM generate_series(1, 300000) g;
+CREATE TABLE readings (taken date NOT NULL, value int) PARTITION BY RANGE (taken);
+CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO readings SELECT date '2025-01-01' + (g % 700), g FROM generate_series(1, 100000) g;
+CREATE TABLE no_key (value text);
+INSERT INTO no_key SELECT 'same' FROM generate_series(1, 1000);
+-- a name that needs quoting wherever it goes
+CREATE SCHEMA "Odd schema";
+CREATE TABLE "Odd schema"."a ""quoted"" (name" (value text);
+INSERT INTO "Odd schema"."a ""quoted"" (name" SELECT md5(g::text) FROM generate_series(1, 5000) g;
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no inserts'; END $$;
+CREATE TRIGGER ledger_refuses BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION refuse();
+"""
 
 
 def migrate(database, stage: str = "BETA", app_schema: str = "reference") -> None:

@@ -44,6 +44,7 @@ class DrillRequest:
     stage: str
     signing_key: str | None = None
     identity: str | None = None  # age identity of an encrypted backup
+    jobs: int = 1  # pg_restore's; above 1 a parallel restore (nobody sees the scratch database half-restored)
 
 
 def drill(conninfo: str, request: DrillRequest, check_mode: bool,
@@ -75,20 +76,20 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
-                problems, result["checks"] = _check(major, target, backup, files, inspect)
+                problems, result["checks"] = _check(major, target, backup, files, request.jobs, inspect)
             finally:
                 drop_database(admin, scratch)
     result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
     return result
 
 
-def _check(major: int, target: str, backup: store.Backup, files: encryption.DumpFiles,
+def _check(major: int, target: str, backup: store.Backup, files: encryption.DumpFiles, jobs: int,
            inspect) -> tuple[list[str], dict[str, Any]]:
     try:
-        restore_dump(major, target, backup, files, keep_history=False)
+        loaded = restore_dump(major, target, backup, files, keep_history=False, jobs=jobs)
     except PhoenixError as exc:
         return ["the restore failed: %s" % exc.msg], {}
-    problems = restored_problems(target, backup)
+    problems = restored_problems(target, backup, loaded)
     checks = inspect(target)
     problems += ["%s check: %s" % (name, check.get("message", check["status"]))
                  for name, check in sorted(checks.items()) if check["status"] == "unhealthy"]
