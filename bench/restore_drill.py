@@ -127,14 +127,14 @@ def measure(size_mb: int, runs: int, work: Path) -> str:
         "",
         "| operation | phoenix.platform | by hand | ratio |",
         "|---|---|---|---|",
-        "| restore drill, `jobs: 1` (one transaction), custom-format backup | %.1f s (`phoenix_restore_drill`: %s) "
+        "| restore drill, custom-format backup, `jobs: 1` (one transaction) | %.1f s (`phoenix_restore_drill`: %s) "
         "| %.1f s (%s) | **%.2f×** |"
         % (timed["one_transaction"], checked, by_hand, by_hand_text, timed["one_transaction"] / by_hand),
-        "| restore drill, %d jobs, custom-format backup (the same) | %.1f s | %.1f s | **%.2f×** |"
+        "| restore drill, custom-format backup, by default %d jobs | %.1f s | %.1f s | **%.2f×** |"
         % (parallel_jobs(), timed["custom"], by_hand, timed["custom"] / by_hand),
-        "| restore drill, %d jobs, `format: directory`, `compress: zstd` backup (pg_dump %d): the table's rows over "
-        "%d connections | %.1f s | %.1f s | **%.2f×** |"
-        % (parallel_jobs(), read_manifest(zstd)["pg_dump_major"], parallel_jobs(), timed["zstd"], by_hand,
+        "| restore drill, `format: directory`, `compress: zstd` backup (pg_dump %d), by default %d jobs: the table's "
+        "rows over %d connections | %.1f s | %.1f s | **%.2f×** |"
+        % (read_manifest(zstd)["pg_dump_major"], parallel_jobs(), parallel_jobs(), timed["zstd"], by_hand,
            timed["zstd"] / by_hand),
         "",
         "A drill of the zstd backup killed (SIGKILL of its process group) half-way, at %.1f s: scratch database left "

@@ -37,10 +37,11 @@ options:
     description:
       - Parallel pg_restore jobs (custom and directory formats), as O(phoenix.platform.phoenix_restore#module:jobs)
         with O(phoenix.platform.phoenix_restore#module:mode=swap). Nobody uses the scratch database, so it need not
-        be restored in one transaction. Default one per CPU, at most 4.
+        be restored in one transaction.
       - From a directory dump, a table too big for one job is loaded over O(jobs) connections at once, and its row
         count is the one the server reports as those COPYs end.
       - V(1) restores in one transaction, as O(phoenix.platform.phoenix_restore#module:mode=in_place) does.
+      - Default one per CPU, at most 4.
     type: int
 extends_documentation_fragment:
   - phoenix.platform.connection

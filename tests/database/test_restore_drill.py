@@ -12,9 +12,12 @@ import time
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import server_room
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import drill as drill_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import server_room
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
@@ -74,17 +77,26 @@ def loads_in_pieces(monkeypatch, table: str) -> list[tuple[str, int] | None]:
     return loaded
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_a_drill_restores_application_tables_in_parallel_or_in_one_transaction(data, tmp_path, monkeypatch, jobs):
+@pytest.mark.parametrize("fmt, jobs, restored_with", [
+    ("directory", 2, 2),
+    ("directory", 1, 1),
+    ("directory", None, parallel_jobs()),
+    ("custom", None, parallel_jobs()),  # in parallel too, but its tables whole
+])
+def test_a_drill_restores_in_parallel_or_in_one_transaction(data, tmp_path, monkeypatch, fmt, jobs, restored_with):
     with data.connect() as conn:
         conn.execute(sql.SQL(ODD_TABLES))
-    call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     before = table_fingerprints(data)
     loaded = loads_in_pieces(monkeypatch, "public ledger")
+    restores: list[int] = []
+    monkeypatch.setattr(drill_module, "restore_dump",
+                        lambda *args, **options: restores.append(options["jobs"]) or restore_dump(*args, **options))
     drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=jobs)
     assert drilled.get("passed") is True and drilled["problems"] == [], drilled.get("msg")
+    assert restores == [restored_with]
     # in parallel, the ledger's rows came over two connections, and the server's count of them stood for the table's
-    assert loaded == ([("ledger", 300000)] if jobs > 1 else [])
+    assert loaded == ([("ledger", 300000)] if fmt == "directory" and restored_with > 1 else [])
     assert not scratch_exists(data) and table_fingerprints(data) == before
 
 
