@@ -32,7 +32,8 @@ options:
       - A custom or plain dump is decrypted on the fly into the program that reads it. A directory dump is given
         to pg_restore as a private directory beside it (mode 0700) whose data files are FIFOs, decrypted into as
         they are read; only its table of contents (definitions, no row) is decrypted to a file there. A custom
-        dump restored in parallel (C(mode=swap)), in which pg_restore seeks, is decrypted into such a directory.
+        dump restored in parallel (C(mode=swap), or a restore drill given C(jobs) above 1), in which pg_restore
+        seeks, is decrypted into such a directory.
         Private directories are removed afterwards (one left by a killed run, by the next read on that host).
         Without the identity, or with a wrong one, an encrypted backup is refused before anything is read,
         naming its recipients.

@@ -41,7 +41,9 @@ options:
       - From a directory dump, a table too big for one job is loaded over O(jobs) connections at once, and its row
         count is the one the server reports as those COPYs end.
       - V(1) restores in one transaction, as O(phoenix.platform.phoenix_restore#module:mode=in_place) does.
-      - Default one per CPU, at most 4.
+      - Default one per CPU, at most 4; but 1 for an encrypted custom-format backup. pg_restore seeks in a dump it
+        restores in parallel, so such a dump would first be decrypted to a private file beside it (see
+        O(backup_identity)); in one transaction it comes through a pipe, and is never on disk decrypted.
     type: int
 extends_documentation_fragment:
   - phoenix.platform.connection
@@ -105,7 +107,6 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import DrillRequest, drill
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import HealthRequest, collect
@@ -134,8 +135,7 @@ def run(module: PhoenixModule) -> dict:
 
     request = DrillRequest(backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None,
                            stage=module.stage, signing_key=params["backup_signing_key"],
-                           identity=params["backup_identity"],
-                           jobs=parallel_jobs() if params["jobs"] is None else params["jobs"])
+                           identity=params["backup_identity"], jobs=params["jobs"])
     result = drill(module.connection_target().conninfo(), request, module.check_mode, inspect)
     if result["problems"]:
         raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),

@@ -3,12 +3,12 @@ database untouched."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 
+import pyrage
 import pytest
 from psycopg import sql
 
@@ -21,7 +21,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
-from ansible_collections.phoenix.platform.tests.helpers import DiskFull, module_process, run_module
+from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
 
 from worlds_fixtures import ODD_TABLES, migrate, table_fingerprints
 
@@ -77,22 +77,28 @@ def loads_in_pieces(monkeypatch, table: str) -> list[tuple[str, int] | None]:
     return loaded
 
 
-@pytest.mark.parametrize("fmt, jobs, restored_with", [
-    ("directory", 2, 2),
-    ("directory", 1, 1),
-    ("directory", None, parallel_jobs()),
-    ("custom", None, parallel_jobs()),  # in parallel too, but its tables whole
+@pytest.mark.parametrize("fmt, encrypted, jobs, restored_with", [
+    ("directory", False, 2, 2),
+    ("directory", False, 1, 1),
+    ("directory", False, None, parallel_jobs()),
+    ("directory", True, None, parallel_jobs()),  # its files come decrypted through FIFOs
+    ("custom", False, None, parallel_jobs()),  # in parallel too, but its tables whole
+    ("custom", True, None, 1),  # through a pipe: a parallel pg_restore would need it decrypted on disk
 ])
-def test_a_drill_restores_in_parallel_or_in_one_transaction(data, tmp_path, monkeypatch, fmt, jobs, restored_with):
+def test_a_drill_restores_in_parallel_or_in_one_transaction(data, tmp_path, monkeypatch, fmt, encrypted, jobs,
+                                                            restored_with):
     with data.connect() as conn:
         conn.execute(sql.SQL(ODD_TABLES))
-    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    identity = pyrage.x25519.Identity.generate()
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt,
+         encrypt_to=[str(identity.to_public())] if encrypted else None)
     before = table_fingerprints(data)
     loaded = loads_in_pieces(monkeypatch, "public ledger")
     restores: list[int] = []
     monkeypatch.setattr(drill_module, "restore_dump",
                         lambda *args, **options: restores.append(options["jobs"]) or restore_dump(*args, **options))
-    drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=jobs)
+    drilled = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=jobs,
+                   backup_identity=str(identity) if encrypted else None)
     assert drilled.get("passed") is True and drilled["problems"] == [], drilled.get("msg")
     assert restores == [restored_with]
     # in parallel, the ledger's rows came over two connections, and the server's count of them stood for the table's
@@ -104,10 +110,7 @@ def test_rows_loaded_in_pieces_that_disagree_with_the_manifest_fail_the_drill(da
     with data.connect() as conn:
         conn.execute(sql.SQL(ODD_TABLES))
     made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
-    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["row_counts"]["ledger"] -= 1
-    manifest_path.write_text(json.dumps(manifest))
+    miscount(tmp_path, "BETA", made["backup"]["id"], "ledger", -1)
     loaded = loads_in_pieces(monkeypatch, "public ledger")
     failed = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=2)
     assert failed["failed"] is True and failed["passed"] is False and loaded == [("ledger", 300000)]
@@ -125,10 +128,7 @@ def test_a_drill_in_prod_needs_no_allow_prod(database, tmp_path):
 
 def test_a_backup_whose_rows_disagree_with_its_manifest_fails_the_drill(data, tmp_path):
     made = call(phoenix_backup.main, data, dest=str(tmp_path))
-    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["row_counts"]["Artifact"] += 1
-    manifest_path.write_text(json.dumps(manifest))
+    miscount(tmp_path, "BETA", made["backup"]["id"], "Artifact", 1)
     failed = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
     assert failed["failed"] and failed["passed"] is False
     assert failed["msg"] == "restore drill of %s failed: Artifact: 6 row(s) restored, the manifest says 7" % (

@@ -25,7 +25,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap imp
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
-from ansible_collections.phoenix.platform.tests.helpers import DiskFull, module_process, run_module
+from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
 
 from worlds_fixtures import ODD_TABLES, app_fingerprints, migrate, table_fingerprints
 
@@ -392,10 +392,7 @@ def test_rows_loaded_in_pieces_that_disagree_with_the_manifest_stop_the_swap(swa
     with data.connect() as conn:
         conn.execute(sql.SQL(ODD_TABLES))
     made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
-    manifest_path = tmp_path / "BETA" / made["backup"]["id"] / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["row_counts"]["ledger"] -= 1
-    manifest_path.write_text(json.dumps(manifest))
+    miscount(tmp_path, "BETA", made["backup"]["id"], "ledger", -1)
     monkeypatch.setattr(restore_module, "entries_to_split",
                         lambda entries, jobs: [entry for entry, size in entries if "TABLE DATA public ledger " in entry])
     before = table_fingerprints(data)

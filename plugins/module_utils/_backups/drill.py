@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems, parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     restored_problems,
@@ -44,7 +44,7 @@ class DrillRequest:
     stage: str
     signing_key: str | None = None
     identity: str | None = None  # age identity of an encrypted backup
-    jobs: int = 1  # pg_restore's; above 1 a parallel restore (nobody sees the scratch database half-restored)
+    jobs: int | None = None  # pg_restore's (default: drill_jobs); nobody sees the scratch database half-restored
 
 
 def drill(conninfo: str, request: DrillRequest, check_mode: bool,
@@ -76,11 +76,21 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
-                problems, result["checks"] = _check(major, target, backup, files, request.jobs, inspect)
+                jobs = drill_jobs(backup) if request.jobs is None else request.jobs
+                problems, result["checks"] = _check(major, target, backup, files, jobs, inspect)
             finally:
                 drop_database(admin, scratch)
     result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
     return result
+
+
+def drill_jobs(backup: store.Backup) -> int:
+    """In parallel, unless that would write an encrypted custom-format dump to disk decrypted: pg_restore --jobs
+    seeks in its dump, which then cannot come through a pipe. Such a dump is restored in one transaction from the
+    decrypting stream (a directory dump's files are served decrypted through FIFOs either way)."""
+    if backup.manifest["format"] == "custom" and encryption.is_encrypted(backup):
+        return 1
+    return parallel_jobs()
 
 
 def _check(major: int, target: str, backup: store.Backup, files: encryption.DumpFiles, jobs: int,
