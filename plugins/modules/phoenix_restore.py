@@ -48,9 +48,10 @@ options:
       - V(in_place) restores over the database in one transaction; V(swap) restores beside it in parallel and
         swaps the databases' names.
       - A swap holds a second copy of the database while it restores. It first checks the server's disk for room
-        for it (the backup's database size, and as much WAL, up to C(max_wal_size)) and refuses, in check mode too, when there
-        is none. Only a server on this host (a Unix socket or the loopback address) that shows the role where its
-        files are (superuser or C(pg_read_all_settings)) can be checked; otherwise the swap warns and goes ahead.
+        for it (the backup's database size, and as much WAL, up to C(max_wal_size)) and refuses, in check mode
+        too, when there is none. Only a server on this host (a Unix socket or the loopback address) that shows the
+        role where its files are (superuser or C(pg_read_all_settings)) can be checked; otherwise the swap warns
+        and goes ahead.
     type: str
     choices: [in_place, swap]
     default: in_place

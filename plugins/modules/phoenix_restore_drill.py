@@ -15,8 +15,8 @@ description:
   - The scratch database is dropped when the drill ends, passed or failed. A drill killed half-way leaves it
     behind; the next drill drops it before it starts and says so in RV(leftover_removed).
   - Before it creates the scratch database, the drill checks the server's disk for room for it (the backup's
-    database size, and as much WAL up to C(max_wal_size), since a full WAL disk stops the whole server) and refuses when there is
-    none. Only a server on this host that shows the role where its files are (superuser or
+    database size, and as much WAL up to C(max_wal_size), since a full WAL disk stops the whole server) and
+    refuses when there is none. Only a server on this host that shows the role where its files are (superuser or
     C(pg_read_all_settings)) can be checked; otherwise the drill warns and goes ahead.
   - The environment's database is only read (to check its stage fence), so a drill needs no C(allow_prod) in
     PROD. The connecting role needs the CREATEDB privilege.

@@ -13,17 +13,15 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import drill as drill_module
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import server_room
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
 
-from worlds_fixtures import ODD_TABLES, migrate, table_fingerprints
+from worlds_fixtures import ODD_TABLES, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -68,15 +66,6 @@ def test_a_drill_without_room_for_its_scratch_database_is_refused_before_it_crea
                           [scratch_name(SCRATCH_PREFIX, data.name)])
 
 
-def loads_in_pieces(monkeypatch, table: str) -> list[tuple[str, int] | None]:
-    """What loading ``table``'s rows in pieces returned, each time it was (as if it held most of the dump)."""
-    monkeypatch.setattr(restore_module, "entries_to_split",
-                        lambda entries, jobs: [entry for entry, size in entries if " TABLE DATA %s " % table in entry])
-    loaded: list[tuple[str, int] | None] = []
-    monkeypatch.setattr(restore_module, "load_split", lambda *args: loaded.append(load_split(*args)) or loaded[-1])
-    return loaded
-
-
 @pytest.mark.parametrize("fmt, encrypted, jobs, restored_with", [
     ("directory", False, 2, 2),
     ("directory", False, 1, 1),
@@ -93,7 +82,7 @@ def test_a_drill_restores_in_parallel_or_in_one_transaction(data, tmp_path, monk
     call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt,
          encrypt_to=[str(identity.to_public())] if encrypted else None)
     before = table_fingerprints(data)
-    loaded = loads_in_pieces(monkeypatch, "public ledger")
+    loaded = loads_in_pieces(monkeypatch, the_ledger)
     restores: list[int] = []
     monkeypatch.setattr(drill_module, "restore_dump",
                         lambda *args, **options: restores.append(options["jobs"]) or restore_dump(*args, **options))
@@ -102,7 +91,7 @@ def test_a_drill_restores_in_parallel_or_in_one_transaction(data, tmp_path, monk
     assert drilled.get("passed") is True and drilled["problems"] == [], drilled.get("msg")
     assert restores == [restored_with]
     # in parallel, the ledger's rows came over two connections, and the server's count of them stood for the table's
-    assert loaded == ([("ledger", 300000)] if fmt == "directory" and restored_with > 1 else [])
+    assert list(loaded.values()) == ([("ledger", 300000)] if fmt == "directory" and restored_with > 1 else [])
     assert not scratch_exists(data) and table_fingerprints(data) == before
 
 
@@ -111,9 +100,9 @@ def test_rows_loaded_in_pieces_that_disagree_with_the_manifest_fail_the_drill(da
         conn.execute(sql.SQL(ODD_TABLES))
     made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
     miscount(tmp_path, "BETA", made["backup"]["id"], "ledger", -1)
-    loaded = loads_in_pieces(monkeypatch, "public ledger")
+    loaded = loads_in_pieces(monkeypatch, the_ledger)
     failed = call(phoenix_restore_drill.main, data, dest=str(tmp_path), jobs=2)
-    assert failed["failed"] is True and failed["passed"] is False and loaded == [("ledger", 300000)]
+    assert failed["failed"] is True and failed["passed"] is False and list(loaded.values()) == [("ledger", 300000)]
     assert failed["msg"] == "restore drill of %s failed: ledger: 300000 row(s) restored, the manifest says 299999" % (
         made["backup"]["id"])
     assert not scratch_exists(data)

@@ -27,7 +27,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
 
-from worlds_fixtures import ODD_TABLES, app_fingerprints, migrate, table_fingerprints
+from worlds_fixtures import ODD_TABLES, app_fingerprints, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -362,14 +362,7 @@ def test_big_tables_rows_come_over_several_connections_exactly(swappable, tmp_pa
     before = rows_restored(data)
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
     # these tables are small and none holds most rows: any but the tiniest is loaded in pieces here
-    monkeypatch.setattr(restore_module, "entries_to_split",
-                        lambda entries, jobs: [entry for entry, size in entries if size >= 4096])
-    in_pieces: dict[str, tuple[str, int] | None] = {}
-
-    def loading(*args):
-        in_pieces[args[2]] = load_split(*args)
-        return in_pieces[args[2]]
-    monkeypatch.setattr(restore_module, "load_split", loading)
+    in_pieces = loads_in_pieces(monkeypatch, lambda entry, size: size >= 4096)
     restored = run_module(phoenix_restore.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path),
                                                  "mode": "swap", "jobs": 2, "backup_identity": str(identity)})
     assert restored.get("changed") is True, restored.get("msg")
@@ -393,8 +386,7 @@ def test_rows_loaded_in_pieces_that_disagree_with_the_manifest_stop_the_swap(swa
         conn.execute(sql.SQL(ODD_TABLES))
     made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
     miscount(tmp_path, "BETA", made["backup"]["id"], "ledger", -1)
-    monkeypatch.setattr(restore_module, "entries_to_split",
-                        lambda entries, jobs: [entry for entry, size in entries if "TABLE DATA public ledger " in entry])
+    loads_in_pieces(monkeypatch, the_ledger)
     before = table_fingerprints(data)
     refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap", jobs=2)
     assert refused["failed"] is True

@@ -4,9 +4,12 @@ application tables that make a dump and its restore work (identity keys, partiti
 from __future__ import annotations
 
 import uuid
+from typing import Callable
 
 from psycopg import sql
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_schema
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
@@ -39,6 +42,24 @@ INSERT INTO "Odd schema"."a ""quoted"" (name" SELECT md5(g::text) FROM generate_
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no inserts'; END $$;
 CREATE TRIGGER ledger_refuses BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION refuse();
 """
+
+
+def loads_in_pieces(monkeypatch, chosen: Callable[[str, int], bool]) -> dict[str, tuple[str, int] | None]:
+    """A parallel restore loads in pieces the table data that ``chosen(entry, size)`` picks (as if each held most
+    of the dump); returns what each of those loads returned, by its ``pg_restore --list`` entry."""
+    monkeypatch.setattr(restore_module, "entries_to_split",
+                        lambda entries, jobs: [entry for entry, size in entries if chosen(entry, size)])
+    loaded: dict[str, tuple[str, int] | None] = {}
+
+    def loading(*args):
+        loaded[args[2]] = load_split(*args)
+        return loaded[args[2]]
+    monkeypatch.setattr(restore_module, "load_split", loading)
+    return loaded
+
+
+def the_ledger(entry: str, size: int) -> bool:
+    return " TABLE DATA public ledger " in entry
 
 
 def migrate(database, stage: str = "BETA", app_schema: str = "reference") -> None:

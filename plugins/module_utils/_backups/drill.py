@@ -76,7 +76,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
-                jobs = drill_jobs(backup) if request.jobs is None else request.jobs
+                jobs = drill_jobs(files) if request.jobs is None else request.jobs
                 problems, result["checks"] = _check(major, target, backup, files, jobs, inspect)
             finally:
                 drop_database(admin, scratch)
@@ -84,13 +84,10 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
     return result
 
 
-def drill_jobs(backup: store.Backup) -> int:
-    """In parallel, unless that would write an encrypted custom-format dump to disk decrypted: pg_restore --jobs
-    seeks in its dump, which then cannot come through a pipe. Such a dump is restored in one transaction from the
-    decrypting stream (a directory dump's files are served decrypted through FIFOs either way)."""
-    if backup.manifest["format"] == "custom" and encryption.is_encrypted(backup):
-        return 1
-    return parallel_jobs()
+def drill_jobs(files: encryption.DumpFiles) -> int:
+    """In parallel, unless that would put the dump on disk decrypted (an encrypted custom-format dump, in which
+    pg_restore --jobs seeks): it is then restored in one transaction from the decrypting stream."""
+    return 1 if files.copied_to_seek() else parallel_jobs()
 
 
 def _check(major: int, target: str, backup: store.Backup, files: encryption.DumpFiles, jobs: int,

@@ -165,6 +165,11 @@ class DumpFiles:
         with self.stream(name) as stdin:
             yield [], stdin
 
+    def copied_to_seek(self) -> bool:
+        """Whether a program that seeks in the dump (a parallel pg_restore) gets a decrypted copy of it on disk, where
+        one that reads it through once gets a stream (a directory dump is given the same way to both)."""
+        return self.key is not None and self.backup.manifest["format"] != "directory"
+
     def check_identity(self) -> None:
         """Whether the identity opens the backup: the header of its first file is decrypted, no more."""
         entries = self.backup.manifest["files"]
