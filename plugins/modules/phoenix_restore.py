@@ -20,7 +20,8 @@ description:
     must still name O(stage)), and then it takes the
     environment database's name in one transaction, after the sessions of the old one are terminated (stop the
     application first). The old database is kept as C(<name>_pre_restore_<UTC time>) until the next successful
-    swap, in place of a safety backup. Killed at any point, the environment's database is the old one or the new
+    swap, in place of a safety backup (a name too long for an identifier is shortened and followed by a digest of
+    the whole name, so databases named alike keep names of their own). Killed at any point, the environment's database is the old one or the new
     one; a half-restored new database is dropped by the next run. Needs the CREATEDB right and a connection to the
     server's C(postgres) or C(template1) database, both checked first (in check mode too). The new database gets
     the old one's tablespace, encoding, locale, owner, connection limit, privileges, comment and settings
@@ -116,7 +117,9 @@ safety_backup:
   returned: success
   type: dict
 kept_database:
-  description: The old database, renamed, that O(mode=swap) keeps until its next successful swap.
+  description:
+    - The old database, renamed, that O(mode=swap) keeps until its next successful swap.
+    - A database name too long to be kept whole is shortened and followed by C(_) and 8 hex digits of its SHA-256.
   returned: with O(mode=swap), not in check mode
   type: str
   sample: shop_pre_restore_20261124013000

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -21,12 +22,19 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import r
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import list_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK, new_name, swap_restore
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
+    KEPT_MARK,
+    kept_databases,
+    kept_name,
+    new_name,
+    swap_restore,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
 
+from conftest import Database
 from worlds_fixtures import ODD_TABLES, app_fingerprints, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -130,6 +138,72 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
     assert again["dropped_kept"] == [restored["kept_database"]]
     assert databases_like(data, KEPT_MARK) == [again["kept_database"]]
     assert app_fingerprints(data) == before
+
+
+def create_databases(pg_cluster, names: list[str]) -> list[Database]:
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return [Database(pg_cluster, name) for name in names]
+
+
+def drop_databases(pg_cluster, names: list[str]) -> None:
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def tenants(pg_cluster):
+    """Two application databases named alike but for their last characters, too long to keep whole in the name
+    of a database kept by a swap."""
+    stem = "t_%s_shop_production_eu_west_1_customer_tenant_" % uuid.uuid4().hex[:8]
+    made = create_databases(pg_cluster, [stem + "0001", stem + "0002"])
+    for tenant in made:
+        migrate(tenant)
+        call(phoenix_world.main, tenant, id="KEEP_ME", seed={"users": 1, "artifacts": 1, "chats": 0})
+    yield made
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as admin:
+        swapped = [name for tenant in made for name in [new_name(tenant.name), *kept_databases(admin, tenant.name)]]
+    drop_databases(pg_cluster, [tenant.name for tenant in made] + swapped)
+
+
+def test_a_swap_keeps_to_its_own_database_when_long_names_start_alike(tenants, pg_cluster, tmp_path):
+    first, second = tenants
+    for tenant in tenants:
+        call(phoenix_backup.main, tenant, dest=str(tmp_path / tenant.name))
+    other = call(phoenix_restore.main, second, dest=str(tmp_path / second.name), mode="swap")
+    assert other["changed"] is True, other.get("msg")
+    others_kept = table_fingerprints(Database(second.cluster, other["kept_database"]))
+
+    kept = []
+    for run in range(2):
+        time.sleep(1.1)  # kept names carry the second
+        restored = call(phoenix_restore.main, first, dest=str(tmp_path / first.name), mode="swap")
+        assert restored["changed"] is True and restored["kept_database"] != other["kept_database"], restored
+        # only the first tenant's own kept database goes, on its second swap
+        assert restored["dropped_kept"] == kept, restored["dropped_kept"]
+        kept = [restored["kept_database"]]
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as admin:
+            assert kept_databases(admin, second.name) == [other["kept_database"]]
+            assert kept_databases(admin, first.name) == kept
+        assert table_fingerprints(Database(second.cluster, other["kept_database"])) == others_kept
+
+
+def test_kept_databases_are_told_apart_by_exact_name_and_time(pg_cluster):
+    """A database named with fourteen digits is not another's kept copy, nor is a name with a letter in its
+    time."""
+    stem = "t_%s_" % uuid.uuid4().hex[:8]
+    zeros, digits = stem + "0" * 14, stem + "12345678901234"
+    others = [kept_name(digits, "20261205103000"), kept_name(zeros, "2026120510300x")]
+    ours = [kept_name(zeros, "20261205103000"), kept_name(zeros, "20261205103001")]
+    create_databases(pg_cluster, others + ours)
+    try:
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as admin:
+            assert kept_databases(admin, zeros) == ours
+            assert kept_databases(admin, digits) == others[:1]
+    finally:
+        drop_databases(pg_cluster, others + ours)
 
 
 @pytest.mark.parametrize("mode", ["in_place", "swap"])

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
@@ -14,12 +16,20 @@ try:
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
-MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1; a longer name is cut there by the server
+DIGEST_CHARS = 8
 
 
 def scratch_name(prefix: str, database: str, suffix: str = "") -> str:
-    """``<prefix><database><suffix>``, the database's name shortened so that the whole fits an identifier."""
-    return prefix + database[:MAX_IDENTIFIER - len(prefix) - len(suffix)] + suffix
+    """``<prefix><database><suffix>``. When that does not fit an identifier, the database's name is shortened and
+    followed by a digest of the whole name: two long names that start alike (``shop_eu_tenant_a``,
+    ``shop_eu_tenant_b``) keep scratch names of their own, so a run for one never takes the other's for a leftover."""
+    whole = prefix + database + suffix
+    if len(whole.encode()) <= MAX_IDENTIFIER:
+        return whole
+    digest = "_" + hashlib.sha256(database.encode()).hexdigest()[:DIGEST_CHARS]
+    room = MAX_IDENTIFIER - len((prefix + digest + suffix).encode())
+    return prefix + database.encode()[:room].decode(errors="ignore") + digest + suffix  # no character cut in two
 
 
 def database_exists(admin, database: str) -> bool:

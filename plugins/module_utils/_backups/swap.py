@@ -46,6 +46,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 
 NEW_SUFFIX = "_phoenix_restore"
 KEPT_MARK = "_pre_restore_"
+KEPT_TIME = "%Y%m%d%H%M%S"  # UTC
 MAINTENANCE_DATABASES = ("postgres", "template1")
 SWAP_ATTEMPTS = 5  # each waits up to 5 s for terminated sessions to end (the server's own wait)
 HISTORY_TABLES = ("environment", "audit_log")  # carried from the old database into the new one
@@ -92,7 +93,7 @@ def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: 
     ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it records the
     restore)."""
     database = conninfo_to_dict(conninfo)["dbname"]
-    new, kept = new_name(database), kept_name(database, time.strftime("%Y%m%d%H%M%S", time.gmtime()))
+    new, kept = new_name(database), kept_name(database, time.strftime(KEPT_TIME, time.gmtime()))
     with maintenance_connection(conninfo) as admin:
         leftover = database_exists(admin, new)
         drop_database(admin, new)
@@ -172,12 +173,17 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
                                    "not swapped in; stop the application and run the restore again" % database)
 
 
+def kept_databases(admin, database: str) -> list[str]:
+    """The databases kept by swaps of ``database``: exactly the names ``kept_name`` gives, whatever the time."""
+    stamp = len(time.strftime(KEPT_TIME, time.gmtime(0)))
+    ours = re.compile(re.escape(kept_name(database, "0" * stamp)[:-stamp]) + r"\d{%d}\Z" % stamp)
+    names = admin.execute(sql.SQL("SELECT datname FROM pg_database ORDER BY 1")).fetchall()
+    return [name for (name,) in names if ours.match(name)]
+
+
 def _drop_older_kept(admin, database: str, kept: str) -> list[str]:
-    """Databases kept by earlier swaps of this database (exactly the names this module gives them): gone once
-    a newer swap succeeded."""
-    ours = re.compile("^%s$" % re.escape(kept_name(database, "%014d" % 0)).replace("0" * 14, r"\d{14}"))
-    names = admin.execute(sql.SQL("SELECT datname FROM pg_database WHERE datname <> %s ORDER BY 1"), [kept])
-    older = [name for (name,) in names.fetchall() if ours.match(name)]
+    """Databases kept by earlier swaps of this database: gone once a newer swap succeeded."""
+    older = [name for name in kept_databases(admin, database) if name != kept]
     for name in older:
         drop_database(admin, name)
     return older
