@@ -139,6 +139,7 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, default_jobs, ensure_backup
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 
@@ -166,7 +167,7 @@ def run(module: PhoenixModule) -> dict:
         encrypt_to=params["encrypt_to"],
     )
     with module.fenced_connection(writes=False) as conn:
-        return ensure_backup(conn, module.connection_target().conninfo(), request, module.check_mode)
+        return ensure_backup(conn, conninfo_reached(conn), request, module.check_mode)
 
 
 def main() -> None:

@@ -147,6 +147,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec imp
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 
 
@@ -160,7 +161,7 @@ def run(module: PhoenixModule) -> dict:
         jobs=parallel_jobs() if params["jobs"] is None else params["jobs"],
     )
     with module.fenced_connection() as conn:
-        return restore(conn, module.connection_target().conninfo(), request, module.check_mode)
+        return restore(conn, conninfo_reached(conn), request, module.check_mode)
 
 
 def main() -> None:

@@ -107,6 +107,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import DrillRequest, drill
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._health.checks import HealthRequest, collect
@@ -123,8 +124,8 @@ DRILL_CHECKS = ("database", "schema", "stage", "worlds")
 
 def run(module: PhoenixModule) -> dict:
     params = module.params
-    with module.fenced_connection(writes=False):
-        pass  # the stage fence of the environment's database holds; nothing else is read there
+    with module.fenced_connection(writes=False) as conn:  # the stage fence holds; nothing else is read there
+        conninfo = conninfo_reached(conn)
 
     def inspect(conninfo: str) -> dict:
         request = HealthRequest(stage=module.stage, detail=False, backup_dir=None, backup_max_age_hours=0,
@@ -136,7 +137,7 @@ def run(module: PhoenixModule) -> dict:
     request = DrillRequest(backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None,
                            stage=module.stage, signing_key=params["backup_signing_key"],
                            identity=params["backup_identity"], jobs=params["jobs"])
-    result = drill(module.connection_target().conninfo(), request, module.check_mode, inspect)
+    result = drill(conninfo, request, module.check_mode, inspect)
     if result["problems"]:
         raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),
                            **result)

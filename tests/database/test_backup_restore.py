@@ -22,6 +22,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
     phoenix_backup_info,
     phoenix_restore,
+    phoenix_restore_drill,
     phoenix_world,
 )
 from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
@@ -204,6 +205,35 @@ def test_password_never_on_the_command_line_or_in_output(data, tmp_path):
     assert secret not in output
     made = json.loads(output)
     assert secret not in (tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text()
+
+
+def test_programs_reach_the_database_the_connection_found_in_the_environment(data, tmp_path, monkeypatch):
+    """No db_url: libpq finds the database in PGHOST, PGPORT, PGUSER and PGDATABASE, as a job's credential may set
+    them. pg_dump and pg_restore, which are given no PG* variable of the caller's, reach the same database."""
+    for name, value in {"PGHOST": str(data.cluster.socket_dir), "PGPORT": str(data.cluster.port),
+                        "PGUSER": "postgres", "PGDATABASE": data.name}.items():
+        monkeypatch.setenv(name, value)
+    before = app_fingerprints(data)
+    made = run_module(phoenix_backup.main, {"stage": "BETA", "dest": str(tmp_path)})
+    assert made["changed"] is True, made.get("msg")
+    manifest = json.loads((tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text())
+    assert manifest["row_counts"]["User"] == data.query('SELECT count(*) FROM "User"')[0][0] > 0
+    kept = []
+    try:
+        for mode in ("in_place", "swap"):
+            call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+            assert app_fingerprints(data) != before
+            restored = run_module(phoenix_restore.main, {"stage": "BETA", "dest": str(tmp_path), "mode": mode,
+                                                         "safety_backup": False})
+            assert restored["changed"] is True, restored.get("msg")
+            kept += [restored["kept_database"]] if mode == "swap" else []
+            assert app_fingerprints(data) == before
+        drilled = run_module(phoenix_restore_drill.main, {"stage": "BETA", "dest": str(tmp_path)})
+        assert drilled["passed"] is True, drilled.get("msg")
+    finally:
+        with data.connect() as conn:
+            for name in kept:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_killed_backup_leaves_no_listed_backup(data, tmp_path):

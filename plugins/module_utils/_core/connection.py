@@ -99,6 +99,13 @@ class ConnectionTarget:
         return redact(text, self.secrets)
 
 
+def conninfo_reached(conn) -> str:
+    """Where ``conn`` went, as a conninfo string: every option libpq used, whether it came from db_url and login_*
+    or from the environment (PGHOST, PGDATABASE, a service file). Programs run with it (pg_dump, pg_restore),
+    which get no PG* variable of their own (see ``libpq_environment``), reach the same database."""
+    return make_conninfo(**conn.info.get_parameters(), password=conn.info.password)
+
+
 def connect(target: ConnectionTarget):
     """Open a psycopg connection, or raise PhoenixError saying why it failed."""
     conninfo = target.conninfo()

@@ -33,7 +33,8 @@ LIBPQ_ENV = {
     "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
     "dbname": "PGDATABASE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT",
     "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME",
-    "options": "PGOPTIONS", "passfile": "PGPASSFILE", "service": "PGSERVICE",
+    "options": "PGOPTIONS", "passfile": "PGPASSFILE", "service": "PGSERVICE", "sslcrl": "PGSSLCRL",
+    "gssencmode": "PGGSSENCMODE", "channel_binding": "PGCHANNELBINDING", "target_session_attrs": "PGTARGETSESSIONATTRS",
 }
 VERSION = re.compile(r"(\d+)(?:\.\d+)?")
 # wheels that carry PostgreSQL programs in <package>/pginstall/bin: pgserver (16, without zstd and lz4) and
@@ -149,7 +150,8 @@ def describe(versions: Mapping[Path, int]) -> str:
 
 
 def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """An environment that makes libpq programs connect like ``conninfo`` (and nothing else leaks in)."""
+    """An environment that makes libpq programs connect like ``conninfo`` (and nothing else leaks in: give it the
+    options a connection reached, ``conninfo_reached``, not only those a user wrote)."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("PG")}
     for keyword, value in conninfo_to_dict(conninfo).items():
         if keyword in LIBPQ_ENV and value is not None:
