@@ -13,6 +13,9 @@ options:
       - libpq connection URI or conninfo string, for example C(postgresql://phoenix@db.example.com:5432/phoenix_beta).
       - When neither O(db_url) nor any C(login_*) option is given, the environment variable E(PHOENIX_DB_URL)
         is used, then E(DATABASE_URL).
+      - What the options leave out, libpq takes from its own environment variables (E(PGHOST), E(PGPORT),
+        E(PGUSER), E(PGPASSWORD), E(PGDATABASE), a service file); the programs a module runs (C(pg_dump),
+        C(pg_restore)) are given the same connection.
       - Mutually exclusive with the C(login_*) options. Treated as a secret.
     type: str
     aliases: [conninfo]

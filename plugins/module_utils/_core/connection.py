@@ -9,6 +9,7 @@ import re
 from typing import Any, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import LIBPQ_ENV
 
 try:
     import psycopg
@@ -61,8 +62,10 @@ class ConnectionTarget:
             "connect_timeout": params.get("connect_timeout"),
             "application_name": application_name,
         }
+        self._environ = environ
+        # PGPASSWORD: libpq's own fallback, for a connection whose options leave the password out
         self.secrets: tuple[str, ...] = tuple(
-            s for s in (params.get("login_password"), self._url_password()) if s
+            s for s in (params.get("login_password"), self._url_password(), environ.get("PGPASSWORD")) if s
         )
 
     def _url_password(self) -> str:
@@ -89,11 +92,11 @@ class ConnectionTarget:
             info = conninfo_to_dict(self.conninfo())
         except PhoenixError:
             return "<invalid db_url>"
-        host = info.get("host") or "local socket"
-        return "%s@%s:%s/%s" % (
-            info.get("user") or "<default user>", host, info.get("port") or 5432,
-            info.get("dbname") or "<default db>",
-        )
+
+        def part(keyword: str, default: Any) -> Any:  # what the options leave out, libpq takes from PG* variables
+            return info.get(keyword) or self._environ.get(LIBPQ_ENV[keyword]) or default
+        return "%s@%s:%s/%s" % (part("user", "<default user>"), part("host", "local socket"), part("port", 5432),
+                                part("dbname", "<default db>"))
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)

@@ -54,3 +54,11 @@ def test_unparsable_db_url_message_has_no_password():
         target.conninfo()
     assert "not a valid libpq URI" in caught.value.msg
     assert "topsecret" not in caught.value.msg
+
+
+def test_what_the_options_leave_out_is_described_and_redacted_as_libpq_takes_it_from_the_environment():
+    env = {"PGHOST": "/run/app", "PGPORT": "6432", "PGUSER": "app", "PGDATABASE": "shop", "PGPASSWORD": "s3cr3t!"}
+    assert ConnectionTarget({}, environ=env).describe() == "app@/run/app:6432/shop"
+    assert ConnectionTarget({"login_db": "other"}, environ=env).describe() == "app@/run/app:6432/other"
+    assert ConnectionTarget({}, environ=env).redact("auth failed for s3cr3t!") == "auth failed for ********"
+    assert ConnectionTarget({}, environ={}).describe() == "<default user>@local socket:5432/<default db>"
