@@ -207,12 +207,21 @@ def test_password_never_on_the_command_line_or_in_output(data, tmp_path):
     assert secret not in (tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text()
 
 
-def test_programs_reach_the_database_the_connection_found_in_the_environment(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("found_in", ["variables", "service file"])
+def test_programs_reach_the_database_the_connection_found_in_the_environment(data, tmp_path, monkeypatch, found_in):
     """No db_url: libpq finds the database in PGHOST, PGPORT, PGUSER and PGDATABASE, as a job's credential may set
-    them. pg_dump and pg_restore, which are given no PG* variable of the caller's, reach the same database."""
-    for name, value in {"PGHOST": str(data.cluster.socket_dir), "PGPORT": str(data.cluster.port),
-                        "PGUSER": "postgres", "PGDATABASE": data.name}.items():
-        monkeypatch.setenv(name, value)
+    them, or in a service file. pg_dump and pg_restore, which are given no PG* variable of the caller's, reach the
+    same database."""
+    where = {"host": str(data.cluster.socket_dir), "port": str(data.cluster.port), "user": "postgres",
+             "dbname": data.name}
+    if found_in == "variables":
+        for keyword, value in where.items():
+            monkeypatch.setenv(binaries.LIBPQ_ENV[keyword], value)
+    else:
+        services = tmp_path / "services.conf"
+        services.write_text("[shop_beta]\n" + "".join("%s=%s\n" % option for option in where.items()))
+        monkeypatch.setenv("PGSERVICEFILE", str(services))
+        monkeypatch.setenv("PGSERVICE", "shop_beta")
     before = app_fingerprints(data)
     made = run_module(phoenix_backup.main, {"stage": "BETA", "dest": str(tmp_path)})
     assert made["changed"] is True, made.get("msg")

@@ -102,11 +102,16 @@ class ConnectionTarget:
         return redact(text, self.secrets)
 
 
+# a service's options are among those reached; its name would send a program to a service file it may not find
+SERVICE = ("service", "servicefile")
+
+
 def conninfo_reached(conn) -> str:
     """Where ``conn`` went, as a conninfo string: every option libpq used, whether it came from db_url and login_*
     or from the environment (PGHOST, PGDATABASE, a service file). Programs run with it (pg_dump, pg_restore),
     which get no PG* variable of their own (see ``libpq_environment``), reach the same database."""
-    return make_conninfo(**conn.info.get_parameters(), password=conn.info.password)
+    options = {keyword: value for keyword, value in conn.info.get_parameters().items() if keyword not in SERVICE}
+    return make_conninfo(**options, password=conn.info.password or None)
 
 
 def connect(target: ConnectionTarget):
