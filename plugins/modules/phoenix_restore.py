@@ -17,16 +17,18 @@ description:
     leaves the database as it was. The audit log and the stage fence are kept out of the restore.
   - With O(mode=swap), the backup is restored with C(pg_restore -j) into a new database on the same server, its row
     counts and schema version checked against the manifest, the audit log and stage fence carried over (the fence
-    must still name O(stage)), and then it takes the
-    environment database's name in one transaction, after the sessions of the old one are terminated (stop the
-    application first). The old database is kept as C(<name>_pre_restore_<UTC time>) until the next successful
-    swap, in place of a safety backup (a name too long for an identifier is shortened and followed by a digest of
-    the whole name, so databases named alike keep names of their own). Killed at any point, the environment's database is the old one or the new
-    one; a half-restored new database is dropped by the next run. Needs the CREATEDB right and a connection to the
-    server's C(postgres) or C(template1) database, both checked first (in check mode too). The new database gets
-    the old one's tablespace, encoding, locale, owner, connection limit, privileges, comment and settings
-    (C(ALTER DATABASE ... SET) and C(ALTER ROLE ... IN DATABASE ... SET)); settings the restoring role may not
-    give stop the swap before it restores.
+    must still name O(stage)), and then it takes the environment database's name in one transaction, after the
+    sessions of the old one are terminated (stop the application first). The old database is kept as
+    C(<name>_pre_restore_<UTC time>) until the next successful swap, in place of a safety backup (a name too long
+    for an identifier is shortened and followed by a digest of the whole name, so databases named alike keep names
+    of their own). Killed at any point, the environment's database is the old one or the new one; a half-restored
+    new database is dropped by the next run. Needs the CREATEDB right, ownership of the database (or a superuser),
+    the right to end every session in it (sessions of its own roles, of others with C(pg_signal_backend), of a
+    superuser only as a superuser; autovacuum is ended by the server itself) and a connection to the server's
+    C(postgres) or C(template1) database, all checked first (in check mode too). The new database gets the old one's
+    tablespace, encoding, locale, owner, connection limit, privileges, comment and settings (C(ALTER DATABASE ...
+    SET) and C(ALTER ROLE ... IN DATABASE ... SET)); settings the restoring role may not give stop the swap before
+    it restores.
   - An encrypted backup needs O(backup_identity). With O(encrypt_to), the safety backup is encrypted too.
   - A restore is an action, so it always reports a change.
 options:

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, server_room, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import swap as swap_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import list_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
@@ -240,17 +241,117 @@ def test_a_swap_without_room_on_the_servers_disk_is_refused_before_anything_is_w
     assert table_fingerprints(data) == before and not databases_like(data, "_")
 
 
+def swap_as_shop_owner(data, dest, check=False) -> dict:
+    as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")  # may create databases, no more
+    return run_module(phoenix_restore.main, {"db_url": as_owner, "stage": "BETA", "dest": str(dest), "mode": "swap"},
+                      check=check)
+
+
 @pytest.mark.usefixtures("shop_roles")
 def test_a_role_that_cannot_see_the_servers_files_swaps_with_a_warning(swappable, tmp_path):
     data = swappable
     call(phoenix_backup.main, data, dest=str(tmp_path))
-    as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")  # may create databases, no more
-    planned = run_module(phoenix_restore.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path),
-                                                "mode": "swap"}, check=True)
+    with data.connect() as conn:  # the owner may rename it
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    planned = swap_as_shop_owner(data, tmp_path, check=True)
     assert planned["changed"] is True, planned.get("msg")
     assert [w["event"]["msg"] for w in planned["warnings"]] == [
         "free space for the swap's second copy of the database was not checked: the server does not show this role "
         "where its files are (superuser or pg_read_all_settings)"]
+
+
+@pytest.mark.usefixtures("shop_roles")
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_a_swap_the_role_could_not_finish_is_refused_before_it_restores(swappable, tmp_path, check):
+    """Renaming a database takes its owner, and ending a session the right to signal it: both are checked before
+    the restore, not found missing after it."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    refused = swap_as_shop_owner(data, tmp_path, check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == (
+        "mode=swap renames database %s, which only its owner may do, and role shop_owner is not postgres (nor a "
+        "member of it); restore as postgres or a superuser, or use mode=in_place" % data.name)
+
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    with psycopg.connect(data.url, application_name="metrics agent") as agent:  # a superuser's session
+        agent.execute(sql.SQL("SELECT 1"))
+        refused = swap_as_shop_owner(data, tmp_path, check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == (
+        "mode=swap ends every session in database %s, and role shop_owner may not end 1 session of postgres "
+        "(metrics agent); stop it, or restore as a superuser, or use mode=in_place" % data.name)
+    assert not databases_like(data, "_")
+
+
+@pytest.mark.usefixtures("shop_roles")
+def test_a_session_it_may_not_end_that_comes_during_the_restore_stops_the_swap(swappable, tmp_path, monkeypatch):
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    before = table_fingerprints(data)
+    agents = []
+    checked = swap_module.restored_problems
+
+    def an_agent_connects(*args, **kwargs):  # after the checks before the restore, before the swap
+        agents.append(psycopg.connect(data.url, application_name="metrics agent"))
+        return checked(*args, **kwargs)
+    monkeypatch.setattr(swap_module, "restored_problems", an_agent_connects)
+    try:
+        refused = swap_as_shop_owner(data, tmp_path)
+    finally:
+        for agent in agents:
+            agent.close()
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == ("the restored database is ready, but it was not swapped in: role shop_owner may not end "
+                              "1 session of postgres (metrics agent) in %s; stop it and run the restore again"
+                              % data.name)
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
+@pytest.fixture
+def autovacuum_at_work(swappable, pg_cluster):
+    """An autovacuum worker in the database for a minute: a table of dead rows that it vacuums slowly."""
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER SYSTEM SET autovacuum_naptime = 1"))
+        conn.execute(sql.SQL("SELECT pg_reload_conf()"))
+    try:
+        with swappable.connect() as conn:
+            conn.execute(sql.SQL("CREATE TABLE public.slowly_vacuumed (n int) WITH (autovacuum_vacuum_cost_delay = "
+                                 "100, autovacuum_vacuum_cost_limit = 1, autovacuum_vacuum_threshold = 0, "
+                                 "autovacuum_vacuum_scale_factor = 0)"))
+            conn.execute(sql.SQL("INSERT INTO public.slowly_vacuumed SELECT generate_series(1, 100000)"))
+            conn.execute(sql.SQL("DELETE FROM public.slowly_vacuumed"))
+        for wait in range(300):
+            if swappable.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                               "AND backend_type = 'autovacuum worker'", (swappable.name,)) == [(1,)]:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("no autovacuum worker came to the database in 30 s")
+        yield swappable
+    finally:
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER SYSTEM RESET autovacuum_naptime"))
+            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
+
+
+@pytest.mark.usefixtures("shop_roles")
+def test_an_owner_swaps_while_autovacuum_works_in_the_database(autovacuum_at_work, tmp_path):
+    """Autovacuum runs as no role an owner may signal; renaming the database ends it, as the server does."""
+    data = autovacuum_at_work
+    before = app_fingerprints(data)
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    restored = swap_as_shop_owner(data, tmp_path)
+    assert restored.get("changed") is True, restored["_raw"]
+    assert app_fingerprints(data) == before
+    assert data.query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (data.name,)) == [
+        ("shop_owner",)]
 
 
 def one_more_row(manifest: dict) -> str:
