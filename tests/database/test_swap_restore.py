@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -16,12 +17,14 @@ import psycopg
 import pyrage
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, server_room, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import swap as swap_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import list_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import drop_database
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     KEPT_MARK,
@@ -311,43 +314,61 @@ def test_a_session_it_may_not_end_that_comes_during_the_restore_stops_the_swap(s
     assert table_fingerprints(data) == before and not databases_like(data, "_")
 
 
-@pytest.fixture
-def autovacuum_at_work(swappable, pg_cluster):
-    """An autovacuum worker in the database for a minute: a table of dead rows that it vacuums slowly."""
-    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+@contextlib.contextmanager
+def autovacuum_at_work(database):
+    """An autovacuum worker in ``database`` for a minute: a table of dead rows that it vacuums slowly."""
+    with psycopg.connect(**database.cluster.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER SYSTEM SET autovacuum_naptime = 1"))
         conn.execute(sql.SQL("SELECT pg_reload_conf()"))
     try:
-        with swappable.connect() as conn:
+        with database.connect() as conn:
             conn.execute(sql.SQL("CREATE TABLE public.slowly_vacuumed (n int) WITH (autovacuum_vacuum_cost_delay = "
                                  "100, autovacuum_vacuum_cost_limit = 1, autovacuum_vacuum_threshold = 0, "
                                  "autovacuum_vacuum_scale_factor = 0)"))
             conn.execute(sql.SQL("INSERT INTO public.slowly_vacuumed SELECT generate_series(1, 100000)"))
             conn.execute(sql.SQL("DELETE FROM public.slowly_vacuumed"))
         for wait in range(300):
-            if swappable.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                               "AND backend_type = 'autovacuum worker'", (swappable.name,)) == [(1,)]:
+            if database.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                              "AND backend_type = 'autovacuum worker'", (database.name,)) == [(1,)]:
                 break
             time.sleep(0.1)
         else:
             raise AssertionError("no autovacuum worker came to the database in 30 s")
-        yield swappable
+        yield
     finally:
-        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        with psycopg.connect(**database.cluster.conninfo(), autocommit=True) as conn:
             conn.execute(sql.SQL("ALTER SYSTEM RESET autovacuum_naptime"))
             conn.execute(sql.SQL("SELECT pg_reload_conf()"))
 
 
 @pytest.mark.usefixtures("shop_roles")
-def test_an_owner_swaps_while_autovacuum_works_in_the_database(autovacuum_at_work, tmp_path):
+def test_a_role_that_is_not_a_superuser_drops_a_database_while_autovacuum_works_there(pg_cluster):
+    """As a drill drops its scratch database and a swap its new one, freshly loaded: autovacuum's first stop."""
+    name = "t_%s_scratch" % uuid.uuid4().hex[:8]
+    scratch, = create_databases(pg_cluster, [name])
+    try:
+        with scratch.connect() as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(name)))
+        with autovacuum_at_work(scratch), psycopg.connect(make_conninfo(scratch.url, user="shop_owner",
+                                                                        dbname="postgres"), autocommit=True) as admin:
+            drop_database(admin, name)
+        with psycopg.connect(**pg_cluster.conninfo()) as conn:
+            assert not conn.execute(sql.SQL("SELECT 1 FROM pg_database WHERE datname = %s"), [name]).fetchall()
+    finally:
+        drop_databases(pg_cluster, [name])
+
+
+@pytest.mark.usefixtures("shop_roles")
+def test_an_owner_swaps_while_autovacuum_works_in_the_database(swappable, tmp_path):
     """Autovacuum runs as no role an owner may signal; renaming the database ends it, as the server does."""
-    data = autovacuum_at_work
+    data = swappable
     before = app_fingerprints(data)
     call(phoenix_backup.main, data, dest=str(tmp_path))
     with data.connect() as conn:
         conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
-    restored = swap_as_shop_owner(data, tmp_path)
+    with autovacuum_at_work(data):
+        restored = swap_as_shop_owner(data, tmp_path)
     assert restored.get("changed") is True, restored["_raw"]
     assert app_fingerprints(data) == before
     assert data.query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (data.name,)) == [

@@ -8,6 +8,7 @@ import hashlib
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.sessions import end_sessions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 
 try:
@@ -38,7 +39,10 @@ def database_exists(admin, database: str) -> bool:
 
 
 def drop_database(admin, database: str) -> None:
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    """Drop ``database`` after ending its sessions (not WITH (FORCE), which a role that is not a superuser may not
+    use while autovacuum works there: a plain DROP ends autovacuum itself, see ``sessions``)."""
+    end_sessions(admin, [database])
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
 
 
 def restored_problems(conninfo: str, backup: store.Backup, loaded: dict[str, int] | None = None) -> list[str]:

@@ -34,6 +34,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.sessions import (
+    end_sessions,
+    other_sessions,
+    sessions_it_may_not_end,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 
@@ -95,36 +100,6 @@ def require_swap_possible(conninfo: str, backup: store.Backup) -> str | None:
             raise PhoenixError("mode=swap ends every session in database %s, and role %s may not end %s; stop it, or "
                                "restore as a superuser, or use mode=in_place" % (database, role, blocking))
         return require_room(admin, backup, database, database, "use mode=in_place (it needs no second copy)")
-
-
-# The other sessions in some databases. Parallel workers end with their leader. Where this role may not see a
-# session's details (pg_read_all_stats), its backend_type is null.
-OTHER_SESSIONS = (
-    "FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid WHERE a.datname = ANY(%s) "
-    "AND a.pid <> pg_backend_pid() AND a.backend_type IS DISTINCT FROM 'parallel worker'")
-SUPERUSER = "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
-# Those a swap ends. Processes that run as no role are left to the server: ALTER DATABASE ... RENAME ends the
-# autovacuum workers itself, and only a superuser may end any of them.
-TO_END = OTHER_SESSIONS + (" AND a.backend_type IS DISTINCT FROM 'autovacuum worker' AND (r.oid IS NOT NULL OR %s)"
-                           % SUPERUSER)
-# Those pg_terminate_backend refuses this role: a superuser's, or of a role whose privileges it has not, unless it
-# has those of pg_signal_backend.
-MAY_NOT_END = TO_END + (" AND NOT %s AND (r.rolsuper OR NOT (pg_has_role(r.oid, 'USAGE') OR "
-                        "pg_has_role('pg_signal_backend', 'USAGE')))" % SUPERUSER)
-WHO = "SELECT coalesce(r.rolname, a.backend_type, 'a process of no role'), a.application_name "
-
-
-def sessions_it_may_not_end(admin, databases: list[str]) -> str:
-    """The sessions in ``databases`` this role may not end, described (``1 session of postgres (metrics agent)``),
-    or the empty string."""
-    return _described(admin.execute(sql.SQL(WHO + MAY_NOT_END), [databases]).fetchall())
-
-
-def _described(sessions: list[tuple[str, str]]) -> str:
-    if not sessions:
-        return ""
-    named = sorted({"%s%s" % (who, " (%s)" % application if application else "") for who, application in sessions})
-    return "%d session%s of %s" % (len(sessions), "" if len(sessions) == 1 else "s", ", ".join(named))
 
 
 def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: Callable[[str], dict[str, int]],
@@ -201,7 +176,7 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
     for attempt in range(SWAP_ATTEMPTS):
         try:
             with admin.transaction():
-                admin.execute(sql.SQL("SELECT pg_terminate_backend(a.pid) " + TO_END), [[database, new]])
+                end_sessions(admin, [database, new])
                 admin.execute(rename.format(sql.Identifier(database), sql.Identifier(kept)))
                 admin.execute(rename.format(sql.Identifier(new), sql.Identifier(database)))
                 for setting in settings:
@@ -214,7 +189,7 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
                                    database)) from None
         except psycopg.errors.ObjectInUse:  # a session came back between the termination and the rename
             if attempt == SWAP_ATTEMPTS - 1:
-                still = _described(admin.execute(sql.SQL(WHO + OTHER_SESSIONS), [[database, new]]).fetchall())
+                still = other_sessions(admin, [database, new])
                 raise PhoenixError("the restored database is ready, but sessions kept reconnecting to %s (%s), so it "
                                    "was not swapped in; stop the application and run the restore again"
                                    % (database, still or "none left now"))

@@ -1,0 +1,52 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The other sessions in the databases a restore renames or drops, and which of them it may end.
+
+pg_terminate_backend (and ``DROP DATABASE ... WITH (FORCE)``, which uses it) refuses a role that is not a superuser
+a superuser's session, a session of a role whose privileges it has not (unless it has those of
+pg_signal_backend), and a process that runs as no role, autovacuum included. ``ALTER DATABASE ... RENAME`` and
+a plain ``DROP DATABASE`` end autovacuum workers themselves: so sessions of a role are ended here, and the rest is
+left to the server.
+"""
+
+from __future__ import annotations
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+# Parallel workers end with their leader. Where this role may not see a session's details (pg_read_all_stats),
+# its backend_type is null.
+OTHER_SESSIONS = (
+    "FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid WHERE a.datname = ANY(%s) "
+    "AND a.pid <> pg_backend_pid() AND a.backend_type IS DISTINCT FROM 'parallel worker'")
+SUPERUSER = "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+TO_END = OTHER_SESSIONS + (" AND a.backend_type IS DISTINCT FROM 'autovacuum worker' AND (r.oid IS NOT NULL OR %s)"
+                           % SUPERUSER)
+MAY_NOT_END = TO_END + (" AND NOT %s AND (r.rolsuper OR NOT (pg_has_role(r.oid, 'USAGE') OR "
+                        "pg_has_role('pg_signal_backend', 'USAGE')))" % SUPERUSER)
+WHO = "SELECT coalesce(r.rolname, a.backend_type, 'a process of no role'), a.application_name "
+
+
+def end_sessions(admin, databases: list[str]) -> None:
+    """End the sessions of a role in ``databases``; psycopg.errors.InsufficientPrivilege when one may not be."""
+    admin.execute(sql.SQL("SELECT pg_terminate_backend(a.pid) " + TO_END), [databases])
+
+
+def sessions_it_may_not_end(admin, databases: list[str]) -> str:
+    """The sessions in ``databases`` this role may not end, described (``1 session of postgres (metrics agent)``),
+    or the empty string."""
+    return _described(admin.execute(sql.SQL(WHO + MAY_NOT_END), [databases]).fetchall())
+
+
+def other_sessions(admin, databases: list[str]) -> str:
+    """Every other session in ``databases``, described, or the empty string."""
+    return _described(admin.execute(sql.SQL(WHO + OTHER_SESSIONS), [databases]).fetchall())
+
+
+def _described(sessions: list[tuple[str, str]]) -> str:
+    if not sessions:
+        return ""
+    named = sorted({"%s%s" % (who, " (%s)" % application if application else "") for who, application in sessions})
+    return "%d session%s of %s" % (len(sessions), "" if len(sessions) == 1 else "s", ", ".join(named))
