@@ -14,7 +14,8 @@ description:
   - Runs C(REINDEX TABLE CONCURRENTLY) on the tables in O(reindex), so they stay writable.
   - With O(terminate_idle_minutes), terminates sessions of this database left idle in a transaction for longer
     (they hold locks and keep old rows from being vacuumed). Never this session, another Phoenix job's (application
-    name C(phoenix.platform.*)), or a replication connection.
+    name C(phoenix.platform.*)), or a replication connection. Sessions the role may not end (a superuser's, unless
+    it is one; another role's, unless it is a member of it or of C(pg_signal_backend)) are left, with a warning.
   - Always returns RV(report), the statistics-based bloat estimate of every table (dead rows and their share,
     table and index sizes, last vacuum and analyse). Index bloat proper would need the pgstattuple extension,
     which is not used.

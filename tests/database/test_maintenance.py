@@ -71,6 +71,30 @@ def test_idle_transactions_are_reaped_but_never_ours_or_another_phoenix_jobs(chu
             conn.close()
 
 
+@pytest.fixture
+def maintainer(pg_cluster):
+    """A role that reads everything and every session's state, and may end no session but its own."""
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE maintainer LOGIN IN ROLE pg_read_all_data, pg_read_all_stats"))
+    yield "maintainer"
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY maintainer"))
+        conn.execute(sql.SQL("DROP ROLE maintainer"))
+
+
+def test_an_idle_session_the_role_may_not_end_is_left_with_a_warning(churned, maintainer):
+    with psycopg.connect(churned.url, application_name="dba console") as console:  # a superuser's
+        console.execute(sql.SQL("SELECT count(*) FROM orders"))  # opens a transaction, then idles in it
+        as_maintainer = psycopg.conninfo.make_conninfo(churned.url, user=maintainer)
+        reaped = run_module(phoenix_maintenance.main, {"db_url": as_maintainer, "stage": "BETA", "vacuum": False,
+                                                       "terminate_idle_minutes": 0})
+        assert "failed" not in reaped and reaped["terminate"] == [] and reaped["changed"] is False, reaped
+        assert [w["event"]["msg"] for w in reaped["warnings"]] == [
+            "1 session of postgres (dba console) idle in a transaction for longer than 0 minutes were left: role "
+            "maintainer may not end them (a superuser's only a superuser, others' a member of pg_signal_backend)"]
+        assert console.execute(sql.SQL("SELECT 1")).fetchone() == (1,)
+
+
 def test_prod_reports_freely_and_acts_only_with_allow_prod(database):
     migrate(database, stage="PROD")
     with database.connect() as conn:

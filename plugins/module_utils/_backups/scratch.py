@@ -8,8 +8,8 @@ import hashlib
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.sessions import end_sessions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import end_sessions
 
 try:
     import psycopg

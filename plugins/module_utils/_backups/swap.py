@@ -34,13 +34,13 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.sessions import (
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
     end_sessions,
     other_sessions,
     sessions_it_may_not_end,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 
 try:
     import psycopg

@@ -18,6 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.audit impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import MAY_END, WHO, described
 
 try:
     from psycopg import sql
@@ -53,6 +54,14 @@ def table_report(conn) -> dict[str, dict[str, Any]]:
         for schema, name, live, dead, ratio, size, index_size, vacuumed, analysed in rows}
 
 
+# Sessions of other clients in this database idle in a transaction for longer than some minutes (not phoenix's)
+IDLE_SESSIONS = (
+    "FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid WHERE a.datname = current_database() "
+    "AND a.backend_type = 'client backend' AND a.state IN ('idle in transaction', 'idle in transaction (aborted)') "
+    "AND a.pid <> pg_backend_pid() AND a.application_name NOT LIKE %s "
+    "AND now() - a.state_change > make_interval(mins => %s)")
+
+
 def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
     if not 0 <= request.dead_ratio <= 100:
         raise PhoenixError("dead_ratio must be from 0 to 100 (a share of the live rows, e.g. 0.1), got %s"
@@ -64,17 +73,21 @@ def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
                            "%s)" % (", ".join(unknown), ", ".join(sorted(report)[:3]) or "none"))
     vacuum = [label for label, t in report.items() if request.vacuum and (
         t["dead_rows"] > MIN_DEAD_ROWS + request.dead_ratio * t["rows"] or (t["last_analyze"] is None and t["rows"]))]
-    idle = []
+    planned = {"report": report, "vacuum": vacuum, "reindex": sorted(set(request.reindex)), "terminate": []}
     if request.terminate_idle_minutes is not None:
-        idle = [{"pid": pid, "user": user, "application": application, "idle_minutes": float(minutes)}
-                for pid, user, application, minutes in conn.execute(sql.SQL(
-                    "SELECT pid, usename, application_name, round(extract(epoch FROM now() - state_change) / 60, 1) "
-                    "FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
-                    "AND state IN ('idle in transaction', 'idle in transaction (aborted)') "
-                    "AND pid <> pg_backend_pid() AND application_name NOT LIKE %s "
-                    "AND now() - state_change > make_interval(mins => %s) ORDER BY pid"),
-                    [PHOENIX_SESSIONS, request.terminate_idle_minutes])]
-    return {"report": report, "vacuum": vacuum, "reindex": sorted(set(request.reindex)), "terminate": idle}
+        idle = [PHOENIX_SESSIONS, request.terminate_idle_minutes]
+        planned["terminate"] = [
+            {"pid": pid, "user": user, "application": application, "idle_minutes": float(minutes)}
+            for pid, user, application, minutes in conn.execute(sql.SQL(
+                "SELECT a.pid, a.usename, a.application_name, "
+                "round(extract(epoch FROM now() - a.state_change) / 60, 1) " + IDLE_SESSIONS + " AND " + MAY_END +
+                " ORDER BY a.pid"), idle)]
+        left = described(conn.execute(sql.SQL(WHO + IDLE_SESSIONS + " AND NOT " + MAY_END), idle).fetchall())
+        if left:
+            planned["warnings"] = ["%s idle in a transaction for longer than %d minutes were left: role %s may not "
+                                   "end them (a superuser's only a superuser, others' a member of pg_signal_backend)"
+                                   % (left, request.terminate_idle_minutes, conn.info.user)]
+    return planned
 
 
 def maintain(conn, request: MaintenanceRequest, check_mode: bool) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The other sessions in the databases a restore renames or drops, and which of them it may end.
+"""The other sessions in some databases, and which of them this role may end (a restore renames or drops databases;
+maintenance ends idle sessions).
 
 pg_terminate_backend (and ``DROP DATABASE ... WITH (FORCE)``, which uses it) refuses a role that is not a superuser
 a superuser's session, a session of a role whose privileges it has not (unless it has those of
@@ -24,8 +25,9 @@ OTHER_SESSIONS = (
 SUPERUSER = "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
 TO_END = OTHER_SESSIONS + (" AND a.backend_type IS DISTINCT FROM 'autovacuum worker' AND (r.oid IS NOT NULL OR %s)"
                            % SUPERUSER)
-MAY_NOT_END = TO_END + (" AND NOT %s AND (r.rolsuper OR NOT (pg_has_role(r.oid, 'USAGE') OR "
-                        "pg_has_role('pg_signal_backend', 'USAGE')))" % SUPERUSER)
+# Whether this role may end session ``a`` (of role ``r``) with pg_terminate_backend
+MAY_END = ("(%s OR (NOT r.rolsuper AND (pg_has_role(r.oid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE'))))"
+           % SUPERUSER)
 WHO = "SELECT coalesce(r.rolname, a.backend_type, 'a process of no role'), a.application_name "
 
 
@@ -37,15 +39,16 @@ def end_sessions(admin, databases: list[str]) -> None:
 def sessions_it_may_not_end(admin, databases: list[str]) -> str:
     """The sessions in ``databases`` this role may not end, described (``1 session of postgres (metrics agent)``),
     or the empty string."""
-    return _described(admin.execute(sql.SQL(WHO + MAY_NOT_END), [databases]).fetchall())
+    return described(admin.execute(sql.SQL(WHO + TO_END + " AND NOT " + MAY_END), [databases]).fetchall())
 
 
 def other_sessions(admin, databases: list[str]) -> str:
     """Every other session in ``databases``, described, or the empty string."""
-    return _described(admin.execute(sql.SQL(WHO + OTHER_SESSIONS), [databases]).fetchall())
+    return described(admin.execute(sql.SQL(WHO + OTHER_SESSIONS), [databases]).fetchall())
 
 
-def _described(sessions: list[tuple[str, str]]) -> str:
+def described(sessions: list[tuple[str, str]]) -> str:
+    """``(role, application)`` of some sessions, as words: ``2 sessions of postgres (metrics agent), shop_web``."""
     if not sessions:
         return ""
     named = sorted({"%s%s" % (who, " (%s)" % application if application else "") for who, application in sessions})
