@@ -126,7 +126,9 @@ kept_database:
   type: str
   sample: shop_pre_restore_20261124013000
 dropped_kept:
-  description: Databases kept by earlier swaps, dropped by this one.
+  description:
+    - Databases kept by earlier swaps, dropped by this one.
+    - One the role may not drop (another role owns it) is left, with a warning; the restore still succeeded.
   returned: with O(mode=swap), not in check mode
   type: list
   elements: str

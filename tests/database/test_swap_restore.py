@@ -375,6 +375,27 @@ def test_an_owner_swaps_while_autovacuum_works_in_the_database(swappable, tmp_pa
         ("shop_owner",)]
 
 
+@pytest.mark.usefixtures("shop_roles")
+def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_swap(swappable, tmp_path):
+    """The swap is done by then: a kept database of another owner does not make it a failure."""
+    data = swappable
+    before = app_fingerprints(data)
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    first = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")  # kept as postgres's
+    assert first["changed"] is True, first.get("msg")
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    time.sleep(1.1)  # kept names carry the second
+    second = swap_as_shop_owner(data, tmp_path)
+    assert second.get("changed") is True and "failed" not in second, second["_raw"]
+    assert second["dropped_kept"] == [] and app_fingerprints(data) == before
+    assert [w["event"]["msg"] for w in second["warnings"]][1:] == [  # after the room check's, as in check mode
+        "the restore is done, but database %s, kept by an earlier swap, could not be dropped (must be owner of "
+        "database %s); drop it by hand to free its space" % (first["kept_database"], first["kept_database"])]
+    assert databases_like(data, KEPT_MARK) == sorted([first["kept_database"], second["kept_database"]])
+
+
 def one_more_row(manifest: dict) -> str:
     manifest["row_counts"]["Artifact"] += 1
     return "Artifact: 6 row(s) restored, the manifest says 7"

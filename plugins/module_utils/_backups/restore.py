@@ -157,9 +157,12 @@ def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.B
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_old)
-        result.update(swap_restore(
+        swapped = swap_restore(
             conninfo, request.stage, backup, lambda target: restore_dump(major, target, backup, files, False, jobs=request.jobs),
-            finish))
+            finish)
+    if "warnings" in swapped:
+        result["warnings"] = result.get("warnings", []) + swapped.pop("warnings")
+    result.update(swapped)
     return result
 
 

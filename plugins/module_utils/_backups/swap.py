@@ -135,8 +135,12 @@ def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: 
         except BaseException:
             drop_database(admin, new)
             raise
-        dropped = _drop_older_kept(admin, database, kept)
-    return {"kept_database": kept, "leftover_removed": leftover, "dropped_kept": dropped}
+        dropped, left = _drop_older_kept(admin, database, kept)
+    swapped: dict[str, Any] = {"kept_database": kept, "leftover_removed": leftover, "dropped_kept": dropped}
+    if left:
+        swapped["warnings"] = ["the restore is done, but %s; drop it by hand to free its space" % problem
+                               for problem in left]
+    return swapped
 
 
 def _carry_history(old_conninfo: str, new_conninfo: str, stage: str, finish) -> None:
@@ -203,9 +207,17 @@ def kept_databases(admin, database: str) -> list[str]:
     return [name for (name,) in names if ours.match(name)]
 
 
-def _drop_older_kept(admin, database: str, kept: str) -> list[str]:
-    """Databases kept by earlier swaps of this database: gone once a newer swap succeeded."""
-    older = [name for name in kept_databases(admin, database) if name != kept]
-    for name in older:
-        drop_database(admin, name)
-    return older
+def _drop_older_kept(admin, database: str, kept: str) -> tuple[list[str], list[str]]:
+    """Databases kept by earlier swaps of this database: gone once a newer swap succeeded. Returns those dropped,
+    and why others could not be (another role owns one, say): the swap is done whatever happens here."""
+    dropped, left = [], []
+    for name in kept_databases(admin, database):
+        if name == kept:
+            continue
+        try:
+            drop_database(admin, name)
+            dropped.append(name)
+        except psycopg.Error as exc:
+            left.append("database %s, kept by an earlier swap, could not be dropped (%s)"
+                        % (name, str(exc).strip().splitlines()[0]))
+    return dropped, left
