@@ -24,7 +24,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import r
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import swap as swap_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import list_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import drop_database
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import drop_database, scratch_name
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     KEPT_MARK,
@@ -35,7 +36,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap imp
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_world
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_restore,
+    phoenix_restore_drill,
+    phoenix_world,
+)
 from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
 
 from conftest import Database
@@ -394,6 +400,32 @@ def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_
         "the restore is done, but database %s, kept by an earlier swap, could not be dropped (must be owner of "
         "database %s); drop it by hand to free its space" % (first["kept_database"], first["kept_database"])]
     assert databases_like(data, KEPT_MARK) == sorted([first["kept_database"], second["kept_database"]])
+
+
+@pytest.mark.usefixtures("shop_roles")
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("module, leftover_of", [(phoenix_restore, new_name),
+                                                 (phoenix_restore_drill, lambda name: scratch_name(SCRATCH_PREFIX, name))],
+                         ids=["swap", "drill"])
+def test_a_leftover_the_role_may_not_drop_is_named_before_anything_is_written(swappable, tmp_path, check, module,
+                                                                              leftover_of):
+    """A killed run of another role (a superuser's) left its scratch database: this role says so, and whose it is."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    leftover = leftover_of(data.name)
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(leftover)))
+    as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")
+    refused = run_module(module.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path), "mode": "swap"}
+                         if module is phoenix_restore else {"db_url": as_owner, "stage": "BETA",
+                                                            "dest": str(tmp_path)}, check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == ("database %s, left by a run that was killed, is in the way, and role shop_owner may not "
+                              "drop it: postgres owns it; drop it as postgres or a superuser" % leftover)
+    assert data.query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (leftover,)) == [
+        ("postgres",)]
+    drop_databases(data.cluster, [leftover])
 
 
 def one_more_row(manifest: dict) -> str:

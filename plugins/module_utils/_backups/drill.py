@@ -19,8 +19,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     restored_problems,
-    database_exists,
     drop_database,
+    leftover_droppable,
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
@@ -60,7 +60,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             encryption.readable(backup, request.identity, unsound=bool(problems)) as files:
         problems = problems or dump_problems(backup, files)
         scratch = scratch_name(SCRATCH_PREFIX, admin.info.dbname)
-        leftover = database_exists(admin, scratch)
+        leftover = leftover_droppable(admin, scratch)
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
                                   "leftover_removed": leftover and not check_mode}
         # the scratch database goes where CREATE DATABASE ... TEMPLATE template0 puts it: template0's tablespace

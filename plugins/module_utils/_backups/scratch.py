@@ -9,7 +9,8 @@ import hashlib
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import end_sessions
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER, end_sessions
 
 try:
     import psycopg
@@ -36,6 +37,18 @@ def scratch_name(prefix: str, database: str, suffix: str = "") -> str:
 def database_exists(admin, database: str) -> bool:
     return admin.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)"),
                          [database]).fetchone()[0]
+
+
+def leftover_droppable(admin, database: str) -> bool:
+    """Whether ``database`` (a scratch database a killed run left) is there; refuses when this role may not drop it,
+    before anything is written."""
+    found = admin.execute(sql.SQL(
+        "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR " + SUPERUSER + " FROM pg_database "
+        "WHERE datname = %s"), [database]).fetchone()
+    if found and not found[1]:
+        raise PhoenixError("database %s, left by a run that was killed, is in the way, and role %s may not drop it: "
+                           "%s owns it; drop it as %s or a superuser" % (database, admin.info.user, found[0], found[0]))
+    return found is not None
 
 
 def drop_database(admin, database: str) -> None:

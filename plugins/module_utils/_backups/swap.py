@@ -31,6 +31,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     restored_problems,
     database_exists,
     drop_database,
+    leftover_droppable,
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
@@ -95,6 +96,7 @@ def require_swap_possible(conninfo: str, backup: store.Backup) -> str | None:
             raise PhoenixError("mode=swap renames database %s, which only its owner may do, and role %s is not %s (nor "
                                "a member of it); restore as %s or a superuser, or use mode=in_place"
                                % (database, role, owner, owner))
+        leftover_droppable(admin, new_name(database))
         blocking = sessions_it_may_not_end(admin, [database])
         if blocking:
             raise PhoenixError("mode=swap ends every session in database %s, and role %s may not end %s; stop it, or "
