@@ -250,6 +250,11 @@ def test_a_swap_without_room_on_the_servers_disk_is_refused_before_anything_is_w
     assert table_fingerprints(data) == before and not databases_like(data, "_")
 
 
+def hand_to_shop_owner(database) -> None:
+    with database.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(database.name)))
+
+
 def swap_as_shop_owner(data, dest, check=False) -> dict:
     as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")  # may create databases, no more
     return run_module(phoenix_restore.main, {"db_url": as_owner, "stage": "BETA", "dest": str(dest), "mode": "swap"},
@@ -260,8 +265,7 @@ def swap_as_shop_owner(data, dest, check=False) -> dict:
 def test_a_role_that_cannot_see_the_servers_files_swaps_with_a_warning(swappable, tmp_path):
     data = swappable
     call(phoenix_backup.main, data, dest=str(tmp_path))
-    with data.connect() as conn:  # the owner may rename it
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    hand_to_shop_owner(data)  # the owner may rename it
     planned = swap_as_shop_owner(data, tmp_path, check=True)
     assert planned["changed"] is True, planned.get("msg")
     assert [w["event"]["msg"] for w in planned["warnings"]] == [
@@ -282,8 +286,7 @@ def test_a_swap_the_role_could_not_finish_is_refused_before_it_restores(swappabl
         "mode=swap renames database %s, which only its owner may do, and role shop_owner is not postgres (nor a "
         "member of it); restore as postgres or a superuser, or use mode=in_place" % data.name)
 
-    with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    hand_to_shop_owner(data)
     with psycopg.connect(data.url, application_name="metrics agent") as agent:  # a superuser's session
         agent.execute(sql.SQL("SELECT 1"))
         refused = swap_as_shop_owner(data, tmp_path, check)
@@ -298,8 +301,7 @@ def test_a_swap_the_role_could_not_finish_is_refused_before_it_restores(swappabl
 def test_a_session_it_may_not_end_that_comes_during_the_restore_stops_the_swap(swappable, tmp_path, monkeypatch):
     data = swappable
     call(phoenix_backup.main, data, dest=str(tmp_path))
-    with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    hand_to_shop_owner(data)
     before = table_fingerprints(data)
     agents = []
     checked = swap_module.restored_problems
@@ -353,8 +355,7 @@ def test_a_role_that_is_not_a_superuser_drops_a_database_while_autovacuum_works_
     name = "t_%s_scratch" % uuid.uuid4().hex[:8]
     scratch, = create_databases(pg_cluster, [name])
     try:
-        with scratch.connect() as conn:
-            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(name)))
+        hand_to_shop_owner(scratch)
         with autovacuum_at_work(scratch), psycopg.connect(make_conninfo(scratch.url, user="shop_owner",
                                                                         dbname="postgres"), autocommit=True) as admin:
             drop_database(admin, name)
@@ -370,8 +371,7 @@ def test_an_owner_swaps_while_autovacuum_works_in_the_database(swappable, tmp_pa
     data = swappable
     before = app_fingerprints(data)
     call(phoenix_backup.main, data, dest=str(tmp_path))
-    with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    hand_to_shop_owner(data)
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
     with autovacuum_at_work(data):
         restored = swap_as_shop_owner(data, tmp_path)
@@ -389,8 +389,7 @@ def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_
     call(phoenix_backup.main, data, dest=str(tmp_path))
     first = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")  # kept as postgres's
     assert first["changed"] is True, first.get("msg")
-    with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
+    hand_to_shop_owner(data)
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
     time.sleep(1.1)  # kept names carry the second
     second = swap_as_shop_owner(data, tmp_path)
@@ -413,8 +412,8 @@ def test_a_leftover_the_role_may_not_drop_is_named_before_anything_is_written(sw
     data = swappable
     call(phoenix_backup.main, data, dest=str(tmp_path))
     leftover = leftover_of(data.name)
+    hand_to_shop_owner(data)
     with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(leftover)))
     as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")
     refused = run_module(module.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path), "mode": "swap"}
@@ -568,8 +567,8 @@ def test_the_new_database_has_the_old_ones_tablespace_locale_privileges_and_sett
 def test_settings_the_restoring_role_may_not_give_stop_the_swap_before_it_restores(swappable, tmp_path):
     data = swappable
     call(phoenix_backup.main, data, dest=str(tmp_path))
+    hand_to_shop_owner(data)
     with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(data.name)))
         conn.execute(sql.SQL("ALTER ROLE shop_web IN DATABASE {} SET work_mem = '8MB'").format(
             sql.Identifier(data.name)))
     before = table_fingerprints(data)

@@ -34,17 +34,18 @@ def scratch_name(prefix: str, database: str, suffix: str = "") -> str:
     return prefix + database.encode()[:room].decode(errors="ignore") + digest + suffix  # no character cut in two
 
 
-def database_exists(admin, database: str) -> bool:
-    return admin.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)"),
-                         [database]).fetchone()[0]
+def database_owner(admin, database: str) -> tuple[str, bool] | None:
+    """``database``'s owner, and whether this role may drop or rename it (it has the owner's privileges, or is a
+    superuser); None when there is no such database."""
+    return admin.execute(sql.SQL(
+        "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR " + SUPERUSER + " FROM pg_database "
+        "WHERE datname = %s"), [database]).fetchone()
 
 
 def leftover_droppable(admin, database: str) -> bool:
     """Whether ``database`` (a scratch database a killed run left) is there; refuses when this role may not drop it,
     before anything is written."""
-    found = admin.execute(sql.SQL(
-        "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR " + SUPERUSER + " FROM pg_database "
-        "WHERE datname = %s"), [database]).fetchone()
+    found = database_owner(admin, database)
     if found and not found[1]:
         raise PhoenixError("database %s, left by a run that was killed, is in the way, and role %s may not drop it: "
                            "%s owns it; drop it as %s or a superuser" % (database, admin.info.user, found[0], found[0]))

@@ -29,7 +29,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.database
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     restored_problems,
-    database_exists,
+    database_owner,
     drop_database,
     leftover_droppable,
     scratch_name,
@@ -53,6 +53,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 NEW_SUFFIX = "_phoenix_restore"
 KEPT_MARK = "_pre_restore_"
 KEPT_TIME = "%Y%m%d%H%M%S"  # UTC
+KEPT_TIME_DIGITS = len(time.strftime(KEPT_TIME, time.gmtime(0)))
 MAINTENANCE_DATABASES = ("postgres", "template1")
 SWAP_ATTEMPTS = 5  # each waits up to 5 s for terminated sessions to end (the server's own wait)
 HISTORY_TABLES = ("environment", "audit_log")  # carried from the old database into the new one
@@ -89,9 +90,7 @@ def require_swap_possible(conninfo: str, backup: store.Backup) -> str | None:
             raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
                                "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
         database = conninfo_to_dict(conninfo)["dbname"]
-        owner, owns = admin.execute(sql.SQL(
-            "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR (SELECT rolsuper FROM pg_roles "
-            "WHERE rolname = current_user) FROM pg_database WHERE datname = %s"), [database]).fetchone()
+        owner, owns = database_owner(admin, database)
         if not owns:
             raise PhoenixError("mode=swap renames database %s, which only its owner may do, and role %s is not %s (nor "
                                "a member of it); restore as %s or a superuser, or use mode=in_place"
@@ -113,7 +112,7 @@ def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: 
     database = conninfo_to_dict(conninfo)["dbname"]
     new, kept = new_name(database), kept_name(database, time.strftime(KEPT_TIME, time.gmtime()))
     with maintenance_connection(conninfo) as admin:
-        leftover = database_exists(admin, new)
+        leftover = leftover_droppable(admin, new)
         drop_database(admin, new)
         owner, restorer = admin.execute(sql.SQL(
             "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END, "
@@ -203,7 +202,7 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
 
 def kept_databases(admin, database: str) -> list[str]:
     """The databases kept by swaps of ``database``: exactly the names ``kept_name`` gives, whatever the time."""
-    stamp = len(time.strftime(KEPT_TIME, time.gmtime(0)))
+    stamp = KEPT_TIME_DIGITS
     ours = re.compile(re.escape(kept_name(database, "0" * stamp)[:-stamp]) + r"\d{%d}\Z" % stamp)
     names = admin.execute(sql.SQL("SELECT datname FROM pg_database ORDER BY 1")).fetchall()
     return [name for (name,) in names if ours.match(name)]

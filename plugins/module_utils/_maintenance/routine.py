@@ -18,7 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.audit impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import MAY_END, WHO, described
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import MAY_END, described
 
 try:
     from psycopg import sql
@@ -75,18 +75,20 @@ def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
         t["dead_rows"] > MIN_DEAD_ROWS + request.dead_ratio * t["rows"] or (t["last_analyze"] is None and t["rows"]))]
     planned = {"report": report, "vacuum": vacuum, "reindex": sorted(set(request.reindex)), "terminate": []}
     if request.terminate_idle_minutes is not None:
-        idle = [PHOENIX_SESSIONS, request.terminate_idle_minutes]
-        planned["terminate"] = [
-            {"pid": pid, "user": user, "application": application, "idle_minutes": float(minutes)}
-            for pid, user, application, minutes in conn.execute(sql.SQL(
-                "SELECT a.pid, a.usename, a.application_name, "
-                "round(extract(epoch FROM now() - a.state_change) / 60, 1) " + IDLE_SESSIONS + " AND " + MAY_END +
-                " ORDER BY a.pid"), idle)]
-        left = described(conn.execute(sql.SQL(WHO + IDLE_SESSIONS + " AND NOT " + MAY_END), idle).fetchall())
+        idle = conn.execute(sql.SQL(
+            "SELECT a.pid, a.usename, a.application_name, round(extract(epoch FROM now() - a.state_change) / 60, 1), "
+            + MAY_END + " " + IDLE_SESSIONS + " ORDER BY a.pid"), [PHOENIX_SESSIONS, request.terminate_idle_minutes])
+        left = []
+        for pid, user, application, minutes, may_end in idle:
+            if may_end:
+                planned["terminate"].append({"pid": pid, "user": user, "application": application,
+                                             "idle_minutes": float(minutes)})
+            else:
+                left.append((user, application))
         if left:
             planned["warnings"] = ["%s idle in a transaction for longer than %d minutes were left: role %s may not "
                                    "end them (a superuser's only a superuser, others' a member of pg_signal_backend)"
-                                   % (left, request.terminate_idle_minutes, conn.info.user)]
+                                   % (described(left), request.terminate_idle_minutes, conn.info.user)]
     return planned
 
 
