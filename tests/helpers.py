@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import Any, Callable
 
 import yaml
@@ -77,6 +78,15 @@ def module_process(module: str, args: dict[str, Any], **popen: Any) -> subproces
     start_new_session=True, killpg reaches it and every program it runs. It prints its result as JSON."""
     return subprocess.Popen([sys.executable, "-c", MODULE_SCRIPT % module, json.dumps(args)],
                             env=dict(os.environ, PYTHONPATH=os.path.join(repo_root(), "collections")), **popen)
+
+
+def waiting_for_an_advisory_lock(database, seconds: float = 30) -> None:
+    """Until a session waits for an advisory lock on the server (another run, started in a process of its own)."""
+    for wait in range(int(seconds * 10)):
+        if database.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") != [(0,)]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no session waited for an advisory lock in %s s" % seconds)
 
 
 def _children() -> dict[int, list[int]]:

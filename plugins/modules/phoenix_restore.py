@@ -29,6 +29,9 @@ description:
     tablespace, encoding, locale, owner, connection limit, privileges, comment and settings (C(ALTER DATABASE ...
     SET) and C(ALTER ROLE ... IN DATABASE ... SET)); settings the restoring role may not give stop the swap before
     it restores.
+  - Two swaps of the same database do not overlap. The second waits for the first (an advisory lock on the server's
+    maintenance database) up to O(lock_timeout) seconds, then fails naming the lock, before it checks or writes
+    anything. So it never takes the first one's new database for a leftover of a killed run.
   - An encrypted backup needs O(backup_identity). With O(encrypt_to), the safety backup is encrypted too.
   - A restore is an action, so it always reports a change.
 options:
@@ -82,6 +85,7 @@ options:
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
+  - phoenix.platform.lock
   - phoenix.platform.backup_signing
   - phoenix.platform.backup_encryption
   - phoenix.platform.backup_encryption.IDENTITY
@@ -147,7 +151,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
@@ -162,7 +166,7 @@ def run(module: PhoenixModule) -> dict:
         actor=module.actor, safety_backup=params["safety_backup"], allow_prod=params["allow_prod"],
         allow_cross_stage=params["allow_cross_stage"], signing_key=params["backup_signing_key"],
         identity=params["backup_identity"], encrypt_to=params["encrypt_to"], mode=params["mode"],
-        jobs=parallel_jobs() if params["jobs"] is None else params["jobs"],
+        jobs=parallel_jobs() if params["jobs"] is None else params["jobs"], lock_timeout=params["lock_timeout"],
     )
     with module.fenced_connection() as conn:
         return restore(conn, conninfo_reached(conn), request, module.check_mode)
@@ -179,6 +183,7 @@ def main() -> None:
             "allow_cross_stage": {"type": "bool", "default": False},
             "mode": {"type": "str", "choices": ["in_place", "swap"], "default": "in_place"},
             "jobs": {"type": "int"},
+            **LOCK_OPTIONS,
             **encryption.RECIPIENT_OPTIONS,
             **encryption.IDENTITY_OPTIONS,
             **store.SIGNING_OPTIONS,

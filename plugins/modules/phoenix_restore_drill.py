@@ -14,6 +14,9 @@ description:
     and runs the schema, stage and world checks of M(phoenix.platform.phoenix_health) on it.
   - The scratch database is dropped when the drill ends, passed or failed. A drill killed half-way leaves it
     behind; the next drill drops it before it starts and says so in RV(leftover_removed).
+  - Two drills of the same database do not overlap. The second waits for the first (an advisory lock in the
+    database) up to O(lock_timeout) seconds, then fails naming the lock, before it checks or creates anything. So it
+    never takes the first one's scratch database for a leftover.
   - Before it creates the scratch database, the drill checks the server's disk for room for it (the backup's
     database size, and as much WAL up to C(max_wal_size), since a full WAL disk stops the whole server) and
     refuses when there is none. Only a server on this host that shows the role where its files are (superuser or
@@ -48,6 +51,7 @@ options:
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
+  - phoenix.platform.lock
   - phoenix.platform.backup_signing
   - phoenix.platform.backup_encryption.IDENTITY
   - phoenix.platform.attributes
@@ -107,6 +111,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import DrillRequest, drill
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
@@ -136,7 +141,8 @@ def run(module: PhoenixModule) -> dict:
 
     request = DrillRequest(backup=params["backup"], dest=Path(params["dest"]) if params["dest"] else None,
                            stage=module.stage, signing_key=params["backup_signing_key"],
-                           identity=params["backup_identity"], jobs=params["jobs"])
+                           identity=params["backup_identity"], jobs=params["jobs"],
+                           lock_timeout=params["lock_timeout"])
     result = drill(conninfo, request, module.check_mode, inspect)
     if result["problems"]:
         raise PhoenixError("restore drill of %s failed: %s" % (result["backup"]["id"], "; ".join(result["problems"])),
@@ -151,6 +157,7 @@ def main() -> None:
             "dest": {"type": "path", "fallback": (env_fallback, ["PHOENIX_BACKUP_DIR"])},
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
             "jobs": {"type": "int"},
+            **LOCK_OPTIONS,
             **store.SIGNING_OPTIONS,
             **encryption.IDENTITY_OPTIONS,
         },

@@ -3,6 +3,7 @@ database untouched."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,13 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore_drill
-from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
+from ansible_collections.phoenix.platform.tests.helpers import (
+    DiskFull,
+    miscount,
+    module_process,
+    run_module,
+    waiting_for_an_advisory_lock,
+)
 
 from worlds_fixtures import ODD_TABLES, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
@@ -154,3 +161,30 @@ def test_a_killed_drill_leaves_a_scratch_database_that_the_next_drill_removes(da
     assert again.get("passed") is True and again["leftover_removed"] is True, again.get("msg")
     assert not scratch_exists(data)
     assert table_fingerprints(data) == before
+
+
+def test_a_second_drill_of_the_same_database_waits_for_the_first(data, tmp_path, monkeypatch):
+    """Two scheduled drills that overlap: the second must not drop the first one's scratch database as a leftover."""
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path)}
+    seen = {}
+    checked = drill_module.restored_problems
+
+    def other_drills_start(*args_, **kwargs):  # the first drill has restored its scratch database
+        impatient = module_process("phoenix_restore_drill", dict(args, lock_timeout=1), stdout=subprocess.PIPE)
+        seen["impatient"] = json.loads(impatient.communicate()[0])
+        seen["scratch after it"] = scratch_exists(data)
+        seen["patient"] = module_process("phoenix_restore_drill", args, stdout=subprocess.PIPE)
+        waiting_for_an_advisory_lock(data)
+        return checked(*args_, **kwargs)
+    monkeypatch.setattr(drill_module, "restored_problems", other_drills_start)
+    first = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    second = json.loads(seen["patient"].communicate()[0])
+
+    assert seen["impatient"]["failed"] is True
+    assert seen["impatient"]["msg"] == ("another Phoenix run holds the 'drill:%s' lock and did not finish within 1s; "
+                                        "wait for it or raise lock_timeout" % data.name)
+    assert seen["scratch after it"] is True  # the first drill's, untouched
+    for drilled in (first, second):
+        assert drilled.get("passed") is True and drilled["leftover_removed"] is False, drilled.get("msg")
+    assert not scratch_exists(data)

@@ -33,6 +33,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap imp
     kept_name,
     new_name,
     swap_restore,
+    swap_session,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
@@ -42,7 +43,13 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_restore_drill,
     phoenix_world,
 )
-from ansible_collections.phoenix.platform.tests.helpers import DiskFull, miscount, module_process, run_module
+from ansible_collections.phoenix.platform.tests.helpers import (
+    DiskFull,
+    miscount,
+    module_process,
+    run_module,
+    waiting_for_an_advisory_lock,
+)
 
 from conftest import Database
 from worlds_fixtures import ODD_TABLES, app_fingerprints, loads_in_pieces, migrate, table_fingerprints, the_ledger
@@ -113,8 +120,21 @@ def database_properties(database) -> list[tuple]:
         (database.name,))
 
 
+class SecondOfTheSwapBefore:
+    """The swap module's clock, whose first reading is the second in the name ``kept`` (of a swap just before)."""
+
+    strftime = staticmethod(time.strftime)
+    sleep = staticmethod(time.sleep)
+
+    def __init__(self, kept: str) -> None:
+        self.readings = [time.strptime(kept[-swap_module.KEPT_TIME_DIGITS:], swap_module.KEPT_TIME)]
+
+    def gmtime(self) -> time.struct_time:
+        return self.readings.pop() if self.readings else time.gmtime()
+
+
 @pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])
-def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp_path, fmt):
+def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp_path, fmt, monkeypatch):
     data = swappable
     before = app_fingerprints(data)
     made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
@@ -143,9 +163,10 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
     kept = type(data)(data.cluster, restored["kept_database"])
     assert app_fingerprints(kept) == changed  # the old database, as it was, under its new name
 
-    time.sleep(1.1)  # kept names carry the second
+    # kept names carry the second: a swap whose clock first reads the second of the one before waits for the next
+    monkeypatch.setattr(swap_module, "time", SecondOfTheSwapBefore(restored["kept_database"]))
     again = call(phoenix_restore.main, data, dest=str(tmp_path), backup=made["backup"]["id"], mode="swap")
-    assert again["dropped_kept"] == [restored["kept_database"]]
+    assert again["dropped_kept"] == [restored["kept_database"]], again.get("msg")
     assert databases_like(data, KEPT_MARK) == [again["kept_database"]]
     assert app_fingerprints(data) == before
 
@@ -188,7 +209,6 @@ def test_a_swap_keeps_to_its_own_database_when_long_names_start_alike(tenants, p
 
     kept = []
     for run in range(2):
-        time.sleep(1.1)  # kept names carry the second
         restored = call(phoenix_restore.main, first, dest=str(tmp_path / first.name), mode="swap")
         assert restored["changed"] is True and restored["kept_database"] != other["kept_database"], restored
         # only the first tenant's own kept database goes, on its second swap
@@ -391,7 +411,6 @@ def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_
     assert first["changed"] is True, first.get("msg")
     hand_to_shop_owner(data)
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
-    time.sleep(1.1)  # kept names carry the second
     second = swap_as_shop_owner(data, tmp_path)
     assert second.get("changed") is True and "failed" not in second, second["_raw"]
     assert second["dropped_kept"] == [] and app_fingerprints(data) == before
@@ -468,9 +487,44 @@ def test_a_fence_registered_anew_while_the_restore_ran_stops_the_swap(swappable,
     finished = []
     with pytest.raises(PhoenixError, match="stage fence carried over to the restored database says LOCAL, this run "
                                            "declares BETA; the environment's database was left as it was"):
-        swap_restore(data.url, "BETA", backup, restore_while_the_old_database_is_registered_anew, finished.append)
+        with swap_session(data.url, lock_timeout=5) as admin:
+            swap_restore(admin, data.url, "BETA", backup, restore_while_the_old_database_is_registered_anew,
+                         finished.append)
     assert finished == [] and not databases_like(data, "_")  # nothing recorded, nothing swapped or left
     assert data.query("SELECT stage FROM phoenix.environment") == [("LOCAL",)]
+
+
+def test_a_second_swap_of_the_same_database_waits_for_the_first(swappable, tmp_path, monkeypatch):
+    """A job started twice: the second swap must not take the first one's new database for a leftover (dropping
+    it, or having the first swap in the database the second is still restoring)."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    backed_up = app_fingerprints(data)
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    args = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "mode": "swap"}
+    seen = {}
+    checked = swap_module.restored_problems
+
+    def other_swaps_start(*args_, **kwargs):  # the first swap has restored its new database, and not swapped it in
+        impatient = module_process("phoenix_restore", dict(args, lock_timeout=1), stdout=subprocess.PIPE)
+        seen["impatient"] = json.loads(impatient.communicate()[0])
+        seen["new database after it"] = databases_like(data, "_phoenix_restore")
+        seen["patient"] = module_process("phoenix_restore", args, stdout=subprocess.PIPE)
+        waiting_for_an_advisory_lock(data)
+        return checked(*args_, **kwargs)
+    monkeypatch.setattr(swap_module, "restored_problems", other_swaps_start)
+    first = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+    second = json.loads(seen["patient"].communicate()[0])
+
+    assert seen["impatient"]["failed"] is True
+    assert seen["impatient"]["msg"] == ("another Phoenix run holds the 'swap:%s' lock and did not finish within 1s; "
+                                        "wait for it or raise lock_timeout" % data.name)
+    assert seen["new database after it"] == [new_name(data.name)]  # the first swap's, untouched
+    assert first["changed"] is True and first["leftover_removed"] is False, first.get("msg")
+    assert second["changed"] is True and second["leftover_removed"] is False, second.get("msg")
+    assert second["dropped_kept"] == [first["kept_database"]] and second["kept_database"] != first["kept_database"]
+    assert app_fingerprints(data) == backed_up
+    assert databases_like(data, "_phoenix_restore") == []
 
 
 @pytest.mark.parametrize("options, message", [
@@ -525,7 +579,6 @@ def test_swap_killed_at_any_point_leaves_the_old_or_the_new_database(swappable, 
         assert again["leftover_removed"] is bool(left_behind)
         assert app_fingerprints(data) == backed_up
         assert not databases_like(data, "_phoenix_restore")
-        time.sleep(1.1)  # kept names carry the second
     assert "old" in seen, seen  # at least one kill landed before the swap
 
 

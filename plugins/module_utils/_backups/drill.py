@@ -4,7 +4,8 @@
 
 The environment's database is only read (its name, and the server's version). The scratch database has one
 name per environment database, so a drill killed half-way leaves a database the next drill finds and drops
-before it starts; every drill drops it again when it ends, passed or failed.
+before it starts; every drill drops it again when it ends, passed or failed. Two drills of the same database do
+not overlap (an advisory lock in it): the second waits, rather than drop the first one's scratch database.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
 
 try:
@@ -45,6 +47,7 @@ class DrillRequest:
     signing_key: str | None = None
     identity: str | None = None  # age identity of an encrypted backup
     jobs: int | None = None  # pg_restore's (default: drill_jobs); nobody sees the scratch database half-restored
+    lock_timeout: int = 60  # seconds to wait for another drill of the same database
 
 
 def drill(conninfo: str, request: DrillRequest, check_mode: bool,
@@ -57,6 +60,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
     store.check_signature(backup, request.signing_key)
     problems = store.verify_checksums(backup)  # the stored bytes, before any of them is decrypted or read
     with psycopg.connect(conninfo, autocommit=True) as admin, \
+            session_lock(admin, "drill:" + admin.info.dbname, request.lock_timeout), \
             encryption.readable(backup, request.identity, unsound=bool(problems)) as files:
         problems = problems or dump_problems(backup, files)
         scratch = scratch_name(SCRATCH_PREFIX, admin.info.dbname)

@@ -31,7 +31,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     use_list,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import require_swap_possible, swap_restore
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
+    require_swap_possible,
+    swap_restore,
+    swap_session,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
@@ -63,6 +67,7 @@ class RestoreRequest:
     jobs: int = 1
     identity: str | None = None  # age identity of an encrypted backup
     encrypt_to: list[str] | None = None  # age recipients of the safety backup
+    lock_timeout: int = 60  # seconds a swap waits for another swap of the same database
 
 
 def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -99,12 +104,18 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
                               "mode": request.mode}
     if request.mode == "swap":
-        unchecked = require_swap_possible(conninfo, backup)
-        if unchecked:
-            result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
-                                  % unchecked]
-        if not check_mode:
-            return _swap_verified(conn, conninfo, request, backup, files, result)
+        major = server_major(conn)
+        conn.close()  # the database is renamed by this swap, or by another one that this one waits for
+        with swap_session(conninfo, request.lock_timeout) as admin:
+            unchecked = require_swap_possible(admin, conninfo, backup)
+            if unchecked:
+                result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
+                                      % unchecked]
+            if not check_mode:
+                return _swap_verified(admin, conninfo, major, request, backup, files, result)
+        with psycopg.connect(conninfo) as now:
+            _report_changes(result, table_counts(now), backup)
+        return result
     changes = _report_changes(result, table_counts(conn), backup)
     conn.rollback()
     if check_mode:
@@ -139,14 +150,12 @@ def _audit_details(request: RestoreRequest, backup: store.Backup, changes: dict[
     return {"backup": backup.id, "from_stage": backup.manifest["stage"], "row_changes": changes, "mode": request.mode}
 
 
-def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.Backup,
+def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, backup: store.Backup,
                    files: encryption.DumpFiles, result: dict[str, Any]) -> dict[str, Any]:
-    """``mode: swap``. The old database, kept under another name, is the safety copy. Its rows are counted (for
-    ``row_changes``) on a connection of their own while pg_restore fills the new database: the application is
-    stopped for the whole restore, so every second saved is a second less of downtime."""
-    major = server_major(conn)
-    conn.close()  # the environment's database is renamed: no session of ours may stay in it
-
+    """``mode: swap``, on ``admin`` (the ``swap_session``). The old database, kept under another name, is the safety
+    copy. Its rows are counted (for ``row_changes``) on a connection of their own while pg_restore fills the new
+    database: the application is stopped for the whole restore, so every second saved is a second less of
+    downtime."""
     def count_old() -> dict[str, int]:
         with psycopg.connect(conninfo) as old:
             return table_counts(old)
@@ -158,7 +167,7 @@ def _swap_verified(conn, conninfo: str, request: RestoreRequest, backup: store.B
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_old)
         swapped = swap_restore(
-            conninfo, request.stage, backup, lambda target: restore_dump(major, target, backup, files, False, jobs=request.jobs),
+            admin, conninfo, request.stage, backup, lambda target: restore_dump(major, target, backup, files, False, jobs=request.jobs),
             finish)
     if "warnings" in swapped:
         result["warnings"] = result.get("warnings", []) + swapped.pop("warnings")

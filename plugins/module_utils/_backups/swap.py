@@ -12,13 +12,18 @@
    the new one to ``<database>``, after terminating the sessions of both, and gives it the old one's settings.
    Killed before it commits, the old database is still the environment's; after, the new one is. The kept old
    database is dropped by the next successful swap, or by hand.
+
+A swap holds an advisory lock for the database on the maintenance connection from its first check to its end: a
+second swap of the same database (a job started twice) waits for it, instead of taking the first one's new
+database for a leftover, dropping it, and having the first swap in a database half-restored by the second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.database_properties import (
@@ -36,6 +41,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
     end_sessions,
@@ -79,64 +85,72 @@ def maintenance_connection(conninfo: str):
                        "(%s); use mode=in_place" % "; ".join(problems))
 
 
-def require_swap_possible(conninfo: str, backup: store.Backup) -> str | None:
-    """What a swap needs before it starts, in check mode too: a maintenance connection, the right to create a
-    database, and room for it on the server's disks (see ``server_room``). Returns why that room could not be
-    checked, or None."""
-    with maintenance_connection(conninfo) as admin:
-        role, allowed = admin.execute(sql.SQL("SELECT rolname, rolcreatedb OR rolsuper FROM pg_roles "
-                                              "WHERE rolname = current_user")).fetchone()
-        if not allowed:
-            raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
-                               "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
-        database = conninfo_to_dict(conninfo)["dbname"]
-        owner, owns = database_owner(admin, database)
-        if not owns:
-            raise PhoenixError("mode=swap renames database %s, which only its owner may do, and role %s is not %s (nor "
-                               "a member of it); restore as %s or a superuser, or use mode=in_place"
-                               % (database, role, owner, owner))
-        leftover_droppable(admin, new_name(database))
-        blocking = sessions_it_may_not_end(admin, [database])
-        if blocking:
-            raise PhoenixError("mode=swap ends every session in database %s, and role %s may not end %s; stop it, or "
-                               "restore as a superuser, or use mode=in_place" % (database, role, blocking))
-        return require_room(admin, backup, database, database, "use mode=in_place (it needs no second copy)")
-
-
-def swap_restore(conninfo: str, stage: str, backup: store.Backup, restore_into: Callable[[str], dict[str, int]],
-                 finish: Callable[[Any], None]) -> dict[str, Any]:
-    """Restore ``backup`` beside the database of ``conninfo`` (of ``stage``) with ``restore_into(new conninfo)`` and
-    swap it in. ``restore_into`` returns the row counts of tables it counted as it loaded them.
-    ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it records the
-    restore)."""
+@contextlib.contextmanager
+def swap_session(conninfo: str, lock_timeout: int) -> Iterator[Any]:
+    """A maintenance connection holding the swap lock of the database of ``conninfo`` (waiting up to
+    ``lock_timeout`` seconds for another swap of it to end)."""
     database = conninfo_to_dict(conninfo)["dbname"]
-    new, kept = new_name(database), kept_name(database, time.strftime(KEPT_TIME, time.gmtime()))
-    with maintenance_connection(conninfo) as admin:
-        leftover = leftover_droppable(admin, new)
+    with maintenance_connection(conninfo) as admin, session_lock(admin, "swap:" + database, lock_timeout):
+        yield admin
+
+
+def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | None:
+    """What a swap needs before it starts, in check mode too (``admin``: its ``swap_session``): the right to create
+    a database, and room for it on the server's disks (see ``server_room``). Returns why that room could not be
+    checked, or None."""
+    role, allowed = admin.execute(sql.SQL("SELECT rolname, rolcreatedb OR rolsuper FROM pg_roles "
+                                          "WHERE rolname = current_user")).fetchone()
+    if not allowed:
+        raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
+                           "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
+    database = conninfo_to_dict(conninfo)["dbname"]
+    owner, owns = database_owner(admin, database)
+    if not owns:
+        raise PhoenixError("mode=swap renames database %s, which only its owner may do, and role %s is not %s (nor "
+                           "a member of it); restore as %s or a superuser, or use mode=in_place"
+                           % (database, role, owner, owner))
+    leftover_droppable(admin, new_name(database))
+    blocking = sessions_it_may_not_end(admin, [database])
+    if blocking:
+        raise PhoenixError("mode=swap ends every session in database %s, and role %s may not end %s; stop it, or "
+                           "restore as a superuser, or use mode=in_place" % (database, role, blocking))
+    return require_room(admin, backup, database, database, "use mode=in_place (it needs no second copy)")
+
+
+def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
+                 restore_into: Callable[[str], dict[str, int]], finish: Callable[[Any], None]) -> dict[str, Any]:
+    """Restore ``backup`` beside the database of ``conninfo`` (of ``stage``) with ``restore_into(new conninfo)`` and
+    swap it in, on ``admin`` (its ``swap_session``). ``restore_into`` returns the row counts of tables it counted as
+    it loaded them. ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it
+    records the restore)."""
+    database = conninfo_to_dict(conninfo)["dbname"]
+    new = new_name(database)
+    leftover = leftover_droppable(admin, new)
+    drop_database(admin, new)
+    owner, restorer = admin.execute(sql.SQL(
+        "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END, "
+        "current_user FROM pg_database WHERE datname = %s"), [database]).fetchone()
+    properties = read_properties(admin, database)
+    create = sql.SQL("CREATE DATABASE {} TEMPLATE template0 {}").format(sql.Identifier(new),
+                                                                        create_options(properties))
+    admin.execute(create + (sql.SQL(" OWNER {}").format(sql.Identifier(owner)) if owner else sql.SQL("")))
+    try:
+        for statement in access_statements(new, owner or restorer, properties):
+            admin.execute(statement)
+        _try_settings(admin, new, properties)
+        target = make_conninfo(conninfo, dbname=new)
+        loaded = restore_into(target)
+        problems = restored_problems(target, backup, loaded)
+        if problems:
+            raise PhoenixError("the restored database does not match backup %s, the environment's database was "
+                               "left as it was: %s" % (backup.id, "; ".join(problems)))
+        _carry_history(conninfo, target, stage, finish)
+        kept = _unused_kept_name(admin, database)
+        _swap(admin, database, new, kept, setting_statements(database, properties))
+    except BaseException:
         drop_database(admin, new)
-        owner, restorer = admin.execute(sql.SQL(
-            "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END, "
-            "current_user FROM pg_database WHERE datname = %s"), [database]).fetchone()
-        properties = read_properties(admin, database)
-        create = sql.SQL("CREATE DATABASE {} TEMPLATE template0 {}").format(sql.Identifier(new),
-                                                                            create_options(properties))
-        admin.execute(create + (sql.SQL(" OWNER {}").format(sql.Identifier(owner)) if owner else sql.SQL("")))
-        try:
-            for statement in access_statements(new, owner or restorer, properties):
-                admin.execute(statement)
-            _try_settings(admin, new, properties)
-            target = make_conninfo(conninfo, dbname=new)
-            loaded = restore_into(target)
-            problems = restored_problems(target, backup, loaded)
-            if problems:
-                raise PhoenixError("the restored database does not match backup %s, the environment's database was "
-                                   "left as it was: %s" % (backup.id, "; ".join(problems)))
-            _carry_history(conninfo, target, stage, finish)
-            _swap(admin, database, new, kept, setting_statements(database, properties))
-        except BaseException:
-            drop_database(admin, new)
-            raise
-        dropped, left = _drop_older_kept(admin, database, kept)
+        raise
+    dropped, left = _drop_older_kept(admin, database, kept)
     swapped: dict[str, Any] = {"kept_database": kept, "leftover_removed": leftover, "dropped_kept": dropped}
     if left:
         swapped["warnings"] = ["the restore is done, but %s; drop it by hand to free its space" % problem
@@ -198,6 +212,16 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
                 raise PhoenixError("the restored database is ready, but sessions kept reconnecting to %s (%s), so it "
                                    "was not swapped in; stop the application and run the restore again"
                                    % (database, still or "none left now"))
+
+
+def _unused_kept_name(admin, database: str) -> str:
+    """The name the old database is kept under, from the time of the swap: a swap of a small database within the
+    same second as the one before waits for the next second (kept names carry the second)."""
+    while True:
+        kept = kept_name(database, time.strftime(KEPT_TIME, time.gmtime()))
+        if database_owner(admin, kept) is None:
+            return kept
+        time.sleep(0.1)
 
 
 def kept_databases(admin, database: str) -> list[str]:
