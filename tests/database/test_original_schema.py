@@ -240,16 +240,26 @@ def test_users_of_an_application_without_user_names(adopted):
     assert adopted.query('SELECT email FROM "User"') == [("admin@tour.example",)]
 
 
-def test_backup_restore_and_health(adopted, tmp_path):
+@pytest.mark.parametrize("backup, restore", [
+    ({}, {"safety_backup": False}),
+    ({"format": "directory", "compress": "zstd"}, {"mode": "swap", "jobs": 2}),
+], ids=["in_place", "swap"])
+def test_backup_restore_and_health(adopted, tmp_path, backup, restore):
     call(phoenix_world.main, adopted, id="UC_ORIGINAL", seed={"users": 2, "artifacts": 6, "chats": 1})
     add_hand_written_rows(adopted, "UC_ORIGINAL")
     before = application_digest(adopted)
-    made = call(phoenix_backup.main, adopted, dest=str(tmp_path))
+    migrations = adopted.query("SELECT * FROM drizzle.__drizzle_migrations ORDER BY 1")
+    assert migrations  # the application's own migration history, which a restore must bring back as it was
+    made = call(phoenix_backup.main, adopted, dest=str(tmp_path), **backup)
     assert made["changed"], made
     call(phoenix_world.main, adopted, id="UC_ORIGINAL", state="absent")
-    restored = call(phoenix_restore.main, adopted, backup=made["backup"]["path"], safety_backup=False)
+    restored = call(phoenix_restore.main, adopted, backup=made["backup"]["path"], **restore)
+    if restored.get("kept_database"):
+        with adopted.connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(restored["kept_database"])))
     assert restored["changed"] and "failed" not in restored, restored
     assert application_digest(adopted) == before
+    assert adopted.query("SELECT * FROM drizzle.__drizzle_migrations ORDER BY 1") == migrations
     health = call(phoenix_health.main, adopted, backup_dir=str(tmp_path))
     assert health["status"] == "healthy", health["checks"]
     assert health["checks"]["worlds"]["status"] == "healthy", health["checks"]["worlds"]
