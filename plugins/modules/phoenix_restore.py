@@ -28,7 +28,8 @@ description:
     C(postgres) or C(template1) database, all checked first (in check mode too). The new database gets the old one's
     tablespace, encoding, locale, owner, connection limit, privileges, comment and settings (C(ALTER DATABASE ...
     SET) and C(ALTER ROLE ... IN DATABASE ... SET)); settings the restoring role may not give stop the swap before
-    it restores.
+    it restores. The connection limit and settings are given as the names are swapped, so they do not bind the
+    restore's own sessions.
   - Two swaps of the same database do not overlap. The second waits for the first (an advisory lock on the server's
     maintenance database) up to O(lock_timeout) seconds, then fails naming the lock, before it checks or writes
     anything. So it never takes the first one's new database for a leftover of a killed run.

@@ -275,10 +275,10 @@ def hand_to_shop_owner(database) -> None:
         conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(database.name)))
 
 
-def swap_as_shop_owner(data, dest, check=False) -> dict:
+def swap_as_shop_owner(data, dest, check=False, **options) -> dict:
     as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")  # may create databases, no more
-    return run_module(phoenix_restore.main, {"db_url": as_owner, "stage": "BETA", "dest": str(dest), "mode": "swap"},
-                      check=check)
+    return run_module(phoenix_restore.main, dict({"db_url": as_owner, "stage": "BETA", "dest": str(dest),
+                                                  "mode": "swap"}, **options), check=check)
 
 
 @pytest.mark.usefixtures("shop_roles")
@@ -399,6 +399,26 @@ def test_an_owner_swaps_while_autovacuum_works_in_the_database(swappable, tmp_pa
     assert app_fingerprints(data) == before
     assert data.query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (data.name,)) == [
         ("shop_owner",)]
+
+
+@pytest.mark.usefixtures("shop_roles")
+def test_a_connection_limit_below_the_restores_connections_holds_only_after_the_swap(swappable, tmp_path):
+    """A limit binds a role that is not a superuser; pg_restore -j and the pieces of a big table take more sessions
+    than it allows, in a database nobody else uses until the swap."""
+    data = swappable
+    with data.connect() as conn:  # a table big enough to come in pieces
+        conn.execute(sql.SQL("CREATE TABLE filler AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS t "
+                             "FROM generate_series(1, 300000) g"))
+    call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    before = app_fingerprints(data)
+    hand_to_shop_owner(data)
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} CONNECTION LIMIT 1").format(sql.Identifier(data.name)))
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    restored = swap_as_shop_owner(data, tmp_path, jobs=3)
+    assert restored.get("changed") is True, restored.get("msg")
+    assert app_fingerprints(data) == before
+    assert data.query("SELECT datconnlimit FROM pg_database WHERE datname = %s", (data.name,)) == [(1,)]
 
 
 @pytest.mark.usefixtures("shop_roles")

@@ -92,12 +92,9 @@ def create_options(properties: DatabaseProperties) -> sql.Composable:
 
 
 def access_statements(database: str, owner: str, properties: DatabaseProperties) -> list[sql.Composable]:
-    """Connection limit, privileges and comment; harmless to the restore, so given right after the creation."""
+    """Privileges and comment; harmless to the restore, so given right after the creation."""
     name = sql.Identifier(database)
     statements = []
-    if properties.catalog["datconnlimit"] != -1:
-        statements.append(sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
-            name, sql.Literal(properties.catalog["datconnlimit"])))
     if properties.grants is not None:
         statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
         statements.extend(sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
@@ -108,6 +105,16 @@ def access_statements(database: str, owner: str, properties: DatabaseProperties)
     if properties.comment is not None:
         statements.append(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(properties.comment)))
     return statements
+
+
+def limit_statements(database: str, properties: DatabaseProperties) -> list[sql.Composable]:
+    """The old database's connection limit for the database now named ``database``. Given in the transaction that
+    swaps the names: a parallel restore may need more sessions than the application is allowed (a limit binds a
+    role that is not a superuser)."""
+    if properties.catalog["datconnlimit"] == -1:
+        return []
+    return [sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+        sql.Identifier(database), sql.Literal(properties.catalog["datconnlimit"]))]
 
 
 def setting_statements(database: str, properties: DatabaseProperties) -> list[sql.Composable]:

@@ -9,9 +9,9 @@
    log and stage fence are carried over, so the environment's history and stage survive the restore as with
    ``in_place``, and the carried fence must name the stage of the run.
 3. One transaction on the maintenance database renames the old database to ``<database>_pre_restore_<time>`` and
-   the new one to ``<database>``, after terminating the sessions of both, and gives it the old one's settings.
-   Killed before it commits, the old database is still the environment's; after, the new one is. The kept old
-   database is dropped by the next successful swap, or by hand.
+   the new one to ``<database>``, after terminating the sessions of both, and gives it the old one's connection
+   limit and settings. Killed before it commits, the old database is still the environment's; after, the new one
+   is. The kept old database is dropped by the next successful swap, or by hand.
 
 A swap holds an advisory lock for the database on the maintenance connection from its first check to its end: a
 second swap of the same database (a job started twice) waits for it, instead of taking the first one's new
@@ -29,6 +29,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import s
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.database_properties import (
     access_statements,
     create_options,
+    limit_statements,
     read_properties,
     setting_statements,
 )
@@ -146,7 +147,8 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
                                "left as it was: %s" % (backup.id, "; ".join(problems)))
         _carry_history(conninfo, target, stage, finish)
         kept = _unused_kept_name(admin, database)
-        _swap(admin, database, new, kept, setting_statements(database, properties))
+        at_the_swap = limit_statements(database, properties) + setting_statements(database, properties)
+        _swap(admin, database, new, kept, at_the_swap)
     except BaseException:
         drop_database(admin, new)
         raise
