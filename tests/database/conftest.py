@@ -52,6 +52,26 @@ def pg_cluster() -> Iterator[LocalCluster]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture
+def hba_rejects(pg_cluster) -> Iterator:
+    """``reject(database)``: pg_hba.conf refuses every connection to ``database``, as a server whose rules name
+    only the application's databases does; the rules are put back after the test."""
+    rules = pg_cluster.data_dir / "pg_hba.conf"
+    original = rules.read_text()
+
+    def reload() -> None:
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
+        time.sleep(0.2)  # the postmaster reads the file on SIGHUP, after the call returns
+
+    def reject(database: str) -> None:
+        rules.write_text("local %s all reject\n%s" % (database, rules.read_text()))
+        reload()
+    yield reject
+    rules.write_text(original)
+    reload()
+
+
 @dataclass
 class Database:
     cluster: LocalCluster

@@ -188,3 +188,15 @@ def test_a_second_drill_of_the_same_database_waits_for_the_first(data, tmp_path,
     for drilled in (first, second):
         assert drilled.get("passed") is True and drilled["leftover_removed"] is False, drilled.get("msg")
     assert not scratch_exists(data)
+
+
+def test_a_scratch_database_the_server_lets_no_one_reach_fails_the_drill_naming_it(data, tmp_path, hba_rejects):
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    scratch = scratch_name(SCRATCH_PREFIX, data.name)
+    hba_rejects(scratch)
+    refused = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"].startswith("a drill restores into a new database %s, and the server refuses this role's "
+                                     "connections to it (" % scratch)
+    assert refused["msg"].endswith("); allow them in pg_hba.conf (that database's name, or all)")
+    assert not scratch_exists(data)

@@ -401,6 +401,23 @@ def test_an_owner_swaps_while_autovacuum_works_in_the_database(swappable, tmp_pa
         ("shop_owner",)]
 
 
+def test_a_new_database_the_server_lets_no_one_reach_stops_the_swap_before_it_restores(
+        swappable, tmp_path, hba_rejects):
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    before = table_fingerprints(data)
+    hba_rejects(new_name(data.name))
+    refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"].startswith("mode=swap restores into a new database %s, and the server refuses this role's "
+                                     "connections to it (" % new_name(data.name))
+    assert 'pg_hba.conf rejects connection for host "[local]", user "postgres", database "%s"' % new_name(data.name) \
+        in refused["msg"]
+    assert refused["msg"].endswith("); allow them in pg_hba.conf (that database's name, or all), or use mode=in_place")
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
 @pytest.mark.usefixtures("shop_roles")
 def test_a_connection_limit_below_the_restores_connections_holds_only_after_the_swap(swappable, tmp_path):
     """A limit binds a role that is not a superuser; pg_restore -j and the pieces of a big table take more sessions

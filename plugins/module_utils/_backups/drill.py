@@ -22,6 +22,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     restored_problems,
     drop_database,
     leftover_droppable,
+    require_connectable,
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
@@ -80,6 +81,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
+                require_connectable(target, "a drill restores", "")
                 jobs = drill_jobs(files) if request.jobs is None else request.jobs
                 problems, result["checks"] = _check(major, target, backup, files, jobs, inspect)
             finally:

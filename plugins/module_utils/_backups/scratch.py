@@ -15,6 +15,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions impo
 try:
     import psycopg
     from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
@@ -57,6 +58,19 @@ def drop_database(admin, database: str) -> None:
     use while autovacuum works there: a plain DROP ends autovacuum itself, see ``sessions``)."""
     end_sessions(admin, [database])
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
+
+
+def require_connectable(conninfo: str, purpose: str, otherwise: str) -> None:
+    """Refuse, before any restore, a new database the server lets this role create but not connect to (pg_hba.conf
+    names the databases a role may reach, often only the application's own)."""
+    try:
+        psycopg.connect(conninfo).close()
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        database = conninfo_to_dict(conninfo)["dbname"]
+        raise PhoenixError("%s into a new database %s, and the server refuses this role's connections to it (%s); "
+                           "allow them in pg_hba.conf (that database's name, or all)%s"
+                           % (purpose, database, reason, otherwise)) from None
 
 
 def restored_problems(conninfo: str, backup: store.Backup, loaded: dict[str, int] | None = None) -> list[str]:

@@ -38,6 +38,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     database_owner,
     drop_database,
     leftover_droppable,
+    require_connectable,
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
@@ -140,6 +141,7 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
             admin.execute(statement)
         _try_settings(admin, new, properties)
         target = make_conninfo(conninfo, dbname=new)
+        require_connectable(target, "mode=swap restores", ", or use mode=in_place")
         loaded = restore_into(target)
         problems = restored_problems(target, backup, loaded)
         if problems:
