@@ -9,6 +9,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -416,6 +417,44 @@ def test_a_new_database_the_server_lets_no_one_reach_stops_the_swap_before_it_re
         in refused["msg"]
     assert refused["msg"].endswith("); allow them in pg_hba.conf (that database's name, or all), or use mode=in_place")
     assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
+def test_an_application_that_keeps_reconnecting_ends_up_in_the_restored_database(swappable, tmp_path):
+    """An application left running (restarted by its supervisor, or a pool) comes back at once after each
+    termination. Its new sessions wait for the transaction that renames the databases (a connection locks its
+    database), so the swap goes through, and the application is then in the restored database, not the kept one."""
+    data = swappable
+    backed_up = app_fingerprints(data)
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    stop = threading.Event()
+    failures = []
+
+    def reconnecting_application() -> None:
+        while not stop.is_set():
+            try:
+                with psycopg.connect(data.url, application_name="shop web") as conn:
+                    while not stop.is_set():
+                        conn.execute(sql.SQL("SELECT 1"))
+                        time.sleep(0.001)
+            except psycopg.OperationalError as exc:  # terminated, or the name was just given away: back at once
+                failures.append(str(exc))
+    application = threading.Thread(target=reconnecting_application)
+    application.start()
+    try:
+        restored = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+        assert restored.get("changed") is True, restored.get("msg")
+        for wait in range(50):  # the application's next session, in the database now named as its own
+            where = data.query("SELECT datname FROM pg_stat_activity WHERE application_name = 'shop web'")
+            if where == [(data.name,)]:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        application.join()
+    assert failures, "the application was never disconnected"
+    assert where == [(data.name,)]
+    assert app_fingerprints(data) == backed_up
 
 
 @pytest.mark.usefixtures("shop_roles")
