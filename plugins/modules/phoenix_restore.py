@@ -132,9 +132,10 @@ kept_database:
   sample: shop_pre_restore_20261124013000
 dropped_kept:
   description:
-    - Databases kept by earlier swaps, dropped by this one.
-    - One the role may not drop (another role owns it) is left, with a warning; the restore still succeeded.
-  returned: with O(mode=swap), not in check mode
+    - Databases kept by earlier swaps, dropped by this one (in check mode, those it would drop).
+    - One the role may not drop (another role owns it) is left, with a warning (in check mode too); the restore
+      still succeeded.
+  returned: with O(mode=swap)
   type: list
   elements: str
 leftover_removed:

@@ -146,6 +146,7 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
 
     planned = call(phoenix_restore.main, data, check=True, dest=str(tmp_path), mode="swap")
     assert planned["changed"] is True and planned["row_changes"]["Artifact"]["difference"] == 5
+    assert planned["dropped_kept"] == []
     assert app_fingerprints(data) == changed and not databases_like(data, "_")  # check mode made nothing
 
     restored = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap", jobs=2)
@@ -166,6 +167,8 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
 
     # kept names carry the second: a swap whose clock first reads the second of the one before waits for the next
     monkeypatch.setattr(swap_module, "time", SecondOfTheSwapBefore(restored["kept_database"]))
+    planned = call(phoenix_restore.main, data, check=True, dest=str(tmp_path), backup=made["backup"]["id"], mode="swap")
+    assert planned["dropped_kept"] == [restored["kept_database"]]
     again = call(phoenix_restore.main, data, dest=str(tmp_path), backup=made["backup"]["id"], mode="swap")
     assert again["dropped_kept"] == [restored["kept_database"]], again.get("msg")
     assert databases_like(data, KEPT_MARK) == [again["kept_database"]]
@@ -487,6 +490,11 @@ def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_
     assert first["changed"] is True, first.get("msg")
     hand_to_shop_owner(data)
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    planned = swap_as_shop_owner(data, tmp_path, check=True)
+    assert planned["dropped_kept"] == [] and databases_like(data, KEPT_MARK) == [first["kept_database"]]
+    assert [w["event"]["msg"] for w in planned["warnings"]][1:] == [
+        "database %s, kept by an earlier swap, would be left: role shop_owner may not drop it (postgres owns it); "
+        "drop it as postgres or a superuser" % first["kept_database"]]
     second = swap_as_shop_owner(data, tmp_path)
     assert second.get("changed") is True and "failed" not in second, second["_raw"]
     assert second["dropped_kept"] == [] and app_fingerprints(data) == before

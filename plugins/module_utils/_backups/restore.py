@@ -32,6 +32,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
+    planned_kept_drops,
     require_swap_possible,
     swap_restore,
     swap_session,
@@ -44,6 +45,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 try:
     import psycopg
     from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
@@ -113,6 +115,9 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                                       % unchecked]
             if not check_mode:
                 return _swap_verified(admin, conninfo, major, request, backup, files, result)
+            plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
+            result["dropped_kept"] = plan["dropped_kept"]
+            result["warnings"] = result.get("warnings", []) + plan["warnings"]
         with psycopg.connect(conninfo) as now:
             _report_changes(result, table_counts(now), backup)
         return result

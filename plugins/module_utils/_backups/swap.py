@@ -236,6 +236,20 @@ def kept_databases(admin, database: str) -> list[str]:
     return [name for (name,) in names if ours.match(name)]
 
 
+def planned_kept_drops(admin, database: str) -> dict[str, Any]:
+    """Check mode: the databases kept by earlier swaps that a swap would drop, and a warning for each this role may
+    not drop (another role owns it), which the swap would leave."""
+    plan: dict[str, Any] = {"dropped_kept": [], "warnings": []}
+    for name in kept_databases(admin, database):
+        owner, droppable = database_owner(admin, name)
+        if droppable:
+            plan["dropped_kept"].append(name)
+        else:
+            plan["warnings"].append("database %s, kept by an earlier swap, would be left: role %s may not drop it (%s "
+                                    "owns it); drop it as %s or a superuser" % (name, admin.info.user, owner, owner))
+    return plan
+
+
 def _drop_older_kept(admin, database: str, kept: str) -> tuple[list[str], list[str]]:
     """Databases kept by earlier swaps of this database: gone once a newer swap succeeded. Returns those dropped,
     and why others could not be (another role owns one, say): the swap is done whatever happens here."""
