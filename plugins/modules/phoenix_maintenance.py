@@ -35,7 +35,11 @@ options:
     elements: str
     default: []
   terminate_idle_minutes:
-    description: Terminate sessions idle in a transaction for longer than this many minutes (V(0), any). Unset, none are.
+    description:
+      - Terminate sessions idle in a transaction for longer than this many minutes (V(0), any). Unset, none are.
+      - Sessions this role may not end (a superuser's, unless it is one; another role's, unless it is a member of
+        C(pg_signal_backend)) are left, with a warning naming them. Sessions of other roles whose state the role may
+        not see (it needs C(pg_read_all_stats)) are counted in a warning.
     type: int
   allow_prod:
     description: Allow vacuuming, reindexing and terminating sessions in PROD (the report needs no permission).

@@ -82,6 +82,30 @@ def maintainer(pg_cluster):
         conn.execute(sql.SQL("DROP ROLE maintainer"))
 
 
+@pytest.fixture
+def reader(pg_cluster):
+    """A role that reads every table, but sees the state of no session but its own."""
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE reader LOGIN IN ROLE pg_read_all_data"))
+    yield "reader"
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY reader"))
+        conn.execute(sql.SQL("DROP ROLE reader"))
+
+
+def test_sessions_whose_state_the_role_may_not_see_are_told_of(churned, reader):
+    with psycopg.connect(churned.url, application_name="dba console") as console:  # a superuser's
+        console.execute(sql.SQL("SELECT count(*) FROM orders"))  # opens a transaction, then idles in it
+        as_reader = psycopg.conninfo.make_conninfo(churned.url, user=reader)
+        reaped = run_module(phoenix_maintenance.main, {"db_url": as_reader, "stage": "BETA", "vacuum": False,
+                                                       "terminate_idle_minutes": 0})
+        assert "failed" not in reaped and reaped["terminate"] == [] and reaped["changed"] is False, reaped
+        assert [w["event"]["msg"] for w in reaped["warnings"]] == [
+            "the state of 1 session(s) of other roles in this database is hidden from role reader, so they were not "
+            "looked at for idle transactions; make it a member of pg_read_all_stats"]
+        assert console.execute(sql.SQL("SELECT 1")).fetchone() == (1,)
+
+
 def test_an_idle_session_the_role_may_not_end_is_left_with_a_warning(churned, maintainer):
     with psycopg.connect(churned.url, application_name="dba console") as console:  # a superuser's
         console.execute(sql.SQL("SELECT count(*) FROM orders"))  # opens a transaction, then idles in it

@@ -62,6 +62,12 @@ IDLE_SESSIONS = (
     "AND now() - a.state_change > make_interval(mins => %s)")
 
 
+# Sessions of roles in this database whose state pg_stat_activity hides from this role (it shows their state and
+# backend type only to a superuser, a member of pg_read_all_stats, or a role the session's role is a member of)
+HIDDEN_SESSIONS = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usesysid IS NOT NULL "
+                   "AND backend_type IS NULL")
+
+
 def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
     if not 0 <= request.dead_ratio <= 100:
         raise PhoenixError("dead_ratio must be from 0 to 100 (a share of the live rows, e.g. 0.1), got %s"
@@ -85,10 +91,18 @@ def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
                                              "idle_minutes": float(minutes)})
             else:
                 left.append((user, application))
+        warnings = []
         if left:
-            planned["warnings"] = ["%s idle in a transaction for longer than %d minutes were left: role %s may not "
-                                   "end them (a superuser's only a superuser, others' a member of pg_signal_backend)"
-                                   % (described(left), request.terminate_idle_minutes, conn.info.user)]
+            warnings.append("%s idle in a transaction for longer than %d minutes were left: role %s may not end them "
+                            "(a superuser's only a superuser, others' a member of pg_signal_backend)"
+                            % (described(left), request.terminate_idle_minutes, conn.info.user))
+        hidden = conn.execute(sql.SQL(HIDDEN_SESSIONS)).fetchone()[0]
+        if hidden:
+            warnings.append("the state of %d session(s) of other roles in this database is hidden from role %s, so "
+                            "they were not looked at for idle transactions; make it a member of pg_read_all_stats"
+                            % (hidden, conn.info.user))
+        if warnings:
+            planned["warnings"] = warnings
     return planned
 
 
