@@ -71,51 +71,34 @@ def test_idle_transactions_are_reaped_but_never_ours_or_another_phoenix_jobs(chu
             conn.close()
 
 
-@pytest.fixture
-def maintainer(pg_cluster):
-    """A role that reads everything and every session's state, and may end no session but its own."""
+@pytest.fixture(params=[
+    ("maintainer", "pg_read_all_data, pg_read_all_stats",  # sees every session's state
+     "1 session of postgres (dba console) idle in a transaction for longer than 0 minutes were left: role maintainer "
+     "may not end them (a superuser's only a superuser, others' a member of pg_signal_backend)"),
+    ("reader", "pg_read_all_data",  # sees the state of no session but its own
+     "the state of 1 session(s) of other roles in this database is hidden from role reader, so they were not looked "
+     "at for idle transactions; make it a member of pg_read_all_stats"),
+], ids=["maintainer", "reader"])
+def limited_role(request, pg_cluster):
+    """A role that may end no session but its own, and the warning it gets for a superuser's idle transaction."""
+    role, memberships, warning = request.param
     with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE maintainer LOGIN IN ROLE pg_read_all_data, pg_read_all_stats"))
-    yield "maintainer"
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(role), sql.SQL(memberships)))
+    yield role, warning
     with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP OWNED BY maintainer"))
-        conn.execute(sql.SQL("DROP ROLE maintainer"))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-@pytest.fixture
-def reader(pg_cluster):
-    """A role that reads every table, but sees the state of no session but its own."""
-    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE reader LOGIN IN ROLE pg_read_all_data"))
-    yield "reader"
-    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP OWNED BY reader"))
-        conn.execute(sql.SQL("DROP ROLE reader"))
-
-
-def test_sessions_whose_state_the_role_may_not_see_are_told_of(churned, reader):
+def test_an_idle_session_the_role_may_not_end_or_see_is_left_with_a_warning(churned, limited_role):
+    role, warning = limited_role
     with psycopg.connect(churned.url, application_name="dba console") as console:  # a superuser's
         console.execute(sql.SQL("SELECT count(*) FROM orders"))  # opens a transaction, then idles in it
-        as_reader = psycopg.conninfo.make_conninfo(churned.url, user=reader)
-        reaped = run_module(phoenix_maintenance.main, {"db_url": as_reader, "stage": "BETA", "vacuum": False,
+        as_role = psycopg.conninfo.make_conninfo(churned.url, user=role)
+        reaped = run_module(phoenix_maintenance.main, {"db_url": as_role, "stage": "BETA", "vacuum": False,
                                                        "terminate_idle_minutes": 0})
         assert "failed" not in reaped and reaped["terminate"] == [] and reaped["changed"] is False, reaped
-        assert [w["event"]["msg"] for w in reaped["warnings"]] == [
-            "the state of 1 session(s) of other roles in this database is hidden from role reader, so they were not "
-            "looked at for idle transactions; make it a member of pg_read_all_stats"]
-        assert console.execute(sql.SQL("SELECT 1")).fetchone() == (1,)
-
-
-def test_an_idle_session_the_role_may_not_end_is_left_with_a_warning(churned, maintainer):
-    with psycopg.connect(churned.url, application_name="dba console") as console:  # a superuser's
-        console.execute(sql.SQL("SELECT count(*) FROM orders"))  # opens a transaction, then idles in it
-        as_maintainer = psycopg.conninfo.make_conninfo(churned.url, user=maintainer)
-        reaped = run_module(phoenix_maintenance.main, {"db_url": as_maintainer, "stage": "BETA", "vacuum": False,
-                                                       "terminate_idle_minutes": 0})
-        assert "failed" not in reaped and reaped["terminate"] == [] and reaped["changed"] is False, reaped
-        assert [w["event"]["msg"] for w in reaped["warnings"]] == [
-            "1 session of postgres (dba console) idle in a transaction for longer than 0 minutes were left: role "
-            "maintainer may not end them (a superuser's only a superuser, others' a member of pg_signal_backend)"]
+        assert [w["event"]["msg"] for w in reaped["warnings"]] == [warning]
         assert console.execute(sql.SQL("SELECT 1")).fetchone() == (1,)
 
 
