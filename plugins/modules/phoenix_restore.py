@@ -15,6 +15,11 @@ description:
   - Takes a safety backup of kind C(pre-restore) first, unless O(safety_backup=false).
   - Restores with C(pg_restore --single-transaction --exit-on-error --clean), so a restore that fails part-way
     leaves the database as it was. The audit log and the stage fence are kept out of the restore.
+  - Extensions the database already has are kept as they are, not dropped and created again (with their
+    comments). A superuser often installed them, and only their owner may drop them; so the application's owner
+    role can restore. O(mode=swap) creates the dump's extensions in the new database; a role that is not a
+    superuser may create only trusted ones (such as C(pgcrypto), C(pg_trgm), C(citext)), and any other is named
+    before anything is written, in check mode too.
   - With O(mode=swap), the backup is restored with C(pg_restore -j) into a new database on the same server, its row
     counts and schema version checked against the manifest, the audit log and stage fence carried over (the fence
     must still name O(stage)), and then it takes the environment database's name in one transaction, after the

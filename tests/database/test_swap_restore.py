@@ -11,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -458,6 +459,81 @@ def test_an_application_that_keeps_reconnecting_ends_up_in_the_restored_database
     assert failures, "the application was never disconnected"
     assert where == [(data.name,)]
     assert app_fingerprints(data) == backed_up
+
+
+@pytest.fixture
+def dba_extensions(shop_roles, database):  # the roles set up before the database, removed after it
+    """shop_owner's database, with extensions a DBA installed as a superuser: pgcrypto (trusted, which any role
+    with CREATE on a database may create) and pg_buffercache (only a superuser may), and a table that uses one."""
+    hand_to_shop_owner(database)
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE EXTENSION pgcrypto"))
+        conn.execute(sql.SQL("CREATE EXTENSION pg_buffercache"))
+    as_owner = types.SimpleNamespace(url=make_conninfo(database.url, user="shop_owner"))
+    migrate(as_owner)
+    with psycopg.connect(as_owner.url) as conn:
+        conn.execute(sql.SQL("CREATE TABLE public.tokens (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), n int)"))
+        conn.execute(sql.SQL("INSERT INTO public.tokens (n) SELECT generate_series(1, 100)"))
+    yield database
+    drop_swapped(database)
+
+
+def extensions_of(database) -> list[tuple[str, str]]:
+    return database.query("SELECT extname, pg_get_userbyid(extowner) FROM pg_extension ORDER BY 1")
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])
+def test_an_owner_restores_over_extensions_a_superuser_installed_and_keeps_them(dba_extensions, tmp_path, fmt):
+    data = dba_extensions
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    tokens = data.query("SELECT id, n FROM public.tokens ORDER BY n")
+    installed = extensions_of(data)
+    assert ("pgcrypto", "postgres") in installed and ("pg_buffercache", "postgres") in installed
+    with data.connect() as conn:
+        conn.execute(sql.SQL("DELETE FROM public.tokens WHERE n > 50"))
+    as_owner = make_conninfo(data.url, user="shop_owner")
+    restored = run_module(phoenix_restore.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path),
+                                                 "safety_backup": False})
+    assert restored.get("changed") is True and "failed" not in restored, restored.get("msg")
+    assert data.query("SELECT id, n FROM public.tokens ORDER BY n") == tokens
+    assert extensions_of(data) == installed  # kept as they were, by their owner
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("module, purpose, otherwise", [
+    (phoenix_restore, "mode=swap", ", or use mode=in_place"),
+    (phoenix_restore_drill, "a drill", ""),
+], ids=["swap", "drill"])
+def test_an_extension_only_a_superuser_may_create_is_named_before_anything_is_written(
+        dba_extensions, tmp_path, check, module, purpose, otherwise):
+    data = dba_extensions
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    options = {"mode": "swap"} if module is phoenix_restore else {}
+    refused = run_module(module.main, dict({"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA",
+                                            "dest": str(tmp_path)}, **options), check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == ("%s creates the dump's extensions in a new database, and role shop_owner may not "
+                              "create pg_buffercache: only a superuser creates an extension that is not trusted; "
+                              "restore as a superuser%s" % (purpose, otherwise))
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
+    assert data.query("SELECT count(*) FROM pg_database WHERE datname = %s",
+                      (scratch_name(SCRATCH_PREFIX, data.name),)) == [(0,)]
+
+
+def test_an_owner_swaps_in_a_database_with_the_trusted_extensions_it_creates(dba_extensions, tmp_path):
+    data = dba_extensions
+    with data.connect() as conn:
+        conn.execute(sql.SQL("DROP EXTENSION pg_buffercache"))
+    call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    tokens = data.query("SELECT id, n FROM public.tokens ORDER BY n")
+    restored = swap_as_shop_owner(data, tmp_path, jobs=2)
+    assert restored.get("changed") is True, restored.get("msg")
+    assert data.query("SELECT id, n FROM public.tokens ORDER BY n") == tokens
+    assert ("pgcrypto", "shop_owner") in extensions_of(data)  # created anew, by the role that restored
+    drilled = run_module(phoenix_restore_drill.main, {"db_url": make_conninfo(data.url, user="shop_owner"),
+                                                      "stage": "BETA", "dest": str(tmp_path)})
+    assert drilled.get("passed") is True, drilled.get("msg")
 
 
 @pytest.mark.usefixtures("shop_roles")

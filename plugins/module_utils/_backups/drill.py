@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems, parallel_jobs
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import dump_extensions, require_creatable
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import dump_toc, restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     restored_problems,
     drop_database,
@@ -73,9 +74,11 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
                                                        "drill on a server with room for a scratch copy")
         if unchecked:
             result["warnings"] = ["free space for the drill's scratch database was not checked: %s" % unchecked]
+        major = server_major(admin)
+        if not problems:
+            require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "a drill", "")
         if check_mode:  # nothing is created; a leftover stays for the next real drill
             return dict(result, passed=None, problems=problems)
-        major = server_major(admin)
         drop_database(admin, scratch)
         if not problems:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))

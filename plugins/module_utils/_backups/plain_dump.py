@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 ALLOWED_COMMANDS = ("connect", "restrict", "unrestrict")
 _SQL_TOKEN = re.compile(r"--|/\*|'|\"|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|\\")
@@ -124,3 +124,22 @@ def check_plain_dump(script: BinaryIO, name: str) -> str | None:
     if found:
         return "%s line %d holds the psql meta-command %s, which pg_dump never writes" % (name, found[0], found[1])
     return None
+
+
+def without_definitions(script: BinaryIO, left_out: Callable[[str], bool]) -> Iterator[bytes]:
+    """The plain dump ``script``, less the statements whose first line ``left_out`` picks among its definitions
+    (lines that start outside any string, comment or rows, before the first rows). A statement left out ends with
+    the line where its strings close. From the first rows on, the script is passed on as it is, in blocks."""
+    scanner = _Scanner()
+    leaving = False
+    for line in script:
+        text = line.decode("latin-1")  # pg_dump writes an encoding whose ASCII bytes are ASCII characters
+        starts_in_sql = scanner.state == "sql"
+        scanner.line(text)
+        if leaving or (starts_in_sql and left_out(text)):
+            leaving = scanner.state != "sql"
+            continue
+        yield line
+        if scanner.state == "copy":
+            break
+    yield from iter(lambda: script.read(1 << 20), b"")

@@ -30,6 +30,14 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     table_counts,
     use_list,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import (
+    dump_extensions,
+    installed_extensions,
+    is_entry_of,
+    is_statement_on,
+    require_creatable,
+)
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import without_definitions
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     planned_kept_drops,
@@ -110,6 +118,8 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         conn.close()  # the database is renamed by this swap, or by another one that this one waits for
         with swap_session(conninfo, request.lock_timeout) as admin:
             unchecked = require_swap_possible(admin, conninfo, backup)
+            require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "mode=swap",
+                              ", or use mode=in_place")
             if unchecked:
                 result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
                                       % unchecked]
@@ -189,10 +199,12 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     Returns the row counts the server reported for tables loaded in pieces (see ``_restore_in_parallel``)."""
     env = libpq_environment(conninfo)
     name = DUMP_FILES[backup.manifest["format"]]
+    installed = installed_extensions(conninfo) if keep_history else set()  # kept as they are (see extensions)
     if backup.manifest["format"] == "plain":
         with files.stream(name) as script:
-            _run_script(find_tool("psql", major), env, [PLAIN_PROLOGUE if keep_history else b"", script,
-                                                        PLAIN_EPILOGUE if keep_history else b""])
+            parts = [PLAIN_PROLOGUE, without_definitions(script, lambda line: is_statement_on(line, installed)),
+                     PLAIN_EPILOGUE] if keep_history else [script]
+            _run_script(find_tool("psql", major), env, parts)
         return {}
     reader = backup.reader_major(major)
     pg_restore = find_tool("pg_restore", reader)
@@ -201,7 +213,8 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
         return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
-        selecting = use_list(line for line in _listed(pg_restore, files, name) if not KEPT.search(line))
+        selecting = use_list(line for line in _listed(pg_restore, files, name)
+                             if not KEPT.search(line) and not is_entry_of(line, installed))
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
@@ -264,6 +277,15 @@ def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryptio
              for found in [DATA_FILE.match(entry["name"])] if found}
     return [(line, sizes.get(int(line.split(";", 1)[0]), 0) if TABLE_DATA.match(line) else 0)
             for line in _listed(pg_restore, files, name) if line.strip() and not line.startswith(";")]
+
+
+def dump_toc(major: int, backup: store.Backup, files: encryption.DumpFiles) -> list[str]:
+    """The lines of ``pg_restore --list`` of the backup's dump, as the restore to a server of ``major`` reads it;
+    none for a plain dump, which has no table of contents."""
+    if backup.manifest["format"] == "plain":
+        return []
+    pg_restore = find_tool("pg_restore", backup.reader_major(major))
+    return _listed(pg_restore, files, DUMP_FILES[backup.manifest["format"]])
 
 
 def _listed(pg_restore: Path, files: encryption.DumpFiles, name: str) -> list[str]:

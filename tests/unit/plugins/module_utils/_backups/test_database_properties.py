@@ -10,6 +10,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.database
     Setting,
     access_statements,
     create_options,
+    limit_statements,
     setting_statements,
     split_list,
 )
@@ -69,7 +70,6 @@ def test_privileges_are_replaced_and_the_owners_own_are_left_implicit():
         Grant(None, "CONNECT", False), Grant("owner", "CREATE", False), Grant("web", "TEMPORARY", True)],
         comment="the shop's data")
     assert [s.as_string(None) for s in access_statements("new", "owner", properties)] == [
-        'ALTER DATABASE "new" CONNECTION LIMIT 40',
         'REVOKE ALL ON DATABASE "new" FROM PUBLIC',
         'GRANT CONNECT ON DATABASE "new" TO PUBLIC',
         'GRANT TEMPORARY ON DATABASE "new" TO "web" WITH GRANT OPTION',
@@ -78,6 +78,12 @@ def test_privileges_are_replaced_and_the_owners_own_are_left_implicit():
 
 def test_default_privileges_and_no_comment_need_no_statement():
     assert access_statements("new", "owner", DatabaseProperties("UTF8", "pg_default", CATALOG)) == []
+
+
+def test_the_connection_limit_is_given_by_the_name_the_database_has_after_the_swap():
+    limited = DatabaseProperties("UTF8", "pg_default", dict(CATALOG, datconnlimit=40))
+    assert [s.as_string(None) for s in limit_statements("shop", limited)] == ['ALTER DATABASE "shop" CONNECTION LIMIT 40']
+    assert limit_statements("shop", DatabaseProperties("UTF8", "pg_default", CATALOG)) == []  # no limit
 
 
 def test_the_default_tablespace_is_not_named():
