@@ -27,6 +27,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import s
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import list_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import require_creatable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import drop_database, scratch_name
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
@@ -500,12 +501,12 @@ def test_an_owner_restores_over_extensions_a_superuser_installed_and_keeps_them(
 
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
-@pytest.mark.parametrize("module, purpose, otherwise", [
-    (phoenix_restore, "mode=swap", ", or use mode=in_place"),
-    (phoenix_restore_drill, "a drill", ""),
+@pytest.mark.parametrize("module, purpose, remedy", [
+    (phoenix_restore, "mode=swap", "restore as a superuser, or use mode=in_place"),
+    (phoenix_restore_drill, "a drill", "run the drill as a superuser"),
 ], ids=["swap", "drill"])
 def test_an_extension_only_a_superuser_may_create_is_named_before_anything_is_written(
-        dba_extensions, tmp_path, check, module, purpose, otherwise):
+        dba_extensions, tmp_path, check, module, purpose, remedy):
     data = dba_extensions
     call(phoenix_backup.main, data, dest=str(tmp_path))
     before = table_fingerprints(data)
@@ -515,10 +516,19 @@ def test_an_extension_only_a_superuser_may_create_is_named_before_anything_is_wr
     assert refused["failed"] is True and "Traceback" not in refused["_raw"]
     assert refused["msg"] == ("%s creates the dump's extensions in a new database, and role shop_owner may not "
                               "create pg_buffercache: only a superuser creates an extension that is not trusted; "
-                              "restore as a superuser%s" % (purpose, otherwise))
+                              "%s" % (purpose, remedy))
     assert table_fingerprints(data) == before and not databases_like(data, "_")
     assert data.query("SELECT count(*) FROM pg_database WHERE datname = %s",
                       (scratch_name(SCRATCH_PREFIX, data.name),)) == [(0,)]
+
+
+def test_an_extension_the_server_lacks_is_named(pg_cluster):
+    """A dump from a server with an extension this one was not built with (a backup of another environment)."""
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as admin:
+        with pytest.raises(PhoenixError) as refused:
+            require_creatable(admin, ["pgcrypto", "no_such_extension"], "mode=swap", "restore as a superuser")
+    assert refused.value.msg == ("mode=swap creates the dump's extensions in a new database, and this server has no "
+                                 "no_such_extension installed; install it on the server")
 
 
 def test_an_owner_swaps_in_a_database_with_the_trusted_extensions_it_creates(dba_extensions, tmp_path):

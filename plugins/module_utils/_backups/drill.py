@@ -76,7 +76,8 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             result["warnings"] = ["free space for the drill's scratch database was not checked: %s" % unchecked]
         major = server_major(admin)
         if not problems:
-            require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "a drill", "")
+            require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "a drill",
+                              "run the drill as a superuser")
         if check_mode:  # nothing is created; a leftover stays for the next real drill
             return dict(result, passed=None, problems=problems)
         drop_database(admin, scratch)

@@ -61,9 +61,9 @@ def dump_extensions(toc: Iterable[str]) -> list[str]:
                    if EXTENSION_ENTRY.match(line) and " EXTENSION - " in line})
 
 
-def require_creatable(admin, extensions: list[str], purpose: str, otherwise: str) -> None:
+def require_creatable(admin, extensions: list[str], purpose: str, remedy: str) -> None:
     """Refuse, before anything is written, extensions this role may not create: not trusted (only a superuser
-    creates those), or not installed on the server at all."""
+    creates those; ``remedy`` says what to do), or not installed on the server at all."""
     if not extensions:
         return
     rows = admin.execute(sql.SQL(
@@ -73,13 +73,13 @@ def require_creatable(admin, extensions: list[str], purpose: str, otherwise: str
     missing = [name for name, trusted in rows if trusted is None]
     if missing:
         raise PhoenixError("%s creates the dump's extensions in a new database, and this server has no %s "
-                           "installed; install it on the server%s" % (purpose, ", ".join(missing), otherwise))
+                           "installed; install it on the server" % (purpose, ", ".join(missing)))
     superuser = admin.execute(sql.SQL("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).fetchone()[0]
     untrusted = [name for name, trusted in rows if not trusted]
     if untrusted and not superuser:
         raise PhoenixError("%s creates the dump's extensions in a new database, and role %s may not create %s: "
-                           "only a superuser creates an extension that is not trusted; restore as a superuser%s"
-                           % (purpose, admin.info.user, ", ".join(untrusted), otherwise))
+                           "only a superuser creates an extension that is not trusted; %s"
+                           % (purpose, admin.info.user, ", ".join(untrusted), remedy))
 
 
 def _quoted(name: str) -> str:

@@ -119,7 +119,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         with swap_session(conninfo, request.lock_timeout) as admin:
             unchecked = require_swap_possible(admin, conninfo, backup)
             require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "mode=swap",
-                              ", or use mode=in_place")
+                              "restore as a superuser, or use mode=in_place")
             if unchecked:
                 result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
                                       % unchecked]
