@@ -281,6 +281,11 @@ def hand_to_shop_owner(database) -> None:
         conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(database.name)))
 
 
+# shop_owner restores objects postgres owns (as the fixtures make them), and may not give them back
+OWNED_BY_THE_RESTORER = ("the restored objects of role(s) postgres are owned by shop_owner, the role that restored "
+                         "them: only a superuser may give them back")
+
+
 def swap_as_shop_owner(data, dest, check=False, **options) -> dict:
     as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")  # may create databases, no more
     return run_module(phoenix_restore.main, dict({"db_url": as_owner, "stage": "BETA", "dest": str(dest),
@@ -296,7 +301,7 @@ def test_a_role_that_cannot_see_the_servers_files_swaps_with_a_warning(swappable
     assert planned["changed"] is True, planned.get("msg")
     assert [w["event"]["msg"] for w in planned["warnings"]] == [
         "free space for the swap's second copy of the database was not checked: the server does not show this role "
-        "where its files are (superuser or pg_read_all_settings)"]
+        "where its files are (superuser or pg_read_all_settings)", OWNED_BY_THE_RESTORER]
 
 
 @pytest.mark.usefixtures("shop_roles")
@@ -500,6 +505,48 @@ def test_an_owner_restores_over_extensions_a_superuser_installed_and_keeps_them(
     assert extensions_of(data) == installed  # kept as they were, by their owner
 
 
+def owners_of(database) -> list[tuple[str, str]]:
+    """Every relation of the database's own schemas (not an extension's) and its owner."""
+    return database.query(
+        "SELECT c.oid::regclass::text, pg_get_userbyid(c.relowner) FROM pg_class c "
+        "WHERE c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, "
+        "'pg_toast'::regnamespace) AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+        "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1")
+
+
+@pytest.mark.parametrize("fmt, mode", [("custom", "in_place"), ("directory", "in_place"), ("plain", "in_place"),
+                                       ("directory", "swap")])
+def test_a_superusers_restore_gives_the_objects_back_to_their_owners(dba_extensions, tmp_path, fmt, mode):
+    """The application's owner role keeps its tables: to migrate them, and to read them without grants."""
+    data = dba_extensions
+    owners = owners_of(data)
+    assert {owner for name, owner in owners} == {"shop_owner"}
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), mode=mode, safety_backup=False)
+    assert restored.get("changed") is True and not restored.get("warnings"), restored.get("msg")
+    assert owners_of(data) == owners
+
+
+def test_objects_of_a_role_that_is_gone_belong_to_the_restorer_with_a_warning(swappable, tmp_path):
+    """A backup restored after its owner role was dropped, or on a server without it (another environment's)."""
+    data = swappable
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE reports_owner"))
+        conn.execute(sql.SQL("CREATE TABLE public.reports (n int)"))
+        conn.execute(sql.SQL("ALTER TABLE public.reports OWNER TO reports_owner"))
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with data.connect() as conn:
+        conn.execute(sql.SQL("DROP TABLE public.reports"))
+        conn.execute(sql.SQL("DROP ROLE reports_owner"))
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
+    assert restored.get("changed") is True, restored.get("msg")
+    assert [w["event"]["msg"] for w in restored["warnings"]] == [
+        "the restored objects of role(s) reports_owner are owned by postgres, the role that restored them: role(s) "
+        "reports_owner do not exist on this server"]
+    assert data.query("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'public.reports'::regclass") == [
+        ("postgres",)]
+
+
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 @pytest.mark.parametrize("module, purpose, remedy", [
     (phoenix_restore, "mode=swap", "restore as a superuser, or use mode=in_place"),
@@ -579,12 +626,14 @@ def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_
     planned = swap_as_shop_owner(data, tmp_path, check=True)
     assert planned["dropped_kept"] == [] and databases_like(data, KEPT_MARK) == [first["kept_database"]]
     assert [w["event"]["msg"] for w in planned["warnings"]][1:] == [
+        OWNED_BY_THE_RESTORER,
         "database %s, kept by an earlier swap, would be left: role shop_owner may not drop it (postgres owns it); "
         "drop it as postgres or a superuser" % first["kept_database"]]
     second = swap_as_shop_owner(data, tmp_path)
     assert second.get("changed") is True and "failed" not in second, second["_raw"]
     assert second["dropped_kept"] == [] and app_fingerprints(data) == before
     assert [w["event"]["msg"] for w in second["warnings"]][1:] == [  # after the room check's, as in check mode
+        OWNED_BY_THE_RESTORER,
         "the restore is done, but database %s, kept by an earlier swap, could not be dropped (must be owner of "
         "database %s); drop it by hand to free its space" % (first["kept_database"], first["kept_database"])]
     assert databases_like(data, KEPT_MARK) == sorted([first["kept_database"], second["kept_database"]])

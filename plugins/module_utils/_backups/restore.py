@@ -37,6 +37,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensio
     is_statement_on,
     require_creatable,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import dump_owners, owners_kept
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import without_definitions
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
@@ -123,8 +124,9 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
             if unchecked:
                 result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
                                       % unchecked]
+            keep_owners = _owners_kept(admin, major, backup, files, result)
             if not check_mode:
-                return _swap_verified(admin, conninfo, major, request, backup, files, result)
+                return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
             plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
             result["dropped_kept"] = plan["dropped_kept"]
             result["warnings"] = result.get("warnings", []) + plan["warnings"]
@@ -132,12 +134,12 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
             _report_changes(result, table_counts(now), backup)
         return result
     changes = _report_changes(result, table_counts(conn), backup)
+    major = server_major(conn)
+    keep_owners = _owners_kept(conn, major, backup, files, result)
     conn.rollback()
     if check_mode:
         return result
     backup_stage = backup.manifest["stage"]
-    major = server_major(conn)
-    conn.rollback()
     if request.safety_backup:
         if request.dest is None:
             raise PhoenixError("a safety backup needs dest (or set safety_backup=false)")
@@ -146,13 +148,23 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         safety = ensure_backup(conn, conninfo, safety_request, False)
         result["safety_backup"] = safety["backup"]
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
-    restore_dump(major, conninfo, backup, files, keep_history=True)
+    restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
         record(conn, "backup.restore", request.stage, request.actor,
                dict(_audit_details(request, backup, changes), safety_backup=(result["safety_backup"] or {}).get("id")))
     return result
+
+
+def _owners_kept(conn, major: int, backup: store.Backup, files: encryption.DumpFiles,
+                 result: dict[str, Any]) -> bool:
+    """Whether the restore gives the dump's objects back to their owners; a warning in ``result`` when it cannot.
+    A plain dump sets its owners itself."""
+    kept, warning = owners_kept(conn, dump_owners(dump_toc(major, backup, files)))
+    if warning:
+        result["warnings"] = result.get("warnings", []) + [warning]
+    return kept
 
 
 def _report_changes(result: dict[str, Any], now: dict[str, int], backup: store.Backup) -> dict[str, dict[str, int]]:
@@ -166,7 +178,7 @@ def _audit_details(request: RestoreRequest, backup: store.Backup, changes: dict[
 
 
 def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, backup: store.Backup,
-                   files: encryption.DumpFiles, result: dict[str, Any]) -> dict[str, Any]:
+                   files: encryption.DumpFiles, result: dict[str, Any], keep_owners: bool) -> dict[str, Any]:
     """``mode: swap``, on ``admin`` (the ``swap_session``). The old database, kept under another name, is the safety
     copy. Its rows are counted (for ``row_changes``) on a connection of their own while pg_restore fills the new
     database: the application is stopped for the whole restore, so every second saved is a second less of
@@ -182,7 +194,8 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_old)
         swapped = swap_restore(
-            admin, conninfo, request.stage, backup, lambda target: restore_dump(major, target, backup, files, False, jobs=request.jobs),
+            admin, conninfo, request.stage, backup, lambda target: restore_dump(
+                major, target, backup, files, False, jobs=request.jobs, keep_owners=keep_owners),
             finish)
     if "warnings" in swapped:
         result["warnings"] = result.get("warnings", []) + swapped.pop("warnings")
@@ -191,13 +204,16 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
 
 
 def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
-                 jobs: int = 1) -> dict[str, int]:
+                 jobs: int = 1, keep_owners: bool = False) -> dict[str, int]:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
-    whole (into an empty database). The dump is read from ``files``, decrypted as it is read when encrypted.
-    Returns the row counts the server reported for tables loaded in pieces (see ``_restore_in_parallel``)."""
+    whole (into an empty database). ``keep_owners`` gives an archive's objects back to their owners (see
+    ``ownership``), else the restoring role owns them. The dump is read from ``files``, decrypted as it is read
+    when encrypted. Returns the row counts the server reported for tables loaded in pieces (see
+    ``_restore_in_parallel``)."""
     env = libpq_environment(conninfo)
+    owner_flags = [] if keep_owners else ["--no-owner"]
     name = DUMP_FILES[backup.manifest["format"]]
     installed = installed_extensions(conninfo) if keep_history else set()  # kept as they are (see extensions)
     if backup.manifest["format"] == "plain":
@@ -210,7 +226,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     pg_restore = find_tool("pg_restore", reader)
     newer = reader >= SESSION_SETUP_NEWER_SINCE > major
     if jobs > 1 and not keep_history:
-        return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer)
+        return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, owner_flags)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
         selecting = use_list(line for line in _listed(pg_restore, files, name)
@@ -218,9 +234,9 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
-            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, "--no-owner", *dump], stdin)
+            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, *owner_flags, *dump], stdin)
             return {}
-        completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", "--no-owner",
+        completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", *owner_flags,
                                     *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
                                    env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
     _check(completed, "pg_restore")
@@ -228,7 +244,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
-                         files: encryption.DumpFiles, jobs: int, newer: bool) -> dict[str, int]:
+                         files: encryption.DumpFiles, jobs: int, newer: bool, owner_flags: list[str]) -> dict[str, int]:
     """``pg_restore --jobs`` into a database nobody else sees yet (a failure leaves it half-restored). The rows of
     a directory dump's table too big for one job (``entries_to_split``) come in pieces over ``jobs`` connections
     (``split_load``): the definitions first, then the other tables' rows, the big tables' rows, and the indexes,
@@ -239,7 +255,7 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     def run(*arguments: str) -> None:
         with files.program_input(name, seekable=True) as (dump, stdin):
             completed = subprocess.run([str(pg_restore), *arguments, *([] if newer else ["--exit-on-error"]),
-                                        "--no-owner", "--dbname", _dbname(env), *dump], stdin=stdin,
+                                        *owner_flags, "--dbname", _dbname(env), *dump], stdin=stdin,
                                        env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
         _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
 
