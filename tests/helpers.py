@@ -103,6 +103,15 @@ def _children() -> dict[int, list[int]]:
     return children
 
 
+def descendants(root: int) -> list[int]:
+    """The processes below ``root``, now."""
+    children, found, level = _children(), [], [root]
+    while level:
+        level = [child for pid in level for child in children.get(pid, [])]
+        found += level
+    return found
+
+
 def kill_tree(root: int) -> dict[int, int]:
     """SIGKILL ``root`` and every process below it, as a machine crash would.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -25,7 +24,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_restore_drill,
     phoenix_world,
 )
-from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
+from ansible_collections.phoenix.platform.tests.helpers import descendants, module_process, run_module
 
 from worlds_fixtures import app_fingerprints, migrate
 
@@ -165,10 +164,10 @@ def test_restore_in_prod_needs_allow_prod(database, tmp_path):
     assert refused["failed"] is True and "allow_prod=true" in refused["msg"]
 
 
-def pg_dump_processes() -> list[str]:
-    """Running dumps (not the short ``pg_dump --version`` probes that pick the binary)."""
+def pg_dump_processes(module: int) -> list[int]:
+    """Dumps the process ``module`` runs (not the short ``pg_dump --version`` probes that pick the binary)."""
     pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in descendants(module):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as handle:
                 argv = handle.read().split(b"\0")
@@ -190,9 +189,9 @@ def test_password_never_on_the_command_line_or_in_output(data, tmp_path):
         blocker.execute(sql.SQL('LOCK TABLE "Artifact" IN ACCESS EXCLUSIVE MODE'))
         process = module_process("phoenix_backup", args, stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
-        while not pg_dump_processes() and time.monotonic() < deadline:
+        while not pg_dump_processes(process.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        pids = pg_dump_processes()
+        pids = pg_dump_processes(process.pid)
         assert pids, "pg_dump never started"
         for pid in pids:
             with open("/proc/%s/cmdline" % pid, "rb") as handle:
