@@ -115,24 +115,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
                               "mode": request.mode}
     if request.mode == "swap":
-        major = server_major(conn)
-        conn.close()  # the database is renamed by this swap, or by another one that this one waits for
-        with swap_session(conninfo, request.lock_timeout) as admin:
-            unchecked = require_swap_possible(admin, conninfo, backup)
-            require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "mode=swap",
-                              "restore as a superuser, or use mode=in_place")
-            if unchecked:
-                result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
-                                      % unchecked]
-            keep_owners = _owners_kept(admin, major, backup, files, result)
-            if not check_mode:
-                return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
-            plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
-            result["dropped_kept"] = plan["dropped_kept"]
-            result["warnings"] = result.get("warnings", []) + plan["warnings"]
-        with psycopg.connect(conninfo) as now:
-            _report_changes(result, table_counts(now), backup)
-        return result
+        return _swap_checked(conn, conninfo, request, backup, files, result, check_mode)
     changes = _report_changes(result, table_counts(conn), backup)
     major = server_major(conn)
     keep_owners = _owners_kept(conn, major, backup, files, result)
@@ -175,6 +158,30 @@ def _report_changes(result: dict[str, Any], now: dict[str, int], backup: store.B
 
 def _audit_details(request: RestoreRequest, backup: store.Backup, changes: dict[str, Any]) -> dict[str, Any]:
     return {"backup": backup.id, "from_stage": backup.manifest["stage"], "row_changes": changes, "mode": request.mode}
+
+
+def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Backup, files: encryption.DumpFiles,
+                  result: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """``mode: swap``: what it needs checked before anything is written (in check mode too, which then reports
+    what the swap would change and drop), under the lock that keeps a second swap of the database waiting."""
+    major = server_major(conn)
+    conn.close()  # the database is renamed by this swap, or by another one that this one waits for
+    with swap_session(conninfo, request.lock_timeout) as admin:
+        unchecked = require_swap_possible(admin, conninfo, backup)
+        require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "mode=swap",
+                          "restore as a superuser, or use mode=in_place")
+        if unchecked:
+            result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
+                                  % unchecked]
+        keep_owners = _owners_kept(admin, major, backup, files, result)
+        if not check_mode:
+            return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
+        plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
+    result["dropped_kept"] = plan["dropped_kept"]
+    result["warnings"] = result.get("warnings", []) + plan["warnings"]
+    with psycopg.connect(conninfo) as now:
+        _report_changes(result, table_counts(now), backup)
+    return result
 
 
 def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, backup: store.Backup,
