@@ -15,9 +15,10 @@ description:
   - Takes a safety backup of kind C(pre-restore) first, unless O(safety_backup=false).
   - Restores with C(pg_restore --single-transaction --exit-on-error --clean), so a restore that fails part-way
     leaves the database as it was. The audit log and the stage fence are kept out of the restore.
-  - The restored objects of a custom or directory dump go back to the roles that owned them, when the restoring
-    role is a superuser and those roles exist on the server (a plain dump sets its owners itself). Otherwise the
-    restoring role owns them, and a warning names whose they were.
+  - The restored objects of a custom or directory dump go back to the roles that owned them, when those roles
+    exist on the server and the restoring role is a superuser or may act as each of them (C(SET ROLE); a member
+    of the application's owner role, say). A plain dump sets its owners itself. Otherwise the restoring role owns
+    them, and a warning names whose they were.
   - Extensions the database already has are kept as they are, not dropped and created again (with their
     comments). A superuser often installed them, and only their owner may drop them; so the application's owner
     role can restore. O(mode=swap) creates the dump's extensions in the new database; a role that is not a

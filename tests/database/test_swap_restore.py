@@ -283,7 +283,7 @@ def hand_to_shop_owner(database) -> None:
 
 # shop_owner restores objects postgres owns (as the fixtures make them), and may not give them back
 OWNED_BY_THE_RESTORER = ("the restored objects of role(s) postgres are owned by shop_owner, the role that restored "
-                         "them: only a superuser may give them back")
+                         "them: it is not a superuser, and may not act as postgres (SET ROLE)")
 
 
 def swap_as_shop_owner(data, dest, check=False, **options) -> dict:
@@ -523,6 +523,28 @@ def test_a_superusers_restore_gives_the_objects_back_to_their_owners(dba_extensi
     assert {owner for name, owner in owners} == {"shop_owner"}
     call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     restored = call(phoenix_restore.main, data, dest=str(tmp_path), mode=mode, safety_backup=False)
+    assert restored.get("changed") is True and not restored.get("warnings"), restored.get("msg")
+    assert owners_of(data) == owners
+
+
+@pytest.fixture
+def deployer(dba_extensions):
+    """A role that deploys for the application: a member of its owner role, not a superuser."""
+    with dba_extensions.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE deployer LOGIN IN ROLE shop_owner"))
+    yield make_conninfo(dba_extensions.url, user="deployer")
+    with dba_extensions.connect() as conn:
+        conn.execute(sql.SQL("DROP OWNED BY deployer"))
+        conn.execute(sql.SQL("DROP ROLE deployer"))
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_a_member_of_the_owner_role_restores_and_the_owner_keeps_its_objects(dba_extensions, deployer, tmp_path, fmt):
+    data = dba_extensions
+    owners = owners_of(data)
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    restored = run_module(phoenix_restore.main, {"db_url": deployer, "stage": "BETA", "dest": str(tmp_path),
+                                                 "safety_backup": False})
     assert restored.get("changed") is True and not restored.get("warnings"), restored.get("msg")
     assert owners_of(data) == owners
 
