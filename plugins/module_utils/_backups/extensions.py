@@ -16,9 +16,9 @@ import re
 from typing import Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER
 
 try:
-    import psycopg
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
@@ -32,10 +32,9 @@ EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION
 PLAIN_STATEMENT = re.compile(r"^(?:DROP EXTENSION IF EXISTS (.+);|COMMENT ON EXTENSION (.+?) IS ')")
 
 
-def installed_extensions(conninfo: str) -> set[str]:
-    """The extensions the database of ``conninfo`` has."""
-    with psycopg.connect(conninfo) as conn:
-        return {name for (name,) in conn.execute(sql.SQL("SELECT extname FROM pg_extension")).fetchall()}
+def installed_extensions(conn) -> set[str]:
+    """The extensions the database of ``conn`` has."""
+    return {name for (name,) in conn.execute(sql.SQL("SELECT extname FROM pg_extension")).fetchall()}
 
 
 def is_entry_of(line: str, extensions: set[str]) -> bool:
@@ -44,15 +43,13 @@ def is_entry_of(line: str, extensions: set[str]) -> bool:
     if not found:
         return False
     tag = found.group(1).rstrip() + " "
-    return any(tag.startswith(spelling + " ") for name in extensions for spelling in (name, _quoted(name)))
+    return any(tag.startswith(spelling + " ") for spelling in _spellings(extensions))
 
 
 def is_statement_on(line: str, extensions: set[str]) -> bool:
     """Whether the plain dump's ``line`` starts a DROP EXTENSION or COMMENT ON EXTENSION on one of ``extensions``."""
     found = PLAIN_STATEMENT.match(line)
-    if not found:
-        return False
-    return (found.group(1) or found.group(2)) in {spelling for name in extensions for spelling in (name, _quoted(name))}
+    return bool(found) and (found.group(1) or found.group(2)) in _spellings(extensions)
 
 
 def dump_extensions(toc: Iterable[str]) -> list[str]:
@@ -67,20 +64,20 @@ def require_creatable(admin, extensions: list[str], purpose: str, remedy: str) -
     if not extensions:
         return
     rows = admin.execute(sql.SQL(
-        "SELECT e.name, v.trusted FROM unnest(%s::text[]) e(name) LEFT JOIN pg_available_extensions a "
-        "ON a.name = e.name LEFT JOIN pg_available_extension_versions v ON v.name = a.name "
-        "AND v.version = a.default_version ORDER BY 1"), [extensions]).fetchall()
-    missing = [name for name, trusted in rows if trusted is None]
+        "SELECT e.name, v.trusted, " + SUPERUSER + " FROM unnest(%s::text[]) e(name) LEFT JOIN "
+        "pg_available_extensions a ON a.name = e.name LEFT JOIN pg_available_extension_versions v "
+        "ON v.name = a.name AND v.version = a.default_version ORDER BY 1"), [extensions]).fetchall()
+    missing = [name for name, trusted, superuser in rows if trusted is None]
     if missing:
         raise PhoenixError("%s creates the dump's extensions in a new database, and this server has no %s "
                            "installed; install it on the server" % (purpose, ", ".join(missing)))
-    superuser = admin.execute(sql.SQL("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).fetchone()[0]
-    untrusted = [name for name, trusted in rows if not trusted]
-    if untrusted and not superuser:
+    untrusted = [name for name, trusted, superuser in rows if not trusted and not superuser]
+    if untrusted:
         raise PhoenixError("%s creates the dump's extensions in a new database, and role %s may not create %s: "
                            "only a superuser creates an extension that is not trusted; %s"
                            % (purpose, admin.info.user, ", ".join(untrusted), remedy))
 
 
-def _quoted(name: str) -> str:
-    return '"%s"' % name.replace('"', '""')
+def _spellings(extensions: set[str]) -> set[str]:
+    """The names as a dump may write them: as they are, and quoted."""
+    return extensions | {'"%s"' % name.replace('"', '""') for name in extensions}

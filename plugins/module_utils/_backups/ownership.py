@@ -3,15 +3,17 @@
 """Who owns what a restore brings back.
 
 An archive names each object's owner; pg_restore gives it back to that role, which a superuser may do for any
-role's objects and another role only for those of roles it may act as, and only while the role exists. Restored by a superuser with ``--no-owner``, an
-application's tables would belong to the superuser afterwards, and the application's owner role could neither
-migrate them nor, without grants of its own, read them. So owners are kept whenever they can be; otherwise the
+role's objects and another role only for those of roles it may act as, and only while the role exists. Restored
+with ``--no-owner`` by a superuser, an application's tables would belong to the superuser afterwards, and the
+application's owner role could neither migrate them nor, without grants of its own, read them. So owners are kept whenever they can be; otherwise the
 restoring role owns the objects, and a warning names whose they were.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER
 
 SET_OPTION_SINCE = 160000  # ALTER ... OWNER TO a role needs the SET option of membership in it
 
@@ -32,8 +34,7 @@ def owners_kept(conn, owners: set[str]) -> tuple[bool, str | None]:
     """Whether a restore on ``conn``'s server can give the objects back to ``owners``, and if not, the warning to
     give. It can when every owner exists here, and this role is a superuser or may act as each of them (SET ROLE:
     a member of it, with the SET option from PostgreSQL 16 on)."""
-    user, superuser = conn.execute(sql.SQL("SELECT current_user, rolsuper FROM pg_roles "
-                                           "WHERE rolname = current_user")).fetchone()
+    user, superuser = conn.execute(sql.SQL("SELECT current_user, " + SUPERUSER)).fetchone()
     others = sorted(owners - {user})
     if not others:
         return False, None  # the restoring role owns them either way

@@ -119,6 +119,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     changes = _report_changes(result, table_counts(conn), backup)
     major = server_major(conn)
     keep_owners = _owners_kept(conn, major, backup, files, result)
+    installed = installed_extensions(conn)  # kept as they are (see extensions)
     conn.rollback()
     if check_mode:
         return result
@@ -131,7 +132,8 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         safety = ensure_backup(conn, conninfo, safety_request, False)
         result["safety_backup"] = safety["backup"]
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
-    restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners)
+    restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners,
+                 kept_extensions=installed)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
@@ -211,21 +213,22 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
 
 
 def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
-                 jobs: int = 1, keep_owners: bool = False) -> dict[str, int]:
+                 jobs: int = 1, keep_owners: bool = False, kept_extensions: frozenset[str] | set[str] = frozenset(),
+                 ) -> dict[str, int]:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
-    whole (into an empty database). ``keep_owners`` gives an archive's objects back to their owners (see
+    whole (into an empty database); ``kept_extensions`` are then left out of it (the database keeps them, see
+    ``extensions``). ``keep_owners`` gives an archive's objects back to their owners (see
     ``ownership``), else the restoring role owns them. The dump is read from ``files``, decrypted as it is read
     when encrypted. Returns the row counts the server reported for tables loaded in pieces (see
     ``_restore_in_parallel``)."""
     env = libpq_environment(conninfo)
     owner_flags = [] if keep_owners else ["--no-owner"]
     name = DUMP_FILES[backup.manifest["format"]]
-    installed = installed_extensions(conninfo) if keep_history else set()  # kept as they are (see extensions)
     if backup.manifest["format"] == "plain":
         with files.stream(name) as script:
-            parts = [PLAIN_PROLOGUE, without_definitions(script, lambda line: is_statement_on(line, installed)),
+            parts = [PLAIN_PROLOGUE, without_definitions(script, lambda line: is_statement_on(line, kept_extensions)),
                      PLAIN_EPILOGUE] if keep_history else [script]
             _run_script(find_tool("psql", major), env, parts)
         return {}
@@ -237,7 +240,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
         selecting = use_list(line for line in _listed(pg_restore, files, name)
-                             if not KEPT.search(line) and not is_entry_of(line, installed))
+                             if not KEPT.search(line) and not is_entry_of(line, kept_extensions))
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
