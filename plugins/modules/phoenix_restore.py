@@ -31,8 +31,10 @@ description:
     C(<name>_pre_restore_<UTC time>) until the next successful swap, in place of a safety backup (a name too long
     for an identifier is shortened and followed by a digest of the whole name, so databases named alike keep names
     of their own). Killed at any point, the environment's database is the old one or the new one; a half-restored
-    new database is dropped by the next run. Needs the CREATEDB right, ownership of the database (or a superuser),
-    the right to end every session in it (sessions of its own roles, of others with C(pg_signal_backend), of a
+    new database is dropped by the next run, but only one a restore made, which carries a comment that starts with
+    C(phoenix.platform scratch database) until it is swapped in; a database of that name without it fails the
+    restore (in check mode too) and is left as it is. Needs the CREATEDB right, ownership of the database (or a
+    superuser), the right to end every session in it (sessions of its own roles, of others with C(pg_signal_backend), of a
     superuser only as a superuser; autovacuum is ended by the server itself) and a connection to the server's
     C(postgres) or C(template1) database, all checked first (in check mode too). The new database gets the old one's
     tablespace, encoding, locale, owner, connection limit, privileges, comment and settings (C(ALTER DATABASE ...

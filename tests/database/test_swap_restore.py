@@ -28,7 +28,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import require_creatable
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import drop_database, scratch_name
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
+    SCRATCH_MARK,
+    create_scratch,
+    drop_database,
+    scratch_name,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     KEPT_MARK,
@@ -163,6 +168,9 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
     assert data.query("SELECT operation, details->>'mode' FROM phoenix.audit_log ORDER BY id DESC LIMIT 1") == [
         ("backup.restore", "swap")]
     assert data.query("SELECT stage FROM phoenix.environment") == [("BETA",)]
+    # the old database had no comment: the new one's scratch mark went with the swap
+    assert data.query("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                      (data.name,)) == [(None,)]
     assert databases_like(data, KEPT_MARK) == [restored["kept_database"]]
     kept = type(data)(data.cluster, restored["kept_database"])
     assert app_fingerprints(kept) == changed  # the old database, as it was, under its new name
@@ -674,7 +682,7 @@ def test_a_leftover_the_role_may_not_drop_is_named_before_anything_is_written(sw
     leftover = leftover_of(data.name)
     hand_to_shop_owner(data)
     with data.connect() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(leftover)))
+        create_scratch(conn, leftover, sql.SQL(""), "a run killed in a test")
     as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")
     refused = run_module(module.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path), "mode": "swap"}
                          if module is phoenix_restore else {"db_url": as_owner, "stage": "BETA",
@@ -685,6 +693,37 @@ def test_a_leftover_the_role_may_not_drop_is_named_before_anything_is_written(sw
     assert data.query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (leftover,)) == [
         ("postgres",)]
     drop_databases(data.cluster, [leftover])
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("module, name_of", [(phoenix_restore, new_name),
+                                             (phoenix_restore_drill, lambda name: scratch_name(SCRATCH_PREFIX, name))],
+                         ids=["swap", "drill"])
+@pytest.mark.parametrize("comment", [None, "the shop's archive, phoenix.platform scratch database"],
+                         ids=["uncommented", "commented"])
+def test_a_database_that_merely_has_the_scratch_name_is_never_dropped(swappable, tmp_path, check, module,
+                                                                      name_of, comment):
+    """Someone's own database whose name is the one a restore would give its scratch database (or one left by a
+    release that did not mark them): a run refuses, names it, and leaves it and the environment as they were."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    theirs = create_databases(data.cluster, [name_of(data.name)])[0]
+    try:
+        with theirs.connect() as conn:
+            conn.execute(sql.SQL("CREATE TABLE archive AS SELECT 'kept' AS note"))
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(theirs.name), comment))
+        options = {"mode": "swap"} if module is phoenix_restore else {}
+        refused = call(module.main, data, check=check, dest=str(tmp_path), **options)
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+        assert refused["msg"] == (
+            "database %s is in the way, and no Phoenix restore made it (its comment does not start with '%s'), so it "
+            "is not dropped; rename it, or drop it yourself if it is a leftover of an older release"
+            % (theirs.name, SCRATCH_MARK))
+        assert theirs.query("SELECT note FROM archive") == [("kept",)]
+        assert table_fingerprints(data) == before and databases_like(data, KEPT_MARK) == []
+    finally:
+        drop_databases(data.cluster, [theirs.name])
 
 
 def one_more_row(manifest: dict) -> str:

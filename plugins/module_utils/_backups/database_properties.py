@@ -92,7 +92,7 @@ def create_options(properties: DatabaseProperties) -> sql.Composable:
 
 
 def access_statements(database: str, owner: str, properties: DatabaseProperties) -> list[sql.Composable]:
-    """Privileges and comment; harmless to the restore, so given right after the creation."""
+    """Privileges; harmless to the restore, so given right after the creation."""
     name = sql.Identifier(database)
     statements = []
     if properties.grants is not None:
@@ -102,9 +102,14 @@ def access_statements(database: str, owner: str, properties: DatabaseProperties)
             sql.Identifier(grant.grantee) if grant.grantee else sql.SQL("PUBLIC"),
             sql.SQL(" WITH GRANT OPTION" if grant.grantable else ""))
             for grant in properties.grants if grant.grantee != owner)
-    if properties.comment is not None:
-        statements.append(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(properties.comment)))
     return statements
+
+
+def comment_statements(database: str, properties: DatabaseProperties) -> list[sql.Composable]:
+    """The old database's comment, or none, for the database now named ``database``. Given in the transaction that
+    swaps the names: until then the new database carries the comment that marks it as a scratch database (see
+    ``scratch.create_scratch``)."""
+    return [sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(database), sql.Literal(properties.comment))]
 
 
 def limit_statements(database: str, properties: DatabaseProperties) -> list[sql.Composable]:

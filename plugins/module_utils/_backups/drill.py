@@ -20,10 +20,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import dump_extensions, require_creatable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import dump_toc, restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
-    restored_problems,
+    create_scratch,
     drop_database,
     leftover_droppable,
     require_connectable,
+    restored_problems,
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
@@ -82,7 +83,8 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             return dict(result, passed=None, problems=problems)
         drop_database(admin, scratch)
         if not problems:
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
+            create_scratch(admin, scratch, sql.SQL("TEMPLATE template0"),
+                           "the scratch database of restore drills of " + admin.info.dbname)
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
                 require_connectable(target, "a drill restores", "")

@@ -1,10 +1,12 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Databases a restore builds next to the environment's: named after it, so the next run finds a leftover."""
+"""Databases a restore builds next to the environment's: named after it, so the next run finds a leftover, and
+marked by their comment, so that run drops only a database a restore made, never one that merely has the name."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
@@ -19,6 +21,7 @@ try:
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
+SCRATCH_MARK = "phoenix.platform scratch database"
 MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1; a longer name is cut there by the server
 DIGEST_CHARS = 8
 
@@ -35,21 +38,42 @@ def scratch_name(prefix: str, database: str, suffix: str = "") -> str:
     return prefix + database.encode()[:room].decode(errors="ignore") + digest + suffix  # no character cut in two
 
 
-def database_owner(admin, database: str) -> tuple[str, bool] | None:
-    """``database``'s owner, and whether this role may drop or rename it (it has the owner's privileges, or is a
-    superuser); None when there is no such database."""
-    return admin.execute(sql.SQL(
-        "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR " + SUPERUSER + " FROM pg_database "
-        "WHERE datname = %s"), [database]).fetchone()
+class Ownership(NamedTuple):
+    owner: str
+    may_drop: bool  # this role has the owner's privileges, or is a superuser: it may drop or rename the database
+    scratch: bool  # it carries the comment create_scratch gives
+
+
+def database_owner(admin, database: str) -> Ownership | None:
+    """Who owns ``database``, and what this role may do with it; None when there is no such database."""
+    found = admin.execute(sql.SQL(
+        "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR " + SUPERUSER + ", "
+        "coalesce(starts_with(shobj_description(oid, 'pg_database'), %s), false) FROM pg_database "
+        "WHERE datname = %s"), [SCRATCH_MARK, database]).fetchone()
+    return Ownership(*found) if found else None
+
+
+def create_scratch(admin, database: str, options: sql.Composable, purpose: str) -> None:
+    """``CREATE DATABASE database options``, marked as a scratch database for ``purpose``. (A run killed between
+    the two statements leaves a database without the mark, which the next run names instead of dropping.)"""
+    name = sql.Identifier(database)
+    admin.execute(sql.SQL("CREATE DATABASE {} {}").format(name, options))
+    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(
+        "%s: %s; a run that finds it left behind drops it" % (SCRATCH_MARK, purpose))))
 
 
 def leftover_droppable(admin, database: str) -> bool:
-    """Whether ``database`` (a scratch database a killed run left) is there; refuses when this role may not drop it,
-    before anything is written."""
+    """Whether ``database`` (a scratch database a killed run left) is there; refuses when it lacks the scratch mark
+    (someone else's database that has the name), or this role may not drop it, before anything is written."""
     found = database_owner(admin, database)
-    if found and not found[1]:
+    if found and not found.scratch:
+        raise PhoenixError("database %s is in the way, and no Phoenix restore made it (its comment does not start "
+                           "with '%s'), so it is not dropped; rename it, or drop it yourself if it is a leftover "
+                           "of an older release" % (database, SCRATCH_MARK))
+    if found and not found.may_drop:
+        owner = found.owner
         raise PhoenixError("database %s, left by a run that was killed, is in the way, and role %s may not drop it: "
-                           "%s owns it; drop it as %s or a superuser" % (database, admin.info.user, found[0], found[0]))
+                           "%s owns it; drop it as %s or a superuser" % (database, admin.info.user, owner, owner))
     return found is not None
 
 

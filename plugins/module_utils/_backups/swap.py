@@ -28,17 +28,19 @@ from typing import Any, Callable, Iterator
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.database_properties import (
     access_statements,
+    comment_statements,
     create_options,
     limit_statements,
     read_properties,
     setting_statements,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
-    restored_problems,
+    create_scratch,
     database_owner,
     drop_database,
     leftover_droppable,
     require_connectable,
+    restored_problems,
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
@@ -106,7 +108,7 @@ def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | N
         raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
                            "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
     database = conninfo_to_dict(conninfo)["dbname"]
-    owner, owns = database_owner(admin, database)
+    owner, owns = database_owner(admin, database)[:2]
     if not owns:
         raise PhoenixError("mode=swap renames database %s, which only its owner may do, and role %s is not %s (nor "
                            "a member of it); restore as %s or a superuser, or use mode=in_place"
@@ -133,9 +135,9 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
         "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END, "
         "current_user FROM pg_database WHERE datname = %s"), [database]).fetchone()
     properties = read_properties(admin, database)
-    create = sql.SQL("CREATE DATABASE {} TEMPLATE template0 {}").format(sql.Identifier(new),
-                                                                        create_options(properties))
-    admin.execute(create + (sql.SQL(" OWNER {}").format(sql.Identifier(owner)) if owner else sql.SQL("")))
+    create_scratch(admin, new, sql.SQL("TEMPLATE template0 {}{}").format(
+        create_options(properties), sql.SQL(" OWNER {}").format(sql.Identifier(owner)) if owner else sql.SQL("")),
+        "the new database of a swap restore of " + database)
     try:
         for statement in access_statements(new, owner or restorer, properties):
             admin.execute(statement)
@@ -149,7 +151,8 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
                                "left as it was: %s" % (backup.id, "; ".join(problems)))
         _carry_history(conninfo, target, stage, finish)
         kept = _unused_kept_name(admin, database)
-        at_the_swap = limit_statements(database, properties) + setting_statements(database, properties)
+        at_the_swap = (comment_statements(database, properties) + limit_statements(database, properties)
+                       + setting_statements(database, properties))
         _swap(admin, database, new, kept, at_the_swap)
     except BaseException:
         drop_database(admin, new)
@@ -241,7 +244,7 @@ def planned_kept_drops(admin, database: str) -> dict[str, Any]:
     not drop (another role owns it), which the swap would leave."""
     plan: dict[str, Any] = {"dropped_kept": [], "warnings": []}
     for name in kept_databases(admin, database):
-        owner, droppable = database_owner(admin, name)
+        owner, droppable = database_owner(admin, name)[:2]
         if droppable:
             plan["dropped_kept"].append(name)
         else:

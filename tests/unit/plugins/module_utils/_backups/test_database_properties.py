@@ -9,6 +9,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.database
     Grant,
     Setting,
     access_statements,
+    comment_statements,
     create_options,
     limit_statements,
     setting_statements,
@@ -72,12 +73,19 @@ def test_privileges_are_replaced_and_the_owners_own_are_left_implicit():
     assert [s.as_string(None) for s in access_statements("new", "owner", properties)] == [
         'REVOKE ALL ON DATABASE "new" FROM PUBLIC',
         'GRANT CONNECT ON DATABASE "new" TO PUBLIC',
-        'GRANT TEMPORARY ON DATABASE "new" TO "web" WITH GRANT OPTION',
-        "COMMENT ON DATABASE \"new\" IS 'the shop''s data'"]
+        'GRANT TEMPORARY ON DATABASE "new" TO "web" WITH GRANT OPTION']
 
 
-def test_default_privileges_and_no_comment_need_no_statement():
+def test_default_privileges_need_no_statement():
     assert access_statements("new", "owner", DatabaseProperties("UTF8", "pg_default", CATALOG)) == []
+
+
+def test_the_comment_is_given_by_the_name_after_the_swap_and_replaces_the_scratch_mark_even_when_there_is_none():
+    commented = DatabaseProperties("UTF8", "pg_default", CATALOG, comment="the shop's data")
+    assert [s.as_string(None) for s in comment_statements("shop", commented)] == [
+        "COMMENT ON DATABASE \"shop\" IS 'the shop''s data'"]
+    assert [s.as_string(None) for s in comment_statements("shop", DatabaseProperties("UTF8", "pg_default", CATALOG))] == [
+        'COMMENT ON DATABASE "shop" IS NULL']
 
 
 def test_the_connection_limit_is_given_by_the_name_the_database_has_after_the_swap():
