@@ -28,19 +28,21 @@ description:
     counts and schema version checked against the manifest, the audit log and stage fence carried over (the fence
     must still name O(stage)), and then it takes the environment database's name in one transaction, after the
     sessions of the old one are terminated (stop the application first). The old database is kept as
-    C(<name>_pre_restore_<UTC time>) until the next successful swap, in place of a safety backup (a name too long
-    for an identifier is shortened and followed by a digest of the whole name, so databases named alike keep names
-    of their own). Killed at any point, the environment's database is the old one or the new one; a half-restored
-    new database is dropped by the next run, but only one a restore made, which carries a comment that starts with
-    C(phoenix.platform scratch database) until it is swapped in; a database of that name without it fails the
-    restore (in check mode too) and is left as it is. Needs the CREATEDB right, ownership of the database (or a
-    superuser), the right to end every session in it (sessions of its own roles, of others with C(pg_signal_backend), of a
-    superuser only as a superuser; autovacuum is ended by the server itself) and a connection to the server's
-    C(postgres) or C(template1) database, all checked first (in check mode too). The new database gets the old one's
-    tablespace, encoding, locale, owner, connection limit, privileges, comment and settings (C(ALTER DATABASE ...
-    SET) and C(ALTER ROLE ... IN DATABASE ... SET)); settings the restoring role may not give stop the swap before
-    it restores. The connection limit and settings are given as the names are swapped, so they do not bind the
-    restore's own sessions.
+    C(<name>_pre_restore_<UTC time>), with a comment that starts with C(phoenix.platform kept database), until the
+    next successful swap, which drops only kept databases with that comment and warns about any other of such a
+    name. It takes the place of a safety backup (a name too long for an identifier is shortened and followed by a
+    digest of the whole name, so databases named alike keep names of their own). Killed at any point, the
+    environment's database is the old one or the new one; a half-restored new database is dropped by the next run,
+    but only one a restore made, which carries a comment that starts with C(phoenix.platform scratch database) until
+    it is swapped in; a database of that name without it fails the restore (in check mode too) and is left as it
+    is, unless it holds no object at all (as a run killed while the server created it leaves it). Needs the
+    CREATEDB right, ownership of the database (or a superuser), the right to end every session in it (sessions of
+    its own roles, of others with C(pg_signal_backend), of a superuser only as a superuser; autovacuum
+    is ended by the server itself) and a connection to the server's C(postgres) or C(template1) database, all
+    checked first (in check mode too). The new database gets the old one's tablespace, encoding, locale, owner,
+    connection limit, privileges, comment and settings (C(ALTER DATABASE ... SET) and C(ALTER ROLE ... IN DATABASE
+    ... SET)); settings the restoring role may not give stop the swap before it restores. The comment, connection
+    limit and settings are given as the names are swapped, so they do not bind the restore's own sessions.
   - Two swaps of the same database do not overlap. The second waits for the first (an advisory lock on the server's
     maintenance database) up to O(lock_timeout) seconds, then fails naming the lock, before it checks or writes
     anything. So it never takes the first one's new database for a leftover of a killed run.

@@ -15,7 +15,8 @@ description:
   - The scratch database is dropped when the drill ends, passed or failed. A drill killed half-way leaves it
     behind; the next drill drops it before it starts and says so in RV(leftover_removed). Only a database a drill
     made is dropped so, one whose comment starts with C(phoenix.platform scratch database); a database of that
-    name without it fails the drill (in check mode too) and is left as it is.
+    name without it fails the drill (in check mode too) and is left as it is, unless it holds no object at all (as
+    a drill killed while the server created it leaves it).
   - Two drills of the same database do not overlap. The second waits for the first (an advisory lock in the
     database) up to O(lock_timeout) seconds, then fails naming the lock, before it checks or creates anything. So it
     never takes the first one's scratch database for a leftover.

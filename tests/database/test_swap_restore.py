@@ -36,8 +36,10 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
+    KEPT_COMMENT,
     KEPT_MARK,
     kept_databases,
+    kept_mark,
     kept_name,
     new_name,
     swap_restore,
@@ -172,6 +174,9 @@ def test_swap_restores_exactly_keeps_history_and_the_old_database(swappable, tmp
     assert data.query("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                       (data.name,)) == [(None,)]
     assert databases_like(data, KEPT_MARK) == [restored["kept_database"]]
+    assert data.query("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                      (restored["kept_database"],)) == [
+        ("%s: %s as it was before a swap restore; the next successful swap drops it" % (KEPT_COMMENT, data.name),)]
     kept = type(data)(data.cluster, restored["kept_database"])
     assert app_fingerprints(kept) == changed  # the old database, as it was, under its new name
 
@@ -209,7 +214,7 @@ def tenants(pg_cluster):
         call(phoenix_world.main, tenant, id="KEEP_ME", seed={"users": 1, "artifacts": 1, "chats": 0})
     yield made
     with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as admin:
-        swapped = [name for tenant in made for name in [new_name(tenant.name), *kept_databases(admin, tenant.name)]]
+        swapped = [name for tenant in made for name in [new_name(tenant.name), *kept_databases(admin, tenant.name)[0]]]
     drop_databases(pg_cluster, [tenant.name for tenant in made] + swapped)
 
 
@@ -229,25 +234,28 @@ def test_a_swap_keeps_to_its_own_database_when_long_names_start_alike(tenants, p
         assert restored["dropped_kept"] == kept, restored["dropped_kept"]
         kept = [restored["kept_database"]]
         with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as admin:
-            assert kept_databases(admin, second.name) == [other["kept_database"]]
-            assert kept_databases(admin, first.name) == kept
+            assert kept_databases(admin, second.name) == ([other["kept_database"]], [])
+            assert kept_databases(admin, first.name) == (kept, [])
         assert table_fingerprints(Database(second.cluster, other["kept_database"])) == others_kept
 
 
-def test_kept_databases_are_told_apart_by_exact_name_and_time(pg_cluster):
+def test_kept_databases_are_told_apart_by_exact_name_time_and_mark(pg_cluster):
     """A database named with fourteen digits is not another's kept copy, nor is a name with a letter in its
-    time."""
+    time; a kept name without the mark a swap gives is only a name alike."""
     stem = "t_%s_" % uuid.uuid4().hex[:8]
     zeros, digits = stem + "0" * 14, stem + "12345678901234"
     others = [kept_name(digits, "20261205103000"), kept_name(zeros, "2026120510300x")]
     ours = [kept_name(zeros, "20261205103000"), kept_name(zeros, "20261205103001")]
-    create_databases(pg_cluster, others + ours)
+    unmarked = kept_name(zeros, "20261205103002")
+    create_databases(pg_cluster, others + ours + [unmarked])
     try:
         with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as admin:
-            assert kept_databases(admin, zeros) == ours
-            assert kept_databases(admin, digits) == others[:1]
+            for name in others + ours:
+                admin.execute(kept_mark(name, zeros))
+            assert kept_databases(admin, zeros) == (ours, [unmarked])
+            assert kept_databases(admin, digits) == (others[:1], [])
     finally:
-        drop_databases(pg_cluster, others + ours)
+        drop_databases(pg_cluster, others + ours + [unmarked])
 
 
 @pytest.mark.parametrize("mode", ["in_place", "swap"])
@@ -643,6 +651,28 @@ def test_a_connection_limit_below_the_restores_connections_holds_only_after_the_
     assert data.query("SELECT datconnlimit FROM pg_database WHERE datname = %s", (data.name,)) == [(1,)]
 
 
+def test_a_database_that_merely_has_a_kept_name_is_left_by_the_swaps_with_a_warning(swappable, tmp_path):
+    """A DBA's own copy named as a swap names the database it keeps (or a copy kept by a release that did not mark
+    them): no swap drops it, and each says so, in check mode too."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    theirs = create_databases(data.cluster, [kept_name(data.name, "20261201120000")])[0]
+    with theirs.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE archive AS SELECT 'kept' AS note"))
+    warning = ("database %s has the name of a database kept by a swap, but no comment starting with '%s', so no "
+               "swap drops it; drop it by hand if it is a copy kept by an older release" % (theirs.name, KEPT_COMMENT))
+    planned = call(phoenix_restore.main, data, check=True, dest=str(tmp_path), mode="swap")
+    assert planned["dropped_kept"] == [] and warning in [w["event"]["msg"] for w in planned["warnings"]], planned
+    first = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+    second = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+    assert first["changed"] is True and second["changed"] is True, (first.get("msg"), second.get("msg"))
+    assert second["dropped_kept"] == [first["kept_database"]]  # a kept database the swap made goes
+    for swapped in (first, second):
+        assert warning in [w["event"]["msg"] for w in swapped["warnings"]], swapped
+    assert theirs.query("SELECT note FROM archive") == [("kept",)]
+    assert databases_like(data, KEPT_MARK) == sorted([theirs.name, second["kept_database"]])
+
+
 @pytest.mark.usefixtures("shop_roles")
 def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_swap(swappable, tmp_path):
     """The swap is done by then: a kept database of another owner does not make it a failure."""
@@ -717,13 +747,30 @@ def test_a_database_that_merely_has_the_scratch_name_is_never_dropped(swappable,
         refused = call(module.main, data, check=check, dest=str(tmp_path), **options)
         assert refused["failed"] is True and "Traceback" not in refused["_raw"]
         assert refused["msg"] == (
-            "database %s is in the way, and no Phoenix restore made it (its comment does not start with '%s'), so it "
-            "is not dropped; rename it, or drop it yourself if it is a leftover of an older release"
-            % (theirs.name, SCRATCH_MARK))
+            "database %s is in the way, and no Phoenix restore made it (its comment does not start with '%s', and it "
+            "holds objects), so it is not dropped; rename it, or drop it yourself if it is a leftover of an older "
+            "release" % (theirs.name, SCRATCH_MARK))
         assert theirs.query("SELECT note FROM archive") == [("kept",)]
         assert table_fingerprints(data) == before and databases_like(data, KEPT_MARK) == []
     finally:
         drop_databases(data.cluster, [theirs.name])
+
+
+@pytest.mark.parametrize("module, name_of", [(phoenix_restore, new_name),
+                                             (phoenix_restore_drill, lambda name: scratch_name(SCRATCH_PREFIX, name))],
+                         ids=["swap", "drill"])
+def test_an_empty_leftover_without_the_mark_is_dropped(swappable, tmp_path, module, name_of):
+    """A run killed while the server created its scratch database (CREATE DATABASE goes on without the client)
+    leaves it before it got its mark, and empty: the next run drops it."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = app_fingerprints(data)
+    left = create_databases(data.cluster, [name_of(data.name)])[0]
+    options = {"mode": "swap"} if module is phoenix_restore else {}
+    again = call(module.main, data, dest=str(tmp_path), **options)
+    assert again["leftover_removed"] is True and "failed" not in again, again.get("msg")
+    assert data.query("SELECT count(*) FROM pg_database WHERE datname = %s", (left.name,)) == [(0,)]
+    assert app_fingerprints(data) == before
 
 
 def one_more_row(manifest: dict) -> str:

@@ -67,7 +67,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             encryption.readable(backup, request.identity, unsound=bool(problems)) as files:
         problems = problems or dump_problems(backup, files)
         scratch = scratch_name(SCRATCH_PREFIX, admin.info.dbname)
-        leftover = leftover_droppable(admin, scratch)
+        leftover = leftover_droppable(admin, conninfo, scratch)
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
                                   "leftover_removed": leftover and not check_mode}
         # the scratch database goes where CREATE DATABASE ... TEMPLATE template0 puts it: template0's tablespace

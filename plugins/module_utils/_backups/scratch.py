@@ -1,7 +1,9 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Databases a restore builds next to the environment's: named after it, so the next run finds a leftover, and
-marked by their comment, so that run drops only a database a restore made, never one that merely has the name."""
+marked by their comment, so that run drops only a database a restore made, never one that merely has the name.
+A run killed while the server created the database leaves it without the mark, and empty: a leftover without the
+mark is dropped only when it holds no object at all."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions impo
 try:
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
 SCRATCH_MARK = "phoenix.platform scratch database"
+FIRST_USER_OID = 16384  # the server's FirstNormalObjectId: what CREATE DATABASE copies from template0 is below it
 MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1; a longer name is cut there by the server
 DIGEST_CHARS = 8
 
@@ -54,27 +57,40 @@ def database_owner(admin, database: str) -> Ownership | None:
 
 
 def create_scratch(admin, database: str, options: sql.Composable, purpose: str) -> None:
-    """``CREATE DATABASE database options``, marked as a scratch database for ``purpose``. (A run killed between
-    the two statements leaves a database without the mark, which the next run names instead of dropping.)"""
+    """``CREATE DATABASE database options``, marked as a scratch database for ``purpose``."""
     name = sql.Identifier(database)
     admin.execute(sql.SQL("CREATE DATABASE {} {}").format(name, options))
     admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(
         "%s: %s; a run that finds it left behind drops it" % (SCRATCH_MARK, purpose))))
 
 
-def leftover_droppable(admin, database: str) -> bool:
-    """Whether ``database`` (a scratch database a killed run left) is there; refuses when it lacks the scratch mark
-    (someone else's database that has the name), or this role may not drop it, before anything is written."""
+def leftover_droppable(admin, conninfo: str, database: str) -> bool:
+    """Whether ``database`` (a scratch database a killed run left; ``conninfo`` reaches the server) is there;
+    refuses when it lacks the scratch mark and holds something (someone else's database that has the name), or this
+    role may not drop it, before anything is written."""
     found = database_owner(admin, database)
-    if found and not found.scratch:
+    if found and not found.scratch and not _holds_nothing(make_conninfo(conninfo, dbname=database)):
         raise PhoenixError("database %s is in the way, and no Phoenix restore made it (its comment does not start "
-                           "with '%s'), so it is not dropped; rename it, or drop it yourself if it is a leftover "
-                           "of an older release" % (database, SCRATCH_MARK))
+                           "with '%s', and it holds objects), so it is not dropped; rename it, or drop it yourself if "
+                           "it is a leftover of an older release" % (database, SCRATCH_MARK))
     if found and not found.may_drop:
         owner = found.owner
         raise PhoenixError("database %s, left by a run that was killed, is in the way, and role %s may not drop it: "
                            "%s owns it; drop it as %s or a superuser" % (database, admin.info.user, owner, owner))
     return found is not None
+
+
+def _holds_nothing(conninfo: str) -> bool:
+    """Whether the database of ``conninfo`` has no object beyond those CREATE DATABASE gives it (no schema,
+    relation, function, type or extension of its own); False when it cannot be reached to tell."""
+    catalogs = ("pg_namespace", "pg_class", "pg_proc", "pg_type", "pg_extension")
+    try:
+        with psycopg.connect(conninfo) as conn:
+            return not conn.execute(sql.SQL("SELECT {}").format(sql.SQL(" OR ").join(
+                sql.SQL("EXISTS (SELECT FROM {} WHERE oid >= %(first)s)").format(sql.Identifier("pg_catalog", catalog))
+                for catalog in catalogs)), {"first": FIRST_USER_OID}).fetchone()[0]
+    except psycopg.OperationalError:
+        return False
 
 
 def drop_database(admin, database: str) -> None:

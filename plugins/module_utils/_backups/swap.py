@@ -3,15 +3,17 @@
 """A restore that is parallel and atomic: the backup goes into a new database, which replaces the old one by name.
 
 1. ``<database>_phoenix_restore`` is created (a leftover of a killed run is dropped first) with the old database's
-   encoding, locale, owner, privileges and comment, and the dump restored into it with ``pg_restore -j``; nobody
-   else connects to it, so the parallel restore needs no transaction.
+   encoding, locale, owner and privileges, and the comment that marks a scratch database, and the dump restored
+   into it with ``pg_restore -j``; nobody else connects to it, so the parallel restore needs no transaction.
 2. It is checked: every table's row count and the schema version against the manifest. The old database's audit
    log and stage fence are carried over, so the environment's history and stage survive the restore as with
    ``in_place``, and the carried fence must name the stage of the run.
 3. One transaction on the maintenance database renames the old database to ``<database>_pre_restore_<time>`` and
-   the new one to ``<database>``, after terminating the sessions of both, and gives it the old one's connection
-   limit and settings. Killed before it commits, the old database is still the environment's; after, the new one
-   is. The kept old database is dropped by the next successful swap, or by hand.
+   the new one to ``<database>``, after terminating the sessions of both, and gives it the old one's comment,
+   connection limit and settings; the old one gets the comment that marks a kept database. Killed before it
+   commits, the old database is still the environment's; after, the new one is. The kept old database is dropped
+   by the next successful swap (only with that comment: a database that merely has such a name is left), or by
+   hand.
 
 A swap holds an advisory lock for the database on the maintenance connection from its first check to its end: a
 second swap of the same database (a job started twice) waits for it, instead of taking the first one's new
@@ -64,6 +66,7 @@ NEW_SUFFIX = "_phoenix_restore"
 KEPT_MARK = "_pre_restore_"
 KEPT_TIME = "%Y%m%d%H%M%S"  # UTC
 KEPT_TIME_DIGITS = len(time.strftime(KEPT_TIME, time.gmtime(0)))
+KEPT_COMMENT = "phoenix.platform kept database"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 SWAP_ATTEMPTS = 5  # each waits up to 5 s for terminated sessions to end (the server's own wait)
 HISTORY_TABLES = ("environment", "audit_log")  # carried from the old database into the new one
@@ -113,7 +116,7 @@ def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | N
         raise PhoenixError("mode=swap renames database %s, which only its owner may do, and role %s is not %s (nor "
                            "a member of it); restore as %s or a superuser, or use mode=in_place"
                            % (database, role, owner, owner))
-    leftover_droppable(admin, new_name(database))
+    leftover_droppable(admin, conninfo, new_name(database))
     blocking = sessions_it_may_not_end(admin, [database])
     if blocking:
         raise PhoenixError("mode=swap ends every session in database %s, and role %s may not end %s; stop it, or "
@@ -129,7 +132,7 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
     records the restore)."""
     database = conninfo_to_dict(conninfo)["dbname"]
     new = new_name(database)
-    leftover = leftover_droppable(admin, new)
+    leftover = leftover_droppable(admin, conninfo, new)
     drop_database(admin, new)
     owner, restorer = admin.execute(sql.SQL(
         "SELECT CASE WHEN pg_has_role(current_user, datdba, 'MEMBER') THEN pg_get_userbyid(datdba) END, "
@@ -151,17 +154,16 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
                                "left as it was: %s" % (backup.id, "; ".join(problems)))
         _carry_history(conninfo, target, stage, finish)
         kept = _unused_kept_name(admin, database)
-        at_the_swap = (comment_statements(database, properties) + limit_statements(database, properties)
-                       + setting_statements(database, properties))
+        at_the_swap = ([kept_mark(kept, database)] + comment_statements(database, properties)
+                       + limit_statements(database, properties) + setting_statements(database, properties))
         _swap(admin, database, new, kept, at_the_swap)
     except BaseException:
         drop_database(admin, new)
         raise
-    dropped, left = _drop_older_kept(admin, database, kept)
+    dropped, warnings = _drop_older_kept(admin, database, kept)
     swapped: dict[str, Any] = {"kept_database": kept, "leftover_removed": leftover, "dropped_kept": dropped}
-    if left:
-        swapped["warnings"] = ["the restore is done, but %s; drop it by hand to free its space" % problem
-                               for problem in left]
+    if warnings:
+        swapped["warnings"] = warnings
     return swapped
 
 
@@ -231,39 +233,61 @@ def _unused_kept_name(admin, database: str) -> str:
         time.sleep(0.1)
 
 
-def kept_databases(admin, database: str) -> list[str]:
-    """The databases kept by swaps of ``database``: exactly the names ``kept_name`` gives, whatever the time."""
+def kept_mark(kept: str, database: str) -> sql.Composable:
+    """The comment that marks ``kept`` as the database ``database`` was before a swap."""
+    return sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(kept), sql.Literal(
+        "%s: %s as it was before a swap restore; the next successful swap drops it" % (KEPT_COMMENT, database)))
+
+
+def kept_databases(admin, database: str) -> tuple[list[str], list[str]]:
+    """The databases kept by swaps of ``database``: exactly the names ``kept_name`` gives, whatever the time, with
+    the comment of ``kept_mark``; and the databases that merely have such a name (someone's own, or one kept by a
+    release that did not mark them), which a swap leaves."""
     stamp = KEPT_TIME_DIGITS
     ours = re.compile(re.escape(kept_name(database, "0" * stamp)[:-stamp]) + r"\d{%d}\Z" % stamp)
-    names = admin.execute(sql.SQL("SELECT datname FROM pg_database ORDER BY 1")).fetchall()
-    return [name for (name,) in names if ours.match(name)]
+    names = admin.execute(sql.SQL(
+        "SELECT datname, coalesce(starts_with(shobj_description(oid, 'pg_database'), %s), false) FROM pg_database "
+        "ORDER BY 1"), [KEPT_COMMENT]).fetchall()
+    kept = [name for name, marked in names if marked and ours.match(name)]
+    alike = [name for name, marked in names if not marked and ours.match(name)]
+    return kept, alike
+
+
+def _unmarked(alike: list[str]) -> list[str]:
+    return ["database %s has the name of a database kept by a swap, but no comment starting with '%s', so no swap "
+            "drops it; drop it by hand if it is a copy kept by an older release" % (name, KEPT_COMMENT)
+            for name in alike]
 
 
 def planned_kept_drops(admin, database: str) -> dict[str, Any]:
     """Check mode: the databases kept by earlier swaps that a swap would drop, and a warning for each this role may
-    not drop (another role owns it), which the swap would leave."""
+    not drop (another role owns it), which the swap would leave, and for each that merely has such a name."""
+    kept, alike = kept_databases(admin, database)
     plan: dict[str, Any] = {"dropped_kept": [], "warnings": []}
-    for name in kept_databases(admin, database):
+    for name in kept:
         owner, droppable = database_owner(admin, name)[:2]
         if droppable:
             plan["dropped_kept"].append(name)
         else:
             plan["warnings"].append("database %s, kept by an earlier swap, would be left: role %s may not drop it (%s "
                                     "owns it); drop it as %s or a superuser" % (name, admin.info.user, owner, owner))
+    plan["warnings"] += _unmarked(alike)
     return plan
 
 
 def _drop_older_kept(admin, database: str, kept: str) -> tuple[list[str], list[str]]:
     """Databases kept by earlier swaps of this database: gone once a newer swap succeeded. Returns those dropped,
-    and why others could not be (another role owns one, say): the swap is done whatever happens here."""
-    dropped, left = [], []
-    for name in kept_databases(admin, database):
+    and a warning for each left (another role owns it, say, or it merely has such a name): the swap is done
+    whatever happens here."""
+    dropped, warnings = [], []
+    older, alike = kept_databases(admin, database)
+    for name in older:
         if name == kept:
             continue
         try:
             drop_database(admin, name)
             dropped.append(name)
         except psycopg.Error as exc:
-            left.append("database %s, kept by an earlier swap, could not be dropped (%s)"
-                        % (name, str(exc).strip().splitlines()[0]))
-    return dropped, left
+            warnings.append("the restore is done, but database %s, kept by an earlier swap, could not be dropped (%s); "
+                            "drop it by hand to free its space" % (name, str(exc).strip().splitlines()[0]))
+    return dropped, warnings + _unmarked(alike)
