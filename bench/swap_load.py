@@ -1,0 +1,152 @@
+"""Where the time of a swap restore of one big table goes: the rows in one COPY, against the same rows in two COPYs
+at once (what the swap's split load does), and the primary key built after each.
+
+    .venv/bin/python bench/swap_load.py [--size-mb 1000] [--runs 3]
+
+The COPYs read a file on the server (COPY ... FROM 'file'), so no client takes any CPU time: what is measured is the
+server's own work, the floor under any restore of these rows on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+from psycopg import sql
+
+from backup import fill
+from common import side_by_side, throwaway_cluster
+from report import write_section
+from worlds import create_database
+
+COLUMNS = "id bigint, world_id text, payload text, n numeric"  # backup.py's table, without its key
+
+
+def busy_and_idle() -> tuple[float, float]:
+    """CPU seconds of the whole machine so far: busy (user, nice, system) and idle."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    per_second = os.sysconf("SC_CLK_TCK")
+    return sum(ticks[:3]) / per_second, ticks[3] / per_second
+
+
+def rows_to_files(dsn: str, work: Path) -> list[Path]:
+    """The table's rows in COPY's text format: the whole in one file, and its two halves (cut between lines)."""
+    whole, halves = work / "rows.txt", [work / "first.txt", work / "second.txt"]
+    with psycopg.connect(dsn) as conn, whole.open("wb") as out:
+        with conn.cursor().copy(sql.SQL("COPY filler TO STDOUT")) as copy:
+            for block in copy:
+                out.write(block)
+    with whole.open("rb") as rows:
+        rows.seek(whole.stat().st_size // 2)
+        rows.readline()  # to the start of the next line
+        cut = rows.tell()
+        rows.seek(0)
+        with halves[0].open("wb") as first:
+            while rows.tell() < cut:
+                first.write(rows.read(min(1 << 20, cut - rows.tell())))
+        with halves[1].open("wb") as second:
+            shutil.copyfileobj(rows, second, 1 << 20)
+    for path in (whole, *halves):
+        path.chmod(0o644)  # read by the server's own user
+    return [whole, *halves]
+
+
+def load(dsn: str, files: list[Path]) -> None:
+    """COPY each of ``files`` into table ``t`` at once, one connection each."""
+    failures: list[BaseException] = []
+
+    def copy(path: Path) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("COPY t FROM {}").format(sql.Literal(str(path))))
+        except BaseException as exc:
+            failures.append(exc)
+    threads = [threading.Thread(target=copy, args=(path,)) for path in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="phoenix-bench-load-"))
+    work.chmod(0o755)
+    with throwaway_cluster(55475) as cluster:
+        source = create_database(cluster, "load_source")
+        fill(source, args.size_mb)
+        whole, *halves = rows_to_files(source, work)
+        target = create_database(cluster, "load_target")
+        timings: dict[str, list[float]] = {}
+
+        def timed(name: str, action: Callable[[], None]) -> None:
+            busy, idle = busy_and_idle()
+            started = time.perf_counter()
+            action()
+            timings.setdefault(name, []).append(time.perf_counter() - started)
+            after = busy_and_idle()
+            timings.setdefault(name + " busy", []).append(after[0] - busy)
+            timings.setdefault(name + " idle", []).append(after[1] - idle)
+
+        def rows_then_key(how: str, files: list[Path]) -> Callable[[int], None]:
+            def run(number: int) -> None:
+                with psycopg.connect(target, autocommit=True) as conn:
+                    conn.execute(sql.SQL("DROP TABLE IF EXISTS t"))
+                    conn.execute(sql.SQL("CREATE TABLE t ({})".format(COLUMNS)))
+                timed(how + " load", lambda: load(target, files))
+                with psycopg.connect(target, autocommit=True) as conn:
+                    timed(how + " key", lambda: conn.execute(sql.SQL("ALTER TABLE t ADD PRIMARY KEY (id)")))
+            return run
+
+        def settle() -> None:
+            with psycopg.connect(target, autocommit=True) as conn:
+                conn.execute(sql.SQL("CHECKPOINT"))
+            os.sync()
+        side_by_side({"one": rows_then_key("one", [whole]), "two": rows_then_key("two", halves)}, args.runs, settle)
+        with psycopg.connect(target) as conn:
+            major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
+    shutil.rmtree(work, ignore_errors=True)
+    median = {name: statistics.median(values) for name, values in timings.items()}
+    one, two = median["one load"] + median["one key"], median["two load"] + median["two key"]
+    body = "\n".join([
+        "The rows of backup.py's one-table database (%d MB of data) as COPY text, loaded by the server from a file: "
+        "in one COPY, and in two COPYs at once into the same table (as the split load of a `mode: swap` restore "
+        "does); then the primary key is built. Median of %d run(s), taking turns, each after a CHECKPOINT and a "
+        "sync; PostgreSQL %d, %d cores." % (args.size_mb, args.runs, major, os.cpu_count() or 0),
+        "",
+        "| step | one COPY | two COPYs at once | ratio |",
+        "|---|---|---|---|",
+        "| load | %.1f s (busy %.1f, idle %.1f CPU s) | %.1f s (busy %.1f, idle %.1f CPU s) | **%.2f×** |" % (
+            median["one load"], median["one load busy"], median["one load idle"], median["two load"],
+            median["two load busy"], median["two load idle"], median["two load"] / median["one load"]),
+        "| primary key, built after the load | %.1f s | %.1f s | **%.2f×** |" % (
+            median["one key"], median["two key"], median["two key"] / median["one key"]),
+        "| both | %.1f s | %.1f s | **%.2f×** |" % (one, two, two / one),
+        "",
+        "Two COPYs load the rows in %.2f× the time of one, with about the same CPU work (busy %.1f against %.1f "
+        "CPU s): what the second core gives. They leave the table's pages interleaved, out of key order, and the "
+        "primary key built after them takes %.2f× as long. Together, %.2f×: the floor under a swap restore of one "
+        "big table on this machine, before it reads the dump (pg_restore), hands the rows to the COPYs and swaps, "
+        "while `pg_restore --single-transaction` pays the one COPY and the key, with pg_restore on the second core."
+        % (median["two load"] / median["one load"], median["two load busy"], median["one load busy"],
+           median["two key"] / median["one key"], two / one),
+    ])
+    write_section("Swap restore of one table: where the time goes", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
