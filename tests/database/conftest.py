@@ -30,6 +30,8 @@ from ansible_collections.phoenix.platform.tests.helpers import free_port, isolat
 from worlds_fixtures import migrate
 
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+# whose server programs the tests run: the system's (auto), or the pgserver wheel's PostgreSQL 16 (pgserver)
+SERVER_PROGRAMS = os.environ.get("PHOENIX_TEST_SERVER", "auto")
 SUPERUSER_PASSWORD = secrets.token_urlsafe(16)  # for the tests that log in over TCP
 
 
@@ -43,7 +45,7 @@ def make_base_dir(prefix: str) -> Path:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[LocalCluster]:
     base = make_base_dir("phoenix-test-")
-    cluster = LocalCluster(base / "pg", free_port(), settings=THROWAWAY_SETTINGS)
+    cluster = LocalCluster(base / "pg", free_port(), bin_source=SERVER_PROGRAMS, settings=THROWAWAY_SETTINGS)
     cluster.ensure_running()
     with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(SUPERUSER_PASSWORD)))

@@ -484,20 +484,26 @@ def test_an_application_that_keeps_reconnecting_ends_up_in_the_restored_database
 
 
 @pytest.fixture
-def dba_extensions(shop_roles, database):  # the roles set up before the database, removed after it
+def owned_by_shop_owner(shop_roles, database):  # the roles set up before the database, removed after it
+    """shop_owner's database, whose application objects are all shop_owner's."""
+    hand_to_shop_owner(database)
+    migrate(types.SimpleNamespace(url=make_conninfo(database.url, user="shop_owner")))
+    yield database
+    drop_swapped(database)
+
+
+@pytest.fixture
+def dba_extensions(owned_by_shop_owner):
     """shop_owner's database, with extensions a DBA installed as a superuser: pgcrypto (trusted, which any role
     with CREATE on a database may create) and pg_buffercache (only a superuser may), and a table that uses one."""
-    hand_to_shop_owner(database)
+    database = owned_by_shop_owner
     with database.connect() as conn:
         conn.execute(sql.SQL("CREATE EXTENSION pgcrypto"))
         conn.execute(sql.SQL("CREATE EXTENSION pg_buffercache"))
-    as_owner = types.SimpleNamespace(url=make_conninfo(database.url, user="shop_owner"))
-    migrate(as_owner)
-    with psycopg.connect(as_owner.url) as conn:
+    with psycopg.connect(make_conninfo(database.url, user="shop_owner")) as conn:
         conn.execute(sql.SQL("CREATE TABLE public.tokens (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), n int)"))
         conn.execute(sql.SQL("INSERT INTO public.tokens (n) SELECT generate_series(1, 100)"))
-    yield database
-    drop_swapped(database)
+    return database
 
 
 def extensions_of(database) -> list[tuple[str, str]]:
@@ -544,25 +550,57 @@ def test_a_superusers_restore_gives_the_objects_back_to_their_owners(dba_extensi
 
 
 @pytest.fixture
-def deployer(dba_extensions):
+def deployer(owned_by_shop_owner):
     """A role that deploys for the application: a member of its owner role, not a superuser."""
-    with dba_extensions.connect() as conn:
+    database = owned_by_shop_owner
+    with database.connect() as conn:
         conn.execute(sql.SQL("CREATE ROLE deployer LOGIN IN ROLE shop_owner"))
-    yield make_conninfo(dba_extensions.url, user="deployer")
-    with dba_extensions.connect() as conn:
+    yield make_conninfo(database.url, user="deployer")
+    with database.connect() as conn:
         conn.execute(sql.SQL("DROP OWNED BY deployer"))
         conn.execute(sql.SQL("DROP ROLE deployer"))
 
 
 @pytest.mark.parametrize("fmt", ["custom", "directory"])
-def test_a_member_of_the_owner_role_restores_and_the_owner_keeps_its_objects(dba_extensions, deployer, tmp_path, fmt):
-    data = dba_extensions
+def test_a_member_of_the_owner_role_restores_and_the_owner_keeps_its_objects(owned_by_shop_owner, deployer, tmp_path,
+                                                                             fmt):
+    data = owned_by_shop_owner
     owners = owners_of(data)
     call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     restored = run_module(phoenix_restore.main, {"db_url": deployer, "stage": "BETA", "dest": str(tmp_path),
                                                  "safety_backup": False})
     assert restored.get("changed") is True and not restored.get("warnings"), restored.get("msg")
     assert owners_of(data) == owners
+
+
+def test_a_member_without_the_set_option_owns_what_it_restores_with_a_warning(owned_by_shop_owner, tmp_path):
+    """PostgreSQL 16 on: a member of the owner role granted WITH SET FALSE has its privileges (it may drop and create
+    the objects) but may not act as it, so it cannot give the objects back. (Before 16 every member may SET ROLE,
+    and the option does not exist.)"""
+    data = owned_by_shop_owner
+    if int(data.query("SHOW server_version_num")[0][0]) < 160000:
+        with pytest.raises(psycopg.errors.SyntaxError):
+            data.query("GRANT shop_owner TO postgres WITH SET FALSE")
+        return
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE deployer LOGIN"))
+        conn.execute(sql.SQL("GRANT shop_owner TO deployer WITH SET FALSE"))
+    try:
+        restored = run_module(phoenix_restore.main, {"db_url": make_conninfo(data.url, user="deployer"),
+                                                     "stage": "BETA", "dest": str(tmp_path), "safety_backup": False})
+        assert restored.get("changed") is True, restored.get("msg")
+        assert [w["event"]["msg"] for w in restored["warnings"]] == [
+            "the restored objects of role(s) shop_owner are owned by deployer, the role that restored them: it is not "
+            "a superuser, and may not act as shop_owner (SET ROLE)"]
+        kept = [(name, owner) for name, owner in owners_of(data) if name.startswith(restore_module.KEPT_TABLES)]
+        assert {owner for name, owner in kept} == {"shop_owner"}  # the history an in_place restore keeps
+        assert {owner for name, owner in owners_of(data) if (name, owner) not in kept} == {"deployer"}
+    finally:
+        with data.connect() as conn:
+            conn.execute(sql.SQL("REASSIGN OWNED BY deployer TO shop_owner"))
+            conn.execute(sql.SQL("DROP OWNED BY deployer"))
+            conn.execute(sql.SQL("DROP ROLE deployer"))
 
 
 def test_objects_of_a_role_that_is_gone_belong_to_the_restorer_with_a_warning(swappable, tmp_path):
