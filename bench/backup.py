@@ -18,7 +18,7 @@ import psycopg
 import pyrage
 from psycopg import sql
 
-from common import run_child, settler, side_by_side, throwaway_cluster
+from common import BY_HAND, run_child, settler, side_by_side, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
@@ -72,7 +72,7 @@ def restore_by_hand(cluster, dsn: str, major: int, dump: Path, *options: str) ->
     pg_restore, env = find_tool("pg_restore", major), libpq_environment(dsn)
 
     def restore(run: int) -> None:
-        name = "by_hand_%s_%d" % (options[0].strip("-"), run)
+        name = "%s%s_%d" % (BY_HAND, options[0].strip("-"), run)
         create_database(cluster, name)
         subprocess.run([str(pg_restore), *options, "--exit-on-error", "-d", name, str(dump)], env=env, check=True)
     return restore
@@ -158,8 +158,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join([
         "Database of %.0f MB in %d table(s) (dump %.0f MB, custom format, default compression) on a PostgreSQL %d "
-        "server; median of %d run(s), the operations taking turns, each started after a VACUUM ANALYZE of every "
-        "database, a CHECKPOINT and a sync; %d cores."
+        "server; median of %d run(s), the operations taking turns, each started after the plain tool's restored "
+        "databases were dropped, a VACUUM ANALYZE of every database, a CHECKPOINT and a sync; %d cores."
         % (size / 1e6, args.tables, dump_mb, major, args.runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | plain tool | ratio |",

@@ -64,13 +64,21 @@ def side_by_side(actions: dict[str, Callable[[int], None]], runs: int,
     return {name: statistics.median(seconds) for name, seconds in timings.items()}
 
 
+BY_HAND = "by_hand_"  # the start of the names of the databases the plain tools restore into
+
+
 def settler(dsn: str, major: int) -> Callable[[], None]:
-    """What runs before each timed operation (see ``side_by_side``): the tables the last operation wrote are
-    vacuumed now, or autovacuum would do it during the next one, on the same cores; then its writes are
-    checkpointed and synced."""
+    """What runs before each timed operation (see ``side_by_side``): the databases a plain tool restored into are
+    dropped (the module's restores replace or drop theirs, so the server holds as much for either side); the tables
+    the last operation wrote are vacuumed now, or autovacuum would do it during the next one, on the same cores;
+    then its writes are checkpointed and synced."""
     vacuumdb, env = find_tool("vacuumdb", major), libpq_environment(dsn)
 
     def settle() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for (name,) in conn.execute(sql.SQL("SELECT datname FROM pg_database WHERE starts_with(datname, %s)"),
+                                        [BY_HAND]).fetchall():
+                conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
         subprocess.run([str(vacuumdb), "--all", "--analyze", "--quiet"], env=env, check=True)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("CHECKPOINT"))

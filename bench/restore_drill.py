@@ -122,7 +122,8 @@ def measure(size_mb: int, runs: int, work: Path) -> str:
     by_hand_text = "`pg_restore --single-transaction` of the `-Fc` dump into an empty database, nothing checked or dropped"
     return "\n".join([
         "Database of %.0f MB in one table on a PostgreSQL %d server; median of %d run(s), the operations taking "
-        "turns, each started after a VACUUM ANALYZE of every database, a CHECKPOINT and a sync; %d cores."
+        "turns, each started after the plain tool's restored databases were dropped, a VACUUM ANALYZE of every "
+        "database, a CHECKPOINT and a sync; %d cores."
         % (size / 1e6, major, runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | by hand | ratio |",
