@@ -786,8 +786,8 @@ def test_a_database_that_merely_has_the_scratch_name_is_never_dropped(swappable,
         assert refused["failed"] is True and "Traceback" not in refused["_raw"]
         assert refused["msg"] == (
             "database %s is in the way, and no Phoenix restore made it (its comment does not start with '%s', and it "
-            "holds objects), so it is not dropped; rename it, or drop it yourself if it is a leftover of an older "
-            "release" % (theirs.name, SCRATCH_MARK))
+            "holds objects or could not be reached to tell), so it is not dropped; rename it, or drop it yourself if it "
+            "is a leftover of an older release" % (theirs.name, SCRATCH_MARK))
         assert theirs.query("SELECT note FROM archive") == [("kept",)]
         assert table_fingerprints(data) == before and databases_like(data, KEPT_MARK) == []
     finally:
@@ -809,6 +809,17 @@ def test_an_empty_leftover_without_the_mark_is_dropped(swappable, tmp_path, modu
     assert again["leftover_removed"] is True and "failed" not in again, again.get("msg")
     assert data.query("SELECT count(*) FROM pg_database WHERE datname = %s", (left.name,)) == [(0,)]
     assert app_fingerprints(data) == before
+
+
+def test_an_unmarked_leftover_that_cannot_be_reached_is_left(swappable, tmp_path, hba_rejects):
+    """Empty or not cannot be told of a database the server will not let this role reach: it is left."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    left = create_databases(data.cluster, [new_name(data.name)])[0]
+    hba_rejects(left.name)
+    refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+    assert refused["failed"] is True and "could not be reached to tell" in refused["msg"], refused
+    assert data.query("SELECT count(*) FROM pg_database WHERE datname = %s", (left.name,)) == [(1,)]
 
 
 def one_more_row(manifest: dict) -> str:

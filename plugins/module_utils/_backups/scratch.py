@@ -71,8 +71,9 @@ def leftover_droppable(admin, conninfo: str, database: str) -> bool:
     found = database_owner(admin, database)
     if found and not found.scratch and not _holds_nothing(make_conninfo(conninfo, dbname=database)):
         raise PhoenixError("database %s is in the way, and no Phoenix restore made it (its comment does not start "
-                           "with '%s', and it holds objects), so it is not dropped; rename it, or drop it yourself if "
-                           "it is a leftover of an older release" % (database, SCRATCH_MARK))
+                           "with '%s', and it holds objects or could not be reached to tell), so it is not dropped; "
+                           "rename it, or drop it yourself if it is a leftover of an older release"
+                           % (database, SCRATCH_MARK))
     if found and not found.may_drop:
         owner = found.owner
         raise PhoenixError("database %s, left by a run that was killed, is in the way, and role %s may not drop it: "
