@@ -24,6 +24,8 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
     pass
 
 SCRATCH_MARK = "phoenix.platform scratch database"
+# whether a pg_database row's comment starts with the mark given as a parameter (see ``mark``)
+MARKED = "coalesce(starts_with(shobj_description(oid, 'pg_database'), %s), false)"
 FIRST_USER_OID = 16384  # the server's FirstNormalObjectId: what CREATE DATABASE copies from template0 is below it
 MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1; a longer name is cut there by the server
 DIGEST_CHARS = 8
@@ -50,18 +52,20 @@ class Ownership(NamedTuple):
 def database_owner(admin, database: str) -> Ownership | None:
     """Who owns ``database``, and what this role may do with it; None when there is no such database."""
     found = admin.execute(sql.SQL(
-        "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR " + SUPERUSER + ", "
-        "coalesce(starts_with(shobj_description(oid, 'pg_database'), %s), false) FROM pg_database "
-        "WHERE datname = %s"), [SCRATCH_MARK, database]).fetchone()
+        "SELECT pg_get_userbyid(datdba), pg_has_role(datdba, 'USAGE') OR " + SUPERUSER + ", " + MARKED + " "
+        "FROM pg_database WHERE datname = %s"), [SCRATCH_MARK, database]).fetchone()
     return Ownership(*found) if found else None
+
+
+def mark(database: str, kind: str, what: str) -> sql.Composable:
+    """The comment that marks ``database`` as one of ``kind`` (a mark a run finds again with ``MARKED``)."""
+    return sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(database), sql.Literal(kind + ": " + what))
 
 
 def create_scratch(admin, database: str, options: sql.Composable, purpose: str) -> None:
     """``CREATE DATABASE database options``, marked as a scratch database for ``purpose``."""
-    name = sql.Identifier(database)
-    admin.execute(sql.SQL("CREATE DATABASE {} {}").format(name, options))
-    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, sql.Literal(
-        "%s: %s; a run that finds it left behind drops it" % (SCRATCH_MARK, purpose))))
+    admin.execute(sql.SQL("CREATE DATABASE {} {}").format(sql.Identifier(database), options))
+    admin.execute(mark(database, SCRATCH_MARK, purpose + "; a run that finds it left behind drops it"))
 
 
 def leftover_droppable(admin, conninfo: str, database: str) -> bool:

@@ -37,10 +37,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.database
     setting_statements,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
+    MARKED,
     create_scratch,
     database_owner,
     drop_database,
     leftover_droppable,
+    mark,
     require_connectable,
     restored_problems,
     scratch_name,
@@ -111,7 +113,8 @@ def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | N
         raise PhoenixError("mode=swap restores into a new database, and role %s may not create one; give it the "
                            "CREATEDB right (ALTER ROLE ... CREATEDB) or use mode=in_place" % role)
     database = conninfo_to_dict(conninfo)["dbname"]
-    owner, owns = database_owner(admin, database)[:2]
+    found = database_owner(admin, database)
+    owner, owns = found.owner, found.may_drop
     if not owns:
         raise PhoenixError("mode=swap renames database %s, which only its owner may do, and role %s is not %s (nor "
                            "a member of it); restore as %s or a superuser, or use mode=in_place"
@@ -235,8 +238,7 @@ def _unused_kept_name(admin, database: str) -> str:
 
 def kept_mark(kept: str, database: str) -> sql.Composable:
     """The comment that marks ``kept`` as the database ``database`` was before a swap."""
-    return sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(kept), sql.Literal(
-        "%s: %s as it was before a swap restore; the next successful swap drops it" % (KEPT_COMMENT, database)))
+    return mark(kept, KEPT_COMMENT, database + " as it was before a swap restore; the next successful swap drops it")
 
 
 def kept_databases(admin, database: str) -> tuple[list[str], list[str]]:
@@ -245,9 +247,8 @@ def kept_databases(admin, database: str) -> tuple[list[str], list[str]]:
     release that did not mark them), which a swap leaves."""
     stamp = KEPT_TIME_DIGITS
     ours = re.compile(re.escape(kept_name(database, "0" * stamp)[:-stamp]) + r"\d{%d}\Z" % stamp)
-    names = admin.execute(sql.SQL(
-        "SELECT datname, coalesce(starts_with(shobj_description(oid, 'pg_database'), %s), false) FROM pg_database "
-        "ORDER BY 1"), [KEPT_COMMENT]).fetchall()
+    names = admin.execute(sql.SQL("SELECT datname, " + MARKED + " FROM pg_database ORDER BY 1"),
+                          [KEPT_COMMENT]).fetchall()
     kept = [name for name, marked in names if marked and ours.match(name)]
     alike = [name for name, marked in names if not marked and ours.match(name)]
     return kept, alike
@@ -265,7 +266,8 @@ def planned_kept_drops(admin, database: str) -> dict[str, Any]:
     kept, alike = kept_databases(admin, database)
     plan: dict[str, Any] = {"dropped_kept": [], "warnings": []}
     for name in kept:
-        owner, droppable = database_owner(admin, name)[:2]
+        found = database_owner(admin, name)
+        owner, droppable = found.owner, found.may_drop
         if droppable:
             plan["dropped_kept"].append(name)
         else:
