@@ -29,7 +29,8 @@ from ansible_collections.phoenix.platform.tests.helpers import free_port, isolat
 
 from worlds_fixtures import migrate
 
-THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+                      "max_prepared_transactions": "4"}  # the server of an application that uses two-phase commit
 # whose server programs the tests run: the system's (auto), or the pgserver wheel's PostgreSQL 16 (pgserver)
 SERVER_PROGRAMS = os.environ.get("PHOENIX_TEST_SERVER", "auto")
 SUPERUSER_PASSWORD = secrets.token_urlsafe(16)  # for the tests that log in over TCP

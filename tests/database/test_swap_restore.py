@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import time
 import types
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import pyrage
@@ -481,6 +483,87 @@ def test_an_application_that_keeps_reconnecting_ends_up_in_the_restored_database
     assert failures, "the application was never disconnected"
     assert where == [(data.name,)]
     assert app_fingerprints(data) == backed_up
+
+
+UNDECIDED = "shop-checkout:order 17' -- xa"  # a global transaction id, as the application's coordinator wrote it
+HELD_SINCE = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
+
+
+@contextlib.contextmanager
+def undecided_two_phase_commit(database, decided_after: float = 60) -> Iterator[None]:
+    """An application's two-phase commit left prepared (its coordinator crashed before deciding): it holds its lock
+    on an application table, and its database, until someone rolls it back, here after ``decided_after`` seconds
+    (pg_restore sets no lock timeout: a restore that waits on it ends then, and fails its test, instead of hanging)."""
+    with database.connect() as conn:
+        table = conn.execute(sql.SQL("SELECT min(relname) FROM pg_stat_user_tables WHERE schemaname = 'public'")
+                             ).fetchone()[0]
+        conn.execute(sql.SQL("BEGIN"))
+        conn.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(sql.Identifier("public", table)))
+        conn.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(UNDECIDED)))
+
+    def decide() -> None:
+        with database.connect() as conn:
+            if conn.execute(sql.SQL("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s"), [UNDECIDED]).fetchone():
+                conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(UNDECIDED)))
+    coordinator = threading.Timer(decided_after, decide)
+    coordinator.start()
+    try:
+        yield
+    finally:
+        coordinator.cancel()
+        decide()
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("mode", ["in_place", "swap"])
+def test_a_database_holding_a_prepared_transaction_is_refused_before_anything_is_written(
+        swappable, tmp_path, mode, check):
+    """No termination ends a prepared transaction: an in-place restore would wait on its lock without end, and the
+    server renames no database that holds one."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with undecided_two_phase_commit(data):
+        before = table_fingerprints(data)
+        refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), mode=mode)
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+        assert re.fullmatch(
+            re.escape("database %s holds 1 prepared transaction ('shop-checkout:order 17'' -- xa' of postgres, since "
+                      % data.name) + HELD_SINCE + re.escape(
+                "), which keeps its locks until it ends: a restore would wait on it without end; end each with COMMIT "
+                "PREPARED or ROLLBACK PREPARED '<id>' in that database (as its role or a superuser), then run the "
+                "restore again"), refused["msg"]), refused["msg"]
+        assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
+def test_a_transaction_prepared_during_a_swap_stops_it_at_the_first_rename_naming_it(swappable, tmp_path,
+                                                                                     monkeypatch):
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    undecided = contextlib.ExitStack()
+    checked, ending = swap_module.restored_problems, swap_module.end_sessions
+    renames = []
+
+    def the_application_prepares(*args, **kwargs):  # after the checks before the restore, before the swap
+        undecided.enter_context(undecided_two_phase_commit(data))
+        return checked(*args, **kwargs)
+
+    def before_each_rename(*args, **kwargs):
+        renames.append(args[1])
+        return ending(*args, **kwargs)
+    monkeypatch.setattr(swap_module, "restored_problems", the_application_prepares)
+    monkeypatch.setattr(swap_module, "end_sessions", before_each_rename)
+    with undecided:
+        refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+        assert re.fullmatch(
+            re.escape("the restored database is ready, but it was not swapped in: database %s holds 1 prepared "
+                      "transaction ('shop-checkout:order 17'' -- xa' of postgres, since " % data.name) + HELD_SINCE
+            + re.escape("), prepared while the restore ran, and the server renames no database that holds one; end "
+                        "each with COMMIT PREPARED or ROLLBACK PREPARED '<id>' in that database (as its role or a "
+                        "superuser), then run the restore again"), refused["msg"]), refused["msg"]
+        assert renames == [[data.name, new_name(data.name)]]  # one attempt: no retry outlasts it
+        assert table_fingerprints(data) == before and not databases_like(data, "_")
 
 
 @pytest.fixture

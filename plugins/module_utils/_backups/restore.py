@@ -50,6 +50,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.audit impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import END_PREPARED, prepared_transactions
 
 try:
     import psycopg
@@ -114,6 +115,10 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                       files: encryption.DumpFiles, check_mode: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
                               "mode": request.mode}
+    held = prepared_transactions(conn, [conn.info.dbname])
+    if held:
+        raise PhoenixError("database %s holds %s, which keeps its locks until it ends: a restore would wait on it "
+                           "without end; %s, then run the restore again" % (conn.info.dbname, held, END_PREPARED))
     if request.mode == "swap":
         return _swap_checked(conn, conninfo, request, backup, files, result, check_mode)
     changes = _report_changes(result, table_counts(conn), backup)

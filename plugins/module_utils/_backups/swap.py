@@ -52,8 +52,10 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
+    END_PREPARED,
     end_sessions,
     other_sessions,
+    prepared_transactions,
     sessions_it_may_not_end,
 )
 
@@ -219,6 +221,11 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
                                    admin.info.user, sessions_it_may_not_end(admin, [database, new]) or "a session",
                                    database)) from None
         except psycopg.errors.ObjectInUse:  # a session came back between the termination and the rename
+            held = prepared_transactions(admin, [database])
+            if held:  # checked before the restore: this one came during it, and no retry outlasts it
+                raise PhoenixError("the restored database is ready, but it was not swapped in: database %s holds %s, "
+                                   "prepared while the restore ran, and the server renames no database that holds "
+                                   "one; %s, then run the restore again" % (database, held, END_PREPARED)) from None
             if attempt == SWAP_ATTEMPTS - 1:
                 still = other_sessions(admin, [database, new])
                 raise PhoenixError("the restored database is ready, but sessions kept reconnecting to %s (%s), so it "

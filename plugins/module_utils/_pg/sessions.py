@@ -53,3 +53,20 @@ def described(sessions: list[tuple[str, str]]) -> str:
         return ""
     named = sorted({"%s%s" % (who, " (%s)" % application if application else "") for who, application in sessions})
     return "%d session%s of %s" % (len(sessions), "" if len(sessions) == 1 else "s", ", ".join(named))
+
+
+def prepared_transactions(admin, databases: list[str]) -> str:
+    """The prepared transactions in ``databases``, described (``1 prepared transaction ('xa:17' of shop_web, since
+    2026-12-05 10:00 UTC)``), or the empty string. No session holds one and no termination ends it: it holds its
+    locks, and its database against renaming and dropping, until someone commits or rolls it back."""
+    found = admin.execute(sql.SQL(
+        "SELECT gid, owner, to_char(prepared AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM pg_prepared_xacts "
+        "WHERE database = ANY(%s) ORDER BY prepared, gid"), [databases]).fetchall()
+    if not found:
+        return ""
+    return "%d prepared transaction%s (%s)" % (len(found), "" if len(found) == 1 else "s", ", ".join(
+        "'%s' of %s, since %s UTC" % (gid.replace("'", "''"), owner, since) for gid, owner, since in found))
+
+
+# What ends a prepared transaction: a session in its database, as its role or a superuser
+END_PREPARED = "end each with COMMIT PREPARED or ROLLBACK PREPARED '<id>' in that database (as its role or a superuser)"
