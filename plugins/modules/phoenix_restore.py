@@ -46,6 +46,10 @@ description:
   - Two swaps of the same database do not overlap. The second waits for the first (an advisory lock on the server's
     maintenance database) up to O(lock_timeout) seconds, then fails naming the lock, before it checks or writes
     anything. So it never takes the first one's new database for a leftover of a killed run.
+  - A role that is not a superuser cannot replace what a DBA added as one. A custom or directory dump that holds an
+    event trigger or a foreign-data wrapper (only a superuser creates them), or a publication, foreign server or
+    user mapping of a role it may not act as, is refused before anything is written (in check mode too), with
+    each named. Restore it as a superuser.
   - A database that holds a prepared transaction (two-phase commit that its coordinator never decided) is refused in
     either mode, in check mode too, with a message naming each. It keeps its locks until someone commits or rolls
     it back, so an in-place restore would wait on it without end, and the server renames no database that holds

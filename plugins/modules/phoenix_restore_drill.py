@@ -26,7 +26,9 @@ description:
     C(pg_read_all_settings)) can be checked; otherwise the drill warns and goes ahead.
   - The environment's database is only read (to check its stage fence), so a drill needs no C(allow_prod) in
     PROD. The connecting role needs the CREATEDB privilege, and, unless it is a superuser, every extension of the
-    dump must be trusted (such as C(pgcrypto)); any other is named before the scratch database is created.
+    dump must be trusted (such as C(pgcrypto)); any other is named before the scratch database is created. So is
+    an event trigger or foreign-data wrapper of the dump (only a superuser creates them), and a publication,
+    foreign server or user mapping of a role it may not act as.
   - A drill leaves nothing behind, so it never reports a change. It fails when the drill does, with its problems.
 options:
   backup:

@@ -51,6 +51,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
+    phoenix_backup_info,
     phoenix_restore,
     phoenix_restore_drill,
     phoenix_world,
@@ -608,6 +609,63 @@ def test_an_owner_restores_over_extensions_a_superuser_installed_and_keeps_them(
     assert restored.get("changed") is True and "failed" not in restored, restored.get("msg")
     assert data.query("SELECT id, n FROM public.tokens ORDER BY n") == tokens
     assert extensions_of(data) == installed  # kept as they were, by their owner
+
+
+@pytest.fixture
+def dba_additions(owned_by_shop_owner):
+    """shop_owner's database, where a DBA added, as a superuser, a DDL audit (an event trigger and its function),
+    change data capture (a publication of all tables) and a foreign server with shop_owner's user mapping."""
+    database = owned_by_shop_owner
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE FUNCTION public.ddl_audit() RETURNS event_trigger LANGUAGE plpgsql "
+                             "AS 'BEGIN NULL; END'"))
+        conn.execute(sql.SQL("CREATE EVENT TRIGGER ddl_audit ON ddl_command_end EXECUTE FUNCTION public.ddl_audit()"))
+        conn.execute(sql.SQL("SET client_min_messages = error"))  # wal_level: the tests' server publishes nothing
+        conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
+        conn.execute(sql.SQL("CREATE FOREIGN DATA WRAPPER reports_fdw"))
+        conn.execute(sql.SQL("CREATE SERVER reports FOREIGN DATA WRAPPER reports_fdw"))
+        conn.execute(sql.SQL("CREATE USER MAPPING FOR shop_owner SERVER reports"))
+    return database
+
+
+def dba_objects_of(database) -> list[tuple[str, ...]]:
+    return database.query(
+        "SELECT 'event trigger', evtname, pg_get_userbyid(evtowner) FROM pg_event_trigger UNION ALL "
+        "SELECT 'publication', pubname, pg_get_userbyid(pubowner) FROM pg_publication UNION ALL "
+        "SELECT 'server', srvname, pg_get_userbyid(srvowner) FROM pg_foreign_server UNION ALL "
+        "SELECT 'user mapping', usename, srvname FROM pg_user_mappings ORDER BY 1, 2")
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("module, mode", [(phoenix_restore, "in_place"), (phoenix_restore, "swap"),
+                                          (phoenix_restore_drill, None)], ids=["in_place", "swap", "drill"])
+def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(dba_additions, tmp_path, module, mode,
+                                                                              check):
+    """pg_restore would fail at the first of them, after a safety backup or a whole load; and with the names of all
+    of them, the DBA knows what to restore as a superuser."""
+    data = dba_additions
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    before, objects = table_fingerprints(data), dba_objects_of(data)
+    options = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
+    refused = run_module(module.main, dict(options, mode=mode) if mode else options, check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    purpose = ("a drill of backup %s" % made["backup"]["id"] if not mode else "restoring backup %s %s database %s"
+               % (made["backup"]["id"], "over" if mode == "in_place" else "beside", data.name))
+    assert refused["msg"] == (
+        "%s drops or creates foreign-data wrapper reports_fdw (of postgres), foreign server reports (of postgres), "
+        "user mapping shop_owner SERVER reports (of postgres), publication cdc (of postgres), event trigger "
+        "ddl_audit (of postgres), and role shop_owner may not: only a superuser creates event triggers and "
+        "foreign-data wrappers, and only its owner (or a superuser) replaces any of them; restore as a superuser"
+        % purpose)
+    assert table_fingerprints(data) == before and dba_objects_of(data) == objects
+    listed = run_module(phoenix_backup_info.main, {"dest": str(tmp_path), "stage": "BETA"})
+    assert [backup["kind"] for backup in listed["backups"]] == ["manual"]  # no safety backup either
+    assert not databases_like(data, "_")
+    assert not data.query("SELECT 1 FROM pg_database WHERE datname = %s", (scratch_name(SCRATCH_PREFIX, data.name),))
+
+    as_superuser = run_module(module.main, dict(options, db_url=data.url, **({"mode": mode} if mode else {})))
+    assert "failed" not in as_superuser, as_superuser.get("msg")
+    assert dba_objects_of(data) == objects
 
 
 def owners_of(database) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems, parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import dump_extensions, require_creatable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import dump_toc, restore_dump
@@ -77,8 +78,9 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             result["warnings"] = ["free space for the drill's scratch database was not checked: %s" % unchecked]
         major = server_major(admin)
         if not problems:
-            require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "a drill",
-                              "run the drill as a superuser")
+            toc = dump_toc(major, backup, files)
+            require_creatable(admin, dump_extensions(toc), "a drill", "run the drill as a superuser")
+            require_replaceable(admin, toc, "a drill of backup %s" % backup.id)
         if check_mode:  # nothing is created; a leftover stays for the next real drill
             return dict(result, passed=None, problems=problems)
         drop_database(admin, scratch)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ContextManager, Iterable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
     BackupRequest,
@@ -119,6 +120,8 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     if held:
         raise PhoenixError("database %s holds %s, which keeps its locks until it ends: a restore would wait on it "
                            "without end; %s, then run the restore again" % (conn.info.dbname, held, END_PREPARED))
+    require_replaceable(conn, dump_toc(server_major(conn), backup, files), "restoring backup %s %s database %s" % (
+        backup.id, "beside" if request.mode == "swap" else "over", conn.info.dbname))
     if request.mode == "swap":
         return _swap_checked(conn, conninfo, request, backup, files, result, check_mode)
     changes = _report_changes(result, table_counts(conn), backup)
