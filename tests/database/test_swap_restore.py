@@ -614,7 +614,8 @@ def test_an_owner_restores_over_extensions_a_superuser_installed_and_keeps_them(
 @pytest.fixture
 def dba_additions(owned_by_shop_owner):
     """shop_owner's database, where a DBA added, as a superuser, a DDL audit (an event trigger and its function),
-    change data capture (a publication of all tables) and a foreign server with shop_owner's user mapping."""
+    change data capture (a publication of all tables) and a foreign server with shop_owner's user mapping; and
+    shop_owner its own publication of a table, which it may replace."""
     database = owned_by_shop_owner
     with database.connect() as conn:
         conn.execute(sql.SQL("CREATE FUNCTION public.ddl_audit() RETURNS event_trigger LANGUAGE plpgsql "
@@ -625,6 +626,11 @@ def dba_additions(owned_by_shop_owner):
         conn.execute(sql.SQL("CREATE FOREIGN DATA WRAPPER reports_fdw"))
         conn.execute(sql.SQL("CREATE SERVER reports FOREIGN DATA WRAPPER reports_fdw"))
         conn.execute(sql.SQL("CREATE USER MAPPING FOR shop_owner SERVER reports"))
+        table = conn.execute(sql.SQL("SELECT min(relname) FROM pg_stat_user_tables WHERE schemaname = 'public'")
+                             ).fetchone()[0]
+    with psycopg.connect(make_conninfo(database.url, user="shop_owner"), autocommit=True) as conn:  # its own
+        conn.execute(sql.SQL("SET client_min_messages = error"))
+        conn.execute(sql.SQL("CREATE PUBLICATION shop_feed FOR TABLE {}").format(sql.Identifier("public", table)))
     return database
 
 
@@ -654,9 +660,9 @@ def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(db
     assert refused["msg"] == (
         "%s drops or creates foreign-data wrapper reports_fdw (of postgres), foreign server reports (of postgres), "
         "user mapping shop_owner SERVER reports (of postgres), publication cdc (of postgres), event trigger "
-        "ddl_audit (of postgres), and role shop_owner may not: only a superuser creates event triggers and "
-        "foreign-data wrappers, and only its owner (or a superuser) replaces any of them; restore as a superuser"
-        % purpose)
+        "ddl_audit (of postgres), and role shop_owner may not (only a superuser creates event triggers and "
+        "foreign-data wrappers; only their owner or a superuser replaces publications, foreign servers and user "
+        "mappings); restore as a superuser" % purpose)
     assert table_fingerprints(data) == before and dba_objects_of(data) == objects
     listed = run_module(phoenix_backup_info.main, {"dest": str(tmp_path), "stage": "BETA"})
     assert [backup["kind"] for backup in listed["backups"]] == ["manual"]  # no safety backup either

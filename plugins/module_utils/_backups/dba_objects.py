@@ -26,6 +26,8 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 
 SUPERUSER_ONLY = ("EVENT TRIGGER", "FOREIGN DATA WRAPPER")
 OWNER_ONLY = ("PUBLICATION TABLES IN SCHEMA", "PUBLICATION TABLE", "PUBLICATION", "SERVER", "USER MAPPING")
+REASONS = ((SUPERUSER_ONLY, "only a superuser creates event triggers and foreign-data wrappers"),
+           (OWNER_ONLY, "only their owner or a superuser replaces publications, foreign servers and user mappings"))
 SPOKEN = {"SERVER": "foreign server", "FOREIGN DATA WRAPPER": "foreign-data wrapper"}
 # pg_restore --list: "<id>; <class> <oid> <kind> <schema or -> <name ...> <owner>"
 ENTRY = re.compile(r"^\d+; \d+ \d+ (%s) (.+) (\S+)$" % "|".join(re.escape(kind) for kind in SUPERUSER_ONLY + OWNER_ONLY))
@@ -59,8 +61,9 @@ def require_replaceable(conn, toc: Iterable[str], purpose: str) -> None:
     acts_as = dict(conn.execute(sql.SQL("SELECT o.name, coalesce(pg_has_role(current_user, r.oid, 'USAGE'), false) "
                                         "FROM unnest(%s::text[]) o(name) LEFT JOIN pg_roles r ON r.rolname = o.name"),
                                 [owners]).fetchall())
-    refused = [(name, owner) for kind, name, owner in entries if kind in SUPERUSER_ONLY or not acts_as[owner]]
-    if refused:
-        raise PhoenixError("%s drops or creates %s, and role %s may not: only a superuser creates event triggers and "
-                           "foreign-data wrappers, and only its owner (or a superuser) replaces any of them; restore "
-                           "as a superuser" % (purpose, ", ".join("%s (of %s)" % entry for entry in refused), user))
+    refused = [(kind, name, owner) for kind, name, owner in entries if kind in SUPERUSER_ONLY or not acts_as[owner]]
+    if not refused:
+        return
+    reasons = [reason for kinds, reason in REASONS if any(kind in kinds for kind, name, owner in refused)]
+    raise PhoenixError("%s drops or creates %s, and role %s may not (%s); restore as a superuser" % (
+        purpose, ", ".join("%s (of %s)" % (name, owner) for kind, name, owner in refused), user, "; ".join(reasons)))
