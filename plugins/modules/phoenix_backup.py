@@ -18,6 +18,9 @@ description:
   - V(absent) removes the backup O(id) (in PROD only with O(allow_prod)).
   - Overlapping runs for the same O(dest) and stage wait for each other (a lock file in the stage directory and an
     advisory lock), up to O(lock_timeout) seconds, and never touch each other's work.
+  - pg_dump and the row counts wait up to O(lock_timeout) seconds for each table's lock. A table that someone
+    holds so that no one may read it for longer (a migration's transaction, or one left prepared) fails the backup
+    with a message naming the table and who holds it; nothing is written.
   - The password reaches pg_dump through its environment, never its command line.
 options:
   state:

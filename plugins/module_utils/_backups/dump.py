@@ -32,9 +32,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     tool_versions,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import exclusive_holders
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import read_only_snapshot
 
 try:
+    import psycopg
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
@@ -162,6 +164,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         pg_dump, dump_major = tool
         conn.rollback()
         read_only_snapshot(conn)
+        conn.execute(sql.SQL("SELECT set_config('lock_timeout', %s, true)"), [lock_wait(request.lock_timeout)])
         snapshot = conn.execute(sql.SQL("SELECT pg_export_snapshot()")).fetchone()[0]
         facts = {
             "server_version": conn.execute(sql.SQL("SHOW server_version")).fetchone()[0],
@@ -169,7 +172,8 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             "database_size": conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0],
         }
         target = work / DUMP_FILES[request.fmt]
-        command = [str(pg_dump), "--format", FORMAT_FLAGS[request.fmt], "--snapshot", snapshot, "--no-password"]
+        command = [str(pg_dump), "--format", FORMAT_FLAGS[request.fmt], "--snapshot", snapshot, "--no-password",
+                   "--lock-wait-timeout", lock_wait(request.lock_timeout)]
         if request.fmt == "directory":
             command += ["--jobs", str(request.jobs), "--file", str(target)]
         if request.compress is not None:
@@ -185,6 +189,10 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         try:
             files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt,
                                       sealed_to if streamed else None, check.feed if check else None)
+        except (psycopg.errors.LockNotAvailable, _LockWaitEnded):  # the counts' lock, or pg_dump's
+            conn.rollback()
+            raise PhoenixError("the backup waited lock_timeout=%d s for a table that %s; run it again once that "
+                               "ends, or raise lock_timeout" % (request.lock_timeout, _held(conn))) from None
         finally:
             streamed_problems = check.finish() if check else []
         conn.rollback()  # the snapshot is no longer needed once pg_dump has finished
@@ -228,8 +236,13 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
     snapshot's own connection."""
     if fmt == "directory":
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        counts = table_counts(conn)
-        stderr = process.communicate()[1]
+        try:
+            counts = table_counts(conn)
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            stderr = process.communicate()[1]
         _check(process.returncode, stderr)
         return [], counts
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -345,7 +358,27 @@ class _StreamedCheck:
             self._write_fd = None
 
 
+def lock_wait(seconds: int) -> str:
+    """``lock_timeout`` as the server and pg_dump's ``--lock-wait-timeout`` take it (0: no end)."""
+    return "%ds" % seconds
+
+
+def _held(conn) -> str:
+    holders = exclusive_holders(conn)
+    return "someone holds so that no one may read it (%s)" % holders if holders else "was held (no longer now)"
+
+
+class _LockWaitEnded(Exception):
+    """pg_dump gave up waiting for a table's lock (its --lock-wait-timeout)."""
+
+
+# what pg_dump says when its LOCK TABLE ran out of time
+LOCK_WAIT_ENDED = (b"canceling statement due to statement timeout", b"canceling statement due to lock timeout")
+
+
 def _check(returncode: int, stderr: bytes) -> None:
+    if returncode != 0 and any(message in stderr for message in LOCK_WAIT_ENDED):
+        raise _LockWaitEnded()
     if returncode != 0:
         raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
