@@ -567,6 +567,26 @@ def test_a_transaction_prepared_during_a_swap_stops_it_at_the_first_rename_namin
         assert table_fingerprints(data) == before and not databases_like(data, "_")
 
 
+def test_a_session_back_at_every_attempt_stops_the_swap_naming_it(swappable, tmp_path, monkeypatch):
+    """Sessions that connect between the termination and the rename (before the renaming transaction locks the
+    database) make the rename fail; the swap tries again, and after its last attempt names who is still there. A
+    session that is back at every attempt is one never ended."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    attempts = []
+    monkeypatch.setattr(swap_module, "SWAP_ATTEMPTS", 2)  # each waits 5 s for the session to end (the server's wait)
+    monkeypatch.setattr(swap_module, "end_sessions", lambda admin, databases: attempts.append(databases))
+    with psycopg.connect(data.url, application_name="shop web"):
+        refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == ("the restored database is ready, but sessions kept reconnecting to %s (1 session of "
+                              "postgres (shop web)), so it was not swapped in; stop the application and run the "
+                              "restore again" % data.name)
+    assert len(attempts) == 2
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
+
+
 @pytest.fixture
 def owned_by_shop_owner(shop_roles, database):  # the roles set up before the database, removed after it
     """shop_owner's database, whose application objects are all shop_owner's."""
