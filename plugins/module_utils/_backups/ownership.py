@@ -11,8 +11,10 @@ restoring role owns the objects, and a warning names whose they were.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER
 
 SET_OPTION_SINCE = 160000  # ALTER ... OWNER TO a role needs the SET option of membership in it
@@ -49,3 +51,57 @@ def owners_kept(conn, owners: set[str]) -> tuple[bool, str | None]:
               else "it is not a superuser, and may not act as %s (SET ROLE)" % ", ".join(foreign))
     return False, ("the restored objects of role(s) %s are owned by %s, the role that restored them: %s"
                    % (", ".join(others), user, reason))
+
+
+# The entries of pg_restore --list whose objects an in-place restore drops (--clean), by the catalog that holds
+# them: "<id>; <catalog oid> <object oid> <kind> <schema or -> <name> <owner>". A function's name carries its
+# arguments, which the catalog's name column does not.
+DROPPED_FROM = {
+    1259: ("pg_class", "relname", "relowner"),
+    1255: ("pg_proc", "proname", "proowner"),
+    1247: ("pg_type", "typname", "typowner"),
+    2615: ("pg_namespace", "nspname", "nspowner"),
+}
+DROPPED_ENTRY = re.compile(r"^\d+; (%s) (\d+) (MATERIALIZED VIEW|FOREIGN TABLE|TABLE|VIEW|SEQUENCE|INDEX|FUNCTION|"
+                           r"PROCEDURE|AGGREGATE|TYPE|DOMAIN|SCHEMA) (\S+) (.+) \S+$" % "|".join(map(str, DROPPED_FROM)))
+NAMED_AT_MOST = 8
+
+
+def dropped_entries(toc: Iterable[str]) -> dict[int, list[tuple[int, str, str]]]:
+    """The entries of a ``pg_restore --list`` whose objects ``--clean`` drops, by the OID of their catalog: each
+    object's OID, its words for a message, and its name as the catalog holds it."""
+    entries: dict[int, list[tuple[int, str, str]]] = {}
+    for line in toc:
+        entry = DROPPED_ENTRY.match(line.rstrip("\n"))
+        if entry:
+            catalog, oid, kind, schema, tag = entry.groups()
+            spoken = "%s %s" % (kind.lower(), tag if schema == "-" else "%s.%s" % (schema, tag))
+            entries.setdefault(int(catalog), []).append((int(oid), spoken, tag.split("(", 1)[0]))
+    return entries
+
+
+def require_droppable(conn, toc: Iterable[str], purpose: str) -> None:
+    """Refuse, before anything is written, an in-place restore (``purpose``) by a role that is not a superuser of a
+    dump whose objects are in the database under a role it may not act as: ``--clean`` drops each first, which only
+    its owner (or a superuser) may. An object is the dump's when it has the entry's OID and name (an object made
+    again since the backup has another OID, and is dropped by name: then pg_restore's own error stays the message)."""
+    user, superuser = conn.execute(sql.SQL("SELECT current_user, " + SUPERUSER)).fetchone()
+    if superuser:
+        return
+    refused = []
+    for catalog, listed in sorted(dropped_entries(toc).items()):
+        table, name_column, owner_column = DROPPED_FROM[catalog]
+        refused += conn.execute(sql.SQL(
+            "SELECT e.spoken, pg_get_userbyid(o.{owner}) FROM {table} o JOIN unnest(%s::oid[], %s::text[], "
+            "%s::text[]) e(oid, spoken, name) ON e.oid = o.oid AND e.name = o.{name}::text "
+            "WHERE NOT pg_has_role(current_user, o.{owner}, 'USAGE')").format(
+                table=sql.Identifier("pg_catalog", table), name=sql.Identifier(name_column),
+                owner=sql.Identifier(owner_column)), [list(column) for column in zip(*listed)]).fetchall()
+    refused.sort()
+    if refused:
+        named = ", ".join("%s (of %s)" % found for found in refused[:NAMED_AT_MOST])
+        more = " and %d more" % (len(refused) - NAMED_AT_MOST) if len(refused) > NAMED_AT_MOST else ""
+        owners = ", ".join(sorted({owner for name, owner in refused}))
+        raise PhoenixError("%s drops and creates again %s%s, and role %s may not: only their owner or a superuser "
+                           "drops them; restore as %s (or a member of it) or a superuser, or give them to %s (ALTER "
+                           "... OWNER TO)" % (purpose, named, more, user, owners, user))

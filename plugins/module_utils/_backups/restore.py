@@ -38,7 +38,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensio
     is_statement_on,
     require_creatable,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import dump_owners, owners_kept
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import (
+    dump_owners,
+    owners_kept,
+    require_droppable,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import without_definitions
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
@@ -120,14 +124,16 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     if held:
         raise PhoenixError("database %s holds %s, which keeps its locks until it ends: a restore would wait on it "
                            "without end; %s, then run the restore again" % (conn.info.dbname, held, END_PREPARED))
-    require_replaceable(conn, dump_toc(server_major(conn), backup, files), "restoring backup %s %s database %s" % (
-        backup.id, "beside" if request.mode == "swap" else "over", conn.info.dbname))
+    purpose = "restoring backup %s %s database %s" % (backup.id, "beside" if request.mode == "swap" else "over",
+                                                      conn.info.dbname)
+    require_replaceable(conn, dump_toc(server_major(conn), backup, files), purpose)
     if request.mode == "swap":
         return _swap_checked(conn, conninfo, request, backup, files, result, check_mode)
-    changes = _report_changes(result, table_counts(conn), backup)
     major = server_major(conn)
-    keep_owners = _owners_kept(conn, major, backup, files, result)
     installed = installed_extensions(conn)  # kept as they are (see extensions)
+    require_droppable(conn, restored_in_place(dump_toc(major, backup, files), installed), purpose)
+    changes = _report_changes(result, table_counts(conn), backup)
+    keep_owners = _owners_kept(conn, major, backup, files, result)
     conn.rollback()
     if check_mode:
         return result
@@ -247,8 +253,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
         return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, owner_flags)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
-        selecting = use_list(line for line in _listed(pg_restore, files, name)
-                             if not KEPT.search(line) and not is_entry_of(line, kept_extensions))
+        selecting = use_list(restored_in_place(_listed(pg_restore, files, name), kept_extensions))
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
@@ -259,6 +264,12 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
                                    env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
     _check(completed, "pg_restore")
     return {}
+
+
+def restored_in_place(toc: Iterable[str], kept_extensions: frozenset[str] | set[str]) -> Iterator[str]:
+    """The entries of the dump's ``pg_restore --list`` that an in-place restore restores: not the audit log and
+    the stage fence, nor the extensions the database keeps."""
+    return (line for line in toc if not KEPT.search(line) and not is_entry_of(line, kept_extensions))
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import dump_owners
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import dropped_entries, dump_owners
 
 
 def test_the_owners_are_the_last_field_of_the_entries_that_have_one():
@@ -19,3 +19,27 @@ def test_the_owners_are_the_last_field_of_the_entries_that_have_one():
         "\n",
     ]
     assert dump_owners(toc) == {"shop_owner", "reports_owner"}
+
+
+def test_the_entries_whose_objects_clean_drops_are_read_by_catalog_with_their_names():
+    toc = [
+        "; Archive created at 2026-12-05 20:01:12 UTC\n",
+        "7; 2615 18723 SCHEMA - reports postgres\n",
+        "218; 1255 18731 FUNCTION public shop_helper(integer, text) postgres\n",
+        "216; 1259 18718 TABLE reports daily totals postgres\n",
+        "217; 1259 18719 SEQUENCE public orders_id_seq shop_owner\n",
+        "3380; 0 0 SEQUENCE OWNED BY public orders_id_seq shop_owner\n",
+        "3360; 0 18718 TABLE DATA reports daily totals postgres\n",
+        "3213; 2606 18722 CONSTRAINT reports daily totals daily_pkey postgres\n",
+        "230; 1259 18740 MATERIALIZED VIEW public sales_by_day shop_owner\n",
+        "240; 1247 18750 TYPE public order_state shop_owner\n",
+        "3369; 0 0 COMMENT - SCHEMA reports postgres\n",
+    ]
+    assert dropped_entries(toc) == {
+        2615: [(18723, "schema reports", "reports")],
+        1255: [(18731, "function public.shop_helper(integer, text)", "shop_helper")],
+        1259: [(18718, "table reports.daily totals", "daily totals"),
+               (18719, "sequence public.orders_id_seq", "orders_id_seq"),
+               (18740, "materialized view public.sales_by_day", "sales_by_day")],
+        1247: [(18750, "type public.order_state", "order_state")],
+    }  # not the rows, the comment, the constraint (its table's), nor the sequence's owning column
