@@ -236,14 +236,9 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
     snapshot's own connection."""
     if fmt == "directory":
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            counts = table_counts(conn)
-        except BaseException:
-            process.kill()
-            raise
-        finally:
-            stderr = process.communicate()[1]
-        _check(process.returncode, stderr)
+        stderr: list[bytes] = []
+        counts = _counted_while_dumping(conn, process, lambda: stderr.append(process.communicate()[1]))
+        _check(process.returncode, stderr[0])
         return [], counts
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stored = target.with_name(target.name + encryption.SUFFIX) if sealed_to else target
@@ -268,17 +263,26 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
     threads = [threading.Thread(target=copy_out), threading.Thread(target=drain_errors)]
     for thread in threads:
         thread.start()
+
+    def finish() -> None:
+        for thread in threads:
+            thread.join()
+        process.wait()
+    counts = _counted_while_dumping(conn, process, finish)
+    _check(process.returncode, b"".join(errors))
+    return [{"name": stored.name, "size": sink.size, "sha256": sink.digest.hexdigest()}], counts
+
+
+def _counted_while_dumping(conn, process: subprocess.Popen, finish: Callable[[], None]) -> dict[str, int]:
+    """The row counts, on the snapshot's connection while pg_dump runs. When they fail (a table's lock waited for
+    too long, say) pg_dump is stopped; ``finish`` waits for pg_dump and what reads its output, either way."""
     try:
-        counts = table_counts(conn)
+        return table_counts(conn)
     except BaseException:
         process.kill()
         raise
     finally:
-        for thread in threads:
-            thread.join()
-        process.wait()
-    _check(process.returncode, b"".join(errors))
-    return [{"name": stored.name, "size": sink.size, "sha256": sink.digest.hexdigest()}], counts
+        finish()
 
 
 class _HashingWriter:
