@@ -6,6 +6,7 @@ local_postgres role): system binaries when present, otherwise the pgserver wheel
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -191,3 +193,35 @@ def phoenix_home() -> Iterator[dict[str, str]]:
     if cluster.status() == "running":
         cluster.ensure_stopped()
     shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def table_held(database: Database, mode: str, prepared_as: str | None = None,
+               released_after: float = 60) -> Iterator[str]:
+    """The first application table of schema public, locked in ``mode`` (``ACCESS EXCLUSIVE``, say) by a
+    migration's open transaction; with ``prepared_as``, by one it left prepared under that id (a two-phase commit
+    whose coordinator crashed before deciding), which holds its locks, and its database, without a session.
+    Released after ``released_after`` seconds at the latest: pg_restore and pg_dump set no lock timeout of their
+    own, so a run that would wait without end then ends, and fails its test, instead of hanging. Yields the table."""
+    conn = psycopg.connect(database.url, autocommit=True, application_name="nightly migration")
+    table = conn.execute(sql.SQL("SELECT format('%I.%I', schemaname, min(relname)) FROM pg_stat_user_tables "
+                                 "WHERE schemaname = 'public' GROUP BY schemaname")).fetchone()[0]
+    conn.execute(sql.SQL("BEGIN"))
+    conn.execute(sql.SQL("LOCK TABLE {} IN {} MODE").format(sql.SQL(table), sql.SQL(mode)))
+    if prepared_as:
+        conn.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(prepared_as)))
+        conn.close()  # the coordinator is gone
+
+    def release() -> None:
+        if prepared_as:
+            with database.connect() as other:
+                if other.execute(sql.SQL("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s"), [prepared_as]).fetchone():
+                    other.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(prepared_as)))
+        conn.close()  # a session's transaction ends with it
+    releasing = threading.Timer(released_after, release)
+    releasing.start()
+    try:
+        yield table
+    finally:
+        releasing.cancel()
+        release()

@@ -3,7 +3,6 @@ restore, overlapping runs, damaged directories."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -11,9 +10,7 @@ import re
 import subprocess
 import sys
 import threading
-from typing import Iterator
 
-import psycopg
 import pytest
 from psycopg import sql
 
@@ -26,6 +23,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, repo_root, run_module
 
+from conftest import table_held
 from test_backup_restore import app_fingerprints, call
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -185,41 +183,13 @@ def test_a_busy_stage_lock_fails_clearly(data, tmp_path):
 MIGRATION = "nightly-migration:42"
 
 
-@contextlib.contextmanager
-def locked_exclusively(database, holder: str, released_after: float = 60) -> Iterator[str]:
-    """An application table that no one may read while ``holder`` holds it: a migration's open transaction
-    (``session``), or one it left prepared (``prepared``). Released after ``released_after`` seconds at the latest,
-    so a backup that waits without end fails its test instead of hanging. Yields the table."""
-    conn = psycopg.connect(database.url, autocommit=True, application_name="nightly migration")
-    table = conn.execute(sql.SQL("SELECT format('%I.%I', schemaname, min(relname)) FROM pg_stat_user_tables "
-                                 "WHERE schemaname = 'public' GROUP BY schemaname")).fetchone()[0]
-    conn.execute(sql.SQL("BEGIN"))
-    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.SQL(table)))
-    if holder == "prepared":
-        conn.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(MIGRATION)))
-
-    def release() -> None:
-        if holder == "prepared":
-            with database.connect() as other:
-                if other.execute(sql.SQL("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s"), [MIGRATION]).fetchone():
-                    other.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(MIGRATION)))
-        conn.close()  # a session's transaction ends with it
-    releasing = threading.Timer(released_after, release)
-    releasing.start()
-    try:
-        yield table
-    finally:
-        releasing.cancel()
-        release()
-
-
 @pytest.mark.parametrize("fmt", ["custom", "directory"])
 @pytest.mark.parametrize("holder", ["session", "prepared"])
 def test_a_table_no_one_may_read_fails_the_backup_after_lock_timeout_naming_who_holds_it(data, tmp_path, fmt, holder):
     """pg_dump and the row counts wait for each table's lock; without a limit, a scheduled backup would wait
     without end on a transaction that never ends (one left prepared), holding the stage's lock meanwhile."""
     dest = tmp_path / "backups"
-    with locked_exclusively(data, holder) as table:
+    with table_held(data, "ACCESS EXCLUSIVE", MIGRATION if holder == "prepared" else None) as table:
         refused = call(phoenix_backup.main, data, dest=str(dest), format=fmt, lock_timeout=2)
     assert refused["failed"] is True and "Traceback" not in refused["_raw"]
     who = (r"session \d+ of postgres \(nightly migration\)" if holder == "session"

@@ -15,7 +15,6 @@ import time
 import types
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 import pyrage
@@ -64,7 +63,7 @@ from ansible_collections.phoenix.platform.tests.helpers import (
     waiting_for_an_advisory_lock,
 )
 
-from conftest import Database
+from conftest import Database, table_held
 from worlds_fixtures import ODD_TABLES, app_fingerprints, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -490,29 +489,9 @@ UNDECIDED = "shop-checkout:order 17' -- xa"  # a global transaction id, as the a
 HELD_SINCE = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
 
 
-@contextlib.contextmanager
-def undecided_two_phase_commit(database, decided_after: float = 60) -> Iterator[None]:
-    """An application's two-phase commit left prepared (its coordinator crashed before deciding): it holds its lock
-    on an application table, and its database, until someone rolls it back, here after ``decided_after`` seconds
-    (pg_restore sets no lock timeout: a restore that waits on it ends then, and fails its test, instead of hanging)."""
-    with database.connect() as conn:
-        table = conn.execute(sql.SQL("SELECT min(relname) FROM pg_stat_user_tables WHERE schemaname = 'public'")
-                             ).fetchone()[0]
-        conn.execute(sql.SQL("BEGIN"))
-        conn.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(sql.Identifier("public", table)))
-        conn.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(UNDECIDED)))
-
-    def decide() -> None:
-        with database.connect() as conn:
-            if conn.execute(sql.SQL("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s"), [UNDECIDED]).fetchone():
-                conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(UNDECIDED)))
-    coordinator = threading.Timer(decided_after, decide)
-    coordinator.start()
-    try:
-        yield
-    finally:
-        coordinator.cancel()
-        decide()
+def undecided_two_phase_commit(database):
+    """An application's two-phase commit left prepared, holding the lock of its row changes on a table."""
+    return table_held(database, "ROW EXCLUSIVE", prepared_as=UNDECIDED)
 
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])

@@ -17,7 +17,7 @@ import re
 from typing import Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import acting_role
 
 try:
     from psycopg import sql
@@ -54,7 +54,7 @@ def require_replaceable(conn, toc: Iterable[str], purpose: str) -> None:
     entries = dba_entries(toc)
     if not entries:
         return
-    user, superuser = conn.execute(sql.SQL("SELECT current_user, " + SUPERUSER)).fetchone()
+    user, superuser = acting_role(conn)
     if superuser:
         return
     owners = sorted({owner for kind, name, owner in entries})

@@ -381,10 +381,11 @@ LOCK_WAIT_ENDED = (b"canceling statement due to statement timeout", b"canceling 
 
 
 def _check(returncode: int, stderr: bytes) -> None:
-    if returncode != 0 and any(message in stderr for message in LOCK_WAIT_ENDED):
+    if returncode == 0:
+        return
+    if any(message in stderr for message in LOCK_WAIT_ENDED):
         raise _LockWaitEnded()
-    if returncode != 0:
-        raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
+    raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
 
 def dump_problems(backup: store.Backup, files: encryption.DumpFiles, pg_restore: Path | None = None) -> list[str]:

@@ -15,7 +15,7 @@ import re
 from typing import Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import acting_role
 
 SET_OPTION_SINCE = 160000  # ALTER ... OWNER TO a role needs the SET option of membership in it
 
@@ -36,7 +36,7 @@ def owners_kept(conn, owners: set[str]) -> tuple[bool, str | None]:
     """Whether a restore on ``conn``'s server can give the objects back to ``owners``, and if not, the warning to
     give. It can when every owner exists here, and this role is a superuser or may act as each of them (SET ROLE:
     a member of it, with the SET option from PostgreSQL 16 on)."""
-    user, superuser = conn.execute(sql.SQL("SELECT current_user, " + SUPERUSER)).fetchone()
+    user, superuser = acting_role(conn)
     others = sorted(owners - {user})
     if not others:
         return False, None  # the restoring role owns them either way
@@ -85,7 +85,7 @@ def require_droppable(conn, toc: Iterable[str], purpose: str) -> None:
     dump whose objects are in the database under a role it may not act as: ``--clean`` drops each first, which only
     its owner (or a superuser) may. An object is the dump's when it has the entry's OID and name (an object made
     again since the backup has another OID, and is dropped by name: then pg_restore's own error stays the message)."""
-    user, superuser = conn.execute(sql.SQL("SELECT current_user, " + SUPERUSER)).fetchone()
+    user, superuser = acting_role(conn)
     if superuser:
         return
     refused = []

@@ -126,14 +126,15 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                            "without end; %s, then run the restore again" % (conn.info.dbname, held, END_PREPARED))
     purpose = "restoring backup %s %s database %s" % (backup.id, "beside" if request.mode == "swap" else "over",
                                                       conn.info.dbname)
-    require_replaceable(conn, dump_toc(server_major(conn), backup, files), purpose)
-    if request.mode == "swap":
-        return _swap_checked(conn, conninfo, request, backup, files, result, check_mode)
     major = server_major(conn)
+    toc = dump_toc(major, backup, files)
+    require_replaceable(conn, toc, purpose)
+    if request.mode == "swap":
+        return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode)
     installed = installed_extensions(conn)  # kept as they are (see extensions)
-    require_droppable(conn, restored_in_place(dump_toc(major, backup, files), installed), purpose)
+    require_droppable(conn, restored_in_place(toc, installed), purpose)
     changes = _report_changes(result, table_counts(conn), backup)
-    keep_owners = _owners_kept(conn, major, backup, files, result)
+    keep_owners = _owners_kept(conn, toc, result)
     conn.rollback()
     if check_mode:
         return result
@@ -156,11 +157,10 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     return result
 
 
-def _owners_kept(conn, major: int, backup: store.Backup, files: encryption.DumpFiles,
-                 result: dict[str, Any]) -> bool:
-    """Whether the restore gives the dump's objects back to their owners; a warning in ``result`` when it cannot.
-    A plain dump sets its owners itself."""
-    kept, warning = owners_kept(conn, dump_owners(dump_toc(major, backup, files)))
+def _owners_kept(conn, toc: list[str], result: dict[str, Any]) -> bool:
+    """Whether the restore gives the objects of the dump (of table of contents ``toc``) back to their owners; a
+    warning in ``result`` when it cannot. A plain dump sets its owners itself."""
+    kept, warning = owners_kept(conn, dump_owners(toc))
     if warning:
         result["warnings"] = result.get("warnings", []) + [warning]
     return kept
@@ -177,19 +177,18 @@ def _audit_details(request: RestoreRequest, backup: store.Backup, changes: dict[
 
 
 def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Backup, files: encryption.DumpFiles,
-                  result: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+                  major: int, toc: list[str], result: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     """``mode: swap``: what it needs checked before anything is written (in check mode too, which then reports
     what the swap would change and drop), under the lock that keeps a second swap of the database waiting."""
-    major = server_major(conn)
     conn.close()  # the database is renamed by this swap, or by another one that this one waits for
     with swap_session(conninfo, request.lock_timeout) as admin:
         unchecked = require_swap_possible(admin, conninfo, backup)
-        require_creatable(admin, dump_extensions(dump_toc(major, backup, files)), "mode=swap",
+        require_creatable(admin, dump_extensions(toc), "mode=swap",
                           "restore as a superuser, or use mode=in_place")
         if unchecked:
             result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
                                   % unchecked]
-        keep_owners = _owners_kept(admin, major, backup, files, result)
+        keep_owners = _owners_kept(admin, toc, result)
         if not check_mode:
             return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])

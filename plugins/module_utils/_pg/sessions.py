@@ -25,6 +25,13 @@ OTHER_SESSIONS = (
 SUPERUSER = "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
 TO_END = OTHER_SESSIONS + (" AND a.backend_type IS DISTINCT FROM 'autovacuum worker' AND (r.oid IS NOT NULL OR %s)"
                            % SUPERUSER)
+
+
+def acting_role(conn) -> tuple[str, bool]:
+    """The role ``conn`` acts as, and whether it is a superuser."""
+    return conn.execute(sql.SQL("SELECT current_user, " + SUPERUSER)).fetchone()
+
+
 # Whether this role may end session ``a`` (of role ``r``) with pg_terminate_backend
 MAY_END = ("(%s OR (NOT r.rolsuper AND (pg_has_role(r.oid, 'USAGE') OR pg_has_role('pg_signal_backend', 'USAGE'))))"
            % SUPERUSER)
