@@ -12,6 +12,11 @@ options:
     description:
       - Seconds to wait for another run holding the same advisory lock (overlapping scheduled jobs wait,
         then fail with a clear message rather than interleave).
+      - A module that writes rows in one transaction (worlds, world cleanup, transfers, seeds, users, schema
+        migrations) waits as long at most for each row or table that transaction must lock and someone else holds
+        (an application's open transaction, a migration, a transaction left prepared). It then fails naming who
+        holds such a lock, and its transaction is rolled back, so nothing is written.
+      - V(0) waits without end.
     type: int
     default: 60
 """

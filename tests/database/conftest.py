@@ -199,15 +199,25 @@ def phoenix_home() -> Iterator[dict[str, str]]:
 def table_held(database: Database, mode: str, prepared_as: str | None = None,
                released_after: float = 60) -> Iterator[str]:
     """The first application table of schema public, locked in ``mode`` (``ACCESS EXCLUSIVE``, say) by a
-    migration's open transaction; with ``prepared_as``, by one it left prepared under that id (a two-phase commit
-    whose coordinator crashed before deciding), which holds its locks, and its database, without a session.
-    Released after ``released_after`` seconds at the latest: pg_restore and pg_dump set no lock timeout of their
-    own, so a run that would wait without end then ends, and fails its test, instead of hanging. Yields the table."""
-    conn = psycopg.connect(database.url, autocommit=True, application_name="nightly migration")
-    table = conn.execute(sql.SQL("SELECT format('%I.%I', schemaname, min(relname)) FROM pg_stat_user_tables "
-                                 "WHERE schemaname = 'public' GROUP BY schemaname")).fetchone()[0]
+    migration's open transaction, as ``held_by`` holds it. Yields the table."""
+    with database.connect() as conn:
+        table = conn.execute(sql.SQL("SELECT format('%I.%I', schemaname, min(relname)) FROM pg_stat_user_tables "
+                                     "WHERE schemaname = 'public' GROUP BY schemaname")).fetchone()[0]
+    with held_by(database, sql.SQL("LOCK TABLE {} IN {} MODE").format(sql.SQL(table), sql.SQL(mode)),
+                 "nightly migration", prepared_as, released_after):
+        yield table
+
+
+@contextlib.contextmanager
+def held_by(database: Database, statement: sql.Composable, application: str, prepared_as: str | None = None,
+            released_after: float = 60) -> Iterator[None]:
+    """The locks ``statement`` takes, held by an open transaction of a session named ``application``; with
+    ``prepared_as``, by one it left prepared under that id (a two-phase commit whose coordinator crashed before
+    deciding), which holds its locks, and its database, without a session. Released after ``released_after``
+    seconds at the latest: a run that would wait without end then ends, and fails its test, instead of hanging."""
+    conn = psycopg.connect(database.url, autocommit=True, application_name=application)
     conn.execute(sql.SQL("BEGIN"))
-    conn.execute(sql.SQL("LOCK TABLE {} IN {} MODE").format(sql.SQL(table), sql.SQL(mode)))
+    conn.execute(statement)
     if prepared_as:
         conn.execute(sql.SQL("PREPARE TRANSACTION {}").format(sql.Literal(prepared_as)))
         conn.close()  # the coordinator is gone
@@ -221,7 +231,7 @@ def table_held(database: Database, mode: str, prepared_as: str | None = None,
     releasing = threading.Timer(released_after, release)
     releasing.start()
     try:
-        yield table
+        yield
     finally:
         releasing.cancel()
         release()

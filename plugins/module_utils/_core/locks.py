@@ -1,11 +1,14 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Advisory locks so overlapping scheduled runs wait or fail clearly, never interleave."""
+"""Advisory locks so overlapping scheduled runs wait or fail clearly, never interleave; and a bound on every other
+lock a run's transaction waits for (a row an application session or a prepared transaction holds), so a run fails
+clearly instead of waiting without end, holding its advisory lock against the next scheduled run."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from typing import Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import LockBusyError
@@ -24,7 +27,8 @@ def lock_key(scope: str) -> int:
 
 
 def acquire_transaction_lock(conn, scope: str, timeout_seconds: int, function: str = "pg_advisory_xact_lock") -> None:
-    """Take the scope's lock for the current transaction, waiting up to ``timeout_seconds``."""
+    """Take the scope's lock for the current transaction, waiting up to ``timeout_seconds``; every later lock wait of
+    the transaction waits as long at most (psycopg.errors.LockNotAvailable, which ``lock_wait_message`` words)."""
     conn.execute(sql.SQL("SELECT set_config('lock_timeout', %s, true)"), [f"{int(timeout_seconds)}s"])
     try:
         conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)), [lock_key(scope)])
@@ -33,7 +37,6 @@ def acquire_transaction_lock(conn, scope: str, timeout_seconds: int, function: s
             "another Phoenix run holds the '%s' lock and did not finish within %ss; "
             "wait for it or raise lock_timeout" % (scope, timeout_seconds)
         ) from None
-    conn.execute(sql.SQL("SELECT set_config('lock_timeout', '0', true)"))
 
 
 @contextlib.contextmanager
@@ -48,3 +51,24 @@ def session_lock(conn, scope: str, timeout_seconds: int) -> Iterator[None]:
         conn.rollback()
         conn.execute(sql.SQL("SELECT pg_advisory_unlock(%s)"), [lock_key(scope)])
         conn.commit()
+
+
+# The context of an error raised while waiting for a row: "while deleting tuple (0,1) in relation "Chat"" (the
+# table's name, without its schema or quoting)
+ROW_WAIT = re.compile(r'tuple \(\d+,\d+\) in relation "(.*)"')
+
+
+def waited_relation(exc) -> str | None:
+    """The name of the table whose row the statement of ``exc`` (a lock timeout) waited for; None for a wait on a
+    whole table, whose error names none."""
+    match = ROW_WAIT.search(exc.diag.context or "")
+    return match.group(1) if match else None
+
+
+def lock_wait_message(where: str, timeout_seconds: int | None, relation: str | None, holders: str) -> str:
+    """A lock timeout in words: what the run waited for, on whose account, and what to do."""
+    waited = "lock_timeout=%d s" % timeout_seconds if timeout_seconds is not None else "the lock_timeout it runs with"
+    what = 'a row of table "%s"' % relation if relation else "a table"
+    return ("the run waited %s for a lock on %s in %s and gave up; its transaction was rolled back, so nothing was "
+            "written. %s. Run it again once that transaction ends, or raise lock_timeout" % (
+                waited, what, where, "Held now by: " + holders if holders else "No one holds it any more"))

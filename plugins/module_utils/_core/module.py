@@ -24,8 +24,10 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.connection 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError, StageFenceError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import state_path_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._core.limits import nul_byte_option, range_problem
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import lock_wait_message, waited_relation
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import check_stage_fence, registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import lock_holders
 
 try:
     import psycopg
@@ -136,6 +138,8 @@ class PhoenixModule(AnsibleModule):
                             "column_transforms, e.g. {\"%s.<column>\": \"{world}.{value}\"}"
                             % table_label(exc.diag.schema_name, exc.diag.table_name))
             self.fail_json(msg=self._redact(message), sqlstate=getattr(exc, "sqlstate", None))
+        except psycopg.errors.LockNotAvailable as exc:
+            self.fail_json(msg=self._redact(self._lock_wait_message(exc)), sqlstate=exc.sqlstate)
         except psycopg.Error as exc:
             where = self._where()
             self.fail_json(
@@ -146,6 +150,16 @@ class PhoenixModule(AnsibleModule):
             path = " ".join(str(p) for p in (exc.filename, exc.filename2) if p) or "a file"
             self.fail_json(msg="cannot use %s: %s" % (self._redact(path), exc.strerror or exc))
         self.exit_json(**result)
+
+    def _lock_wait_message(self, exc) -> str:
+        """A lock timeout of the run's transaction (rolled back by now), with who holds such a lock now."""
+        relation = waited_relation(exc)
+        try:
+            with self.connect() as conn:
+                holders = lock_holders(conn, relation)
+        except (psycopg.Error, PhoenixError):  # the message is still worth giving without them
+            holders = ""
+        return lock_wait_message(self._where(), self.params.get("lock_timeout"), relation, holders)
 
     def _where(self) -> str:
         return self.target.describe() if self.target else "the database"

@@ -79,22 +79,41 @@ def prepared_transactions(admin, databases: list[str]) -> str:
 END_PREPARED = "end each with COMMIT PREPARED or ROLLBACK PREPARED '<id>' in that database (as its role or a superuser)"
 
 
-# Who holds a table of the current database so that no one may read it: a session, or a prepared transaction
-# (whose locks have no process: it is told by the lock on its own transaction id, in the same virtual transaction)
-EXCLUSIVE_HOLDERS = (
-    "SELECT (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
-    "ON n.oid = c.relnamespace WHERE c.oid = l.relation), coalesce("
+# Who holds a lock on a table of the current database: a session, or a prepared transaction (whose locks have no
+# process: it is told by the lock on its own transaction id, in the same virtual transaction). {which} narrows it.
+HOLDERS = (
+    "SELECT DISTINCT (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE c.oid = l.relation) AS held, coalesce("
     "(SELECT format('session %s of %s', a.pid, a.usename) || coalesce(format(' (%s)', nullif(a.application_name, "
     "'')), '') FROM pg_stat_activity a WHERE a.pid = l.pid), "
     "(SELECT format('prepared transaction %L', p.gid) FROM pg_prepared_xacts p JOIN pg_locks x "
     "ON x.locktype = 'transactionid' AND x.transactionid = p.transaction "
-    "WHERE x.virtualtransaction = l.virtualtransaction), 'another process') "
-    "FROM pg_locks l WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock' "
+    "WHERE x.virtualtransaction = l.virtualtransaction), 'another process') AS holder "
+    "FROM pg_locks l WHERE l.locktype = 'relation' AND l.granted AND {which} "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.pid IS DISTINCT FROM pg_backend_pid() ORDER BY 1, 2")
+    "AND l.pid IS DISTINCT FROM pg_backend_pid() ORDER BY held, holder")
+NAMED_AT_MOST = 5
 
 
 def exclusive_holders(conn) -> str:
     """The tables of ``conn``'s database that someone holds so that no one may read them, each with who holds it
     (``public.orders by session 4242 of shop_web (nightly migration)``), or the empty string."""
-    return ", ".join("%s by %s" % held for held in conn.execute(sql.SQL(EXCLUSIVE_HOLDERS)).fetchall())
+    return _holders(conn, sql.SQL("l.mode = 'AccessExclusiveLock'"))
+
+
+def lock_holders(conn, relation: str | None) -> str:
+    """Who may hold the lock a statement of ``conn``'s database waited for, described as ``exclusive_holders``
+    does, or the empty string. With ``relation`` (a table's name, as an error's context gives it, without its
+    schema) the lock was on a row of it: held by a transaction that wrote or locked rows there, so one holding more
+    than ACCESS SHARE. Without, any lock on any table may be the one."""
+    if relation is None:
+        return _holders(conn, sql.SQL("true"))
+    return _holders(conn, sql.SQL("l.mode <> 'AccessShareLock' AND l.relation IN "
+                                  "(SELECT oid FROM pg_class WHERE relname = {})").format(sql.Literal(relation)))
+
+
+def _holders(conn, which: sql.Composable) -> str:
+    # HOLDERS is run without parameters: its format() patterns hold % signs
+    held = ["%s by %s" % found for found in conn.execute(sql.SQL(HOLDERS).format(which=which)).fetchall()]
+    more = len(held) - NAMED_AT_MOST
+    return ", ".join(held[:NAMED_AT_MOST]) + (" and %d more" % more if more > 0 else "")

@@ -1,0 +1,113 @@
+"""A run that meets a row or a table someone else holds waits lock_timeout at most, then fails naming who holds it,
+having written nothing. Before, only the run's advisory lock was bounded: a world cleanup or a transfer behind an
+application's open transaction, or a prepared transaction nobody decided, waited without end, holding its advisory
+lock, so the next scheduled runs failed on that lock instead."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer, phoenix_world, phoenix_world_cleanup
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from conftest import held_by, table_held
+from worlds_fixtures import migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
+APPLICATION = "shop_web"
+UNDECIDED = "shop:xa 7"  # a prepared transaction whose coordinator never came back
+ROLLED_BACK = "its transaction was rolled back, so nothing was written"
+
+
+def holder_named(holder: str, application: str = APPLICATION) -> str:
+    if holder == "prepared":
+        return re.escape("prepared transaction '%s'" % UNDECIDED)
+    return r"session \d+ of \w+ \(%s\)" % re.escape(application)
+
+
+def still_held(database, holder: str) -> bool:
+    """Whether the holder still holds its locks: the run returned before they were released, not after."""
+    if holder == "prepared":
+        return database.query("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", (UNDECIDED,)) == [(1,)]
+    return database.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                          "AND state = 'idle in transaction'", (APPLICATION,)) == [(1,)]
+
+
+def still_held_by_migration(database) -> bool:
+    return database.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'nightly migration' "
+                          "AND state = 'idle in transaction'") == [(1,)]
+
+
+@pytest.fixture
+def expired(database):
+    """A BETA database with world UC_OLD, expired."""
+    migrate(database)
+    run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "UC_OLD", "seed": TINY})
+    with database.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "WorldMeta" SET "createdAt" = now() - interval \'100 hours\' WHERE id = %s'),
+                     ["UC_OLD"])
+    return database
+
+
+def cleanup(database, **options):
+    return run_module(phoenix_world_cleanup.main, dict({"db_url": database.url, "stage": "BETA"}, **options))
+
+
+@pytest.mark.parametrize("holder", ["session", "prepared"])
+def test_a_cleanup_meeting_a_row_an_application_holds_fails_after_lock_timeout_naming_who_holds_it(expired, holder):
+    before = table_fingerprints(expired)
+    row = sql.SQL('SELECT 1 FROM "Chat" WHERE world_id = %s FOR UPDATE' % "'UC_OLD'")
+    with held_by(expired, row, APPLICATION, UNDECIDED if holder == "prepared" else None):
+        result = cleanup(expired, lock_timeout=2)
+        assert still_held(expired, holder)
+        assert table_fingerprints(expired) == before
+    assert result.get("failed") is True, result
+    assert re.fullmatch(
+        r'the run waited lock_timeout=2 s for a lock on a row of table "Chat" in \S+/' + expired.name + ' and gave up; '
+        + re.escape(ROLLED_BACK) + r'\. Held now by: public\."Chat" by ' + holder_named(holder)
+        + r"\. Run it again once that transaction ends, or raise lock_timeout", result["msg"]), result["msg"]
+    assert result["sqlstate"] == "55P03"
+    done = cleanup(expired)  # once the holder is gone
+    assert done["removed"] == ["UC_OLD"]
+    assert expired.query('SELECT count(*) FROM "Chat" WHERE world_id = %s', ("UC_OLD",)) == [(0,)]
+
+
+def test_a_cleanup_meeting_a_table_a_migration_holds_names_the_table_and_the_migration(expired):
+    before = table_fingerprints(expired)
+    with table_held(expired, "ACCESS EXCLUSIVE") as table:
+        result = cleanup(expired, lock_timeout=1)
+        assert still_held_by_migration(expired)
+    assert table_fingerprints(expired) == before  # read once the table is free again
+    assert result.get("failed") is True, result
+    assert re.match(r"the run waited lock_timeout=1 s for a lock on a table in \S+/%s and gave up" % expired.name,
+                    result["msg"]), result["msg"]
+    assert re.search(re.escape("Held now by: %s by " % table) + holder_named("session", "nightly migration"),
+                     result["msg"]), result["msg"]
+    assert cleanup(expired)["removed"] == ["UC_OLD"]
+
+
+def test_a_transfer_meeting_a_target_row_an_application_holds_fails_naming_it_and_writes_nothing(pair):
+    source, target = pair
+    arguments = {"db_url": target.url, "stage": "BETA", "worlds": ["UC_TESTING"],
+                 "source": {"db_url": source.url, "stage": "LOCAL"}}
+    assert run_module(phoenix_transfer.main, arguments)["changed"] is True
+    with source.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "User" SET name = name || %s WHERE world_id = %s'), [" (renamed)", "UC_TESTING"])
+    before = table_fingerprints(target)
+    row = sql.SQL('SELECT 1 FROM "User" WHERE world_id = %s FOR NO KEY UPDATE' % "'UC_TESTING'")
+    with held_by(target, row, APPLICATION, UNDECIDED):
+        result = run_module(phoenix_transfer.main, dict(arguments, lock_timeout=1))
+        assert still_held(target, "prepared")
+        assert table_fingerprints(target) == before
+    assert result.get("failed") is True, result
+    assert re.search(r'for a lock on a row of table "User" in \S+/%s and gave up' % target.name, result["msg"]), result["msg"]
+    assert re.search(r'Held now by: public\."User" by ' + holder_named("prepared"), result["msg"]), result["msg"]
+    assert ROLLED_BACK in result["msg"]
+    again = run_module(phoenix_transfer.main, arguments)
+    assert again["plan"]["User"]["update"] == 3
+    assert target.query('SELECT count(*) FROM "User" WHERE world_id = %s AND name LIKE %s',
+                        ("UC_TESTING", "% (renamed)")) == [(3,)]
