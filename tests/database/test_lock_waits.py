@@ -111,3 +111,21 @@ def test_a_transfer_meeting_a_target_row_an_application_holds_fails_naming_it_an
     assert again["plan"]["User"]["update"] == 3
     assert target.query('SELECT count(*) FROM "User" WHERE world_id = %s AND name LIKE %s',
                         ("UC_TESTING", "% (renamed)")) == [(3,)]
+
+
+def test_a_transfer_meeting_a_source_table_a_migration_holds_names_the_source_and_writes_nothing(pair):
+    source, target = pair
+    before = table_fingerprints(target)
+    with table_held(source, "ACCESS EXCLUSIVE") as table:
+        result = run_module(phoenix_transfer.main, {"db_url": target.url, "stage": "BETA", "worlds": ["UC_TESTING"],
+                                                    "source": {"db_url": source.url, "stage": "LOCAL"},
+                                                    "lock_timeout": 1})
+        assert still_held_by_migration(source)
+    assert result.get("failed") is True, result
+    assert re.match(r"the run waited lock_timeout=1 s for a lock on a table in \S+/%s and gave up" % source.name,
+                    result["msg"]), result["msg"]
+    assert re.search(re.escape("Held now by: %s by " % table) + holder_named("session", "nightly migration"),
+                     result["msg"]), result["msg"]
+    assert table_fingerprints(target) == before
+    assert run_module(phoenix_transfer.main, {"db_url": target.url, "stage": "BETA", "worlds": ["UC_TESTING"],
+                                              "source": {"db_url": source.url, "stage": "LOCAL"}})["changed"] is True

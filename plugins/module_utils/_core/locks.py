@@ -29,7 +29,7 @@ def lock_key(scope: str) -> int:
 def acquire_transaction_lock(conn, scope: str, timeout_seconds: int, function: str = "pg_advisory_xact_lock") -> None:
     """Take the scope's lock for the current transaction, waiting up to ``timeout_seconds``; every later lock wait of
     the transaction waits as long at most (psycopg.errors.LockNotAvailable, which ``lock_wait_message`` words)."""
-    conn.execute(sql.SQL("SELECT set_config('lock_timeout', %s, true)"), [f"{int(timeout_seconds)}s"])
+    bound_lock_waits(conn, timeout_seconds)
     try:
         conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(function)), [lock_key(scope)])
     except psycopg.errors.LockNotAvailable:
@@ -37,6 +37,12 @@ def acquire_transaction_lock(conn, scope: str, timeout_seconds: int, function: s
             "another Phoenix run holds the '%s' lock and did not finish within %ss; "
             "wait for it or raise lock_timeout" % (scope, timeout_seconds)
         ) from None
+
+
+def bound_lock_waits(conn, timeout_seconds: int) -> None:
+    """Every lock wait of the current transaction ends after ``timeout_seconds`` (0: no end) with
+    psycopg.errors.LockNotAvailable."""
+    conn.execute(sql.SQL("SELECT set_config('lock_timeout', %s, true)"), [f"{int(timeout_seconds)}s"])
 
 
 @contextlib.contextmanager

@@ -152,14 +152,18 @@ class PhoenixModule(AnsibleModule):
         self.exit_json(**result)
 
     def _lock_wait_message(self, exc) -> str:
-        """A lock timeout of the run's transaction (rolled back by now), with who holds such a lock now."""
+        """A lock timeout of the run's transaction (rolled back by now), with who holds such a lock now: in the
+        first database of the run (a transfer's target, then its source) where someone does."""
         relation = waited_relation(exc)
-        try:
-            with self.connect() as conn:
-                holders = lock_holders(conn, relation)
-        except (psycopg.Error, PhoenixError):  # the message is still worth giving without them
-            holders = ""
-        return lock_wait_message(self._where(), self.params.get("lock_timeout"), relation, holders)
+        for target in [self.target] + self.other_targets:
+            try:
+                with connect(target) as conn:
+                    holders = lock_holders(conn, relation)
+            except (psycopg.Error, PhoenixError):  # the message is still worth giving without them
+                continue
+            if holders:
+                return lock_wait_message(target.describe(), self.params.get("lock_timeout"), relation, holders)
+        return lock_wait_message(self._where(), self.params.get("lock_timeout"), relation, "")
 
     def _where(self) -> str:
         return self.target.describe() if self.target else "the database"
