@@ -16,6 +16,12 @@ description:
     (they hold locks and keep old rows from being vacuumed). Never this session, another Phoenix job's (application
     name C(phoenix.platform.*)), or a replication connection. Sessions the role may not end (a superuser's, unless
     it is one; another role's, unless it is a member of it or of C(pg_signal_backend)) are left, with a warning.
+  - Idle sessions are terminated first, then tables vacuumed, then reindexed. REINDEX CONCURRENTLY waits for every
+    transaction that wrote to its table, and VACUUM cannot remove rows an old transaction may still see.
+  - Each VACUUM and REINDEX waits O(lock_timeout) seconds at most for its table (a migration holds it, an
+    application's open transaction wrote to it). A table it cannot have is left for the next run, with a warning
+    naming who holds it, and listed in RV(skipped). A REINDEX stopped that way has the invalid index it left
+    dropped (C(DROP INDEX CONCURRENTLY)); one it cannot drop is named in the warning.
   - Always returns RV(report), the statistics-based bloat estimate of every table (dead rows and their share,
     table and index sizes, last vacuum and analyse). Index bloat proper would need the pgstattuple extension,
     which is not used.
@@ -45,6 +51,12 @@ options:
     description: Allow vacuuming, reindexing and terminating sessions in PROD (the report needs no permission).
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds each VACUUM and REINDEX waits at most for its table's lock, then leaves the table for the next run.
+      - V(0) waits without end.
+    type: int
+    default: 60
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
@@ -74,7 +86,8 @@ EXAMPLES = r"""
 RETURN = r"""
 report:
   description: Per table, C(rows), C(dead_rows), C(dead_ratio), C(size_bytes), C(index_bytes), C(last_vacuum) and
-    C(last_analyze) (ISO times or null), after the run.
+    C(last_analyze) (ISO times or null), after the run. The sizes of a table someone holds or awaits exclusively
+    (a migration) are null, as reading them would wait for it.
   returned: always
   type: dict
 vacuum:
@@ -98,9 +111,15 @@ terminated:
   returned: always
   type: list
   elements: int
+skipped:
+  description: Tables left for the next run, their lock not had within O(lock_timeout), with C(table), C(action)
+    (V(vacuum) or V(reindex)) and C(held_by) (who held a lock on the table then, as words).
+  returned: always
+  type: list
+  elements: dict
 """
 
-from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._maintenance.routine import MaintenanceRequest, maintain
 
@@ -109,7 +128,8 @@ def run(module: PhoenixModule) -> dict:
     params = module.params
     request = MaintenanceRequest(stage=module.stage, actor=module.actor, vacuum=params["vacuum"],
                                  dead_ratio=params["dead_ratio"], reindex=params["reindex"],
-                                 terminate_idle_minutes=params["terminate_idle_minutes"], allow_prod=params["allow_prod"])
+                                 terminate_idle_minutes=params["terminate_idle_minutes"], allow_prod=params["allow_prod"],
+                                 lock_timeout=params["lock_timeout"])
     with module.fenced_connection() as conn:
         return maintain(conn, request, module.check_mode)
 
@@ -122,6 +142,7 @@ def main() -> None:
             "reindex": {"type": "list", "elements": "str", "default": []},
             "terminate_idle_minutes": {"type": "int"},
             **ALLOW_PROD_OPTIONS,
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import threading
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -9,6 +12,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_maintenance
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+from conftest import held_by
 from worlds_fixtures import migrate
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -71,6 +75,74 @@ def test_idle_transactions_are_reaped_but_never_ours_or_another_phoenix_jobs(chu
             conn.close()
 
 
+def open_writer(database, application: str = "shop-web", ended_after: float = 60) -> psycopg.Connection:
+    """A session of ``application`` that wrote to orders and idles in its transaction. Ended after ``ended_after``
+    seconds at the latest, so a run that would wait for it without end fails its test instead of hanging."""
+    writer = psycopg.connect(database.url, application_name=application)
+    writer.execute(sql.SQL("UPDATE orders SET total = total WHERE id = 1"))
+    ending = threading.Timer(ended_after, writer.close)
+    ending.daemon = True
+    ending.start()
+    return writer
+
+
+def indexes_of_orders(database) -> list[tuple[str, bool]]:
+    return database.query("SELECT i.relname::text, x.indisvalid FROM pg_index x JOIN pg_class i ON i.oid = "
+                          "x.indexrelid WHERE x.indrelid = 'orders'::regclass ORDER BY 1")
+
+
+def test_idle_writers_are_reaped_before_the_reindex_that_would_wait_for_them(churned):
+    writer = open_writer(churned)
+    try:
+        done = maintenance(churned, vacuum=False, reindex=["orders"], terminate_idle_minutes=0, lock_timeout=5)
+        assert done["terminated"] == [writer.info.backend_pid], done
+        assert done["reindex"] == ["orders"] and done["skipped"] == [], done
+        assert indexes_of_orders(churned) == [("orders_pkey", True)]
+    finally:
+        writer.close()
+
+
+def test_a_reindex_behind_an_open_write_is_left_for_the_next_run_naming_the_writer_and_its_leftover(churned):
+    writer = open_writer(churned)
+    try:
+        left = maintenance(churned, vacuum=False, reindex=["orders"], lock_timeout=1)
+        assert not writer.closed  # the run gave up before the writer ended, not after
+    finally:
+        writer.close()
+    assert "failed" not in left and left["reindex"] == [] and left["changed"] is False, left
+    assert [(s["table"], s["action"]) for s in left["skipped"]] == [("orders", "reindex")]
+    assert re.fullmatch(r"public\.orders by session \d+ of \w+ \(shop-web\)", left["skipped"][0]["held_by"]), left
+    # the writer still held the table, so the new index REINDEX left invalid could not be dropped either
+    assert [w["event"]["msg"] for w in left["warnings"]] == [
+        "REINDEX of orders was left for the next run: it waited lock_timeout=1 s for the table, held now by %s; drop "
+        "its leftover invalid index public.orders_pkey_ccnew by hand (DROP INDEX CONCURRENTLY), as the routine could "
+        "not" % left["skipped"][0]["held_by"]]
+    assert indexes_of_orders(churned) == [("orders_pkey", True), ("orders_pkey_ccnew", False)]
+    with churned.connect() as conn:
+        conn.autocommit = True
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY public.orders_pkey_ccnew"))  # as the warning says
+    done = maintenance(churned, vacuum=False, reindex=["orders"])
+    assert done["reindex"] == ["orders"] and done["skipped"] == [], done
+    assert indexes_of_orders(churned) == [("orders_pkey", True)]
+
+
+def test_a_vacuum_of_a_table_a_migration_holds_is_left_for_the_next_run_and_the_rest_is_done(churned):
+    with churned.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE returns (id integer PRIMARY KEY)"))
+        conn.execute(sql.SQL("INSERT INTO returns SELECT generate_series(1, 500)"))
+        conn.execute(sql.SQL("DELETE FROM returns"))  # 500 dead rows here too
+    with held_by(churned, sql.SQL("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"), "nightly migration"):
+        left = maintenance(churned, lock_timeout=1)
+    assert "failed" not in left and left["changed"] is True, left
+    assert left["vacuum"] == ["returns"] and dead_rows(churned, "returns") == 0
+    assert [(s["table"], s["action"]) for s in left["skipped"]] == [("orders", "vacuum")]
+    assert re.search(r"VACUUM of orders was left for the next run: it waited lock_timeout=1 s for the table, held now "
+                     r"by public\.orders by session \d+ of \w+ \(nightly migration\)$", left["warnings"][0]["event"]["msg"])
+    assert dead_rows(churned) == 2000
+    again = maintenance(churned)
+    assert again["vacuum"] == ["orders"] and dead_rows(churned) == 0
+
+
 @pytest.fixture(params=[
     ("maintainer", "pg_read_all_data, pg_read_all_stats",  # sees every session's state
      "1 session of postgres (dba console) idle in a transaction for longer than 0 minutes were left: role maintainer "
@@ -117,6 +189,7 @@ def test_prod_reports_freely_and_acts_only_with_allow_prod(database):
     ({"reindex": ["ordres"]}, "reindex names no table of this database: ordres"),
     ({"dead_ratio": -1.0}, "dead_ratio must be from 0 to 100"),
     ({"terminate_idle_minutes": -5}, "terminate_idle_minutes must be from 0 to"),
+    ({"lock_timeout": -1}, "lock_timeout must be from 0 to 86400, got -1"),
     ({"reindex": ['orders"; DROP TABLE orders; --']}, 'reindex names no table of this database: orders"; DROP'),
 ])
 def test_typos_and_hostile_names_are_refused_before_anything_runs(churned, options, message):

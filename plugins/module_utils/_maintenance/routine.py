@@ -5,8 +5,12 @@
 Tables are vacuumed (with ANALYZE) when their dead rows pass the threshold or they were never analysed, so a
 second run finds nothing to do. REINDEX runs CONCURRENTLY, so the tables stay writable. Sessions left idle in a
 transaction hold locks and old snapshots; those older than the limit are terminated, never this session,
-another Phoenix job's, or a replication connection. VACUUM and REINDEX CONCURRENTLY cannot run inside a
-transaction, so the routine runs them one statement at a time: a killed run leaves each table vacuumed or not.
+another Phoenix job's, or a replication connection. They are terminated first: REINDEX CONCURRENTLY waits for every
+transaction that wrote to its table, and VACUUM cannot remove rows an old snapshot may still see. VACUUM and
+REINDEX CONCURRENTLY cannot run inside a transaction, so the routine runs them one statement at a time: a killed
+run leaves each table vacuumed or not. Each waits ``lock_timeout`` at most for its table (a migration holds it, an
+application's transaction wrote to it); a table it cannot have is left for the next run, with a warning naming who
+holds it, and a REINDEX stopped that way has the new or old index it left invalid dropped.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.audit impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import MAY_END, described
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import bound_lock_waits
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import MAY_END, described, table_holders
 
 try:
+    import psycopg
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
@@ -38,16 +44,24 @@ class MaintenanceRequest:
     reindex: list[str] = field(default_factory=list)  # table labels
     terminate_idle_minutes: int | None = None
     allow_prod: bool = False
+    lock_timeout: int = 60
+
+
+# Whether someone holds table s exclusively, or waits to: its size, which opens the table, would wait too
+HELD = ("SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.relation = s.relid "
+        "AND l.mode = 'AccessExclusiveLock' AND l.pid IS DISTINCT FROM pg_backend_pid()) AS held")
 
 
 def table_report(conn) -> dict[str, dict[str, Any]]:
     """Per application table: rows, dead rows and their share (the server's estimate of table bloat), sizes, and
-    when it was last vacuumed and analysed."""
+    when it was last vacuumed and analysed. The sizes of a table someone holds or awaits exclusively (a migration)
+    are None: reading them would wait for it."""
     rows = conn.execute(sql.SQL(
         "SELECT s.schemaname, s.relname, s.n_live_tup, s.n_dead_tup, "
-        "round(s.n_dead_tup::numeric / greatest(s.n_live_tup + s.n_dead_tup, 1), 4), pg_table_size(s.relid), "
-        "pg_indexes_size(s.relid), greatest(s.last_vacuum, s.last_autovacuum), "
-        "greatest(s.last_analyze, s.last_autoanalyze) FROM pg_stat_user_tables s ORDER BY 1, 2")).fetchall()
+        "round(s.n_dead_tup::numeric / greatest(s.n_live_tup + s.n_dead_tup, 1), 4), "
+        "CASE WHEN NOT held THEN pg_table_size(s.relid) END, CASE WHEN NOT held THEN pg_indexes_size(s.relid) END, "
+        "greatest(s.last_vacuum, s.last_autovacuum), greatest(s.last_analyze, s.last_autoanalyze) "
+        "FROM pg_stat_user_tables s, LATERAL (" + HELD + ") h ORDER BY 1, 2")).fetchall()
     return {table_label(schema, name): {
         "schema": schema, "table": name, "rows": live, "dead_rows": dead, "dead_ratio": float(ratio),
         "size_bytes": size, "index_bytes": index_size, "last_vacuum": _iso(vacuumed), "last_analyze": _iso(analysed)}
@@ -107,31 +121,79 @@ def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
 
 
 def maintain(conn, request: MaintenanceRequest, check_mode: bool) -> dict[str, Any]:
-    """Plan, then (unless check mode) vacuum, reindex and terminate; returns what was (or would be) done."""
+    """Plan, then (unless check mode) terminate, vacuum and reindex; returns what was (or would be) done."""
+    bound_lock_waits(conn, request.lock_timeout, session=True)  # VACUUM and REINDEX run outside any transaction
+    conn.commit()  # kept: the plan's transaction is rolled back, which would undo it
     planned = plan(conn, request)
     conn.rollback()
     acts = bool(planned["vacuum"] or planned["reindex"] or planned["terminate"])
     if acts:
         require_prod_allowed(request.stage, request.allow_prod, "maintenance (vacuum, reindex, terminating sessions)")
-    result = dict(planned, changed=acts, terminated=[])
+    result = dict(planned, changed=acts, terminated=[], skipped=[])
     if check_mode or not acts:
         return result
     conn.autocommit = True
-    tables = planned["report"]
-    for label in planned["vacuum"]:
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(_relation(tables[label])))
-    for label in planned["reindex"]:
-        conn.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(_relation(tables[label])))
     for session in planned["terminate"]:  # a session that ended meanwhile is simply gone
         if conn.execute(sql.SQL("SELECT pg_terminate_backend(%s)"), [session["pid"]]).fetchone()[0]:
             result["terminated"].append(session["pid"])
+    tables = planned["report"]
+    result["vacuum"] = [label for label in planned["vacuum"] if _done(
+        conn, tables[label], "VACUUM", sql.SQL("VACUUM (ANALYZE) {}"), request.lock_timeout, result)]
+    result["reindex"] = [label for label in planned["reindex"] if _done(
+        conn, tables[label], "REINDEX", sql.SQL("REINDEX TABLE CONCURRENTLY {}"), request.lock_timeout, result)]
     conn.autocommit = False
     with conn.transaction():
         record(conn, "maintenance", request.stage, request.actor,
-               {"vacuum": planned["vacuum"], "reindex": planned["reindex"], "terminated": result["terminated"]})
+               {"vacuum": result["vacuum"], "reindex": result["reindex"], "terminated": result["terminated"],
+                "skipped": result["skipped"]})
     result["report"] = table_report(conn)
     conn.rollback()
+    result["changed"] = bool(result["vacuum"] or result["reindex"] or result["terminated"])
     return result
+
+
+def _done(conn, table: dict[str, Any], action: str, statement: sql.SQL, lock_timeout: int,
+          result: dict[str, Any]) -> bool:
+    """Run ``statement`` on ``table``; when its lock was not had within ``lock_timeout``, leave the table for the
+    next run (in ``result``'s skipped and warnings, with who holds it) and clean what it left."""
+    invalid_before = _invalid_indexes(conn, table)
+    try:
+        conn.execute(statement.format(_relation(table)))
+        return True
+    except psycopg.errors.LockNotAvailable:
+        holders = table_holders(conn, table["schema"], table["table"])
+    label = table_label(table["schema"], table["table"])
+    left = [index for index in _invalid_indexes(conn, table) if index not in invalid_before]
+    undropped = _drop_indexes(conn, table["schema"], left)
+    result["skipped"].append({"table": label, "action": action.lower(), "held_by": holders})
+    result.setdefault("warnings", []).append(
+        "%s of %s was left for the next run: it waited lock_timeout=%d s for the table%s%s" % (
+            action, label, lock_timeout, ", held now by " + holders if holders else " (no one holds it any more)",
+            "; drop its leftover invalid index%s %s by hand (DROP INDEX CONCURRENTLY), as the routine could not" % (
+                "es" if len(undropped) > 1 else "", ", ".join(undropped)) if undropped else ""))
+    return False
+
+
+def _invalid_indexes(conn, table: dict[str, Any]) -> list[tuple[str, str]]:
+    """The name and quoted schema-qualified name of each invalid index of ``table``: a REINDEX CONCURRENTLY stopped
+    half-way leaves its new one (or, after the swap, the old one) so."""
+    return conn.execute(sql.SQL(
+        "SELECT i.relname, format('%%I.%%I', n.nspname, i.relname) FROM pg_index x JOIN pg_class i "
+        "ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace WHERE NOT x.indisvalid "
+        "AND x.indrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s) ORDER BY 1"), [table["schema"], table["table"]]).fetchall()
+
+
+def _drop_indexes(conn, schema: str, indexes: list[tuple[str, str]]) -> list[str]:
+    """Drop ``indexes`` (as ``_invalid_indexes`` gives them) of ``schema`` without blocking the table; the quoted
+    names of those whose lock was not had are returned."""
+    undropped = []
+    for name, quoted in indexes:
+        try:
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, name)))
+        except psycopg.errors.LockNotAvailable:
+            undropped.append(quoted)
+    return undropped
 
 
 def _relation(table: dict[str, Any]):

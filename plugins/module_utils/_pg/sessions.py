@@ -112,6 +112,13 @@ def lock_holders(conn, relation: str | None) -> str:
                                   "(SELECT oid FROM pg_class WHERE relname = {})").format(sql.Literal(relation)))
 
 
+def table_holders(conn, schema: str, table: str) -> str:
+    """Who holds any lock on table ``schema.table``, described as ``exclusive_holders`` does, or the empty string."""
+    return _holders(conn, sql.SQL("l.relation = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                                  "c.relnamespace WHERE n.nspname = {} AND c.relname = {})").format(
+        sql.Literal(schema), sql.Literal(table)))
+
+
 def _holders(conn, which: sql.Composable) -> str:
     # HOLDERS is run without parameters: its format() patterns hold % signs
     held = ["%s by %s" % found for found in conn.execute(sql.SQL(HOLDERS).format(which=which)).fetchall()]
