@@ -494,14 +494,18 @@ def test_maintenance_playbook_checks_then_runs_and_guards_prod(phoenix_home, tmp
     assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta", "-i", "inventories/prod").returncode == 0
     checked = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/beta", "--check", *metrics)
     assert checked.returncode == 0, checked.stdout
-    assert re.match(r"BETA: would vacuum \d+ table\(s\), reindexed 0, found 0 idle transaction\(s\)",
+    assert re.match(r"BETA: would vacuum \d+ table\(s\), reindexed 0, left 0 held by others for the next run, "
+                    r"found 0 idle transaction\(s\)",
                     last_message(checked.stdout)), last_message(checked.stdout)
     assert not (tmp_path / "phoenix_beta_maintenance.prom").exists()
     done = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/beta", "-e", '{"reindex": ["Artifact"]}',
                     *metrics)
     assert done.returncode == 0, done.stdout
-    assert re.match(r"BETA: vacuumed \d+ table\(s\), reindexed 1, terminated 0 idle", last_message(done.stdout))
-    assert prometheus_samples(tmp_path / "phoenix_beta_maintenance.prom")["phoenix_maintenance_last_run_success"] == 1
+    assert re.match(r"BETA: vacuumed \d+ table\(s\), reindexed 1, left 0 held by others for the next run, "
+                    r"terminated 0 idle", last_message(done.stdout)), last_message(done.stdout)
+    samples = prometheus_samples(tmp_path / "phoenix_beta_maintenance.prom")
+    assert samples["phoenix_maintenance_last_run_success"] == 1
+    assert samples["phoenix_maintenance_skipped_tables"] == 0
     guarded = playbook(phoenix_home, "maintenance.yml", "-i", "inventories/prod", *metrics)
     assert guarded.returncode != 0 and "allow_prod=true" in guarded.stdout
     assert prometheus_samples(tmp_path / "phoenix_prod_maintenance.prom")["phoenix_maintenance_last_run_success"] == 0
