@@ -20,8 +20,10 @@ description:
     transaction that wrote to its table, and VACUUM cannot remove rows an old transaction may still see.
   - Each VACUUM and REINDEX waits O(lock_timeout) seconds at most for its table (a migration holds it, an
     application's open transaction wrote to it). A table it cannot have is left for the next run, with a warning
-    naming who holds it, and listed in RV(skipped). A REINDEX stopped that way has the invalid index it left
-    dropped (C(DROP INDEX CONCURRENTLY)); one it cannot drop is named in the warning.
+    naming who holds it, and listed in RV(skipped).
+  - A REINDEX stopped that way leaves the new copy of an index (C(*_ccnew)) or, once swapped, the old one
+    (C(*_ccold)), invalid. It is dropped at once (C(DROP INDEX CONCURRENTLY)) when it can be; otherwise the warning
+    names it, and the next REINDEX of the table drops it first, as it would rebuild it too (RV(dropped_indexes)).
   - Always returns RV(report), the statistics-based bloat estimate of every table (dead rows and their share,
     table and index sizes, last vacuum and analyse). Index bloat proper would need the pgstattuple extension,
     which is not used.
@@ -111,6 +113,12 @@ terminated:
   returned: always
   type: list
   elements: int
+dropped_indexes:
+  description: Invalid indexes that a REINDEX stopped half-way left (this run's or an earlier one's), dropped, as
+    quoted schema-qualified names.
+  returned: always
+  type: list
+  elements: str
 skipped:
   description: Tables left for the next run, their lock not had within O(lock_timeout), with C(table), C(action)
     (V(vacuum) or V(reindex)) and C(held_by) (who held a lock on the table then, as words).

@@ -102,27 +102,34 @@ def test_idle_writers_are_reaped_before_the_reindex_that_would_wait_for_them(chu
         writer.close()
 
 
-def test_a_reindex_behind_an_open_write_is_left_for_the_next_run_naming_the_writer_and_its_leftover(churned):
-    writer = open_writer(churned)
-    try:
+@pytest.mark.parametrize("holder, leftover", [
+    # an open write: REINDEX CONCURRENTLY waits for it before building, its new copy left invalid
+    ("writer", "orders_pkey_ccnew"),
+    # a transaction left prepared that locked a row: REINDEX builds and swaps, then waits for it to drop the old copy
+    ("prepared locker", "orders_pkey_ccold"),
+])
+def test_a_reindex_behind_an_open_transaction_is_left_for_the_next_run_which_drops_its_leftover_first(
+        churned, holder, leftover):
+    if holder == "writer":
+        holding = held_by(churned, sql.SQL("UPDATE orders SET total = total WHERE id = 1"), "shop-web")
+    else:
+        holding = held_by(churned, sql.SQL("SELECT 1 FROM orders WHERE id = 1 FOR UPDATE"), "shop-web", "shop:xa 9")
+    with holding:
         left = maintenance(churned, vacuum=False, reindex=["orders"], lock_timeout=1)
-        assert not writer.closed  # the run gave up before the writer ended, not after
-    finally:
-        writer.close()
+        # the holder still held the table, so the copy the REINDEX left invalid could not be dropped either
+        assert indexes_of_orders(churned) == sorted([("orders_pkey", True), (leftover, False)])
     assert "failed" not in left and left["reindex"] == [] and left["changed"] is False, left
     assert [(s["table"], s["action"]) for s in left["skipped"]] == [("orders", "reindex")]
-    assert re.fullmatch(r"public\.orders by session \d+ of \w+ \(shop-web\)", left["skipped"][0]["held_by"]), left
-    # the writer still held the table, so the new index REINDEX left invalid could not be dropped either
+    held = left["skipped"][0]["held_by"]
+    assert re.fullmatch(r"public\.orders by " + (r"session \d+ of \w+ \(shop-web\)" if holder == "writer" else
+                                                 re.escape("prepared transaction 'shop:xa 9'")), held), left
     assert [w["event"]["msg"] for w in left["warnings"]] == [
-        "REINDEX of orders was left for the next run: it waited lock_timeout=1 s for the table, held now by %s; drop "
-        "its leftover invalid index public.orders_pkey_ccnew by hand (DROP INDEX CONCURRENTLY), as the routine could "
-        "not" % left["skipped"][0]["held_by"]]
-    assert indexes_of_orders(churned) == [("orders_pkey", True), ("orders_pkey_ccnew", False)]
-    with churned.connect() as conn:
-        conn.autocommit = True
-        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY public.orders_pkey_ccnew"))  # as the warning says
-    done = maintenance(churned, vacuum=False, reindex=["orders"])
-    assert done["reindex"] == ["orders"] and done["skipped"] == [], done
+        "REINDEX of orders was left for the next run: it waited lock_timeout=1 s for the table, held now by %s; the "
+        "invalid index public.%s, left by a REINDEX stopped half-way, could not be dropped (the next run drops it "
+        "first, or DROP INDEX CONCURRENTLY by hand)" % (held, leftover)]
+    done = maintenance(churned, vacuum=False, reindex=["orders"])  # once the holder is gone
+    assert done["dropped_indexes"] == ["public." + leftover] and done["reindex"] == ["orders"], done
+    assert done["skipped"] == [] and done["changed"] is True
     assert indexes_of_orders(churned) == [("orders_pkey", True)]
 
 

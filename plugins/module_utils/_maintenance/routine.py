@@ -10,11 +10,13 @@ transaction that wrote to its table, and VACUUM cannot remove rows an old snapsh
 REINDEX CONCURRENTLY cannot run inside a transaction, so the routine runs them one statement at a time: a killed
 run leaves each table vacuumed or not. Each waits ``lock_timeout`` at most for its table (a migration holds it, an
 application's transaction wrote to it); a table it cannot have is left for the next run, with a warning naming who
-holds it, and a REINDEX stopped that way has the new or old index it left invalid dropped.
+holds it. A REINDEX stopped that way leaves the new copy of an index, or the old one, invalid: it is dropped then, or
+by the next REINDEX of the table, which would rebuild it too.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +131,7 @@ def maintain(conn, request: MaintenanceRequest, check_mode: bool) -> dict[str, A
     acts = bool(planned["vacuum"] or planned["reindex"] or planned["terminate"])
     if acts:
         require_prod_allowed(request.stage, request.allow_prod, "maintenance (vacuum, reindex, terminating sessions)")
-    result = dict(planned, changed=acts, terminated=[], skipped=[])
+    result = dict(planned, changed=acts, terminated=[], skipped=[], dropped_indexes=[])
     if check_mode or not acts:
         return result
     conn.autocommit = True
@@ -137,60 +139,64 @@ def maintain(conn, request: MaintenanceRequest, check_mode: bool) -> dict[str, A
         if conn.execute(sql.SQL("SELECT pg_terminate_backend(%s)"), [session["pid"]]).fetchone()[0]:
             result["terminated"].append(session["pid"])
     tables = planned["report"]
-    result["vacuum"] = [label for label in planned["vacuum"] if _done(
-        conn, tables[label], "VACUUM", sql.SQL("VACUUM (ANALYZE) {}"), request.lock_timeout, result)]
-    result["reindex"] = [label for label in planned["reindex"] if _done(
-        conn, tables[label], "REINDEX", sql.SQL("REINDEX TABLE CONCURRENTLY {}"), request.lock_timeout, result)]
+    for action in ("vacuum", "reindex"):
+        result[action] = [label for label in planned[action] if _done(conn, tables[label], action, request, result)]
     conn.autocommit = False
     with conn.transaction():
         record(conn, "maintenance", request.stage, request.actor,
                {"vacuum": result["vacuum"], "reindex": result["reindex"], "terminated": result["terminated"],
-                "skipped": result["skipped"]})
+                "skipped": result["skipped"], "dropped_indexes": result["dropped_indexes"]})
     result["report"] = table_report(conn)
     conn.rollback()
-    result["changed"] = bool(result["vacuum"] or result["reindex"] or result["terminated"])
+    result["changed"] = bool(result["vacuum"] or result["reindex"] or result["terminated"] or result["dropped_indexes"])
     return result
 
 
-def _done(conn, table: dict[str, Any], action: str, statement: sql.SQL, lock_timeout: int,
-          result: dict[str, Any]) -> bool:
-    """Run ``statement`` on ``table``; when its lock was not had within ``lock_timeout``, leave the table for the
-    next run (in ``result``'s skipped and warnings, with who holds it) and clean what it left."""
-    invalid_before = _invalid_indexes(conn, table)
-    try:
-        conn.execute(statement.format(_relation(table)))
-        return True
-    except psycopg.errors.LockNotAvailable:
-        holders = table_holders(conn, table["schema"], table["table"])
+STATEMENTS = {"vacuum": "VACUUM (ANALYZE) {}", "reindex": "REINDEX TABLE CONCURRENTLY {}"}
+# What a REINDEX CONCURRENTLY stopped half-way leaves, invalid: the new copy of an index, or (after the swap) the old
+LEFT_BY_REINDEX = re.compile(r"_cc(new|old)\d*$")
+
+
+def _done(conn, table: dict[str, Any], action: str, request: MaintenanceRequest, result: dict[str, Any]) -> bool:
+    """Run ``action`` on ``table``. When a lock is not had within ``lock_timeout``, the table is left for the next
+    run (in ``result``'s skipped and warnings, with who holds it). A REINDEX first drops the copies an earlier one
+    stopped half-way left, which it would rebuild too; what one stopped now leaves is dropped at once if it can be,
+    else by the next run."""
+    undropped = _drop_reindex_leftovers(conn, table, result) if action == "reindex" else []
+    if not undropped:
+        try:
+            conn.execute(sql.SQL(STATEMENTS[action]).format(_relation(table)))
+            return True
+        except psycopg.errors.LockNotAvailable:
+            undropped = _drop_reindex_leftovers(conn, table, result) if action == "reindex" else []
+    holders = table_holders(conn, table["schema"], table["table"])
     label = table_label(table["schema"], table["table"])
-    left = [index for index in _invalid_indexes(conn, table) if index not in invalid_before]
-    undropped = _drop_indexes(conn, table["schema"], left)
-    result["skipped"].append({"table": label, "action": action.lower(), "held_by": holders})
+    result["skipped"].append({"table": label, "action": action, "held_by": holders})
     result.setdefault("warnings", []).append(
         "%s of %s was left for the next run: it waited lock_timeout=%d s for the table%s%s" % (
-            action, label, lock_timeout, ", held now by " + holders if holders else " (no one holds it any more)",
-            "; drop its leftover invalid index%s %s by hand (DROP INDEX CONCURRENTLY), as the routine could not" % (
-                "es" if len(undropped) > 1 else "", ", ".join(undropped)) if undropped else ""))
+            action.upper(), label, request.lock_timeout,
+            ", held now by " + holders if holders else " (no one holds it any more)",
+            "; the invalid index%s %s, left by a REINDEX stopped half-way, could not be dropped (the next run "
+            "drops %s first, or DROP INDEX CONCURRENTLY by hand)" % (
+                "es" if len(undropped) > 1 else "", ", ".join(undropped), "them" if len(undropped) > 1 else "it")
+            if undropped else ""))
     return False
 
 
-def _invalid_indexes(conn, table: dict[str, Any]) -> list[tuple[str, str]]:
-    """The name and quoted schema-qualified name of each invalid index of ``table``: a REINDEX CONCURRENTLY stopped
-    half-way leaves its new one (or, after the swap, the old one) so."""
-    return conn.execute(sql.SQL(
-        "SELECT i.relname, format('%%I.%%I', n.nspname, i.relname) FROM pg_index x JOIN pg_class i "
-        "ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace WHERE NOT x.indisvalid "
-        "AND x.indrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s) ORDER BY 1"), [table["schema"], table["table"]]).fetchall()
-
-
-def _drop_indexes(conn, schema: str, indexes: list[tuple[str, str]]) -> list[str]:
-    """Drop ``indexes`` (as ``_invalid_indexes`` gives them) of ``schema`` without blocking the table; the quoted
-    names of those whose lock was not had are returned."""
+def _drop_reindex_leftovers(conn, table: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """Drop, without blocking the table, the invalid indexes of ``table`` a REINDEX CONCURRENTLY stopped half-way
+    left (named in ``result``'s dropped_indexes); the quoted names of those whose lock was not had are returned."""
     undropped = []
-    for name, quoted in indexes:
+    for name, quoted in conn.execute(sql.SQL(
+            "SELECT i.relname, format('%%I.%%I', n.nspname, i.relname) FROM pg_index x JOIN pg_class i "
+            "ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace WHERE NOT x.indisvalid "
+            "AND x.indrelid = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s) ORDER BY 1"), [table["schema"], table["table"]]).fetchall():
+        if not LEFT_BY_REINDEX.search(name):
+            continue  # a failed CREATE INDEX CONCURRENTLY of someone else's: theirs to drop
         try:
-            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, name)))
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(table["schema"], name)))
+            result["dropped_indexes"].append(quoted)
         except psycopg.errors.LockNotAvailable:
             undropped.append(quoted)
     return undropped
