@@ -194,6 +194,9 @@ def _drop_reindex_leftovers(conn, table: dict[str, Any], result: dict[str, Any])
             "WHERE n.nspname = %s AND c.relname = %s) ORDER BY 1"), [table["schema"], table["table"]]).fetchall():
         if not LEFT_BY_REINDEX.search(name):
             continue  # a failed CREATE INDEX CONCURRENTLY of someone else's: theirs to drop
+        if undropped:  # each waits for the same holders of the table: one wait is enough
+            undropped.append(quoted)
+            continue
         try:
             conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(table["schema"], name)))
             result["dropped_indexes"].append(quoted)
