@@ -17,6 +17,8 @@ options:
         E(PGUSER), E(PGPASSWORD), E(PGDATABASE), a service file); the programs a module runs (C(pg_dump),
         C(pg_restore)) are given the same connection.
       - Mutually exclusive with the C(login_*) options. Treated as a secret.
+      - Like C(pg_dump)'s, the module's sessions lift C(statement_timeout), C(idle_in_transaction_session_timeout)
+        and C(transaction_timeout) for themselves, whatever the database or role sets for the application.
     type: str
     aliases: [conninfo]
   login_host:

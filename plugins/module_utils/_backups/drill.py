@@ -29,12 +29,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
 
 try:
-    import psycopg
     from psycopg import sql
     from psycopg.conninfo import make_conninfo
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -63,7 +63,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
     backup = store.find_backup(request.dest, request.stage, request.backup)
     store.check_signature(backup, request.signing_key)
     problems = store.verify_checksums(backup)  # the stored bytes, before any of them is decrypted or read
-    with psycopg.connect(conninfo, autocommit=True) as admin, \
+    with open_session(conninfo, autocommit=True) as admin, \
             session_lock(admin, "drill:" + admin.info.dbname, request.lock_timeout), \
             encryption.readable(backup, request.identity, unsound=bool(problems)) as files:
         problems = problems or dump_problems(backup, files)

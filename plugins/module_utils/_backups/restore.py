@@ -52,13 +52,13 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap imp
     swap_session,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import END_PREPARED, prepared_transactions
 
 try:
-    import psycopg
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -194,7 +194,7 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
     result["dropped_kept"] = plan["dropped_kept"]
     result["warnings"] = result.get("warnings", []) + plan["warnings"]
-    with psycopg.connect(conninfo) as now:
+    with open_session(conninfo) as now:
         _report_changes(result, table_counts(now), backup)
     return result
 
@@ -206,7 +206,7 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
     database: the application is stopped for the whole restore, so every second saved is a second less of
     downtime."""
     def count_old() -> dict[str, int]:
-        with psycopg.connect(conninfo) as old:
+        with open_session(conninfo) as old:
             return table_counts(old)
 
     def finish(new) -> None:  # in the new database's transaction, before the swap: the count has ended

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER, end_sessions
 
@@ -90,7 +91,7 @@ def _holds_nothing(conninfo: str) -> bool:
     relation, function, type or extension of its own); False when it cannot be reached to tell."""
     catalogs = ("pg_namespace", "pg_class", "pg_proc", "pg_type", "pg_extension")
     try:
-        with psycopg.connect(conninfo) as conn:
+        with open_session(conninfo) as conn:
             return not conn.execute(sql.SQL("SELECT {}").format(sql.SQL(" OR ").join(
                 sql.SQL("EXISTS (SELECT FROM {} WHERE oid >= %(first)s)").format(sql.Identifier("pg_catalog", catalog))
                 for catalog in catalogs)), {"first": FIRST_USER_OID}).fetchone()[0]
@@ -109,7 +110,7 @@ def require_connectable(conninfo: str, purpose: str, otherwise: str) -> None:
     """Refuse, before any restore, a new database the server lets this role create but not connect to (pg_hba.conf
     names the databases a role may reach, often only the application's own)."""
     try:
-        psycopg.connect(conninfo).close()
+        open_session(conninfo).close()
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
         database = conninfo_to_dict(conninfo)["dbname"]
@@ -122,7 +123,7 @@ def restored_problems(conninfo: str, backup: store.Backup, loaded: dict[str, int
     """Where the restored database differs from the backup's manifest: a table's row count, the schema version
     (manifests written before it was recorded have none to compare). ``loaded``: counts the server reported as it
     loaded those tables, which are not counted again."""
-    with psycopg.connect(conninfo) as conn:
+    with open_session(conninfo) as conn:
         restored = table_counts(conn, loaded)
         version = max(applied_versions(conn) or {0})
     expected = backup.manifest["row_counts"]

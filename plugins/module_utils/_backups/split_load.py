@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import use_list
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
 
 try:
-    import psycopg
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
@@ -81,7 +81,7 @@ def _loaded_table(conninfo: str, statement: bytes) -> str | None:
     target = COPY_TARGET.match(statement)
     if not target:
         return None
-    with psycopg.connect(conninfo) as conn:
+    with open_session(conninfo) as conn:
         found = conn.execute(sql.SQL(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.oid = to_regclass(%s) AND c.relkind = 'r' AND NOT c.relispartition"),
@@ -174,7 +174,7 @@ class _Copies:
     def _load(self, conninfo: str, settings: list[bytes], statement: bytes) -> None:
         blocks = iter(self._blocks.get, None)
         try:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
+            with open_session(conninfo, autocommit=True) as conn:
                 # the statements pg_restore itself would send, the dump's own text, in the encoding it sets
                 for setting in settings:
                     conn.execute(sql.SQL(setting.decode(conn.info.encoding)))

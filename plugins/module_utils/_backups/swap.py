@@ -48,6 +48,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
     scratch_name,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.server_room import require_room
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
@@ -89,7 +90,7 @@ def maintenance_connection(conninfo: str):
     problems = []
     for name in MAINTENANCE_DATABASES:
         try:
-            return psycopg.connect(make_conninfo(conninfo, dbname=name), autocommit=True)
+            return open_session(make_conninfo(conninfo, dbname=name), autocommit=True)
         except psycopg.OperationalError as exc:
             problems.append("%s: %s" % (name, str(exc).strip().splitlines()[0]))
     raise PhoenixError("mode=swap needs a connection to the server's postgres or template1 database, which failed "
@@ -173,7 +174,7 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
 
 
 def _carry_history(old_conninfo: str, new_conninfo: str, stage: str, finish) -> None:
-    with psycopg.connect(old_conninfo) as old, psycopg.connect(new_conninfo) as new:
+    with open_session(old_conninfo) as old, open_session(new_conninfo) as new:
         with new.transaction():
             for table in HISTORY_TABLES:
                 name = sql.Identifier("phoenix", table)

@@ -13,6 +13,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 
 try:
     import psycopg
+    import psycopg.sql
     from psycopg.conninfo import conninfo_to_dict
     from psycopg.conninfo import make_conninfo
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -114,11 +115,30 @@ def conninfo_reached(conn) -> str:
     return make_conninfo(**options, password=conn.info.password or None)
 
 
+# A run's statements are its work: like pg_dump's and pg_restore's sessions, a Phoenix session takes no limit on a
+# statement's or an idle transaction's time from the role's or the database's settings (a backup's row counts, a
+# VACUUM or a restore's check of a big table outlast the few seconds set for an application). Its waits for other
+# sessions' locks are bounded by lock_timeout instead. (transaction_timeout: PostgreSQL 17 and later.)
+UNLIMITED = (("statement_timeout", 0), ("idle_in_transaction_session_timeout", 0), ("transaction_timeout", 170000))
+
+
+def open_session(conninfo: str, autocommit: bool = False):
+    """A psycopg connection to ``conninfo`` with the time limits above lifted (psycopg.OperationalError when it
+    cannot be made)."""
+    conn = psycopg.connect(conninfo, autocommit=autocommit)
+    for setting, since in UNLIMITED:
+        if conn.info.server_version >= since:
+            conn.execute(psycopg.sql.SQL("SELECT set_config(%s, '0', false)"), [setting])
+    if not autocommit:
+        conn.commit()  # a setting made in a transaction rolled back would be undone
+    return conn
+
+
 def connect(target: ConnectionTarget):
     """Open a psycopg connection, or raise PhoenixError saying why it failed."""
     conninfo = target.conninfo()
     try:
-        return psycopg.connect(conninfo)
+        return open_session(conninfo)
     except psycopg.OperationalError as exc:
         reason = " ".join(target.redact(str(exc)).split()) or exc.__class__.__name__
         raise PhoenixError(

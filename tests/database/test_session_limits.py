@@ -1,0 +1,65 @@
+"""A database whose settings limit each statement's time, for its application's sake (``ALTER DATABASE ... SET
+statement_timeout``), does not stop Phoenix's runs: like pg_dump's sessions, theirs lift the limit. Before, a
+backup failed on its own row counts, and maintenance on its VACUUM, where pg_dump and vacuumdb went through."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_maintenance,
+    phoenix_restore,
+    phoenix_restore_drill,
+)
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from test_backup_restore import app_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+LIMIT = "5ms"  # far less than a count of the table below takes
+
+
+@pytest.fixture
+def ledger(data):
+    """The data database with a big table whose dead rows want a VACUUM."""
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE ledger AS SELECT g AS id, md5(g::text) AS entry "
+                             "FROM generate_series(1, 300000) g"))
+        conn.execute(sql.SQL("DELETE FROM ledger WHERE id % 3 = 0"))
+    return data
+
+
+def limit_statements(database, limit: str | None) -> None:
+    """``statement_timeout`` of every new session of ``database`` (None: the server's)."""
+    with database.connect() as conn:
+        conn.autocommit = True
+        target = sql.Identifier(database.name)
+        conn.execute(sql.SQL("ALTER DATABASE {} SET statement_timeout = {}").format(target, sql.Literal(limit))
+                     if limit else sql.SQL("ALTER DATABASE {} RESET statement_timeout").format(target))
+
+
+def call(main, database, **options):
+    return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options))
+
+
+def test_the_limit_stops_an_applications_session_but_no_phoenix_run(ledger, tmp_path):
+    before = app_fingerprints(ledger)
+    limit_statements(ledger, LIMIT)
+    with pytest.raises(psycopg.errors.QueryCanceled), ledger.connect() as application:
+        application.execute(sql.SQL("SELECT count(*) FROM ledger"))
+    made = call(phoenix_backup.main, ledger, dest=str(tmp_path), format="directory", jobs=2)
+    assert made.get("changed") is True, made.get("msg")
+    maintained = call(phoenix_maintenance.main, ledger)
+    assert "ledger" in maintained.get("vacuum", []), maintained.get("msg")
+    assert maintained["report"]["ledger"]["dead_rows"] == 0
+    drilled = call(phoenix_restore_drill.main, ledger, dest=str(tmp_path))
+    assert drilled.get("passed") is True, drilled.get("msg")
+    for mode in ("swap", "in_place"):
+        restored = call(phoenix_restore.main, ledger, dest=str(tmp_path), backup=made["backup"]["id"], mode=mode,
+                        jobs=2, safety_backup=False)
+        assert restored.get("failed") is not True, (mode, restored.get("msg"))
+    limit_statements(ledger, None)
+    assert app_fingerprints(ledger) == before
