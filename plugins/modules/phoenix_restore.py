@@ -56,6 +56,10 @@ description:
     either mode, in check mode too, with a message naming each. It keeps its locks until someone commits or rolls
     it back, so an in-place restore would wait on it without end, and the server renames no database that holds
     one. One prepared while a swap restores stops the swap at its first rename.
+  - Over the database (V(in_place)), the restore waits O(lock_timeout) seconds at most for each table that another
+    session holds (a console left in a transaction after a query, an application still running). It is then
+    stopped, its transaction is rolled back, and the message names the table and who holds it. pg_restore and psql
+    set no limit of their own.
   - An encrypted backup needs O(backup_identity). With O(encrypt_to), the safety backup is encrypted too.
   - A restore is an action, so it always reports a change.
 options:

@@ -10,10 +10,17 @@ import re
 import pytest
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer, phoenix_world, phoenix_world_cleanup
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_restore,
+    phoenix_transfer,
+    phoenix_world,
+    phoenix_world_cleanup,
+)
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from conftest import held_by, table_held
+from test_backup_restore import app_fingerprints
 from worlds_fixtures import migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -37,9 +44,13 @@ def still_held(database, holder: str) -> bool:
                           "AND state = 'idle in transaction'", (APPLICATION,)) == [(1,)]
 
 
+def still_held_by(database, application: str) -> bool:
+    return database.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                          "AND state = 'idle in transaction'", (application,)) == [(1,)]
+
+
 def still_held_by_migration(database) -> bool:
-    return database.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'nightly migration' "
-                          "AND state = 'idle in transaction'") == [(1,)]
+    return still_held_by(database, "nightly migration")
 
 
 @pytest.fixture
@@ -129,3 +140,29 @@ def test_a_transfer_meeting_a_source_table_a_migration_holds_names_the_source_an
     assert table_fingerprints(target) == before
     assert run_module(phoenix_transfer.main, {"db_url": target.url, "stage": "BETA", "worlds": ["UC_TESTING"],
                                               "source": {"db_url": source.url, "stage": "LOCAL"}})["changed"] is True
+
+
+@pytest.mark.parametrize("fmt, compress", [
+    ("custom", None),  # pg_restore in one transaction
+    ("plain", None),  # psql in one transaction
+    ("custom", "zstd"),  # pg_restore 17's script through psql, into this older server
+])
+def test_an_in_place_restore_behind_a_console_left_in_a_transaction_stops_after_lock_timeout_naming_it(
+        data, tmp_path, fmt, compress):
+    made = run_module(phoenix_backup.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "format": fmt,
+                                            **({"compress": compress} if compress else {})})
+    assert made["changed"] is True, made.get("msg")
+    before = app_fingerprints(data)
+    restore = {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path), "backup": made["backup"]["id"],
+               "mode": "in_place", "safety_backup": False}
+    with held_by(data, sql.SQL('SELECT count(*) FROM "User"'), "psql console"):  # a read: ACCESS SHARE till its end
+        result = run_module(phoenix_restore.main, dict(restore, lock_timeout=2))
+        assert still_held_by(data, "psql console")
+        assert app_fingerprints(data) == before  # readable: the restore's locks went with its transaction
+    assert result.get("failed") is True, result
+    assert re.fullmatch(
+        r'the restore waited lock_timeout=2 s for table public\."User", held by ' + holder_named("session", "psql console")
+        + r"; it was stopped and its transaction rolled back, so the database is as it was\. Stop the application "
+        r"\(or end that session\) and run it again, or raise lock_timeout", result["msg"]), result["msg"]
+    assert run_module(phoenix_restore.main, restore).get("failed") is not True  # once the console is gone
+    assert app_fingerprints(data) == before

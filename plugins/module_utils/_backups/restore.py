@@ -56,6 +56,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.connection 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.lock_watch import LockWatch
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import END_PREPARED, prepared_transactions
 
 try:
@@ -148,7 +149,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         result["safety_backup"] = safety["backup"]
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
     restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners,
-                 kept_extensions=installed)
+                 kept_extensions=installed, lock_timeout=request.lock_timeout)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
@@ -227,7 +228,7 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
 
 def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
                  jobs: int = 1, keep_owners: bool = False, kept_extensions: frozenset[str] | set[str] = frozenset(),
-                 ) -> dict[str, int]:
+                 lock_timeout: int = 0) -> dict[str, int]:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
@@ -235,8 +236,25 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     ``extensions``). ``keep_owners`` gives an archive's objects back to their owners (see
     ``ownership``), else the restoring role owns them. The dump is read from ``files``, decrypted as it is read
     when encrypted. Returns the row counts the server reported for tables loaded in pieces (see
-    ``_restore_in_parallel``)."""
-    env = libpq_environment(conninfo)
+    ``_restore_in_parallel``). With ``keep_history``, the restore waits ``lock_timeout`` at most for each lock
+    someone holds (a session left in a transaction, say); it is then stopped, and its transaction rolled back."""
+    watch = LockWatch(conninfo, lock_timeout if keep_history else 0, "restore")
+    try:
+        with watch:
+            return _restore_dump(major, dict(libpq_environment(conninfo), PGAPPNAME=watch.application), conninfo,
+                                 backup, files, keep_history, jobs, keep_owners, kept_extensions)
+    except PhoenixError:
+        if watch.stopped:
+            raise PhoenixError(
+                "the restore waited lock_timeout=%d s for %s; it was stopped and its transaction rolled back, so the "
+                "database is as it was. Stop the application (or end that session) and run it again, or raise "
+                "lock_timeout" % (lock_timeout, watch.stopped)) from None
+        raise
+
+
+def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.Backup, files: encryption.DumpFiles,
+                  keep_history: bool, jobs: int, keep_owners: bool, kept_extensions: frozenset[str] | set[str],
+                  ) -> dict[str, int]:
     owner_flags = [] if keep_owners else ["--no-owner"]
     name = DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
