@@ -41,8 +41,9 @@ test: venv lint sanity units molecule pytest
 # the pgserver wheel's 16.
 pytest: venv browser
 	$(BIN)/pytest
-	PHOENIX_TEST_SERVER=pgserver $(BIN)/pytest tests/database/test_swap_restore.py \
-	  -k "member or exactly_keeps or merely or empty_leftover or killed_at_any or superuser_objects or prepared"
+	PHOENIX_TEST_SERVER=pgserver $(BIN)/pytest tests/database/test_swap_restore.py tests/database/test_lock_waits.py \
+	  -k "member or exactly_keeps or merely or empty_leftover or killed_at_any or superuser_objects or prepared \
+	      or in_place_restore_behind"
 
 # The status page is tested as a browser shows it: Debian's chromium, installed when missing.
 browser:
