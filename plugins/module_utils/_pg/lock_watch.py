@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import LOCKED_TABLE, SESSION_IN_WORDS
 
 try:
     import psycopg
@@ -30,13 +31,12 @@ POLL_SECONDS = 0.5
 # pg_blocking_pids gives 0 for a prepared transaction.
 WAITING = (
     "SELECT l.pid, concat_ws(' ', l.locktype, l.database, l.relation, l.transactionid, l.virtualxid, l.mode), "
-    "coalesce((SELECT format('table %%I.%%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
-    "ON n.oid = c.relnamespace WHERE c.oid = l.relation), 'a row'), "
-    "(SELECT string_agg(CASE WHEN b = 0 THEN 'a prepared transaction' ELSE coalesce((SELECT format('session %%s "
-    "of %%s', a.pid, a.usename) || coalesce(format(' (%%s)', nullif(a.application_name, '')), '') "
-    "FROM pg_stat_activity a WHERE a.pid = b), format('process %%s', b)) END, ', ' ORDER BY b) "
+    "coalesce('table ' || " + LOCKED_TABLE + ", 'a row'), "
+    "(SELECT string_agg(CASE WHEN b = 0 THEN 'a prepared transaction' ELSE coalesce((SELECT " + SESSION_IN_WORDS
+    + " FROM pg_stat_activity a WHERE a.pid = b), format('process %s', b)) END, ', ' ORDER BY b) "
     "FROM unnest(pg_blocking_pids(l.pid)) b) "
-    "FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE s.application_name = %s AND NOT l.granted")
+    "FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE s.application_name = {application} "
+    "AND NOT l.granted")
 
 
 class LockWatch:
@@ -69,10 +69,12 @@ class LockWatch:
 
     def _watch_until_done(self) -> None:
         waiting_since: dict[tuple[int, str], float] = {}
+        # run without parameters: the format() patterns of WAITING hold % signs
+        waiting = sql.SQL(WAITING).format(application=sql.Literal(self.application))
         with open_session(self.conninfo, autocommit=True) as conn:
             while not self._done.wait(POLL_SECONDS):
                 now, seen = time.monotonic(), {}
-                for pid, lock, what, holders in conn.execute(sql.SQL(WAITING), [self.application]).fetchall():
+                for pid, lock, what, holders in conn.execute(waiting).fetchall():
                     seen[(pid, lock)] = waiting_since.get((pid, lock), now)
                     if now - seen[(pid, lock)] >= self.timeout_seconds:
                         self.stopped = "%s, held by %s" % (what, holders or "a session that has ended since")

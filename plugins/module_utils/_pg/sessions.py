@@ -81,11 +81,15 @@ END_PREPARED = "end each with COMMIT PREPARED or ROLLBACK PREPARED '<id>' in tha
 
 # Who holds a lock on a table of the current database: a session, or a prepared transaction (whose locks have no
 # process: it is told by the lock on its own transaction id, in the same virtual transaction). {which} narrows it.
+# The table a lock ``l`` of pg_locks is on, as format('%I.%I') names it
+LOCKED_TABLE = ("(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.oid = l.relation)")
+# A session ``a`` of pg_stat_activity in words: session 4242 of shop (shop_web)
+SESSION_IN_WORDS = ("format('session %s of %s', a.pid, a.usename) || coalesce(format(' (%s)', "
+                    "nullif(a.application_name, '')), '')")
 HOLDERS = (
-    "SELECT DISTINCT (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
-    "ON n.oid = c.relnamespace WHERE c.oid = l.relation) AS held, coalesce("
-    "(SELECT format('session %s of %s', a.pid, a.usename) || coalesce(format(' (%s)', nullif(a.application_name, "
-    "'')), '') FROM pg_stat_activity a WHERE a.pid = l.pid), "
+    "SELECT DISTINCT " + LOCKED_TABLE + " AS held, coalesce("
+    "(SELECT " + SESSION_IN_WORDS + " FROM pg_stat_activity a WHERE a.pid = l.pid), "
     "(SELECT format('prepared transaction %L', p.gid) FROM pg_prepared_xacts p JOIN pg_locks x "
     "ON x.locktype = 'transactionid' AND x.transactionid = p.transaction "
     "WHERE x.virtualtransaction = l.virtualtransaction), 'another process') AS holder "
