@@ -43,6 +43,14 @@ options:
     description: Store the result in C(phoenix.health_history) (reports C(changed)).
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds each check waits at most for a table it reads that someone holds so that no one may read it (a
+        migration's C(ALTER TABLE), a C(VACUUM FULL), a transaction left prepared). The check is then V(unhealthy),
+        naming the table and who holds it, since the application cannot read it either.
+      - V(0) waits without end.
+    type: int
+    default: 10
   history_retention_days:
     description:
       - With O(record=true), delete the stored results older than this many days (E(PHOENIX_METRICS_RETENTION);
@@ -147,6 +155,7 @@ def run(module: PhoenixModule) -> dict:
         latest_version=LATEST_VERSION,
         pending_migrations=pending,
         history_retention_days=params["history_retention_days"],
+        lock_timeout=params["lock_timeout"],
     )
     report, recorded = collect(module.connect, request)
     if should_fail(report["status"], params["fail_on"]):
@@ -168,6 +177,7 @@ def main() -> None:
             "max_worlds": {"type": "int", "default": 50, "fallback": (env_fallback, ["PHOENIX_WORLD_MAX_PER_ENV"])},
             "record": {"type": "bool", "default": False},
             "history_retention_days": {"type": "int"},
+            "lock_timeout": {"type": "int", "default": 10},
         },
     )
     module.run(run)

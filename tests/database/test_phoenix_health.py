@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -18,6 +19,8 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_schema,
 )
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
+
+from conftest import held_by
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -54,6 +57,26 @@ def test_healthy_database_report_shape(migrated):
     assert checks["stage"] == {"status": "healthy", "declared": "BETA", "registered": "BETA"}
     assert checks["backups"]["status"] == "unknown"
     assert "metrics" not in result
+
+
+@pytest.mark.parametrize("prepared_as", [None, "drizzle:migrate 3"])
+def test_a_table_a_migration_holds_makes_its_check_unhealthy_naming_it_instead_of_hanging(migrated, prepared_as):
+    lock = sql.SQL('LOCK TABLE "WorldMeta" IN ACCESS EXCLUSIVE MODE')
+    with held_by(migrated, lock, "drizzle migrate", prepared_as):
+        result = health(migrated, lock_timeout=1)
+        held = migrated.query("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted "
+                              "AND relation = (SELECT oid FROM pg_class WHERE relname = 'WorldMeta')")
+    assert held == [(1,)]  # the health check ended while the migration still held the table
+    assert result["failed"] is True and result["status"] == "unhealthy", result
+    holder = re.escape("prepared transaction '%s'" % prepared_as) if prepared_as else \
+        r"session \d+ of \w+ \(drizzle migrate\)"
+    worlds = result["checks"]["worlds"]
+    assert worlds["status"] == "unhealthy"
+    assert re.fullmatch(r"a table it reads was held for longer than lock_timeout=1 s so that no one may read it: "
+                        r'public\."WorldMeta" by ' + holder, worlds["message"]), worlds
+    assert "worlds: a table it reads was held" in result["msg"]
+    assert result["checks"]["database"]["status"] == result["checks"]["stage"]["status"] == "healthy"
+    assert health(migrated)["status"] == "healthy"  # once the migration is over
 
 
 def test_world_counts_and_limit(migrated):

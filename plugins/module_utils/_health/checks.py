@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import bound_lock_waits
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import (
@@ -23,8 +24,10 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog impor
     table_label,
     user_tables,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import exclusive_holders
 
 try:
+    import psycopg
     from psycopg import sql
     from psycopg.types.json import Jsonb
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -52,6 +55,7 @@ class HealthRequest:
     latest_version: int  # of the migrations this collection ships
     pending_migrations: Callable[[set[int], str], list]  # (applied versions, app schema) -> migrations to apply
     history_retention_days: int | None = None  # recorded history older than this is deleted when recording
+    lock_timeout: int = 10  # seconds a check waits at most for a table someone holds
 
 
 def overall_status(checks: dict[str, dict[str, Any]]) -> str:
@@ -107,10 +111,12 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
             conn.autocommit = True
             connect_ms = (time.perf_counter() - started) * 1000
             checks["database"] = _check_database(conn, connect_ms)
-            checks["schema"] = _check_schema(conn, request)
-            checks["stage"] = _check_stage(conn, request.stage)
-            checks["worlds"] = _check_worlds(conn, request.max_worlds)
-            checks["connections"] = _check_connections(conn)
+            bound_lock_waits(conn, request.lock_timeout, session=True)
+            for name, check in (("schema", lambda: _check_schema(conn, request)),
+                                ("stage", lambda: _check_stage(conn, request.stage)),
+                                ("worlds", lambda: _check_worlds(conn, request.max_worlds)),
+                                ("connections", lambda: _check_connections(conn))):
+                checks[name] = _unless_held(conn, check, request.lock_timeout)
             report["status"] = overall_status(checks)
             if request.detail:
                 report["metrics"] = _metrics(conn, checks)
@@ -126,6 +132,18 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
 
 def _scalar(conn, query, params=()) -> Any:
     return conn.execute(sql.SQL(query) if isinstance(query, str) else query, params).fetchone()[0]
+
+
+def _unless_held(conn, check: Callable[[], dict[str, Any]], lock_timeout: int) -> dict[str, Any]:
+    """``check``'s result; unhealthy, naming the table and who holds it, when a table it reads is held so that no
+    one may read it (a migration's ALTER TABLE, a VACUUM FULL) for longer than ``lock_timeout``: the application
+    cannot read it either."""
+    try:
+        return check()
+    except psycopg.errors.LockNotAvailable:
+        holders = exclusive_holders(conn)
+        return {"status": UNHEALTHY, "message": "a table it reads was held for longer than lock_timeout=%d s so that "
+                "no one may read it: %s" % (lock_timeout, holders or "no one holds it any more")}
 
 
 def _check_database(conn, connect_ms: float) -> dict[str, Any]:
