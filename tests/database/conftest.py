@@ -210,12 +210,14 @@ def table_held(database: Database, mode: str, prepared_as: str | None = None,
 
 @contextlib.contextmanager
 def held_by(database: Database, statement: sql.Composable, application: str, prepared_as: str | None = None,
-            released_after: float = 60) -> Iterator[None]:
+            released_after: float = 60) -> Iterator[int | None]:
     """The locks ``statement`` takes, held by an open transaction of a session named ``application``; with
     ``prepared_as``, by one it left prepared under that id (a two-phase commit whose coordinator crashed before
     deciding), which holds its locks, and its database, without a session. Released after ``released_after``
-    seconds at the latest: a run that would wait without end then ends, and fails its test, instead of hanging."""
+    seconds at the latest: a run that would wait without end then ends, and fails its test, instead of hanging.
+    Yields the holding session's process id (None for a prepared transaction)."""
     conn = psycopg.connect(database.url, autocommit=True, application_name=application)
+    pid = None if prepared_as else conn.info.backend_pid
     conn.execute(sql.SQL("BEGIN"))
     conn.execute(statement)
     if prepared_as:
@@ -231,7 +233,7 @@ def held_by(database: Database, statement: sql.Composable, application: str, pre
     releasing = threading.Timer(released_after, release)
     releasing.start()
     try:
-        yield
+        yield pid
     finally:
         releasing.cancel()
         release()

@@ -40,8 +40,7 @@ def still_held(database, holder: str) -> bool:
     """Whether the holder still holds its locks: the run returned before they were released, not after."""
     if holder == "prepared":
         return database.query("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", (UNDECIDED,)) == [(1,)]
-    return database.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                          "AND state = 'idle in transaction'", (APPLICATION,)) == [(1,)]
+    return still_held_by(database, APPLICATION)
 
 
 def still_held_by(database, application: str) -> bool:

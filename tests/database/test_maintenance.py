@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 
 import psycopg
 import pytest
@@ -75,31 +74,17 @@ def test_idle_transactions_are_reaped_but_never_ours_or_another_phoenix_jobs(chu
             conn.close()
 
 
-def open_writer(database, application: str = "shop-web", ended_after: float = 60) -> psycopg.Connection:
-    """A session of ``application`` that wrote to orders and idles in its transaction. Ended after ``ended_after``
-    seconds at the latest, so a run that would wait for it without end fails its test instead of hanging."""
-    writer = psycopg.connect(database.url, application_name=application)
-    writer.execute(sql.SQL("UPDATE orders SET total = total WHERE id = 1"))
-    ending = threading.Timer(ended_after, writer.close)
-    ending.daemon = True
-    ending.start()
-    return writer
-
-
 def indexes_of_orders(database) -> list[tuple[str, bool]]:
     return database.query("SELECT i.relname::text, x.indisvalid FROM pg_index x JOIN pg_class i ON i.oid = "
                           "x.indexrelid WHERE x.indrelid = 'orders'::regclass ORDER BY 1")
 
 
 def test_idle_writers_are_reaped_before_the_reindex_that_would_wait_for_them(churned):
-    writer = open_writer(churned)
-    try:
+    with held_by(churned, sql.SQL("UPDATE orders SET total = total WHERE id = 1"), "shop-web") as writer:
         done = maintenance(churned, vacuum=False, reindex=["orders"], terminate_idle_minutes=0, lock_timeout=5)
-        assert done["terminated"] == [writer.info.backend_pid], done
+        assert done["terminated"] == [writer], done
         assert done["reindex"] == ["orders"] and done["skipped"] == [], done
         assert indexes_of_orders(churned) == [("orders_pkey", True)]
-    finally:
-        writer.close()
 
 
 @pytest.mark.parametrize("holder, leftover", [

@@ -125,12 +125,11 @@ UNLIMITED = (("statement_timeout", 0), ("idle_in_transaction_session_timeout", 0
 def open_session(conninfo: str, autocommit: bool = False):
     """A psycopg connection to ``conninfo`` with the time limits above lifted (psycopg.OperationalError when it
     cannot be made)."""
-    conn = psycopg.connect(conninfo, autocommit=autocommit)
+    conn = psycopg.connect(conninfo, autocommit=True)  # the settings outlive no transaction: one round trip
     lifted = [setting for setting, since in UNLIMITED if conn.info.server_version >= since]
     conn.execute(psycopg.sql.SQL("SELECT {}").format(psycopg.sql.SQL(", ").join(
         psycopg.sql.SQL("set_config({}, '0', false)").format(psycopg.sql.Literal(setting)) for setting in lifted)))
-    if not autocommit:
-        conn.commit()  # a setting made in a transaction rolled back would be undone
+    conn.autocommit = autocommit
     return conn
 
 
