@@ -79,6 +79,16 @@ def test_a_table_a_migration_holds_makes_its_check_unhealthy_naming_it_instead_o
     assert health(migrated)["status"] == "healthy"  # once the migration is over
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"lock_timeout": -1}, "lock_timeout must be from 0 to 86400, got -1"),
+    ({"lock_timout": 5}, "Unsupported parameters for (basic.py) module: lock_timout"),
+])
+def test_a_bad_or_misspelt_lock_timeout_is_refused_before_connecting(migrated, options, message):
+    refused = health(migrated, **options)
+    assert refused["failed"] is True and message in refused["msg"], refused
+    assert "checks" not in refused
+
+
 def test_world_counts_and_limit(migrated):
     add_world(migrated, "FRESH")
     add_world(migrated, "OLD_ONE", hours_old=48)
