@@ -10,12 +10,13 @@ class ModuleDocFragment:
 options:
   lock_timeout:
     description:
-      - Seconds to wait for another run holding the same advisory lock (overlapping scheduled jobs wait,
-        then fail with a clear message rather than interleave).
-      - A module that writes rows in one transaction (worlds, world cleanup, transfers, seeds, users, schema
-        migrations) waits as long at most for each row or table that transaction must lock and someone else holds
-        (an application's open transaction, a migration, a transaction left prepared). It then fails naming who
-        holds such a lock, and its transaction is rolled back, so nothing is written.
+      - Seconds the run waits at most for each lock someone else holds. It then fails naming who holds such a lock,
+        and its transaction is rolled back, so nothing is written.
+      - That covers another Phoenix run holding the same advisory lock (overlapping scheduled jobs wait, then fail,
+        rather than interleave); each row or table the transaction of a module that writes rows (worlds, world
+        cleanup, transfers, seeds, users, schema migrations) must lock, held by an application's open transaction or
+        a transaction left prepared; and each table the run reads that someone holds so that no one may read it (a
+        migration's C(ALTER TABLE), a C(VACUUM FULL)).
       - V(0) waits without end.
     type: int
     default: 60

@@ -24,6 +24,7 @@ options:
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
+  - phoenix.platform.lock
   - phoenix.platform.attributes
 attributes:
   check_mode:
@@ -49,6 +50,7 @@ operation:
   type: str
 """
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
@@ -73,6 +75,7 @@ def main() -> None:
         argument_spec={
             "operation": {"type": "str", "required": True},
             "details": {"type": "dict", "default": {}},
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

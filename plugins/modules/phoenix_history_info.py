@@ -28,6 +28,7 @@ options:
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
+  - phoenix.platform.lock
   - phoenix.platform.attributes
   - phoenix.platform.attributes.INFO
 author:
@@ -66,6 +67,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import last_event
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
@@ -92,6 +94,7 @@ def main() -> None:
             "history_days": {"type": "int", "default": 30, "fallback": (env_fallback, ["PHOENIX_METRICS_RETENTION"])},
             "max_points": {"type": "int", "default": 240},
             "metrics_dir": {"type": "path", "fallback": (env_fallback, ["PHOENIX_METRICS_DIR"])},
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

@@ -27,6 +27,7 @@ options:
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
+  - phoenix.platform.lock
   - phoenix.platform.attributes
   - phoenix.platform.attributes.INFO
 author:
@@ -50,6 +51,7 @@ users:
   sample: [{"email": "ada@example.com", "role": "admin", "world": null, "has_password": true}]
 """
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._users.accounts import ROLES, list_users
 
@@ -69,6 +71,7 @@ def main() -> None:
             "world": {"type": "str"},
             "email": {"type": "str"},
             "id": {"type": "str"},
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

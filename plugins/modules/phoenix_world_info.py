@@ -44,6 +44,7 @@ options:
 extends_documentation_fragment:
   - phoenix.platform.connection
   - phoenix.platform.stage
+  - phoenix.platform.lock
   - phoenix.platform.attributes
   - phoenix.platform.attributes.INFO
 author:
@@ -105,6 +106,7 @@ catalog:
         copy_problem: null
 """
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.listing import describe_tables, list_worlds
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter
@@ -136,6 +138,7 @@ def main() -> None:
             "expired": {"type": "bool"},
             "format": {"type": "str", "choices": list(FORMATS)},
             "detail": {"type": "bool", "default": False},
+            **LOCK_OPTIONS,
         },
     )
     module.run(run)

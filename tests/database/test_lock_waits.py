@@ -11,11 +11,15 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_audit,
     phoenix_backup,
+    phoenix_history_info,
     phoenix_restore,
     phoenix_transfer,
+    phoenix_user_info,
     phoenix_world,
     phoenix_world_cleanup,
+    phoenix_world_info,
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
@@ -28,6 +32,7 @@ TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
 APPLICATION = "shop_web"
 UNDECIDED = "shop:xa 7"  # a prepared transaction whose coordinator never came back
 ROLLED_BACK = "its transaction was rolled back, so nothing was written"
+MIGRATION = "nightly migration"
 
 
 def holder_named(holder: str, application: str = APPLICATION) -> str:
@@ -49,7 +54,22 @@ def still_held_by(database, application: str) -> bool:
 
 
 def still_held_by_migration(database) -> bool:
-    return still_held_by(database, "nightly migration")
+    return still_held_by(database, MIGRATION)
+
+
+def held_by_migration(database, table: str):
+    """``table`` locked so that no one may even read it, by a migration's open transaction; released after 15 s at
+    the latest (a run that waits for it then ends, and fails its test)."""
+    return held_by(database, sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.SQL(table)), MIGRATION,
+                   released_after=15)
+
+
+def failed_behind_the_migration(result, database, table: str, seconds: int = 1) -> None:
+    assert result.get("failed") is True, result
+    assert re.match(r"the run waited lock_timeout=%d s for a lock on a table in \S+/%s and gave up; %s" % (
+        seconds, database.name, re.escape(ROLLED_BACK)), result["msg"]), result["msg"]
+    assert re.search(re.escape("Held now by: %s by " % table) + holder_named("session", MIGRATION),
+                     result["msg"]), result["msg"]
 
 
 @pytest.fixture
@@ -165,3 +185,35 @@ def test_an_in_place_restore_behind_a_console_left_in_a_transaction_stops_after_
         r"\(or end that session\) and run it again, or raise lock_timeout", result["msg"]), result["msg"]
     assert run_module(phoenix_restore.main, restore).get("failed") is not True  # once the console is gone
     assert app_fingerprints(data) == before
+
+
+@pytest.mark.parametrize("module, options, table", [
+    (phoenix_world_info, {}, 'public."WorldMeta"'),
+    (phoenix_user_info, {}, 'public."User"'),
+    (phoenix_history_info, {}, "phoenix.health_history"),
+    (phoenix_audit, {"operation": "deploy.finished"}, "phoenix.audit_log"),
+], ids=["world_info", "user_info", "history_info", "audit"])
+def test_a_run_reading_a_table_a_migration_holds_fails_after_lock_timeout_naming_it_instead_of_hanging(
+        expired, module, options, table):
+    arguments = dict({"db_url": expired.url, "stage": "BETA"}, **options)
+    audited = expired.query("SELECT count(*) FROM phoenix.audit_log")
+    with held_by_migration(expired, table):
+        result = run_module(module.main, dict(arguments, lock_timeout=1))
+        assert still_held_by_migration(expired)  # the run gave up; the migration did not end first
+    failed_behind_the_migration(result, expired, table)
+    assert expired.query("SELECT count(*) FROM phoenix.audit_log") == audited
+    again = run_module(module.main, arguments)  # once the migration is done
+    assert again.get("failed") is not True, again.get("msg")
+    if module is phoenix_world_info:
+        assert [world["id"] for world in again["worlds"]] == ["UC_OLD"]
+
+
+def test_a_stage_fence_a_migration_holds_stops_a_run_after_lock_timeout_before_anything_else(expired):
+    """The fence is read before the run's advisory lock is taken, or any other lock_timeout is set."""
+    before = table_fingerprints(expired)
+    with held_by_migration(expired, "phoenix.environment"):
+        result = cleanup(expired, lock_timeout=1)
+        assert still_held_by_migration(expired)
+    failed_behind_the_migration(result, expired, "phoenix.environment")
+    assert table_fingerprints(expired) == before
+    assert cleanup(expired)["removed"] == ["UC_OLD"]

@@ -1048,10 +1048,33 @@ def test_a_fence_registered_anew_while_the_restore_ran_stops_the_swap(swappable,
     with pytest.raises(PhoenixError, match="stage fence carried over to the restored database says LOCAL, this run "
                                            "declares BETA; the environment's database was left as it was"):
         with swap_session(data.url, lock_timeout=5) as admin:
-            swap_restore(admin, data.url, "BETA", backup, restore_while_the_old_database_is_registered_anew,
+            swap_restore(admin, data.url, "BETA", 5, backup, restore_while_the_old_database_is_registered_anew,
                          finished.append)
     assert finished == [] and not databases_like(data, "_")  # nothing recorded, nothing swapped or left
     assert data.query("SELECT stage FROM phoenix.environment") == [("LOCAL",)]
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check_mode", "run"])
+def test_a_swap_behind_a_table_a_migration_holds_in_the_old_database_fails_after_lock_timeout(
+        swappable, tmp_path, check):
+    """The old database's rows are counted (for row_changes) and its history read: a table held so that no one may
+    read it made the swap wait without end, its new database finished and waiting too."""
+    data = swappable
+    made = call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = app_fingerprints(data)
+    restore = {"dest": str(tmp_path), "backup": made["backup"]["id"], "mode": "swap"}
+    with table_held(data, "ACCESS EXCLUSIVE", released_after=20) as table:
+        result = call(phoenix_restore.main, data, check=check, lock_timeout=2, **restore)
+        assert data.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'nightly migration'") == [(1,)]
+    assert result.get("failed") is True, result
+    assert re.match(r"the run waited lock_timeout=2 s for a lock on a table in \S+/%s and gave up; its transaction "
+                    r"was rolled back, so nothing was written\. Held now by: %s by session \d+ of \w+ \(nightly "
+                    r"migration\)" % (data.name, re.escape(table)), result["msg"]), result["msg"]
+    assert not databases_like(data, "_")  # nothing swapped, no new database left
+    assert app_fingerprints(data) == before
+    again = call(phoenix_restore.main, data, check=check, **restore)  # once the migration is done
+    assert again.get("failed") is not True, again.get("msg")
+    assert bool(databases_like(data, KEPT_MARK)) is not check
 
 
 def test_a_second_swap_of_the_same_database_waits_for_the_first(swappable, tmp_path, monkeypatch):

@@ -195,7 +195,7 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
     result["dropped_kept"] = plan["dropped_kept"]
     result["warnings"] = result.get("warnings", []) + plan["warnings"]
-    with open_session(conninfo) as now:
+    with open_session(conninfo, lock_timeout=request.lock_timeout) as now:
         _report_changes(result, table_counts(now), backup)
     return result
 
@@ -207,7 +207,7 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
     database: the application is stopped for the whole restore, so every second saved is a second less of
     downtime."""
     def count_old() -> dict[str, int]:
-        with open_session(conninfo) as old:
+        with open_session(conninfo, lock_timeout=request.lock_timeout) as old:
             return table_counts(old)
 
     def finish(new) -> None:  # in the new database's transaction, before the swap: the count has ended
@@ -217,7 +217,7 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_old)
         swapped = swap_restore(
-            admin, conninfo, request.stage, backup, lambda target: restore_dump(
+            admin, conninfo, request.stage, request.lock_timeout, backup, lambda target: restore_dump(
                 major, target, backup, files, False, jobs=request.jobs, keep_owners=keep_owners),
             finish)
     if "warnings" in swapped:

@@ -130,12 +130,13 @@ def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | N
     return require_room(admin, backup, database, database, "use mode=in_place (it needs no second copy)")
 
 
-def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
+def swap_restore(admin, conninfo: str, stage: str, lock_timeout: int, backup: store.Backup,
                  restore_into: Callable[[str], dict[str, int]], finish: Callable[[Any], None]) -> dict[str, Any]:
     """Restore ``backup`` beside the database of ``conninfo`` (of ``stage``) with ``restore_into(new conninfo)`` and
     swap it in, on ``admin`` (its ``swap_session``). ``restore_into`` returns the row counts of tables it counted as
     it loaded them. ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it
-    records the restore)."""
+    records the restore). Reading the old database's history waits ``lock_timeout`` at most for a lock someone
+    holds there."""
     database = conninfo_to_dict(conninfo)["dbname"]
     new = new_name(database)
     leftover = leftover_droppable(admin, conninfo, new)
@@ -158,7 +159,7 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
         if problems:
             raise PhoenixError("the restored database does not match backup %s, the environment's database was "
                                "left as it was: %s" % (backup.id, "; ".join(problems)))
-        _carry_history(conninfo, target, stage, finish)
+        _carry_history(conninfo, target, stage, lock_timeout, finish)
         kept = _unused_kept_name(admin, database)
         at_the_swap = ([kept_mark(kept, database)] + comment_statements(database, properties)
                        + limit_statements(database, properties) + setting_statements(database, properties))
@@ -173,8 +174,8 @@ def swap_restore(admin, conninfo: str, stage: str, backup: store.Backup,
     return swapped
 
 
-def _carry_history(old_conninfo: str, new_conninfo: str, stage: str, finish) -> None:
-    with open_session(old_conninfo) as old, open_session(new_conninfo) as new:
+def _carry_history(old_conninfo: str, new_conninfo: str, stage: str, lock_timeout: int, finish) -> None:
+    with open_session(old_conninfo, lock_timeout=lock_timeout) as old, open_session(new_conninfo) as new:
         with new.transaction():
             for table in HISTORY_TABLES:
                 name = sql.Identifier("phoenix", table)

@@ -122,22 +122,26 @@ def conninfo_reached(conn) -> str:
 UNLIMITED = (("statement_timeout", 0), ("idle_in_transaction_session_timeout", 0), ("transaction_timeout", 170000))
 
 
-def open_session(conninfo: str, autocommit: bool = False):
+def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | None = None):
     """A psycopg connection to ``conninfo`` with the time limits above lifted (psycopg.OperationalError when it
-    cannot be made)."""
+    cannot be made). With ``lock_timeout`` (seconds, 0: no end), each of its lock waits ends after that long with
+    psycopg.errors.LockNotAvailable: a table a migration holds, say, which nobody may even read meanwhile."""
     conn = psycopg.connect(conninfo, autocommit=True)  # the settings outlive no transaction: one round trip
-    lifted = [setting for setting, since in UNLIMITED if conn.info.server_version >= since]
+    settings = [(setting, "0") for setting, since in UNLIMITED if conn.info.server_version >= since]
+    if lock_timeout is not None:
+        settings.append(("lock_timeout", "%ds" % lock_timeout))
     conn.execute(psycopg.sql.SQL("SELECT {}").format(psycopg.sql.SQL(", ").join(
-        psycopg.sql.SQL("set_config({}, '0', false)").format(psycopg.sql.Literal(setting)) for setting in lifted)))
+        psycopg.sql.SQL("set_config({}, {}, false)").format(psycopg.sql.Literal(setting), psycopg.sql.Literal(value))
+        for setting, value in settings)))
     conn.autocommit = autocommit
     return conn
 
 
-def connect(target: ConnectionTarget):
-    """Open a psycopg connection, or raise PhoenixError saying why it failed."""
+def connect(target: ConnectionTarget, lock_timeout: int | None = None):
+    """Open a psycopg connection (see ``open_session``), or raise PhoenixError saying why it failed."""
     conninfo = target.conninfo()
     try:
-        return open_session(conninfo)
+        return open_session(conninfo, lock_timeout=lock_timeout)
     except psycopg.OperationalError as exc:
         reason = " ".join(target.redact(str(exc)).split()) or exc.__class__.__name__
         raise PhoenixError(

@@ -95,8 +95,9 @@ class PhoenixModule(AnsibleModule):
         return self.target
 
     def connect(self):
-        """A new connection (autocommit off: every change happens in a transaction)."""
-        return connect(self.connection_target())
+        """A new connection (autocommit off: every change happens in a transaction). A module with a
+        ``lock_timeout`` waits that long at most for each lock someone else holds, from its first statement on."""
+        return connect(self.connection_target(), self.params.get("lock_timeout"))
 
     def check_fence(self, conn, writes: bool = True) -> str | None:
         """Fail before any write when the database belongs to another stage, or (for a module that writes)

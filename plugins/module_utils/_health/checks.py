@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import bound_lock_waits
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import (
@@ -88,7 +87,8 @@ def check_backups(backup_dir: str | None, backup_times: list[datetime], stage: s
 
 
 def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[str, Any], bool]:
-    """Build the health report; returns it and whether health history was written."""
+    """Build the health report; returns it and whether health history was written. ``connect()`` opens a session
+    whose lock waits end after ``request.lock_timeout`` (``PhoenixModule.connect``)."""
     now = time.time()
     report: dict[str, Any] = {
         "status": HEALTHY,
@@ -111,7 +111,6 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
             conn.autocommit = True
             connect_ms = (time.perf_counter() - started) * 1000
             checks["database"] = _check_database(conn, connect_ms)
-            bound_lock_waits(conn, request.lock_timeout, session=True)
             for name, check in (("schema", lambda: _check_schema(conn, request)),
                                 ("stage", lambda: _check_stage(conn, request.stage)),
                                 ("worlds", lambda: _check_worlds(conn, request.max_worlds)),

@@ -24,7 +24,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.audit impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import bound_lock_waits
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import MAY_END, described, table_holders
 
 try:
@@ -123,9 +122,9 @@ def plan(conn, request: MaintenanceRequest) -> dict[str, Any]:
 
 
 def maintain(conn, request: MaintenanceRequest, check_mode: bool) -> dict[str, Any]:
-    """Plan, then (unless check mode) terminate, vacuum and reindex; returns what was (or would be) done."""
-    bound_lock_waits(conn, request.lock_timeout, session=True)  # VACUUM and REINDEX run outside any transaction
-    conn.commit()  # kept: the plan's transaction is rolled back, which would undo it
+    """Plan, then (unless check mode) terminate, vacuum and reindex; returns what was (or would be) done. ``conn``'s
+    lock waits end after ``request.lock_timeout``, for the session (``PhoenixModule.connect``): the VACUUM and
+    REINDEX run outside any transaction."""
     planned = plan(conn, request)
     conn.rollback()
     acts = bool(planned["vacuum"] or planned["reindex"] or planned["terminate"])
