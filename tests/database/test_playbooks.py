@@ -18,7 +18,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.tests.helpers import free_port, is_alive, kill_tree, repo_root
 
-from conftest import Database
+from conftest import Database, held_by
 from worlds_fixtures import table_fingerprints
 
 ALL = ["-i", "inventories/local", "-i", "inventories/beta", "-i", "inventories/prod"]
@@ -269,6 +269,29 @@ def test_transfer_and_world_copy_playbooks(phoenix_home):
     into_prod = playbook(phoenix_home, "transfer.yml", *ALL, "-e", "source=beta", "-e", "target=prod",
                          "-e", '{"worlds": ["UC_DEMO"]}')
     assert into_prod.returncode != 0 and "allow_prod=true" in into_prod.stdout, into_prod.stdout[-3000:]
+
+
+
+def test_phoenix_lock_timeout_bounds_every_module_the_playbooks_run(phoenix_home):
+    """The message of a run behind someone's lock says to raise lock_timeout: the playbooks take it as
+    phoenix_lock_timeout, through their module defaults (worlds.yml) or a role's own task (the transfer)."""
+    both = ["-i", "inventories/local", "-i", "inventories/beta"]
+    assert playbook(phoenix_home, "site.yml", *both).returncode == 0
+    beta = environment_database(phoenix_home, "phoenix_beta")
+    migration = sql.SQL('LOCK TABLE "WorldMeta" IN ACCESS EXCLUSIVE MODE')
+    runs = {"worlds": ["worlds.yml", "-i", "inventories/beta", "-e", "operation=list"],
+            "transfer": ["transfer.yml", *both, "-e", "source=local", "-e", "target=beta"]}
+    for name, arguments in runs.items():
+        with held_by(beta, migration, "drizzle migrate", released_after=30):
+            started = time.monotonic()
+            held = playbook(phoenix_home, *arguments, "-e", "phoenix_lock_timeout=1")
+            took = time.monotonic() - started
+        assert held.returncode != 0, held.stdout
+        assert re.search(r'lock_timeout=1 s for a lock on a table in \S+/phoenix_beta and gave up; .* Held now by: '
+                         r'public\."WorldMeta" by session \d+ of \w+ \(drizzle migrate\)',
+                         " ".join(held.stdout.replace("\n        ", " ").split())), (name, held.stdout[-3000:])
+        assert took < 30, (name, took)  # not released first: it gave up
+        assert playbook(phoenix_home, *arguments).returncode == 0, name  # without it: each module's own default
 
 
 @pytest.mark.slow
