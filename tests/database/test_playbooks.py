@@ -271,7 +271,6 @@ def test_transfer_and_world_copy_playbooks(phoenix_home):
     assert into_prod.returncode != 0 and "allow_prod=true" in into_prod.stdout, into_prod.stdout[-3000:]
 
 
-
 def test_phoenix_lock_timeout_bounds_every_module_the_playbooks_run(phoenix_home):
     """The message of a run behind someone's lock says to raise lock_timeout: the playbooks take it as
     phoenix_lock_timeout, through their module defaults (worlds.yml) or a role's own task (the transfer)."""
