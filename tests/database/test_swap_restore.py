@@ -711,6 +711,44 @@ def test_an_owners_in_place_restore_over_objects_a_superuser_owns_names_them_bef
             ("shop_owner",)]
 
 
+def test_an_owners_in_place_restore_names_a_dbas_operators_collations_text_search_and_statistics_first(
+        owned_by_shop_owner, tmp_path):
+    """Not only tables, functions and types: --clean drops every object of the dump first. A DBA's operator, its
+    operator class and family, a collation, a text search dictionary and configuration, a conversion and extended
+    statistics, made as a superuser in the application's schema, are named before anything is written; pg_restore
+    met the first of them after the safety backup."""
+    data = owned_by_shop_owner
+    with data.connect() as conn:
+        for statement in (
+                "CREATE OPERATOR public.=~= (LEFTARG = text, RIGHTARG = text, FUNCTION = pg_catalog.texteq)",
+                "CREATE OPERATOR CLASS public.sku_hash FOR TYPE text USING hash AS OPERATOR 1 =",
+                'CREATE COLLATION public."sku order" FROM "C"',
+                "CREATE TEXT SEARCH DICTIONARY public.sku_words (TEMPLATE = simple)",
+                "CREATE TEXT SEARCH CONFIGURATION public.sku_search (COPY = simple)",
+                "CREATE CONVERSION public.sku_latin1 FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8",
+                'CREATE STATISTICS public.user_world_email ON world_id, email FROM public."User"'):
+            conn.execute(sql.SQL(statement))
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="custom")
+    before = table_fingerprints(data)
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
+    refused = run_module(phoenix_restore.main, as_owner)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == (
+        "restoring backup %s over database %s drops and creates again collation public.sku order (of postgres), "
+        "conversion public.sku_latin1 (of postgres), operator class public.sku_hash (of postgres), operator family "
+        "public.sku_hash (of postgres), operator public.=~= (of postgres), statistics public.user_world_email (of "
+        "postgres), text search configuration public.sku_search (of postgres), text search dictionary "
+        "public.sku_words (of postgres), and role shop_owner may not: only their owner or a superuser drops them; restore "
+        "as postgres (or a member of it) or a superuser, or give them to shop_owner (ALTER ... OWNER TO)"
+        % (made["backup"]["id"], data.name))
+    assert table_fingerprints(data) == before
+    listed = run_module(phoenix_backup_info.main, {"dest": str(tmp_path), "stage": "BETA"})
+    assert [backup["kind"] for backup in listed["backups"]] == ["manual"]  # no safety backup
+    as_superuser = run_module(phoenix_restore.main, dict(as_owner, db_url=data.url, safety_backup=False))
+    assert "failed" not in as_superuser, as_superuser.get("msg")
+    assert data.query("SELECT 'ab-1' OPERATOR(public.=~=) 'ab-1'") == [(True,)]
+
+
 def owners_of(database) -> list[tuple[str, str]]:
     """Every relation of the database's own schemas (not an extension's) and its owner."""
     return database.query(

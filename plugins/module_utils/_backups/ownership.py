@@ -55,15 +55,28 @@ def owners_kept(conn, owners: set[str]) -> tuple[bool, str | None]:
 
 # The entries of pg_restore --list whose objects an in-place restore drops (--clean), by the catalog that holds
 # them: "<id>; <catalog oid> <object oid> <kind> <schema or -> <name> <owner>". A function's name carries its
-# arguments, which the catalog's name column does not.
+# arguments, which the catalog's name column does not; an operator's, its symbol only.
 DROPPED_FROM = {
     1259: ("pg_class", "relname", "relowner"),
     1255: ("pg_proc", "proname", "proowner"),
     1247: ("pg_type", "typname", "typowner"),
     2615: ("pg_namespace", "nspname", "nspowner"),
+    2617: ("pg_operator", "oprname", "oprowner"),
+    2616: ("pg_opclass", "opcname", "opcowner"),
+    2753: ("pg_opfamily", "opfname", "opfowner"),
+    3456: ("pg_collation", "collname", "collowner"),
+    2607: ("pg_conversion", "conname", "conowner"),
+    3600: ("pg_ts_dict", "dictname", "dictowner"),
+    3602: ("pg_ts_config", "cfgname", "cfgowner"),
+    3381: ("pg_statistic_ext", "stxname", "stxowner"),
+    2612: ("pg_language", "lanname", "lanowner"),
 }
-DROPPED_ENTRY = re.compile(r"^\d+; (%s) (\d+) (MATERIALIZED VIEW|FOREIGN TABLE|TABLE|VIEW|SEQUENCE|INDEX|FUNCTION|"
-                           r"PROCEDURE|AGGREGATE|TYPE|DOMAIN|SCHEMA) (\S+) (.+) \S+$" % "|".join(map(str, DROPPED_FROM)))
+DROPPED_KINDS = ("MATERIALIZED VIEW", "FOREIGN TABLE", "TABLE", "VIEW", "SEQUENCE", "INDEX", "FUNCTION", "PROCEDURE",
+                 "AGGREGATE", "TYPE", "DOMAIN", "SCHEMA", "OPERATOR CLASS", "OPERATOR FAMILY", "OPERATOR",
+                 "COLLATION", "CONVERSION", "TEXT SEARCH DICTIONARY", "TEXT SEARCH CONFIGURATION", "STATISTICS",
+                 "PROCEDURAL LANGUAGE")
+DROPPED_ENTRY = re.compile(r"^\d+; (%s) (\d+) (%s) (\S+) (.+) \S+$" % (
+    "|".join(map(str, DROPPED_FROM)), "|".join(map(re.escape, DROPPED_KINDS))))
 NAMED_AT_MOST = 8
 
 

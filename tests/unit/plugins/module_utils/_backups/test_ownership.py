@@ -43,3 +43,29 @@ def test_the_entries_whose_objects_clean_drops_are_read_by_catalog_with_their_na
                (18740, "materialized view public.sales_by_day", "sales_by_day")],
         1247: [(18750, "type public.order_state", "order_state")],
     }  # not the rows, the comment, the constraint (its table's), nor the sequence's owning column
+
+
+def test_operators_collations_text_search_and_statistics_are_read_by_their_catalogs_too():
+    toc = [  # pg_restore 15 --list of objects a DBA made in the application's schema
+        "2853; 3456 31446 COLLATION s german ci dba_owner\n",
+        "1642; 2617 31445 OPERATOR s === dba_owner\n",
+        "1974; 2753 31450 OPERATOR FAMILY s cls postgres\n",
+        "1827; 2616 31451 OPERATOR CLASS s cls dba_owner\n",
+        "2982; 2607 31457 CONVERSION s conv dba_owner\n",
+        "2011; 3600 31448 TEXT SEARCH DICTIONARY s dict dba_owner\n",
+        "2041; 3602 31447 TEXT SEARCH CONFIGURATION s cfg dba_owner\n",
+        "3206; 3381 31456 STATISTICS s st dba_owner\n",
+        "310; 2612 31460 PROCEDURAL LANGUAGE - plsample postgres\n",
+        "3390; 0 0 ACL - LANGUAGE plsample postgres\n",
+    ]
+    assert dropped_entries(toc) == {
+        3456: [(31446, "collation s.german ci", "german ci")],
+        2617: [(31445, "operator s.===", "===")],
+        2753: [(31450, "operator family s.cls", "cls")],
+        2616: [(31451, "operator class s.cls", "cls")],
+        2607: [(31457, "conversion s.conv", "conv")],
+        3600: [(31448, "text search dictionary s.dict", "dict")],
+        3602: [(31447, "text search configuration s.cfg", "cfg")],
+        3381: [(31456, "statistics s.st", "st")],
+        2612: [(31460, "procedural language plsample", "plsample")],
+    }
