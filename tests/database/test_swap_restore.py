@@ -642,15 +642,16 @@ def dba_objects_of(database) -> list[tuple[str, ...]]:
         "SELECT 'user mapping', usename, srvname FROM pg_user_mappings ORDER BY 1, 2")
 
 
+@pytest.mark.parametrize("fmt", ["directory", "plain"])
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 @pytest.mark.parametrize("module, mode", [(phoenix_restore, "in_place"), (phoenix_restore, "swap"),
                                           (phoenix_restore_drill, None)], ids=["in_place", "swap", "drill"])
 def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(dba_additions, tmp_path, module, mode,
-                                                                              check):
-    """pg_restore would fail at the first of them, after a safety backup or a whole load; and with the names of all
-    of them, the DBA knows what to restore as a superuser."""
+                                                                              check, fmt):
+    """pg_restore (psql, for a plain dump) would fail at the first of them, after a safety backup or a whole load;
+    and with the names of all of them, the DBA knows what to restore as a superuser."""
     data = dba_additions
-    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="directory")
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     before, objects = table_fingerprints(data), dba_objects_of(data)
     options = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
     refused = run_module(module.main, dict(options, mode=mode) if mode else options, check=check)
@@ -845,15 +846,16 @@ def test_objects_of_a_role_that_is_gone_belong_to_the_restorer_with_a_warning(sw
         ("postgres",)]
 
 
+@pytest.mark.parametrize("fmt", ["custom", "plain"])
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 @pytest.mark.parametrize("module, purpose, remedy", [
     (phoenix_restore, "mode=swap", "restore as a superuser, or use mode=in_place"),
     (phoenix_restore_drill, "a drill", "run the drill as a superuser"),
 ], ids=["swap", "drill"])
 def test_an_extension_only_a_superuser_may_create_is_named_before_anything_is_written(
-        dba_extensions, tmp_path, check, module, purpose, remedy):
+        dba_extensions, tmp_path, check, module, purpose, remedy, fmt):
     data = dba_extensions
-    call(phoenix_backup.main, data, dest=str(tmp_path))
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     before = table_fingerprints(data)
     options = {"mode": "swap"} if module is phoenix_restore else {}
     refused = run_module(module.main, dict({"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA",

@@ -7,8 +7,8 @@ their user mappings are often a DBA's, not the application's. A restore drops ea
 it again (``in_place``), or creates each in a new database (a swap, a drill). Only a superuser creates an event
 trigger or a foreign-data wrapper, and only an object's owner (or a superuser) drops it. pg_restore would find
 that out at the first such object, after a safety backup or a whole parallel load; the restore names them all
-before anything is written, in check mode too. A plain dump has no table of contents to read them from: there
-pg_restore's own error stays the message.
+before anything is written, in check mode too; a plain dump's are read from the comments pg_dump writes (see
+``plain_dump``).
 """
 
 from __future__ import annotations

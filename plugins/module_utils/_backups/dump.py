@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import check_plain_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
@@ -322,7 +322,7 @@ class _StreamedCheck:
         read_fd, self._write_fd = os.pipe()
         self._stream = open(read_fd, "rb")
         self._problems: list[str] = []
-        self.listings: dict[tuple[str, str], subprocess.CompletedProcess] = {}  # as DumpFiles has them
+        self.listings: dict[tuple[str, str], Any] = {}  # as DumpFiles has them
         self._thread = threading.Thread(target=self._run, args=(backup, pg_restore), daemon=True)
         self._thread.start()
 
@@ -393,8 +393,7 @@ def dump_problems(backup: store.Backup, files: encryption.DumpFiles, pg_restore:
     ``files``, decrypted as they are read when the backup is encrypted."""
     name = DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
-        with files.stream(name) as script:
-            problem = check_plain_dump(script, name)
+        problem = read_plain(files, name)[0]
         return [problem] if problem else []
     if pg_restore is None or not pg_restore.exists():
         pg_restore = find_tool("pg_restore", backup.reader_major(
@@ -412,6 +411,16 @@ def use_list(entries: Iterable[str]) -> Iterator[str]:
         selection.writelines(entries)
         selection.flush()
         yield selection.name
+
+
+def read_plain(files: encryption.DumpFiles, name: str) -> tuple[str | None, list[str]]:
+    """``read_plain_dump`` of the plain dump ``name`` in ``files``, read once: the verification and the restore
+    of the same files both need it."""
+    key = ("plain", name)
+    if key not in files.listings:
+        with files.stream(name) as script:
+            files.listings[key] = read_plain_dump(script, name)
+    return files.listings[key]
 
 
 def list_dump(pg_restore: Path, files: encryption.DumpFiles, name: str) -> subprocess.CompletedProcess:

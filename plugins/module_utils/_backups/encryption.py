@@ -130,7 +130,9 @@ class DumpFiles:
         self.backup = backup
         self.key = key  # the age identity of an encrypted backup
         self._copy: Path | None = None
-        self.listings: dict[tuple[str, str], Any] = {}  # pg_restore --list, by program and dump (dump.list_dump)
+        # tables of contents, read once, by program and dump: pg_restore --list (dump.list_dump), a plain dump's
+        # own reading (dump.read_plain)
+        self.listings: dict[tuple[str, str], Any] = {}
 
     def stream(self, name: str) -> ContextManager[BinaryIO]:
         """The plain bytes of the dump file ``name``: the file itself, or its decryption through a pipe (with a

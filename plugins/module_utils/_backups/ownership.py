@@ -97,7 +97,8 @@ def require_droppable(conn, toc: Iterable[str], purpose: str) -> None:
     """Refuse, before anything is written, an in-place restore (``purpose``) by a role that is not a superuser of a
     dump whose objects are in the database under a role it may not act as: ``--clean`` drops each first, which only
     its owner (or a superuser) may. An object is the dump's when it has the entry's OID and name (an object made
-    again since the backup has another OID, and is dropped by name: then pg_restore's own error stays the message)."""
+    again since the backup has another OID, and is dropped by name: then pg_restore's own error stays the message;
+    so does psql's for a plain dump, whose entries carry no OID)."""
     user, superuser = acting_role(conn)
     if superuser:
         return

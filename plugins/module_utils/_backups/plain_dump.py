@@ -7,6 +7,11 @@ comments and COPY data. pg_dump itself writes only ``\\connect``, ``\\restrict``
 the start of a line, and ``\\.`` to end COPY data. This scanner follows psql's lexical states line by
 line (strings, quoted identifiers, dollar quotes, nested comments, COPY … FROM stdin blocks) and reports
 the first backslash that would be any other command.
+
+The same pass reads the dump's objects from the comment pg_dump writes before each (``-- Name: orders; Type: TABLE;
+Schema: public; Owner: shop_owner``), the words ``pg_restore --list`` gives an archive's: the checks a restore makes
+before anything is written read them as they read an archive's table of contents. A plain dump holds no catalog or
+OID of an object, so its entries carry 0 for both.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ _COPY_FROM_STDIN = re.compile(r"^COPY .+ FROM stdin;\s*$")
 _COPY_END = re.compile(r"^\\\.\r?\n?$")
 _COMMAND = re.compile(r"[A-Za-z0-9_!?]+|.", re.S)
 _IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_$]")
+# pg_dump's comment before an object ("Data for Name" before a table's rows); a name is the whole text up to the last
+# "; Type: " that the other fields follow
+_OBJECT_HEADER = re.compile(r"^-- (?:Data for )?Name: (.*); Type: (.*?); Schema: (.*?); Owner: (.*?)\r?\n?$")
 
 
 class _Scanner:
@@ -104,26 +112,34 @@ class _Scanner:
         return pos
 
 
-def foreign_meta_command(lines: Iterable[str]) -> tuple[int, str] | None:
-    """``(line number, command)`` of the first meta-command pg_dump would not write, or None."""
-    scanner = _Scanner()
+def scan(lines: Iterable[str]) -> tuple[tuple[int, str] | None, list[str]]:
+    """``(line number, command)`` of the first meta-command pg_dump would not write (or None), and the objects of
+    the script up to there, as lines of ``pg_restore --list`` (see above)."""
+    scanner, entries = _Scanner(), []
     for number, text in enumerate(lines, start=1):
+        if text.startswith("-- ") and scanner.state == "sql":
+            header = _OBJECT_HEADER.match(text)
+            if header:
+                name, kind, schema, owner = header.groups()
+                entries.append("%d; 0 0 %s %s %s %s\n" % (len(entries) + 1, kind, schema, name,
+                                                          "" if owner == "-" else owner))
         found = scanner.line(text)
         if found:
-            return number, found
-    return None
+            return (number, found), entries
+    return None, entries
 
 
-def check_plain_dump(script: BinaryIO, name: str) -> str | None:
-    """A problem with the plain dump ``script`` (named ``name``), or None when psql may run it."""
+def read_plain_dump(script: BinaryIO, name: str) -> tuple[str | None, list[str]]:
+    """A problem with the plain dump ``script`` (named ``name``), or None when psql may run it; and its objects, as
+    lines of ``pg_restore --list``."""
     text = io.TextIOWrapper(script, encoding="utf-8", errors="replace", newline="")
     try:
-        found = foreign_meta_command(text)
+        found, entries = scan(text)
     finally:
         text.detach()  # the stream is the caller's to close
     if found:
-        return "%s line %d holds the psql meta-command %s, which pg_dump never writes" % (name, found[0], found[1])
-    return None
+        return "%s line %d holds the psql meta-command %s, which pg_dump never writes" % (name, *found), entries
+    return None, entries
 
 
 def without_definitions(script: BinaryIO, left_out: Callable[[str], bool]) -> Iterator[bytes]:

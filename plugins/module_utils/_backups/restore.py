@@ -28,6 +28,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     dump_problems,
     ensure_backup,
     list_dump,
+    read_plain,
     table_counts,
     use_list,
 )
@@ -135,7 +136,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     installed = installed_extensions(conn)  # kept as they are (see extensions)
     require_droppable(conn, restored_in_place(toc, installed), purpose)
     changes = _report_changes(result, table_counts(conn), backup)
-    keep_owners = _owners_kept(conn, toc, result)
+    keep_owners = _owners_kept(conn, backup, toc, result)
     conn.rollback()
     if check_mode:
         return result
@@ -158,9 +159,11 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     return result
 
 
-def _owners_kept(conn, toc: list[str], result: dict[str, Any]) -> bool:
+def _owners_kept(conn, backup: store.Backup, toc: list[str], result: dict[str, Any]) -> bool:
     """Whether the restore gives the objects of the dump (of table of contents ``toc``) back to their owners; a
-    warning in ``result`` when it cannot. A plain dump sets its owners itself."""
+    warning in ``result`` when it cannot. A plain dump sets its owners itself (its script fails when it cannot)."""
+    if backup.manifest["format"] == "plain":
+        return False
     kept, warning = owners_kept(conn, dump_owners(toc))
     if warning:
         result["warnings"] = result.get("warnings", []) + [warning]
@@ -189,7 +192,7 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
         if unchecked:
             result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
                                   % unchecked]
-        keep_owners = _owners_kept(admin, toc, result)
+        keep_owners = _owners_kept(admin, backup, toc, result)
         if not check_mode:
             return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
@@ -343,9 +346,9 @@ def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryptio
 
 def dump_toc(major: int, backup: store.Backup, files: encryption.DumpFiles) -> list[str]:
     """The lines of ``pg_restore --list`` of the backup's dump, as the restore to a server of ``major`` reads it;
-    none for a plain dump, which has no table of contents."""
+    for a plain dump, its objects in the same words, without catalogs or OIDs (see ``plain_dump``)."""
     if backup.manifest["format"] == "plain":
-        return []
+        return read_plain(files, DUMP_FILES["plain"])[1]
     pg_restore = find_tool("pg_restore", backup.reader_major(major))
     return _listed(pg_restore, files, DUMP_FILES[backup.manifest["format"]])
 
