@@ -117,6 +117,8 @@ def scan(lines: Iterable[str]) -> tuple[tuple[int, str] | None, list[str]]:
     the script up to there, as lines of ``pg_restore --list`` (see above)."""
     scanner, entries = _Scanner(), []
     for number, text in enumerate(lines, start=1):
+        if scanner.state == "copy" and not text.startswith("\\."):  # a row: most lines, so the quickest way
+            continue
         if text.startswith("-- ") and scanner.state == "sql":
             header = _OBJECT_HEADER.match(text)
             if header:
