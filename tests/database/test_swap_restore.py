@@ -750,6 +750,37 @@ def test_an_owners_in_place_restore_names_a_dbas_operators_collations_text_searc
     assert data.query("SELECT 'ab-1' OPERATOR(public.=~=) 'ab-1'") == [(True,)]
 
 
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("module, mode", [(phoenix_restore, "in_place"), (phoenix_restore, "swap"),
+                                          (phoenix_restore_drill, None)], ids=["in_place", "swap", "drill"])
+def test_a_plain_dump_whose_objects_another_role_owns_is_refused_to_a_role_that_may_not_give_them_back(
+        owned_by_shop_owner, tmp_path, module, mode, check):
+    """A plain dump's script gives each object to its owner (ALTER ... OWNER TO); psql stopped at the first that the
+    restoring role may not give, after a safety backup or in a new database's load."""
+    data = owned_by_shop_owner
+    with data.connect() as conn:
+        conn.execute(sql.SQL('CREATE SCHEMA reports CREATE TABLE "daily totals" (day date PRIMARY KEY, total bigint)'))
+    made = call(phoenix_backup.main, data, dest=str(tmp_path), format="plain")
+    before = table_fingerprints(data)
+    options = dict({"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)},
+                   **({"mode": mode} if mode else {}))
+    refused = run_module(module.main, options, check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    purpose = ("a drill of backup %s" % made["backup"]["id"] if not mode else "restoring backup %s %s database %s"
+               % (made["backup"]["id"], "over" if mode == "in_place" else "beside", data.name))
+    assert refused["msg"] == (
+        "%s runs a plain dump, which gives its objects to role(s) postgres itself, and role shop_owner may not: it "
+        "is not a superuser, and may not act as postgres (SET ROLE); run it as a superuser or as a role that may act "
+        "as them, or take backups in format custom or directory, whose objects a restore gives to the restoring "
+        "role when it must" % purpose)
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
+    listed = run_module(phoenix_backup_info.main, {"dest": str(tmp_path), "stage": "BETA"})
+    assert [backup["kind"] for backup in listed["backups"]] == ["manual"]  # no safety backup
+    as_superuser = run_module(module.main, dict(options, db_url=data.url, safety_backup=False) if mode else
+                              dict(options, db_url=data.url), check=check)
+    assert "failed" not in as_superuser, as_superuser.get("msg")
+
+
 def owners_of(database) -> list[tuple[str, str]]:
     """Every relation of the database's own schemas (not an extension's) and its owner."""
     return database.query(

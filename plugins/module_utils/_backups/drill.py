@@ -19,6 +19,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import e
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems, parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import dump_extensions, require_creatable
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import dump_owners, require_plain_owners
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import dump_toc, restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     create_scratch,
@@ -78,9 +79,11 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             result["warnings"] = ["free space for the drill's scratch database was not checked: %s" % unchecked]
         major = server_major(admin)
         if not problems:
-            toc = dump_toc(major, backup, files)
+            toc, purpose = dump_toc(major, backup, files), "a drill of backup %s" % backup.id
             require_creatable(admin, dump_extensions(toc), "a drill", "run the drill as a superuser")
-            require_replaceable(admin, toc, "a drill of backup %s" % backup.id)
+            require_replaceable(admin, toc, purpose)
+            if backup.manifest["format"] == "plain":  # its script gives the objects to their owners
+                require_plain_owners(admin, dump_owners(toc), purpose)
         if check_mode:  # nothing is created; a leftover stays for the next real drill
             return dict(result, passed=None, problems=problems)
         drop_database(admin, scratch)

@@ -36,21 +36,42 @@ def owners_kept(conn, owners: set[str]) -> tuple[bool, str | None]:
     """Whether a restore on ``conn``'s server can give the objects back to ``owners``, and if not, the warning to
     give. It can when every owner exists here, and this role is a superuser or may act as each of them (SET ROLE:
     a member of it, with the SET option from PostgreSQL 16 on)."""
+    user, others, reason = _unsettable(conn, owners)
+    if not others:
+        return False, None  # the restoring role owns them either way
+    if reason is None:
+        return True, None
+    return False, ("the restored objects of role(s) %s are owned by %s, the role that restored them: %s"
+                   % (", ".join(others), user, reason))
+
+
+def require_plain_owners(conn, owners: set[str], purpose: str) -> None:
+    """A plain dump gives each object to its owner itself (``ALTER ... OWNER TO`` in its script), and psql stops at
+    the first it may not give: refuse such a restore (``purpose``) before anything is written."""
+    user, others, reason = _unsettable(conn, owners)
+    if reason:
+        raise PhoenixError("%s runs a plain dump, which gives its objects to role(s) %s itself, and role %s may not: "
+                           "%s; run it as a superuser or as a role that may act as them, or take backups in format "
+                           "custom or directory, whose objects a restore gives to the restoring role when it must"
+                           % (purpose, ", ".join(others), user, reason))
+
+
+def _unsettable(conn, owners: set[str]) -> tuple[str, list[str], str | None]:
+    """The role of ``conn``, the other roles among ``owners``, and why it may not give objects to them (None when
+    it may, as ``owners_kept`` says)."""
     user, superuser = acting_role(conn)
     others = sorted(owners - {user})
     if not others:
-        return False, None  # the restoring role owns them either way
+        return user, others, None
     membership = "SET" if conn.info.server_version >= SET_OPTION_SINCE else "MEMBER"
     settable = dict(conn.execute(sql.SQL("SELECT rolname, pg_has_role(current_user, oid, %s) FROM pg_roles "
                                          "WHERE rolname = ANY(%s)"), [membership, others]).fetchall())
     missing = [name for name in others if name not in settable]
     foreign = [name for name in others if name in settable and not settable[name]]
     if not missing and (superuser or not foreign):
-        return True, None
-    reason = ("role(s) %s do not exist on this server" % ", ".join(missing) if missing
-              else "it is not a superuser, and may not act as %s (SET ROLE)" % ", ".join(foreign))
-    return False, ("the restored objects of role(s) %s are owned by %s, the role that restored them: %s"
-                   % (", ".join(others), user, reason))
+        return user, others, None
+    return user, others, ("role(s) %s do not exist on this server" % ", ".join(missing) if missing
+                          else "it is not a superuser, and may not act as %s (SET ROLE)" % ", ".join(foreign))
 
 
 # The entries of pg_restore --list whose objects an in-place restore drops (--clean), by the catalog that holds

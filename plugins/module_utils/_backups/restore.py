@@ -43,6 +43,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownershi
     dump_owners,
     owners_kept,
     require_droppable,
+    require_plain_owners,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import without_definitions
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
@@ -132,11 +133,11 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     toc = dump_toc(major, backup, files)
     require_replaceable(conn, toc, purpose)
     if request.mode == "swap":
-        return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode)
+        return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode, purpose)
     installed = installed_extensions(conn)  # kept as they are (see extensions)
     require_droppable(conn, restored_in_place(toc, installed), purpose)
     changes = _report_changes(result, table_counts(conn), backup)
-    keep_owners = _owners_kept(conn, backup, toc, result)
+    keep_owners = _owners_kept(conn, backup, toc, result, purpose)
     conn.rollback()
     if check_mode:
         return result
@@ -159,10 +160,11 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     return result
 
 
-def _owners_kept(conn, backup: store.Backup, toc: list[str], result: dict[str, Any]) -> bool:
-    """Whether the restore gives the objects of the dump (of table of contents ``toc``) back to their owners; a
-    warning in ``result`` when it cannot. A plain dump sets its owners itself (its script fails when it cannot)."""
+def _owners_kept(conn, backup: store.Backup, toc: list[str], result: dict[str, Any], purpose: str) -> bool:
+    """Whether the restore (``purpose``) gives the objects of the dump (of table of contents ``toc``) back to their
+    owners; a warning in ``result`` when it cannot. A plain dump's script gives them back itself, or stops."""
     if backup.manifest["format"] == "plain":
+        require_plain_owners(conn, dump_owners(toc), purpose)
         return False
     kept, warning = owners_kept(conn, dump_owners(toc))
     if warning:
@@ -181,7 +183,7 @@ def _audit_details(request: RestoreRequest, backup: store.Backup, changes: dict[
 
 
 def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Backup, files: encryption.DumpFiles,
-                  major: int, toc: list[str], result: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+                  major: int, toc: list[str], result: dict[str, Any], check_mode: bool, purpose: str) -> dict[str, Any]:
     """``mode: swap``: what it needs checked before anything is written (in check mode too, which then reports
     what the swap would change and drop), under the lock that keeps a second swap of the database waiting."""
     conn.close()  # the database is renamed by this swap, or by another one that this one waits for
@@ -192,7 +194,7 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
         if unchecked:
             result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
                                   % unchecked]
-        keep_owners = _owners_kept(admin, backup, toc, result)
+        keep_owners = _owners_kept(admin, backup, toc, result, purpose)
         if not check_mode:
             return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
