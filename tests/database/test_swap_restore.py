@@ -642,6 +642,14 @@ def dba_objects_of(database) -> list[tuple[str, ...]]:
         "SELECT 'user mapping', usename, srvname FROM pg_user_mappings ORDER BY 1, 2")
 
 
+def refusal_purpose(made, mode: str | None, database) -> str:
+    """How a refusal names the run: a drill (no mode), or a restore over (in place) or beside (swap) the database."""
+    backup = made["backup"]["id"]
+    if not mode:
+        return "a drill of backup %s" % backup
+    return "restoring backup %s %s database %s" % (backup, "over" if mode == "in_place" else "beside", database.name)
+
+
 @pytest.mark.parametrize("fmt", ["directory", "plain"])
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 @pytest.mark.parametrize("module, mode", [(phoenix_restore, "in_place"), (phoenix_restore, "swap"),
@@ -656,8 +664,7 @@ def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(db
     options = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
     refused = run_module(module.main, dict(options, mode=mode) if mode else options, check=check)
     assert refused["failed"] is True and "Traceback" not in refused["_raw"]
-    purpose = ("a drill of backup %s" % made["backup"]["id"] if not mode else "restoring backup %s %s database %s"
-               % (made["backup"]["id"], "over" if mode == "in_place" else "beside", data.name))
+    purpose = refusal_purpose(made, mode, data)
     assert refused["msg"] == (
         "%s drops or creates foreign-data wrapper reports_fdw (of postgres), foreign server reports (of postgres), "
         "user mapping shop_owner SERVER reports (of postgres), publication cdc (of postgres), event trigger "
@@ -766,8 +773,7 @@ def test_a_plain_dump_whose_objects_another_role_owns_is_refused_to_a_role_that_
                    **({"mode": mode} if mode else {}))
     refused = run_module(module.main, options, check=check)
     assert refused["failed"] is True and "Traceback" not in refused["_raw"]
-    purpose = ("a drill of backup %s" % made["backup"]["id"] if not mode else "restoring backup %s %s database %s"
-               % (made["backup"]["id"], "over" if mode == "in_place" else "beside", data.name))
+    purpose = refusal_purpose(made, mode, data)
     assert refused["msg"] == (
         "%s runs a plain dump, which gives its objects to role(s) postgres itself, and role shop_owner may not: it "
         "is not a superuser, and may not act as postgres (SET ROLE); run it as a superuser or as a role that may act "
