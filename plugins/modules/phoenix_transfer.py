@@ -236,7 +236,7 @@ def run(module: PhoenixModule) -> dict:
         where=module.connection_target().describe(),
     )
     require_prod_allowed(request.target_stage, request.allow_prod, "a transfer into PROD")  # before connecting
-    with connect(source_target) as source, module.connect() as target:
+    with connect(source_target, params["lock_timeout"]) as source, module.connect() as target:
         check_stage_fence(request.source_stage, registered_stage(source), "the source " + source_target.describe())
         module.check_fence(target)
         source.rollback()

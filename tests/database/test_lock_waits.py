@@ -161,6 +161,19 @@ def test_a_transfer_meeting_a_source_table_a_migration_holds_names_the_source_an
                                               "source": {"db_url": source.url, "stage": "LOCAL"}})["changed"] is True
 
 
+def test_a_transfer_whose_source_fence_a_migration_holds_names_the_source_instead_of_hanging(pair):
+    """The source's stage fence is read before any transaction of the transfer bounds its waits."""
+    source, target = pair
+    before = table_fingerprints(target)
+    with held_by_migration(source, "phoenix.environment"):
+        result = run_module(phoenix_transfer.main, {"db_url": target.url, "stage": "BETA", "worlds": ["UC_TESTING"],
+                                                    "source": {"db_url": source.url, "stage": "LOCAL"},
+                                                    "lock_timeout": 1})
+        assert still_held_by_migration(source)
+    failed_behind_the_migration(result, source, "phoenix.environment")
+    assert table_fingerprints(target) == before
+
+
 @pytest.mark.parametrize("fmt, compress", [
     ("custom", None),  # pg_restore in one transaction
     ("plain", None),  # psql in one transaction
