@@ -39,10 +39,10 @@ def acquire_transaction_lock(conn, scope: str, timeout_seconds: int, function: s
         ) from None
 
 
-def bound_lock_waits(conn, timeout_seconds: int, session: bool = False) -> None:
-    """Every lock wait of the current transaction (with ``session``, of the session) ends after ``timeout_seconds``
-    (0: no end) with psycopg.errors.LockNotAvailable."""
-    conn.execute(sql.SQL("SELECT set_config('lock_timeout', %s, %s)"), [f"{int(timeout_seconds)}s", not session])
+def bound_lock_waits(conn, timeout_seconds: int) -> None:
+    """Every lock wait of the current transaction ends after ``timeout_seconds`` (0: no end) with
+    psycopg.errors.LockNotAvailable. (A session's own bound is set as it opens: ``connection.open_session``.)"""
+    conn.execute(sql.SQL("SELECT set_config('lock_timeout', %s, true)"), [f"{int(timeout_seconds)}s"])
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Any
 from ansible_collections.phoenix.platform.plugins.module_utils._core import masking
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock, bound_lock_waits
+from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import validate_world_id
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
@@ -57,6 +57,9 @@ DIFF_SIDES = {"insert": ("after",), "update": ("before", "after"), "delete": ("b
 
 
 class Transfer:
+    """A transfer from ``source`` to ``target`` (connections whose lock waits end after the request's
+    ``lock_timeout``, as ``connection.connect`` opens them: a table a migration holds in the source, say)."""
+
     def __init__(self, source, target, request: TransferRequest) -> None:
         self.source, self.target, self.request = source, target, request
         self.target_catalog: catalog_mod.Catalog | None = None  # loaded once the target is locked
@@ -75,7 +78,6 @@ class Transfer:
         rules = mask_rules(request)
         started = time.monotonic()
         read_only_snapshot(self.source)
-        bound_lock_waits(self.source, request.lock_timeout)  # a table a migration holds in the source, say
         source_catalog = catalog_mod.load(self.source)
         self.source_members = source_catalog.members
         self.transforms = source_catalog.column_transforms(request.column_transforms)
