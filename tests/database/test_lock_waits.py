@@ -21,7 +21,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_world_cleanup,
     phoenix_world_info,
 )
-from ansible_collections.phoenix.platform.tests.helpers import run_module
+from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
 from conftest import held_by, table_held
 from test_backup_restore import app_fingerprints
@@ -219,6 +219,21 @@ def test_a_run_reading_a_table_a_migration_holds_fails_after_lock_timeout_naming
     assert again.get("failed") is not True, again.get("msg")
     if module is phoenix_world_info:
         assert [world["id"] for world in again["worlds"]] == ["UC_OLD"]
+
+
+@pytest.mark.parametrize("module, options", [
+    (phoenix_world_info, {}), (phoenix_user_info, {}), (phoenix_history_info, {}),
+    (phoenix_audit, {"operation": "deploy.finished"}),
+], ids=["world_info", "user_info", "history_info", "audit"])
+@pytest.mark.parametrize("bad, message", [
+    ({"lock_timeout": -1}, "lock_timeout must be from 0 to 86400, got -1"),
+    ({"lock_timout": 5}, "Unsupported parameters for (basic.py) module: lock_timout"),
+    ({"lock_timeout": "5; DROP TABLE x"}, "argument 'lock_timeout' is of type str and we were unable to convert to int"),
+], ids=["negative", "misspelt", "hostile"])
+def test_a_bad_misspelt_or_hostile_lock_timeout_is_refused_before_connecting(module, options, bad, message):
+    refused = run_module(module.main, dict(UNREACHABLE, **options, **bad))  # a server that is not there
+    assert refused.get("failed") is True and message in refused["msg"], refused
+    assert "cannot connect" not in refused["msg"] and "Traceback" not in refused["_raw"]
 
 
 def test_a_stage_fence_a_migration_holds_stops_a_run_after_lock_timeout_before_anything_else(expired):
