@@ -31,8 +31,9 @@ from ansible_collections.phoenix.platform.tests.helpers import free_port, isolat
 
 from worlds_fixtures import migrate
 
+# the server of an application that uses two-phase commit, and whose changes a pipeline reads (logical decoding)
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-                      "max_prepared_transactions": "4"}  # the server of an application that uses two-phase commit
+                      "max_prepared_transactions": "4", "wal_level": "logical"}
 # whose server programs the tests run: the system's (auto), or the pgserver wheel's PostgreSQL 16 (pgserver)
 SERVER_PROGRAMS = os.environ.get("PHOENIX_TEST_SERVER", "auto")
 SUPERUSER_PASSWORD = secrets.token_urlsafe(16)  # for the tests that log in over TCP

@@ -20,6 +20,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_obje
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems, parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import dump_extensions, require_creatable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import dump_owners, require_plain_owners
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import subscriptions_left_out
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import dump_toc, restore_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     create_scratch,
@@ -82,6 +83,9 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             toc, purpose = dump_toc(major, backup, files), "a drill of backup %s" % backup.id
             require_creatable(admin, dump_extensions(toc), "a drill", "run the drill as a superuser")
             require_replaceable(admin, toc, purpose)
+            left_out = subscriptions_left_out(toc, backup.manifest["format"], purpose)
+            if left_out:
+                result["warnings"] = result.get("warnings", []) + left_out
             if backup.manifest["format"] == "plain":  # its script gives the objects to their owners
                 require_plain_owners(admin, dump_owners(toc), purpose)
         if check_mode:  # nothing is created; a leftover stays for the next real drill

@@ -46,6 +46,10 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownershi
     require_plain_owners,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import without_definitions
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import (
+    LEAVE_OUT_SUBSCRIPTIONS,
+    subscriptions_left_out,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     planned_kept_drops,
@@ -132,6 +136,9 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     major = server_major(conn)
     toc = dump_toc(major, backup, files)
     require_replaceable(conn, toc, purpose)
+    left_out = subscriptions_left_out(toc, backup.manifest["format"], purpose)
+    if left_out:
+        result["warnings"] = left_out
     if request.mode == "swap":
         return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode, purpose)
     installed = installed_extensions(conn)  # kept as they are (see extensions)
@@ -192,8 +199,8 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
         require_creatable(admin, dump_extensions(toc), "mode=swap",
                           "restore as a superuser, or use mode=in_place")
         if unchecked:
-            result["warnings"] = ["free space for the swap's second copy of the database was not checked: %s"
-                                  % unchecked]
+            result["warnings"] = result.get("warnings", []) + [
+                "free space for the swap's second copy of the database was not checked: %s" % unchecked]
         keep_owners = _owners_kept(admin, backup, toc, result, purpose)
         if not check_mode:
             return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
@@ -260,7 +267,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
 def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.Backup, files: encryption.DumpFiles,
                   keep_history: bool, jobs: int, keep_owners: bool, kept_extensions: frozenset[str] | set[str],
                   ) -> dict[str, int]:
-    owner_flags = [] if keep_owners else ["--no-owner"]
+    flags = [LEAVE_OUT_SUBSCRIPTIONS] + ([] if keep_owners else ["--no-owner"])  # see replication
     name = DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
         with files.stream(name) as script:
@@ -272,16 +279,16 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
     pg_restore = find_tool("pg_restore", reader)
     newer = reader >= SESSION_SETUP_NEWER_SINCE > major
     if jobs > 1 and not keep_history:
-        return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, owner_flags)
+        return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, flags)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
         selecting = use_list(restored_in_place(_listed(pg_restore, files, name), kept_extensions))
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
-            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, *owner_flags, *dump], stdin)
+            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, *flags, *dump], stdin)
             return {}
-        completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", *owner_flags,
+        completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", *flags,
                                     *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
                                    env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
     _check(completed, "pg_restore")
@@ -295,7 +302,7 @@ def restored_in_place(toc: Iterable[str], kept_extensions: frozenset[str] | set[
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
-                         files: encryption.DumpFiles, jobs: int, newer: bool, owner_flags: list[str]) -> dict[str, int]:
+                         files: encryption.DumpFiles, jobs: int, newer: bool, flags: list[str]) -> dict[str, int]:
     """``pg_restore --jobs`` into a database nobody else sees yet (a failure leaves it half-restored). The rows of
     a directory dump's table too big for one job (``entries_to_split``) come in pieces over ``jobs`` connections
     (``split_load``): the definitions first, then the other tables' rows, the big tables' rows, and the indexes,
@@ -306,7 +313,7 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     def run(*arguments: str) -> None:
         with files.program_input(name, seekable=True) as (dump, stdin):
             completed = subprocess.run([str(pg_restore), *arguments, *([] if newer else ["--exit-on-error"]),
-                                        *owner_flags, "--dbname", _dbname(env), *dump], stdin=stdin,
+                                        *flags, "--dbname", _dbname(env), *dump], stdin=stdin,
                                        env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
         _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
 

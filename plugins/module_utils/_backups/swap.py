@@ -36,6 +36,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.database
     read_properties,
     setting_statements,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import require_no_logical_replication
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import (
     MARKED,
     create_scratch,
@@ -108,8 +109,8 @@ def swap_session(conninfo: str, lock_timeout: int) -> Iterator[Any]:
 
 def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | None:
     """What a swap needs before it starts, in check mode too (``admin``: its ``swap_session``): the right to create
-    a database, and room for it on the server's disks (see ``server_room``). Returns why that room could not be
-    checked, or None."""
+    a database, a database without logical replication (see ``replication``), and room for the new one on the
+    server's disks (see ``server_room``). Returns why that room could not be checked, or None."""
     role, allowed = admin.execute(sql.SQL("SELECT rolname, rolcreatedb OR rolsuper FROM pg_roles "
                                           "WHERE rolname = current_user")).fetchone()
     if not allowed:
@@ -123,6 +124,7 @@ def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | N
                            "a member of it); restore as %s or a superuser, or use mode=in_place"
                            % (database, role, owner, owner))
     leftover_droppable(admin, conninfo, new_name(database))
+    require_no_logical_replication(admin, database)
     blocking = sessions_it_may_not_end(admin, [database])
     if blocking:
         raise PhoenixError("mode=swap ends every session in database %s, and role %s may not end %s; stop it, or "

@@ -1,0 +1,69 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Logical replication around a restore: a database's slots and subscriptions, and a dump's subscriptions.
+
+A logical replication slot (what a change data capture pipeline reads) and a subscription (what pulls a
+publisher's changes in) belong to a database by its OID, not its name. A swap gives the name to a new database: they
+would stay with the old one, kept under another name, where the slot's consumer no longer finds it, the subscription
+goes on applying changes, and the next swap drops the slots with it. So a swap of a database that has any is refused
+before anything is written; an in-place restore keeps them, and the slot's consumer reads the restore's changes.
+
+A dump taken by a superuser holds the database's subscriptions. A restore leaves them out (``pg_restore
+--no-subscriptions``) and says so: restored beside or over another environment, one would pull the publisher's
+changes there, and an in-place restore cannot replace one (DROP SUBSCRIPTION may not run in its transaction). A
+plain dump's script cannot leave them out, so its restore is refused up front.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+LEAVE_OUT_SUBSCRIPTIONS = "--no-subscriptions"
+# pg_restore --list: "<id>; <class> <oid> SUBSCRIPTION - <name> <owner>" (a plain dump's reading: class and OID 0)
+SUBSCRIPTION_ENTRY = re.compile(r"^\d+; \d+ \d+ SUBSCRIPTION - (.+) (\S+)$")
+
+
+def dump_subscriptions(toc: Iterable[str]) -> list[str]:
+    """The subscriptions of a dump, ``<name> (of <owner>)``, from its ``pg_restore --list`` lines."""
+    found = (SUBSCRIPTION_ENTRY.match(line.rstrip("\n")) for line in toc)
+    return ["%s (of %s)" % entry.groups() for entry in found if entry]
+
+
+def subscriptions_left_out(toc: list[str], fmt: str, purpose: str) -> list[str]:
+    """The warning for the dump's subscriptions, which ``purpose`` (``restoring backup ... over database ...``)
+    leaves out; a plain dump holding any is refused, as its script would create them."""
+    subscriptions = dump_subscriptions(toc)
+    if not subscriptions:
+        return []
+    if fmt == "plain":
+        raise PhoenixError("%s would create subscription %s: a plain dump's script cannot leave subscriptions out, "
+                           "and one would pull its publisher's changes into the restored database; restore a custom "
+                           "or directory backup (they restore without subscriptions)" % (purpose, ", ".join(subscriptions)))
+    return ["subscription %s of the dump was not restored: a restore leaves logical replication as the database has "
+            "it; create it by hand where the database should subscribe" % ", ".join(subscriptions)]
+
+
+def require_no_logical_replication(admin, database: str) -> None:
+    """Refuse a swap of ``database`` that has logical replication slots or subscriptions (see above)."""
+    held = [row[0] for row in admin.execute(sql.SQL(
+        "SELECT format('logical replication slot %%s (%%s, %%s)', s.slot_name, s.plugin, CASE WHEN s.active_pid IS NULL "
+        "THEN 'not in use' ELSE format('in use by session %%s%%s', s.active_pid, "
+        "(SELECT ' of ' || a.application_name FROM pg_stat_activity a WHERE a.pid = s.active_pid "
+        "AND a.application_name <> ''))END) FROM pg_replication_slots s "
+        "WHERE s.database = %s AND s.slot_type = 'logical' UNION ALL "
+        "SELECT format('subscription %%s', s.subname) FROM pg_subscription s "
+        "JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = %s ORDER BY 1"), [database, database]).fetchall()]
+    if held:
+        raise PhoenixError(
+            "mode=swap gives the name of database %s to a new database, but %s belong to the old one: they would stay "
+            "with it under its kept name, where their consumers no longer find them, and the next swap would drop "
+            "them; use mode=in_place (they stay, and a slot's consumer reads the restore's changes), or drop them "
+            "and create them again after the swap" % (database, ", ".join(held)))

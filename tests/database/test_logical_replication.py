@@ -1,0 +1,166 @@
+"""Restores around logical replication: a change data capture slot and a subscription stay with the database."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Iterator
+
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
+
+from test_swap_restore import call, databases_like, drop_swapped
+from worlds_fixtures import app_fingerprints, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+SLOT = "orders_cdc"  # what a change data capture pipeline (Debezium, say) reads the shop's changes through
+SUBSCRIPTION = "price feed"  # the shop pulls its supplier's price changes in
+
+
+@pytest.fixture
+def swappable(data):
+    yield data
+    drop_swapped(data)
+
+
+@contextlib.contextmanager
+def cdc_slot(database) -> Iterator[None]:
+    with database.connect() as conn:
+        conn.execute(sql.SQL("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')"), [SLOT])
+    try:
+        yield
+    finally:
+        with database.connect() as conn:
+            conn.execute(sql.SQL("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                                 "WHERE slot_name = %s"), [SLOT])
+
+
+def subscribe(database) -> None:
+    """A subscription to a publisher that is not there yet (not connected, so no slot on its side)."""
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION 'host=supplier.invalid dbname=prices' PUBLICATION "
+                             "prices WITH (connect = false)").format(sql.Identifier(SUBSCRIPTION)))
+
+
+def unsubscribe(database) -> None:
+    with database.connect() as conn:
+        if conn.execute(sql.SQL("SELECT 1 FROM pg_subscription WHERE subname = %s"), [SUBSCRIPTION]).fetchone():
+            name = sql.Identifier(SUBSCRIPTION)
+            conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(name))
+            conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(name))
+
+
+@contextlib.contextmanager
+def price_feed(database) -> Iterator[None]:
+    subscribe(database)
+    try:
+        yield
+    finally:
+        unsubscribe(database)
+
+
+def replication_of_the_server(database) -> list[tuple[str, str]]:
+    """Every logical slot and subscription on the server, with the database it belongs to."""
+    return database.query(
+        "SELECT 'slot ' || s.slot_name, s.database FROM pg_replication_slots s UNION ALL "
+        "SELECT 'subscription ' || s.subname, d.datname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
+        "ORDER BY 1")
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("held", ["slot", "subscription"])
+def test_a_swap_of_a_database_with_a_slot_or_a_subscription_is_refused_before_anything_is_written(
+        swappable, tmp_path, held, check):
+    """Both belong to the database by OID: swapped out under its kept name, the pipeline would no longer find its
+    slot (and the next swap would drop it with the kept database), and the subscription would go on applying its
+    changes there."""
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with cdc_slot(data) if held == "slot" else price_feed(data):
+        before, replication = table_fingerprints(data), replication_of_the_server(data)
+        refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), mode="swap")
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"], refused
+        named = ("logical replication slot %s (pgoutput, not in use)" % SLOT if held == "slot"
+                 else "subscription %s" % SUBSCRIPTION)
+        assert refused["msg"] == (
+            "mode=swap gives the name of database %s to a new database, but %s belong to the old one: they would "
+            "stay with it under its kept name, where their consumers no longer find them, and the next swap would "
+            "drop them; use mode=in_place (they stay, and a slot's consumer reads the restore's changes), or drop "
+            "them and create them again after the swap" % (data.name, named)), refused["msg"]
+        assert table_fingerprints(data) == before and not databases_like(data, "_")
+        assert replication_of_the_server(data) == replication == [
+            ("slot " + SLOT if held == "slot" else "subscription " + SUBSCRIPTION, data.name)]
+
+
+def test_an_in_place_restore_keeps_the_slot_and_its_consumer_reads_the_restore(data, tmp_path):
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    expected = app_fingerprints(data)
+    with data.connect() as conn:  # after the backup, so the restore leaves it as it is
+        conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
+    with cdc_slot(data):
+        data.query('DELETE FROM "Artifact" RETURNING 1')
+        restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
+        assert "failed" not in restored, restored.get("msg")
+        assert app_fingerprints(data) == expected
+        assert replication_of_the_server(data) == [("slot " + SLOT, data.name)]
+        read = data.query("SELECT count(*) FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, 'proto_version', "
+                          "'1', 'publication_names', 'cdc')", (SLOT,))
+    assert read[0][0] > 0  # the deletion and the restore's rows, for the pipeline to pass on
+
+
+def subscription_warning() -> str:
+    return ("subscription %s (of postgres) of the dump was not restored: a restore leaves logical replication as the "
+            "database has it; create it by hand where the database should subscribe" % SUBSCRIPTION)
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+@pytest.mark.parametrize("target", ["in_place", "swap", "drill"])
+def test_a_dumps_subscription_is_left_out_of_a_restore_with_a_warning(swappable, tmp_path, fmt, target):
+    """In place, DROP SUBSCRIPTION may not run in the restore's transaction, and the database keeps its own; beside
+    it (a swap, a drill), a restored subscription would pull the publisher's changes into the new database, and
+    keep the server from dropping it."""
+    data = swappable
+    with price_feed(data):
+        call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    expected = app_fingerprints(data)
+    with price_feed(data) if target != "swap" else contextlib.nullcontext():
+        replication = replication_of_the_server(data)
+        if target == "drill":
+            done = call(phoenix_restore_drill.main, data, dest=str(tmp_path))
+            assert done.get("passed") is True, done
+        else:
+            done = call(phoenix_restore.main, data, dest=str(tmp_path), mode=target, safety_backup=False)
+            assert "failed" not in done, done.get("msg")
+            assert app_fingerprints(data) == expected
+        assert subscription_warning() in [w["event"]["msg"] for w in done.get("warnings", [])], done
+        assert replication_of_the_server(data) == replication  # only the database's own, if it has one
+        assert databases_like(data, "_phoenix_restore") == [] and data.query(
+            "SELECT count(*) FROM pg_database WHERE datname = %s", (scratch_name(SCRATCH_PREFIX, data.name),)) == [(0,)]
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("target", ["in_place", "swap", "drill"])
+def test_a_plain_dumps_subscription_is_refused_before_anything_is_written(swappable, tmp_path, target, check):
+    data = swappable
+    with price_feed(data):
+        made = call(phoenix_backup.main, data, dest=str(tmp_path), format="plain")
+    before = table_fingerprints(data)
+    if target == "drill":
+        refused = call(phoenix_restore_drill.main, data, check=check, dest=str(tmp_path))
+        purpose = "a drill of backup %s" % made["backup"]["id"]
+    else:
+        refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), mode=target)
+        purpose = "restoring backup %s %s database %s" % (made["backup"]["id"], "beside" if target == "swap" else
+                                                          "over", data.name)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"], refused
+    assert refused["msg"] == (
+        "%s would create subscription %s (of postgres): a plain dump's script cannot leave subscriptions out, and one "
+        "would pull its publisher's changes into the restored database; restore a custom or directory backup (they "
+        "restore without subscriptions)" % (purpose, SUBSCRIPTION)), refused["msg"]
+    assert table_fingerprints(data) == before and not databases_like(data, "_")
+    assert replication_of_the_server(data) == []
