@@ -37,13 +37,14 @@ stop: venv
 test: venv lint sanity units molecule pytest
 
 # The whole suite on the system's PostgreSQL, then the restore tests whose rules change with PostgreSQL 16 (a
-# member of the owner role may act as it only with the SET option; which role may replace whose objects) again on
-# the pgserver wheel's 16.
+# member of the owner role may act as it only with the SET option; which role may replace whose objects; the options
+# of a dump's subscriptions) again on the pgserver wheel's 16.
 pytest: venv browser
 	$(BIN)/pytest
 	PHOENIX_TEST_SERVER=pgserver $(BIN)/pytest tests/database/test_swap_restore.py tests/database/test_lock_waits.py \
+	  tests/database/test_logical_replication.py \
 	  -k "member or exactly_keeps or merely or empty_leftover or killed_at_any or superuser_objects or prepared \
-	      or in_place_restore_behind"
+	      or in_place_restore_behind or slot or subscription"
 
 # The status page is tested as a browser shows it: Debian's chromium, installed when missing.
 browser:

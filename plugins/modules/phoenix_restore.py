@@ -56,6 +56,11 @@ description:
     either mode, in check mode too, with a message naming each. It keeps its locks until someone commits or rolls
     it back, so an in-place restore would wait on it without end, and the server renames no database that holds
     one. One prepared while a swap restores stops the swap at its first rename.
+  - Logical replication stays as the database has it. A database with a logical replication slot (what a change
+    data capture pipeline reads) or a subscription is refused by O(mode=swap), in check mode too, naming them, as they
+    belong to the old database, and would stay with it under its kept name. V(in_place) keeps them, and a slot's
+    consumer reads the restore's changes. A dump's subscriptions (a superuser's dump holds them) are not restored,
+    with a warning naming them; a plain dump holding one is refused before anything is written.
   - Over the database (V(in_place)), the restore waits O(lock_timeout) seconds at most for each table that another
     session holds (a console left in a transaction after a query, an application still running). It is then
     stopped, its transaction is rolled back, and the message names the table and who holds it. pg_restore and psql

@@ -29,6 +29,8 @@ description:
     dump must be trusted (such as C(pgcrypto)); any other is named before the scratch database is created. So is
     an event trigger or foreign-data wrapper of the dump (only a superuser creates them), and a publication,
     foreign server or user mapping of a role it may not act as.
+  - The dump's subscriptions are not restored into the scratch database (a warning names them), where one would
+    keep the server from dropping it; a plain dump holding one is refused before the scratch database is created.
   - A drill leaves nothing behind, so it never reports a change. It fails when the drill does, with its problems.
 options:
   backup:
