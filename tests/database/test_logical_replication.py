@@ -71,8 +71,13 @@ def replication_of_the_server(database) -> list[tuple[str, str]]:
         "ORDER BY 1")
 
 
+# as replication_of_the_server lists each, and as a refusal names it
+HELD = {"slot": ("slot " + SLOT, "logical replication slot %s (pgoutput, not in use)" % SLOT),
+        "subscription": ("subscription " + SUBSCRIPTION, "subscription " + SUBSCRIPTION)}
+
+
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
-@pytest.mark.parametrize("held", ["slot", "subscription"])
+@pytest.mark.parametrize("held", ["slot", "subscription", "both"])
 def test_a_swap_of_a_database_with_a_slot_or_a_subscription_is_refused_before_anything_is_written(
         swappable, tmp_path, held, check):
     """Both belong to the database by OID: swapped out under its kept name, the pipeline would no longer find its
@@ -80,20 +85,24 @@ def test_a_swap_of_a_database_with_a_slot_or_a_subscription_is_refused_before_an
     changes there."""
     data = swappable
     call(phoenix_backup.main, data, dest=str(tmp_path))
-    with cdc_slot(data) if held == "slot" else price_feed(data):
+    with contextlib.ExitStack() as stack:
+        if held != "subscription":
+            stack.enter_context(cdc_slot(data))
+        if held != "slot":
+            stack.enter_context(price_feed(data))
         before, replication = table_fingerprints(data), replication_of_the_server(data)
         refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), mode="swap")
         assert refused["failed"] is True and "Traceback" not in refused["_raw"], refused
-        named = ("logical replication slot %s (pgoutput, not in use)" % SLOT if held == "slot"
-                 else "subscription %s" % SUBSCRIPTION)
+        kinds = ["slot", "subscription"] if held == "both" else [held]
+        them = "them" if held == "both" else "it"
         assert refused["msg"] == (
-            "mode=swap gives the name of database %s to a new database, but %s belong to the old one: they would "
-            "stay with it under its kept name, where their consumers no longer find them, and the next swap would "
-            "drop them; use mode=in_place (they stay, and a slot's consumer reads the restore's changes), or drop "
-            "them and create them again after the swap" % (data.name, named)), refused["msg"]
+            "mode=swap gives the name of database %s to a new database, but the old one holds %s, which would stay "
+            "with it under its kept name, out of reach of whatever uses %s, until the next swap drops %s along with "
+            "that database; use mode=in_place (the database keeps %s, and a slot's consumer reads the restore's "
+            "changes), or drop %s and create %s again after the swap" % (
+                data.name, ", ".join(HELD[kind][1] for kind in kinds), *[them] * 5)), refused["msg"]
         assert table_fingerprints(data) == before and not databases_like(data, "_")
-        assert replication_of_the_server(data) == replication == [
-            ("slot " + SLOT if held == "slot" else "subscription " + SUBSCRIPTION, data.name)]
+        assert replication_of_the_server(data) == replication == [(HELD[kind][0], data.name) for kind in kinds]
 
 
 def test_an_in_place_restore_keeps_the_slot_and_its_consumer_reads_the_restore(data, tmp_path):

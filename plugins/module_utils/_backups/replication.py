@@ -62,8 +62,9 @@ def require_no_logical_replication(admin, database: str) -> None:
         "SELECT format('subscription %%s', s.subname) FROM pg_subscription s "
         "JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = %s ORDER BY 1"), [database, database]).fetchall()]
     if held:
+        them = "them" if len(held) > 1 else "it"
         raise PhoenixError(
-            "mode=swap gives the name of database %s to a new database, but %s belong to the old one: they would stay "
-            "with it under its kept name, where their consumers no longer find them, and the next swap would drop "
-            "them; use mode=in_place (they stay, and a slot's consumer reads the restore's changes), or drop them "
-            "and create them again after the swap" % (database, ", ".join(held)))
+            "mode=swap gives the name of database %s to a new database, but the old one holds %s, which would stay "
+            "with it under its kept name, out of reach of whatever uses %s, until the next swap drops %s along with "
+            "that database; use mode=in_place (the database keeps %s, and a slot's consumer reads the restore's "
+            "changes), or drop %s and create %s again after the swap" % (database, ", ".join(held), *[them] * 5))
