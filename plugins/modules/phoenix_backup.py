@@ -22,6 +22,8 @@ description:
     holds so that no one may read it for longer (a migration's transaction, or one left prepared) fails the backup
     with a message naming the table and who holds it; nothing is written.
   - The password reaches pg_dump through its environment, never its command line.
+  - A backup holds no subscriptions (C(pg_dump --no-subscriptions)), whose connection strings may hold a publisher's
+    password; no restore creates them (see M(phoenix.platform.phoenix_restore)).
 options:
   state:
     description: Take a backup (V(present)) or remove one (V(absent)).

@@ -8,8 +8,12 @@ from typing import Iterator
 import pytest
 from psycopg import sql
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import dump as dump_module
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 
 from test_swap_restore import call, databases_like, drop_swapped
@@ -19,6 +23,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 SLOT = "orders_cdc"  # what a change data capture pipeline (Debezium, say) reads the shop's changes through
 SUBSCRIPTION = "price feed"  # the shop pulls its supplier's price changes in
+PUBLISHERS_PASSWORD = "Supplier-Feed-7f3k"
 
 
 @pytest.fixture
@@ -42,8 +47,8 @@ def cdc_slot(database) -> Iterator[None]:
 def subscribe(database) -> None:
     """A subscription to a publisher that is not there yet (not connected, so no slot on its side)."""
     with database.connect() as conn:
-        conn.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION 'host=supplier.invalid dbname=prices' PUBLICATION "
-                             "prices WITH (connect = false)").format(sql.Identifier(SUBSCRIPTION)))
+        conn.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION prices WITH (connect = false)").format(
+            sql.Identifier(SUBSCRIPTION), sql.Literal("host=supplier.invalid dbname=prices password=" + PUBLISHERS_PASSWORD)))
 
 
 def unsubscribe(database) -> None:
@@ -121,6 +126,27 @@ def test_an_in_place_restore_keeps_the_slot_and_its_consumer_reads_the_restore(d
     assert read[0][0] > 0  # the deletion and the restore's rows, for the pipeline to pass on
 
 
+@pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])
+def test_a_backup_holds_no_subscription_nor_its_publishers_password(data, tmp_path, fmt):
+    with price_feed(data):
+        made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt, compress="none")
+    assert "failed" not in made, made.get("msg")
+    backup = store.find_backup(tmp_path, "BETA", made["backup"]["id"])
+    with encryption.readable(backup, None) as files, data.connect() as conn:
+        toc = restore_module.dump_toc(server_major(conn), backup, files)
+    assert [line for line in toc if " SUBSCRIPTION " in line] == [] and any(" TABLE " in line for line in toc)
+    stored = [path for path in backup.path.rglob("*") if path.is_file()]
+    assert stored and not [path for path in stored if PUBLISHERS_PASSWORD.encode() in path.read_bytes()]
+
+
+def older_release_backup(data, dest, fmt: str, monkeypatch) -> dict:
+    """A backup as releases before this one took them, holding the database's subscriptions."""
+    monkeypatch.setattr(dump_module, "LEFT_OUT", ())
+    made = call(phoenix_backup.main, data, dest=str(dest), format=fmt)
+    monkeypatch.undo()
+    return made
+
+
 def subscription_warning() -> str:
     return ("subscription %s (of postgres) of the dump was not restored: a restore leaves logical replication as the "
             "database has it; create it by hand where the database should subscribe" % SUBSCRIPTION)
@@ -128,13 +154,13 @@ def subscription_warning() -> str:
 
 @pytest.mark.parametrize("fmt", ["custom", "directory"])
 @pytest.mark.parametrize("target", ["in_place", "swap", "drill"])
-def test_a_dumps_subscription_is_left_out_of_a_restore_with_a_warning(swappable, tmp_path, fmt, target):
+def test_a_dumps_subscription_is_left_out_of_a_restore_with_a_warning(swappable, tmp_path, fmt, target, monkeypatch):
     """In place, DROP SUBSCRIPTION may not run in the restore's transaction, and the database keeps its own; beside
     it (a swap, a drill), a restored subscription would pull the publisher's changes into the new database, and
     keep the server from dropping it."""
     data = swappable
     with price_feed(data):
-        call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+        older_release_backup(data, tmp_path, fmt, monkeypatch)
     expected = app_fingerprints(data)
     with price_feed(data) if target != "swap" else contextlib.nullcontext():
         replication = replication_of_the_server(data)
@@ -153,10 +179,11 @@ def test_a_dumps_subscription_is_left_out_of_a_restore_with_a_warning(swappable,
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 @pytest.mark.parametrize("target", ["in_place", "swap", "drill"])
-def test_a_plain_dumps_subscription_is_refused_before_anything_is_written(swappable, tmp_path, target, check):
+def test_a_plain_dumps_subscription_is_refused_before_anything_is_written(swappable, tmp_path, target, check,
+                                                                          monkeypatch):
     data = swappable
     with price_feed(data):
-        made = call(phoenix_backup.main, data, dest=str(tmp_path), format="plain")
+        made = older_release_backup(data, tmp_path, "plain", monkeypatch)
     before = table_fingerprints(data)
     if target == "drill":
         refused = call(phoenix_restore_drill.main, data, check=check, dest=str(tmp_path))

@@ -44,6 +44,9 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 FORMAT_FLAGS = {"custom": "c", "directory": "d", "plain": "p"}
 MAX_DEFAULT_JOBS = 4
 DUMP_FILES = {"custom": "database.dump", "directory": "database", "plain": "database.sql"}
+# what a backup leaves out: the database's subscriptions, which no restore creates (see replication), and whose
+# connection strings may hold the publisher's password
+LEFT_OUT = ("--no-subscriptions",)
 
 
 @dataclass
@@ -173,7 +176,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         }
         target = work / DUMP_FILES[request.fmt]
         command = [str(pg_dump), "--format", FORMAT_FLAGS[request.fmt], "--snapshot", snapshot, "--no-password",
-                   "--lock-wait-timeout", lock_wait(request.lock_timeout)]
+                   "--lock-wait-timeout", lock_wait(request.lock_timeout), *LEFT_OUT]
         if request.fmt == "directory":
             command += ["--jobs", str(request.jobs), "--file", str(target)]
         if request.compress is not None:

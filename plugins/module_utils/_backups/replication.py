@@ -8,7 +8,8 @@ would stay with the old one, kept under another name, where the slot's consumer 
 goes on applying changes, and the next swap drops the slots with it. So a swap of a database that has any is refused
 before anything is written; an in-place restore keeps them, and the slot's consumer reads the restore's changes.
 
-A dump taken by a superuser holds the database's subscriptions. A restore leaves them out (``pg_restore
+A backup holds no subscriptions (``pg_dump --no-subscriptions``: their connection strings may hold the publisher's
+password), but one taken by an older release as a superuser does. A restore leaves them out (``pg_restore
 --no-subscriptions``) and says so: restored beside or over another environment, one would pull the publisher's
 changes there, and an in-place restore cannot replace one (DROP SUBSCRIPTION may not run in its transaction). A
 plain dump's script cannot leave them out, so its restore is refused up front.
