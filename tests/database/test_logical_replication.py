@@ -11,6 +11,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import dump as dump_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import restore as restore_module
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import swap as swap_module
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.drill import SCRATCH_PREFIX
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import scratch_name
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
@@ -108,6 +109,26 @@ def test_a_swap_of_a_database_with_a_slot_or_a_subscription_is_refused_before_an
                 data.name, ", ".join(HELD[kind][1] for kind in kinds), *[them] * 5)), refused["msg"]
         assert table_fingerprints(data) == before and not databases_like(data, "_")
         assert replication_of_the_server(data) == replication == [(HELD[kind][0], data.name) for kind in kinds]
+
+
+def test_a_slot_created_while_a_swap_restores_stops_it_before_the_rename(swappable, tmp_path, monkeypatch):
+    data = swappable
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    pipeline = contextlib.ExitStack()
+    checked = swap_module.restored_problems
+
+    def the_pipeline_starts(*args, **kwargs):  # after the checks before the restore, before the swap
+        pipeline.enter_context(cdc_slot(data))
+        return checked(*args, **kwargs)
+    monkeypatch.setattr(swap_module, "restored_problems", the_pipeline_starts)
+    with pipeline:
+        refused = call(phoenix_restore.main, data, dest=str(tmp_path), mode="swap")
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"], refused
+        assert refused["msg"].startswith("mode=swap gives the name of database %s to a new database, but the old one "
+                                         "holds %s, which would stay" % (data.name, HELD["slot"][1])), refused["msg"]
+        assert table_fingerprints(data) == before and not databases_like(data, "_")
+        assert replication_of_the_server(data) == [(HELD["slot"][0], data.name)]
 
 
 def test_an_in_place_restore_keeps_the_slot_and_its_consumer_reads_the_restore(data, tmp_path):

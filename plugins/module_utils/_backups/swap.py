@@ -213,6 +213,7 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
     for attempt in range(SWAP_ATTEMPTS):
         try:
             with admin.transaction():
+                require_no_logical_replication(admin, database)  # again: one may come while the restore ran
                 end_sessions(admin, [database, new])
                 admin.execute(rename.format(sql.Identifier(database), sql.Identifier(kept)))
                 admin.execute(rename.format(sql.Identifier(new), sql.Identifier(database)))
