@@ -23,7 +23,7 @@ from worlds_fixtures import app_fingerprints, table_fingerprints
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 SLOT = "orders_cdc"  # what a change data capture pipeline (Debezium, say) reads the shop's changes through
-SUBSCRIPTION = "price feed"  # the shop pulls its supplier's price changes in
+SUBSCRIPTION = "price feed'; DROP TABLE \"Artifact\"; --"  # the shop pulls its supplier's price changes in (a name to trip quoting)
 PUBLISHERS_PASSWORD = "Supplier-Feed-7f3k"
 
 
