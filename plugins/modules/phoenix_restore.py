@@ -59,7 +59,10 @@ description:
   - Logical replication stays as the database has it. A database with a logical replication slot (what a change
     data capture pipeline reads) or a subscription is refused by O(mode=swap), in check mode too, naming them, as they
     belong to the old database, and would stay with it under its kept name. V(in_place) keeps them, and a slot's
-    consumer reads the restore's changes. A dump's subscriptions (a superuser's dump holds them) are not restored,
+    consumer reads the restore's changes. It keeps the database's publications too (the tables the dump adds to
+    them are added), since one dropped and created again by the restore would make the consumer fail for good on
+    the rows restored in between; a plain dump, which would, is refused in place while a logical slot reads the
+    database. A dump's subscriptions (a superuser's dump holds them) are not restored,
     with a warning naming them; a plain dump holding one is refused before anything is written.
   - Over the database (V(in_place)), the restore waits O(lock_timeout) seconds at most for each table that another
     session holds (a console left in a transaction after a query, an application still running). It is then

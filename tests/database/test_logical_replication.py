@@ -131,20 +131,59 @@ def test_a_slot_created_while_a_swap_restores_stops_it_before_the_rename(swappab
         assert replication_of_the_server(data) == [(HELD["slot"][0], data.name)]
 
 
-def test_an_in_place_restore_keeps_the_slot_and_its_consumer_reads_the_restore(data, tmp_path):
-    call(phoenix_backup.main, data, dest=str(tmp_path))
-    expected = app_fingerprints(data)
-    with data.connect() as conn:  # after the backup, so the restore leaves it as it is
+@contextlib.contextmanager
+def published(database) -> Iterator[None]:
+    """What the pipeline reads through its slot: every table, and the artifacts on their own (in the backup too)."""
+    with database.connect() as conn:
         conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
-    with cdc_slot(data):
-        data.query('DELETE FROM "Artifact" RETURNING 1')
-        restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
-        assert "failed" not in restored, restored.get("msg")
-        assert app_fingerprints(data) == expected
-        assert replication_of_the_server(data) == [("slot " + SLOT, data.name)]
-        read = data.query("SELECT count(*) FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, 'proto_version', "
-                          "'1', 'publication_names', 'cdc')", (SLOT,))
+        conn.execute(sql.SQL('CREATE PUBLICATION artifacts FOR TABLE "Artifact"'))
+    yield
+    with database.connect() as conn:
+        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS cdc, artifacts"))
+
+
+def publications_of(database) -> list[tuple]:
+    return database.query("SELECT p.oid, p.pubname, t.tablename FROM pg_publication p "
+                          "LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname AND NOT p.puballtables "
+                          "ORDER BY 2")
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_an_in_place_restore_keeps_the_slot_and_the_publications_its_consumer_reads(data, tmp_path, fmt):
+    """pg_restore --clean would drop each publication and create it again at the end of the restore's transaction:
+    the consumer would decode the rows restored in between, find no publication of that name, and fail on them for
+    good."""
+    with published(data):
+        call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+        expected, publications = app_fingerprints(data), publications_of(data)
+        with cdc_slot(data):
+            data.query('DELETE FROM "Artifact" RETURNING 1')
+            restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
+            assert "failed" not in restored, restored.get("msg")
+            assert app_fingerprints(data) == expected
+            assert publications_of(data) == publications  # the same ones (same OIDs), the artifacts' table in its own
+            assert replication_of_the_server(data) == [(HELD["slot"][0], data.name)]
+            read = data.query("SELECT count(*) FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
+                              "'proto_version', '1', 'publication_names', 'cdc,artifacts')", (SLOT,))
     assert read[0][0] > 0  # the deletion and the restore's rows, for the pipeline to pass on
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_a_plain_dump_that_replaces_publications_a_slot_reads_is_refused_in_place(data, tmp_path, check):
+    with published(data):
+        made = call(phoenix_backup.main, data, dest=str(tmp_path), format="plain")
+        before, publications = table_fingerprints(data), publications_of(data)
+        with cdc_slot(data):
+            refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), safety_backup=False)
+            assert refused["failed"] is True and "Traceback" not in refused["_raw"], refused
+            assert refused["msg"] == (
+                "restoring backup %s over database %s would drop and create publication artifacts, cdc, and logical "
+                "replication slot %s reads this database: its consumer would fail for good on the rows restored in "
+                "between; restore a custom or directory backup (they keep the database's publications)"
+                % (made["backup"]["id"], data.name, SLOT)), refused["msg"]
+            assert table_fingerprints(data) == before and publications_of(data) == publications
+        restored = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), safety_backup=False)
+        assert "failed" not in restored, restored.get("msg")  # no slot reads it: nothing to break
 
 
 @pytest.mark.parametrize("fmt", ["custom", "directory", "plain"])

@@ -8,6 +8,11 @@ would stay with the old one, kept under another name, where the slot's consumer 
 goes on applying changes, and the next swap drops the slots with it. So a swap of a database that has any is refused
 before anything is written; an in-place restore keeps them, and the slot's consumer reads the restore's changes.
 
+An in-place restore keeps the database's publications as they are (the dump's entries that add tables to them are
+restored). pg_restore --clean would drop each and create it again at the end, in the restore's transaction: a slot's
+consumer decodes the rows restored in between, finds no publication of that name there, and fails on them for good.
+A plain dump's script cannot keep them, so its in-place restore over a database with logical slots is refused.
+
 A backup holds no subscriptions (``pg_dump --no-subscriptions``: their connection strings may hold the publisher's
 password), but one taken by an older release as a superuser does. A restore leaves them out (``pg_restore
 --no-subscriptions``) and says so: restored beside or over another environment, one would pull the publisher's
@@ -30,6 +35,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 LEAVE_OUT_SUBSCRIPTIONS = "--no-subscriptions"
 # pg_restore --list: "<id>; <class> <oid> SUBSCRIPTION - <name> <owner>" (a plain dump's reading: class and OID 0)
 SUBSCRIPTION_ENTRY = re.compile(r"^\d+; \d+ \d+ SUBSCRIPTION - (.+) (\S+)$")
+PUBLICATION_ENTRY = re.compile(r"^\d+; \d+ \d+ PUBLICATION - (.+) (\S+)$")  # the publication, not its tables
 
 
 def dump_subscriptions(toc: Iterable[str]) -> list[str]:
@@ -50,6 +56,33 @@ def subscriptions_left_out(toc: list[str], fmt: str, purpose: str) -> list[str]:
                            "or directory backup (they restore without subscriptions)" % (purpose, ", ".join(subscriptions)))
     return ["subscription %s of the dump was not restored: a restore leaves logical replication as the database has "
             "it; create it by hand where the database should subscribe" % ", ".join(subscriptions)]
+
+
+def database_publications(conn) -> frozenset[str]:
+    return frozenset(name for (name,) in conn.execute(sql.SQL("SELECT pubname FROM pg_publication")).fetchall())
+
+
+def is_publication_of(line: str, publications: frozenset[str]) -> bool:
+    """Whether the TOC ``line`` creates one of ``publications`` (not one that adds a table to it)."""
+    entry = PUBLICATION_ENTRY.match(line.rstrip("\n"))
+    return bool(entry) and entry.group(1) in publications
+
+
+def require_publications_kept(conn, toc: Iterable[str], fmt: str, purpose: str) -> None:
+    """Refuse, in place, a plain dump that would drop and create publications of the database while a logical slot
+    reads it (see above)."""
+    if fmt != "plain":
+        return
+    replaced = sorted({entry.group(1) for entry in (PUBLICATION_ENTRY.match(line.rstrip("\n")) for line in toc)
+                       if entry and entry.group(1) in database_publications(conn)})
+    slots = [name for (name,) in conn.execute(sql.SQL(
+        "SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical' "
+        "ORDER BY 1")).fetchall()]
+    if replaced and slots:
+        raise PhoenixError("%s would drop and create publication %s, and logical replication slot %s reads this "
+                           "database: its consumer would fail for good on the rows restored in between; restore a "
+                           "custom or directory backup (they keep the database's publications)"
+                           % (purpose, ", ".join(replaced), ", ".join(slots)))
 
 
 def require_no_logical_replication(admin, database: str) -> None:

@@ -18,7 +18,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ContextManager, Iterable, Iterator
+from typing import Any, BinaryIO, ContextManager, Iterable, Iterator, NamedTuple
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
@@ -48,6 +48,9 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownershi
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import without_definitions
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import (
     LEAVE_OUT_SUBSCRIPTIONS,
+    database_publications,
+    is_publication_of,
+    require_publications_kept,
     subscriptions_left_out,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
@@ -75,6 +78,16 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 # the audit log and the stage fence.
 KEPT = re.compile(r"(?: SCHEMA - phoenix | phoenix (?:audit_log\S*|environment\S*) )")
 KEPT_TABLES = ("phoenix.audit_log", "phoenix.environment")
+
+
+class KeptInPlace(NamedTuple):
+    """What an in-place restore leaves as the database has it, though the dump holds it too."""
+    extensions: frozenset[str] = frozenset()  # see extensions
+    publications: frozenset[str] = frozenset()  # see replication
+
+
+def kept_in_place(conn) -> KeptInPlace:
+    return KeptInPlace(frozenset(installed_extensions(conn)), database_publications(conn))
 
 
 @dataclass
@@ -141,8 +154,9 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         result["warnings"] = left_out
     if request.mode == "swap":
         return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode, purpose)
-    installed = installed_extensions(conn)  # kept as they are (see extensions)
-    require_droppable(conn, restored_in_place(toc, installed), purpose)
+    kept = kept_in_place(conn)
+    require_droppable(conn, restored_in_place(toc, kept), purpose)
+    require_publications_kept(conn, toc, backup.manifest["format"], purpose)
     changes = _report_changes(result, table_counts(conn), backup)
     keep_owners = _owners_kept(conn, backup, toc, result, purpose)
     conn.rollback()
@@ -158,7 +172,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         result["safety_backup"] = safety["backup"]
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
     restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners,
-                 kept_extensions=installed, lock_timeout=request.lock_timeout)
+                 kept=kept, lock_timeout=request.lock_timeout)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
@@ -239,13 +253,13 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
 
 
 def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
-                 jobs: int = 1, keep_owners: bool = False, kept_extensions: frozenset[str] | set[str] = frozenset(),
+                 jobs: int = 1, keep_owners: bool = False, kept: KeptInPlace = KeptInPlace(),
                  lock_timeout: int = 0) -> dict[str, int]:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
-    whole (into an empty database); ``kept_extensions`` are then left out of it (the database keeps them, see
-    ``extensions``). ``keep_owners`` gives an archive's objects back to their owners (see
+    whole (into an empty database); what the database ``kept`` is then left out of it (see ``KeptInPlace``).
+    ``keep_owners`` gives an archive's objects back to their owners (see
     ``ownership``), else the restoring role owns them. The dump is read from ``files``, decrypted as it is read
     when encrypted. Returns the row counts the server reported for tables loaded in pieces (see
     ``_restore_in_parallel``). With ``keep_history``, the restore waits ``lock_timeout`` at most for each lock
@@ -254,7 +268,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     try:
         with watch:
             return _restore_dump(major, dict(libpq_environment(conninfo), PGAPPNAME=watch.application), conninfo,
-                                 backup, files, keep_history, jobs, keep_owners, kept_extensions)
+                                 backup, files, keep_history, jobs, keep_owners, kept)
     except PhoenixError:
         if watch.stopped:
             raise PhoenixError(
@@ -265,13 +279,12 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
 
 
 def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.Backup, files: encryption.DumpFiles,
-                  keep_history: bool, jobs: int, keep_owners: bool, kept_extensions: frozenset[str] | set[str],
-                  ) -> dict[str, int]:
+                  keep_history: bool, jobs: int, keep_owners: bool, kept: KeptInPlace) -> dict[str, int]:
     flags = [LEAVE_OUT_SUBSCRIPTIONS] + ([] if keep_owners else ["--no-owner"])  # see replication
     name = DUMP_FILES[backup.manifest["format"]]
     if backup.manifest["format"] == "plain":
         with files.stream(name) as script:
-            parts = [PLAIN_PROLOGUE, without_definitions(script, lambda line: is_statement_on(line, kept_extensions)),
+            parts = [PLAIN_PROLOGUE, without_definitions(script, lambda line: is_statement_on(line, kept.extensions)),
                      PLAIN_EPILOGUE] if keep_history else [script]
             _run_script(find_tool("psql", major), env, parts)
         return {}
@@ -282,7 +295,7 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
         return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, flags)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
-        selecting = use_list(restored_in_place(_listed(pg_restore, files, name), kept_extensions))
+        selecting = use_list(restored_in_place(_listed(pg_restore, files, name), kept))
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer:
@@ -295,10 +308,11 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
     return {}
 
 
-def restored_in_place(toc: Iterable[str], kept_extensions: frozenset[str] | set[str]) -> Iterator[str]:
+def restored_in_place(toc: Iterable[str], kept: KeptInPlace) -> Iterator[str]:
     """The entries of the dump's ``pg_restore --list`` that an in-place restore restores: not the audit log and
-    the stage fence, nor the extensions the database keeps."""
-    return (line for line in toc if not KEPT.search(line) and not is_entry_of(line, kept_extensions))
+    the stage fence, nor the extensions and publications the database keeps."""
+    return (line for line in toc if not KEPT.search(line) and not is_entry_of(line, kept.extensions)
+            and not is_publication_of(line, kept.publications))
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
