@@ -51,7 +51,8 @@ description:
     user mapping of a role it may not act as, is refused before anything is written (in check mode too), with
     each named. Restore it as a superuser. Over the database (V(in_place)), so are the dump's schemas, tables,
     views, sequences, functions and types that are in the database under a role it may not act as, since
-    C(--clean) drops each first, which only its owner may.
+    C(--clean) drops each first, which only its owner may. A publication the database has is no obstacle there, since an
+    archive's in-place restore keeps it (see below).
   - A database that holds a prepared transaction (two-phase commit that its coordinator never decided) is refused in
     either mode, in check mode too, with a message naming each. It keeps its locks until someone commits or rolls
     it back, so an in-place restore would wait on it without end, and the server renames no database that holds

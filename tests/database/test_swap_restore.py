@@ -621,7 +621,6 @@ def dba_additions(owned_by_shop_owner):
         conn.execute(sql.SQL("CREATE FUNCTION public.ddl_audit() RETURNS event_trigger LANGUAGE plpgsql "
                              "AS 'BEGIN NULL; END'"))
         conn.execute(sql.SQL("CREATE EVENT TRIGGER ddl_audit ON ddl_command_end EXECUTE FUNCTION public.ddl_audit()"))
-        conn.execute(sql.SQL("SET client_min_messages = error"))  # wal_level: the tests' server publishes nothing
         conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
         conn.execute(sql.SQL("CREATE FOREIGN DATA WRAPPER reports_fdw"))
         conn.execute(sql.SQL("CREATE SERVER reports FOREIGN DATA WRAPPER reports_fdw"))
@@ -629,7 +628,6 @@ def dba_additions(owned_by_shop_owner):
         table = conn.execute(sql.SQL("SELECT min(relname) FROM pg_stat_user_tables WHERE schemaname = 'public'")
                              ).fetchone()[0]
     with psycopg.connect(make_conninfo(database.url, user="shop_owner"), autocommit=True) as conn:  # its own
-        conn.execute(sql.SQL("SET client_min_messages = error"))
         conn.execute(sql.SQL("CREATE PUBLICATION shop_feed FOR TABLE {}").format(sql.Identifier("public", table)))
     return database
 
@@ -657,7 +655,8 @@ def refusal_purpose(made, mode: str | None, database) -> str:
 def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(dba_additions, tmp_path, module, mode,
                                                                               check, fmt):
     """pg_restore (psql, for a plain dump) would fail at the first of them, after a safety backup or a whole load;
-    and with the names of all of them, the DBA knows what to restore as a superuser."""
+    and with the names of all of them, the DBA knows what to restore as a superuser. An archive's in-place restore
+    keeps the database's publications (see replication), so the DBA's is no obstacle there."""
     data = dba_additions
     made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     before, objects = table_fingerprints(data), dba_objects_of(data)
@@ -667,10 +666,10 @@ def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(db
     purpose = refusal_purpose(made, mode, data)
     assert refused["msg"] == (
         "%s drops or creates foreign-data wrapper reports_fdw (of postgres), foreign server reports (of postgres), "
-        "user mapping shop_owner SERVER reports (of postgres), publication cdc (of postgres), event trigger "
-        "ddl_audit (of postgres), and role shop_owner may not (only a superuser creates event triggers and "
-        "foreign-data wrappers; only their owner or a superuser replaces publications, foreign servers and user "
-        "mappings); restore as a superuser" % purpose)
+        "user mapping shop_owner SERVER reports (of postgres), %sevent trigger ddl_audit (of postgres), and role "
+        "shop_owner may not (only a superuser creates event triggers and foreign-data wrappers; only their owner or a "
+        "superuser replaces publications, foreign servers and user mappings); restore as a superuser" % (
+            purpose, "" if mode == "in_place" and fmt != "plain" else "publication cdc (of postgres), "))
     assert table_fingerprints(data) == before and dba_objects_of(data) == objects
     listed = run_module(phoenix_backup_info.main, {"dest": str(tmp_path), "stage": "BETA"})
     assert [backup["kind"] for backup in listed["backups"]] == ["manual"]  # no safety backup either
@@ -680,6 +679,27 @@ def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(db
     as_superuser = run_module(module.main, dict(options, db_url=data.url, **({"mode": mode} if mode else {})))
     assert "failed" not in as_superuser, as_superuser.get("msg")
     assert dba_objects_of(data) == objects
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_an_owner_restores_in_place_under_a_dbas_change_data_capture_publication_and_keeps_it(
+        owned_by_shop_owner, tmp_path, fmt):
+    """The application's owner restores its own database; the DBA's publication of all tables (its pipeline's) is
+    the database's, kept as it is, so the owner needs no right over it."""
+    data = owned_by_shop_owner
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
+    call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    expected, objects = app_fingerprints(data), dba_objects_of(data)
+    publication = data.query("SELECT oid FROM pg_publication WHERE pubname = 'cdc'")
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path),
+                "safety_backup": False}
+    planned = run_module(phoenix_restore.main, as_owner, check=True)
+    assert "failed" not in planned, planned.get("msg")
+    restored = run_module(phoenix_restore.main, as_owner)
+    assert "failed" not in restored, restored.get("msg")
+    assert app_fingerprints(data) == expected and dba_objects_of(data) == objects
+    assert data.query("SELECT oid FROM pg_publication WHERE pubname = 'cdc'") == publication
 
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])

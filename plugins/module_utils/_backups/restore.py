@@ -86,8 +86,10 @@ class KeptInPlace(NamedTuple):
     publications: frozenset[str] = frozenset()  # see replication
 
 
-def kept_in_place(conn) -> KeptInPlace:
-    return KeptInPlace(frozenset(installed_extensions(conn)), database_publications(conn))
+def kept_in_place(conn, fmt: str) -> KeptInPlace:
+    """What the database keeps of a dump of format ``fmt`` (a plain dump's script replaces its publications)."""
+    return KeptInPlace(frozenset(installed_extensions(conn)),
+                       database_publications(conn) if fmt != "plain" else frozenset())
 
 
 @dataclass
@@ -148,14 +150,16 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                                                       conn.info.dbname)
     major = server_major(conn)
     toc = dump_toc(major, backup, files)
-    require_replaceable(conn, toc, purpose)
     left_out = subscriptions_left_out(toc, backup.manifest["format"], purpose)
     if left_out:
         result["warnings"] = left_out
     if request.mode == "swap":
+        require_replaceable(conn, toc, purpose)
         return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode, purpose)
-    kept = kept_in_place(conn)
-    require_droppable(conn, restored_in_place(toc, kept), purpose)
+    kept = kept_in_place(conn, backup.manifest["format"])
+    restored = list(restored_in_place(toc, kept))
+    require_replaceable(conn, restored, purpose)
+    require_droppable(conn, restored, purpose)
     require_publications_kept(conn, toc, backup.manifest["format"], purpose)
     changes = _report_changes(result, table_counts(conn), backup)
     keep_owners = _owners_kept(conn, backup, toc, result, purpose)
