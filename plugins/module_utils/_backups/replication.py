@@ -50,12 +50,15 @@ def subscriptions_left_out(toc: list[str], fmt: str, purpose: str) -> list[str]:
     subscriptions = dump_subscriptions(toc)
     if not subscriptions:
         return []
+    several = len(subscriptions) > 1
+    named = ("subscriptions " if several else "subscription ") + ", ".join(subscriptions)
     if fmt == "plain":
-        raise PhoenixError("%s would create subscription %s: a plain dump's script cannot leave subscriptions out, "
-                           "and one would pull its publisher's changes into the restored database; restore a custom "
-                           "or directory backup (they restore without subscriptions)" % (purpose, ", ".join(subscriptions)))
-    return ["subscription %s of the dump was not restored: a restore leaves logical replication as the database has "
-            "it; create it by hand where the database should subscribe" % ", ".join(subscriptions)]
+        raise PhoenixError("%s would create %s: a plain dump's script cannot leave subscriptions out, and one would "
+                           "pull its publisher's changes into the restored database; restore a custom or directory "
+                           "backup (they restore without subscriptions)" % (purpose, named))
+    verb, pronoun = ("were", "them") if several else ("was", "it")
+    return ["%s of the dump %s not restored: a restore leaves logical replication as the database has it; create %s "
+            "by hand where the database should subscribe" % (named, verb, pronoun)]
 
 
 def database_publications(conn) -> frozenset[str]:
