@@ -162,7 +162,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     require_droppable(conn, restored, purpose)
     require_publications_kept(conn, toc, backup.manifest["format"], purpose)
     changes = _report_changes(result, table_counts(conn), backup)
-    keep_owners = _owners_kept(conn, backup, toc, result, purpose)
+    keep_owners = _owners_kept(conn, backup, restored, result, purpose)
     conn.rollback()
     if check_mode:
         return result
