@@ -103,10 +103,9 @@ def test_a_swap_of_a_database_with_a_slot_or_a_subscription_is_refused_before_an
         them = "them" if held == "both" else "it"
         assert refused["msg"] == (
             "mode=swap gives the name of database %s to a new database, but the old one holds %s, which would stay "
-            "with it under its kept name, out of reach of whatever uses %s, until the next swap drops %s along with "
-            "that database; use mode=in_place (the database keeps %s, and a slot's consumer reads the restore's "
-            "changes), or drop %s and create %s again after the swap" % (
-                data.name, ", ".join(HELD[kind][1] for kind in kinds), *[them] * 5)), refused["msg"]
+            "with it under its kept name, out of reach of whatever uses %s; use mode=in_place (the database keeps %s, "
+            "and a slot's consumer reads the restore's changes), or drop %s and create %s again after the swap" % (
+                data.name, ", ".join(HELD[kind][1] for kind in kinds), *[them] * 4)), refused["msg"]
         assert table_fingerprints(data) == before and not databases_like(data, "_")
         assert replication_of_the_server(data) == replication == [(HELD[kind][0], data.name) for kind in kinds]
 
@@ -177,7 +176,7 @@ def test_a_plain_dump_that_replaces_publications_a_slot_reads_is_refused_in_plac
             refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), safety_backup=False)
             assert refused["failed"] is True and "Traceback" not in refused["_raw"], refused
             assert refused["msg"] == (
-                "restoring backup %s over database %s would drop and create publication artifacts, cdc, and logical "
+                "restoring backup %s over database %s would drop and create publications artifacts, cdc, and logical "
                 "replication slot %s reads this database: its consumer would fail for good on the rows restored in "
                 "between; restore a custom or directory backup (they keep the database's publications)"
                 % (made["backup"]["id"], data.name, SLOT)), refused["msg"]

@@ -1,11 +1,11 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Logical replication around a restore: a database's slots and subscriptions, and a dump's subscriptions.
+"""Logical replication around a restore: a database's slots, subscriptions and publications, and a dump's.
 
 A logical replication slot (what a change data capture pipeline reads) and a subscription (what pulls a
 publisher's changes in) belong to a database by its OID, not its name. A swap gives the name to a new database: they
-would stay with the old one, kept under another name, where the slot's consumer no longer finds it, the subscription
-goes on applying changes, and the next swap drops the slots with it. So a swap of a database that has any is refused
+would stay with the old one, kept under another name, where the slot's consumer no longer finds it (and the next swap
+drops it with that database) and the subscription goes on applying changes. So a swap of a database that has any is refused
 before anything is written; an in-place restore keeps them, and the slot's consumer reads the restore's changes.
 
 An in-place restore keeps the database's publications as they are (the dump's entries that add tables to them are
@@ -76,16 +76,21 @@ def require_publications_kept(conn, toc: Iterable[str], fmt: str, purpose: str) 
     reads it (see above)."""
     if fmt != "plain":
         return
-    replaced = sorted({entry.group(1) for entry in (PUBLICATION_ENTRY.match(line.rstrip("\n")) for line in toc)
-                       if entry and entry.group(1) in database_publications(conn)})
     slots = [name for (name,) in conn.execute(sql.SQL(
         "SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical' "
         "ORDER BY 1")).fetchall()]
-    if replaced and slots:
-        raise PhoenixError("%s would drop and create publication %s, and logical replication slot %s reads this "
-                           "database: its consumer would fail for good on the rows restored in between; restore a "
-                           "custom or directory backup (they keep the database's publications)"
-                           % (purpose, ", ".join(replaced), ", ".join(slots)))
+    if not slots:
+        return
+    existing = database_publications(conn)
+    replaced = sorted({entry.group(1) for entry in (PUBLICATION_ENTRY.match(line.rstrip("\n")) for line in toc)
+                       if entry and entry.group(1) in existing})
+    if replaced:
+        raise PhoenixError("%s would drop and create %s %s, and logical replication %s %s %s this database: %s "
+                           "consumer would fail for good on the rows restored in between; restore a custom or "
+                           "directory backup (they keep the database's publications)" % (
+                               purpose, "publications" if len(replaced) > 1 else "publication", ", ".join(replaced),
+                               "slots" if len(slots) > 1 else "slot", ", ".join(slots),
+                               "read" if len(slots) > 1 else "reads", "their" if len(slots) > 1 else "its"))
 
 
 def require_no_logical_replication(admin, database: str) -> None:
@@ -102,6 +107,6 @@ def require_no_logical_replication(admin, database: str) -> None:
         them = "them" if len(held) > 1 else "it"
         raise PhoenixError(
             "mode=swap gives the name of database %s to a new database, but the old one holds %s, which would stay "
-            "with it under its kept name, out of reach of whatever uses %s, until the next swap drops %s along with "
-            "that database; use mode=in_place (the database keeps %s, and a slot's consumer reads the restore's "
-            "changes), or drop %s and create %s again after the swap" % (database, ", ".join(held), *[them] * 5))
+            "with it under its kept name, out of reach of whatever uses %s; use mode=in_place (the database keeps %s, "
+            "and a slot's consumer reads the restore's changes), or drop %s and create %s again after the swap"
+            % (database, ", ".join(held), *[them] * 4))
