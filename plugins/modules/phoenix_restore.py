@@ -51,8 +51,8 @@ description:
     user mapping of a role it may not act as, is refused before anything is written (in check mode too), with
     each named. Restore it as a superuser. Over the database (V(in_place)), so are the dump's schemas, tables,
     views, sequences, functions and types that are in the database under a role it may not act as, since
-    C(--clean) drops each first, which only its owner may. A publication the database has is no obstacle there, since an
-    archive's in-place restore keeps it (see below).
+    C(--clean) drops each first, which only its owner may. A publication that a logical slot reads is no obstacle
+    there, since an archive's in-place restore keeps it (see below).
   - A database that holds a prepared transaction (two-phase commit that its coordinator never decided) is refused in
     either mode, in check mode too, with a message naming each. It keeps its locks until someone commits or rolls
     it back, so an in-place restore would wait on it without end, and the server renames no database that holds
@@ -60,10 +60,10 @@ description:
   - Logical replication stays as the database has it. A database with a logical replication slot (what a change
     data capture pipeline reads) or a subscription is refused by O(mode=swap), in check mode too, naming them, as they
     belong to the old database, and would stay with it under its kept name. V(in_place) keeps them, and a slot's
-    consumer reads the restore's changes. It keeps the database's publications too (the tables the dump adds to
-    them are added), since one dropped and created again by the restore would make the consumer fail for good on
-    the rows restored in between; a plain dump, which would, is refused in place while a logical slot reads the
-    database. A dump's subscriptions (a superuser's dump holds them) are not restored,
+    consumer reads the restore's changes. While a logical slot reads the database, it keeps the database's
+    publications too (the tables the dump adds to them are added, but to one of all tables), since one dropped and
+    created again by the restore would make the consumer fail for good on the rows restored in between; a plain
+    dump, which would, is refused in place then. A dump's subscriptions (a superuser's dump holds them) are not restored,
     with a warning naming them; a plain dump holding one is refused before anything is written.
   - Over the database (V(in_place)), the restore waits O(lock_timeout) seconds at most for each table that another
     session holds (a console left in a transaction after a query, an application still running). It is then

@@ -167,6 +167,33 @@ def test_an_in_place_restore_keeps_the_slot_and_the_publications_its_consumer_re
     assert read[0][0] > 0  # the deletion and the restore's rows, for the pipeline to pass on
 
 
+@pytest.mark.parametrize("slot", [True, False], ids=["slot", "no slot"])
+def test_a_publication_of_all_tables_kept_in_place_takes_no_tables_from_the_dump(data, tmp_path, slot):
+    """The backup's publication listed its tables; the database's now publishes all of them. While the slot reads
+    it, it is kept, and the dump's tables are not added to it (the server refuses that). With no slot, the dump's
+    replaces it."""
+    with data.connect() as conn:
+        conn.execute(sql.SQL('CREATE PUBLICATION cdc FOR TABLE "Artifact"'))
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    with data.connect() as conn:
+        conn.execute(sql.SQL("DROP PUBLICATION cdc"))
+        conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
+    expected = app_fingerprints(data)
+    with cdc_slot(data) if slot else contextlib.nullcontext():
+        restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
+        assert "failed" not in restored, restored.get("msg")
+        assert app_fingerprints(data) == expected
+        published = data.query("SELECT p.puballtables, array_agg(t.tablename::text ORDER BY t.tablename) "
+                               "FROM pg_publication p LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname "
+                               "WHERE p.pubname = 'cdc' GROUP BY 1")
+        if slot:
+            assert published[0][0] is True
+            assert data.query("SELECT count(*) FROM pg_logical_slot_get_binary_changes(%s, NULL, NULL, "
+                              "'proto_version', '1', 'publication_names', 'cdc')", (SLOT,))[0][0] > 0
+        else:
+            assert published == [(False, ["Artifact"])]
+
+
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 def test_a_plain_dump_that_replaces_publications_a_slot_reads_is_refused_in_place(data, tmp_path, check):
     with published(data):

@@ -655,8 +655,7 @@ def refusal_purpose(made, mode: str | None, database) -> str:
 def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(dba_additions, tmp_path, module, mode,
                                                                               check, fmt):
     """pg_restore (psql, for a plain dump) would fail at the first of them, after a safety backup or a whole load;
-    and with the names of all of them, the DBA knows what to restore as a superuser. An archive's in-place restore
-    keeps the database's publications (see replication), so the DBA's is no obstacle there."""
+    and with the names of all of them, the DBA knows what to restore as a superuser."""
     data = dba_additions
     made = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     before, objects = table_fingerprints(data), dba_objects_of(data)
@@ -666,10 +665,10 @@ def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(db
     purpose = refusal_purpose(made, mode, data)
     assert refused["msg"] == (
         "%s drops or creates foreign-data wrapper reports_fdw (of postgres), foreign server reports (of postgres), "
-        "user mapping shop_owner SERVER reports (of postgres), %sevent trigger ddl_audit (of postgres), and role "
-        "shop_owner may not (only a superuser creates event triggers and foreign-data wrappers; only their owner or a "
-        "superuser replaces publications, foreign servers and user mappings); restore as a superuser" % (
-            purpose, "" if mode == "in_place" and fmt != "plain" else "publication cdc (of postgres), "))
+        "user mapping shop_owner SERVER reports (of postgres), publication cdc (of postgres), event trigger "
+        "ddl_audit (of postgres), and role shop_owner may not (only a superuser creates event triggers and "
+        "foreign-data wrappers; only their owner or a superuser replaces publications, foreign servers and user "
+        "mappings); restore as a superuser" % purpose)
     assert table_fingerprints(data) == before and dba_objects_of(data) == objects
     listed = run_module(phoenix_backup_info.main, {"dest": str(tmp_path), "stage": "BETA"})
     assert [backup["kind"] for backup in listed["backups"]] == ["manual"]  # no safety backup either
@@ -684,11 +683,12 @@ def test_a_dbas_superuser_objects_are_named_before_an_owner_restores_anything(db
 @pytest.mark.parametrize("fmt", ["custom", "directory"])
 def test_an_owner_restores_in_place_under_a_dbas_change_data_capture_publication_and_keeps_it(
         owned_by_shop_owner, tmp_path, fmt):
-    """The application's owner restores its own database; the DBA's publication of all tables (its pipeline's) is
-    the database's, kept as it is, so the owner needs no right over it."""
+    """The application's owner restores its own database; the DBA's publication of all tables, which its pipeline
+    reads through a slot, is the database's, kept as it is, so the owner needs no right over it."""
     data = owned_by_shop_owner
     with data.connect() as conn:
         conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
+        conn.execute(sql.SQL("SELECT pg_create_logical_replication_slot('dba_cdc', 'pgoutput')"))
     call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     expected, objects = app_fingerprints(data), dba_objects_of(data)
     publication = data.query("SELECT oid FROM pg_publication WHERE pubname = 'cdc'")
@@ -700,6 +700,7 @@ def test_an_owner_restores_in_place_under_a_dbas_change_data_capture_publication
     assert "failed" not in restored and "warnings" not in restored, restored  # every object it restores is its own
     assert app_fingerprints(data) == expected and dba_objects_of(data) == objects
     assert data.query("SELECT oid FROM pg_publication WHERE pubname = 'cdc'") == publication
+    data.query("SELECT pg_drop_replication_slot('dba_cdc')")
 
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])

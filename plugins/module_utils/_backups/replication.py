@@ -8,10 +8,12 @@ would stay with the old one, kept under another name, where the slot's consumer 
 drops it with that database) and the subscription goes on applying changes. So a swap of a database that has any is refused
 before anything is written; an in-place restore keeps them, and the slot's consumer reads the restore's changes.
 
-An in-place restore keeps the database's publications as they are (the dump's entries that add tables to them are
-restored). pg_restore --clean would drop each and create it again at the end, in the restore's transaction: a slot's
-consumer decodes the rows restored in between, finds no publication of that name there, and fails on them for good.
-A plain dump's script cannot keep them, so its in-place restore over a database with logical slots is refused.
+While a logical slot reads the database, an in-place restore keeps its publications as they are (the dump's
+entries that add tables to them are restored, but to one of all tables, which holds them already). pg_restore
+--clean would drop each and create it again at the end, in the restore's transaction: the slot's consumer decodes
+the rows restored in between, finds no publication of that name there, and fails on them for good. A plain dump's
+script cannot keep them, so its in-place restore over such a database is refused. Without a slot, nothing reads
+them, and the dump's replace them.
 
 A backup holds no subscriptions (``pg_dump --no-subscriptions``: their connection strings may hold the publisher's
 password), but one taken by an older release as a superuser does. A restore leaves them out (``pg_restore
@@ -36,6 +38,9 @@ LEAVE_OUT_SUBSCRIPTIONS = "--no-subscriptions"
 # pg_restore --list: "<id>; <class> <oid> SUBSCRIPTION - <name> <owner>" (a plain dump's reading: class and OID 0)
 SUBSCRIPTION_ENTRY = re.compile(r"^\d+; \d+ \d+ SUBSCRIPTION - (.+) (\S+)$")
 PUBLICATION_ENTRY = re.compile(r"^\d+; \d+ \d+ PUBLICATION - (.+) (\S+)$")  # the publication, not its tables
+# a table or schema added to a publication: "... PUBLICATION TABLE <schema> <publication> <table> <owner>", "...
+# PUBLICATION TABLES IN SCHEMA <schema> <publication> <schema> <owner>"
+PUBLICATION_MEMBER = re.compile(r"^\d+; \d+ \d+ PUBLICATION (?:TABLE|TABLES IN SCHEMA) \S+ (.+) \S+$")
 
 
 def dump_subscriptions(toc: Iterable[str]) -> list[str]:
@@ -61,14 +66,34 @@ def subscriptions_left_out(toc: list[str], fmt: str, purpose: str) -> list[str]:
             "by hand where the database should subscribe" % (named, verb, pronoun)]
 
 
-def database_publications(conn) -> frozenset[str]:
-    return frozenset(name for (name,) in conn.execute(sql.SQL("SELECT pubname FROM pg_publication")).fetchall())
+def logical_slots(conn) -> list[str]:
+    """The logical replication slots of the database of ``conn``."""
+    return [name for (name,) in conn.execute(sql.SQL(
+        "SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical' "
+        "ORDER BY 1")).fetchall()]
 
 
-def is_publication_of(line: str, publications: frozenset[str]) -> bool:
-    """Whether the TOC ``line`` creates one of ``publications`` (not one that adds a table to it)."""
+def kept_publications(conn) -> tuple[frozenset[str], frozenset[str]]:
+    """The publications an in-place restore keeps (all of them while a logical slot reads the database, else none),
+    and those of them that publish all tables."""
+    if not logical_slots(conn):
+        return frozenset(), frozenset()
+    found = conn.execute(sql.SQL("SELECT pubname, puballtables FROM pg_publication")).fetchall()
+    return frozenset(name for name, every in found), frozenset(name for name, every in found if every)
+
+
+def is_publication_of(line: str, publications: frozenset[str], of_all_tables: frozenset[str]) -> bool:
+    """Whether the TOC ``line`` creates one of ``publications``, or adds a table or schema to one of
+    ``of_all_tables``."""
     entry = PUBLICATION_ENTRY.match(line.rstrip("\n"))
-    return bool(entry) and entry.group(1) in publications
+    if entry:
+        return entry.group(1) in publications
+    member = PUBLICATION_MEMBER.match(line.rstrip("\n"))
+    if not member:
+        return False
+    # "<publication> <table>": the longest publication name it starts with (names may hold spaces)
+    named = max((name for name in publications if member.group(1).startswith(name + " ")), key=len, default=None)
+    return named in of_all_tables
 
 
 def require_publications_kept(conn, toc: Iterable[str], fmt: str, purpose: str) -> None:
@@ -76,12 +101,10 @@ def require_publications_kept(conn, toc: Iterable[str], fmt: str, purpose: str) 
     reads it (see above)."""
     if fmt != "plain":
         return
-    slots = [name for (name,) in conn.execute(sql.SQL(
-        "SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical' "
-        "ORDER BY 1")).fetchall()]
+    slots = logical_slots(conn)
     if not slots:
         return
-    existing = database_publications(conn)
+    existing = frozenset(name for (name,) in conn.execute(sql.SQL("SELECT pubname FROM pg_publication")).fetchall())
     replaced = sorted({entry.group(1) for entry in (PUBLICATION_ENTRY.match(line.rstrip("\n")) for line in toc)
                        if entry and entry.group(1) in existing})
     if replaced:

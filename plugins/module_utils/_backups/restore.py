@@ -48,8 +48,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownershi
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import without_definitions
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import (
     LEAVE_OUT_SUBSCRIPTIONS,
-    database_publications,
     is_publication_of,
+    kept_publications,
     require_publications_kept,
     subscriptions_left_out,
 )
@@ -84,12 +84,13 @@ class KeptInPlace(NamedTuple):
     """What an in-place restore leaves as the database has it, though the dump holds it too."""
     extensions: frozenset[str] = frozenset()  # see extensions
     publications: frozenset[str] = frozenset()  # see replication
+    publications_of_all_tables: frozenset[str] = frozenset()
 
 
 def kept_in_place(conn, fmt: str) -> KeptInPlace:
     """What the database keeps of a dump of format ``fmt`` (a plain dump's script replaces its publications)."""
-    return KeptInPlace(frozenset(installed_extensions(conn)),
-                       database_publications(conn) if fmt != "plain" else frozenset())
+    publications = kept_publications(conn) if fmt != "plain" else (frozenset(), frozenset())
+    return KeptInPlace(frozenset(installed_extensions(conn)), *publications)
 
 
 @dataclass
@@ -316,7 +317,7 @@ def restored_in_place(toc: Iterable[str], kept: KeptInPlace) -> Iterator[str]:
     """The entries of the dump's ``pg_restore --list`` that an in-place restore restores: not the audit log and
     the stage fence, nor the extensions and publications the database keeps."""
     return (line for line in toc if not KEPT.search(line) and not is_entry_of(line, kept.extensions)
-            and not is_publication_of(line, kept.publications))
+            and not is_publication_of(line, kept.publications, kept.publications_of_all_tables))
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,

@@ -33,10 +33,18 @@ def test_the_subscriptions_of_a_dump_are_named_with_their_owners():
     assert dump_subscriptions(TOC) == ["supplier_prices (of postgres)", "price feed'; DROP TABLE x; -- (of shop_owner)"]
 
 
-def test_only_the_publications_themselves_are_kept_not_the_tables_added_to_them():
-    kept = frozenset({"cdc two"})
-    assert [line for line in TOC if is_publication_of(line, kept)] == ["3357; 6104 18728 PUBLICATION - cdc two shop_owner\n"]
-    assert not [line for line in TOC if is_publication_of(line, frozenset({"cdc two t", "public"}))]
+def test_only_the_publications_themselves_are_kept_and_the_tables_added_to_one_of_all_tables():
+    kept = frozenset({"cdc", "cdc two"})
+    assert [line for line in TOC if is_publication_of(line, kept, frozenset())] == [
+        "3550; 6104 17482 PUBLICATION - cdc postgres\n", "3357; 6104 18728 PUBLICATION - cdc two shop_owner\n"]
+    # "cdc" publishes all tables: "cdc two", which starts like it, keeps its tables
+    assert [line for line in TOC if is_publication_of(line, kept, frozenset({"cdc"}))] == [
+        "3550; 6104 17482 PUBLICATION - cdc postgres\n", "3357; 6104 18728 PUBLICATION - cdc two shop_owner\n"]
+    assert [line for line in TOC if is_publication_of(line, kept, frozenset({"cdc two"}))] == [
+        "3550; 6104 17482 PUBLICATION - cdc postgres\n", "3357; 6104 18728 PUBLICATION - cdc two shop_owner\n",
+        "3358; 6106 18729 PUBLICATION TABLE public cdc two t shop_owner\n",
+        "3359; 6237 18730 PUBLICATION TABLES IN SCHEMA s2 cdc two s2 shop_owner\n"]
+    assert not [line for line in TOC if is_publication_of(line, frozenset({"cdc two t", "public"}), frozenset())]
 
 
 def test_an_archives_subscriptions_are_left_out_with_one_warning_and_a_plain_dumps_are_refused():
