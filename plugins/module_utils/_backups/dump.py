@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
@@ -46,7 +47,7 @@ MAX_DEFAULT_JOBS = 4
 DUMP_FILES = {"custom": "database.dump", "directory": "database", "plain": "database.sql"}
 # what a backup leaves out: the database's subscriptions, which no restore creates (see replication), and whose
 # connection strings may hold the publisher's password
-LEFT_OUT = ("--no-subscriptions",)
+LEFT_OUT = (LEAVE_OUT_SUBSCRIPTIONS,)
 
 
 @dataclass

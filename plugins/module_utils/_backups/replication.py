@@ -108,12 +108,12 @@ def require_publications_kept(conn, toc: Iterable[str], fmt: str, purpose: str) 
     replaced = sorted({entry.group(1) for entry in (PUBLICATION_ENTRY.match(line.rstrip("\n")) for line in toc)
                        if entry and entry.group(1) in existing})
     if replaced:
+        slot, read, its = ("slots", "read", "their") if len(slots) > 1 else ("slot", "reads", "its")
         raise PhoenixError("%s would drop and create %s %s, and logical replication %s %s %s this database: %s "
                            "consumer would fail for good on the rows restored in between; restore a custom or "
                            "directory backup (they keep the database's publications)" % (
                                purpose, "publications" if len(replaced) > 1 else "publication", ", ".join(replaced),
-                               "slots" if len(slots) > 1 else "slot", ", ".join(slots),
-                               "read" if len(slots) > 1 else "reads", "their" if len(slots) > 1 else "its"))
+                               slot, ", ".join(slots), read, its))
 
 
 def require_no_logical_replication(admin, database: str) -> None:
