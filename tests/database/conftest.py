@@ -187,8 +187,10 @@ def kill_when_blocked(database: Database, lock: sql.Composable, script: str, *ar
 def phoenix_home() -> Iterator[dict[str, str]]:
     """A PHOENIX_HOME and port of its own for the playbooks of one test module (their embedded cluster)."""
     base = make_base_dir("phoenix-e2e-")
+    (base / "tmp").mkdir()  # a module killed by a crash test leaves its unpacked payload here, not in /tmp
     env = isolated_environ(PHOENIX_HOME=str(base / "home"), PHOENIX_PG_PORT=str(free_port()),
-                           ANSIBLE_CONFIG=os.path.join(repo_root(), "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+                           ANSIBLE_CONFIG=os.path.join(repo_root(), "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                           TMPDIR=str(base / "tmp"))
     yield env
     cluster = LocalCluster(base / "home" / "postgres", int(env["PHOENIX_PG_PORT"]))
     if cluster.status() == "running":
