@@ -72,20 +72,18 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
         scratch = scratch_name(SCRATCH_PREFIX, admin.info.dbname)
         leftover = leftover_droppable(admin, conninfo, scratch)
         result: dict[str, Any] = {"changed": False, "backup": backup.summary(store.utcnow()), "scratch_database": scratch,
-                                  "leftover_removed": leftover and not check_mode}
+                                  "leftover_removed": leftover and not check_mode, "warnings": []}
         # the scratch database goes where CREATE DATABASE ... TEMPLATE template0 puts it: template0's tablespace
         unchecked = None if problems else require_room(admin, backup, admin.info.dbname, "template0",
                                                        "drill on a server with room for a scratch copy")
         if unchecked:
-            result["warnings"] = ["free space for the drill's scratch database was not checked: %s" % unchecked]
+            result["warnings"].append("free space for the drill's scratch database was not checked: %s" % unchecked)
         major = server_major(admin)
         if not problems:
             toc, purpose = dump_toc(major, backup, files), "a drill of backup %s" % backup.id
             require_creatable(admin, dump_extensions(toc), "a drill", "run the drill as a superuser")
             require_replaceable(admin, toc, purpose)
-            left_out = subscriptions_left_out(toc, backup.manifest["format"], purpose)
-            if left_out:
-                result["warnings"] = result.get("warnings", []) + left_out
+            result["warnings"].extend(subscriptions_left_out(toc, backup.manifest["format"], purpose))
             if backup.manifest["format"] == "plain":  # its script gives the objects to their owners
                 require_plain_owners(admin, dump_owners(toc), purpose)
         if check_mode:  # nothing is created; a leftover stays for the next real drill

@@ -142,7 +142,7 @@ def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> d
 def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: store.Backup,
                       files: encryption.DumpFiles, check_mode: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"changed": True, "restored": backup.summary(store.utcnow()), "safety_backup": None,
-                              "mode": request.mode}
+                              "mode": request.mode, "warnings": []}
     held = prepared_transactions(conn, [conn.info.dbname])
     if held:
         raise PhoenixError("database %s holds %s, which keeps its locks until it ends: a restore would wait on it "
@@ -151,9 +151,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                                                       conn.info.dbname)
     major = server_major(conn)
     toc = dump_toc(major, backup, files)
-    left_out = subscriptions_left_out(toc, backup.manifest["format"], purpose)
-    if left_out:
-        result["warnings"] = left_out
+    result["warnings"].extend(subscriptions_left_out(toc, backup.manifest["format"], purpose))
     if request.mode == "swap":
         require_replaceable(conn, toc, purpose)
         return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode, purpose)
@@ -194,7 +192,7 @@ def _owners_kept(conn, backup: store.Backup, toc: list[str], result: dict[str, A
         return False
     kept, warning = owners_kept(conn, dump_owners(toc))
     if warning:
-        result["warnings"] = result.get("warnings", []) + [warning]
+        result["warnings"].append(warning)
     return kept
 
 
@@ -218,14 +216,14 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
         require_creatable(admin, dump_extensions(toc), "mode=swap",
                           "restore as a superuser, or use mode=in_place")
         if unchecked:
-            result["warnings"] = result.get("warnings", []) + [
-                "free space for the swap's second copy of the database was not checked: %s" % unchecked]
+            result["warnings"].append("free space for the swap's second copy of the database was not checked: %s"
+                                      % unchecked)
         keep_owners = _owners_kept(admin, backup, toc, result, purpose)
         if not check_mode:
             return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
     result["dropped_kept"] = plan["dropped_kept"]
-    result["warnings"] = result.get("warnings", []) + plan["warnings"]
+    result["warnings"].extend(plan["warnings"])
     with open_session(conninfo, lock_timeout=request.lock_timeout) as now:
         _report_changes(result, table_counts(now), backup)
     return result
@@ -251,8 +249,7 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
             admin, conninfo, request.stage, request.lock_timeout, backup, lambda target: restore_dump(
                 major, target, backup, files, False, jobs=request.jobs, keep_owners=keep_owners),
             finish)
-    if "warnings" in swapped:
-        result["warnings"] = result.get("warnings", []) + swapped.pop("warnings")
+    result["warnings"].extend(swapped.pop("warnings", []))
     result.update(swapped)
     return result
 
