@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ import psycopg
 import pyrage
 from psycopg import sql
 
-from common import BY_HAND, run_child, settler, side_by_side, throwaway_cluster
+from common import BY_HAND, in_turns, run_by_run, run_child, settler, throwaway_cluster
 from report import write_section
 from worlds import create_database, migrated_base
 
@@ -78,6 +79,11 @@ def restore_by_hand(cluster, dsn: str, major: int, dump: Path, *options: str) ->
     return restore
 
 
+def ratio(timings: dict[str, list[float]], name: str, against: str) -> str:
+    """The median of the run-by-run ratios, in bold, and their range."""
+    return "**%.2f×** (%.2f–%.2f)" % run_by_run(timings, name, against)
+
+
 def read_manifest(root: Path) -> dict:
     return json.loads(next(root.glob("LOCAL/backup-*/manifest.json")).read_text())
 
@@ -123,10 +129,10 @@ def main() -> None:
 
             settle = settler(dsn, major)
 
-            backups = side_by_side({"raw": raw_backup, "phoenix": phoenix_backup, "parallel": parallel_backup,
-                                    "encrypted": encrypted_backup, "zstd": zstd_backup}, args.runs, settle)
+            backups = in_turns({"raw": raw_backup, "phoenix": phoenix_backup, "parallel": parallel_backup,
+                                "encrypted": encrypted_backup, "zstd": zstd_backup}, args.runs, settle)
             backup_p, backup_r, parallel_p, encrypted_p, zstd_p = (
-                backups[name] for name in ("phoenix", "raw", "parallel", "encrypted", "zstd"))
+                statistics.median(backups[name]) for name in ("phoenix", "raw", "parallel", "encrypted", "zstd"))
             dump_mb = (work / "raw0.dump").stat().st_size / 1e6
             parallel_mb, zstd_mb = (sum(f.stat().st_size for f in (work / name).rglob("*") if f.is_file()) / 1e6
                                     for name in ("parallel0", "zstd0"))
@@ -148,45 +154,49 @@ def main() -> None:
             def zstd_swap_restore(run: int) -> None:
                 peak_mb["zstd_swap"] = run_child(RESTORE, dsn, str(work / "zstd0"), "swap")[1]
 
-            restores = side_by_side({"raw": raw_restore, "phoenix": phoenix_restore, "encrypted": encrypted_restore,
-                                     "swap": swap_restore, "zstd_swap": zstd_swap_restore,
-                                     "raw_parallel": parallel_raw_restore}, args.runs, settle)
+            restores = in_turns({"raw": raw_restore, "phoenix": phoenix_restore, "encrypted": encrypted_restore,
+                                 "swap": swap_restore, "zstd_swap": zstd_swap_restore,
+                                 "raw_parallel": parallel_raw_restore}, args.runs, settle)
             restore_p, restore_r, encrypted_restore_p, swap_p, zstd_swap_p, parallel_r = (
-                restores[name] for name in ("phoenix", "raw", "encrypted", "swap", "zstd_swap", "raw_parallel"))
+                statistics.median(restores[name])
+                for name in ("phoenix", "raw", "encrypted", "swap", "zstd_swap", "raw_parallel"))
             zstd_dump = read_manifest(work / "zstd0")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join([
         "Database of %.0f MB in %d table(s) (dump %.0f MB, custom format, default compression) on a PostgreSQL %d "
         "server; median of %d run(s), the operations taking turns, each started after the plain tool's restored "
-        "databases were dropped, a VACUUM ANALYZE of every database, a CHECKPOINT and a sync; %d cores."
+        "databases were dropped, a VACUUM ANALYZE of every database, a CHECKPOINT and a sync; %d cores. A ratio is "
+        "the median of the ratios within each run, with the lowest and highest in brackets: two medians may come "
+        "from a slow and a fast spell of a shared machine, two times of one run share it."
         % (size / 1e6, args.tables, dump_mb, major, args.runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | plain tool | ratio |",
         "|---|---|---|---|",
         "| backup | %.1f s (`phoenix_backup`: snapshot, row counts, sha256, manifest, fsync) | %.1f s (`pg_dump -Fc`) "
-        "| **%.2f×** |" % (backup_p, backup_r, backup_p / backup_r),
+        "| %s |" % (backup_p, backup_r, ratio(backups, "phoenix", "raw")),
         "| backup, `format: directory`, `compress: gzip`, %d jobs | %.1f s, %.0f MB | %.1f s, %.0f MB (`pg_dump -Fc`) "
-        "| **%.2f×** |" % (default_jobs("directory"), parallel_p, parallel_mb, backup_r, dump_mb, parallel_p / backup_r),
+        "| %s |" % (default_jobs("directory"), parallel_p, parallel_mb, backup_r, dump_mb,
+                    ratio(backups, "parallel", "raw")),
         "| backup, `format: directory`, `compress: zstd`, %d jobs (pg_dump %d) | %.1f s, %.0f MB | %.1f s, %.0f MB "
-        "(`pg_dump -Fc`) | **%.2f×** |"
-        % (default_jobs("directory"), zstd_dump["pg_dump_major"], zstd_p, zstd_mb, backup_r, dump_mb, zstd_p / backup_r),
+        "(`pg_dump -Fc`) | %s |" % (default_jobs("directory"), zstd_dump["pg_dump_major"], zstd_p, zstd_mb, backup_r,
+                                    dump_mb, ratio(backups, "zstd", "raw")),
         "| backup encrypted to one age recipient (`encrypt_to`) | %.1f s | %.1f s (the same backup unencrypted) "
-        "| **%.2f×** |" % (encrypted_p, backup_p, encrypted_p / backup_p),
+        "| %s |" % (encrypted_p, backup_p, ratio(backups, "encrypted", "phoenix")),
         "| restore | %.1f s (`phoenix_restore`: checksums, `pg_restore --list`, single transaction, no safety "
-        "backup) | %.1f s (`pg_restore --single-transaction` into an empty database) | **%.2f×** |"
-        % (restore_p, restore_r, restore_p / restore_r),
+        "backup) | %.1f s (`pg_restore --single-transaction` into an empty database) | %s |"
+        % (restore_p, restore_r, ratio(restores, "phoenix", "raw")),
         "| restore of the encrypted backup (`backup_identity`), decrypted on the fly into pg_restore | %.1f s | %.1f s "
-        "(the same restore unencrypted) | **%.2f×** |" % (encrypted_restore_p, restore_p, encrypted_restore_p / restore_p),
+        "(the same restore unencrypted) | %s |" % (encrypted_restore_p, restore_p, ratio(restores, "encrypted", "phoenix")),
         "| restore, `mode: swap`, %d jobs | %.1f s (`phoenix_restore`: checksums, `pg_restore -j` into a new database, "
         "row counts against the manifest, history carried over, names swapped) | %.1f s (`pg_restore "
-        "--single-transaction` into an empty database) | **%.2f×** |"
-        % (parallel_jobs(), swap_p, restore_r, swap_p / restore_r),
+        "--single-transaction` into an empty database) | %s |"
+        % (parallel_jobs(), swap_p, restore_r, ratio(restores, "swap", "raw")),
         "| restore of the zstd backup, `mode: swap`, %d jobs | %.1f s (the same, with pg_restore %d) | %.1f s "
-        "(`pg_restore --single-transaction` of the `-Fc` dump) | **%.2f×** |"
-        % (parallel_jobs(), zstd_swap_p, zstd_dump["pg_dump_major"], restore_r, zstd_swap_p / restore_r),
+        "(`pg_restore --single-transaction` of the `-Fc` dump) | %s |"
+        % (parallel_jobs(), zstd_swap_p, zstd_dump["pg_dump_major"], restore_r, ratio(restores, "zstd_swap", "raw")),
         "| for reference: `pg_restore --jobs %d` alone, into an empty database (no check, no swap) | – | %.1f s | "
-        "**%.2f×** of `pg_restore --single-transaction` |" % (parallel_jobs(), parallel_r, parallel_r / restore_r),
+        "%s of `pg_restore --single-transaction` |" % (parallel_jobs(), parallel_r, ratio(restores, "raw_parallel", "raw")),
         "",
         "Peak memory of the backup process: %.0f MB unencrypted, %.0f MB encrypted (the dump is streamed, never "
         "held whole; the encrypted one is encrypted as pg_dump writes it); of the encrypted restore: %.0f MB; of the "

@@ -49,9 +49,9 @@ def median_seconds(action: Callable[[int], None], runs: int) -> float:
     return side_by_side({"action": action}, runs)["action"]
 
 
-def side_by_side(actions: dict[str, Callable[[int], None]], runs: int,
-                 settle: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Median wall time of each ``action(run_number)``, the actions taking turns run after run. ``settle()`` runs
+def in_turns(actions: dict[str, Callable[[int], None]], runs: int,
+             settle: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Wall times of each ``action(run_number)``, the actions taking turns run after run. ``settle()`` runs
     before each, untimed: with a CHECKPOINT and a sync there, no action pays for the writes left by the one
     before it."""
     timings: dict[str, list[float]] = {name: [] for name in actions}
@@ -61,7 +61,20 @@ def side_by_side(actions: dict[str, Callable[[int], None]], runs: int,
             started = time.perf_counter()
             action(run)
             timings[name].append(time.perf_counter() - started)
-    return {name: statistics.median(seconds) for name, seconds in timings.items()}
+    return timings
+
+
+def side_by_side(actions: dict[str, Callable[[int], None]], runs: int,
+                 settle: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median wall time of each action, taken in turns (see ``in_turns``)."""
+    return {name: statistics.median(seconds) for name, seconds in in_turns(actions, runs, settle).items()}
+
+
+def run_by_run(timings: dict[str, list[float]], name: str, against: str) -> tuple[float, float, float]:
+    """The ratios of ``name``'s time to ``against``'s within each run (taken minutes apart, two medians can come
+    from a slow and a fast spell of a shared machine; two times of one run share it): median, lowest, highest."""
+    ratios = [mine / theirs for mine, theirs in zip(timings[name], timings[against])]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 BY_HAND = "by_hand_"  # the start of the names of the databases the plain tools restore into
