@@ -199,6 +199,20 @@ def phoenix_home() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
+def logical_slot(database: Database, name: str) -> Iterator[None]:
+    """A logical replication slot of ``database``, as a change data capture pipeline (Debezium, say) creates one;
+    dropped afterwards, as it holds WAL for the whole server."""
+    with database.connect() as conn:
+        conn.execute(sql.SQL("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')"), [name])
+    try:
+        yield
+    finally:
+        with database.connect() as conn:
+            conn.execute(sql.SQL("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                                 "WHERE slot_name = %s"), [name])
+
+
+@contextlib.contextmanager
 def table_held(database: Database, mode: str, prepared_as: str | None = None,
                released_after: float = 60) -> Iterator[str]:
     """The first application table of schema public, locked in ``mode`` (``ACCESS EXCLUSIVE``, say) by a

@@ -17,6 +17,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 
+from conftest import logical_slot
 from test_swap_restore import call, databases_like, drop_swapped
 from worlds_fixtures import app_fingerprints, table_fingerprints
 
@@ -31,18 +32,6 @@ PUBLISHERS_PASSWORD = "Supplier-Feed-7f3k"
 def swappable(data):
     yield data
     drop_swapped(data)
-
-
-@contextlib.contextmanager
-def cdc_slot(database) -> Iterator[None]:
-    with database.connect() as conn:
-        conn.execute(sql.SQL("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')"), [SLOT])
-    try:
-        yield
-    finally:
-        with database.connect() as conn:
-            conn.execute(sql.SQL("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                                 "WHERE slot_name = %s"), [SLOT])
 
 
 def subscribe(database) -> None:
@@ -93,7 +82,7 @@ def test_a_swap_of_a_database_with_a_slot_or_a_subscription_is_refused_before_an
     call(phoenix_backup.main, data, dest=str(tmp_path))
     with contextlib.ExitStack() as stack:
         if held != "subscription":
-            stack.enter_context(cdc_slot(data))
+            stack.enter_context(logical_slot(data, SLOT))
         if held != "slot":
             stack.enter_context(price_feed(data))
         before, replication = table_fingerprints(data), replication_of_the_server(data)
@@ -118,7 +107,7 @@ def test_a_slot_created_while_a_swap_restores_stops_it_before_the_rename(swappab
     checked = swap_module.restored_problems
 
     def the_pipeline_starts(*args, **kwargs):  # after the checks before the restore, before the swap
-        pipeline.enter_context(cdc_slot(data))
+        pipeline.enter_context(logical_slot(data, SLOT))
         return checked(*args, **kwargs)
     monkeypatch.setattr(swap_module, "restored_problems", the_pipeline_starts)
     with pipeline:
@@ -155,7 +144,7 @@ def test_an_in_place_restore_keeps_the_slot_and_the_publications_its_consumer_re
     with published(data):
         call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
         expected, publications = app_fingerprints(data), publications_of(data)
-        with cdc_slot(data):
+        with logical_slot(data, SLOT):
             data.query('DELETE FROM "Artifact" RETURNING 1')
             restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
             assert "failed" not in restored, restored.get("msg")
@@ -179,7 +168,7 @@ def test_a_publication_of_all_tables_kept_in_place_takes_no_tables_from_the_dump
         conn.execute(sql.SQL("DROP PUBLICATION cdc"))
         conn.execute(sql.SQL("CREATE PUBLICATION cdc FOR ALL TABLES"))
     expected = app_fingerprints(data)
-    with cdc_slot(data) if slot else contextlib.nullcontext():
+    with logical_slot(data, SLOT) if slot else contextlib.nullcontext():
         restored = call(phoenix_restore.main, data, dest=str(tmp_path), safety_backup=False)
         assert "failed" not in restored, restored.get("msg")
         assert app_fingerprints(data) == expected
@@ -199,7 +188,7 @@ def test_a_plain_dump_that_replaces_publications_a_slot_reads_is_refused_in_plac
     with published(data):
         made = call(phoenix_backup.main, data, dest=str(tmp_path), format="plain")
         before, publications = table_fingerprints(data), publications_of(data)
-        with cdc_slot(data):
+        with logical_slot(data, SLOT):
             refused = call(phoenix_restore.main, data, check=check, dest=str(tmp_path), safety_backup=False)
             assert refused["failed"] is True and "Traceback" not in refused["_raw"], refused
             assert refused["msg"] == (

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -20,7 +22,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
-from conftest import held_by
+from conftest import Database, held_by, logical_slot
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -50,12 +52,13 @@ def test_healthy_database_report_shape(migrated):
     assert result["status"] == "healthy"
     assert result["environment"] == "BETA"
     checks = result["checks"]
-    assert set(checks) == {"database", "schema", "stage", "worlds", "connections", "backups"}
+    assert set(checks) == {"database", "schema", "stage", "worlds", "connections", "replication", "backups"}
     assert checks["database"]["status"] == "healthy"
     assert checks["database"]["responseTime"] > 0
     assert checks["schema"]["pending"] == 0
     assert checks["stage"] == {"status": "healthy", "declared": "BETA", "registered": "BETA"}
     assert checks["backups"]["status"] == "unknown"
+    assert checks["replication"] == {"status": "healthy", "slots": 0, "inactive": 0, "retainedBytes": 0}
     assert "metrics" not in result
 
 
@@ -296,3 +299,81 @@ def test_history_reads_the_last_deploy_and_the_drill_metrics(migrated, tmp_path)
 def test_history_typos_are_one_clear_message(migrated, options, message):
     result = history(migrated, **options)
     assert result["failed"] and message in result["msg"] and "Traceback" not in result["_raw"]
+
+
+SLOT = "orders_cdc"  # a change data capture pipeline's (Debezium, say), whose consumer is gone
+
+
+@contextlib.contextmanager
+def server_settings(pg_cluster, **settings: str):
+    """Server-wide settings for one test (ALTER SYSTEM, then a reload), reset afterwards."""
+    def apply(statement: str, names) -> None:
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            for name in names:
+                conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Literal(settings[name])))
+            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the reload reaches new sessions shortly after
+            with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+                now = [conn.execute(sql.SQL("SELECT current_setting(%s)"), [name]).fetchone()[0] for name in names]
+            if (now == [settings[name] for name in names]) == (statement.startswith("ALTER SYSTEM SET")):
+                return
+            time.sleep(0.1)
+    apply("ALTER SYSTEM SET {} = {}", settings)
+    try:
+        yield
+    finally:
+        apply("ALTER SYSTEM RESET {}", settings)
+
+
+def write_wal_until(database, state: str) -> None:
+    """Write WAL (a row, a switch to the next segment, a checkpoint) until the slot reaches ``state``."""
+    with database.connect() as conn:
+        conn.autocommit = True
+        conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS wal_filler (n int)"))
+        for segment in range(12):
+            conn.execute(sql.SQL("INSERT INTO wal_filler VALUES (%s)"), [segment])
+            conn.execute(sql.SQL("SELECT pg_switch_wal()"))
+            conn.execute(sql.SQL("CHECKPOINT"))
+            found = conn.execute(sql.SQL("SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s"),
+                                 [SLOT]).fetchone()[0]
+            if found == state:
+                return
+    raise AssertionError("slot %s is %s, not %s" % (SLOT, found, state))
+
+
+def test_a_slot_whose_consumer_is_gone_degrades_the_environment_once_it_holds_more_than_max_wal_size(
+        migrated, pg_cluster):
+    with server_settings(pg_cluster, max_wal_size="32MB", min_wal_size="32MB"), logical_slot(migrated, SLOT):
+        fresh = health(migrated)["checks"]["replication"]
+        assert fresh == {"status": "healthy", "slots": 1, "inactive": 1, "retainedBytes": fresh["retainedBytes"]}
+        write_wal_until(migrated, "extended")
+        result = health(migrated)
+        check = result["checks"]["replication"]
+        assert result["status"] == "degraded" and "failed" not in result, result
+        assert check["status"] == "degraded" and check["slots"] == check["inactive"] == 1
+        assert check["retainedBytes"] > 32 * 1024 * 1024
+        assert re.fullmatch(r"slot orders_cdc \(not in use\) holds \d+ MB of WAL, more than max_wal_size; the server "
+                            r"keeps WAL until a slot's consumer reads it: start the consumer, or drop a slot nothing "
+                            r"reads \(pg_drop_replication_slot\) before the disk fills", check["message"]), check
+        refused = health(migrated, fail_on="degraded")
+        assert refused["failed"] is True and "replication: slot orders_cdc (not in use) holds" in refused["msg"]
+
+
+def test_a_slot_that_lost_wal_its_consumer_needs_makes_the_environment_unhealthy(migrated, pg_cluster):
+    with server_settings(pg_cluster, max_wal_size="32MB", min_wal_size="32MB", max_slot_wal_keep_size="16MB"), \
+            logical_slot(migrated, SLOT):
+        write_wal_until(migrated, "lost")
+        result = health(migrated)
+    assert result["failed"] is True and result["status"] == "unhealthy", result
+    assert result["checks"]["replication"] == {
+        "status": "unhealthy", "slots": 1, "inactive": 1, "retainedBytes": 0,
+        "message": "slot orders_cdc lost WAL its consumer had not read, so the consumer cannot go on; drop such a "
+                   "slot (pg_drop_replication_slot) and set its consumer up again"}
+
+
+def test_only_the_environments_own_slots_count(migrated, pg_cluster):
+    with logical_slot(Database(pg_cluster, "postgres"), SLOT):  # another application's, on the same server
+        assert health(migrated)["checks"]["replication"]["slots"] == 0
+        with logical_slot(migrated, "shop_cdc"):
+            assert health(migrated)["checks"]["replication"]["slots"] == 1

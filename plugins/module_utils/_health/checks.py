@@ -28,6 +28,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions impo
 try:
     import psycopg
     from psycopg import sql
+    from psycopg.rows import namedtuple_row
     from psycopg.types.json import Jsonb
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
@@ -114,7 +115,8 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
             for name, check in (("schema", lambda: _check_schema(conn, request)),
                                 ("stage", lambda: _check_stage(conn, request.stage)),
                                 ("worlds", lambda: _check_worlds(conn, request.max_worlds)),
-                                ("connections", lambda: _check_connections(conn))):
+                                ("connections", lambda: _check_connections(conn)),
+                                ("replication", lambda: _check_replication(conn))):
                 checks[name] = _unless_held(conn, check, request.lock_timeout)
             report["status"] = overall_status(checks)
             if request.detail:
@@ -215,6 +217,34 @@ def _check_connections(conn) -> dict[str, Any]:
                         % (stuck, IDLE_IN_TRANSACTION_MINUTES))
     if messages:
         check.update(status=DEGRADED, message="; ".join(messages))
+    return check
+
+
+def _check_replication(conn) -> dict[str, Any]:
+    """The logical replication slots of this database (a change data capture pipeline's, say; restores keep them).
+    A slot keeps every WAL segment its consumer has not confirmed: one whose consumer is gone keeps them until the
+    server's disk fills. The server calls a slot ``extended`` once it holds more than ``max_wal_size``, and
+    ``lost`` once ``max_slot_wal_keep_size`` had WAL removed that the slot still needed."""
+    with conn.cursor(row_factory=namedtuple_row) as cursor:
+        slots = cursor.execute(sql.SQL(
+            "SELECT slot_name AS name, active, to_jsonb(s) ->> 'wal_status' AS state, held, pg_size_pretty(held) AS size "
+            "FROM pg_replication_slots s, LATERAL (SELECT pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() "
+            "THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, s.restart_lsn)::bigint AS held) w "
+            "WHERE s.database = current_database() ORDER BY 1")).fetchall()
+    check = {"status": HEALTHY, "slots": len(slots), "inactive": sum(not slot.active for slot in slots),
+             "retainedBytes": max((slot.held or 0 for slot in slots), default=0)}
+    lost = ["slot %s lost WAL its consumer had not read, so the consumer cannot go on" % slot.name
+            for slot in slots if slot.state == "lost"]
+    growing = ["slot %s (%s) holds %s of WAL, more than max_wal_size"
+               % (slot.name, "in use" if slot.active else "not in use", slot.size)
+               for slot in slots if slot.state in ("extended", "unreserved")]
+    if lost:
+        check.update(status=UNHEALTHY, message="; ".join(lost) + "; drop such a slot (pg_drop_replication_slot) and "
+                     "set its consumer up again")
+    elif growing:
+        check.update(status=DEGRADED, message="; ".join(growing) + "; the server keeps WAL until a slot's consumer "
+                     "reads it: start the consumer, or drop a slot nothing reads (pg_drop_replication_slot) before the "
+                     "disk fills")
     return check
 
 
