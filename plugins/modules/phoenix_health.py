@@ -12,10 +12,11 @@ description:
   - Checks the database (connect and round-trip time), the schema (all migrations applied), the stage fence,
     the worlds (total, active, templates, expired, against O(max_worlds)), the backups (age of the newest
     backup under O(backup_dir)), the connections (use against C(max_connections), sessions idle in
-    transaction for more than 10 minutes) and the database's logical replication slots.
+    transaction for more than 10 minutes) and the replication slots (the database's logical ones, and the server's
+    physical ones, as the disk they fill is this database's too).
   - A slot keeps the WAL its consumer has not read. One that holds more than the server's C(max_wal_size) (a
-    change data capture pipeline stopped, say) makes the environment V(degraded), and one that lost WAL its
-    consumer still needed (C(max_slot_wal_keep_size)) V(unhealthy).
+    change data capture pipeline stopped, or a standby gone, say) makes the environment V(degraded), and one that
+    lost WAL its consumer still needed (C(max_slot_wal_keep_size)) V(unhealthy).
   - The result has the shape of the Phoenix health API, C({status, timestamp, environment, checks}).
   - An unreachable database is a result (status V(unhealthy) with the reason); whether the task fails is
     decided by O(fail_on).
@@ -115,8 +116,8 @@ checks:
     - C(schema) has C(version), C(latest), C(pending); C(stage) has C(declared) and C(registered).
     - C(worlds) has C(total), C(active), C(templates), C(expired), C(max).
     - C(connections) has C(active), C(max), C(idleInTransaction); C(backups) has C(latestAgeHours) and C(maxAgeHours).
-    - C(replication) has C(slots) and C(inactive) (the database's logical replication slots, and those no consumer
-      reads now) and C(retainedBytes) (the most WAL one of them holds).
+    - C(replication) has C(slots) and C(inactive) (the database's logical replication slots and the server's
+      physical ones, and those no consumer reads now) and C(retainedBytes) (the most WAL one of them holds).
   returned: always
   type: dict
   sample: {"database": {"status": "healthy", "responseTime": 0.4}, "worlds": {"status": "healthy", "total": 3, "active": 2}}

@@ -353,11 +353,11 @@ def test_a_slot_whose_consumer_is_gone_degrades_the_environment_once_it_holds_mo
         assert result["status"] == "degraded" and "failed" not in result, result
         assert check["status"] == "degraded" and check["slots"] == check["inactive"] == 1
         assert check["retainedBytes"] > 32 * 1024 * 1024
-        assert re.fullmatch(r"slot orders_cdc \(not in use\) holds \d+ MB of WAL, more than max_wal_size; the server "
+        assert re.fullmatch(r"logical slot orders_cdc \(not in use\) holds \d+ MB of WAL, more than max_wal_size; the server "
                             r"keeps WAL until a slot's consumer reads it: start the consumer, or drop a slot nothing "
                             r"reads \(pg_drop_replication_slot\) before the disk fills", check["message"]), check
         refused = health(migrated, fail_on="degraded")
-        assert refused["failed"] is True and "replication: slot orders_cdc (not in use) holds" in refused["msg"]
+        assert refused["failed"] is True and "replication: logical slot orders_cdc (not in use) holds" in refused["msg"]
 
 
 def test_a_slot_that_lost_wal_its_consumer_needs_makes_the_environment_unhealthy(migrated, pg_cluster):
@@ -368,12 +368,24 @@ def test_a_slot_that_lost_wal_its_consumer_needs_makes_the_environment_unhealthy
     assert result["failed"] is True and result["status"] == "unhealthy", result
     assert result["checks"]["replication"] == {
         "status": "unhealthy", "slots": 1, "inactive": 1, "retainedBytes": 0,
-        "message": "slot orders_cdc lost WAL its consumer had not read, so the consumer cannot go on; drop such a "
+        "message": "logical slot orders_cdc lost WAL its consumer had not read, so the consumer cannot go on; drop such a "
                    "slot (pg_drop_replication_slot) and set its consumer up again"}
 
 
-def test_only_the_environments_own_slots_count(migrated, pg_cluster):
+def test_another_databases_logical_slot_is_not_the_environments(migrated, pg_cluster):
     with logical_slot(Database(pg_cluster, "postgres"), SLOT):  # another application's, on the same server
         assert health(migrated)["checks"]["replication"]["slots"] == 0
         with logical_slot(migrated, "shop_cdc"):
             assert health(migrated)["checks"]["replication"]["slots"] == 1
+
+
+def test_a_gone_standbys_physical_slot_degrades_every_environment_of_the_server(migrated, pg_cluster):
+    with server_settings(pg_cluster, max_wal_size="32MB", min_wal_size="32MB"), migrated.connect() as conn:
+        conn.execute(sql.SQL("SELECT pg_create_physical_replication_slot(%s, true)"), [SLOT])  # reserves WAL now
+        try:
+            write_wal_until(migrated, "extended")
+            check = health(migrated)["checks"]["replication"]
+        finally:
+            conn.execute(sql.SQL("SELECT pg_drop_replication_slot(%s)"), [SLOT])
+    assert check["status"] == "degraded" and check["slots"] == check["inactive"] == 1, check
+    assert check["message"].startswith("physical slot orders_cdc (not in use) holds "), check

@@ -221,22 +221,24 @@ def _check_connections(conn) -> dict[str, Any]:
 
 
 def _check_replication(conn) -> dict[str, Any]:
-    """The logical replication slots of this database (a change data capture pipeline's, say; restores keep them).
+    """The logical replication slots of this database (a change data capture pipeline's, say; restores keep them)
+    and the server's physical ones (a standby's): another database's logical slots are its own environment's.
     A slot keeps every WAL segment its consumer has not confirmed: one whose consumer is gone keeps them until the
-    server's disk fills. The server calls a slot ``extended`` once it holds more than ``max_wal_size``, and
-    ``lost`` once ``max_slot_wal_keep_size`` had WAL removed that the slot still needed."""
+    server's disk fills, under this database too. The server calls a slot ``extended`` once it holds more than
+    ``max_wal_size``, and ``lost`` once ``max_slot_wal_keep_size`` had WAL removed that the slot still needed."""
     with conn.cursor(row_factory=namedtuple_row) as cursor:
         slots = cursor.execute(sql.SQL(
-            "SELECT slot_name AS name, active, to_jsonb(s) ->> 'wal_status' AS state, held, pg_size_pretty(held) AS size "
+            "SELECT slot_name AS name, slot_type AS kind, active, to_jsonb(s) ->> 'wal_status' AS state, held, "
+            "pg_size_pretty(held) AS size "
             "FROM pg_replication_slots s, LATERAL (SELECT pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() "
             "THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, s.restart_lsn)::bigint AS held) w "
-            "WHERE s.database = current_database() ORDER BY 1")).fetchall()
+            "WHERE s.database = current_database() OR s.slot_type = 'physical' ORDER BY 1")).fetchall()
     check = {"status": HEALTHY, "slots": len(slots), "inactive": sum(not slot.active for slot in slots),
              "retainedBytes": max((slot.held or 0 for slot in slots), default=0)}
-    lost = ["slot %s lost WAL its consumer had not read, so the consumer cannot go on" % slot.name
+    lost = ["%s slot %s lost WAL its consumer had not read, so the consumer cannot go on" % (slot.kind, slot.name)
             for slot in slots if slot.state == "lost"]
-    growing = ["slot %s (%s) holds %s of WAL, more than max_wal_size"
-               % (slot.name, "in use" if slot.active else "not in use", slot.size)
+    growing = ["%s slot %s (%s) holds %s of WAL, more than max_wal_size"
+               % (slot.kind, slot.name, "in use" if slot.active else "not in use", slot.size)
                for slot in slots if slot.state in ("extended", "unreserved")]
     if lost:
         check.update(status=UNHEALTHY, message="; ".join(lost) + "; drop such a slot (pg_drop_replication_slot) and "
