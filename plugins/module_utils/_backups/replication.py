@@ -28,6 +28,7 @@ import re
 from typing import Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SESSION_IN_WORDS
 
 try:
     from psycopg import sql
@@ -118,14 +119,15 @@ def require_publications_kept(conn, toc: Iterable[str], fmt: str, purpose: str) 
 
 def require_no_logical_replication(admin, database: str) -> None:
     """Refuse a swap of ``database`` that has logical replication slots or subscriptions (see above)."""
+    # run without parameters: the format() patterns hold % signs
     held = [row[0] for row in admin.execute(sql.SQL(
-        "SELECT format('logical replication slot %%s (%%s, %%s)', s.slot_name, s.plugin, CASE WHEN s.active_pid IS NULL "
-        "THEN 'not in use' ELSE format('in use by session %%s%%s', s.active_pid, "
-        "(SELECT ' of ' || a.application_name FROM pg_stat_activity a WHERE a.pid = s.active_pid "
-        "AND a.application_name <> ''))END) FROM pg_replication_slots s "
-        "WHERE s.database = %s AND s.slot_type = 'logical' UNION ALL "
-        "SELECT format('subscription %%s', s.subname) FROM pg_subscription s "
-        "JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = %s ORDER BY 1"), [database, database]).fetchall()]
+        "SELECT format('logical replication slot %s (%s, %s)', s.slot_name, s.plugin, CASE WHEN s.active_pid IS NULL "
+        "THEN 'not in use' ELSE coalesce((SELECT 'in use by ' || " + SESSION_IN_WORDS + " FROM pg_stat_activity a "
+        "WHERE a.pid = s.active_pid), format('in use by process %s', s.active_pid)) END) "
+        "FROM pg_replication_slots s WHERE s.database = {database} AND s.slot_type = 'logical' UNION ALL "
+        "SELECT format('subscription %s', s.subname) FROM pg_subscription s "
+        "JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = {database} ORDER BY 1").format(
+            database=sql.Literal(database))).fetchall()]
     if held:
         them = "them" if len(held) > 1 else "it"
         raise PhoenixError(
