@@ -67,20 +67,29 @@ def subscriptions_left_out(toc: list[str], fmt: str, purpose: str) -> list[str]:
             "by hand where the database should subscribe" % (named, verb, pronoun)]
 
 
-def logical_slots(conn) -> list[str]:
-    """The logical replication slots of the database of ``conn``."""
-    return [name for (name,) in conn.execute(sql.SQL(
+def kept_publications(conn, toc: Iterable[str], fmt: str, purpose: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The publications an in-place restore (``purpose``) of a dump of format ``fmt`` keeps, and those of them that
+    publish all tables: all the database has while a logical slot reads it, else none (see above). A plain dump's
+    script replaces them, so it is refused while a slot reads the database and the dump holds one of them."""
+    slots = [name for (name,) in conn.execute(sql.SQL(
         "SELECT slot_name FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical' "
         "ORDER BY 1")).fetchall()]
-
-
-def kept_publications(conn) -> tuple[frozenset[str], frozenset[str]]:
-    """The publications an in-place restore keeps (all of them while a logical slot reads the database, else none),
-    and those of them that publish all tables."""
-    if not logical_slots(conn):
+    if not slots:
         return frozenset(), frozenset()
     found = conn.execute(sql.SQL("SELECT pubname, puballtables FROM pg_publication")).fetchall()
-    return frozenset(name for name, every in found), frozenset(name for name, every in found if every)
+    existing = frozenset(name for name, every in found)
+    if fmt != "plain":
+        return existing, frozenset(name for name, every in found if every)
+    replaced = sorted({entry.group(1) for entry in (PUBLICATION_ENTRY.match(line.rstrip("\n")) for line in toc)
+                       if entry and entry.group(1) in existing})
+    if replaced:
+        slot, read, its = ("slots", "read", "their") if len(slots) > 1 else ("slot", "reads", "its")
+        raise PhoenixError("%s would drop and create %s %s, and logical replication %s %s %s this database: %s "
+                           "consumer would fail for good on the rows restored in between; restore a custom or "
+                           "directory backup (they keep the database's publications)" % (
+                               purpose, "publications" if len(replaced) > 1 else "publication", ", ".join(replaced),
+                               slot, ", ".join(slots), read, its))
+    return frozenset(), frozenset()
 
 
 def is_publication_of(line: str, publications: frozenset[str], of_all_tables: frozenset[str]) -> bool:
@@ -95,26 +104,6 @@ def is_publication_of(line: str, publications: frozenset[str], of_all_tables: fr
     # "<publication> <table>": the longest publication name it starts with (names may hold spaces)
     named = max((name for name in publications if member.group(1).startswith(name + " ")), key=len, default=None)
     return named in of_all_tables
-
-
-def require_publications_kept(conn, toc: Iterable[str], fmt: str, purpose: str) -> None:
-    """Refuse, in place, a plain dump that would drop and create publications of the database while a logical slot
-    reads it (see above)."""
-    if fmt != "plain":
-        return
-    slots = logical_slots(conn)
-    if not slots:
-        return
-    existing = frozenset(name for (name,) in conn.execute(sql.SQL("SELECT pubname FROM pg_publication")).fetchall())
-    replaced = sorted({entry.group(1) for entry in (PUBLICATION_ENTRY.match(line.rstrip("\n")) for line in toc)
-                       if entry and entry.group(1) in existing})
-    if replaced:
-        slot, read, its = ("slots", "read", "their") if len(slots) > 1 else ("slot", "reads", "its")
-        raise PhoenixError("%s would drop and create %s %s, and logical replication %s %s %s this database: %s "
-                           "consumer would fail for good on the rows restored in between; restore a custom or "
-                           "directory backup (they keep the database's publications)" % (
-                               purpose, "publications" if len(replaced) > 1 else "publication", ", ".join(replaced),
-                               slot, ", ".join(slots), read, its))
 
 
 def require_no_logical_replication(admin, database: str) -> None:

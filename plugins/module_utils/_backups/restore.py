@@ -50,7 +50,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.replicat
     LEAVE_OUT_SUBSCRIPTIONS,
     is_publication_of,
     kept_publications,
-    require_publications_kept,
     subscriptions_left_out,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
@@ -87,10 +86,9 @@ class KeptInPlace(NamedTuple):
     publications_of_all_tables: frozenset[str] = frozenset()
 
 
-def kept_in_place(conn, fmt: str) -> KeptInPlace:
-    """What the database keeps of a dump of format ``fmt`` (a plain dump's script replaces its publications)."""
-    publications = kept_publications(conn) if fmt != "plain" else (frozenset(), frozenset())
-    return KeptInPlace(frozenset(installed_extensions(conn)), *publications)
+def kept_in_place(conn, toc: list[str], fmt: str, purpose: str) -> KeptInPlace:
+    """What the database keeps of a dump of format ``fmt`` in an in-place restore (``purpose``)."""
+    return KeptInPlace(frozenset(installed_extensions(conn)), *kept_publications(conn, toc, fmt, purpose))
 
 
 @dataclass
@@ -155,11 +153,10 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     if request.mode == "swap":
         require_replaceable(conn, toc, purpose)
         return _swap_checked(conn, conninfo, request, backup, files, major, toc, result, check_mode, purpose)
-    kept = kept_in_place(conn, backup.manifest["format"])
+    kept = kept_in_place(conn, toc, backup.manifest["format"], purpose)
     restored = list(restored_in_place(toc, kept))
     require_replaceable(conn, restored, purpose)
     require_droppable(conn, restored, purpose)
-    require_publications_kept(conn, toc, backup.manifest["format"], purpose)
     changes = _report_changes(result, table_counts(conn), backup)
     keep_owners = _owners_kept(conn, backup, restored, result, purpose)
     conn.rollback()
