@@ -199,6 +199,32 @@ def phoenix_home() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
+def server_settings(pg_cluster: LocalCluster, **settings: str) -> Iterator[None]:
+    """Server-wide settings for one test (ALTER SYSTEM, then a reload), reset afterwards. Each value is given as
+    ``current_setting`` shows it (``32MB``, ``1s``): the reload has reached new sessions once they show it."""
+    def shown() -> dict[str, str]:
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            return {name: conn.execute(sql.SQL("SELECT current_setting(%s)"), [name]).fetchone()[0] for name in settings}
+
+    def apply(statements: list[sql.Composable], expected: dict[str, str]) -> None:
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
+        deadline = time.monotonic() + 10
+        while shown() != expected:  # the reload reaches new sessions shortly after
+            assert time.monotonic() < deadline, "the server's settings are not %s" % expected
+            time.sleep(0.1)
+    before = shown()
+    apply([sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+           for name, value in settings.items()], settings)
+    try:
+        yield
+    finally:
+        apply([sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)) for name in settings], before)
+
+
+@contextlib.contextmanager
 def logical_slot(database: Database, name: str) -> Iterator[None]:
     """A logical replication slot of ``database``, as a change data capture pipeline (Debezium, say) creates one;
     dropped afterwards, as it holds WAL for the whole server."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import time
 
-import psycopg
 import pytest
 from psycopg import sql
 
@@ -22,7 +20,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
-from conftest import Database, held_by, logical_slot
+from conftest import Database, held_by, logical_slot, server_settings
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -302,28 +300,6 @@ def test_history_typos_are_one_clear_message(migrated, options, message):
 
 
 SLOT = "orders_cdc"  # a change data capture pipeline's (Debezium, say), whose consumer is gone
-
-
-@contextlib.contextmanager
-def server_settings(pg_cluster, **settings: str):
-    """Server-wide settings for one test (ALTER SYSTEM, then a reload), reset afterwards."""
-    def apply(statement: str, names) -> None:
-        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-            for name in names:
-                conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Literal(settings[name])))
-            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the reload reaches new sessions shortly after
-            with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-                now = [conn.execute(sql.SQL("SELECT current_setting(%s)"), [name]).fetchone()[0] for name in names]
-            if (now == [settings[name] for name in names]) == (statement.startswith("ALTER SYSTEM SET")):
-                return
-            time.sleep(0.1)
-    apply("ALTER SYSTEM SET {} = {}", settings)
-    try:
-        yield
-    finally:
-        apply("ALTER SYSTEM RESET {}", settings)
 
 
 def write_wal_until(database, state: str) -> None:

@@ -63,7 +63,7 @@ from ansible_collections.phoenix.platform.tests.helpers import (
     waiting_for_an_advisory_lock,
 )
 
-from conftest import Database, table_held
+from conftest import Database, server_settings, table_held
 from worlds_fixtures import ODD_TABLES, app_fingerprints, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -374,10 +374,7 @@ def test_a_session_it_may_not_end_that_comes_during_the_restore_stops_the_swap(s
 @contextlib.contextmanager
 def autovacuum_at_work(database):
     """An autovacuum worker in ``database`` for a minute: a table of dead rows that it vacuums slowly."""
-    with psycopg.connect(**database.cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER SYSTEM SET autovacuum_naptime = 1"))
-        conn.execute(sql.SQL("SELECT pg_reload_conf()"))
-    try:
+    with server_settings(database.cluster, autovacuum_naptime="1s"):
         with database.connect() as conn:
             conn.execute(sql.SQL("CREATE TABLE public.slowly_vacuumed (n int) WITH (autovacuum_vacuum_cost_delay = "
                                  "100, autovacuum_vacuum_cost_limit = 1, autovacuum_vacuum_threshold = 0, "
@@ -392,10 +389,6 @@ def autovacuum_at_work(database):
         else:
             raise AssertionError("no autovacuum worker came to the database in 30 s")
         yield
-    finally:
-        with psycopg.connect(**database.cluster.conninfo(), autocommit=True) as conn:
-            conn.execute(sql.SQL("ALTER SYSTEM RESET autovacuum_naptime"))
-            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
 
 
 @pytest.mark.usefixtures("shop_roles")
