@@ -13,6 +13,9 @@ options:
       - The stage this run acts on. Falls back to the environment variable E(APP_STAGE).
       - The first M(phoenix.platform.phoenix_schema) run registers the stage in the database (the stage fence);
         afterwards every module refuses to act when the declared stage differs from the registered one.
+      - A module that writes to the database refuses, before anything and in check mode too, a standby (a server in
+        recovery, which takes no writes) and a role or database whose transactions are read-only
+        (C(default_transaction_read_only)). Point it at the primary.
     type: str
     required: true
     choices: [LOCAL, BETA, PROD]

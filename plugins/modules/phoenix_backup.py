@@ -22,6 +22,9 @@ description:
     holds so that no one may read it for longer (a migration's transaction, or one left prepared) fails the backup
     with a message naming the table and who holds it; nothing is written.
   - The password reaches pg_dump through its environment, never its command line.
+  - On a standby (a read replica) the backup is taken from the standby's data, which is as of the last change it
+    replayed. The manifest records when that change was committed (C(standby.last_replayed_commit)); a warning
+    says so, and that the audit log, which only the primary can write, does not record the backup.
   - A backup holds no subscriptions (C(pg_dump --no-subscriptions)), whose connection strings may hold a publisher's
     password; no restore creates them (see M(phoenix.platform.phoenix_restore)).
 options:

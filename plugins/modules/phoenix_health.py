@@ -44,7 +44,9 @@ options:
     type: int
     default: 50
   record:
-    description: Store the result in C(phoenix.health_history) (reports C(changed)).
+    description:
+      - Store the result in C(phoenix.health_history) (reports C(changed)).
+      - On a standby, which takes no writes, the result is reported and not stored, with a warning.
     type: bool
     default: false
   lock_timeout:

@@ -138,6 +138,7 @@ DRILL_CHECKS = ("database", "schema", "stage", "worlds")
 def run(module: PhoenixModule) -> dict:
     params = module.params
     with module.fenced_connection(writes=False) as conn:  # the stage fence holds; nothing else is read there
+        module.check_writable(conn)  # the scratch database is created on this server
         conninfo = conninfo_reached(conn)
 
     def inspect(conninfo: str) -> dict:

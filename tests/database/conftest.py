@@ -280,3 +280,36 @@ def held_by(database: Database, statement: sql.Composable, application: str, pre
     finally:
         releasing.cancel()
         release()
+
+
+@pytest.fixture(scope="module")
+def standby(pg_cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """A hot standby of the test cluster, streaming its WAL (pg_basebackup -R), as platform teams run a replica to
+    take backups and answer reads."""
+    base = make_base_dir("phoenix-standby-")
+    replica = LocalCluster(base / "pg", free_port(), bin_source=SERVER_PROGRAMS, settings=THROWAWAY_SETTINGS)
+    for path in (replica.data_dir, replica.socket_dir, replica.log_file):
+        path.mkdir(parents=True, mode=0o700) if path != replica.log_file else path.touch(0o600)
+        if replica.run_as:
+            shutil.chown(path, replica.run_as, replica.run_as)
+    command = [str(pg_cluster.bin_dir / "pg_basebackup"), "-D", str(replica.data_dir), "-h", str(pg_cluster.socket_dir),
+               "-p", str(pg_cluster.port), "-U", "postgres", "--write-recovery-conf", "--wal-method=stream",
+               "--no-sync", "--checkpoint=fast"]
+    subprocess.run(["runuser", "-u", replica.run_as, "--", *command] if replica.run_as else command,
+                   check=True, capture_output=True)
+    replica.ensure_running()  # its own port and socket over the primary's (phoenix.conf)
+    yield replica
+    replica.ensure_absent()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def replayed(primary: Database, standby: LocalCluster) -> Database:
+    """``primary``'s database on ``standby``, once the standby has replayed everything written to it so far."""
+    with primary.connect() as conn:
+        written = conn.execute(sql.SQL("SELECT pg_current_wal_insert_lsn()")).fetchone()[0]  # written or not yet
+    deadline = time.monotonic() + 30
+    with psycopg.connect(**standby.conninfo(), autocommit=True) as conn:
+        while not conn.execute(sql.SQL("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"), [written]).fetchone()[0]:
+            assert time.monotonic() < deadline, "the standby has not replayed %s" % written
+            time.sleep(0.05)
+    return Database(standby, primary.name)

@@ -25,6 +25,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import CHUNK, secure_tree, write_all
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import on_standby
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool,
     find_tool_and_major,
@@ -139,11 +140,29 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
                             request.keep_min, now)
     for backup in pruned:
         shutil.rmtree(backup.path)
+    result = {"changed": True, "backup": made.summary(now), "pruned": [b.id for b in pruned], "fresh": False,
+              "warnings": []}
+    standby = made.manifest["standby"]
+    if standby:  # the audit log is the primary's: a standby takes no writes
+        result["warnings"].append(
+            "%s was taken on a standby: its rows are as of the last change the standby replayed (committed at %s), "
+            "and the audit log, which only the primary can write, does not record it" % (
+                made.id, standby["last_replayed_commit"] or "an unknown time"))
+        return result
     with conn.transaction():
         if applied_versions(conn):  # a database without the phoenix schema has no audit log
             record(conn, "backup.create", request.stage, request.actor,
                    {"backup": made.id, "kind": request.kind, "pruned": [b.id for b in pruned]})
-    return {"changed": True, "backup": made.summary(now), "pruned": [b.id for b in pruned], "fresh": False}
+    return result
+
+
+def _standby(conn) -> dict[str, Any] | None:
+    """On a standby, when the last change it replayed was committed on the primary (its rows are as of then); None
+    on a primary."""
+    if not on_standby(conn):
+        return None
+    replayed = conn.execute(sql.SQL("SELECT pg_last_xact_replay_timestamp()")).fetchone()[0]
+    return {"last_replayed_commit": replayed.isoformat() if replayed else None}
 
 
 def _pg_dump_for(conn, compression: Compression | None) -> tuple[Path, int]:
@@ -174,6 +193,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             "server_version": conn.execute(sql.SQL("SHOW server_version")).fetchone()[0],
             "schema_version": max(applied_versions(conn) or {0}),
             "database_size": conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0],
+            "standby": _standby(conn),
         }
         target = work / DUMP_FILES[request.fmt]
         command = [str(pg_dump), "--format", FORMAT_FLAGS[request.fmt], "--snapshot", snapshot, "--no-password",

@@ -25,7 +25,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import state_path_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._core.limits import nul_byte_option, range_problem
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import lock_wait_message, waited_relation
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import check_stage_fence, registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
+    check_stage_fence,
+    check_writable,
+    registered_stage,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import lock_holders
 
@@ -101,14 +105,20 @@ class PhoenixModule(AnsibleModule):
 
     def check_fence(self, conn, writes: bool = True) -> str | None:
         """Fail before any write when the database belongs to another stage, or (for a module that writes)
-        to no stage yet: only phoenix_schema registers one."""
+        to a server that takes no writes, or to no stage yet: only phoenix_schema registers one."""
         registered = registered_stage(conn)
         check_stage_fence(self.stage, registered, self.connection_target().describe())
+        if writes:
+            self.check_writable(conn)
         if writes and registered is None:
             raise StageFenceError(
                 "%s has no stage registered yet: run phoenix_schema first (stage %s), which registers the stage "
                 "fence; nothing was written" % (self.connection_target().describe(), self.stage))
         return registered
+
+    def check_writable(self, conn) -> None:
+        """Fail before any write when the server takes none: a standby, or a read-only role."""
+        check_writable(conn, self.connection_target().describe())
 
     def _warn_all(self, result: dict[str, Any]) -> None:
         for warning in result.pop("warnings", []):

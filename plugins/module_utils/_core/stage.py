@@ -1,10 +1,12 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The stage fence (which stage a database belongs to) and the PROD guard."""
+"""The stage fence (which stage a database belongs to), the PROD guard, and the gate of a server that takes no
+writes (a standby)."""
 
 from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import (
+    PhoenixError,
     ProdGuardError,
     StageFenceError,
 )
@@ -36,6 +38,25 @@ def check_stage_fence(declared: str, registered: str | None, where: str) -> None
             declared_stage=declared,
             registered_stage=registered,
         )
+
+
+def on_standby(conn) -> bool:
+    """Whether the server is a standby: it replays its primary's changes and takes no writes of its own."""
+    return conn.execute(sql.SQL("SELECT pg_is_in_recovery()")).fetchone()[0]
+
+
+def check_writable(conn, where: str) -> None:
+    """Refuse before any write where the server would refuse the writes: on a standby, or in sessions a DBA made
+    read-only."""
+    standby, read_only = conn.execute(sql.SQL(
+        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')::bool")).fetchone()
+    if standby:
+        raise PhoenixError("%s is a standby: it replays its primary's changes and takes no writes. Point this task at "
+                           "the primary; nothing was written" % where)
+    if read_only:
+        raise PhoenixError("%s makes every transaction read-only (default_transaction_read_only is on for this role "
+                           "or database), and this task writes. Connect as a role that may write; nothing was written"
+                           % where)
 
 
 def require_prod_allowed(stage: str, allow_prod: bool, operation: str) -> None:

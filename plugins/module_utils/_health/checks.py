@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import on_standby, registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import (
     WORLD_META_TABLE,
@@ -122,10 +122,14 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
             if request.detail:
                 report["metrics"] = _metrics(conn, checks)
             if request.record and not request.check_mode and checks["stage"]["status"] == HEALTHY:
-                _record(conn, report)
-                recorded = True
-                if request.history_retention_days is not None:
-                    report["history_pruned"] = _prune(conn, request.history_retention_days)
+                if on_standby(conn):  # what a standby sees is worth reporting; only its primary can keep it
+                    report["warnings"] = ["the server is a standby, which takes no writes: this result was not "
+                                          "recorded in phoenix.health_history; record the primary's health"]
+                else:
+                    _record(conn, report)
+                    recorded = True
+                    if request.history_retention_days is not None:
+                        report["history_pruned"] = _prune(conn, request.history_retention_days)
     else:
         report["status"] = UNHEALTHY
     return report, recorded

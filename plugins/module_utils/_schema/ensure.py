@@ -18,6 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.locks impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import registry_columns, registry_problems
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import (
     check_stage_fence,
+    check_writable,
     registered_stage,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
@@ -88,6 +89,7 @@ def ensure_schema(conn, request: SchemaRequest, check_mode: bool) -> dict[str, A
         acquire_transaction_lock(conn, "schema", request.lock_timeout)
         stage = registered_stage(conn)
         check_stage_fence(request.stage, stage, request.where)
+        check_writable(conn, request.where)
         applied = applied_versions(conn)
         app_schema = registered_app_schema(conn)
         if app_schema == "reference" and request.app_schema == "none":

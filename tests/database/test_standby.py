@@ -1,0 +1,139 @@
+"""The modules against a hot standby, as teams run one to take backups and answer reads off the primary: what reads
+works there; what writes is refused before anything, naming the standby, in check mode too."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_audit,
+    phoenix_backup,
+    phoenix_health,
+    phoenix_maintenance,
+    phoenix_restore,
+    phoenix_restore_drill,
+    phoenix_schema,
+    phoenix_seed,
+    phoenix_transfer,
+    phoenix_user,
+    phoenix_world,
+    phoenix_world_cleanup,
+    phoenix_world_info,
+)
+from ansible_collections.phoenix.platform.tests.helpers import run_module
+
+from conftest import replayed
+from worlds_fixtures import app_fingerprints, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+REFUSED = "is a standby: it replays its primary's changes and takes no writes. Point this task at the primary"
+
+
+def call(main, database, check=False, stage="BETA", **options):
+    return run_module(main, dict({"db_url": database.url, "stage": stage}, **options), check=check)
+
+
+def audited(database, operation: str) -> list[tuple]:
+    return database.query("SELECT details FROM phoenix.audit_log WHERE operation = %s", (operation,))
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_a_backup_taken_on_a_standby_restores_on_the_primary(data, standby, tmp_path, fmt):
+    replica = replayed(data, standby)
+    made = call(phoenix_backup.main, replica, dest=str(tmp_path), format=fmt, verify=True)
+    assert made["changed"] is True and not made.get("failed"), made
+    backup_id = made["backup"]["id"]
+    assert "%s was taken on a standby" % backup_id in made["_raw"]
+    manifest = json.loads((tmp_path / "BETA" / backup_id / "manifest.json").read_text())
+    assert manifest["verified"] and manifest["row_counts"]["Artifact"] == 6
+    assert manifest["standby"]["last_replayed_commit"] is not None
+    assert audited(data, "backup.create") == []  # the primary's audit log: the standby could not write it
+
+    expected = app_fingerprints(data)
+    call(phoenix_world.main, data, id="KEEP_ME", state="absent")
+    restored = call(phoenix_restore.main, data, dest=str(tmp_path), backup=backup_id, safety_backup=False)
+    assert restored["changed"] is True, restored
+    assert app_fingerprints(data) == expected
+
+    on_primary = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
+    primary_manifest = json.loads((tmp_path / "BETA" / on_primary["backup"]["id"] / "manifest.json").read_text())
+    assert primary_manifest["standby"] is None and "taken on a standby" not in on_primary["_raw"]
+    assert len(audited(data, "backup.create")) == 1
+
+
+def test_health_reports_a_standby_and_records_only_on_the_primary(data, standby):
+    call(phoenix_schema.main, data)
+    replica = replayed(data, standby)
+    report = call(phoenix_health.main, replica, record=True)
+    assert report["status"] == "healthy" and report["changed"] is False, report
+    assert report["checks"]["replication"]["status"] == "healthy"
+    assert "the server is a standby, which takes no writes: this result was not recorded" in report["_raw"]
+    assert call(phoenix_health.main, data, record=True)["changed"] is True
+    assert data.query("SELECT count(*) FROM phoenix.health_history") == [(1,)]
+
+
+def test_reads_and_transfers_from_a_standby(pair, data, standby, tmp_path):
+    listed = call(phoenix_world_info.main, replayed(data, standby))
+    assert [w["id"] for w in listed["worlds"]] == ["KEEP_ME"]
+    exported = call(phoenix_seed.main, replayed(data, standby), state="exported", world="KEEP_ME",
+                    dest=str(tmp_path / "seed"))
+    assert exported["changed"] is True and (tmp_path / "seed").is_dir(), exported
+
+    source, target = pair
+    replica = replayed(source, standby)
+    moved = run_module(phoenix_transfer.main, {"db_url": target.url, "stage": "BETA", "worlds": ["UC_TESTING"],
+                                               "source": {"db_url": replica.url, "stage": "LOCAL"}})
+    assert moved["changed"] is True, moved
+    assert target.query('SELECT count(*) FROM "Artifact" WHERE world_id = %s', ("UC_TESTING",)) == [(8,)]
+    into = run_module(phoenix_transfer.main, {"db_url": replica.url, "stage": "LOCAL", "worlds": ["UC_TESTING"],
+                                              "source": {"db_url": target.url, "stage": "BETA"}}, check=True)
+    assert into["failed"] and REFUSED in into["msg"], into
+
+
+WRITERS = {
+    "phoenix_schema": (phoenix_schema.main, {}),
+    "phoenix_world": (phoenix_world.main, {"id": "NEW_WORLD"}),
+    "phoenix_world_cleanup": (phoenix_world_cleanup.main, {}),
+    "phoenix_user": (phoenix_user.main, {"email": "ops@example.com", "world": "KEEP_ME"}),
+    "phoenix_audit": (phoenix_audit.main, {"operation": "deploy.succeeded"}),
+    "phoenix_maintenance": (phoenix_maintenance.main, {}),
+    "phoenix_restore": (phoenix_restore.main, {}),
+    "phoenix_restore_drill": (phoenix_restore_drill.main, {}),
+}
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("module", sorted(WRITERS))
+def test_modules_that_write_refuse_a_standby_before_anything(data, standby, tmp_path, module, check):
+    call(phoenix_backup.main, data, dest=str(tmp_path))
+    main, options = WRITERS[module]
+    if module.startswith("phoenix_restore"):
+        options = dict(options, dest=str(tmp_path))
+    before = table_fingerprints(data)
+    refused = call(main, replayed(data, standby), check=check, **options)
+    assert refused.get("failed") and REFUSED in refused["msg"], refused
+    assert "%s/%s" % (standby.port, data.name) in refused["msg"]
+    assert len(store.list_backups(tmp_path, "BETA")) == 1  # a restore took no safety backup either
+    assert table_fingerprints(data) == before
+
+
+def test_a_role_made_read_only_is_refused_by_name(data, pg_cluster):
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
+            sql.Identifier(data.name)))
+    try:
+        refused = call(phoenix_world.main, data, id="NEW_WORLD")
+        assert refused.get("failed") and "makes every transaction read-only (default_transaction_read_only is on" \
+            in refused["msg"], refused
+        assert call(phoenix_world_info.main, data)["changed"] is False  # reading is still fine
+    finally:
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(
+                sql.Identifier(data.name)))
+    assert call(phoenix_world.main, data, id="NEW_WORLD")["changed"] is True
