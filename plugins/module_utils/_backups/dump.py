@@ -145,9 +145,10 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
     standby = made.manifest["standby"]
     if standby:  # the audit log is the primary's: a standby takes no writes
         result["warnings"].append(
-            "%s was taken on a standby: its rows are as of the last change the standby replayed (committed at %s), "
-            "and the audit log, which only the primary can write, does not record it" % (
-                made.id, standby["last_replayed_commit"] or "an unknown time"))
+            "%s was taken on a standby: its rows are as of the last change the standby replayed (%s), and the audit "
+            "log, which only the primary can write, does not record it" % (
+                made.id, "committed at %s" % standby["last_replayed_commit"] if standby["last_replayed_commit"]
+                else "none since the standby started"))
         return result
     with conn.transaction():
         if applied_versions(conn):  # a database without the phoenix schema has no audit log
@@ -157,8 +158,8 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
 
 
 def _standby(conn) -> dict[str, Any] | None:
-    """On a standby, when the last change it replayed was committed on the primary (its rows are as of then); None
-    on a primary."""
+    """On a standby, when the last change it replayed was committed on the primary (its rows are as of then; None
+    before it replays one); None on a primary."""
     if not on_standby(conn):
         return None
     replayed = conn.execute(sql.SQL("SELECT pg_last_xact_replay_timestamp()")).fetchone()[0]
