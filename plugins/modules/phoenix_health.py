@@ -114,7 +114,8 @@ environment:
 checks:
   description:
     - One entry per check, each with C(status) and, when not healthy, C(message).
-    - C(database) has C(responseTime) (ms, one round trip), C(connectTime) (ms) and C(serverVersion).
+    - C(database) has C(responseTime) (ms, one round trip), C(connectTime) (ms), C(serverVersion) and C(standby) (true
+      on a server in recovery, which takes no writes).
     - C(schema) has C(version), C(latest), C(pending); C(stage) has C(declared) and C(registered).
     - C(worlds) has C(total), C(active), C(templates), C(expired), C(max).
     - C(connections) has C(active), C(max), C(idleInTransaction); C(backups) has C(latestAgeHours) and C(maxAgeHours).

@@ -4,6 +4,7 @@ works there; what writes is refused before anything, naming the standby, in chec
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -28,6 +29,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from conftest import replayed
+from test_playbooks import playbook, recap
 from worlds_fixtures import app_fingerprints, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -137,3 +139,19 @@ def test_a_role_made_read_only_is_refused_by_name(data, pg_cluster):
             conn.execute(sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(
                 sql.Identifier(data.name)))
     assert call(phoenix_world.main, data, id="NEW_WORLD")["changed"] is True
+
+
+@pytest.mark.slow
+def test_a_deploy_pointed_at_a_standby_stops_before_its_backup(data, standby, phoenix_home):
+    replica = replayed(data, standby)
+    preflight = call(phoenix_health.main, replica)
+    assert preflight["checks"]["database"]["standby"] is True
+    assert call(phoenix_health.main, data)["checks"]["database"]["standby"] is False
+    refused = playbook(phoenix_home, "deploy.yml", "-i", "inventories/beta",
+                       extra_env={"PHOENIX_BETA_DB_URL": replica.url})
+    assert refused.returncode != 0
+    assert "BETA's database is a standby, which takes no writes: a deploy migrates it and restores it on failure. " \
+        "Point phoenix_db_url at the primary; nothing was written" in " ".join(refused.stdout.split())
+    assert recap(refused.stdout)["phoenix-beta"]["changed"] == 0
+    backups = Path(phoenix_home["PHOENIX_HOME"]) / "backups"
+    assert not backups.exists() or store.list_backups(backups, "BETA") == []

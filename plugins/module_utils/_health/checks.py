@@ -160,6 +160,7 @@ def _check_database(conn, connect_ms: float) -> dict[str, Any]:
         "responseTime": response_ms,
         "connectTime": round(connect_ms, 3),
         "serverVersion": _scalar(conn, "SHOW server_version"),
+        "standby": on_standby(conn),
     }
     if response_ms > SLOW_RESPONSE_MS:
         check.update(status=DEGRADED, message="round trip took %.0f ms" % response_ms)
