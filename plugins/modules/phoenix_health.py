@@ -17,6 +17,9 @@ description:
   - A slot keeps the WAL its consumer has not read. One that holds more than the server's C(max_wal_size) (a
     change data capture pipeline stopped, or a standby gone, say) makes the environment V(degraded), and one that
     lost WAL its consumer still needed (C(max_slot_wal_keep_size)) V(unhealthy).
+  - On a standby, the replication check also looks at its feed. A standby that receives no WAL from its primary
+    (no WAL receiver streaming, while C(primary_conninfo) names a primary), or whose replay is paused, makes the
+    environment V(degraded): its rows, and the backups taken from it, fall behind the primary's.
   - The result has the shape of the Phoenix health API, C({status, timestamp, environment, checks}).
   - An unreachable database is a result (status V(unhealthy) with the reason); whether the task fails is
     decided by O(fail_on).
@@ -120,7 +123,9 @@ checks:
     - C(worlds) has C(total), C(active), C(templates), C(expired), C(max).
     - C(connections) has C(active), C(max), C(idleInTransaction); C(backups) has C(latestAgeHours) and C(maxAgeHours).
     - C(replication) has C(slots) and C(inactive) (the database's logical replication slots and the server's
-      physical ones, and those no consumer reads now) and C(retainedBytes) (the most WAL one of them holds).
+      physical ones, and those no consumer reads now) and C(retainedBytes) (the most WAL one of them holds). On a
+      standby it also has C(receiving) (its WAL receiver streams from the primary), C(replayPaused) and
+      C(replayBacklogBytes) (WAL received and not replayed yet).
   returned: always
   type: dict
   sample: {"database": {"status": "healthy", "responseTime": 0.4}, "worlds": {"status": "healthy", "total": 3, "active": 2}}

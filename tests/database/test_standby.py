@@ -3,7 +3,10 @@ works there; what writes is refused before anything, naming the standby, in chec
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import time
 from pathlib import Path
 
 import psycopg
@@ -155,3 +158,60 @@ def test_a_deploy_pointed_at_a_standby_stops_before_its_backup(data, standby, ph
     assert recap(refused.stdout)["phoenix-beta"]["changed"] == 0
     backups = Path(phoenix_home["PHOENIX_HOME"]) / "backups"
     assert not backups.exists() or store.list_backups(backups, "BETA") == []
+
+
+def standby_session(standby):
+    return psycopg.connect(**standby.conninfo(), autocommit=True)
+
+
+@contextlib.contextmanager
+def primary_conninfo(standby, conninfo: str):
+    """The standby's primary_conninfo for one test (a reload restarts its WAL receiver), then put back."""
+    def receiver() -> tuple | None:
+        with standby_session(standby) as conn:
+            return conn.execute(sql.SQL("SELECT status FROM pg_stat_wal_receiver")).fetchone()
+
+    def apply(value: str, streaming: bool) -> None:
+        with standby_session(standby) as conn:
+            conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(value)))
+            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
+        deadline = time.monotonic() + 30
+        while (receiver() == ("streaming",)) != streaming:
+            assert time.monotonic() < deadline, "the standby's WAL receiver is still %s" % (receiver(),)
+            time.sleep(0.1)
+    with standby_session(standby) as conn:
+        before = conn.execute(sql.SQL("SELECT current_setting('primary_conninfo')")).fetchone()[0]
+    apply(conninfo, streaming=False)
+    try:
+        yield
+    finally:
+        apply(before, streaming=True)
+
+
+def test_health_says_when_a_standby_falls_behind_its_primary(data, standby):
+    replica = replayed(data, standby)
+    fed = call(phoenix_health.main, replica)["checks"]["replication"]
+    assert fed["status"] == "healthy" and fed["receiving"] is True and fed["replayPaused"] is False, fed
+    assert fed["replayBacklogBytes"] >= 0
+    assert "receiving" not in call(phoenix_health.main, data)["checks"]["replication"]  # a primary receives nothing
+
+    with standby_session(standby) as conn:
+        conn.execute(sql.SQL("SELECT pg_wal_replay_pause()"))
+        try:
+            call(phoenix_world.main, data, id="WHILE_PAUSED")
+            paused = call(phoenix_health.main, replica, fail_on="degraded")
+        finally:
+            conn.execute(sql.SQL("SELECT pg_wal_replay_resume()"))
+    assert paused["failed"] and paused["checks"]["replication"]["replayPaused"] is True
+    assert re.search(r"replication: replay is paused on this standby \(pg_wal_replay_pause\), so its rows stay as "
+                     r"of \d{4}-\d\d-\d\dT\S+: resume it with pg_wal_replay_resume\(\)", paused["msg"]), paused["msg"]
+    assert [w["id"] for w in call(phoenix_world_info.main, replayed(data, standby))["worlds"]] == [
+        "KEEP_ME", "WHILE_PAUSED"]
+
+    with primary_conninfo(standby, "host=/nonexistent port=1 user=postgres"):
+        cut_off = call(phoenix_health.main, replica)
+    replication = cut_off["checks"]["replication"]
+    assert cut_off["status"] == "degraded" and replication["receiving"] is False, cut_off
+    assert "this standby receives no WAL from its primary (its WAL receiver is not running), so its rows fall " \
+        "behind the primary's: check primary_conninfo and that the primary is reachable" in replication["message"]
+    assert call(phoenix_health.main, replica)["status"] == "healthy"

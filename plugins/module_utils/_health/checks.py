@@ -245,14 +245,42 @@ def _check_replication(conn) -> dict[str, Any]:
     growing = ["%s slot %s (%s) holds %s of WAL, more than max_wal_size"
                % (slot.kind, slot.name, "in use" if slot.active else "not in use", slot.size)
                for slot in slots if slot.state in ("extended", "unreserved")]
+    messages = []
     if lost:
-        check.update(status=UNHEALTHY, message="; ".join(lost) + "; drop such a slot (pg_drop_replication_slot) and "
-                     "set its consumer up again")
-    elif growing:
-        check.update(status=DEGRADED, message="; ".join(growing) + "; the server keeps WAL until a slot's consumer "
-                     "reads it: start the consumer, or drop a slot nothing reads (pg_drop_replication_slot) before the "
-                     "disk fills")
+        messages.append("; ".join(lost) + "; drop such a slot (pg_drop_replication_slot) and set its consumer up again")
+    if growing:
+        messages.append("; ".join(growing) + "; the server keeps WAL until a slot's consumer reads it: start the "
+                        "consumer, or drop a slot nothing reads (pg_drop_replication_slot) before the disk fills")
+    if on_standby(conn):
+        feed, behind = _standby_feed(conn)
+        check.update(feed)
+        messages.extend(behind)
+    if messages:
+        check.update(status=UNHEALTHY if lost else DEGRADED, message="; ".join(messages))
     return check
+
+
+def _standby_feed(conn) -> tuple[dict[str, Any], list[str]]:
+    """A standby's fields: whether it receives its primary's WAL and replays it, and how much it received but has
+    not replayed yet; and why its rows (and the backups taken from it) fall behind the primary's, if they do. A
+    standby fed from a WAL archive alone has no primary to receive from (no primary_conninfo)."""
+    with conn.cursor(row_factory=namedtuple_row) as cursor:
+        feed = cursor.execute(sql.SQL(
+            "SELECT (SELECT status FROM pg_stat_wal_receiver) AS receiver, "
+            "(SELECT setting <> '' FROM pg_settings WHERE name = 'primary_conninfo') AS from_primary, "
+            "pg_is_wal_replay_paused() AS paused, pg_last_xact_replay_timestamp() AS replayed, "
+            "pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint AS backlog")).fetchone()
+    behind = []
+    if feed.receiver != "streaming" and feed.from_primary is not False:  # None: a role that may not see it
+        behind.append("this standby receives no WAL from its primary (its WAL receiver is %s), so its rows fall "
+                      "behind the primary's: check primary_conninfo and that the primary is reachable"
+                      % (feed.receiver or "not running"))
+    if feed.paused:
+        behind.append("replay is paused on this standby (pg_wal_replay_pause), so its rows stay as of %s: resume it "
+                      "with pg_wal_replay_resume()" % (feed.replayed.isoformat(timespec="seconds") if feed.replayed
+                                                       else "its last replayed change"))
+    return {"receiving": feed.receiver == "streaming", "replayPaused": feed.paused,
+            "replayBacklogBytes": max(feed.backlog or 0, 0)}, behind
 
 
 def _metrics(conn, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
