@@ -19,7 +19,7 @@ description:
     lost WAL its consumer still needed (C(max_slot_wal_keep_size)) V(unhealthy).
   - On a standby, the replication check also looks at its feed. A standby that receives no WAL from its primary
     (no WAL receiver streaming, while C(primary_conninfo) names a primary), or whose replay is paused, makes the
-    environment V(degraded): its rows, and the backups taken from it, fall behind the primary's.
+    environment V(degraded), as its rows, and the backups taken from it, fall behind the primary's.
   - The result has the shape of the Phoenix health API, C({status, timestamp, environment, checks}).
   - An unreachable database is a result (status V(unhealthy) with the reason); whether the task fails is
     decided by O(fail_on).
