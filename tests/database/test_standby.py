@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import time
+from typing import Iterator
 from pathlib import Path
 
 import psycopg
@@ -31,7 +32,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from conftest import replayed
+from conftest import Database, replayed
 from test_playbooks import playbook, recap
 from worlds_fixtures import app_fingerprints, table_fingerprints
 
@@ -188,11 +189,31 @@ def primary_conninfo(standby, conninfo: str):
         apply(before, streaming=True)
 
 
-def test_health_says_when_a_standby_falls_behind_its_primary(data, standby):
+@pytest.fixture
+def watcher(data, standby) -> Iterator[Database]:
+    """``data`` on the standby, reached as a monitoring role that reads every table and no server statistics (no
+    pg_read_all_stats): it sees that a WAL receiver runs, not its status, nor primary_conninfo."""
+    with data.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE standby_watcher LOGIN IN ROLE pg_read_all_data"))
+    try:
+        yield replayed(data, standby)
+    finally:
+        with data.connect() as conn:
+            conn.execute(sql.SQL("DROP ROLE standby_watcher"))
+
+
+def as_watcher(replica: Database, check: str) -> dict:
+    url = "postgresql://standby_watcher@/%s?host=%s&port=%d" % (replica.name, replica.cluster.socket_dir,
+                                                                replica.cluster.port)
+    return run_module(phoenix_health.main, {"db_url": url, "stage": "BETA"})["checks"][check]
+
+
+def test_health_says_when_a_standby_falls_behind_its_primary(data, standby, watcher):
     replica = replayed(data, standby)
     fed = call(phoenix_health.main, replica)["checks"]["replication"]
     assert fed["status"] == "healthy" and fed["receiving"] is True and fed["replayPaused"] is False, fed
     assert fed["replayBacklogBytes"] >= 0
+    assert as_watcher(watcher, "replication")["status"] == "healthy"
     assert "receiving" not in call(phoenix_health.main, data)["checks"]["replication"]  # a primary receives nothing
 
     with standby_session(standby) as conn:
@@ -210,6 +231,8 @@ def test_health_says_when_a_standby_falls_behind_its_primary(data, standby):
 
     with primary_conninfo(standby, "host=/nonexistent port=1 user=postgres"):
         cut_off = call(phoenix_health.main, replica)
+        seen_by_watcher = as_watcher(watcher, "replication")
+    assert seen_by_watcher["status"] == "degraded" and seen_by_watcher["receiving"] is False
     replication = cut_off["checks"]["replication"]
     assert cut_off["status"] == "degraded" and replication["receiving"] is False, cut_off
     assert "this standby receives no WAL from its primary (its WAL receiver is not running), so its rows fall " \

@@ -263,15 +263,17 @@ def _check_replication(conn) -> dict[str, Any]:
 def _standby_feed(conn) -> tuple[dict[str, Any], list[str]]:
     """A standby's fields: whether it receives its primary's WAL and replays it, and how much it received but has
     not replayed yet; and why its rows (and the backups taken from it) fall behind the primary's, if they do. A
-    standby fed from a WAL archive alone has no primary to receive from (no primary_conninfo)."""
+    standby fed from a WAL archive alone has no primary to receive from (no primary_conninfo). A role without
+    pg_read_all_stats sees that a WAL receiver runs (its pid), not its status: it is taken to stream."""
     with conn.cursor(row_factory=namedtuple_row) as cursor:
         feed = cursor.execute(sql.SQL(
-            "SELECT (SELECT status FROM pg_stat_wal_receiver) AS receiver, "
+            "SELECT (SELECT coalesce(status, 'running') FROM pg_stat_wal_receiver) AS receiver, "
             "(SELECT setting <> '' FROM pg_settings WHERE name = 'primary_conninfo') AS from_primary, "
             "pg_is_wal_replay_paused() AS paused, pg_last_xact_replay_timestamp() AS replayed, "
             "pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint AS backlog")).fetchone()
     behind = []
-    if feed.receiver != "streaming" and feed.from_primary is not False:  # None: a role that may not see it
+    receiving = feed.receiver in ("streaming", "running")
+    if not receiving and feed.from_primary is not False:  # None: a role that may not see it
         behind.append("this standby receives no WAL from its primary (its WAL receiver is %s), so its rows fall "
                       "behind the primary's: check primary_conninfo and that the primary is reachable"
                       % (feed.receiver or "not running"))
@@ -279,7 +281,7 @@ def _standby_feed(conn) -> tuple[dict[str, Any], list[str]]:
         behind.append("replay is paused on this standby (pg_wal_replay_pause), so its rows stay as of %s: resume it "
                       "with pg_wal_replay_resume()" % (feed.replayed.isoformat(timespec="seconds") if feed.replayed
                                                        else "its last replayed change"))
-    return {"receiving": feed.receiver == "streaming", "replayPaused": feed.paused,
+    return {"receiving": receiving, "replayPaused": feed.paused,
             "replayBacklogBytes": max(feed.backlog or 0, 0)}, behind
 
 
