@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
 import time
 from typing import Iterator
 from pathlib import Path
@@ -30,9 +31,9 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_world_cleanup,
     phoenix_world_info,
 )
-from ansible_collections.phoenix.platform.tests.helpers import run_module
+from ansible_collections.phoenix.platform.tests.helpers import module_process, run_module
 
-from conftest import Database, replayed
+from conftest import Database, replayed, server_settings
 from test_playbooks import playbook, recap
 from worlds_fixtures import app_fingerprints, table_fingerprints
 
@@ -238,3 +239,29 @@ def test_health_says_when_a_standby_falls_behind_its_primary(data, standby, watc
     assert "this standby receives no WAL from its primary (its WAL receiver is not running), so its rows fall " \
         "behind the primary's: check primary_conninfo and that the primary is reachable" in replication["message"]
     assert call(phoenix_health.main, replica)["status"] == "healthy"
+
+
+def test_a_backup_cancelled_by_the_standbys_replay_says_what_to_do(data, standby, tmp_path):
+    with data.connect() as conn:  # a table whose dump lasts a while
+        conn.execute(sql.SQL("CREATE TABLE public.ledger AS SELECT g AS id, md5(g::text) AS entry "
+                             "FROM generate_series(1, 1500000) g"))
+    replica = replayed(data, standby)
+    with server_settings(standby, max_standby_streaming_delay="0"):
+        backup = module_process("phoenix_backup", {"db_url": replica.url, "stage": "BETA", "dest": str(tmp_path)},
+                                stdout=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while replica.query("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                            "WHERE l.relation = 'public.ledger'::regclass AND a.application_name <> ''") == [(0,)]:
+            assert time.monotonic() < deadline and backup.poll() is None, "the backup never held the table"
+            time.sleep(0.02)
+        with data.connect() as conn:  # the primary changes the table, which replay may not do while it is read
+            conn.execute(sql.SQL("ALTER TABLE public.ledger ADD COLUMN checked boolean"))
+        result = json.loads(backup.communicate(timeout=120)[0])
+    assert result["failed"], result
+    assert result["msg"] == (
+        "the standby's replay cancelled the backup (a conflict with recovery), and no backup was made: the server is "
+        "a standby: its replay cancels a query that holds back its primary's changes for longer than "
+        "max_standby_streaming_delay. Run this again; for long reads, such as a backup, raise "
+        "max_standby_streaming_delay on the standby (-1 waits for them) and set hot_standby_feedback = on, or run "
+        "them on the primary"), result["msg"]
+    assert store.list_backups(tmp_path, "BETA") == []

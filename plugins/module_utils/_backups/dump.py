@@ -22,10 +22,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_du
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import CHUNK, secure_tree, write_all
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import on_standby
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import REPLAY_CANCELS, on_standby, replay_cancellations
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool,
     find_tool_and_major,
@@ -135,7 +136,14 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
     if fresh:
         return fresh
     final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
-    made = _dump(conn, conninfo, request, tool, final, now)
+    cancelled_before = replay_cancellations(conn) if on_standby(conn) else None
+    try:
+        made = _dump(conn, conninfo, request, tool, final, now)
+    except (psycopg.Error, PhoenixError):
+        if cancelled_before is not None and _cancelled_by_replay(conninfo, cancelled_before):
+            raise PhoenixError("the standby's replay cancelled the backup (a conflict with recovery), and no backup "
+                               "was made: %s" % REPLAY_CANCELS) from None
+        raise
     pruned = store.to_prune(store.list_backups(request.dest, request.stage), request.kind, request.retention_days,
                             request.keep_min, now)
     for backup in pruned:
@@ -155,6 +163,17 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
             record(conn, "backup.create", request.stage, request.actor,
                    {"backup": made.id, "kind": request.kind, "pruned": [b.id for b in pruned]})
     return result
+
+
+def _cancelled_by_replay(conninfo: str, before: int) -> bool:
+    """Whether the standby's replay cancelled one of this database's queries since it had cancelled ``before``: a
+    cancelled session may count it only as it exits, just after its client saw it fail."""
+    with open_session(conninfo, autocommit=True) as conn:
+        for attempt in range(10):
+            if replay_cancellations(conn) > before:
+                return True
+            time.sleep(0.1)
+    return False
 
 
 def _standby(conn) -> dict[str, Any] | None:

@@ -54,9 +54,14 @@ def session_lock(conn, scope: str, timeout_seconds: int) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.rollback()
-        conn.execute(sql.SQL("SELECT pg_advisory_unlock(%s)"), [lock_key(scope)])
-        conn.commit()
+        try:
+            conn.rollback()
+            conn.execute(sql.SQL("SELECT pg_advisory_unlock(%s)"), [lock_key(scope)])
+            conn.commit()
+        except psycopg.OperationalError:
+            if not conn.closed:
+                raise
+            # the connection went, and its lock with it: the error that ended the run, if any, is the one to give
 
 
 # The context of an error raised while waiting for a row: "while deleting tuple (0,1) in relation "Chat"" (the

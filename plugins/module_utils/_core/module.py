@@ -29,6 +29,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.stage impor
     check_stage_fence,
     check_writable,
     registered_stage,
+    with_standby_advice,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import lock_holders
@@ -154,7 +155,7 @@ class PhoenixModule(AnsibleModule):
         except psycopg.Error as exc:
             where = self._where()
             self.fail_json(
-                msg="database error on %s: %s" % (where, self._redact(str(exc).strip())),
+                msg="database error on %s: %s" % (where, self._redact(with_standby_advice(str(exc).strip()))),
                 sqlstate=getattr(exc, "sqlstate", None),
             )
         except OSError as exc:  # a path that cannot be used: too long, not writable, in /proc ...
