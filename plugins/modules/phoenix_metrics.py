@@ -40,6 +40,13 @@ options:
         -> number, e.g. C(backup_size_bytes) or C(worlds{state="active"}).
     type: dict
     default: {}
+  server:
+    description:
+      - Which of the stage's servers the job ran against, when the stage has several (a standby beside the primary,
+        say), so that their files and samples stay apart. It joins the file name (C(phoenix_<stage>_<server>_<job>.prom))
+        and every sample gets a C(server) label. Lower case letters, digits and C(_), e.g. V(standby).
+      - Unset, the file is C(phoenix_<stage>_<job>.prom) and the samples have no C(server) label.
+    type: str
 attributes:
   check_mode:
     description: Can run in check_mode.
@@ -96,14 +103,15 @@ def main() -> None:
             "job": {"type": "str", "required": True},
             "succeeded": {"type": "bool", "required": True},
             "values": {"type": "dict", "default": {}},
+            "server": {"type": "str"},
         },
         supports_check_mode=True,
     )
     params = module.params
     request = MetricsRequest(Path(params["dir"]), params["stage"], params["job"], params["succeeded"],
-                             params["values"], time.time())
+                             params["values"], time.time(), params["server"])
     try:
-        path = path_of(request.directory, request.stage, request.job)
+        path = path_of(request.directory, request.stage, request.job, request.server)
         previous = path.read_text() if path.is_file() else None
         text = render(request, previous)
         if not module.check_mode:

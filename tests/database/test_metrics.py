@@ -65,3 +65,25 @@ def test_bad_names_and_values_are_named_and_nothing_is_written(tmp_path, options
     refused = metrics(tmp_path, succeeded=True, **options)
     assert refused["failed"] and message in refused["msg"], refused
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stages_servers_keep_files_and_samples_apart(tmp_path):
+    primary = metrics(tmp_path, job="health", succeeded=True, values={"health_status": 0})
+    standby = metrics(tmp_path, job="health", server="standby", succeeded=True, values={"health_status": 1})
+    assert primary["path"] == str(tmp_path / "phoenix_prod_health.prom")
+    assert standby["path"] == str(tmp_path / "phoenix_prod_standby_health.prom")
+    assert samples(tmp_path / "phoenix_prod_health.prom")[("phoenix_health_status", (("stage", "PROD"),))] == 0
+    assert samples(tmp_path / "phoenix_prod_standby_health.prom")[
+        ("phoenix_health_status", (("server", "standby"), ("stage", "PROD")))] == 1
+
+
+@pytest.mark.parametrize("server, values, message", [
+    ("Standby-1", {}, "server 'Standby-1' is not a file and label name part"),
+    ("../../etc", {}, "server '../../etc' is not a file and label name part"),
+    ("standby", {'worlds{server="primary"}': 1}, "sets the label server, which every sample gets from the server "
+                                                 "option"),
+])
+def test_a_bad_server_is_named_and_nothing_is_written(tmp_path, server, values, message):
+    refused = metrics(tmp_path, succeeded=True, server=server, values=values)
+    assert refused["failed"] and message in refused["msg"], refused
+    assert list(tmp_path.iterdir()) == []

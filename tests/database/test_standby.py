@@ -265,3 +265,16 @@ def test_a_backup_cancelled_by_the_standbys_replay_says_what_to_do(data, standby
         "max_standby_streaming_delay on the standby (-1 waits for them) and set hot_standby_feedback = on, or run "
         "them on the primary"), result["msg"]
     assert store.list_backups(tmp_path, "BETA") == []
+
+
+@pytest.mark.slow
+def test_a_standbys_host_writes_metrics_apart_from_the_primarys(data, standby, phoenix_home):
+    metrics_dir = Path(phoenix_home["PHOENIX_HOME"]) / "metrics"
+    for url, server in ((data.url, ""), (replayed(data, standby).url, "standby")):
+        ran = playbook(phoenix_home, "health.yml", "-i", "inventories/beta", "-e", "phoenix_metrics_server=" + server,
+                       extra_env={"PHOENIX_BETA_DB_URL": url})
+        assert ran.returncode == 0, ran.stdout
+    primary, replica = (metrics_dir / "phoenix_beta_health.prom").read_text(), \
+        (metrics_dir / "phoenix_beta_standby_health.prom").read_text()
+    assert 'phoenix_health_status{stage="BETA"} 0' in primary and "server=" not in primary
+    assert 'phoenix_health_status{server="standby",stage="BETA"} 0' in replica

@@ -1,6 +1,7 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One Prometheus text file per stage and job: ``phoenix_<stage>_<job>.prom``.
+"""One Prometheus text file per stage and job: ``phoenix_<stage>_<job>.prom``; ``phoenix_<stage>_<server>_<job>.prom``
+for one of a stage's several servers (a standby's jobs, say), whose samples get a ``server`` label.
 
 Every run writes the file whole (a temporary file renamed over the old one, so a reader never sees half of it).
 ``phoenix_<job>_last_success_timestamp_seconds`` moves only when the job succeeded: a failed run carries the
@@ -36,10 +37,19 @@ class MetricsRequest:
     succeeded: bool
     values: Mapping[str, Any]
     now: float
+    server: str | None = None
+
+    @property
+    def common_labels(self) -> dict[str, str]:
+        """The labels of every sample."""
+        return {"stage": self.stage, **({"server": self.server} if self.server else {})}
 
 
-def path_of(directory: Path, stage: str, job: str) -> Path:
-    return directory / ("phoenix_%s_%s.prom" % (stage.lower(), job))
+def path_of(directory: Path, stage: str, job: str, server: str | None = None) -> Path:
+    if server is not None and not JOB.match(server):
+        raise PhoenixError("server %r is not a file and label name part: use lower case letters, digits and _ (e.g. "
+                           "standby)" % server)
+    return directory / ("phoenix_%s.prom" % "_".join(part for part in (stage.lower(), server, job) if part))
 
 
 def render(request: MetricsRequest, previous: str | None) -> str:
@@ -57,12 +67,16 @@ def render(request: MetricsRequest, previous: str | None) -> str:
         samples["%s_last_success_timestamp_seconds" % job] = [({}, last_success)]
     for key, value in sorted(request.values.items()):
         name, labels = _sample_name(key)
+        taken = sorted(set(labels) & set(request.common_labels))
+        if taken:
+            raise PhoenixError("values key %r sets the label %s, which every sample gets from the %s option"
+                               % (key, taken[0], taken[0]))
         samples.setdefault("phoenix_%s" % name, []).append((labels, _number(key, value)))
     lines = []
     for name, values in samples.items():
         lines.append("# TYPE %s gauge" % name)
         for labels, value in values:
-            tagged = dict(labels, stage=request.stage)
+            tagged = dict(labels, **request.common_labels)
             lines.append("%s{%s} %s" % (name, ",".join('%s="%s"' % item for item in sorted(tagged.items())),
                                         _format(value)))
     return "\n".join(lines) + "\n"
@@ -122,10 +136,7 @@ def _sample_name(key: str) -> tuple[str, dict[str, str]]:
     if not found:
         raise PhoenixError('values key %r is not a metric name with optional labels, e.g. backup_size_bytes or '
                            'worlds{state="active"}' % key)
-    labels = dict(LABEL.findall(found.group(2) or ""))
-    if "stage" in labels:
-        raise PhoenixError("values key %r sets the label stage, which every sample gets from the stage option" % key)
-    return found.group(1), labels
+    return found.group(1), dict(LABEL.findall(found.group(2) or ""))
 
 
 def _number(key: str, value: Any) -> float:
