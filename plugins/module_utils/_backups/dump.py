@@ -26,7 +26,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.connection 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.files import CHUNK, secure_tree, write_all
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import REPLAY_CANCELS, on_standby, replay_cancellations
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool,
     find_tool_and_major,
@@ -36,6 +35,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import exclusive_holders
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import REPLAY_CANCELS, on_standby, replay_cancellations
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import read_only_snapshot
 
 try:

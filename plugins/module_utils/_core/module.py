@@ -29,10 +29,10 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.stage impor
     check_stage_fence,
     check_writable,
     registered_stage,
-    with_standby_advice,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import lock_holders
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import with_standby_advice
 
 try:
     import psycopg

@@ -1,7 +1,7 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The stage fence (which stage a database belongs to), the PROD guard, and the gate of a server that takes no
-writes (a standby)."""
+writes (a standby, a read-only role)."""
 
 from __future__ import annotations
 
@@ -38,30 +38,6 @@ def check_stage_fence(declared: str, registered: str | None, where: str) -> None
             declared_stage=declared,
             registered_stage=registered,
         )
-
-
-def on_standby(conn) -> bool:
-    """Whether the server is a standby: it replays its primary's changes and takes no writes of its own."""
-    return conn.execute(sql.SQL("SELECT pg_is_in_recovery()")).fetchone()[0]
-
-
-# what to do when a standby's replay cancelled a query (the server reports a "conflict with recovery")
-REPLAY_CANCELS = ("the server is a standby: its replay cancels a query that holds back its primary's changes for "
-                  "longer than max_standby_streaming_delay. Run this again; for long reads, such as a backup, raise "
-                  "max_standby_streaming_delay on the standby (-1 waits for them) and set hot_standby_feedback = on, "
-                  "or run them on the primary")
-
-
-def with_standby_advice(message: str) -> str:
-    """``message`` (the server's), with what to do when a standby's replay cancelled the query."""
-    return message + " (%s)" % REPLAY_CANCELS if "conflict with recovery" in message else message
-
-
-def replay_cancellations(conn) -> int:
-    """How many queries of this database a standby's replay has cancelled since the statistics were reset."""
-    return conn.execute(sql.SQL(
-        "SELECT confl_tablespace + confl_lock + confl_snapshot + confl_bufferpin + confl_deadlock "
-        "FROM pg_stat_database_conflicts WHERE datname = current_database()")).fetchone()[0]
 
 
 def check_writable(conn, where: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions, registered_app_schema
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import on_standby, registered_stage
+from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import expired_condition
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import (
     WORLD_META_TABLE,
@@ -24,6 +24,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog impor
     user_tables,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import exclusive_holders
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import on_standby
 
 try:
     import psycopg
