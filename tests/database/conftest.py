@@ -307,6 +307,10 @@ def replayed(primary: Database, standby: LocalCluster) -> Database:
     """``primary``'s database on ``standby``, once the standby has replayed everything written to it so far."""
     with primary.connect() as conn:
         written = conn.execute(sql.SQL("SELECT pg_current_wal_insert_lsn()")).fetchone()[0]  # written or not yet
+        # The standby receives only WAL flushed on the primary, and with synchronous_commit off the last records may
+        # wait for the next commit: this one's flushes everything up to it.
+        conn.execute(sql.SQL("SET synchronous_commit = on"))
+        conn.execute(sql.SQL("SELECT txid_current()"))
     deadline = time.monotonic() + 30
     with psycopg.connect(**standby.conninfo(), autocommit=True) as conn:
         while not conn.execute(sql.SQL("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"), [written]).fetchone()[0]:
