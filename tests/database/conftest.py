@@ -288,19 +288,21 @@ def standby(pg_cluster: LocalCluster) -> Iterator[LocalCluster]:
     take backups and answer reads."""
     base = make_base_dir("phoenix-standby-")
     replica = LocalCluster(base / "pg", free_port(), bin_source=SERVER_PROGRAMS, settings=THROWAWAY_SETTINGS)
-    for path in (replica.data_dir, replica.socket_dir, replica.log_file):
-        path.mkdir(parents=True, mode=0o700) if path != replica.log_file else path.touch(0o600)
-        if replica.run_as:
-            shutil.chown(path, replica.run_as, replica.run_as)
-    command = [str(pg_cluster.bin_dir / "pg_basebackup"), "-D", str(replica.data_dir), "-h", str(pg_cluster.socket_dir),
-               "-p", str(pg_cluster.port), "-U", "postgres", "--write-recovery-conf", "--wal-method=stream",
-               "--no-sync", "--checkpoint=fast"]
-    subprocess.run(["runuser", "-u", replica.run_as, "--", *command] if replica.run_as else command,
-                   check=True, capture_output=True)
-    replica.ensure_running()  # its own port and socket over the primary's (phoenix.conf)
-    yield replica
-    replica.ensure_absent()
-    shutil.rmtree(base, ignore_errors=True)
+    try:
+        for path in (replica.data_dir, replica.socket_dir, replica.log_file):
+            path.mkdir(parents=True, mode=0o700) if path != replica.log_file else path.touch(0o600)
+            if replica.run_as:
+                shutil.chown(path, replica.run_as, replica.run_as)
+        command = [str(pg_cluster.bin_dir / "pg_basebackup"), "-D", str(replica.data_dir), "-h",
+                   str(pg_cluster.socket_dir), "-p", str(pg_cluster.port), "-U", "postgres", "--write-recovery-conf",
+                   "--wal-method=stream", "--no-sync", "--checkpoint=fast"]
+        subprocess.run(["runuser", "-u", replica.run_as, "--", *command] if replica.run_as else command,
+                       check=True, capture_output=True)
+        replica.ensure_running()  # its own port and socket over the primary's (phoenix.conf)
+        yield replica
+    finally:
+        replica.ensure_absent()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def replayed(primary: Database, standby: LocalCluster) -> Database:
