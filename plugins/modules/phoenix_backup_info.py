@@ -54,8 +54,9 @@ EXAMPLES = r"""
 RETURN = r"""
 backups:
   description: Backups, oldest first, with C(id), C(path), C(kind), C(stage), C(format), C(created_at), C(age_hours),
-    C(size), C(verified) (when pg_restore last verified it), C(checksums_ok) with O(verify), and C(signature_ok)
-    with O(backup_signing_key). Directories without a valid manifest (partial or damaged) and links are not
+    C(size), C(verified) (when pg_restore last verified it), C(standby) (for a backup taken on a standby, when the
+    last change it replayed was committed, C(last_replayed_commit); else null), C(checksums_ok) with O(verify), and
+    C(signature_ok) with O(backup_signing_key). Directories without a valid manifest (partial or damaged) and links are not
     backups and are not listed.
   returned: success
   type: list

@@ -19,6 +19,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import s
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_audit,
     phoenix_backup,
+    phoenix_backup_info,
     phoenix_health,
     phoenix_maintenance,
     phoenix_restore,
@@ -60,6 +61,8 @@ def test_a_backup_taken_on_a_standby_restores_on_the_primary(data, standby, tmp_
     manifest = json.loads((tmp_path / "BETA" / backup_id / "manifest.json").read_text())
     assert manifest["verified"] and manifest["row_counts"]["Artifact"] == 6
     assert manifest["standby"]["last_replayed_commit"] is not None
+    listed = run_module(phoenix_backup_info.main, {"dest": str(tmp_path), "stage": "BETA"})["backups"]
+    assert [b["standby"] for b in listed] == [manifest["standby"]]
     assert audited(data, "backup.create") == []  # the primary's audit log: the standby could not write it
 
     expected = app_fingerprints(data)
@@ -71,6 +74,7 @@ def test_a_backup_taken_on_a_standby_restores_on_the_primary(data, standby, tmp_
     on_primary = call(phoenix_backup.main, data, dest=str(tmp_path), format=fmt)
     primary_manifest = json.loads((tmp_path / "BETA" / on_primary["backup"]["id"] / "manifest.json").read_text())
     assert primary_manifest["standby"] is None and "taken on a standby" not in on_primary["_raw"]
+    assert on_primary["backup"]["standby"] is None and made["backup"]["standby"] == manifest["standby"]
     assert len(audited(data, "backup.create")) == 1
 
 

@@ -63,7 +63,8 @@ class Backup:
         return {"id": self.id, "path": str(self.path), "kind": self.manifest["kind"], "stage": self.manifest["stage"],
                 "format": self.manifest["format"], "created_at": self.manifest["created_at"],
                 "age_hours": self.age_hours(now), "size": sum(f["size"] for f in self.manifest["files"]),
-                "verified": self.manifest.get("verified"), "duration_seconds": self.manifest.get("duration_seconds")}
+                "verified": self.manifest.get("verified"), "duration_seconds": self.manifest.get("duration_seconds"),
+                "standby": self.manifest.get("standby")}
 
 
 def utcnow() -> datetime:
