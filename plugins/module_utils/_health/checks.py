@@ -117,13 +117,13 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
                                 ("stage", lambda: _check_stage(conn, request.stage)),
                                 ("worlds", lambda: _check_worlds(conn, request.max_worlds)),
                                 ("connections", lambda: _check_connections(conn)),
-                                ("replication", lambda: _check_replication(conn))):
+                                ("replication", lambda: _check_replication(conn, checks["database"]["standby"]))):
                 checks[name] = _unless_held(conn, check, request.lock_timeout)
             report["status"] = overall_status(checks)
             if request.detail:
                 report["metrics"] = _metrics(conn, checks)
             if request.record and not request.check_mode and checks["stage"]["status"] == HEALTHY:
-                if on_standby(conn):  # what a standby sees is worth reporting; only its primary can keep it
+                if checks["database"]["standby"]:  # what a standby sees is worth reporting; only its primary keeps it
                     report["warnings"] = ["the server is a standby, which takes no writes: this result was not "
                                           "recorded in phoenix.health_history; record the primary's health"]
                 else:
@@ -226,7 +226,7 @@ def _check_connections(conn) -> dict[str, Any]:
     return check
 
 
-def _check_replication(conn) -> dict[str, Any]:
+def _check_replication(conn, standby: bool) -> dict[str, Any]:
     """The logical replication slots of this database (a change data capture pipeline's, say; restores keep them)
     and the server's physical ones (a standby's): another database's logical slots are its own environment's.
     A slot keeps every WAL segment its consumer has not confirmed: one whose consumer is gone keeps them until the
@@ -252,7 +252,7 @@ def _check_replication(conn) -> dict[str, Any]:
     if growing:
         messages.append("; ".join(growing) + "; the server keeps WAL until a slot's consumer reads it: start the "
                         "consumer, or drop a slot nothing reads (pg_drop_replication_slot) before the disk fills")
-    if on_standby(conn):
+    if standby:
         feed, behind = _standby_feed(conn)
         check.update(feed)
         messages.extend(behind)
