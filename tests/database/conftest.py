@@ -200,11 +200,15 @@ def phoenix_home() -> Iterator[dict[str, str]]:
 
 @contextlib.contextmanager
 def server_settings(pg_cluster: LocalCluster, **settings: str) -> Iterator[None]:
-    """Server-wide settings for one test (ALTER SYSTEM, then a reload), reset afterwards. Each value is given as
-    ``current_setting`` shows it (``32MB``, ``1s``): the reload has reached new sessions once they show it."""
-    def shown() -> dict[str, str]:
+    """Server-wide settings for one test (ALTER SYSTEM, then a reload), put back afterwards: reset, or set again
+    when ALTER SYSTEM had set them (a standby's primary_conninfo, say). Each value is given as ``current_setting``
+    shows it (``32MB``, ``1s``): the reload has reached new sessions once they show it."""
+    def shown() -> dict[str, tuple[str, bool]]:
+        """Each setting's value, and whether ALTER SYSTEM set it."""
         with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-            return {name: conn.execute(sql.SQL("SELECT current_setting(%s)"), [name]).fetchone()[0] for name in settings}
+            return {name: conn.execute(sql.SQL(
+                "SELECT current_setting(name), coalesce(sourcefile LIKE '%%/postgresql.auto.conf', false) "
+                "FROM pg_settings WHERE name = %s"), [name]).fetchone() for name in settings}
 
     def apply(statements: list[sql.Composable], expected: dict[str, str]) -> None:
         with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
@@ -212,16 +216,20 @@ def server_settings(pg_cluster: LocalCluster, **settings: str) -> Iterator[None]
                 conn.execute(statement)
             conn.execute(sql.SQL("SELECT pg_reload_conf()"))
         deadline = time.monotonic() + 10
-        while shown() != expected:  # the reload reaches new sessions shortly after
+        while {name: value for name, (value, _) in shown().items()} != expected:  # new sessions see it shortly after
             assert time.monotonic() < deadline, "the server's settings are not %s" % expected
             time.sleep(0.1)
+
+    def set_to(name: str, value: str) -> sql.Composable:
+        return sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
     before = shown()
-    apply([sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
-           for name, value in settings.items()], settings)
+    apply([set_to(name, value) for name, value in settings.items()], settings)
     try:
         yield
     finally:
-        apply([sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)) for name in settings], before)
+        put_back = [set_to(name, value) if by_alter_system else sql.SQL("ALTER SYSTEM RESET {}").format(
+            sql.Identifier(name)) for name, (value, by_alter_system) in before.items()]
+        apply(put_back, {name: value for name, (value, _) in before.items()})
 
 
 @contextlib.contextmanager

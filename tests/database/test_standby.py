@@ -170,28 +170,24 @@ def standby_session(standby):
     return psycopg.connect(**standby.conninfo(), autocommit=True)
 
 
-@contextlib.contextmanager
-def primary_conninfo(standby, conninfo: str):
-    """The standby's primary_conninfo for one test (a reload restarts its WAL receiver), then put back."""
+def wait_for_receiver(standby, streaming: bool) -> None:
+    """Until the standby's WAL receiver streams, or does not."""
     def receiver() -> tuple | None:
         with standby_session(standby) as conn:
             return conn.execute(sql.SQL("SELECT status FROM pg_stat_wal_receiver")).fetchone()
+    deadline = time.monotonic() + 30
+    while (receiver() == ("streaming",)) != streaming:
+        assert time.monotonic() < deadline, "the standby's WAL receiver is still %s" % (receiver(),)
+        time.sleep(0.1)
 
-    def apply(value: str, streaming: bool) -> None:
-        with standby_session(standby) as conn:
-            conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(value)))
-            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
-        deadline = time.monotonic() + 30
-        while (receiver() == ("streaming",)) != streaming:
-            assert time.monotonic() < deadline, "the standby's WAL receiver is still %s" % (receiver(),)
-            time.sleep(0.1)
-    with standby_session(standby) as conn:
-        before = conn.execute(sql.SQL("SELECT current_setting('primary_conninfo')")).fetchone()[0]
-    apply(conninfo, streaming=False)
-    try:
+
+@contextlib.contextmanager
+def primary_conninfo(standby, conninfo: str):
+    """The standby's primary_conninfo for one test (a reload starts its WAL receiver again), then put back."""
+    with server_settings(standby, primary_conninfo=conninfo):
+        wait_for_receiver(standby, streaming=False)
         yield
-    finally:
-        apply(before, streaming=True)
+    wait_for_receiver(standby, streaming=True)
 
 
 @pytest.fixture
