@@ -297,8 +297,10 @@ def standby(pg_cluster: LocalCluster) -> Iterator[LocalCluster]:
     base = make_base_dir("phoenix-standby-")
     replica = LocalCluster(base / "pg", free_port(), bin_source=SERVER_PROGRAMS, settings=THROWAWAY_SETTINGS)
     try:
-        for path in (replica.data_dir, replica.socket_dir, replica.log_file):
-            path.mkdir(parents=True, mode=0o700) if path != replica.log_file else path.touch(0o600)
+        replica.data_dir.mkdir(parents=True, mode=0o700)
+        replica.socket_dir.mkdir(mode=0o700)
+        replica.log_file.touch(0o600)
+        for path in (replica.data_dir, replica.socket_dir, replica.log_file):  # the server's user writes them
             if replica.run_as:
                 shutil.chown(path, replica.run_as, replica.run_as)
         command = [str(pg_cluster.bin_dir / "pg_basebackup"), "-D", str(replica.data_dir), "-h",

@@ -111,10 +111,10 @@ class PhoenixModule(AnsibleModule):
         check_stage_fence(self.stage, registered, self.connection_target().describe())
         if writes:
             self.check_writable(conn)
-        if writes and registered is None:
-            raise StageFenceError(
-                "%s has no stage registered yet: run phoenix_schema first (stage %s), which registers the stage "
-                "fence; nothing was written" % (self.connection_target().describe(), self.stage))
+            if registered is None:
+                raise StageFenceError(
+                    "%s has no stage registered yet: run phoenix_schema first (stage %s), which registers the stage "
+                    "fence; nothing was written" % (self.connection_target().describe(), self.stage))
         return registered
 
     def check_writable(self, conn) -> None:
