@@ -35,7 +35,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import exclusive_holders
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import REPLAY_CANCELS, on_standby, replay_cancellations
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import (
+    CONFLICT_WITH_RECOVERY,
+    REPLAY_CANCELS,
+    on_standby,
+    replay_cancellations,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import read_only_snapshot
 
 try:
@@ -136,11 +141,13 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
     if fresh:
         return fresh
     final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
-    cancelled_before = replay_cancellations(conn) if on_standby(conn) else None
+    standby = on_standby(conn)
+    cancelled_before = replay_cancellations(conn) if standby else 0
     try:
-        made = _dump(conn, conninfo, request, tool, final, now)
-    except (psycopg.Error, PhoenixError):
-        if cancelled_before is not None and _cancelled_by_replay(conninfo, cancelled_before):
+        made = _dump(conn, conninfo, request, tool, final, now, standby)
+    except (psycopg.Error, PhoenixError) as exc:
+        # the server says so, unless the connection went before its message came: then its count of them does
+        if standby and (CONFLICT_WITH_RECOVERY in str(exc) or _cancelled_by_replay(conninfo, cancelled_before)):
             raise PhoenixError("the standby's replay cancelled the backup (a conflict with recovery), and no backup "
                                "was made: %s" % REPLAY_CANCELS) from None
         raise
@@ -150,13 +157,12 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
         shutil.rmtree(backup.path)
     result = {"changed": True, "backup": made.summary(now), "pruned": [b.id for b in pruned], "fresh": False,
               "warnings": []}
-    standby = made.manifest["standby"]
     if standby:  # the audit log is the primary's: a standby takes no writes
+        replayed = made.manifest["standby"]["last_replayed_commit"]
         result["warnings"].append(
             "%s was taken on a standby: its rows are as of the last change the standby replayed (%s), and the audit "
-            "log, which only the primary can write, does not record it" % (
-                made.id, "committed at %s" % standby["last_replayed_commit"] if standby["last_replayed_commit"]
-                else "none since the standby started"))
+            "log, which only the primary can write, does not record it"
+            % (made.id, "committed at %s" % replayed if replayed else "none since the standby started"))
         return result
     with conn.transaction():
         if applied_versions(conn):  # a database without the phoenix schema has no audit log
@@ -169,18 +175,16 @@ def _cancelled_by_replay(conninfo: str, before: int) -> bool:
     """Whether the standby's replay cancelled one of this database's queries since it had cancelled ``before``: a
     cancelled session may count it only as it exits, just after its client saw it fail."""
     with open_session(conninfo, autocommit=True) as conn:
-        for attempt in range(10):
+        for _ in range(10):
             if replay_cancellations(conn) > before:
                 return True
             time.sleep(0.1)
     return False
 
 
-def _standby(conn) -> dict[str, Any] | None:
-    """On a standby, when the last change it replayed was committed on the primary (its rows are as of then; None
-    before it replays one); None on a primary."""
-    if not on_standby(conn):
-        return None
+def _replayed(conn) -> dict[str, Any]:
+    """A standby's manifest fact: when the last change it replayed was committed on the primary (its rows are as of
+    then; None before it replays one)."""
     replayed = conn.execute(sql.SQL("SELECT pg_last_xact_replay_timestamp()")).fetchone()[0]
     return {"last_replayed_commit": replayed.isoformat() if replayed else None}
 
@@ -197,7 +201,8 @@ def _placeholder(path: Path, request: BackupRequest, now) -> store.Backup:
     return store.Backup(path, {"kind": request.kind, "created_at": now.isoformat()})
 
 
-def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], final: Path, now) -> store.Backup:
+def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], final: Path, now,
+          standby: bool) -> store.Backup:
     started = time.monotonic()
     root = store.stage_dir(request.dest, request.stage)
     store.remove_partials(request.dest, request.stage)  # left by killed runs: this run holds the stage lock
@@ -213,7 +218,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             "server_version": conn.execute(sql.SQL("SHOW server_version")).fetchone()[0],
             "schema_version": max(applied_versions(conn) or {0}),
             "database_size": conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0],
-            "standby": _standby(conn),
+            "standby": _replayed(conn) if standby else None,
         }
         target = work / DUMP_FILES[request.fmt]
         command = [str(pg_dump), "--format", FORMAT_FLAGS[request.fmt], "--snapshot", snapshot, "--no-password",

@@ -20,7 +20,8 @@ def on_standby(conn) -> bool:
     return conn.execute(sql.SQL("SELECT pg_is_in_recovery()")).fetchone()[0]
 
 
-# what to do when a standby's replay cancelled a query (the server reports a "conflict with recovery")
+CONFLICT_WITH_RECOVERY = "conflict with recovery"  # in the server's message when a standby's replay cancelled a query
+# what to do then
 REPLAY_CANCELS = ("the server is a standby: its replay cancels a query that holds back its primary's changes for "
                   "longer than max_standby_streaming_delay. Run this again; for long reads, such as a backup, raise "
                   "max_standby_streaming_delay on the standby (-1 waits for them) and set hot_standby_feedback = on, "
@@ -29,7 +30,7 @@ REPLAY_CANCELS = ("the server is a standby: its replay cancels a query that hold
 
 def with_standby_advice(message: str) -> str:
     """``message`` (the server's), with what to do when a standby's replay cancelled the query."""
-    return message + " (%s)" % REPLAY_CANCELS if "conflict with recovery" in message else message
+    return message + " (%s)" % REPLAY_CANCELS if CONFLICT_WITH_RECOVERY in message else message
 
 
 def replay_cancellations(conn) -> int:
