@@ -216,7 +216,7 @@ def server_settings(pg_cluster: LocalCluster, **settings: str) -> Iterator[None]
                 conn.execute(statement)
             conn.execute(sql.SQL("SELECT pg_reload_conf()"))
         deadline = time.monotonic() + 10
-        while {name: value for name, (value, _) in shown().items()} != expected:  # new sessions see it shortly after
+        while {name: shown_now[0] for name, shown_now in shown().items()} != expected:  # new sessions see it shortly after
             assert time.monotonic() < deadline, "the server's settings are not %s" % expected
             time.sleep(0.1)
 
@@ -229,7 +229,7 @@ def server_settings(pg_cluster: LocalCluster, **settings: str) -> Iterator[None]
     finally:
         put_back = [set_to(name, value) if by_alter_system else sql.SQL("ALTER SYSTEM RESET {}").format(
             sql.Identifier(name)) for name, (value, by_alter_system) in before.items()]
-        apply(put_back, {name: value for name, (value, _) in before.items()})
+        apply(put_back, {name: was[0] for name, was in before.items()})
 
 
 @contextlib.contextmanager

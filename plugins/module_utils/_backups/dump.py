@@ -175,7 +175,7 @@ def _cancelled_by_replay(conninfo: str, before: int) -> bool:
     """Whether the standby's replay cancelled one of this database's queries since it had cancelled ``before``: a
     cancelled session may count it only as it exits, just after its client saw it fail."""
     with open_session(conninfo, autocommit=True) as conn:
-        for _ in range(10):
+        for attempt in range(10):
             if replay_cancellations(conn) > before:
                 return True
             time.sleep(0.1)
