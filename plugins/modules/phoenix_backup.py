@@ -27,6 +27,10 @@ description:
     says so, and that the audit log, which only the primary can write, does not record the backup.
   - A backup holds no subscriptions (C(pg_dump --no-subscriptions)), whose connection strings may hold a publisher's
     password; no restore creates them (see M(phoenix.platform.phoenix_restore)).
+  - A backup holds every large object of the database, and the manifest records their number (C(large_objects)).
+    A role reads only its own large objects and those granted to it (C(pg_read_all_data) does not cover them), so
+    one that may not read them all is refused before anything is written, in check mode too, naming their owners
+    and OIDs. A fresh backup (O(fresh_within_hours)) takes none and is not refused.
 options:
   state:
     description: Take a backup (V(present)) or remove one (V(absent)).

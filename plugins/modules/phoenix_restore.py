@@ -69,6 +69,13 @@ description:
     session holds (a console left in a transaction after a query, an application still running). It is then
     stopped, its transaction is rolled back, and the message names the table and who holds it. pg_restore and psql
     set no limit of their own.
+  - Large objects (C(lo_create), an C(oid) column pointing at one) come back as the backup has them. Over the database
+    (V(in_place)), every large object is unlinked first, in the restore's transaction, and the dump's are created
+    again; one made since the backup is not left behind. For a custom or directory dump, the restore then runs as
+    pg_restore's script through psql (one transaction, as always). Only a large object's owner or a superuser may
+    unlink it, so a role that may not unlink one is refused before anything is written (in check mode too), with
+    their number and owners. A swap and a drill check the number of large objects against the manifest (backups
+    taken before it was recorded have none to compare).
   - An encrypted backup needs O(backup_identity). With O(encrypt_to), the safety backup is encrypted too.
   - A restore is an action, so it always reports a change.
 options:
@@ -183,6 +190,14 @@ row_changes:
   returned: success
   type: dict
   sample: {"Artifact": {"now": 160, "backup": 156, "difference": -4}}
+large_object_changes:
+  description:
+    - When the restore changes the number of large objects, C(now), C(backup) and C(difference); empty when it does
+      not, or when the backup's manifest does not record them.
+    - C(--diff) shows them as C(large_objects) beside the row counts.
+  returned: success
+  type: dict
+  sample: {"now": 5, "backup": 3, "difference": -2}
 """
 
 from pathlib import Path

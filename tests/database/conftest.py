@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Iterator
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import KEPT_MARK
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import free_port, isolated_environ, repo_root, run_module
@@ -154,6 +157,53 @@ def data(database):
     run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "KEEP_ME",
                                     "seed": {"users": 3, "artifacts": 6, "chats": 2}})
     return database
+
+
+def databases_like(database, marker: str) -> list[str]:
+    return [name for (name,) in database.query("SELECT datname FROM pg_database WHERE starts_with(datname, %s) "
+                                               "ORDER BY 1", (database.name + marker,))]
+
+
+def drop_swapped(database) -> None:
+    """What the swaps kept, beside the fixture's own database."""
+    with database.connect() as conn:
+        for name in databases_like(database, KEPT_MARK) + databases_like(database, "_phoenix_restore"):
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def swappable(data):
+    """``data``, and what restores swapped out of its place, dropped after the test."""
+    yield data
+    drop_swapped(data)
+
+
+@pytest.fixture
+def shop_roles(pg_cluster):
+    """The application's own roles: shop_web with privileges and settings on its database, shop_owner that may
+    create databases and read every table, but not change other roles."""
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE shop_web LOGIN"))
+        conn.execute(sql.SQL("CREATE ROLE shop_owner LOGIN CREATEDB IN ROLE pg_read_all_data"))
+    yield
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        for role in ("shop_web", "shop_owner"):
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))  # privileges on databases too
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def hand_to_shop_owner(database) -> None:
+    with database.connect() as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(database.name)))
+
+
+@pytest.fixture
+def owned_by_shop_owner(shop_roles, database):  # the roles set up before the database, removed after it
+    """shop_owner's database, whose application objects are all shop_owner's."""
+    hand_to_shop_owner(database)
+    migrate(types.SimpleNamespace(url=make_conninfo(database.url, user="shop_owner")))
+    yield database
+    drop_swapped(database)
 
 
 def kill_when_blocked(database: Database, lock: sql.Composable, script: str, *args: str) -> str:

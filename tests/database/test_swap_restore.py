@@ -12,7 +12,6 @@ import signal
 import subprocess
 import threading
 import time
-import types
 import uuid
 from pathlib import Path
 
@@ -63,7 +62,7 @@ from ansible_collections.phoenix.platform.tests.helpers import (
     waiting_for_an_advisory_lock,
 )
 
-from conftest import Database, server_settings, table_held
+from conftest import Database, databases_like, drop_swapped, hand_to_shop_owner, server_settings, table_held
 from worlds_fixtures import ODD_TABLES, app_fingerprints, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -71,38 +70,6 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 def call(main, database, check=False, **options):
     return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
-
-
-def databases_like(database, marker: str) -> list[str]:
-    return [name for (name,) in database.query("SELECT datname FROM pg_database WHERE starts_with(datname, %s) "
-                                               "ORDER BY 1", (database.name + marker,))]
-
-
-def drop_swapped(database) -> None:
-    """What the swaps kept, beside the fixture's own database."""
-    with database.connect() as conn:
-        for name in databases_like(database, KEPT_MARK) + databases_like(database, "_phoenix_restore"):
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def swappable(data):
-    yield data
-    drop_swapped(data)
-
-
-@pytest.fixture
-def shop_roles(pg_cluster):
-    """The application's own roles: shop_web with privileges and settings on its database, shop_owner that may
-    create databases and read every table, but not change other roles."""
-    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE shop_web LOGIN"))
-        conn.execute(sql.SQL("CREATE ROLE shop_owner LOGIN CREATEDB IN ROLE pg_read_all_data"))
-    yield
-    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-        for role in ("shop_web", "shop_owner"):
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))  # privileges on databases too
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 @pytest.fixture
@@ -292,11 +259,6 @@ def test_a_swap_without_room_on_the_servers_disk_is_refused_before_anything_is_w
     data_directory = data.query("SHOW data_directory")[0][0]
     assert disk.paths and all(path.startswith(data_directory) for path in disk.paths)
     assert table_fingerprints(data) == before and not databases_like(data, "_")
-
-
-def hand_to_shop_owner(database) -> None:
-    with database.connect() as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(database.name)))
 
 
 # shop_owner restores objects postgres owns (as the fixtures make them), and may not give them back
@@ -558,15 +520,6 @@ def test_a_session_back_at_every_attempt_stops_the_swap_naming_it(swappable, tmp
         refused["msg"]  # autovacuum may be at work there too: the server ends it itself
     assert len(attempts) == 2
     assert table_fingerprints(data) == before and not databases_like(data, "_")
-
-
-@pytest.fixture
-def owned_by_shop_owner(shop_roles, database):  # the roles set up before the database, removed after it
-    """shop_owner's database, whose application objects are all shop_owner's."""
-    hand_to_shop_owner(database)
-    migrate(types.SimpleNamespace(url=make_conninfo(database.url, user="shop_owner")))
-    yield database
-    drop_swapped(database)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
@@ -108,18 +108,19 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
     tool = _pg_dump_for(conn, request.compress)  # an unusable compression fails check mode too
     conn.rollback()
     if check_mode:
-        return _plan(request)
+        return _plan(conn, request)
     with store.stage_lock(request.dest, request.stage, request.lock_timeout), \
             session_lock(conn, "backup:" + request.stage, request.lock_timeout):
         return _take(conn, conninfo, request, tool)
 
 
-def _plan(request: BackupRequest) -> dict[str, Any]:
+def _plan(conn, request: BackupRequest) -> dict[str, Any]:
     now = store.utcnow()
     existing = store.list_backups(request.dest, request.stage)
     fresh = _fresh(existing, request, now)
     if fresh:
         return fresh
+    large_objects.require_readable(conn)
     final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
     planned = store.to_prune(existing + [_placeholder(final, request, now)], request.kind,
                              request.retention_days, request.keep_min, now)
@@ -140,6 +141,7 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
     fresh = _fresh(store.list_backups(request.dest, request.stage), request, now)
     if fresh:
         return fresh
+    large_objects.require_readable(conn)
     final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
     standby = on_standby(conn)
     cancelled_before = replay_cancellations(conn) if standby else 0
@@ -218,6 +220,7 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             "server_version": conn.execute(sql.SQL("SHOW server_version")).fetchone()[0],
             "schema_version": max(applied_versions(conn) or {0}),
             "database_size": conn.execute(sql.SQL("SELECT pg_database_size(current_database())")).fetchone()[0],
+            "large_objects": large_objects.count(conn),
             "standby": _replayed(conn) if standby else None,
         }
         target = work / DUMP_FILES[request.fmt]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ContextManager, Iterable, Iterator, NamedTuple
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
@@ -108,16 +108,30 @@ class RestoreRequest:
     lock_timeout: int = 60  # seconds a swap waits for another swap of the same database
 
 
+class Counted(NamedTuple):
+    """What a database holds now, to tell what a restore changes."""
+    rows: dict[str, int]  # per table
+    large_objects: int
+
+
+def counted(conn) -> Counted:
+    return Counted(table_counts(conn), large_objects.count(conn))
+
+
 def row_changes(now: dict[str, int], then: dict[str, int]) -> dict[str, dict[str, int]]:
     """Per table: rows now, rows in the backup, and the difference a restore makes."""
     return {t: {"now": now.get(t, 0), "backup": then.get(t, 0), "difference": then.get(t, 0) - now.get(t, 0)}
             for t in sorted(set(now) | set(then)) if now.get(t, 0) != then.get(t, 0) and t not in KEPT_TABLES}
 
 
-def row_count_diff(changes: dict[str, dict[str, int]]) -> dict[str, dict[str, dict[str, int]]]:
-    """--diff of a restore: the row count of every table it changes, now and after."""
-    return {"before": {"row_counts": {t: c["now"] for t, c in changes.items()}},
-            "after": {"row_counts": {t: c["backup"] for t, c in changes.items()}}}
+def restore_diff(rows: dict[str, dict[str, int]], objects: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """--diff of a restore: the row count of every table it changes, and the number of large objects when that
+    changes, now and after."""
+    diff: dict[str, dict[str, Any]] = {"before": {"row_counts": {t: c["now"] for t, c in rows.items()}},
+                                       "after": {"row_counts": {t: c["backup"] for t, c in rows.items()}}}
+    if objects:
+        diff["before"]["large_objects"], diff["after"]["large_objects"] = objects["now"], objects["backup"]
+    return diff
 
 
 def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> dict[str, Any]:
@@ -157,7 +171,10 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     restored = list(restored_in_place(toc, kept))
     require_replaceable(conn, restored, purpose)
     require_droppable(conn, restored, purpose)
-    changes = _report_changes(result, table_counts(conn), backup)
+    now = counted(conn)
+    if now.large_objects:
+        large_objects.require_unlinkable(conn, purpose)
+    changes = _report_changes(result, now, backup)
     keep_owners = _owners_kept(conn, backup, restored, result, purpose)
     conn.rollback()
     if check_mode:
@@ -172,7 +189,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         result["safety_backup"] = safety["backup"]
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
     restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners,
-                 kept=kept, lock_timeout=request.lock_timeout)
+                 kept=kept, lock_timeout=request.lock_timeout, unlink_large_objects=now.large_objects > 0)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])
@@ -193,14 +210,16 @@ def _owners_kept(conn, backup: store.Backup, toc: list[str], result: dict[str, A
     return kept
 
 
-def _report_changes(result: dict[str, Any], now: dict[str, int], backup: store.Backup) -> dict[str, dict[str, int]]:
-    changes = row_changes(now, backup.manifest["row_counts"])
-    result.update(row_changes=changes, diff=row_count_diff(changes))
+def _report_changes(result: dict[str, Any], now: Counted, backup: store.Backup) -> dict[str, Any]:
+    """What the restore changes against ``now``, into ``result`` with its --diff; returned for the audit log."""
+    changes = {"row_changes": row_changes(now.rows, backup.manifest["row_counts"]),
+               "large_object_changes": large_objects.changes(now.large_objects, backup.manifest.get("large_objects"))}
+    result.update(changes, diff=restore_diff(changes["row_changes"], changes["large_object_changes"]))
     return changes
 
 
 def _audit_details(request: RestoreRequest, backup: store.Backup, changes: dict[str, Any]) -> dict[str, Any]:
-    return {"backup": backup.id, "from_stage": backup.manifest["stage"], "row_changes": changes, "mode": request.mode}
+    return {"backup": backup.id, "from_stage": backup.manifest["stage"], **changes, "mode": request.mode}
 
 
 def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Backup, files: encryption.DumpFiles,
@@ -222,7 +241,7 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
     result["dropped_kept"] = plan["dropped_kept"]
     result["warnings"].extend(plan["warnings"])
     with open_session(conninfo, lock_timeout=request.lock_timeout) as now:
-        _report_changes(result, table_counts(now), backup)
+        _report_changes(result, counted(now), backup)
     return result
 
 
@@ -232,9 +251,9 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
     copy. Its rows are counted (for ``row_changes``) on a connection of their own while pg_restore fills the new
     database: the application is stopped for the whole restore, so every second saved is a second less of
     downtime."""
-    def count_old() -> dict[str, int]:
+    def count_old() -> Counted:
         with open_session(conninfo, lock_timeout=request.lock_timeout) as old:
-            return table_counts(old)
+            return counted(old)
 
     def finish(new) -> None:  # in the new database's transaction, before the swap: the count has ended
         changes = _report_changes(result, counting.result(), backup)
@@ -253,21 +272,22 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
 
 def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
                  jobs: int = 1, keep_owners: bool = False, kept: KeptInPlace = KeptInPlace(),
-                 lock_timeout: int = 0) -> dict[str, int]:
+                 lock_timeout: int = 0, unlink_large_objects: bool = False) -> dict[str, int]:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
     whole (into an empty database); what the database ``kept`` is then left out of it (see ``KeptInPlace``).
-    ``keep_owners`` gives an archive's objects back to their owners (see
-    ``ownership``), else the restoring role owns them. The dump is read from ``files``, decrypted as it is read
-    when encrypted. Returns the row counts the server reported for tables loaded in pieces (see
+    ``keep_owners`` gives an archive's objects back to their owners (see ``ownership``), else the restoring role
+    owns them. ``unlink_large_objects`` unlinks the database's large objects first, in the restore's transaction,
+    for the dump's own to take their place (see ``large_objects``). The dump is read from ``files``, decrypted as it
+    is read when encrypted. Returns the row counts the server reported for tables loaded in pieces (see
     ``_restore_in_parallel``). With ``keep_history``, the restore waits ``lock_timeout`` at most for each lock
     someone holds (a session left in a transaction, say); it is then stopped, and its transaction rolled back."""
     watch = LockWatch(conninfo, lock_timeout if keep_history else 0, "restore")
     try:
         with watch:
             return _restore_dump(major, dict(libpq_environment(conninfo), PGAPPNAME=watch.application), conninfo,
-                                 backup, files, keep_history, jobs, keep_owners, kept)
+                                 backup, files, keep_history, jobs, keep_owners, kept, unlink_large_objects)
     except PhoenixError:
         if watch.stopped:
             raise PhoenixError(
@@ -278,12 +298,14 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
 
 
 def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.Backup, files: encryption.DumpFiles,
-                  keep_history: bool, jobs: int, keep_owners: bool, kept: KeptInPlace) -> dict[str, int]:
+                  keep_history: bool, jobs: int, keep_owners: bool, kept: KeptInPlace,
+                  unlink_large_objects: bool) -> dict[str, int]:
     flags = [LEAVE_OUT_SUBSCRIPTIONS] + ([] if keep_owners else ["--no-owner"])  # see replication
     name = DUMP_FILES[backup.manifest["format"]]
+    opening = large_objects.UNLINK_ALL if unlink_large_objects else b""
     if backup.manifest["format"] == "plain":
         with files.stream(name) as script:
-            parts = [PLAIN_PROLOGUE, without_definitions(script, lambda line: is_statement_on(line, kept.extensions)),
+            parts = [PLAIN_PROLOGUE + opening, without_definitions(script, lambda line: is_statement_on(line, kept.extensions)),
                      PLAIN_EPILOGUE] if keep_history else [script]
             _run_script(find_tool("psql", major), env, parts)
         return {}
@@ -297,8 +319,8 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
         selecting = use_list(restored_in_place(_listed(pg_restore, files, name), kept))
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
-        if newer:
-            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, *flags, *dump], stdin)
+        if newer or opening:
+            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, *flags, *dump], stdin, newer, opening)
             return {}
         completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", *flags,
                                     *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
@@ -420,11 +442,13 @@ def forgiving_rejected_settings(completed: subprocess.CompletedProcess) -> subpr
     return completed
 
 
-def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[str], stdin: BinaryIO | None) -> None:
+def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[str], stdin: BinaryIO | None,
+            newer: bool, opening: bytes) -> None:
+    """pg_restore's script of one transaction, run by psql (see ``opened_script``)."""
     process = subprocess.Popen([str(pg_restore), "--single-transaction", "--file", "-", *arguments], stdin=stdin,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _run_script(psql, env, [without_newer_settings(process.stdout)], single_transaction=False)
+        _run_script(psql, env, [opened_script(process.stdout, newer, opening)], single_transaction=False)
     finally:
         process.stdout.close()
         stderr = process.stderr.read().decode(errors="replace")
@@ -432,16 +456,23 @@ def _bridge(pg_restore: Path, psql: Path, env: dict[str, str], arguments: list[s
     _check(subprocess.CompletedProcess(process.args, process.returncode, "", stderr), "pg_restore")
 
 
-def without_newer_settings(script: BinaryIO) -> Iterator[bytes]:
-    """The script, less the session settings of its preamble that an older server lacks. Only the preamble
-    (comments, BEGIN and SETs before the first statement) is read line by line: the rows that follow are passed on
-    as they are, whatever text they hold."""
+def opened_script(script: BinaryIO, newer: bool, opening: bytes) -> Iterator[bytes]:
+    """The script of a ``pg_restore --single-transaction``, less the session settings of its preamble that an older
+    server lacks (``newer``), with ``opening`` run first in its transaction (right after its BEGIN). Only the
+    preamble (comments, BEGIN and SETs before the first statement) is read line by line: the rows that follow are
+    passed on as they are, whatever text they hold."""
+    opened = False
     for line in script:
         if not SCRIPT_PREAMBLE.match(line):
+            if opening and not opened:  # psql is stopped before it runs a statement outside the transaction
+                raise PhoenixError("pg_restore's script runs %r before it opens its transaction" % line[:80])
             yield line
             break
-        if not NEWER_SESSION_SETTINGS.match(line):
+        if not (newer and NEWER_SESSION_SETTINGS.match(line)):
             yield line
+        if line.rstrip() == b"BEGIN;":
+            opened = True
+            yield opening
     yield from iter(lambda: script.read(1 << 20), b"")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import large_objects, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
@@ -120,16 +120,19 @@ def require_connectable(conninfo: str, purpose: str, otherwise: str) -> None:
 
 
 def restored_problems(conninfo: str, backup: store.Backup, loaded: dict[str, int] | None = None) -> list[str]:
-    """Where the restored database differs from the backup's manifest: a table's row count, the schema version
-    (manifests written before it was recorded have none to compare). ``loaded``: counts the server reported as it
-    loaded those tables, which are not counted again."""
+    """Where the restored database differs from the backup's manifest: a table's row count, the schema version,
+    the number of large objects (manifests written before these were recorded have none to compare). ``loaded``:
+    counts the server reported as it loaded those tables, which are not counted again."""
     with open_session(conninfo) as conn:
         restored = table_counts(conn, loaded)
         version = max(applied_versions(conn) or {0})
+        objects = large_objects.changes(large_objects.count(conn), backup.manifest.get("large_objects"))
     expected = backup.manifest["row_counts"]
     problems = ["%s: %d row(s) restored, the manifest says %d" % (t, restored.get(t, 0), expected.get(t, 0))
                 for t in sorted(set(expected) | set(restored)) if restored.get(t, 0) != expected.get(t, 0)]
     expected_version = backup.manifest.get("schema_version")
     if expected_version is not None and version != expected_version:
         problems.append("schema version %d restored, the manifest says %s" % (version, expected_version))
+    if objects:
+        problems.append("%d large object(s) restored, the manifest says %d" % (objects["now"], objects["backup"]))
     return problems

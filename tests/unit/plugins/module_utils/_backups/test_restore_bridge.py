@@ -1,14 +1,18 @@
-"""How an archive of a newer pg_restore reaches an older server: the one setting it rejects, and nothing else."""
+"""How pg_restore's script of one transaction reaches psql: without the one setting an older server rejects, and
+with what the restore runs first in that transaction."""
 
 from __future__ import annotations
 
 import io
 import subprocess
 
+import pytest
+
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import (
     forgiving_rejected_settings,
-    without_newer_settings,
+    opened_script,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
 REJECTED = ('pg_restore: error: could not execute query: ERROR:  unrecognized configuration parameter '
             '"transaction_timeout"\nCommand was: SET transaction_timeout = 0;\n')
@@ -49,7 +53,26 @@ def test_only_the_preamble_loses_the_setting_and_rows_that_read_like_it_pass_unt
     script = (b"--\n\\restrict k\n\nBEGIN;\n\nSET statement_timeout = 0;\nSET transaction_timeout = 0;\n"
               b"SELECT pg_catalog.set_config('search_path', '', false);\n\nCREATE TABLE public.notes (body text);\n"
               b"COPY public.notes (body) FROM stdin;\nSET transaction_timeout = 0;\n\\.\n\nCOMMIT;\n")
-    out = b"".join(without_newer_settings(io.BytesIO(script)))
+    out = b"".join(opened_script(io.BytesIO(script), True, b""))
     assert out == script.replace(b"SET statement_timeout = 0;\nSET transaction_timeout = 0;\n",
                                  b"SET statement_timeout = 0;\n")
     assert out.count(b"SET transaction_timeout = 0;") == 1  # the row
+    assert b"".join(opened_script(io.BytesIO(script), False, b"")) == script  # a server that knows the setting
+
+
+OPENING = b"SELECT 'first';\n"
+
+
+def test_the_opening_runs_right_after_begin_and_once():
+    script = (b"--\n\\restrict k\nBEGIN;\nSET statement_timeout = 0;\nCREATE TABLE t (b text);\n"
+              b"COPY t (b) FROM stdin;\nBEGIN;\n\\.\nCOMMIT;\n")
+    out = b"".join(opened_script(io.BytesIO(script), False, OPENING))
+    assert out == script.replace(b"BEGIN;\n", b"BEGIN;\n" + OPENING, 1)  # not after the row that reads like it
+
+
+def test_a_script_that_runs_a_statement_before_its_transaction_gets_no_opening():
+    script = b"--\nSET statement_timeout = 0;\nDROP TABLE t;\nBEGIN;\nCOMMIT;\n"
+    lines = opened_script(io.BytesIO(script), False, OPENING)
+    assert next(lines) == b"--\n" and next(lines) == b"SET statement_timeout = 0;\n"
+    with pytest.raises(PhoenixError, match="DROP TABLE t"):
+        next(lines)
