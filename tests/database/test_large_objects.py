@@ -18,6 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch 
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_backup_info, phoenix_restore
 from ansible_collections.phoenix.platform.tests.helpers import kill_tree, module_process, run_module
 
+from test_playbooks import environment_database, last_message, playbook
 from test_swap_restore import call
 from worlds_fixtures import app_fingerprints
 
@@ -199,3 +200,22 @@ def test_a_backup_by_a_role_that_may_not_read_a_large_object_is_refused_naming_i
             conn.execute(sql.SQL("REVOKE SELECT ON LARGE OBJECT {} FROM shop_owner").format(sql.Literal(note)))
         fresh = run_module(phoenix_backup.main, dict(as_owner, fresh_within_hours=1))
         assert fresh["changed"] is False and fresh["fresh"] is True, fresh.get("msg")  # none to take: no refusal
+
+
+def test_the_restore_playbook_says_how_many_large_objects_it_brings_back(phoenix_home):
+    assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta").returncode == 0
+    beta = environment_database(phoenix_home, "phoenix_beta")
+    with beta.connect() as conn:
+        conn.execute(SCAN_TABLE)
+        conn.execute(SCANNED)
+    backed_up = large_objects(beta)
+    assert playbook(phoenix_home, "backup.yml", "-i", "inventories/beta").returncode == 0
+    rescan(beta)
+    planned = playbook(phoenix_home, "restore.yml", "-i", "inventories/beta", "--check")
+    assert planned.returncode == 0, planned.stdout[-2000:]
+    assert last_message(planned.stdout).startswith("BETA: would restore backup-BETA-")
+    assert "; tables whose row count changes: 1; large objects: 4 now, 3 in the backup" in last_message(planned.stdout)
+    restored = playbook(phoenix_home, "restore.yml", "-i", "inventories/beta")
+    assert restored.returncode == 0, restored.stdout[-2000:]
+    assert "large objects: 4 now, 3 in the backup; safety backup backup-BETA-" in last_message(restored.stdout)
+    assert large_objects(beta) == backed_up
