@@ -13,6 +13,9 @@ description:
     sha256), one JSON Lines file per table streamed with C(COPY ... TO STDOUT), the blob files the world's rows
     reference under C(blob/), and a C(README.md). The directory is written under a temporary name and renamed into
     place; an export identical to the existing one changes nothing.
+  - A seed holds rows, not large objects. An export of a world whose rows point at large objects (a column of type
+    C(oid), or of a domain over it) fails before anything is written, naming the columns, as the OIDs would point at
+    other large objects, or none, where the seed is imported; send such a column as NULL (O(mask)).
   - V(imported) validates the manifest and every checksum first, then writes in one transaction (re-keying UUID
     keys when O(world) renames the world). It also reads seed directories of the original Phoenix seed manager
     (format version C(1.0.0)); fields it does not know become warnings.

@@ -17,6 +17,10 @@ description:
   - Renaming (O(rename), O(suffix)) re-keys UUID keys deterministically. Leaving PROD, personal data is masked in the
     source query (a default profile for the reference schema, adjustable with O(mask)).
   - A schema difference between source and target fails before anything is written, listing the differences.
+  - A transfer moves rows, not large objects. Rows that point at large objects of the source (a column of type
+    C(oid), or of a domain over it such as the C(lo) extension's) would point at another large object of the target
+    under the same OID, or at none, so such a transfer fails before anything is written, naming the columns. Leave
+    those tables out (O(include)), or send the column as NULL (O(mask)).
 options:
   source:
     description: The source database.

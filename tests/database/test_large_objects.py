@@ -15,7 +15,12 @@ from psycopg.conninfo import make_conninfo
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.scratch import restored_problems
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_backup_info, phoenix_restore
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_backup_info,
+    phoenix_restore,
+    phoenix_restore_drill,
+)
 from ansible_collections.phoenix.platform.tests.helpers import kill_tree, module_process, run_module
 
 from test_playbooks import environment_database, last_message, playbook
@@ -104,6 +109,16 @@ def test_a_restored_database_short_of_a_large_object_fails_the_check_against_the
     assert restored_problems(scans.url, backup) == ["2 large object(s) restored, the manifest says 3"]
     older = store.Backup(backup.path, {k: v for k, v in backup.manifest.items() if k != "large_objects"})
     assert restored_problems(scans.url, older) == []  # a manifest written before the count: nothing to compare
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_a_drill_of_a_backup_with_large_objects_passes_and_leaves_them_as_they_are(scans, tmp_path, fmt):
+    call(phoenix_backup.main, scans, dest=str(tmp_path), format=fmt)
+    rescan(scans)
+    now = large_objects(scans)
+    drilled = call(phoenix_restore_drill.main, scans, dest=str(tmp_path))
+    assert drilled["passed"] is True and drilled["problems"] == [], drilled.get("msg")
+    assert large_objects(scans) == now  # a drill restores aside
 
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])

@@ -355,3 +355,25 @@ def test_import_killed_part_way_leaves_no_row(database, tmp_path, schema):
             sql.Identifier(schema_name or "public", name))
         with database.connect() as conn:
             assert conn.execute(query, ["KILLED"]).fetchone() == (0,)
+
+
+def test_a_world_whose_rows_point_at_large_objects_is_not_exported_as_bare_oids(seeded, tmp_path):
+    """A seed holds rows, not large objects: where it is imported, the OIDs would point at other documents."""
+    database, blob_dir = seeded
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE public.scan (id int PRIMARY KEY, world_id text NOT NULL, document oid)"))
+        conn.execute(sql.SQL("INSERT INTO public.scan VALUES (1, 'ROUND_TRIP', lo_from_bytea(0, 'a scan')), "
+                             "(2, 'ROUND_TRIP', lo_from_bytea(0, 'another')), (3, 'OTHER', lo_from_bytea(0, 'x'))"))
+    for check in (True, False):
+        refused = export(database, tmp_path / "seed", blob_dir, check=check)
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+        assert refused["msg"] == (
+            "rows of world ROUND_TRIP point at large objects: scan.document (2 large object(s)). A seed holds rows, "
+            "not large objects, so where it is imported they would point at another large object of the same OID, "
+            'or at none; nothing was written: send the column as NULL (mask {"<table>.<column>": "null"})')
+        assert not (tmp_path / "seed").exists()
+    masked = call(phoenix_seed.main, database, state="exported", world="ROUND_TRIP", dest=str(tmp_path / "seed"),
+                  blob_dir=str(blob_dir), mask={"scan.document": "null"})
+    assert masked["changed"] is True and masked["tables"]["scan"] == 2, masked.get("msg")
+    assert all(json.loads(line)["document"] is None
+               for line in (tmp_path / "seed" / "tables" / "scan.jsonl").read_text().splitlines())

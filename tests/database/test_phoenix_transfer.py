@@ -234,3 +234,31 @@ def test_references_to_production_rows_keep_their_keys_under_a_rename(pair):
     assert target.query('SELECT DISTINCT "authorId" FROM "Artifact" WHERE world_id = %s', ("UC_TESTING_BETA",)) == \
         [(author,)]
     assert target.query('SELECT count(*) FROM "User" WHERE world_id IS NULL') == [(1,)]
+
+
+def test_a_world_whose_rows_point_at_large_objects_is_refused_not_pointed_at_another_document(pair):
+    """A transfer moves rows, not large objects: the target may hold another document under the same OID."""
+    source, target = pair
+    for database in (source, target):
+        with database.connect() as conn:
+            conn.execute(sql.SQL("CREATE TABLE public.scan (id int PRIMARY KEY, world_id text NOT NULL, document oid)"))
+    with source.connect() as conn:
+        document = conn.execute(sql.SQL("SELECT lo_from_bytea(0, 'a scan of UC_TESTING')")).fetchone()[0]
+        conn.execute(sql.SQL("INSERT INTO public.scan VALUES (1, 'UC_TESTING', %s), (2, 'UC_OTHER', NULL)"), [document])
+    with target.connect() as conn:
+        conn.execute(sql.SQL("SELECT lo_from_bytea(%s, 'a document of BETA')"), [document])
+    before = table_fingerprints(target)
+    for check in (True, False):
+        refused = transfer(source, target, check=check, worlds=["UC_TESTING"])
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+        assert refused["msg"] == (
+            "rows of the worlds point at large objects: scan.document (1 large object(s)). A transfer moves rows, not "
+            "large objects, so in the target they would point at another large object of the same OID, or at none; "
+            "nothing was written: leave those tables out (include), or send the column as NULL "
+            '(mask {"<table>.<column>": "null"})')
+        assert table_fingerprints(target) == before
+    moved = transfer(source, target, worlds=["UC_OTHER"])  # its scan points at none
+    assert moved["changed"] is True and moved["plan"]["scan"]["insert"] == 1, moved.get("msg")
+    masked = transfer(source, target, worlds=["UC_TESTING"], mask={"scan.document": "null"})
+    assert masked["changed"] is True, masked.get("msg")
+    assert target.query("SELECT id, document FROM public.scan ORDER BY id") == [(1, None), (2, None)]

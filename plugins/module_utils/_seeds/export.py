@@ -29,6 +29,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.files impor
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import DEFINITION_COLUMNS, load_registry, public_meta, read_meta
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import large_objects
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import identifiers, read_only_snapshot
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.blobs import BLOB_PREFIX, blob_columns, referenced_keys
 from ansible_collections.phoenix.platform.plugins.module_utils._seeds.format import BLOB_KEY, FORMAT_VERSION, MANIFEST
@@ -123,6 +124,7 @@ def export_world(conn, request: ExportRequest, check_mode: bool) -> dict[str, An
         raise PhoenixError("world %s does not exist on %s" % (request.world, request.where))
     catalog = catalog_mod.load(conn)
     masking.check_columns(rules, request.mask, catalog.all_tables.values())
+    _refuse_large_object_references(conn, catalog, request.world, rules)
     work = None if check_mode else dest.parent / (".%s.partial-%d" % (dest.name, os.getpid()))
     warnings: list[str] = []
     try:
@@ -183,6 +185,22 @@ def _rows_source(table, rules):
                                          sql.SQL(table.types[c]), sql.Identifier(c))
         if c in masked else sql.SQL("m.{}").format(sql.Identifier(c)) for c in table.types)
     return sql.SQL("(SELECT {} FROM {} m)").format(columns, table.identifier())
+
+
+def _refuse_large_object_references(conn, catalog, world_id: str, rules) -> None:
+    """A seed holds rows, not large objects: an exported OID would point, where the seed is imported, at another
+    large object of the same OID, or at none."""
+    found = []
+    for table in catalog.members:
+        for column in large_objects.columns(conn, table):
+            objects = conn.execute(sql.SQL(
+                "SELECT count(DISTINCT t.{c}) FROM {table} t WHERE {pred} "
+                "AND t.{c} IN (SELECT oid FROM pg_catalog.pg_largeobject_metadata)").format(
+                c=sql.Identifier(column), table=_rows_source(table, rules),
+                pred=catalog.world_predicate(table, "t", sql.Literal([world_id])))).fetchone()[0]
+            if objects:
+                found.append("%s.%s (%d large object(s))" % (table.label, column, objects))
+    large_objects.refuse_references(found, "rows of world %s" % world_id, "A seed holds", "where it is imported")
 
 
 def _export_table(conn, catalog, table, world_id: str, rules, work: Path | None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import validate_world_id
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
-from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
+from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap, large_objects
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
@@ -110,6 +110,7 @@ class Transfer:
                     raise PhoenixError("source and target schemas differ, nothing was written: %s" % "; ".join(problems))
                 staged = [self._stage(i, source_catalog, table, worlds, mapping, rules) for i, table in enumerate(tables)]
                 self._map_integer_keys(staged)
+                self._refuse_large_object_references(staged)
                 self._refuse_foreign_owners(staged)
                 self._refuse_unique_clashes(staged)
                 plan = {t.label: self._plan(t, stage) for t, stage in staged}
@@ -278,6 +279,22 @@ class Transfer:
             self.target.execute(sql.SQL("DROP TABLE {}").format(stage))
             self.target.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(keyed, stage))
             self._index(table, stage)
+
+    def _refuse_large_object_references(self, staged) -> None:
+        """A transfer moves rows, not large objects: an arriving row that points at one of the source's would point
+        at whatever the target holds under that OID (another document), or at nothing."""
+        found = []
+        for table, stage in staged:
+            for column in large_objects.columns(self.source, table):
+                referenced = self.target.execute(sql.SQL(
+                    "SELECT array_agg(DISTINCT s.{c}) FROM {stage} s WHERE s.{c} IS NOT NULL").format(
+                    c=sql.Identifier(column), stage=stage)).fetchone()[0]
+                objects = self.source.execute(sql.SQL(
+                    "SELECT count(*) FROM pg_catalog.pg_largeobject_metadata WHERE oid = ANY(%s)"),
+                    [referenced or []]).fetchone()[0]
+                if objects:
+                    found.append("%s.%s (%d large object(s))" % (table.label, column, objects))
+        large_objects.refuse_references(found, "rows of the worlds", "A transfer moves", "in the target", "include")
 
     # -- ownership -------------------------------------------------------------------------
     def _refuse_foreign_owners(self, staged) -> None:
