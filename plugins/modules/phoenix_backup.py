@@ -31,6 +31,11 @@ description:
     A role reads only its own large objects and those granted to it (C(pg_read_all_data) does not cover them), so
     one that may not read them all is refused before anything is written, in check mode too, naming their owners
     and OIDs. A fresh backup (O(fresh_within_hours)) takes none and is not refused.
+  - pg_dump reads every row of a table or none, so a role whose queries a table's row-level security policies filter
+    (any role but a superuser, one with C(BYPASSRLS), and the table's owner unless the table forces row security) is
+    refused before anything is written, in check mode too, naming the tables.
+  - A role that may read everything but not write the audit log (a backup role with C(pg_read_all_data), say) makes
+    the backup, and a warning says the audit log does not record it and which grants would let it.
 options:
   state:
     description: Take a backup (V(present)) or remove one (V(absent)).

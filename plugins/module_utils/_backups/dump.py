@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, row_security, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
@@ -120,12 +120,18 @@ def _plan(conn, request: BackupRequest) -> dict[str, Any]:
     fresh = _fresh(existing, request, now)
     if fresh:
         return fresh
-    large_objects.require_readable(conn)
+    _require_everything_readable(conn)
     final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
     planned = store.to_prune(existing + [_placeholder(final, request, now)], request.kind,
                              request.retention_days, request.keep_min, now)
     return {"changed": True, "backup": {"id": final.name, "path": str(final), "kind": request.kind},
             "pruned": [b.id for b in planned], "fresh": False}
+
+
+def _require_everything_readable(conn) -> None:
+    """What pg_dump must read and a role may not is named before a backup writes anything."""
+    row_security.require_every_row_readable(conn)
+    large_objects.require_readable(conn)
 
 
 def _fresh(existing: list[store.Backup], request: BackupRequest, now) -> dict[str, Any] | None:
@@ -141,7 +147,7 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
     fresh = _fresh(store.list_backups(request.dest, request.stage), request, now)
     if fresh:
         return fresh
-    large_objects.require_readable(conn)
+    _require_everything_readable(conn)
     final = store.stage_dir(request.dest, request.stage) / store.new_id(request.stage, now)
     standby = on_standby(conn)
     cancelled_before = replay_cancellations(conn) if standby else 0
@@ -166,10 +172,16 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
             "log, which only the primary can write, does not record it"
             % (made.id, "committed at %s" % replayed if replayed else "none since the standby started"))
         return result
-    with conn.transaction():
-        if applied_versions(conn):  # a database without the phoenix schema has no audit log
-            record(conn, "backup.create", request.stage, request.actor,
-                   {"backup": made.id, "kind": request.kind, "pruned": [b.id for b in pruned]})
+    try:
+        with conn.transaction():
+            if applied_versions(conn):  # a database without the phoenix schema has no audit log
+                record(conn, "backup.create", request.stage, request.actor,
+                       {"backup": made.id, "kind": request.kind, "pruned": [b.id for b in pruned]})
+    except psycopg.errors.InsufficientPrivilege:  # a backup role that reads everything and writes nothing
+        result["warnings"].append(
+            "%s was made, but role %s may not write the audit log, which does not record it: to record backups, "
+            "GRANT INSERT ON phoenix.audit_log TO %s and GRANT USAGE ON SEQUENCE phoenix.audit_log_id_seq TO %s"
+            % (made.id, conn.info.user, conn.info.user, conn.info.user))
     return result
 
 

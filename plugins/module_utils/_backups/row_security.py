@@ -1,0 +1,43 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Row-level security and backups.
+
+pg_dump reads every row of a table or none: it turns row security off, and the server then refuses any query that
+a policy would filter. A policy filters the queries of every role but a superuser, a role with BYPASSRLS and the
+table's owner (and, with FORCE ROW LEVEL SECURITY, the owner too). A backup role given ``pg_read_all_data`` is
+such a role, and its backup of a database with row-level security would fail part-way.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+NAMED_AT_MOST = 8
+
+
+def require_every_row_readable(conn) -> None:
+    """Refuse, before anything is written, a backup by a role whose queries a table's row-level security policies
+    would filter."""
+    user, exempt = conn.execute(sql.SQL(
+        "SELECT current_user, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user"
+    )).fetchone()
+    if exempt:
+        return
+    filtered = conn.execute(sql.SQL(
+        "SELECT n.nspname, c.relname, c.relforcerowsecurity FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relrowsecurity AND c.relkind IN ('r', 'p') "
+        "AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE')) ORDER BY 1, 2")).fetchall()
+    if filtered:
+        named = ", ".join(table_label(schema, name) + (" (forced, for its owner too)" if forced else "")
+                          for schema, name, forced in filtered[:NAMED_AT_MOST])
+        more = " and %d more" % (len(filtered) - NAMED_AT_MOST) if len(filtered) > NAMED_AT_MOST else ""
+        raise PhoenixError(
+            "row-level security filters what role %s reads of %s%s, and a backup must hold every row (pg_dump "
+            "refuses to read a table a policy would filter): give the role BYPASSRLS (ALTER ROLE %s BYPASSRLS), or "
+            "back up as a superuser; nothing was written" % (user, named, more, user))
