@@ -76,6 +76,10 @@ description:
     unlink it, so a role that may not unlink one is refused before anything is written (in check mode too), with
     their number and owners. A swap and a drill check the number of large objects against the manifest (backups
     taken before it was recorded have none to compare).
+  - A restore counts the rows of every table, to report what it changes (and with O(mode=swap) to check the new
+    database against the manifest). A role whose queries a table's row-level security policies would filter (any
+    role but a superuser, one with C(BYPASSRLS), and the table's owner unless the table forces row security) is
+    refused before anything is written, in check mode too, naming the tables.
   - An encrypted backup needs O(backup_identity). With O(encrypt_to), the safety backup is encrypted too.
   - A restore is an action, so it always reports a change.
 options:

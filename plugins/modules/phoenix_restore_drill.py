@@ -31,6 +31,9 @@ description:
     foreign server or user mapping of a role it may not act as.
   - The dump's subscriptions are not restored into the scratch database (a warning names them), where one would
     keep the server from dropping it; a plain dump holding one is refused before the scratch database is created.
+  - Row counts are taken with row security off. When a table's row-level security policies would filter what the
+    drilling role reads of the scratch database (a table that forces row security, say), the drill fails naming the
+    table and the fix (C(BYPASSRLS), or a superuser), instead of calling the backup short of rows.
   - A drill leaves nothing behind, so it never reports a change. It fails when the drill does, with its problems.
 options:
   backup:

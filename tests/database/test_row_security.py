@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -74,13 +74,20 @@ def test_a_backup_by_a_role_that_row_level_security_filters_is_refused_naming_th
             (recorded["backup"]["id"],)]
 
 
-def test_forced_row_level_security_filters_the_tables_owner_too(owned_by_shop_owner, tmp_path):
-    data = owned_by_shop_owner
-    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
-    with psycopg.connect(as_owner["db_url"], autocommit=True) as conn:
+@pytest.fixture
+def forced(owned_by_shop_owner):
+    """shop_owner's database, whose tenant_doc forces row-level security: its policies filter its owner too (so the
+    application, which connects as the owner, sees one tenant's rows at a time)."""
+    with psycopg.connect(make_conninfo(owned_by_shop_owner.url, user="shop_owner"), autocommit=True) as conn:
         for statement in TENANT_DOCUMENTS:
             conn.execute(statement)
         conn.execute(sql.SQL("ALTER TABLE public.tenant_doc FORCE ROW LEVEL SECURITY"))
+    return owned_by_shop_owner
+
+
+def test_forced_row_level_security_filters_the_tables_owner_too(forced, tmp_path):
+    data = forced
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
     refused = run_module(phoenix_backup.main, as_owner)
     assert refused["failed"] is True
     assert "reads of tenant_doc (forced, for its owner too), and a backup must hold every row" in refused["msg"]
@@ -90,3 +97,48 @@ def test_forced_row_level_security_filters_the_tables_owner_too(owned_by_shop_ow
         conn.execute(sql.SQL("ALTER TABLE public.tenant_doc NO FORCE ROW LEVEL SECURITY"))
     made = run_module(phoenix_backup.main, as_owner)
     assert made["changed"] is True and "failed" not in made, made.get("msg")
+
+
+@pytest.mark.parametrize("mode", ["in_place", "swap"])
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_a_restore_by_a_role_that_row_level_security_filters_is_refused_first(forced, tmp_path, mode, check):
+    """A restore counts every table's rows, and a policy would make them short: what it reports it changes, and
+    a swap's check of the new database against the manifest, would be wrong."""
+    data = forced
+    made = run_module(phoenix_backup.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path)})
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path),
+                "mode": mode, "safety_backup": False}
+    refused = run_module(phoenix_restore.main, as_owner, check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == (
+        "row-level security filters what role shop_owner reads of tenant_doc (forced, for its owner too), and a "
+        "restore counts the rows of every table (to report what it changes%s): give the role BYPASSRLS (ALTER ROLE "
+        "shop_owner BYPASSRLS), or restore as a superuser; nothing was written"
+        % (", and to check the restored database against the manifest" if mode == "swap" else ""))
+    assert data.query("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (data.name + "_%",)) == [(0,)]
+
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER ROLE shop_owner BYPASSRLS"))
+    restored = run_module(phoenix_restore.main, as_owner, check=check)
+    assert restored.get("changed") is True and "failed" not in restored, restored.get("msg")
+    assert restored["row_changes"] == {}, made  # every row counted, none filtered out
+
+
+def test_a_drill_by_a_role_that_row_level_security_filters_names_it_not_the_backup(forced, tmp_path):
+    """The drill's scratch database forces row security as the backup does: a count short of the manifest would
+    call a sound backup broken."""
+    data = forced
+    run_module(phoenix_backup.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path)})
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
+    refused = run_module(phoenix_restore_drill.main, as_owner)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == (
+        'role shop_owner may not count every row of a table, as its row-level security policies filter what the '
+        'role reads (query would be affected by row-level security policy for table "tenant_doc"): give the role '
+        "BYPASSRLS (ALTER ROLE shop_owner BYPASSRLS), or run this as a superuser")
+    assert data.query("SELECT count(*) FROM pg_database WHERE datname LIKE 'phoenix_drill_%'") == [(0,)]
+
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER ROLE shop_owner BYPASSRLS"))
+    drilled = run_module(phoenix_restore_drill.main, as_owner)
+    assert drilled.get("passed") is True, drilled.get("msg") or drilled.get("problems")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ContextManager, Iterable, Iterator, NamedTuple
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, row_security, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
@@ -161,6 +161,9 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                            "without end; %s, then run the restore again" % (conn.info.dbname, held, END_PREPARED))
     purpose = "restoring backup %s %s database %s" % (backup.id, "beside" if request.mode == "swap" else "over",
                                                       conn.info.dbname)
+    row_security.require_every_row_readable(
+        conn, "a restore counts the rows of every table (to report what it changes%s)"
+        % (", and to check the restored database against the manifest" if request.mode == "swap" else ""), "restore")
     major = server_major(conn)
     toc = dump_toc(major, backup, files)
     result["warnings"].extend(subscriptions_left_out(toc, backup.manifest["format"], purpose))

@@ -21,9 +21,14 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 NAMED_AT_MOST = 8
 
 
-def require_every_row_readable(conn) -> None:
-    """Refuse, before anything is written, a backup by a role whose queries a table's row-level security policies
-    would filter."""
+BYPASS = "give the role BYPASSRLS (ALTER ROLE %s BYPASSRLS), or %s as a superuser"
+# what the server says when row security is off and a policy would filter a query
+FILTERED = "would be affected by row-level security policy"
+
+
+def require_every_row_readable(conn, why: str, action: str) -> None:
+    """Refuse, before anything is written, a run (which reads every row of every table: ``why``; ``action`` says
+    what to do as a superuser instead) by a role whose queries a table's row-level security policies would filter."""
     user, exempt = conn.execute(sql.SQL(
         "SELECT current_user, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user"
     )).fetchone()
@@ -37,7 +42,14 @@ def require_every_row_readable(conn) -> None:
         named = ", ".join(table_label(schema, name) + (" (forced, for its owner too)" if forced else "")
                           for schema, name, forced in filtered[:NAMED_AT_MOST])
         more = " and %d more" % (len(filtered) - NAMED_AT_MOST) if len(filtered) > NAMED_AT_MOST else ""
-        raise PhoenixError(
-            "row-level security filters what role %s reads of %s%s, and a backup must hold every row (pg_dump "
-            "refuses to read a table a policy would filter): give the role BYPASSRLS (ALTER ROLE %s BYPASSRLS), or "
-            "back up as a superuser; nothing was written" % (user, named, more, user))
+        raise PhoenixError("row-level security filters what role %s reads of %s%s, and %s: %s; nothing was written"
+                           % (user, named, more, why, BYPASS % (user, action)))
+
+
+def counted_in_full(exc: Exception, user: str) -> None:
+    """Turn the server's refusal of a count that a policy would filter (``exc``, with row security off) into one
+    message: such a count is not the table's."""
+    if FILTERED in str(exc):
+        raise PhoenixError("role %s may not count every row of a table, as its row-level security policies filter "
+                           "what the role reads (%s): %s" % (user, str(exc).strip().splitlines()[0],
+                                                             BYPASS % (user, "run this")))
