@@ -31,6 +31,9 @@ description:
     A role reads only its own large objects and those granted to it (C(pg_read_all_data) does not cover them), so
     one that may not read them all is refused before anything is written, in check mode too, naming their owners
     and OIDs. A fresh backup (O(fresh_within_hours)) takes none and is not refused.
+  - pg_dump reads every table and sequence of the database, and stops at the first the role may not read (a DBA's,
+    made as a superuser in the application's database, say). Such tables and sequences are named before anything is
+    written, in check mode too, with the grants that would let the role read them (C(pg_read_all_data)).
   - pg_dump reads every row of a table or none, so a role whose queries a table's row-level security policies filter
     (any role but a superuser, one with C(BYPASSRLS), and the table's owner unless the table forces row security) is
     refused before anything is written, in check mode too, naming the tables.

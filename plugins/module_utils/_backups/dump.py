@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
-from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, row_security, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import (
+    encryption,
+    large_objects,
+    privileges,
+    row_security,
+    store,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
@@ -136,6 +142,7 @@ def _plan(conn, request: BackupRequest) -> dict[str, Any]:
 
 def _require_everything_readable(conn) -> None:
     """What pg_dump must read and a role may not is named before a backup writes anything."""
+    privileges.require_readable_relations(conn)
     row_security.require_every_row_readable(
         conn, "a backup must hold every row (pg_dump refuses to read a table a policy would filter)", "back up")
     large_objects.require_readable(conn)

@@ -1,4 +1,5 @@
-"""Backups of a database with row-level security: every row, or a refusal naming the tables before anything."""
+"""The roles that back up, restore and drill: every table, sequence and row a backup holds read, or a refusal
+naming what the role may not read before anything is written; row-level security, which would make counts short."""
 
 from __future__ import annotations
 
@@ -38,6 +39,20 @@ def backed_up_files(root: Path) -> list[str]:
     return [path.name for path in root.rglob("*") if path.is_file() and path.name != ".lock"]
 
 
+def refused_until_granted(data, options: dict, check: bool, message: str, grant: sql.Composable) -> dict:
+    """A backup with ``options`` is refused with ``message``, writing nothing; after ``grant`` (by a superuser), the
+    same backup is made. Returns its result."""
+    refused = run_module(phoenix_backup.main, options, check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == message
+    assert backed_up_files(Path(options["dest"])) == []
+    with data.connect() as conn:
+        conn.execute(grant)
+    made = run_module(phoenix_backup.main, options, check=check)
+    assert made.get("changed") is True and "failed" not in made, made.get("msg")
+    return made
+
+
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 def test_a_backup_by_a_role_that_row_level_security_filters_is_refused_naming_the_tables(
         data, backup_reader, tmp_path, check):
@@ -45,18 +60,10 @@ def test_a_backup_by_a_role_that_row_level_security_filters_is_refused_naming_th
         for statement in TENANT_DOCUMENTS:
             conn.execute(statement)
     as_reader = {"db_url": make_conninfo(data.url, user=backup_reader), "stage": "BETA", "dest": str(tmp_path)}
-    refused = run_module(phoenix_backup.main, as_reader, check=check)
-    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
-    assert refused["msg"] == (
+    made = refused_until_granted(data, as_reader, check, (
         "row-level security filters what role backup_reader reads of tenant_doc, and a backup must hold every row "
         "(pg_dump refuses to read a table a policy would filter): give the role BYPASSRLS (ALTER ROLE backup_reader "
-        "BYPASSRLS), or back up as a superuser; nothing was written")
-    assert backed_up_files(tmp_path) == []
-
-    with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER ROLE backup_reader BYPASSRLS"))
-    made = run_module(phoenix_backup.main, as_reader, check=check)
-    assert made.get("changed") is True and "failed" not in made, made.get("msg")
+        "BYPASSRLS), or back up as a superuser; nothing was written"), sql.SQL("ALTER ROLE backup_reader BYPASSRLS"))
     if not check:
         manifest = json.loads((Path(made["backup"]["path"]) / "manifest.json").read_text())
         assert manifest["row_counts"]["tenant_doc"] == 30  # every row, not those a policy shows
@@ -142,3 +149,21 @@ def test_a_drill_by_a_role_that_row_level_security_filters_names_it_not_the_back
         conn.execute(sql.SQL("ALTER ROLE shop_owner BYPASSRLS"))
     drilled = run_module(phoenix_restore_drill.main, as_owner)
     assert drilled.get("passed") is True, drilled.get("msg") or drilled.get("problems")
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_a_backup_by_a_role_that_may_not_read_a_dbas_tables_is_refused_naming_them(
+        owned_by_shop_owner, tmp_path, check):
+    """The application's owner backs up its database, where a DBA made a reporting schema as a superuser."""
+    data = owned_by_shop_owner
+    with data.connect() as conn:
+        conn.execute(sql.SQL("REVOKE pg_read_all_data FROM shop_owner"))
+        conn.execute(sql.SQL("CREATE SCHEMA dba"))
+        conn.execute(sql.SQL("CREATE TABLE dba.daily (day date PRIMARY KEY, total serial)"))
+        conn.execute(sql.SQL("CREATE TABLE public.dba_note (id int)"))
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
+    refused_until_granted(data, as_owner, check, (
+        "role shop_owner may not read table dba.daily (of postgres), sequence dba.daily_total_seq (of postgres), "
+        "table dba_note (of postgres), and a backup holds every table and sequence of the database: grant it "
+        "pg_read_all_data (GRANT pg_read_all_data TO shop_owner), or USAGE on their schemas and SELECT on them, or "
+        "back up as a superuser; nothing was written"), sql.SQL("GRANT pg_read_all_data TO shop_owner"))
