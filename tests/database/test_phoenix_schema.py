@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ansible_collections.phoenix.platform.plugins.module_utils._schema import migrations
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_schema
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_schema, phoenix_world_info
 from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_module
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -204,3 +205,24 @@ def test_failing_migration_leaves_the_database_as_it_was(database):
     assert database.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'phoenix'") == [(0,)]
     assert tables(database) == {"Chat"}
     assert schema(database, app_schema="none")["changed"] is True
+
+
+def test_a_role_that_may_not_read_the_stage_fence_is_told_the_grants_before_anything(database):
+    schema(database, stage="BETA")
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE fence_reader LOGIN"))
+    try:
+        as_reader = {"db_url": make_conninfo(database.url, user="fence_reader"), "stage": "BETA"}
+        refused = run_module(phoenix_world_info.main, as_reader)
+        assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+        assert refused["msg"] == (
+            "role fence_reader may not read the stage fence (phoenix.environment), which every run checks first: "
+            "GRANT USAGE ON SCHEMA phoenix TO fence_reader and GRANT SELECT ON phoenix.environment TO fence_reader "
+            "(or pg_read_all_data); nothing was written")
+        with database.connect() as conn:
+            conn.execute(sql.SQL("GRANT pg_read_all_data TO fence_reader"))
+        listed = run_module(phoenix_world_info.main, as_reader)
+        assert "failed" not in listed and listed["worlds"] == [], listed.get("msg")
+    finally:
+        with database.connect() as conn:
+            conn.execute(sql.SQL("DROP ROLE fence_reader"))

@@ -10,7 +10,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.errors impo
     ProdGuardError,
     StageFenceError,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import relation_exists
 
 try:
     from psycopg import sql
@@ -21,9 +20,19 @@ STAGES = ("LOCAL", "BETA", "PROD")
 
 
 def registered_stage(conn) -> str | None:
-    """The stage recorded in the database, or None before the first schema run."""
-    if not relation_exists(conn, "phoenix.environment"):
+    """The stage recorded in the database, or None before the first schema run. A role that may not read it is
+    told which grants it needs: every run checks the fence before anything else."""
+    readable = conn.execute(sql.SQL(  # by OID: a name in a schema the role may not use is an error of its own
+        "SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'phoenix' AND c.relname = 'environment'"
+    )).fetchone()
+    if readable is None:
         return None
+    if not readable[0]:
+        user = conn.info.user
+        raise PhoenixError("role %s may not read the stage fence (phoenix.environment), which every run checks "
+                           "first: GRANT USAGE ON SCHEMA phoenix TO %s and GRANT SELECT ON phoenix.environment TO %s "
+                           "(or pg_read_all_data); nothing was written" % (user, user, user))
     row = conn.execute(sql.SQL("SELECT stage FROM phoenix.environment")).fetchone()
     return row[0] if row else None
 
