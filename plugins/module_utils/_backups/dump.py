@@ -40,7 +40,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     tool_versions,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import exclusive_holders
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import acting_role, exclusive_holders
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import (
     CONFLICT_WITH_RECOVERY,
     REPLAY_CANCELS,
@@ -142,10 +142,13 @@ def _plan(conn, request: BackupRequest) -> dict[str, Any]:
 
 def _require_everything_readable(conn) -> None:
     """What pg_dump must read and a role may not is named before a backup writes anything."""
-    privileges.require_readable_relations(conn)
+    user, superuser = acting_role(conn)
+    if superuser:  # reads every table, row and large object
+        return
+    privileges.require_readable_relations(conn, user)
     row_security.require_every_row_readable(
         conn, "a backup must hold every row (pg_dump refuses to read a table a policy would filter)", "back up")
-    large_objects.require_readable(conn)
+    large_objects.require_readable(conn, user)
 
 
 def _fresh(existing: list[store.Backup], request: BackupRequest, now) -> dict[str, Any] | None:

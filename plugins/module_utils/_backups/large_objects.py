@@ -45,11 +45,11 @@ def changes(now: int, backup: Any) -> dict[str, int]:
     return {"now": now, "backup": backup, "difference": backup - now}
 
 
-def require_readable(conn) -> None:
-    """Refuse, before anything is written, a backup by a role that may not read every large object of the database:
-    pg_dump reads them all, and would stop at the first it may not (unless ``lo_compat_privileges`` is on)."""
-    user, superuser = acting_role(conn)
-    if superuser or _compatible(conn):
+def require_readable(conn, user: str) -> None:
+    """Refuse, before anything is written, a backup by ``user`` (the role of ``conn``, not a superuser) that may not
+    read every large object of the database: pg_dump reads them all, and would stop at the first it may not (unless
+    ``lo_compat_privileges`` is on)."""
+    if _compatible(conn):
         return
     refused = conn.execute(sql.SQL(UNREADABLE)).fetchall()
     if refused:

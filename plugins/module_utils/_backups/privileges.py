@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import acting_role
 
 try:
     from psycopg import sql
@@ -31,12 +30,9 @@ UNREADABLE = (
     "AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) ORDER BY 2, 3")
 
 
-def require_readable_relations(conn) -> None:
-    """Refuse, before anything is written, a backup by a role that may not read every table and sequence pg_dump
-    reads (SELECT on it, USAGE on its schema)."""
-    user, superuser = acting_role(conn)
-    if superuser:
-        return
+def require_readable_relations(conn, user: str) -> None:
+    """Refuse, before anything is written, a backup by ``user`` (the role of ``conn``, not a superuser) that may not
+    read every table and sequence pg_dump reads (SELECT on it, USAGE on its schema)."""
     refused = conn.execute(sql.SQL(UNREADABLE)).fetchall()
     if refused:
         named = ", ".join("%s %s (of %s)" % (KINDS[kind], table_label(schema, name), owner)

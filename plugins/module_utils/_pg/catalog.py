@@ -49,6 +49,7 @@ class Table:
     identity_always: set[str] = field(default_factory=set)  # GENERATED ALWAYS AS IDENTITY columns
     partitioned: bool = False  # its rows live in partitions, which are not tables of their own here
     unique: dict[str, tuple[str, ...]] = field(default_factory=dict)  # UNIQUE constraint or index -> its columns
+    large_objects: list[str] = field(default_factory=list)  # columns holding large objects' OIDs (oid, or a domain over it)
 
     @property
     def sequence_key(self) -> str | None:
@@ -271,14 +272,17 @@ def load(conn) -> Catalog:
     tables = {key: Table(key[0], key[1], [], {}, ()) for key in names.values()}
     for (oid,) in conn.execute(sql.SQL("SELECT oid FROM pg_class WHERE oid = ANY(%s) AND relkind = 'p'"), [list(names)]):
         tables[names[oid]].partitioned = True
-    for oid, _attnum, attname, typname, generated, identity, sequence in conn.execute(sql.SQL(
+    for oid, _attnum, attname, typname, generated, identity, sequence, large_object in conn.execute(sql.SQL(
         "SELECT attrelid, attnum, attname, format_type(atttypid, atttypmod), attgenerated <> '', attidentity, "
         "CASE WHEN atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
-        "THEN pg_get_serial_sequence(attrelid::regclass::text, attname) END "
+        "THEN pg_get_serial_sequence(attrelid::regclass::text, attname) END, "
+        "'oid'::regtype IN (atttypid, (SELECT typbasetype FROM pg_type WHERE oid = atttypid)) "
         "FROM pg_attribute WHERE attrelid = ANY(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attrelid, attnum"
     ), [list(names)]):
         table = tables[names[oid]]
         table.types[attname] = typname
+        if large_object:
+            table.large_objects.append(attname)
         if not generated:
             table.columns.append(attname)
         if sequence:

@@ -1,27 +1,13 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Columns that point at large objects (their OIDs), which a copy of rows to another database does not carry:
-there, the same OID names another large object, or none."""
+"""Rows that point at large objects (their OIDs, in the columns ``catalog.Table.large_objects`` names), which a
+copy of rows to another database does not carry: there, the same OID names another large object, or none."""
 
 from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
-try:
-    from psycopg import sql
-except ImportError:  # PhoenixModule reports the missing library before any of this runs
-    pass
-
 AS_NULL = 'send the column as NULL (mask {"<table>.<column>": "null"})'
-
-
-def columns(conn, table) -> list[str]:
-    """The columns of ``table`` (a catalog Table) of type oid, or of a domain over it (the lo extension's ``lo``)."""
-    return [name for (name,) in conn.execute(sql.SQL(
-        "SELECT a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
-        "AND 'pg_catalog.oid'::regtype IN (a.atttypid, t.typbasetype) ORDER BY a.attnum"), [table.schema, table.name])]
 
 
 def refuse_references(found: list[str], rows: str, copy: str, there: str, leave_out: str | None = None) -> None:

@@ -192,7 +192,7 @@ def _refuse_large_object_references(conn, catalog, world_id: str, rules) -> None
     large object of the same OID, or at none."""
     found = []
     for table in catalog.members:
-        for column in large_objects.columns(conn, table):
+        for column in table.large_objects:
             objects = conn.execute(sql.SQL(
                 "SELECT count(DISTINCT t.{c}) FROM {table} t WHERE {pred} "
                 "AND t.{c} IN (SELECT oid FROM pg_catalog.pg_largeobject_metadata)").format(

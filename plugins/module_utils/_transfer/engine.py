@@ -285,7 +285,7 @@ class Transfer:
         at whatever the target holds under that OID (another document), or at nothing."""
         found = []
         for table, stage in staged:
-            for column in large_objects.columns(self.source, table):
+            for column in table.large_objects:
                 referenced = self.target.execute(sql.SQL(
                     "SELECT array_agg(DISTINCT s.{c}) FROM {stage} s WHERE s.{c} IS NOT NULL").format(
                     c=sql.Identifier(column), stage=stage)).fetchone()[0]
