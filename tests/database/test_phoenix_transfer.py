@@ -262,3 +262,5 @@ def test_a_world_whose_rows_point_at_large_objects_is_refused_not_pointed_at_ano
     masked = transfer(source, target, worlds=["UC_TESTING"], mask={"scan.document": "null"})
     assert masked["changed"] is True, masked.get("msg")
     assert target.query("SELECT id, document FROM public.scan ORDER BY id") == [(1, None), (2, None)]
+    again = transfer(source, target, worlds=["UC_TESTING"], mask={"scan.document": "null"})
+    assert again["changed"] is False and again["plan"]["scan"]["unchanged"] == 1, again.get("msg")
