@@ -23,6 +23,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import (
     row_security,
     store,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts, unlocked_by_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
@@ -39,7 +40,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     server_major,
     tool_versions,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label, user_tables
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import acting_role, exclusive_holders
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import (
     CONFLICT_WITH_RECOVERY,
@@ -90,20 +90,6 @@ def parallel_jobs() -> int:
 def default_jobs(fmt: str) -> int:
     """pg_dump runs parallel jobs for the directory format only."""
     return parallel_jobs() if fmt == "directory" else 1
-
-
-def table_counts(conn, known: dict[str, int] | None = None) -> dict[str, int]:
-    """Exact row count of every application and phoenix table; those in ``known`` are taken from there. Row
-    security is off for the session: a count a policy would filter fails, instead of coming out short."""
-    known = known or {}
-    conn.execute(sql.SQL("SELECT set_config('row_security', 'off', false)"))
-    try:
-        return {label: known[label] if label in known else conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()[0]
-            for _oid, schema, name, _rows in user_tables(conn) for label in [table_label(schema, name)]}
-    except psycopg.errors.InsufficientPrivilege as exc:
-        row_security.counted_in_full(exc, conn.info.user)
-        raise
 
 
 def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool) -> dict[str, Any]:
@@ -267,9 +253,11 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
         if streamed and request.verify:
             check = _StreamedCheck(store.Backup(work, dict(facts, format=request.fmt, pg_dump_major=dump_major)),
                                    pg_dump.parent / "pg_restore")
+        # its sessions by name, to count each table once pg_dump holds its lock
+        env = dict(libpq_environment(conninfo), PGAPPNAME="phoenix backup %s" % snapshot)
         try:
-            files, counts = _run_dump(conn, command, libpq_environment(conninfo), target, request.fmt,
-                                      sealed_to if streamed else None, check.feed if check else None)
+            files, counts = _run_dump(conn, command, env, target, request.fmt, sealed_to if streamed else None,
+                                      check.feed if check else None)
         except (psycopg.errors.LockNotAvailable, _LockWaitEnded):  # the counts' lock, or pg_dump's
             conn.rollback()
             raise PhoenixError("the backup waited lock_timeout=%d s for a table that %s; run it again once that "
@@ -318,7 +306,8 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
     if fmt == "directory":
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         stderr: list[bytes] = []
-        counts = _counted_while_dumping(conn, process, lambda: stderr.append(process.communicate()[1]))
+        counts = _counted_while_dumping(conn, process, env["PGAPPNAME"],
+                                        lambda: stderr.append(process.communicate()[1]))
         _check(process.returncode, stderr[0])
         return [], counts
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -349,16 +338,21 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
         for thread in threads:
             thread.join()
         process.wait()
-    counts = _counted_while_dumping(conn, process, finish)
+    counts = _counted_while_dumping(conn, process, env["PGAPPNAME"], finish)
     _check(process.returncode, b"".join(errors))
     return [{"name": stored.name, "size": sink.size, "sha256": sink.digest.hexdigest()}], counts
 
 
-def _counted_while_dumping(conn, process: subprocess.Popen, finish: Callable[[], None]) -> dict[str, int]:
-    """The row counts, on the snapshot's connection while pg_dump runs. When they fail (a table's lock waited for
-    too long, say) pg_dump is stopped; ``finish`` waits for pg_dump and what reads its output, either way."""
+def _counted_while_dumping(conn, process: subprocess.Popen, application: str,
+                           finish: Callable[[], None]) -> dict[str, int]:
+    """The row counts, on the snapshot's connection while pg_dump (its sessions named ``application``) runs, each
+    table's once pg_dump holds its lock. When they fail (a table's lock waited for too long, say) pg_dump is
+    stopped; ``finish`` waits for pg_dump and what reads its output, either way."""
     try:
-        return table_counts(conn)
+        unlocked = unlocked_by_dump(conn, application, process)
+        if process.poll():
+            return {}  # pg_dump failed (waiting for a table's lock, say): its error is the message
+        return table_counts(conn, keep_locks=unlocked)
     except BaseException:
         process.kill()
         raise

@@ -29,7 +29,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     ensure_backup,
     list_dump,
     read_plain,
-    table_counts,
     use_list,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import (
@@ -39,6 +38,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensio
     is_statement_on,
     require_creatable,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import explained, require_lock_room
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.ownership import (
     dump_owners,
     owners_kept,
@@ -52,6 +52,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.replicat
     kept_publications,
     subscriptions_left_out,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     planned_kept_drops,
@@ -174,6 +175,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     restored = list(restored_in_place(toc, kept))
     require_replaceable(conn, restored, purpose)
     require_droppable(conn, restored, purpose)
+    require_lock_room(conn, restored, purpose)
     now = counted(conn)
     if now.large_objects:
         large_objects.require_unlinkable(conn, purpose)
@@ -291,12 +293,14 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
         with watch:
             return _restore_dump(major, dict(libpq_environment(conninfo), PGAPPNAME=watch.application), conninfo,
                                  backup, files, keep_history, jobs, keep_owners, kept, unlink_large_objects)
-    except PhoenixError:
+    except PhoenixError as exc:
         if watch.stopped:
             raise PhoenixError(
                 "the restore waited lock_timeout=%d s for %s; it was stopped and its transaction rolled back, so the "
                 "database is as it was. Stop the application (or end that session) and run it again, or raise "
                 "lock_timeout" % (lock_timeout, watch.stopped)) from None
+        if keep_history:  # in one transaction
+            raise PhoenixError(explained(exc.msg), **exc.details) from None
         raise
 
 

@@ -11,7 +11,7 @@ import hashlib
 from typing import NamedTuple
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import large_objects, store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import table_counts
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError

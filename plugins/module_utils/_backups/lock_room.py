@@ -1,0 +1,73 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Room in the server's lock table for an in-place restore, which runs in one transaction.
+
+A transaction keeps a lock on every table, index, sequence, type and constraint it drops or creates until it ends.
+The server's lock table is shared by all sessions and holds about max_locks_per_transaction × (max_connections +
+max_prepared_transactions + its own background processes) locks, and somewhat more from spare shared memory (1.65×
+with the default settings of PostgreSQL 15). An in-place restore drops the database's objects and creates
+the dump's in one transaction, about 14 locks for a table with a key: on a database of thousands of tables (a schema
+per tenant, say) it ran out after its safety backup, with the server's ``out of shared memory``. pg_restore
+--single-transaction fails the same way; a swap restores each table in a transaction of its own.
+
+Before anything is written, the locks the restore takes at least (the database's relations, their row types,
+constraints and defaults, and the dump's relations) are set against more room than the server has: a restore that
+cannot fit is refused. Between that and what does fit, the failure names both ways out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import SYSTEM_SCHEMAS
+
+try:
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+# the room counted on: more than spare shared memory gave (1.65× the nominal room of 7808 locks, 2.2× of 320)
+SPARE_TIMES, SPARE_LOCKS = 2, 1000
+# pg_restore --list entries that create a relation (a CONSTRAINT entry is a key or unique constraint: an index)
+CREATES_RELATION = re.compile(r"^\d+; \d+ \d+ (?:TABLE (?!DATA )|INDEX (?!ATTACH )|SEQUENCE (?!SET |OWNED BY )"
+                              r"|VIEW |MATERIALIZED VIEW (?!DATA )|CONSTRAINT )")
+WAYS_OUT = ("use mode=swap, which restores each table in a transaction of its own, or raise max_locks_per_transaction "
+            "(a server restart)")
+# what the server says when its lock table is full
+LOCK_TABLE_FULL = "increase max_locks_per_transaction"
+
+
+def require_lock_room(conn, toc: Iterable[str], purpose: str) -> None:
+    """Refuse an in-place restore (``purpose``) of the dump whose restored entries are ``toc`` when it takes more
+    locks at least than the server's lock table holds (see above)."""
+    dropped, per_session, sessions = conn.execute(sql.SQL(
+        "WITH r AS (SELECT c.oid, c.reltype, c.reltoastrelid FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%' AND NOT EXISTS (SELECT 1 FROM "
+        "pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+        "AND d.deptype = 'e')) "
+        "SELECT (SELECT count(*) + count(*) FILTER (WHERE reltype <> 0) + 2 * count(*) FILTER (WHERE reltoastrelid <> 0) "
+        "FROM r) + (SELECT count(*) FROM pg_catalog.pg_constraint WHERE conrelid IN (SELECT oid FROM r)) "
+        "+ (SELECT count(*) FROM pg_catalog.pg_attrdef WHERE adrelid IN (SELECT oid FROM r)), "
+        "current_setting('max_locks_per_transaction')::int, (current_setting('max_connections')::int "
+        "+ current_setting('max_prepared_transactions')::int + current_setting('autovacuum_max_workers')::int + 1 "
+        "+ current_setting('max_worker_processes')::int + current_setting('max_wal_senders')::int)"),
+        [list(SYSTEM_SCHEMAS)]).fetchone()
+    created = sum(1 for line in toc if CREATES_RELATION.match(line))
+    if dropped + created > SPARE_TIMES * per_session * sessions + SPARE_LOCKS:
+        raise PhoenixError(
+            "%s drops the database's objects and creates the dump's in one transaction, which holds a lock on each "
+            "until it ends: %d locks at least (%d for the objects now, %d for the dump's tables, indexes, sequences "
+            "and views), and the server's lock table holds about %d (max_locks_per_transaction %d × %d connections "
+            "and processes); %s; nothing was written"
+            % (purpose, dropped + created, dropped, created, per_session * sessions, per_session, sessions, WAYS_OUT))
+
+
+def explained(message: str) -> str:
+    """A failed in-place restore's ``message``, with the ways out when the server's lock table was full."""
+    if LOCK_TABLE_FULL not in message:
+        return message
+    return ("%s (the restore's one transaction locks every object it drops or creates, and the server's lock table "
+            "was full: %s)" % (message, WAYS_OUT))
