@@ -9,6 +9,7 @@ A directory without a complete manifest is not a backup: a killed run leaves at 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import hashlib
 import hmac
@@ -146,12 +147,20 @@ def find_backup(dest: Path | None, stage: str, ref: str) -> Backup:
         for backup in backups:
             if backup.id == ref:
                 return backup
-        raise PhoenixError("backup %s not found under %s" % (ref, stage_dir(dest, stage)))
+        raise PhoenixError("backup %s not found under %s%s" % (ref, stage_dir(dest, stage), _nearest(ref, backups)))
     path = Path(ref)
     manifest = read_manifest(path)
     if manifest is None:
         raise PhoenixError("%s is not a backup directory (no valid %s)" % (path, MANIFEST))
     return Backup(path, manifest)
+
+
+def _nearest(ref: str, backups: list[Backup]) -> str:
+    """What to say after a backup id that is not there (a typo, most often): the id closest to it, or the newest."""
+    close = difflib.get_close_matches(ref, [backup.id for backup in backups], n=1, cutoff=0.8)
+    if close:
+        return "; did you mean %s?" % close[0]
+    return "; the newest there is %s" % backups[-1].id if backups else "; there is none"
 
 
 def _signed_bytes(manifest: dict[str, Any]) -> bytes:

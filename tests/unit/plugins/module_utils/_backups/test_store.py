@@ -73,6 +73,19 @@ def test_lookup_failures_say_what_is_missing(tmp_path):
         store.find_backup(None, "BETA", "latest")
 
 
+def test_a_mistyped_id_is_answered_with_the_nearest_or_the_newest(tmp_path):
+    with pytest.raises(PhoenixError, match="not found under .*; there is none$"):
+        store.find_backup(tmp_path, "BETA", "backup-BETA-x")
+    older, newer = backup_dir(tmp_path, "scheduled", 30), backup_dir(tmp_path, "scheduled", 2)
+    typo = older.name[:-5] + older.name[-4:]  # a digit left out
+    with pytest.raises(PhoenixError) as missing:
+        store.find_backup(tmp_path, "BETA", typo)
+    assert str(missing.value) == "backup %s not found under %s; did you mean %s?" % (typo, tmp_path / "BETA", older.name)
+    with pytest.raises(PhoenixError) as missing:
+        store.find_backup(tmp_path, "BETA", "nightly")
+    assert str(missing.value).endswith("; the newest there is %s" % newer.name)
+
+
 def test_listing_skips_partial_foreign_and_linked_directories(tmp_path):
     kept = backup_dir(tmp_path, "scheduled", 2)
     (tmp_path / "BETA" / ".partial-backup").mkdir()
