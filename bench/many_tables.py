@@ -1,7 +1,8 @@
-"""Backup and restore of a database of many small tables (a schema per tenant), on a server with the default lock
-table, against pg_dump -Fc and pg_restore.
+"""Backup and restore of a database of many small tables (a schema per tenant), and of one whose table is
+partitioned by day into thousands of partitions, on a server with the default lock table, against pg_dump -Fc and
+pg_restore.
 
-    .venv/bin/python bench/many_tables.py [--tenants 700] [--runs 3]
+    .venv/bin/python bench/many_tables.py [--tenants 700] [--partitions 5000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ def add_tenants(dsn: str, tenants: int) -> None:
             conn.commit()  # a tenant at a time: the lock table holds their creation
 
 
+def add_partitions(dsn: str, partitions: int) -> None:
+    """An event table partitioned by day into ``partitions`` partitions, with 10 rows in each."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql.SQL("CREATE TABLE events (day int, id bigint, body text, PRIMARY KEY (day, id)) "
+                             "PARTITION BY LIST (day)"))
+        for day in range(partitions):
+            conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF events FOR VALUES IN ({})").format(
+                sql.Identifier("events_%05d" % day), sql.Literal(day)))
+            if day % 100 == 99:
+                conn.commit()
+        conn.execute(sql.SQL("INSERT INTO events SELECT g %% %s, g, md5(g::text) FROM generate_series(1, %s) g"),
+                     [partitions, 10 * partitions])
+
+
 def in_place_refusal(dsn: str, work: Path) -> str:
     """The first words of what an in-place restore of the backup says."""
     try:
@@ -52,63 +67,80 @@ def in_place_refusal(dsn: str, work: Path) -> str:
     return "it was restored"
 
 
+def compared(cluster, dsn: str, work: Path, runs: int) -> dict[str, str]:
+    """The backup against pg_dump -Fc, and the swap restore against pg_restore --jobs, as table rows; what the
+    in-place restore says."""
+    with psycopg.connect(dsn) as conn:
+        major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
+    pg_dump, env = find_tool("pg_dump", major), libpq_environment(dsn)
+
+    def phoenix_backup(run: int) -> None:
+        run_child(BACKUP, dsn, str(work / ("phoenix%d" % run)))
+
+    def raw_backup(run: int) -> None:
+        subprocess.run([str(pg_dump), "-Fc", "-f", str(work / ("raw%d.dump" % run))], env=env, check=True)
+
+    settle = settler(dsn, major)
+    backups = in_turns({"raw": raw_backup, "phoenix": phoenix_backup}, runs, settle)
+    refusal = in_place_refusal(dsn, work / "phoenix0")
+
+    def swap_restore(run: int) -> None:
+        run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")
+
+    raw_parallel = restore_by_hand(cluster, dsn, major, work / "raw0.dump", "--jobs", str(parallel_jobs()))
+    restores = in_turns({"raw_parallel": raw_parallel, "swap": swap_restore}, runs, settle)
+    median = {name: statistics.median(times) for name, times in {**backups, **restores}.items()}
+    return {
+        "backup": "%.1f s | %.1f s | %s" % (median["phoenix"], median["raw"], ratio(backups, "phoenix", "raw")),
+        "swap": "%.1f s | %.1f s | %s" % (median["swap"], median["raw_parallel"], ratio(restores, "swap", "raw_parallel")),
+        "refusal": refusal, "major": str(major)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=700)
+    parser.add_argument("--partitions", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="phoenix-bench-many-"))
     try:
         with throwaway_cluster(55474) as cluster:
-            dsn = migrated_base(cluster, "tenants")
-            add_tenants(dsn, args.tenants)
-            with psycopg.connect(dsn) as conn:
-                major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
-                tables, room = conn.execute(sql.SQL(
-                    "SELECT (SELECT count(*) FROM pg_tables WHERE schemaname LIKE 'tenant%%'), "
-                    "current_setting('max_locks_per_transaction')::int * (current_setting('max_connections')::int "
-                    "+ current_setting('max_prepared_transactions')::int + current_setting('autovacuum_max_workers')"
-                    "::int + 1 + current_setting('max_worker_processes')::int "
-                    "+ current_setting('max_wal_senders')::int)")).fetchone()
-            pg_dump, env = find_tool("pg_dump", major), libpq_environment(dsn)
-
-            def phoenix_backup(run: int) -> None:
-                run_child(BACKUP, dsn, str(work / ("phoenix%d" % run)))
-
-            def raw_backup(run: int) -> None:
-                subprocess.run([str(pg_dump), "-Fc", "-f", str(work / ("raw%d.dump" % run))], env=env, check=True)
-
-            settle = settler(dsn, major)
-            backups = in_turns({"raw": raw_backup, "phoenix": phoenix_backup}, args.runs, settle)
-            refusal = in_place_refusal(dsn, work / "phoenix0")
-
-            def swap_restore(run: int) -> None:
-                run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")
-
-            raw_parallel = restore_by_hand(cluster, dsn, major, work / "raw0.dump", "--jobs", str(parallel_jobs()))
-            restores = in_turns({"raw_parallel": raw_parallel, "swap": swap_restore}, args.runs, settle)
+            tenants = migrated_base(cluster, "tenants")
+            add_tenants(tenants, args.tenants)
+            with psycopg.connect(tenants) as conn:
+                room = conn.execute(sql.SQL(
+                    "SELECT current_setting('max_locks_per_transaction')::int * (current_setting('max_connections')"
+                    "::int + current_setting('max_prepared_transactions')::int + current_setting("
+                    "'autovacuum_max_workers')::int + 1 + current_setting('max_worker_processes')::int "
+                    "+ current_setting('max_wal_senders')::int)")).fetchone()[0]
+            of_tenants = compared(cluster, tenants, work / "tenants", args.runs)
+            partitioned = migrated_base(cluster, "partitioned")
+            add_partitions(partitioned, args.partitions)
+            of_partitions = compared(cluster, partitioned, work / "partitioned", args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    median = {name: statistics.median(times) for name, times in {**backups, **restores}.items()}
+    tables = args.tenants * TABLES_PER_TENANT
     body = "\n".join([
-        "%d tables in %d schemas (one per tenant), each with a key, a default and 10 to 100 rows, on a PostgreSQL %d "
-        "server with the default lock table (room for about %d locks); median of %d run(s), taking turns, each after "
+        "Two databases on a PostgreSQL %s server with the default lock table (room for about %d locks): %d tables "
+        "in %d schemas (one per tenant), each with a key, a default and 10 to 100 rows; and an event table "
+        "partitioned by day into %d partitions of 10 rows, with a key. Median of %d run(s), taking turns, each after "
         "the settling of the backup benchmark; %d cores."
-        % (tables, args.tenants, major, room, args.runs, os.cpu_count()),
+        % (of_tenants["major"], room, tables, args.tenants, args.partitions, args.runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | plain tool | ratio |",
         "|---|---|---|---|",
-        "| backup | %.1f s (`phoenix_backup`, custom format) | %.1f s (`pg_dump -Fc`) | %s |"
-        % (median["phoenix"], median["raw"], ratio(backups, "phoenix", "raw")),
-        "| restore, `mode: swap`, %d jobs | %.1f s | %.1f s (`pg_restore --jobs %d` into an empty database) | %s |"
-        % (parallel_jobs(), median["swap"], median["raw_parallel"], parallel_jobs(),
-           ratio(restores, "swap", "raw_parallel")),
+        "| backup of %d tables (custom format) | %s |" % (tables, of_tenants["backup"]),
+        "| backup of %d partitions | %s |" % (args.partitions, of_partitions["backup"]),
+        "| restore of %d tables, `mode: swap`, %d jobs | %s |" % (tables, parallel_jobs(), of_tenants["swap"]),
+        "| restore of %d partitions, `mode: swap`, %d jobs | %s |" % (args.partitions, parallel_jobs(), of_partitions["swap"]),
         "",
-        "The backup's row counts give back their locks as they go, and count each table once pg_dump holds its lock; "
-        "before, they kept a lock on every table and index beside pg_dump's and failed here with `out of shared "
-        "memory`. A restore in one transaction cannot fit this database in the lock table "
+        "The plain tools: `pg_dump -Fc`, and `pg_restore --jobs %d` into an empty database. The backup's row counts "
+        "give back their locks as they go, count each table once pg_dump holds its lock, and count a partitioned "
+        "table partition by partition; before, they kept a lock on every table and index beside pg_dump's (on every "
+        "partition and its index at once, for a partitioned table), and both backups failed here with `out of "
+        "shared memory`. A restore in one transaction cannot fit either database in the lock table "
         "(`pg_restore --single-transaction` fails with `out of shared memory`); the in-place restore says so before "
-        "anything is written: \"%s\"" % refusal,
+        "anything is written: \"%s\"" % (parallel_jobs(), of_tenants["refusal"]),
     ])
     write_section("Backup and restore of a database of many tables", body)
     print(body)

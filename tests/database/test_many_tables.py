@@ -1,6 +1,7 @@
 """A database of many tables (a schema per tenant) and the server's lock table, which every lock of every session
 shares (about max_locks_per_transaction × its connections and processes). A backup's row counts once kept a lock on
-each table and each index until the end of pg_dump's snapshot, and overflowed it where pg_dump alone fits. An
+each table and each index until the end of pg_dump's snapshot (and of every partition of a partitioned table at
+once), and overflowed it where pg_dump alone fits. An
 in-place restore locks every object it drops and creates in its one transaction: one that cannot fit is refused
 before anything is written, and one that runs out says how to get through (a swap, or more locks per transaction).
 
@@ -84,8 +85,25 @@ def tenant_counts(database: Database) -> dict[str, int]:
             sql.Identifier(*table))).fetchone()[0] for table in tables}
 
 
+def dumped_by_hand(database: Database, dump: Path) -> None:
+    """``pg_dump -Fc`` of ``database``, which fits the lock table."""
+    with database.connect() as conn:
+        pg_dump = find_tool("pg_dump", server_major(conn))
+    subprocess.run([str(pg_dump), "--format", "c", "--file", str(dump)], env=libpq_environment(database.url),
+                   check=True, capture_output=True)
+
+
 def call(main, database: Database, check: bool = False, **options):
     return run_module(main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
+
+
+def backed_up_then_changed(tenants: Database, dest: Path) -> tuple[str, dict[str, int]]:
+    """A backup of ``tenants`` under ``dest``, after which a table lost rows: its id, and the tables' counts now."""
+    made = call(phoenix_backup.main, tenants, dest=str(dest))
+    assert made.get("changed") is True, made.get("msg")
+    with tenants.connect() as conn:
+        conn.execute(sql.SQL("DELETE FROM tenant_007.t9 WHERE id > 3"))
+    return made["backup"]["id"], tenant_counts(tenants)
 
 
 def backups_in(dest: Path) -> list[str]:
@@ -98,10 +116,7 @@ def test_a_backup_counts_as_many_tables_as_pg_dump_locks(tenants, tmp_path):
     more, which this server has no room for."""
     counts = tenant_counts(tenants)
     assert len(counts) == 400
-    with tenants.connect() as conn:
-        pg_dump = find_tool("pg_dump", server_major(conn))
-    subprocess.run([str(pg_dump), "--format", "c", "--file", str(tmp_path / "by_hand.dump")],
-                   env=libpq_environment(tenants.url), check=True, capture_output=True)  # it fits
+    dumped_by_hand(tenants, tmp_path / "by_hand.dump")
     made = call(phoenix_backup.main, tenants, dest=str(tmp_path / "phoenix"))
     assert made.get("changed") is True, made.get("msg")
     manifest = json.loads((tmp_path / "phoenix" / "BETA" / made["backup"]["id"] / "manifest.json").read_text())
@@ -119,40 +134,99 @@ def test_a_backup_counts_as_many_tables_as_pg_dump_locks(tenants, tmp_path):
 
 @pytest.mark.parametrize("tenants", [40], indirect=True)
 def test_an_in_place_restore_that_cannot_fit_the_lock_table_is_refused_first(tenants, tmp_path):
-    made = call(phoenix_backup.main, tenants, dest=str(tmp_path))
-    assert made.get("changed") is True, made.get("msg")
-    with tenants.connect() as conn:
-        conn.execute(sql.SQL("DELETE FROM tenant_007.t9 WHERE id > 3"))
-    after = tenant_counts(tenants)
+    backup, after = backed_up_then_changed(tenants, tmp_path)
     for check in (True, False):
-        refused = call(phoenix_restore.main, tenants, check=check, dest=str(tmp_path), backup=made["backup"]["id"])
+        refused = call(phoenix_restore.main, tenants, check=check, dest=str(tmp_path), backup=backup)
         assert refused.get("failed") is True and "Traceback" not in refused["_raw"], (check, refused)
         assert refused["msg"].startswith("restoring backup %s over database %s drops the database's objects and "
                                          "creates the dump's in one transaction, which holds a lock on each until it "
-                                         "ends: " % (made["backup"]["id"], tenants.name)), refused["msg"]
+                                         "ends: " % (backup, tenants.name)), refused["msg"]
         assert ("and the server's lock table holds about 460 (max_locks_per_transaction 10 × 46 connections and "
                 "processes); %s; nothing was written" % WAYS_OUT) in refused["msg"]
     assert tenant_counts(tenants) == after
-    assert backups_in(tmp_path) == [made["backup"]["id"]]  # no safety backup either
+    assert backups_in(tmp_path) == [backup]  # no safety backup either
 
 
 @pytest.mark.parametrize("tenants", [12], indirect=True)
 def test_an_in_place_restore_that_runs_out_of_locks_says_how_to_get_through(tenants, tmp_path):
     """120 tables: fewer locks at least than the server's room, and more than it holds."""
-    made = call(phoenix_backup.main, tenants, dest=str(tmp_path))
-    assert made.get("changed") is True, made.get("msg")
-    with tenants.connect() as conn:
-        conn.execute(sql.SQL("DELETE FROM tenant_007.t9 WHERE id > 3"))
-    after = tenant_counts(tenants)
-    failed = call(phoenix_restore.main, tenants, dest=str(tmp_path), backup=made["backup"]["id"],
-                  safety_backup=False)
+    backup, after = backed_up_then_changed(tenants, tmp_path)
+    failed = call(phoenix_restore.main, tenants, dest=str(tmp_path), backup=backup, safety_backup=False)
     assert failed.get("failed") is True and "Traceback" not in failed["_raw"], failed
     assert failed["msg"].startswith("pg_restore failed (exit 1), the database was left as it was: "), failed["msg"]
     assert "out of shared memory" in failed["msg"]
     assert failed["msg"].endswith("(the restore's one transaction locks every object it drops or creates, and the "
                                   "server's lock table was full: %s)" % WAYS_OUT), failed["msg"]
     assert tenant_counts(tenants) == after
-    swapped = call(phoenix_restore.main, tenants, dest=str(tmp_path), backup=made["backup"]["id"], mode="swap",
+    swapped = call(phoenix_restore.main, tenants, dest=str(tmp_path), backup=backup, mode="swap",
                    safety_backup=False)
     assert swapped.get("changed") is True, swapped.get("msg")
     assert tenant_counts(tenants)["tenant_007.t9"] == 10
+
+
+@pytest.fixture
+def partitioned(small_lock_table) -> Iterator[Database]:
+    """A migrated BETA database with an event table partitioned by day into 400 partitions (a year and more), a
+    table partitioned by region and then by year, and a partitioned table without partitions yet."""
+    database = tenants_database(small_lock_table, 0)
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE events (day int, id bigint, body text, PRIMARY KEY (day, id)) "
+                             "PARTITION BY LIST (day)"))
+        for first in range(0, 400, 20):
+            with conn.transaction():
+                for day in range(first, first + 20):
+                    conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF events FOR VALUES IN ({})").format(
+                        sql.Identifier("events_%03d" % day), sql.Literal(day)))
+        conn.execute(sql.SQL("INSERT INTO events SELECT g % 400, g, 'event' FROM generate_series(1, 4321) g"))
+        conn.execute(sql.SQL("CREATE TABLE sales (region text, year int, amount int) PARTITION BY LIST (region)"))
+        for region in ("north", "south"):
+            conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF sales FOR VALUES IN ({}) PARTITION BY RANGE (year)")
+                         .format(sql.Identifier("sales_" + region), sql.Literal(region)))
+            for year in (2025, 2026):
+                conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier("sales_%s_%d" % (region, year)), sql.Identifier("sales_" + region),
+                    sql.Literal(year), sql.Literal(year + 1)))
+        conn.execute(sql.SQL("INSERT INTO sales SELECT CASE WHEN g % 3 = 0 THEN 'north' ELSE 'south' END, "
+                             "2025 + g % 2, g FROM generate_series(1, 77) g"))
+        conn.execute(sql.SQL("CREATE TABLE audit_trail (at date, entry text) PARTITION BY RANGE (at)"))
+    yield database
+    with psycopg.connect(**small_lock_table.conninfo(), autocommit=True) as conn:
+        for (name,) in conn.execute(sql.SQL("SELECT datname FROM pg_database WHERE datname LIKE %s"),
+                                    [database.name + "%"]).fetchall():
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_table_of_many_partitions_is_counted_partition_by_partition(partitioned, tmp_path):
+    """Counted whole, the event table locked its 400 partitions and their 400 keys at once, beside pg_dump's 400
+    locks: more than this server holds."""
+    dumped_by_hand(partitioned, tmp_path / "by_hand.dump")
+    made = call(phoenix_backup.main, partitioned, dest=str(tmp_path))
+    assert made.get("changed") is True, made.get("msg")
+    manifest = json.loads((tmp_path / "BETA" / made["backup"]["id"] / "manifest.json").read_text())
+    counted = {table: manifest["row_counts"].get(table) for table in ("events", "sales", "audit_trail")}
+    assert counted == {"events": 4321, "sales": 77, "audit_trail": 0}
+    assert not [table for table in manifest["row_counts"] if table.startswith(("events_", "sales_"))]
+    with partitioned.connect() as conn:
+        conn.execute(sql.SQL("DELETE FROM events WHERE day = 7"))
+        conn.execute(sql.SQL("INSERT INTO sales VALUES ('north', 2026, 1)"))
+    swapped = call(phoenix_restore.main, partitioned, dest=str(tmp_path), backup=made["backup"]["id"], mode="swap",
+                   safety_backup=False)
+    assert swapped.get("changed") is True, swapped.get("msg")
+    assert swapped["row_changes"] == {"events": {"now": 4310, "backup": 4321, "difference": 11},
+                                      "sales": {"now": 78, "backup": 77, "difference": -1}}
+    assert partitioned.query("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM sales)") == [(4321, 77)]
+
+
+@pytest.mark.parametrize("tenants", [150], indirect=True)
+def test_a_backup_pg_dump_cannot_fit_says_how_to_get_through(tenants, tmp_path):
+    """1500 tables: more than pg_dump alone may lock on this server."""
+    with pytest.raises(subprocess.CalledProcessError) as plain_tool:
+        dumped_by_hand(tenants, tmp_path / "by_hand.dump")
+    assert b"out of shared memory" in plain_tool.value.stderr
+    for jobs, ways_out in ((1, "raise max_locks_per_transaction (a server restart)"),
+                           (2, "back up with jobs=1, or raise max_locks_per_transaction (a server restart)")):
+        failed = call(phoenix_backup.main, tenants, dest=str(tmp_path / "phoenix"), format="directory", jobs=jobs)
+        assert failed.get("failed") is True and "Traceback" not in failed["_raw"], failed
+        assert failed["msg"].startswith("pg_dump failed (exit 1): "), failed["msg"]
+        assert failed["msg"].endswith("and the server's lock table was full: %s)" % ways_out), failed["msg"]
+        assert not list((tmp_path / "phoenix" / "BETA").glob("backup-*"))

@@ -23,10 +23,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import (
     row_security,
     store,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts, unlocked_by_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import dump_explained
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts, unlocked_by_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
@@ -262,6 +263,8 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
             conn.rollback()
             raise PhoenixError("the backup waited lock_timeout=%d s for a table that %s; run it again once that "
                                "ends, or raise lock_timeout" % (request.lock_timeout, _held(conn))) from None
+        except PhoenixError as exc:
+            raise PhoenixError(dump_explained(exc.msg, request.jobs), **exc.details) from None
         finally:
             streamed_problems = check.finish() if check else []
         conn.rollback()  # the snapshot is no longer needed once pg_dump has finished

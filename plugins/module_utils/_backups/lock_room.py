@@ -13,6 +13,9 @@ per tenant, say) it ran out after its safety backup, with the server's ``out of 
 Before anything is written, the locks the restore takes at least (the database's relations, their row types,
 constraints and defaults, and the dump's relations) are set against more room than the server has: a restore that
 cannot fit is refused. Between that and what does fit, the failure names both ways out.
+
+A backup's pg_dump holds a lock on every table it dumps (and a parallel one a second, in the job that dumps it)
+until it ends: where that does not fit, its failure names the ways out too.
 """
 
 from __future__ import annotations
@@ -67,7 +70,21 @@ def require_lock_room(conn, toc: Iterable[str], purpose: str) -> None:
 
 def explained(message: str) -> str:
     """A failed in-place restore's ``message``, with the ways out when the server's lock table was full."""
+    return _when_full(message, "the restore's one transaction locks every object it drops or creates", WAYS_OUT)
+
+
+def dump_explained(message: str, jobs: int) -> str:
+    """A failed backup's ``message``, with the ways out when the server's lock table was full: a parallel pg_dump
+    locks each table twice, in its leader and in the job that dumps it, and each holds its locks until it ends."""
+    if jobs > 1:
+        return _when_full(message, "pg_dump holds a lock on every table until it ends, and its %d jobs another on "
+                          "each table they dump" % jobs, "back up with jobs=1, or raise max_locks_per_transaction "
+                          "(a server restart)")
+    return _when_full(message, "pg_dump holds a lock on every table until it ends",
+                      "raise max_locks_per_transaction (a server restart)")
+
+
+def _when_full(message: str, holder: str, ways_out: str) -> str:
     if LOCK_TABLE_FULL not in message:
         return message
-    return ("%s (the restore's one transaction locks every object it drops or creates, and the server's lock table "
-            "was full: %s)" % (message, WAYS_OUT))
+    return "%s (%s, and the server's lock table was full: %s)" % (message, holder, ways_out)

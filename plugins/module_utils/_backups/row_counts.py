@@ -8,6 +8,9 @@ thousands of tables (a schema per tenant, say) those locks and pg_dump's own ove
 (``out of shared memory``: it holds about max_locks_per_transaction × max_connections) where pg_dump alone fits.
 So tables are counted in batches, each in a subtransaction that is rolled back, which gives its locks back.
 
+A partitioned table's count locks every partition and each of their indexes in one statement (thousands, for a
+table partitioned by day or hour over years): its rows are counted partition by partition, in the same batches.
+
 A backup counts a table only once pg_dump holds that table's lock, so that nothing may truncate or rewrite it
 between the rows pg_dump reads and the count (neither would wait for a lock given back). A table pg_dump does not
 lock is counted as before, keeping the count's lock.
@@ -38,27 +41,26 @@ def table_counts(conn, known: dict[str, int] | None = None, keep_locks: Collecti
     Row security is off for the session: a count a policy would filter fails, instead of coming out short."""
     known = known or {}
     conn.execute(sql.SQL("SELECT set_config('row_security', 'off', false)"))
-    tables = [(oid, table_label(schema, name), sql.Identifier(schema, name))
-              for oid, schema, name, _rows in user_tables(conn)]
-    counts = {label: known[label] for _oid, label, _name in tables if label in known}
-    counted = [table for table in tables if table[1] not in known]
+    tables = _counted_relations(conn)
+    counts = {label: 0 for label, _relations in tables}
+    counted = [(oid, label, name) for label, relations in tables if label not in known for oid, name in relations]
     try:
-        for batch in _batches([table for table in counted if table[0] in keep_locks]):
-            counts.update(_count(conn, batch))
-        for batch in _batches([table for table in counted if table[0] not in keep_locks]):
+        for batch in _batches([relation for relation in counted if relation[0] in keep_locks]):
+            _add(counts, _count(conn, batch))
+        for batch in _batches([relation for relation in counted if relation[0] not in keep_locks]):
             with conn.transaction(force_rollback=True):  # a savepoint inside a transaction
-                counts.update(_count(conn, batch))
+                _add(counts, _count(conn, batch))
     except psycopg.errors.InsufficientPrivilege as exc:
         row_security.counted_in_full(exc, conn.info.user)
         raise
-    return {label: counts[label] for _oid, label, _name in tables}
+    return {label: known[label] if label in known else counts[label] for label, _relations in tables}
 
 
 def unlocked_by_dump(conn, application: str, dump: subprocess.Popen) -> frozenset[int]:
     """The OIDs of the tables on which the pg_dump ``dump`` (its sessions named ``application``, in the snapshot
     it dumps) holds no lock once it has taken its locks: when it holds one on every table (none), when it starts
     reading rows, or when it has ended (all: it holds none)."""
-    tables = frozenset(oid for oid, _schema, _name, _rows in user_tables(conn))
+    tables = frozenset(oid for _label, relations in _counted_relations(conn) for oid, _name in relations)
     while True:
         conn.execute(sql.SQL("SELECT pg_stat_clear_snapshot()"))  # else the sessions are those of the first look
         held, copying = conn.execute(sql.SQL(
@@ -73,12 +75,35 @@ def unlocked_by_dump(conn, application: str, dump: subprocess.Popen) -> frozense
         time.sleep(POLL_SECONDS)
 
 
+def _counted_relations(conn) -> list[tuple[str, list[tuple[int, sql.Identifier]]]]:
+    """Each application and phoenix table's label, with the OID and name of each relation counted for it: the
+    table itself, or a partitioned table's leaf partitions (the table itself when it has none)."""
+    tables = user_tables(conn)
+    leaves: dict[int, list[tuple[int, sql.Identifier]]] = {}
+    # from the catalog, which locks nothing (pg_partition_tree would lock every partition)
+    for parent, leaf, schema, name in conn.execute(sql.SQL(
+            "WITH RECURSIVE tree(root, relid) AS (SELECT oid, oid FROM pg_catalog.pg_class "
+            "WHERE oid = ANY(%s) AND relkind = 'p' UNION ALL SELECT tree.root, i.inhrelid FROM tree "
+            "JOIN pg_catalog.pg_inherits i ON i.inhparent = tree.relid) "
+            "SELECT tree.root, tree.relid, n.nspname, c.relname FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.relid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind <> 'p' ORDER BY 1, 3, 4"),
+            [[oid for oid, *_rest in tables]]):
+        leaves.setdefault(parent, []).append((leaf, sql.Identifier(schema, name)))
+    return [(table_label(schema, name), leaves.get(oid) or [(oid, sql.Identifier(schema, name))])
+            for oid, schema, name, _rows in tables]
+
+
+def _add(counts: dict[str, int], counted: list[tuple[str, int]]) -> None:
+    for label, rows in counted:
+        counts[label] += rows
+
+
 def _batches(tables: list) -> Iterator[list]:
     for start in range(0, len(tables), AT_ONCE):
         yield tables[start:start + AT_ONCE]
 
 
-def _count(conn, batch: list) -> dict[str, int]:
+def _count(conn, batch: list) -> list[tuple[str, int]]:
     counts = conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
         sql.SQL("(SELECT count(*) FROM {})").format(name) for _oid, _label, name in batch))).fetchone()
-    return {label: count for (_oid, label, _name), count in zip(batch, counts)}
+    return [(label, count) for (_oid, label, _name), count in zip(batch, counts)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import (
     CREATES_RELATION,
     WAYS_OUT,
+    dump_explained,
     explained,
 )
 
@@ -40,3 +41,17 @@ def test_a_full_lock_table_is_explained_and_other_failures_are_left_as_they_are(
                                       "the server's lock table was full: %s)" % WAYS_OUT)
     other = "pg_restore failed (exit 1), the database was left as it was: ERROR:  relation \"x\" does not exist"
     assert explained(other) == other
+
+
+def test_a_backup_that_ran_out_of_locks_is_told_the_ways_out_for_its_jobs():
+    full = ("pg_dump failed (exit 1): pg_dump: error: query failed: ERROR:  out of shared memory\nHINT:  You might "
+            "need to increase max_locks_per_transaction.")
+    assert dump_explained(full, 1) == full + (" (pg_dump holds a lock on every table until it ends, and the server's "
+                                              "lock table was full: raise max_locks_per_transaction (a server "
+                                              "restart))")
+    assert dump_explained(full, 3) == full + (" (pg_dump holds a lock on every table until it ends, and its 3 jobs "
+                                              "another on each table they dump, and the server's lock table was "
+                                              "full: back up with jobs=1, or raise max_locks_per_transaction (a "
+                                              "server restart))")
+    other = "pg_dump failed (exit 1): pg_dump: error: connection to server failed"
+    assert dump_explained(other, 3) == other
