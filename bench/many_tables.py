@@ -73,6 +73,7 @@ def compared(cluster, dsn: str, work: Path, runs: int) -> dict[str, str]:
     with psycopg.connect(dsn) as conn:
         major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
     pg_dump, env = find_tool("pg_dump", major), libpq_environment(dsn)
+    work.mkdir()
 
     def phoenix_backup(run: int) -> None:
         run_child(BACKUP, dsn, str(work / ("phoenix%d" % run)))
