@@ -265,6 +265,10 @@ def _dump(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int], f
                                "ends, or raise lock_timeout" % (request.lock_timeout, _held(conn))) from None
         except PhoenixError as exc:
             raise PhoenixError(dump_explained(exc.msg, request.jobs), **exc.details) from None
+        except psycopg.errors.OutOfMemory as exc:  # the counts', once pg_dump's locks have filled the lock table
+            conn.rollback()
+            raise PhoenixError(dump_explained("the row counts failed while pg_dump ran: %s" % " ".join(
+                str(exc).split()), request.jobs)) from None
         finally:
             streamed_problems = check.finish() if check else []
         conn.rollback()  # the snapshot is no longer needed once pg_dump has finished
