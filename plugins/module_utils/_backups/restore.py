@@ -176,10 +176,11 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     require_replaceable(conn, restored, purpose)
     require_droppable(conn, restored, purpose)
     require_lock_room(conn, restored, purpose)
-    now = counted(conn)
+    counted_now = check_mode or not request.safety_backup  # else the safety backup counts them, in its snapshot
+    now = counted(conn) if counted_now else Counted({}, large_objects.count(conn))
     if now.large_objects:
         large_objects.require_unlinkable(conn, purpose)
-    changes = _report_changes(result, now, backup)
+    changes = _report_changes(result, now, backup) if counted_now else {}
     keep_owners = _owners_kept(conn, backup, restored, result, purpose)
     conn.rollback()
     if check_mode:
@@ -192,6 +193,8 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
                                        signing_key=request.signing_key, encrypt_to=request.encrypt_to)
         safety = ensure_backup(conn, conninfo, safety_request, False)
         result["safety_backup"] = safety["backup"]
+        now = _counted_in(safety["backup"])
+        changes = _report_changes(result, now, backup)
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
     restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners,
                  kept=kept, lock_timeout=request.lock_timeout, unlink_large_objects=now.large_objects > 0)
@@ -201,6 +204,13 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         record(conn, "backup.restore", request.stage, request.actor,
                dict(_audit_details(request, backup, changes), safety_backup=(result["safety_backup"] or {}).get("id")))
     return result
+
+
+def _counted_in(safety: dict[str, Any]) -> Counted:
+    """What the safety backup (``safety``, its summary) counted of the database: its rows and large objects now,
+    counted in the snapshot it dumped, which the restore need not count again."""
+    manifest = store.read_manifest(Path(safety["path"]))
+    return Counted(manifest["row_counts"], manifest["large_objects"])
 
 
 def _owners_kept(conn, backup: store.Backup, toc: list[str], result: dict[str, Any], purpose: str) -> bool:
