@@ -54,6 +54,11 @@ def tenants_database(cluster: LocalCluster, tenants: int) -> Database:
     with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database.name)))
     migrate(database)
+    add_tenants(database, tenants)
+    return database
+
+
+def add_tenants(database: Database, tenants: int) -> None:
     with database.connect() as conn:
         for tenant in range(tenants):
             schema = "tenant_%03d" % tenant
@@ -64,7 +69,6 @@ def tenants_database(cluster: LocalCluster, tenants: int) -> Database:
                     conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v text)").format(table))
                     conn.execute(sql.SQL("INSERT INTO {} SELECT g, 'row ' || g FROM generate_series(1, %s) g")
                                  .format(table), [number + 1])
-    return database
 
 
 @pytest.fixture
@@ -230,3 +234,18 @@ def test_a_backup_pg_dump_cannot_fit_says_how_to_get_through(tenants, tmp_path):
         assert failed["msg"].startswith("pg_dump failed (exit 1): "), failed["msg"]
         assert failed["msg"].endswith("and the server's lock table was full: %s)" % ways_out), failed["msg"]
         assert not list((tmp_path / "phoenix" / "BETA").glob("backup-*"))
+
+
+@pytest.mark.parametrize("tenants", [0], indirect=True)
+def test_tables_made_since_the_backup_do_not_count_against_an_in_place_restore(tenants, tmp_path):
+    """An in-place restore drops the dump's objects only: 400 tables made since the backup stay as they are, and
+    take none of its locks."""
+    made = call(phoenix_backup.main, tenants, dest=str(tmp_path))
+    assert made.get("changed") is True, made.get("msg")
+    add_tenants(tenants, 40)
+    after = tenant_counts(tenants)
+    assert len(after) == 400
+    restored = call(phoenix_restore.main, tenants, dest=str(tmp_path), backup=made["backup"]["id"],
+                    safety_backup=False)
+    assert restored.get("changed") is True, restored.get("msg")
+    assert tenant_counts(tenants) == after

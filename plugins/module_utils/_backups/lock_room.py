@@ -10,9 +10,10 @@ the dump's in one transaction, about 14 locks for a table with a key: on a datab
 per tenant, say) it ran out after its safety backup, with the server's ``out of shared memory``. pg_restore
 --single-transaction fails the same way; a swap restores each table in a transaction of its own.
 
-Before anything is written, the locks the restore takes at least (the database's relations, their row types,
-constraints and defaults, and the dump's relations) are set against more room than the server has: a restore that
-cannot fit is refused. Between that and what does fit, the failure names both ways out.
+Before anything is written, the locks the restore takes at least (the database's tables that the dump holds, which it
+drops, with their indexes, TOAST tables, row types, constraints and defaults; and the relations the dump creates)
+are set against more room than the server has: a restore that cannot fit is refused. Tables the dump does not hold
+(made since the backup) are left as they are, and take none. Between that and what does fit, the failure names both ways out.
 
 A backup's pg_dump holds a lock on every table it dumps (and a parallel one a second, in the job that dumps it)
 until it ends: where that does not fit, its failure names the ways out too.
@@ -24,7 +25,6 @@ import re
 from typing import Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import SYSTEM_SCHEMAS
 
 try:
     from psycopg import sql
@@ -33,6 +33,9 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 
 # the room counted on: more than spare shared memory gave (1.65× the nominal room of 7808 locks, 2.2× of 320)
 SPARE_TIMES, SPARE_LOCKS = 2, 1000
+# a table of the dump, which --clean drops by name when the database has it (names with spaces are left out: the
+# list does not quote them, so they cannot be told apart)
+TABLE_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) \S+$")
 # pg_restore --list entries that create a relation (a CONSTRAINT entry is a key or unique constraint: an index)
 CREATES_RELATION = re.compile(r"^\d+; \d+ \d+ (?:TABLE (?!DATA )|INDEX (?!ATTACH )|SEQUENCE (?!SET |OWNED BY )"
                               r"|VIEW |MATERIALIZED VIEW (?!DATA )|CONSTRAINT )")
@@ -45,25 +48,26 @@ LOCK_TABLE_FULL = "increase max_locks_per_transaction"
 def require_lock_room(conn, toc: Iterable[str], purpose: str) -> None:
     """Refuse an in-place restore (``purpose``) of the dump whose restored entries are ``toc`` when it takes more
     locks at least than the server's lock table holds (see above)."""
+    toc = list(toc)
+    named = [entry.groups() for entry in map(TABLE_ENTRY.match, toc) if entry]
     dropped, per_session, sessions = conn.execute(sql.SQL(
         "WITH r AS (SELECT c.oid, c.reltype, c.reltoastrelid FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%' AND NOT EXISTS (SELECT 1 FROM "
-        "pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
-        "AND d.deptype = 'e')) "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN unnest(%s::text[], %s::text[]) "
+        "d(nspname, relname) ON d.nspname = n.nspname AND d.relname = c.relname WHERE c.relkind IN ('r', 'p')) "
         "SELECT (SELECT count(*) + count(*) FILTER (WHERE reltype <> 0) + 2 * count(*) FILTER (WHERE reltoastrelid <> 0) "
-        "FROM r) + (SELECT count(*) FROM pg_catalog.pg_constraint WHERE conrelid IN (SELECT oid FROM r)) "
+        "FROM r) + (SELECT count(*) FROM pg_catalog.pg_index WHERE indrelid IN (SELECT oid FROM r)) "
+        "+ (SELECT count(*) FROM pg_catalog.pg_constraint WHERE conrelid IN (SELECT oid FROM r)) "
         "+ (SELECT count(*) FROM pg_catalog.pg_attrdef WHERE adrelid IN (SELECT oid FROM r)), "
         "current_setting('max_locks_per_transaction')::int, (current_setting('max_connections')::int "
         "+ current_setting('max_prepared_transactions')::int + current_setting('autovacuum_max_workers')::int + 1 "
         "+ current_setting('max_worker_processes')::int + current_setting('max_wal_senders')::int)"),
-        [list(SYSTEM_SCHEMAS)]).fetchone()
+        [[schema for schema, _name in named], [name for _schema, name in named]]).fetchone()
     created = sum(1 for line in toc if CREATES_RELATION.match(line))
     if dropped + created > SPARE_TIMES * per_session * sessions + SPARE_LOCKS:
         raise PhoenixError(
             "%s drops the database's objects and creates the dump's in one transaction, which holds a lock on each "
-            "until it ends: %d locks at least (%d for the objects now, %d for the dump's tables, indexes, sequences "
-            "and views), and the server's lock table holds about %d (max_locks_per_transaction %d × %d connections "
+            "until it ends: %d locks at least (%d for the database's objects it drops, %d for the dump's tables, "
+            "indexes, sequences and views), and the server's lock table holds about %d (max_locks_per_transaction %d × %d connections "
             "and processes); %s; nothing was written"
             % (purpose, dropped + created, dropped, created, per_session * sessions, per_session, sessions, WAYS_OUT))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import (
     CREATES_RELATION,
+    TABLE_ENTRY,
     WAYS_OUT,
     dump_explained,
     explained,
@@ -32,6 +33,11 @@ LISTED = {  # pg_restore --list lines, as pg_dump 15 writes them, and whether ea
 
 def test_entries_that_create_a_relation():
     assert {line: bool(CREATES_RELATION.match(line)) for line in LISTED} == LISTED
+
+
+def test_the_dumps_tables_are_read_by_name_unless_a_name_holds_a_space():
+    named = [TABLE_ENTRY.match(line) for line in LISTED]
+    assert [entry.groups() for entry in named if entry] == [("tenant_001", "t0")]
 
 
 def test_a_full_lock_table_is_explained_and_other_failures_are_left_as_they_are():
