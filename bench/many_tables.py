@@ -24,6 +24,7 @@ from report import write_section
 from worlds import migrated_base
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import lock_table_room
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 
 TABLES_PER_TENANT = 10
@@ -109,11 +110,7 @@ def main() -> None:
             tenants = migrated_base(cluster, "tenants")
             add_tenants(tenants, args.tenants)
             with psycopg.connect(tenants) as conn:
-                room = conn.execute(sql.SQL(
-                    "SELECT current_setting('max_locks_per_transaction')::int * (current_setting('max_connections')"
-                    "::int + current_setting('max_prepared_transactions')::int + current_setting("
-                    "'autovacuum_max_workers')::int + 1 + current_setting('max_worker_processes')::int "
-                    "+ current_setting('max_wal_senders')::int)")).fetchone()[0]
+                per_session, sessions = lock_table_room(conn)
             of_tenants = compared(cluster, tenants, work / "tenants", args.runs)
             partitioned = migrated_base(cluster, "partitioned")
             add_partitions(partitioned, args.partitions)
@@ -126,7 +123,7 @@ def main() -> None:
         "in %d schemas (one per tenant), each with a key, a default and 10 to 100 rows; and an event table "
         "partitioned by day into %d partitions of 10 rows, with a key. Median of %d run(s), taking turns, each after "
         "the settling of the backup benchmark; %d cores."
-        % (of_tenants["major"], room, tables, args.tenants, args.partitions, args.runs, os.cpu_count()),
+        % (of_tenants["major"], per_session * sessions, tables, args.tenants, args.partitions, args.runs, os.cpu_count()),
         "",
         "| operation | phoenix.platform | plain tool | ratio |",
         "|---|---|---|---|",

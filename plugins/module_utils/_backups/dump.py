@@ -27,7 +27,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.compress
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import dump_explained
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts, unlocked_by_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import (
+    counted_relations,
+    table_counts,
+    unlocked_by_dump,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
@@ -356,10 +360,11 @@ def _counted_while_dumping(conn, process: subprocess.Popen, application: str,
     table's once pg_dump holds its lock. When they fail (a table's lock waited for too long, say) pg_dump is
     stopped; ``finish`` waits for pg_dump and what reads its output, either way."""
     try:
-        unlocked = unlocked_by_dump(conn, application, process)
+        tables = counted_relations(conn)
+        unlocked = unlocked_by_dump(conn, application, process, tables)
         if process.poll():
             return {}  # pg_dump failed (waiting for a table's lock, say): its error is the message
-        return table_counts(conn, keep_locks=unlocked)
+        return table_counts(conn, keep_locks=unlocked, tables=tables)
     except BaseException:
         process.kill()
         raise

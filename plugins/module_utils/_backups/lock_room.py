@@ -50,18 +50,16 @@ def require_lock_room(conn, toc: Iterable[str], purpose: str) -> None:
     locks at least than the server's lock table holds (see above)."""
     toc = list(toc)
     named = [entry.groups() for entry in map(TABLE_ENTRY.match, toc) if entry]
-    dropped, per_session, sessions = conn.execute(sql.SQL(
+    dropped = conn.execute(sql.SQL(
         "WITH r AS (SELECT c.oid, c.reltype, c.reltoastrelid FROM pg_catalog.pg_class c "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN unnest(%s::text[], %s::text[]) "
         "d(nspname, relname) ON d.nspname = n.nspname AND d.relname = c.relname WHERE c.relkind IN ('r', 'p')) "
         "SELECT (SELECT count(*) + count(*) FILTER (WHERE reltype <> 0) + 2 * count(*) FILTER (WHERE reltoastrelid <> 0) "
         "FROM r) + (SELECT count(*) FROM pg_catalog.pg_index WHERE indrelid IN (SELECT oid FROM r)) "
         "+ (SELECT count(*) FROM pg_catalog.pg_constraint WHERE conrelid IN (SELECT oid FROM r)) "
-        "+ (SELECT count(*) FROM pg_catalog.pg_attrdef WHERE adrelid IN (SELECT oid FROM r)), "
-        "current_setting('max_locks_per_transaction')::int, (current_setting('max_connections')::int "
-        "+ current_setting('max_prepared_transactions')::int + current_setting('autovacuum_max_workers')::int + 1 "
-        "+ current_setting('max_worker_processes')::int + current_setting('max_wal_senders')::int)"),
-        [[schema for schema, _name in named], [name for _schema, name in named]]).fetchone()
+        "+ (SELECT count(*) FROM pg_catalog.pg_attrdef WHERE adrelid IN (SELECT oid FROM r))"),
+        [[schema for schema, _name in named], [name for _schema, name in named]]).fetchone()[0]
+    per_session, sessions = lock_table_room(conn)
     created = sum(1 for line in toc if CREATES_RELATION.match(line))
     if dropped + created > SPARE_TIMES * per_session * sessions + SPARE_LOCKS:
         raise PhoenixError(
@@ -70,6 +68,14 @@ def require_lock_room(conn, toc: Iterable[str], purpose: str) -> None:
             "indexes, sequences and views), and the server's lock table holds about %d (max_locks_per_transaction %d × %d connections "
             "and processes); %s; nothing was written"
             % (purpose, dropped + created, dropped, created, per_session * sessions, per_session, sessions, WAYS_OUT))
+
+
+def lock_table_room(conn) -> tuple[int, int]:
+    """The server's nominal lock table: max_locks_per_transaction, and the sessions and processes it is sized for."""
+    return conn.execute(sql.SQL(
+        "SELECT current_setting('max_locks_per_transaction')::int, current_setting('max_connections')::int "
+        "+ current_setting('max_prepared_transactions')::int + current_setting('autovacuum_max_workers')::int + 1 "
+        "+ current_setting('max_worker_processes')::int + current_setting('max_wal_senders')::int")).fetchone()
 
 
 def explained(message: str) -> str:

@@ -35,13 +35,15 @@ AT_ONCE = 20  # tables counted by one statement, whose locks (and their indexes'
 POLL_SECONDS = 0.02
 
 
-def table_counts(conn, known: dict[str, int] | None = None, keep_locks: Collection[int] = ()) -> dict[str, int]:
+def table_counts(conn, known: dict[str, int] | None = None, keep_locks: Collection[int] = (),
+                 tables: list | None = None) -> dict[str, int]:
     """Exact row count of every application and phoenix table; those in ``known`` are taken from there. The locks
     of the tables whose OIDs are in ``keep_locks`` are kept to the end of the transaction, the others given back.
-    Row security is off for the session: a count a policy would filter fails, instead of coming out short."""
+    ``tables``: what ``counted_relations`` found, when the caller has it. Row security is off for the session: a
+    count a policy would filter fails, instead of coming out short."""
     known = known or {}
     conn.execute(sql.SQL("SELECT set_config('row_security', 'off', false)"))
-    tables = _counted_relations(conn)
+    tables = tables if tables is not None else counted_relations(conn)
     counts = {label: 0 for label, _relations in tables}
     counted = [(oid, label, name) for label, relations in tables if label not in known for oid, name in relations]
     try:
@@ -56,11 +58,11 @@ def table_counts(conn, known: dict[str, int] | None = None, keep_locks: Collecti
     return {label: known[label] if label in known else counts[label] for label, _relations in tables}
 
 
-def unlocked_by_dump(conn, application: str, dump: subprocess.Popen) -> frozenset[int]:
+def unlocked_by_dump(conn, application: str, dump: subprocess.Popen, tables: list) -> frozenset[int]:
     """The OIDs of the tables on which the pg_dump ``dump`` (its sessions named ``application``, in the snapshot
     it dumps) holds no lock once it has taken its locks: when it holds one on every table (none), when it starts
-    reading rows, or when it has ended (all: it holds none)."""
-    tables = frozenset(oid for _label, relations in _counted_relations(conn) for oid, _name in relations)
+    reading rows, or when it has ended (all: it holds none). ``tables``: what ``counted_relations`` found."""
+    tables = frozenset(oid for _label, relations in tables for oid, _name in relations)
     while True:
         conn.execute(sql.SQL("SELECT pg_stat_clear_snapshot()"))  # else the sessions are those of the first look
         held, copying = conn.execute(sql.SQL(
@@ -75,7 +77,7 @@ def unlocked_by_dump(conn, application: str, dump: subprocess.Popen) -> frozense
         time.sleep(POLL_SECONDS)
 
 
-def _counted_relations(conn) -> list[tuple[str, list[tuple[int, sql.Identifier]]]]:
+def counted_relations(conn) -> list[tuple[str, list[tuple[int, sql.Identifier]]]]:
     """Each application and phoenix table's label, with the OID and name of each relation counted for it: the
     table itself, or a partitioned table's leaf partitions (the table itself when it has none)."""
     tables = user_tables(conn)
