@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test venv browser pytest lint sanity units molecule bench clean stop
+.PHONY: demo test venv test-tools pytest lint sanity units molecule bench clean stop
 
 venv: $(VENV)/.installed
 
@@ -39,18 +39,21 @@ test: venv lint sanity units molecule pytest
 # The whole suite on the system's PostgreSQL, then the restore tests whose rules change with PostgreSQL 16 (a
 # member of the owner role may act as it only with the SET option; which role may replace whose objects; the options
 # of a dump's subscriptions) again on the pgserver wheel's 16.
-pytest: venv browser
+pytest: venv test-tools
 	$(BIN)/pytest
 	PHOENIX_TEST_SERVER=pgserver $(BIN)/pytest tests/database/test_swap_restore.py tests/database/test_lock_waits.py \
 	  tests/database/test_logical_replication.py \
 	  -k "member or exactly_keeps or merely or empty_leftover or killed_at_any or superuser_objects or prepared \
 	      or in_place_restore_behind or slot or subscription"
 
-# The status page is tested as a browser shows it: Debian's chromium, installed when missing.
-browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
-	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
-	  || { echo "make browser: the status page tests need Debian's chromium (apt-get install chromium, as root)"; exit 1; }
+# Tested as the field runs them, with Debian's packages, installed when missing: the status page as chromium shows
+# it, and the modules behind pgbouncer.
+TEST_TOOLS := chromium pgbouncer
+test-tools:
+	@missing=; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] \
+	  || missing="$$missing $$tool"; done; [ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	  || { echo "make test-tools: the tests need Debian's$$missing (apt-get install$$missing, as root)"; exit 1; }
 
 lint: venv
 	ANSIBLE_HOST_PATTERN_MISMATCH=warning $(BIN)/ansible-lint  # its syntax check runs without an inventory

@@ -27,7 +27,7 @@ WORLDS_COLOUR = (0x19, 0x71, 0xC2)
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
     binary = shutil.which("chromium")
-    assert binary, "Debian's chromium is needed to render the status page: make browser installs it"
+    assert binary, "Debian's chromium is needed to render the status page: make test-tools installs it"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, check=True, timeout=120)

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import LIBPQ_ENV
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_session_pool
 
 try:
     import psycopg
@@ -126,13 +127,24 @@ def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | No
     """A psycopg connection to ``conninfo`` with the time limits above lifted (psycopg.OperationalError when it
     cannot be made). With ``lock_timeout`` (seconds, 0: no end), each of its lock waits ends after that long with
     psycopg.errors.LockNotAvailable: a table a migration holds, say, which nobody may even read meanwhile."""
-    conn = psycopg.connect(conninfo, autocommit=True)  # the settings outlive no transaction: one round trip
-    settings = [(setting, "0") for setting, since in UNLIMITED if conn.info.server_version >= since]
-    if lock_timeout is not None:
-        settings.append(("lock_timeout", "%ds" % lock_timeout))
-    conn.execute(psycopg.sql.SQL("SELECT {}").format(psycopg.sql.SQL(", ").join(
-        psycopg.sql.SQL("set_config({}, {}, false)").format(psycopg.sql.Literal(setting), psycopg.sql.Literal(value))
-        for setting, value in settings)))
+    conn = psycopg.connect(conninfo, autocommit=True)  # the settings outlive no transaction
+    try:
+        settings = [(setting, "0") for setting, since in UNLIMITED if conn.info.server_version >= since]
+        if lock_timeout is not None:
+            settings.append(("lock_timeout", "%ds" % lock_timeout))
+        SQL, Literal = psycopg.sql.SQL, psycopg.sql.Literal
+        given = [SQL("set_config({}, {}, false)").format(Literal(setting), Literal(value)) for setting, value in settings]
+        # One round trip, the settings given only by the server process this connection started. Through a pool the
+        # process id libpq learned is the pool's own, and they wait until the pool is known to keep sessions whole.
+        direct = conn.execute(SQL("SELECT pg_backend_pid() = %(started)s, {}").format(SQL(", ").join(
+            SQL("CASE WHEN pg_backend_pid() = %(started)s THEN {} END").format(setting) for setting in given)),
+            {"started": conn.info.backend_pid}).fetchone()[0]
+        if not direct:
+            require_session_pool(conn, conninfo)
+            conn.execute(SQL("SELECT {}").format(SQL(", ").join(given)))
+    except BaseException:
+        conn.close()
+        raise
     conn.autocommit = autocommit
     return conn
 

@@ -1,0 +1,134 @@
+"""A database reached through PgBouncer, as many deployments reach theirs. A pool in session mode keeps a client on
+one server process, and everything works through it. A pool in transaction or statement mode hands each
+transaction to any server process: a run's advisory lock would stay with a process that then serves someone else,
+and its settings (no statement time limit, its lock_timeout) would reach the application's sessions. Every module
+refuses such a pool before it writes or sets anything."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from typing import Iterator
+
+import psycopg
+import pytest
+
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_health,
+    phoenix_restore,
+    phoenix_world,
+)
+from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
+
+from conftest import make_base_dir
+from worlds_fixtures import app_fingerprints, migrate, table_fingerprints
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"  # Debian installs it outside a user's PATH
+
+
+@contextlib.contextmanager
+def pgbouncer(database, pool_mode: str, pool_size: int) -> Iterator[str]:
+    """PgBouncer in ``pool_mode`` in front of ``database``'s server, with ``pool_size`` server processes per
+    database; yields the db_url that reaches ``database`` through it."""
+    base = make_base_dir("phoenix-pgbouncer-")
+    port = free_port()
+    config = base / "pgbouncer.ini"
+    config.write_text("\n".join([
+        "[databases]",
+        "* = host=%s port=%d user=postgres" % (database.cluster.socket_dir, database.cluster.port),
+        "[pgbouncer]",
+        "listen_addr = 127.0.0.1", "listen_port = %d" % port, "unix_socket_dir =",
+        "auth_type = any", "pool_mode = %s" % pool_mode, "default_pool_size = %d" % pool_size,
+        "ignore_startup_parameters = extra_float_digits,options",
+        "logfile = %s" % (base / "pgbouncer.log"), ""]))
+    as_user = []
+    if os.geteuid() == 0:  # it refuses to run as root: as the server's user, which writes its log here
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+    process = subprocess.Popen([*as_user, PGBOUNCER, str(config)], stdout=subprocess.DEVNULL,
+                               stderr=(base / "stderr").open("wb"), start_new_session=True)
+    url = "postgresql://postgres@127.0.0.1:%d/%s" % (port, database.name)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                psycopg.connect(url, connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                assert process.poll() is None and time.monotonic() < deadline, (base / "stderr").read_text()
+                time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # at once, sessions or not (SIGINT would wait for them)
+        process.wait(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def refused_by_the_pool(result: dict, url: str, reason: str, said_first: str = "") -> None:
+    """``said_first``: what the module says before the reason it was given (a health check: which check failed)."""
+    assert result.get("failed") is True, result
+    assert "Traceback" not in result["_raw"]
+    port, database = url.rsplit(":", 1)[1].split("/")
+    assert result["msg"] == said_first + (
+        "the connection to 127.0.0.1:%s/%s goes through a pool that hands each transaction to any of its server "
+        "processes (PgBouncer with pool_mode = transaction or statement): %s. Phoenix holds locks and settings for a "
+        "whole session, which such a pool would share with other clients; connect to the server directly, or "
+        "through a pool in session mode" % (port, database, reason)), result["msg"]
+
+
+def settings_of_a_pooled_session(url: str) -> tuple[str, str]:
+    """What an application's session through the pool gets (the pool has one server process: the run's)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return (conn.execute("SHOW lock_timeout").fetchone()[0], conn.execute("SHOW statement_timeout").fetchone()[0])
+
+
+@pytest.mark.parametrize("pool_mode, reason", [
+    ("transaction", "two connections were served by one server process"),
+    ("statement", "it refused a transaction block")])
+def test_a_pool_that_shares_server_processes_is_refused_before_anything(database, tmp_path, pool_mode, reason):
+    migrate(database)
+    with database.connect() as conn:
+        conn.execute("ALTER DATABASE %s SET statement_timeout = '41s'" % database.name)  # the application's limit
+    before = table_fingerprints(database)
+    with pgbouncer(database, pool_mode, pool_size=1) as url:  # a busy pool: one idle server process
+        for check in (True, False):
+            created = run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_POOL", "seed": TINY,
+                                                      "lock_timeout": 7}, check=check)
+            refused_by_the_pool(created, url, reason)
+        refused_by_the_pool(run_module(phoenix_backup.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path)}),
+                            url, reason)
+        unhealthy = run_module(phoenix_health.main, {"db_url": url, "stage": "BETA"})
+        refused_by_the_pool(unhealthy, url, reason, "BETA is unhealthy (postgres@%s): database: " % url.split("@")[1])
+        assert unhealthy["checks"]["database"]["status"] == "unhealthy"
+        if pool_mode == "transaction":  # the run's settings never reached the pool's server process
+            assert settings_of_a_pooled_session(url) == ("0", "41s")
+    assert table_fingerprints(database) == before
+    assert not list(tmp_path.iterdir())  # no backup was written
+    assert not database.query("SELECT objid FROM pg_locks WHERE locktype = 'advisory'")
+
+
+def test_a_pool_in_session_mode_serves_every_module(database, tmp_path):
+    migrate(database)
+    with pgbouncer(database, "session", pool_size=10) as url:  # room for a run's sessions at once
+        created = run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_POOL", "seed": TINY})
+        assert created.get("failed") is not True and created["changed"] is True, created
+        again = run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_POOL", "seed": TINY})
+        assert again.get("failed") is not True and again["changed"] is False, again
+        with_world = app_fingerprints(database)
+        made = run_module(phoenix_backup.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path), "verify": True})
+        assert made.get("failed") is not True and made["changed"] is True, made
+        for mode in ("in_place", "swap"):
+            removed = run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_POOL",
+                                                      "state": "absent"})
+            assert removed["changed"] is True and app_fingerprints(database) != with_world, removed
+            restored = run_module(phoenix_restore.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path),
+                                                         "mode": mode, "safety_backup": False})
+            assert restored.get("failed") is not True, restored
+            assert app_fingerprints(database) == with_world, mode
