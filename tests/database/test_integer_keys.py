@@ -112,6 +112,47 @@ def test_deleting_a_copy_forgets_its_keys(store):
     assert world_graph(store, "STORE_TEMPLATE")["payment"]  # the template keeps its rows
 
 
+def expire(database, world_id: str) -> None:
+    with database.connect() as conn:
+        conn.execute("UPDATE \"WorldMeta\" SET \"createdAt\" = now() - interval '2 days' WHERE id = %s", [world_id])
+
+
+def test_worlds_are_removed_from_a_database_whose_every_table_is_published(store):
+    """A change pipeline reads every table (CREATE PUBLICATION ... FOR ALL TABLES, as CDC tools set it up), and the
+    server refuses a DELETE, even of no row, on a table with neither a primary key nor a replica identity. A removal
+    that would meet one is refused before it deletes anything, in check mode too, naming the table; once the
+    application gives it one (REPLICA IDENTITY FULL), worlds are removed, and cleaned up, with their entries in
+    Phoenix's key map (a table with a key of its own)."""
+    world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
+    expire(store, "STORE_A")
+    with store.connect() as conn:
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    before = table_fingerprints(store)
+    for check in (True, False):
+        for refused in (world(store, check=check, id="STORE_A", state="absent"),
+                        run_module(phoenix_world_cleanup.main, {"db_url": store.url, "stage": "BETA"}, check=check)):
+            assert refused.get("failed") is True and "Traceback" not in refused["_raw"], refused
+            assert refused["msg"] == (
+                "removing worlds deletes rows of store.customer_note (publication cdc), whose deletes a publication "
+                "sends to a change pipeline, and which has neither a primary key nor a replica identity, so the "
+                "server refuses any delete from it; give it one (ALTER TABLE store.customer_note REPLICA IDENTITY "
+                "FULL, or a primary key), or take it out of the publication; nothing was written"), refused["msg"]
+    assert table_fingerprints(store) == before
+    with store.connect() as conn:
+        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+    for removal in ("state", "cleanup"):
+        if removal == "state":
+            removed = world(store, id="STORE_A", state="absent")
+            assert removed.get("rows_removed") == WORLD_ROWS, removed.get("msg")
+        else:
+            world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
+            expire(store, "STORE_A")
+            cleaned = run_module(phoenix_world_cleanup.main, {"db_url": store.url, "stage": "BETA"})
+            assert cleaned.get("removed") == ["STORE_A"], cleaned.get("msg")
+        assert store.query("SELECT count(*) FROM phoenix.key_map") == [(0,)]
+        assert world_graph(store, "STORE_TEMPLATE")["payment"]
+
+
 def test_a_text_keyed_world_table_is_refused_with_its_column_named(store):
     with store.connect() as conn:
         conn.execute("CREATE TABLE store.voucher (code text PRIMARY KEY, customer_id integer "
@@ -315,8 +356,7 @@ def test_world_info_explains_how_each_table_is_found_and_copied(store):
 
 def test_an_expired_copy_is_cleaned_up_with_its_partitioned_rows_and_its_keys(store):
     world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
-    with store.connect() as conn:
-        conn.execute("UPDATE \"WorldMeta\" SET \"createdAt\" = now() - interval '2 days' WHERE id = 'STORE_A'")
+    expire(store, "STORE_A")
     cleaned = run_module(phoenix_world_cleanup.main, {"db_url": store.url, "stage": "BETA"})
     assert cleaned["removed"] == ["STORE_A"] and cleaned["rows_deleted"] == WORLD_ROWS, cleaned.get("msg")
     assert store.query("SELECT count(*) FROM store.payment_2025") == [(3,)]  # the template's rows stay

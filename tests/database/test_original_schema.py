@@ -70,7 +70,7 @@ def test_schema_adopts_the_applications_world_meta_and_alters_nothing_of_it(orig
     first = schema(original)
     assert first["changed"] and first["world_meta"] == "application", first
     assert original.query("SELECT version, name FROM phoenix.migrations ORDER BY 1") == [
-        (1, "phoenix_core"), (2, "world_meta_adopted"), (7, "key_map"), (8, "key_map_batches")]
+        (1, "phoenix_core"), (2, "world_meta_adopted"), (7, "key_map"), (8, "key_map_batches"), (9, "key_map_batch_key")]
     assert original.query(APPLICATION_SHAPE) == shape
     again = schema(original)
     assert not again["changed"] and again["world_meta"] == "application"

@@ -76,10 +76,10 @@ def test_check_mode_on_current_database_reports_unchanged(database):
 def test_target_version_then_upgrade(database):
     first = schema(database, target_version=2)
     assert first["version"] == 2
-    assert [m["version"] for m in first["pending"]] == [3, 4, 5, 6, 7, 8]
+    assert [m["version"] for m in first["pending"]] == [3, 4, 5, 6, 7, 8, 9]
     assert "User" not in tables(database)
     second = schema(database)
-    assert [m["version"] for m in second["applied"]] == [3, 4, 5, 6, 7, 8]
+    assert [m["version"] for m in second["applied"]] == [3, 4, 5, 6, 7, 8, 9]
     assert "User" in tables(database)
 
 
@@ -88,10 +88,20 @@ def test_key_map_entries_survive_the_move_to_batches(database):
     database.query("INSERT INTO phoenix.key_map VALUES ('store.customer', 'A', '10', '501'), "
                    "('store.customer', 'A', '9', '500'), ('store.rental', 'A', '3', '77') RETURNING 1")
     upgraded = schema(database)
-    assert [m["name"] for m in upgraded["applied"]] == ["key_map_batches"]
+    assert [m["name"] for m in upgraded["applied"]] == ["key_map_batches", "key_map_batch_key"]
     assert database.query("SELECT table_name, world, old_key, new_key FROM phoenix.key_map ORDER BY 1, 3") == [
         ("store.customer", "A", 9, 500), ("store.customer", "A", 10, 501), ("store.rental", "A", 3, 77)]
-    assert database.query("SELECT count(*) FROM phoenix.key_map_batch") == [(2,)]
+    assert database.query("SELECT count(DISTINCT id) FROM phoenix.key_map_batch") == [(2,)]
+
+
+def test_every_phoenix_table_has_a_primary_key(database):
+    """A publication of all tables (a change pipeline's) makes the server refuse UPDATE and DELETE on a table with
+    neither a primary key nor a replica identity: none of Phoenix's own tables may lack one."""
+    schema(database)
+    assert database.query(
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'phoenix'::regnamespace AND c.relkind IN ('r', 'p') "
+        "AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)") == []
+    assert len(tables(database, "phoenix")) >= 5
 
 
 def test_app_schema_none_creates_only_world_meta_and_phoenix(database):

@@ -462,10 +462,10 @@ def test_site_runs_the_applications_migrator_then_adopts_its_world_meta(phoenix_
     site = playbook(phoenix_home, "site.yml", "-i", inventory, "-e", "phoenix_hosts=databases")
     assert site.returncode == 0, site.stdout
     assert "applied 13 migration(s)" in site.stdout
-    assert last_message(site.stdout) == "BETA: schema version 8 (4 migration(s) applied, WorldMeta of the application adopted), healthy"
+    assert last_message(site.stdout) == "BETA: schema version 9 (5 migration(s) applied, WorldMeta of the application adopted), healthy"
     assert database.query('SELECT count(*) FROM drizzle."__drizzle_migrations"') == [(13,)]
     assert database.query("SELECT name FROM phoenix.migrations ORDER BY version") == [
-        ("phoenix_core",), ("world_meta_adopted",), ("key_map",), ("key_map_batches",)]
+        ("phoenix_core",), ("world_meta_adopted",), ("key_map",), ("key_map_batches",), ("key_map_batch_key",)]
     again = playbook(phoenix_home, "site.yml", "-i", inventory, "-e", "phoenix_hosts=databases")
     assert again.returncode == 0 and recap(again.stdout)["staging-db-01"]["changed"] == 0, again.stdout
     assert "DATABASE_URL" not in site.stdout + again.stdout  # the migrator's environment is not logged

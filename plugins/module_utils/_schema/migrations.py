@@ -259,6 +259,13 @@ _KEY_MAP_BATCHES = (
         FROM phoenix.key_map_batch b CROSS JOIN LATERAL unnest(b.old_keys, b.new_keys) AS k(old_key, new_key)""",
 )
 
+# A key of its own for phoenix.key_map_batch: a database whose tables a publication sends to a change pipeline
+# (CREATE PUBLICATION ... FOR ALL TABLES, as CDC tools set up) refuses every DELETE on a table without a primary
+# key or replica identity, and removing a world deletes its key map entries.
+_KEY_MAP_BATCH_KEY = (
+    "ALTER TABLE phoenix.key_map_batch ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+)
+
 WORLD_META_VERSION = 2
 # An application that owns "WorldMeta" keeps it: the migration is recorded under this name and creates nothing.
 ADOPTED_WORLD_META = Migration(WORLD_META_VERSION, "world_meta_adopted", CORE, ())
@@ -328,6 +335,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "reference_content_tables", REFERENCE, _REFERENCE_CONTENT_TABLES),
     Migration(7, "key_map", CORE, _KEY_MAP),
     Migration(8, "key_map_batches", CORE, _KEY_MAP_BATCHES),
+    Migration(9, "key_map_batch_key", CORE, _KEY_MAP_BATCH_KEY),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -14,8 +14,8 @@ def test_migrations_are_ordered_and_unique():
 
 
 def test_pending_respects_app_schema_and_target():
-    assert [m.version for m in migrations.pending(set(), "reference")] == [1, 2, 3, 4, 5, 6, 7, 8]
-    assert [m.version for m in migrations.pending(set(), "none")] == [1, 2, 7, 8]
+    assert [m.version for m in migrations.pending(set(), "reference")] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert [m.version for m in migrations.pending(set(), "none")] == [1, 2, 7, 8, 9]
     assert [m.version for m in migrations.pending({1}, "reference", 2)] == [2]
-    assert migrations.pending({1, 2, 3, 4, 5, 6, 7, 8}, "reference") == []
-    assert [m.version for m in migrations.pending({1, 2}, "none")] == [7, 8]
+    assert migrations.pending({1, 2, 3, 4, 5, 6, 7, 8, 9}, "reference") == []
+    assert [m.version for m in migrations.pending({1, 2}, "none")] == [7, 8, 9]
