@@ -127,13 +127,14 @@ def test_worlds_are_removed_from_a_database_whose_every_table_is_published(store
     expire(store, "STORE_A")
     with store.connect() as conn:
         conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+        conn.execute("CREATE PUBLICATION \"notes'; --\" FOR TABLE store.customer_note")
     before = table_fingerprints(store)
     for check in (True, False):
         for refused in (world(store, check=check, id="STORE_A", state="absent"),
                         run_module(phoenix_world_cleanup.main, {"db_url": store.url, "stage": "BETA"}, check=check)):
             assert refused.get("failed") is True and "Traceback" not in refused["_raw"], refused
             assert refused["msg"] == (
-                "removing worlds deletes rows of store.customer_note (publication cdc), whose deletes a publication "
+                "removing worlds deletes rows of store.customer_note (publication cdc, notes'; --), whose deletes a publication "
                 "sends to a change pipeline, and which has neither a primary key nor a replica identity, so the "
                 "server refuses any delete from it; give it one (ALTER TABLE store.customer_note REPLICA IDENTITY "
                 "FULL, or a primary key), or take it out of the publication; nothing was written"), refused["msg"]

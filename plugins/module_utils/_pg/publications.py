@@ -30,7 +30,7 @@ WITH RECURSIVE written(position, oid, top) AS (
     FROM unnest(%(tables)s::text[]) WITH ORDINALITY AS t(name, position)
     UNION ALL
     SELECT w.position, i.inhrelid, w.top FROM pg_inherits i JOIN written w ON i.inhparent = w.oid)
-SELECT w.position, string_agg(DISTINCT p.pubname, ', ' ORDER BY p.pubname)
+SELECT w.position, string_agg(DISTINCT p.pubname, ', ' ORDER BY p.pubname), format('%%I.%%I', tn.nspname, tc.relname)
 FROM written w
 JOIN pg_class c ON c.oid = w.oid AND c.relkind = 'r'
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -40,7 +40,7 @@ JOIN pg_publication_tables pt ON (pt.schemaname, pt.tablename) IN ((n.nspname, c
 JOIN pg_publication p ON p.pubname = pt.pubname AND p.pubdelete
 WHERE c.relreplident <> 'f' AND NOT EXISTS (
     SELECT FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisreplident OR (c.relreplident = 'd' AND i.indisprimary)))
-GROUP BY w.position ORDER BY w.position"""
+GROUP BY w.position, tn.nspname, tc.relname ORDER BY w.position"""
 
 
 def require_deletable(conn, tables: Sequence[Table], purpose: str) -> None:
@@ -49,8 +49,8 @@ def require_deletable(conn, tables: Sequence[Table], purpose: str) -> None:
     names = [table.identifier().as_string(conn) for table in tables]
     found = conn.execute(sql.SQL(UNIDENTIFIED), {"tables": names}).fetchall()
     if found:
-        named = ["%s (publication %s)" % (tables[position - 1].label, publications) for position, publications in found]
-        first = tables[found[0][0] - 1].label
+        named = ["%s (publication %s)" % (tables[position - 1].label, publications) for position, publications, spelled in found]
+        first = found[0][2]  # as SQL spells it, to be pasted into a statement
         raise PhoenixError(
             "%s deletes rows of %s, whose deletes a publication sends to a change pipeline, and which has neither a "
             "primary key nor a replica identity, so the server refuses any delete from it; give it one (ALTER TABLE %s "
