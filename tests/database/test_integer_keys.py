@@ -264,6 +264,30 @@ def test_a_second_suffix_that_would_repeat_the_first_copys_emails_is_refused_bef
     assert table_fingerprints(target) == before
 
 
+def test_a_mirroring_transfer_into_a_store_whose_every_table_is_published(two_stores):
+    """delete_missing deletes the target's rows the source no longer has; under a publication of all tables, from
+    a table without a replica identity the server would refuse it: refused before anything is written."""
+    source, target = two_stores
+    transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS)
+    with source.connect() as conn:
+        conn.execute("DELETE FROM store.customer_note WHERE ctid = (SELECT min(ctid) FROM store.customer_note)")
+    with target.connect() as conn:
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    before = table_fingerprints(target)
+    for check in (True, False):
+        refused = transfer(source, target, check=check, worlds=["STORE_TEMPLATE"], suffix="_BETA",
+                           column_transforms=TRANSFORMS, delete_missing=True)
+        assert refused.get("failed") is True and refused["msg"].startswith(
+            "this transfer (delete_missing=true) deletes rows of store.customer_note (publication cdc), whose deletes "
+            "a publication sends to a change pipeline"), refused
+    assert table_fingerprints(target) == before
+    with target.connect() as conn:
+        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+    mirrored = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS,
+                        delete_missing=True)
+    assert mirrored.get("failed") is not True and mirrored["plan"]["store.customer_note"]["delete"] == 1, mirrored
+
+
 def test_a_source_change_arrives_at_the_renamed_copy(two_stores):
     source, target = two_stores
     transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS)

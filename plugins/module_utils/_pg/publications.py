@@ -46,6 +46,8 @@ GROUP BY w.position, tn.nspname, tc.relname ORDER BY w.position"""
 def require_deletable(conn, tables: Sequence[Table], purpose: str) -> None:
     """Refuse ``purpose`` (which deletes rows of ``tables``) when a publication publishes the deletes of one of them
     and it has no replica identity: the server would refuse the delete."""
+    if not tables:
+        return
     names = [table.identifier().as_string(conn) for table in tables]
     found = conn.execute(sql.SQL(UNIDENTIFIED), {"tables": names}).fetchall()
     if found:
