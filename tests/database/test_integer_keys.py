@@ -167,6 +167,27 @@ def seed(database, check=False, **options):
     return run_module(phoenix_seed.main, dict({"db_url": database.url, "stage": "BETA"}, **options), check=check)
 
 
+def test_a_replacing_import_into_a_store_whose_every_table_is_published(store, tmp_path):
+    """conflict=replace deletes the world's rows the seed does not hold; under a publication of all tables, from a
+    table without a replica identity the server would refuse it: refused before anything is written."""
+    assert seed(store, world="STORE_TEMPLATE", state="exported", dest=str(tmp_path / "store"))["changed"]
+    with store.connect() as conn:
+        conn.execute("INSERT INTO store.customer_note SELECT customer_id, 'added after the export' FROM store.customer "
+                     "WHERE world_id = 'STORE_TEMPLATE' LIMIT 1")
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    before = table_fingerprints(store)
+    for check in (True, False):
+        refused = seed(store, check=check, state="imported", src=str(tmp_path / "store"), conflict="replace")
+        assert refused.get("failed") is True and refused["msg"].startswith(
+            "this import (conflict=replace) deletes rows of store.customer_note (publication cdc), whose deletes a "
+            "publication sends to a change pipeline"), refused
+    assert table_fingerprints(store) == before
+    with store.connect() as conn:
+        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+    replaced = seed(store, state="imported", src=str(tmp_path / "store"), conflict="replace")
+    assert replaced.get("failed") is not True and replaced["tables"]["store.customer_note"]["deleted"] == 1, replaced
+
+
 def test_export_delete_import_is_exact_and_an_import_under_another_id_is_a_second_copy(store, tmp_path):
     before = table_fingerprints(store)
     template = world_graph(store, "STORE_TEMPLATE")

@@ -32,6 +32,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import require_deletable
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
     bulk_memory,
@@ -234,6 +235,8 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
             populated=_populated(table, staging), joins=lookups.sql())
         keymap.refuse_unique_clashes(conn, table, values, columns, {"target": target})
         written.append((table, values, columns, total))
+    if conflict == "replace":
+        require_deletable(conn, [table for table, *rest in written], "this import (conflict=replace)")
     for table, values, columns, total in written:
         _refuse_other_owners(conn, catalog, table, values, columns, target)  # parents are in: owners can be checked
         stats[table.label] = _insert(conn, table, values, columns, conflict, target, total,
