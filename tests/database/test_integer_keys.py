@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Callable
 
 import psycopg
 import pytest
@@ -117,6 +118,27 @@ def expire(database, world_id: str) -> None:
         conn.execute("UPDATE \"WorldMeta\" SET \"createdAt\" = now() - interval '2 days' WHERE id = %s", [world_id])
 
 
+# What a run that would delete from store.customer_note (no primary key) says under a publication of all tables
+UNIDENTIFIED = ("%s deletes rows of store.customer_note (publication %s), whose deletes a publication sends to a "
+                "change pipeline, and which has neither a primary key nor a replica identity, so the server refuses "
+                "any delete from it; give it one (ALTER TABLE store.customer_note REPLICA IDENTITY FULL, or a primary "
+                "key), or take it out of the publication; nothing was written")
+
+
+def refused_until_identified(database, runs: Callable[[bool], list[dict]], purpose: str,
+                             publications: str = "cdc") -> None:
+    """Each of ``runs(check)`` is refused, in check mode and for real, with nothing written; then the application
+    gives store.customer_note a replica identity (REPLICA IDENTITY FULL), as a change pipeline requires."""
+    before = table_fingerprints(database)
+    for check in (True, False):
+        for refused in runs(check):
+            assert refused.get("failed") is True and "Traceback" not in refused["_raw"], refused
+            assert refused["msg"] == UNIDENTIFIED % (purpose, publications), refused["msg"]
+    assert table_fingerprints(database) == before
+    with database.connect() as conn:
+        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+
+
 def test_worlds_are_removed_from_a_database_whose_every_table_is_published(store):
     """A change pipeline reads every table (CREATE PUBLICATION ... FOR ALL TABLES, as CDC tools set it up), and the
     server refuses a DELETE, even of no row, on a table with neither a primary key nor a replica identity. A removal
@@ -128,19 +150,10 @@ def test_worlds_are_removed_from_a_database_whose_every_table_is_published(store
     with store.connect() as conn:
         conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
         conn.execute("CREATE PUBLICATION \"notes'; --\" FOR TABLE store.customer_note")
-    before = table_fingerprints(store)
-    for check in (True, False):
-        for refused in (world(store, check=check, id="STORE_A", state="absent"),
-                        run_module(phoenix_world_cleanup.main, {"db_url": store.url, "stage": "BETA"}, check=check)):
-            assert refused.get("failed") is True and "Traceback" not in refused["_raw"], refused
-            assert refused["msg"] == (
-                "removing worlds deletes rows of store.customer_note (publication cdc, notes'; --), whose deletes a publication "
-                "sends to a change pipeline, and which has neither a primary key nor a replica identity, so the "
-                "server refuses any delete from it; give it one (ALTER TABLE store.customer_note REPLICA IDENTITY "
-                "FULL, or a primary key), or take it out of the publication; nothing was written"), refused["msg"]
-    assert table_fingerprints(store) == before
-    with store.connect() as conn:
-        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+    refused_until_identified(store, lambda check: [
+        world(store, check=check, id="STORE_A", state="absent"),
+        run_module(phoenix_world_cleanup.main, {"db_url": store.url, "stage": "BETA"}, check=check)],
+        "removing worlds", "cdc, notes'; --")
     for removal in ("state", "cleanup"):
         if removal == "state":
             removed = world(store, id="STORE_A", state="absent")
@@ -175,15 +188,9 @@ def test_a_replacing_import_into_a_store_whose_every_table_is_published(store, t
         conn.execute("INSERT INTO store.customer_note SELECT customer_id, 'added after the export' FROM store.customer "
                      "WHERE world_id = 'STORE_TEMPLATE' LIMIT 1")
         conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
-    before = table_fingerprints(store)
-    for check in (True, False):
-        refused = seed(store, check=check, state="imported", src=str(tmp_path / "store"), conflict="replace")
-        assert refused.get("failed") is True and refused["msg"].startswith(
-            "this import (conflict=replace) deletes rows of store.customer_note (publication cdc), whose deletes a "
-            "publication sends to a change pipeline"), refused
-    assert table_fingerprints(store) == before
-    with store.connect() as conn:
-        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+    refused_until_identified(store, lambda check: [
+        seed(store, check=check, state="imported", src=str(tmp_path / "store"), conflict="replace")],
+        "this import (conflict=replace)")
     replaced = seed(store, state="imported", src=str(tmp_path / "store"), conflict="replace")
     assert replaced.get("failed") is not True and replaced["tables"]["store.customer_note"]["deleted"] == 1, replaced
 
@@ -294,16 +301,9 @@ def test_a_mirroring_transfer_into_a_store_whose_every_table_is_published(two_st
         conn.execute("DELETE FROM store.customer_note WHERE ctid = (SELECT min(ctid) FROM store.customer_note)")
     with target.connect() as conn:
         conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
-    before = table_fingerprints(target)
-    for check in (True, False):
-        refused = transfer(source, target, check=check, worlds=["STORE_TEMPLATE"], suffix="_BETA",
-                           column_transforms=TRANSFORMS, delete_missing=True)
-        assert refused.get("failed") is True and refused["msg"].startswith(
-            "this transfer (delete_missing=true) deletes rows of store.customer_note (publication cdc), whose deletes "
-            "a publication sends to a change pipeline"), refused
-    assert table_fingerprints(target) == before
-    with target.connect() as conn:
-        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+    refused_until_identified(target, lambda check: [
+        transfer(source, target, check=check, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS,
+                 delete_missing=True)], "this transfer (delete_missing=true)")
     mirrored = transfer(source, target, worlds=["STORE_TEMPLATE"], suffix="_BETA", column_transforms=TRANSFORMS,
                         delete_missing=True)
     assert mirrored.get("failed") is not True and mirrored["plan"]["store.customer_note"]["delete"] == 1, mirrored
