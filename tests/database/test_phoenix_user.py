@@ -127,6 +127,30 @@ def test_absent_refuses_while_owning_rows_then_cascades(reference):
     assert user(reference, email=email, world="OWNED", state="absent")["changed"] is False
 
 
+def test_absent_under_a_publication_of_all_tables_names_a_keyless_table_it_would_delete_from(reference):
+    """A keyless table of the application holds rows of the user's; a change pipeline's publication of all tables
+    makes the server refuse any delete from it: the deletion is refused before anything, in check mode too."""
+    run_module(phoenix_world.main, {"db_url": reference.url, "stage": "BETA", "id": "OWNED", "seed": {"users": 1}})
+    email = reference.query('SELECT email FROM "User" WHERE world_id = %s', ("OWNED",))[0][0]
+    with reference.connect() as conn:
+        conn.execute('CREATE TABLE "User Note" ("userId" uuid REFERENCES "User" (id), body text)')
+        conn.execute('INSERT INTO "User Note" SELECT id, \'first login\' FROM "User" WHERE email = %s', [email])
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    before = table_fingerprints(reference)
+    for check in (True, False):
+        refused = user(reference, check=check, email=email, world="OWNED", state="absent", cascade=True)
+        assert refused.get("failed") is True and refused["msg"] == (
+            "deleting a user deletes rows of User Note (publication cdc), whose deletes a publication sends "
+            "to a change pipeline, and which has neither a primary key nor a replica identity, so the server refuses "
+            'any delete from it; give it one (ALTER TABLE public."User Note" REPLICA IDENTITY FULL, or a primary '
+            "key), or take it out of the publication; nothing was written"), refused
+    assert table_fingerprints(reference) == before
+    with reference.connect() as conn:
+        conn.execute('ALTER TABLE "User Note" REPLICA IDENTITY FULL')
+    done = user(reference, email=email, world="OWNED", state="absent", cascade=True)
+    assert done.get("failed") is not True and done["rows_removed"]["User Note"] == 1, done
+
+
 def test_info_filters_and_never_returns_hashes(reference):
     user(reference, email="a1@example.com", role="admin", password=SECRET)
     user(reference, email="u1@example.com")

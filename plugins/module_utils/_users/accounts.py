@@ -18,6 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.locks impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import jsonable, read_meta, validate_world_id
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import require_deletable
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import glob_to_like
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_values, update_values
 from ansible_collections.phoenix.platform.plugins.module_utils._users import cascade
@@ -200,6 +201,7 @@ def _absent(conn, catalog, request: UserRequest, current, check_mode: bool) -> d
         raise PhoenixError("user %s still owns rows (%s); set cascade=true to delete them with the user"
                            % (request.email, ", ".join("%s: %d" % item for item in sorted(counts.items()))),
                            owned_rows=counts)
+    require_deletable(conn, [user_table] + [table for table, predicate in owned], "deleting a user")
     if not check_mode:
         for table, predicate in reversed(owned):
             cascade.delete(conn, table, predicate, params)
