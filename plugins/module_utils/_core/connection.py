@@ -14,7 +14,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import
 
 try:
     import psycopg
-    import psycopg.sql
+    from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict
     from psycopg.conninfo import make_conninfo
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -132,16 +132,16 @@ def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | No
         settings = [(setting, "0") for setting, since in UNLIMITED if conn.info.server_version >= since]
         if lock_timeout is not None:
             settings.append(("lock_timeout", "%ds" % lock_timeout))
-        SQL, Literal = psycopg.sql.SQL, psycopg.sql.Literal
-        given = [SQL("set_config({}, {}, false)").format(Literal(setting), Literal(value)) for setting, value in settings]
+        given = [sql.SQL("set_config({}, {}, false)").format(sql.Literal(setting), sql.Literal(value))
+                 for setting, value in settings]
         # One round trip, the settings given only by the server process this connection started. Through a pool the
         # process id libpq learned is the pool's own, and they wait until the pool is known to keep sessions whole.
-        direct = conn.execute(SQL("SELECT pg_backend_pid() = %(started)s, {}").format(SQL(", ").join(
-            SQL("CASE WHEN pg_backend_pid() = %(started)s THEN {} END").format(setting) for setting in given)),
+        direct = conn.execute(sql.SQL("SELECT pg_backend_pid() = %(started)s, {}").format(sql.SQL(", ").join(
+            sql.SQL("CASE WHEN pg_backend_pid() = %(started)s THEN {} END").format(setting) for setting in given)),
             {"started": conn.info.backend_pid}).fetchone()[0]
         if not direct:
             require_session_pool(conn, conninfo)
-            conn.execute(SQL("SELECT {}").format(SQL(", ").join(given)))
+            conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(given)))
     except BaseException:
         conn.close()
         raise
