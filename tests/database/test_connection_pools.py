@@ -34,9 +34,9 @@ PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"  # Debian install
 
 
 @contextlib.contextmanager
-def pgbouncer(database, pool_mode: str, pool_size: int) -> Iterator[str]:
+def pgbouncer(database, pool_mode: str, pool_size: int, *settings: str) -> Iterator[str]:
     """PgBouncer in ``pool_mode`` in front of ``database``'s server, with ``pool_size`` server processes per
-    database; yields the db_url that reaches ``database`` through it."""
+    database and more ``settings``; yields the db_url that reaches ``database`` through it."""
     base = make_base_dir("phoenix-pgbouncer-")
     port = free_port()
     config = base / "pgbouncer.ini"
@@ -47,7 +47,7 @@ def pgbouncer(database, pool_mode: str, pool_size: int) -> Iterator[str]:
         "listen_addr = 127.0.0.1", "listen_port = %d" % port, "unix_socket_dir =",
         "auth_type = any", "pool_mode = %s" % pool_mode, "default_pool_size = %d" % pool_size,
         "ignore_startup_parameters = extra_float_digits,options",
-        "logfile = %s" % (base / "pgbouncer.log"), ""]))
+        "logfile = %s" % (base / "pgbouncer.log"), *settings, ""]))
     as_user = []
     if os.geteuid() == 0:  # it refuses to run as root: as the server's user, which writes its log here
         as_user = ["runuser", "-u", "postgres", "--"]
@@ -132,3 +132,20 @@ def test_a_pool_in_session_mode_serves_every_module(database, tmp_path):
                                                          "mode": mode, "safety_backup": False})
             assert restored.get("failed") is not True, restored
             assert app_fingerprints(database) == with_world, mode
+
+
+def test_a_pool_that_hands_out_its_server_processes_in_turn_is_refused(database):
+    """server_round_robin: the pool gives each transaction the server process idle the longest, so a second
+    connection does not get the first one's; the first one moves to another process instead."""
+    migrate(database)
+    with pgbouncer(database, "transaction", 3, "server_round_robin = 1") as url:
+        clients = [psycopg.connect(url, autocommit=True) for client in range(3)]
+        for client in clients:  # three server processes, all idle afterwards
+            client.execute("BEGIN")
+        assert len({client.execute("SELECT pg_backend_pid()").fetchone()[0] for client in clients}) == 3
+        for client in clients:
+            client.execute("ROLLBACK")
+            client.close()
+        refused = run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_POOL", "seed": TINY})
+        refused_by_the_pool(refused, url, "one connection was served by two server processes")
+    assert not database.query('SELECT id FROM "WorldMeta"')
