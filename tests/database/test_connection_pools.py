@@ -22,6 +22,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_health,
     phoenix_restore,
     phoenix_world,
+    phoenix_world_info,
 )
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
@@ -149,3 +150,20 @@ def test_a_pool_that_hands_out_its_server_processes_in_turn_is_refused(database)
         refused = run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_POOL", "seed": TINY})
         refused_by_the_pool(refused, url, "one connection was served by two server processes")
     assert not database.query('SELECT id FROM "WorldMeta"')
+
+
+def test_a_session_pool_without_a_free_server_process_says_so(database):
+    """Every server process of a session pool is taken (by the application, say): PgBouncer holds the run's
+    connection until query_wait_timeout, then refuses it in its own words; the run says what they mean."""
+    migrate(database)
+    with pgbouncer(database, "session", 1, "query_wait_timeout = 2") as url:
+        with psycopg.connect(url, autocommit=True) as application:
+            application.execute("SELECT 1")  # the pool's one server process is the application's now
+            taken = run_module(phoenix_world_info.main, {"db_url": url, "stage": "BETA"})
+    assert taken.get("failed") is True and "Traceback" not in taken["_raw"], taken
+    port, name = url.rsplit(":", 1)[1].split("/")
+    assert taken["msg"] == (
+        "the pool in front of 127.0.0.1:%s/%s gave this run no server process within its query_wait_timeout: all of "
+        "them were taken. A run opens several sessions at once (a parallel backup or restore: its jobs and a few "
+        "more), each needing a server process of its own in session mode; raise the pool's default_pool_size, or "
+        "connect to the server directly" % (port, name)), taken["msg"]

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import LIBPQ_ENV
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_session_pool
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_free_pool, require_session_pool
 
 try:
     import psycopg
@@ -125,8 +125,17 @@ UNLIMITED = (("statement_timeout", 0), ("idle_in_transaction_session_timeout", 0
 
 def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | None = None):
     """A psycopg connection to ``conninfo`` with the time limits above lifted (psycopg.OperationalError when it
-    cannot be made). With ``lock_timeout`` (seconds, 0: no end), each of its lock waits ends after that long with
+    cannot be made; PhoenixError when a pool in front of the server is not fit for it, see ``pooler``). With
+    ``lock_timeout`` (seconds, 0: no end), each of its lock waits ends after that long with
     psycopg.errors.LockNotAvailable: a table a migration holds, say, which nobody may even read meanwhile."""
+    try:
+        return _session(conninfo, autocommit, lock_timeout)
+    except psycopg.OperationalError as exc:  # a pool in session mode gives a server process at the first statement
+        require_free_pool(exc, conninfo)
+        raise
+
+
+def _session(conninfo: str, autocommit: bool, lock_timeout: int | None):
     conn = psycopg.connect(conninfo, autocommit=True)  # the settings outlive no transaction
     try:
         settings = [(setting, "0") for setting, since in UNLIMITED if conn.info.server_version >= since]
