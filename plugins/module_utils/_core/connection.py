@@ -40,6 +40,18 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return _URI_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
 
 
+def reached_by(conninfo: str, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The user and ``host:port/db`` that ``conninfo`` reaches, without the password, for messages: what it leaves
+    out, libpq takes from the PG* variables of ``environ``."""
+    info = conninfo_to_dict(conninfo)
+    environ = os.environ if environ is None else environ
+
+    def part(keyword: str, default: Any) -> Any:
+        return info.get(keyword) or environ.get(LIBPQ_ENV[keyword]) or default
+    address = "%s:%s/%s" % (part("host", "local socket"), part("port", 5432), part("dbname", "<default db>"))
+    return part("user", "<default user>"), address
+
+
 class ConnectionTarget:
     """Where to connect, built from module options and the environment."""
 
@@ -91,14 +103,10 @@ class ConnectionTarget:
     def describe(self) -> str:
         """``user@host:port/db`` without the password, for messages."""
         try:
-            info = conninfo_to_dict(self.conninfo())
+            user, address = reached_by(self.conninfo(), self._environ)
         except PhoenixError:
             return "<invalid db_url>"
-
-        def part(keyword: str, default: Any) -> Any:  # what the options leave out, libpq takes from PG* variables
-            return info.get(keyword) or self._environ.get(LIBPQ_ENV[keyword]) or default
-        return "%s@%s:%s/%s" % (part("user", "<default user>"), part("host", "local socket"), part("port", 5432),
-                                part("dbname", "<default db>"))
+        return "%s@%s" % (user, address)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -131,7 +139,7 @@ def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | No
     try:
         return _session(conninfo, autocommit, lock_timeout)
     except psycopg.OperationalError as exc:  # a pool in session mode gives a server process at the first statement
-        require_free_pool(exc, conninfo)
+        require_free_pool(exc, reached_by(conninfo)[1])
         raise
 
 

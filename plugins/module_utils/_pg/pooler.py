@@ -16,14 +16,11 @@ turn, the first one another); in statement mode, it refuses a transaction block.
 
 from __future__ import annotations
 
-import os
-
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
 try:
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
 
@@ -61,16 +58,13 @@ def _server_process(conn) -> int:
     return conn.execute(sql.SQL(SERVER_PROCESS)).fetchone()[0]
 
 
-def require_free_pool(failure: psycopg.OperationalError, conninfo: str) -> None:
-    """Say what ``failure`` (a connection with ``conninfo`` that failed) means when a pool found no free server
-    process for it in time: PgBouncer says only ``query_wait_timeout``."""
+def require_free_pool(failure: psycopg.OperationalError, address: str) -> None:
+    """Say what ``failure`` (a connection to ``address``, ``host:port/db``, that failed) means when a pool found no
+    free server process for it in time: PgBouncer says only ``query_wait_timeout``."""
     if POOL_WAIT not in str(failure):
         return
-    target = conninfo_to_dict(conninfo)
     raise PhoenixError(
-        "the pool in front of %s:%s/%s gave this run no server process within its query_wait_timeout: all of them "
-        "were taken. A run opens several sessions at once (a parallel backup or restore: its jobs and a few more), "
-        "each needing a server process of its own in session mode; raise the pool's default_pool_size, or connect "
-        "to the server directly" % (target.get("host") or os.environ.get("PGHOST") or "local socket",
-                                    target.get("port") or os.environ.get("PGPORT") or 5432,
-                                    target.get("dbname") or os.environ.get("PGDATABASE") or "<default db>"))
+        "the pool in front of %s gave this run no server process within its query_wait_timeout: all of them were "
+        "taken. A run opens several sessions at once (a parallel backup or restore: its jobs and a few more), each "
+        "needing a server process of its own in session mode; raise the pool's default_pool_size, or connect to the "
+        "server directly" % address)
