@@ -10,6 +10,8 @@ server's own work, the floor under any restore of these rows on this machine.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import os
 import shutil
 import statistics
@@ -17,7 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -28,6 +30,10 @@ from report import write_section
 from worlds import create_database
 
 COLUMNS = "id bigint, world_id text, payload text, n numeric"  # backup.py's table, without its key
+# what a COPY waits on while it adds a page to the table: the lock that one backend at a time extends it under,
+# and the write of the new page (which the kernel holds up when too much written data waits for the disk)
+EXTENDING = {"waiting for the lock that extends the table": ("Lock", "extend"),
+             "writing a new page at the table's end": ("IO", "DataFileExtend")}
 
 
 def busy_and_idle() -> tuple[float, float]:
@@ -35,6 +41,26 @@ def busy_and_idle() -> tuple[float, float]:
     ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     per_second = os.sysconf("SC_CLK_TCK")
     return sum(ticks[:3]) / per_second, ticks[3] / per_second
+
+
+@contextlib.contextmanager
+def waits_sampled(dsn: str, into: collections.Counter) -> Iterator[None]:
+    """Count, every 10 ms while the block runs, what each running COPY waits on (("CPU", "-") when on nothing)."""
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not done.wait(0.01):
+                into.update(conn.execute(sql.SQL(
+                    "SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, '-') FROM pg_stat_activity "
+                    "WHERE state = 'active' AND query LIKE 'COPY t FROM %%'")).fetchall())
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield
+    finally:
+        done.set()
+        sampler.join()
 
 
 def rows_to_files(dsn: str, work: Path) -> list[Path]:
@@ -92,10 +118,13 @@ def main() -> None:
         target = create_database(cluster, "load_target")
         timings: dict[str, list[float]] = {}
 
+        waits: dict[str, collections.Counter] = {"one": collections.Counter(), "two": collections.Counter()}
+
         def timed(name: str, action: Callable[[], None]) -> None:
             busy, idle = busy_and_idle()
             started = time.perf_counter()
-            action()
+            with waits_sampled(target, waits[name.split()[0]]) if name.endswith("load") else contextlib.nullcontext():
+                action()
             timings.setdefault(name, []).append(time.perf_counter() - started)
             after = busy_and_idle()
             timings.setdefault(name + " busy", []).append(after[0] - busy)
@@ -121,6 +150,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     median = {name: statistics.median(values) for name, values in timings.items()}
     one, two = median["one load"] + median["one key"], median["two load"] + median["two key"]
+    share = {how: {wait: 100 * seen[wait] / max(sum(seen.values()), 1) for wait in EXTENDING.values()}
+             for how, seen in waits.items()}
     body = "\n".join([
         "The rows of backup.py's one-table database (%d MB of data) as COPY text, loaded by the server from a file: "
         "in one COPY, and in two COPYs at once into the same table (as the split load of a `mode: swap` restore "
@@ -135,6 +166,8 @@ def main() -> None:
         "| primary key, built after the load | %.1f s | %.1f s | **%.2f×** |" % (
             median["one key"], median["two key"], median["two key"] / median["one key"]),
         "| both | %.1f s | %.1f s | **%.2f×** |" % (one, two, two / one),
+        *["| the load's COPYs found %s (samples every 10 ms) | %.0f %% | %.0f %% | |"
+          % (what, share["one"][wait], share["two"][wait]) for what, wait in EXTENDING.items()],
         "",
         "Two COPYs load the rows in %.2f× the time of one, with about the same CPU work (busy %.1f against %.1f "
         "CPU s): what the second core gives. They leave the table's pages interleaved, out of key order, and the "
@@ -143,6 +176,13 @@ def main() -> None:
         "while `pg_restore --single-transaction` pays the one COPY and the key, with pg_restore on the second core."
         % (median["two load"] / median["one load"], median["two load busy"], median["one load busy"],
            median["two key"] / median["one key"], two / one),
+        "",
+        "PostgreSQL %d adds pages to a table one at a time, one backend at a time, under the table's extension "
+        "lock (16 and later add many at once). The samples show how much of the load went there rather than to "
+        "the rows: writing a new page takes long when the kernel holds writers up (too much written data waiting "
+        "for the disk, as in a slow spell of a shared machine), and two COPYs then take turns at the lock. That "
+        "time is the disk's, the same for any client, and it is where the wide ranges of the swap restore's ratios "
+        "come from." % major,
     ])
     write_section("Swap restore of one table: where the time goes", body)
     print(body)
