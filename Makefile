@@ -47,11 +47,11 @@ pytest: venv test-tools
 	      or in_place_restore_behind or slot or subscription"
 
 # Tested as the field runs them, with Debian's packages, installed when missing: the status page as chromium shows
-# it, and the modules behind pgbouncer.
-TEST_TOOLS := chromium pgbouncer
+# it, and the modules behind pgbouncer and pgpool-II. Each as command:package.
+TEST_TOOLS := chromium:chromium pgbouncer:pgbouncer pgpool:pgpool2
 test-tools:
-	@missing=; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] \
-	  || missing="$$missing $$tool"; done; [ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	@missing=; for tool in $(TEST_TOOLS); do command -v $${tool%%:*} >/dev/null || [ -x /usr/sbin/$${tool%%:*} ] \
+	  || missing="$$missing $${tool#*:}"; done; [ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
 	  || { echo "make test-tools: the tests need Debian's$$missing (apt-get install$$missing, as root)"; exit 1; }
 

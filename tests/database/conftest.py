@@ -49,6 +49,32 @@ def make_base_dir(prefix: str) -> Path:
     return base
 
 
+@contextlib.contextmanager
+def serving(command: list[str], base: Path, url: str, stop: signal.Signals) -> Iterator[None]:
+    """``command``, a pool or load balancer whose files are under ``base`` (removed afterwards), running until
+    ``url`` accepts a connection through it, and stopped with ``stop`` at the end of the block."""
+    as_user = []
+    if os.geteuid() == 0:  # they refuse to run as root: as the server's user, which writes their files here
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+    process = subprocess.Popen([*as_user, *command], stdout=subprocess.DEVNULL, stderr=(base / "stderr").open("wb"),
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                psycopg.connect(url, connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                assert process.poll() is None and time.monotonic() < deadline, (base / "stderr").read_text()[-2000:]
+                time.sleep(0.1)
+        yield
+    finally:
+        os.killpg(process.pid, stop)
+        process.wait(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[LocalCluster]:
     base = make_base_dir("phoenix-test-")

@@ -7,11 +7,8 @@ refuses such a pool before it writes or sets anything."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
-import subprocess
-import time
 from typing import Iterator
 
 import psycopg
@@ -26,7 +23,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
-from conftest import make_base_dir
+from conftest import make_base_dir, serving
 from worlds_fixtures import app_fingerprints, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -49,27 +46,9 @@ def pgbouncer(database, pool_mode: str, pool_size: int, *settings: str) -> Itera
         "auth_type = any", "pool_mode = %s" % pool_mode, "default_pool_size = %d" % pool_size,
         "ignore_startup_parameters = extra_float_digits,options",
         "logfile = %s" % (base / "pgbouncer.log"), *settings, ""]))
-    as_user = []
-    if os.geteuid() == 0:  # it refuses to run as root: as the server's user, which writes its log here
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-    process = subprocess.Popen([*as_user, PGBOUNCER, str(config)], stdout=subprocess.DEVNULL,
-                               stderr=(base / "stderr").open("wb"), start_new_session=True)
     url = "postgresql://postgres@127.0.0.1:%d/%s" % (port, database.name)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                psycopg.connect(url, connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                assert process.poll() is None and time.monotonic() < deadline, (base / "stderr").read_text()
-                time.sleep(0.1)
+    with serving([PGBOUNCER, str(config)], base, url, signal.SIGTERM):  # SIGTERM: at once, sessions or not
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # at once, sessions or not (SIGINT would wait for them)
-        process.wait(timeout=30)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def refused_by_the_pool(result: dict, url: str, reason: str, said_first: str = "") -> None:

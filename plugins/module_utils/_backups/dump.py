@@ -45,6 +45,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     server_major,
     tool_versions,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_dump_on_one_server
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import acting_role, exclusive_holders
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import (
     CONFLICT_WITH_RECOVERY,
@@ -472,6 +473,7 @@ def _check(returncode: int, stderr: bytes) -> None:
         return
     if any(message in stderr for message in LOCK_WAIT_ENDED):
         raise _LockWaitEnded()
+    require_dump_on_one_server(stderr)
     raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
 
 

@@ -10,7 +10,11 @@ from typing import Any, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import LIBPQ_ENV
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_free_pool, require_session_pool
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import (
+    require_free_pool,
+    require_one_server,
+    require_session_pool,
+)
 
 try:
     import psycopg
@@ -153,12 +157,13 @@ def _session(conninfo: str, autocommit: bool, lock_timeout: int | None):
                  for setting, value in settings]
         # One round trip, the settings given only by the server process this connection started. Through a pool the
         # process id libpq learned is the pool's own, and they wait until the pool is known to keep sessions whole.
-        direct = conn.execute(sql.SQL("SELECT pg_backend_pid() = %(started)s, {}").format(sql.SQL(", ").join(
-            sql.SQL("CASE WHEN pg_backend_pid() = %(started)s THEN {} END").format(setting) for setting in given)),
-            {"started": conn.info.backend_pid}).fetchone()[0]
+        direct, settled_by = conn.execute(sql.SQL("SELECT pg_backend_pid() = %(started)s, pg_backend_pid(), {}").format(
+            sql.SQL(", ").join(sql.SQL("CASE WHEN pg_backend_pid() = %(started)s THEN {} END").format(setting)
+                               for setting in given)), {"started": conn.info.backend_pid}).fetchone()[:2]
         if not direct:
             require_session_pool(conn, conninfo)
-            conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(given)))
+            settled_by = conn.execute(sql.SQL("SELECT pg_backend_pid(), {}").format(sql.SQL(", ").join(given))).fetchone()[0]
+        require_one_server(conn, settled_by)  # and a second round trip, a read, which a load balancer sends elsewhere
     except BaseException:
         conn.close()
         raise

@@ -1,6 +1,6 @@
 # Copyright: Phoenix Platform contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A connection pool between Phoenix and the server (PgBouncer, say), and whether it keeps a session whole.
+"""A connection pool or load balancer between Phoenix and the server, and whether it keeps a session whole.
 
 A Phoenix session holds advisory locks and settings (``lock_timeout``, no statement time limit) from one
 transaction to the next. A pool in session mode gives a client one server process for its whole connection, and
@@ -12,6 +12,13 @@ A pool answers a client's startup with a cancel key of its own, so the process i
 not the server's ``pg_backend_pid()``: only then is the pool tried, with a second connection. In transaction
 mode, the pool gives that connection the server process the first one just gave back (or, handing them out in
 turn, the first one another); in statement mode, it refuses a transaction block.
+
+A load balancer such as pgpool-II (``load_balance_mode = on``) keeps a connection to the primary and one to a
+standby for each client, and sends a statement that only reads to the standby, one that calls a volatile function
+(``set_config``, ``pg_advisory_lock``) or writes to the primary. Phoenix reads rows and writes by what it read, and
+a standby's rows may lag behind; pgpool-II also sends a SET to both, and a standby refuses pg_dump's
+``SET TRANSACTION SNAPSHOT`` (a snapshot of the primary). Every session therefore reads its server process id once
+more, in a statement that only reads: another one than gave the settings means a second server answers its reads.
 """
 
 from __future__ import annotations
@@ -25,6 +32,13 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
     pass
 
 SERVER_PROCESS = "SELECT pg_backend_pid()"
+# a statement that only reads (stable functions), which a load balancer may send to a standby
+READER = "SELECT pg_backend_pid(), current_setting('transaction_read_only') = 'on'"
+BALANCED = b"kind mismatch among backends"  # pgpool-II's words when its servers answered one statement differently
+# Phoenix's sessions are named phoenix.platform.<module>, pg_dump's phoenix backup <snapshot>
+BALANCED_WAY_OUT = ("connect to the primary directly, or have the load balancer send Phoenix's sessions (their "
+                    "application_name starts with phoenix) to the primary (pgpool-II: app_name_redirect_preference_list "
+                    "= 'phoenix.*:primary(1.0)')")
 POOL_WAIT = "query_wait_timeout"  # PgBouncer's words for a client it found no free server process for in time
 _SESSION_POOLS: set[str] = set()  # conninfo strings already found to keep a session on one server process
 
@@ -47,11 +61,39 @@ def require_session_pool(conn, conninfo: str) -> None:
             shared = "it refused a transaction block"
     if shared:
         raise PhoenixError(
-            "the connection to %s:%s/%s goes through a pool that hands each transaction to any of its server processes "
+            "the connection to %s goes through a pool that hands each transaction to any of its server processes "
             "(PgBouncer with pool_mode = transaction or statement): %s. Phoenix holds locks and settings for a whole "
             "session, which such a pool would share with other clients; connect to the server directly, or through a "
-            "pool in session mode" % (conn.info.host, conn.info.port, conn.info.dbname, shared))
+            "pool in session mode" % (_address(conn), shared))
     _SESSION_POOLS.add(conninfo)
+
+
+def require_one_server(conn, settled_by: int) -> None:
+    """Refuse ``conn`` when a statement that only reads is answered by another server process than
+    ``settled_by``, the one that gave the session its settings (see above)."""
+    reader, read_only = conn.execute(sql.SQL(READER)).fetchone()
+    if reader != settled_by:
+        raise PhoenixError(
+            "the connection to %s sends this session's reads to another server than the rest: a read was answered by "
+            "%sserver process %d, the session's settings by process %d (a load balancer, such as pgpool-II with "
+            "load_balance_mode = on). Phoenix writes by what it read and holds locks for a whole session, and a "
+            "standby's rows may lag behind the primary's; %s" % (
+                _address(conn), "a read-only (standby) " if read_only else "", reader, settled_by, BALANCED_WAY_OUT))
+
+
+def require_dump_on_one_server(stderr: bytes) -> None:
+    """Say what pg_dump's failure (its ``stderr``) means when pgpool-II's servers answered one statement
+    differently: a standby refused the primary's snapshot."""
+    if BALANCED in stderr:
+        raise PhoenixError(
+            "pg_dump went through pgpool-II, which sends a SET to the primary and to the standby that answers the "
+            "session's reads, and the standby refused pg_dump's SET TRANSACTION SNAPSHOT, a snapshot taken on the "
+            "primary (pgpool-II: kind mismatch among backends); %s"
+            % BALANCED_WAY_OUT)
+
+
+def _address(conn) -> str:
+    return "%s:%s/%s" % (conn.info.host, conn.info.port, conn.info.dbname)
 
 
 def _server_process(conn) -> int:
