@@ -15,9 +15,15 @@ import signal
 from pathlib import Path
 from typing import Iterator
 
+import psycopg
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_world
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_restore,
+    phoenix_restore_drill,
+    phoenix_world,
+)
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
 from conftest import make_base_dir, replayed, serving
@@ -103,3 +109,43 @@ def test_with_phoenix_sent_to_the_primary_every_module_works(database, standby, 
         removed = run_module(phoenix_world.main, dict(world, state="absent"))
         assert removed["changed"] is True, removed.get("msg")
     assert not database.query('SELECT 1 FROM "WorldMeta" WHERE id = %s', ("UC_BALANCED",))
+
+
+@contextlib.contextmanager
+def replay_paused(standby) -> Iterator[None]:
+    """The standby stops applying the primary's changes within the block: a database created meanwhile is not there."""
+    with psycopg.connect(**standby.conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_wal_replay_resume()")
+
+
+@pytest.mark.parametrize("module, params, said, otherwise", [
+    (phoenix_restore.main, {"mode": "swap", "safety_backup": False}, "mode=swap restores", ", or use mode=in_place"),
+    (phoenix_restore_drill.main, {}, "a drill restores", "")])
+def test_a_new_database_the_standby_lacks_is_explained(database, standby, tmp_path, module, params, said, otherwise):
+    """A swap restore or a drill connects to the database it has just created, which pgpool-II opens on the standby
+    too; an in-place restore needs no new database and works."""
+    migrate(database)
+    replayed(database, standby)
+    with pgpool(database, standby, "app_name_redirect_preference_list = 'phoenix.*:primary(1.0)'") as url:
+        assert run_module(phoenix_backup.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path)})["changed"]
+        run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_LATER", "seed": TINY})
+        before = table_fingerprints(database)
+        with replay_paused(standby):
+            failed = run_module(module, dict(params, db_url=url, stage="BETA", dest=str(tmp_path), backup="latest"))
+            assert failed.get("failed") is True and "Traceback" not in failed["_raw"], failed
+            assert re.fullmatch(
+                r"%s into a new database \S+, and the load balancer in front of the server \(pgpool-II\) could not "
+                r"connect to it on every server: a standby had not yet replayed its creation \(.*kind does not match "
+                r"between main.*\)\. Connect straight to the primary for this%s" % (re.escape(said), re.escape(otherwise)),
+                failed["msg"]), failed["msg"]
+            assert table_fingerprints(database) == before
+            assert not database.query("SELECT datname FROM pg_database WHERE datname LIKE %s OR datname LIKE %s",
+                                      ("%phoenix_restore%", "phoenix_drill%"))  # the new database was dropped
+            restored = run_module(phoenix_restore.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path),
+                                                         "backup": "latest", "mode": "in_place"})
+            assert restored["changed"] is True, restored.get("msg")
+        assert not database.query('SELECT 1 FROM "WorldMeta" WHERE id = %s', ("UC_LATER",))  # as in the backup

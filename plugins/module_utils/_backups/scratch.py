@@ -15,6 +15,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_coun
 from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping import applied_versions
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_reachable_everywhere
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER, end_sessions
 
 try:
@@ -108,12 +109,14 @@ def drop_database(admin, database: str) -> None:
 
 def require_connectable(conninfo: str, purpose: str, otherwise: str) -> None:
     """Refuse, before any restore, a new database the server lets this role create but not connect to (pg_hba.conf
-    names the databases a role may reach, often only the application's own)."""
+    names the databases a role may reach, often only the application's own), or that pgpool-II cannot reach yet on a
+    standby it also connects to (see ``pooler``)."""
     try:
         open_session(conninfo).close()
     except psycopg.OperationalError as exc:
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
         database = conninfo_to_dict(conninfo)["dbname"]
+        require_reachable_everywhere(reason, database, purpose, otherwise)
         raise PhoenixError("%s into a new database %s, and the server refuses this role's connections to it (%s); "
                            "allow them in pg_hba.conf (that database's name, or all)%s"
                            % (purpose, database, reason, otherwise)) from None

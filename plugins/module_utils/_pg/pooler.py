@@ -19,6 +19,8 @@ standby for each client, and sends a statement that only reads to the standby, o
 a standby's rows may lag behind; pgpool-II also sends a SET to both, and a standby refuses pg_dump's
 ``SET TRANSACTION SNAPSHOT`` (a snapshot of the primary). Every session therefore reads its server process id once
 more, in a statement that only reads: another one than gave the settings means a second server answers its reads.
+With Phoenix's sessions sent to the primary, pgpool-II still connects each of them to the standby as well: a
+database a swap or a drill has just created is not there yet, and the connection fails.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SERVER_PROCESS = "SELECT pg_backend_pid()"
 # a statement that only reads (stable functions), which a load balancer may send to a standby
 READER = "SELECT pg_backend_pid(), current_setting('transaction_read_only') = 'on'"
 BALANCED = b"kind mismatch among backends"  # pgpool-II's words when its servers answered one statement differently
+# and when one of them refused a connection the other took (to a database the standby has not replayed yet)
+NOT_ON_EVERY_SERVER = "kind does not match between main"
 # Phoenix's sessions are named phoenix.platform.<module>, pg_dump's phoenix backup <snapshot>
 BALANCED_WAY_OUT = ("connect to the primary directly, or have the load balancer send Phoenix's sessions (their "
                     "application_name starts with phoenix) to the primary (pgpool-II: app_name_redirect_preference_list "
@@ -90,6 +94,16 @@ def require_dump_on_one_server(stderr: bytes) -> None:
             "session's reads, and the standby refused pg_dump's SET TRANSACTION SNAPSHOT, a snapshot taken on the "
             "primary (pgpool-II: kind mismatch among backends); %s"
             % BALANCED_WAY_OUT)
+
+
+def require_reachable_everywhere(reason: str, database: str, purpose: str, otherwise: str) -> None:
+    """Say what a failed connection (``reason``) to ``database``, just created for ``purpose``, means when pgpool-II
+    could not reach it on its standby."""
+    if NOT_ON_EVERY_SERVER in reason:
+        raise PhoenixError(
+            "%s into a new database %s, and the load balancer in front of the server (pgpool-II) could not connect to "
+            "it on every server: a standby had not yet replayed its creation (%s). Connect straight to the primary "
+            "for this%s" % (purpose, database, reason, otherwise))
 
 
 def _address(conn) -> str:
