@@ -50,9 +50,11 @@ def make_base_dir(prefix: str) -> Path:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], base: Path, url: str, stop: signal.Signals) -> Iterator[None]:
-    """``command``, a pool or load balancer whose files are under ``base`` (removed afterwards), running until
-    ``url`` accepts a connection through it, and stopped with ``stop`` at the end of the block."""
+def serving(tool: str, arguments: list[str], base: Path, url: str, stop: signal.Signals) -> Iterator[None]:
+    """Debian's ``tool`` (a pool or load balancer, installed outside a user's PATH) with ``arguments``, its files
+    under ``base`` (removed afterwards), running until ``url`` accepts a connection through it, and stopped with
+    ``stop`` at the end of the block."""
+    command = [shutil.which(tool) or "/usr/sbin/" + tool, *arguments]
     as_user = []
     if os.geteuid() == 0:  # they refuse to run as root: as the server's user, which writes their files here
         as_user = ["runuser", "-u", "postgres", "--"]

@@ -7,7 +7,6 @@ refuses such a pool before it writes or sets anything."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 from typing import Iterator
 
@@ -24,11 +23,9 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
 from conftest import make_base_dir, serving
-from worlds_fixtures import app_fingerprints, migrate, table_fingerprints
+from worlds_fixtures import TINY, app_fingerprints, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"  # Debian installs it outside a user's PATH
 
 
 @contextlib.contextmanager
@@ -47,7 +44,7 @@ def pgbouncer(database, pool_mode: str, pool_size: int, *settings: str) -> Itera
         "ignore_startup_parameters = extra_float_digits,options",
         "logfile = %s" % (base / "pgbouncer.log"), *settings, ""]))
     url = "postgresql://postgres@127.0.0.1:%d/%s" % (port, database.name)
-    with serving([PGBOUNCER, str(config)], base, url, signal.SIGTERM):  # SIGTERM: at once, sessions or not
+    with serving("pgbouncer", [str(config)], base, url, signal.SIGTERM):  # SIGTERM: at once, sessions or not
         yield url
 
 

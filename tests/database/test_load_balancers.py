@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import signal
 from pathlib import Path
 from typing import Iterator
@@ -27,13 +26,18 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
 from conftest import make_base_dir, replayed, serving
-from worlds_fixtures import migrate, table_fingerprints
+from worlds_fixtures import TINY, migrate, table_fingerprints
 
-pytestmark = pytest.mark.usefixtures("clean_env")
-TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
-PGPOOL = shutil.which("pgpool") or "/usr/sbin/pgpool"  # Debian installs it outside a user's PATH
+pytestmark = pytest.mark.usefixtures("clean_env", "on_both_servers")
 WAY_OUT = ("connect to the primary directly, or have the load balancer send Phoenix's sessions (their application_name "
            "starts with phoenix) to the primary (pgpool-II: app_name_redirect_preference_list = 'phoenix.*:primary(1.0)')")
+
+
+@pytest.fixture
+def on_both_servers(database, standby) -> None:
+    """The test's database migrated, and replayed on the standby: pgpool-II opens each session on both servers."""
+    migrate(database)
+    replayed(database, standby)
 
 
 @contextlib.contextmanager
@@ -55,13 +59,11 @@ def pgpool(database, standby, *settings: str) -> Iterator[str]:
         "sr_check_user = 'postgres'", "sr_check_period = 0", "health_check_period = 0",
         "pid_file_name = '%s'" % (base / "pgpool.pid"), "logdir = '%s'" % base, *settings, ""]))
     url = "postgresql://postgres@/%s?host=%s&port=%d" % (database.name, base, port)
-    with serving([PGPOOL, "-n", "-f", str(config), "-F", str(base / "pcp.conf")], base, url, signal.SIGINT):  # fast
+    with serving("pgpool", ["-n", "-f", str(config), "-F", str(base / "pcp.conf")], base, url, signal.SIGINT):  # fast
         yield url
 
 
 def test_reads_sent_to_a_standby_are_refused_before_anything(database, standby, tmp_path):
-    migrate(database)
-    replayed(database, standby)  # pgpool-II reaches the database on both servers
     before = table_fingerprints(database)
     with pgpool(database, standby) as url:
         for module, params, check in [
@@ -83,8 +85,6 @@ def test_reads_sent_to_a_standby_are_refused_before_anything(database, standby, 
 
 def test_a_pg_dump_sent_to_the_standby_is_explained(database, standby, tmp_path):
     """The modules' sessions go to the primary, pg_dump's (named phoenix backup ...) still to the standby."""
-    migrate(database)
-    replayed(database, standby)
     with pgpool(database, standby, "app_name_redirect_preference_list = 'phoenix[.]platform[.].*:primary(1.0)'") as url:
         failed = run_module(phoenix_backup.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path)})
     assert failed.get("failed") is True and "Traceback" not in failed["_raw"], failed
@@ -96,8 +96,6 @@ def test_a_pg_dump_sent_to_the_standby_is_explained(database, standby, tmp_path)
 
 
 def test_with_phoenix_sent_to_the_primary_every_module_works(database, standby, tmp_path):
-    migrate(database)
-    replayed(database, standby)
     with pgpool(database, standby, "app_name_redirect_preference_list = 'phoenix.*:primary(1.0)'") as url:
         world = {"db_url": url, "stage": "BETA", "id": "UC_BALANCED", "seed": TINY}
         assert run_module(phoenix_world.main, world)["changed"] is True
@@ -128,8 +126,6 @@ def replay_paused(standby) -> Iterator[None]:
 def test_a_new_database_the_standby_lacks_is_explained(database, standby, tmp_path, module, params, said, otherwise):
     """A swap restore or a drill connects to the database it has just created, which pgpool-II opens on the standby
     too; an in-place restore needs no new database and works."""
-    migrate(database)
-    replayed(database, standby)
     with pgpool(database, standby, "app_name_redirect_preference_list = 'phoenix.*:primary(1.0)'") as url:
         assert run_module(phoenix_backup.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path)})["changed"]
         run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_LATER", "seed": TINY})

@@ -25,10 +25,9 @@ from ansible_collections.phoenix.platform.tests.helpers import UNREACHABLE, run_
 
 from conftest import held_by, table_held
 from test_backup_restore import app_fingerprints
-from worlds_fixtures import migrate, table_fingerprints
+from worlds_fixtures import TINY, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
 APPLICATION = "shop_web"
 UNDECIDED = "shop:xa 7"  # a prepared transaction whose coordinator never came back
 ROLLED_BACK = "its transaction was rolled back, so nothing was written"

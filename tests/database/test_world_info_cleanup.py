@@ -13,10 +13,9 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_world, phoenix_world_cleanup, phoenix_world_info
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from worlds_fixtures import create_shop, fill_shop_world, migrate, table_fingerprints
+from worlds_fixtures import TINY, create_shop, fill_shop_world, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}
 
 
 def call(main, database, check=False, diff=False, **options):

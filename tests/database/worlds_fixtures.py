@@ -13,6 +13,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_lo
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_schema
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+TINY = {"users": 1, "artifacts": 2, "chats": 1, "messages_per_chat": 1}  # the smallest seed of a world
+
 SHOP_DDL = (
     "CREATE SCHEMA shop",
     "CREATE TABLE shop.products (sku text PRIMARY KEY, title text NOT NULL)",
