@@ -220,6 +220,17 @@ def test_a_run_reading_a_table_a_migration_holds_fails_after_lock_timeout_naming
         assert [world["id"] for world in again["worlds"]] == ["UC_OLD"]
 
 
+def test_the_lock_no_one_may_read_past_is_named_before_others_on_tables_named_first(expired):
+    """A wait on a whole table could be on any lock: the migration's comes first, not a report's (or an autovacuum
+    worker's) lock on a table whose name sorts before it."""
+    report = sql.SQL("SELECT count(*) FROM phoenix.audit_log")  # ACCESS SHARE, kept to the end of its transaction
+    with held_by(expired, report, "nightly report"), held_by_migration(expired, 'public."WorldMeta"'):
+        result = run_module(phoenix_world_info.main, {"db_url": expired.url, "stage": "BETA", "lock_timeout": 1})
+        assert still_held_by_migration(expired)
+    failed_behind_the_migration(result, expired, 'public."WorldMeta"')
+    assert re.search(r"phoenix\.audit_log by session \d+ of \w+ \(nightly report\)", result["msg"]), result["msg"]
+
+
 @pytest.mark.parametrize("module, options", [
     (phoenix_world_info, {}), (phoenix_user_info, {}), (phoenix_history_info, {}),
     (phoenix_audit, {"operation": "deploy.finished"}),

@@ -87,15 +87,19 @@ LOCKED_TABLE = ("(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c J
 # A session ``a`` of pg_stat_activity in words: session 4242 of shop (shop_web)
 SESSION_IN_WORDS = ("format('session %s of %s', a.pid, a.usename) || coalesce(format(' (%s)', "
                     "nullif(a.application_name, '')), '')")
+# Those that hold a table so that no one may even read it come first: the likeliest cause of a wait (a migration's
+# lock, before an autovacuum worker's or a reader's on another table).
 HOLDERS = (
-    "SELECT DISTINCT " + LOCKED_TABLE + " AS held, coalesce("
+    "SELECT held, holder FROM (SELECT " + LOCKED_TABLE + " AS held, coalesce("
     "(SELECT " + SESSION_IN_WORDS + " FROM pg_stat_activity a WHERE a.pid = l.pid), "
     "(SELECT format('prepared transaction %L', p.gid) FROM pg_prepared_xacts p JOIN pg_locks x "
     "ON x.locktype = 'transactionid' AND x.transactionid = p.transaction "
-    "WHERE x.virtualtransaction = l.virtualtransaction), 'another process') AS holder "
+    "WHERE x.virtualtransaction = l.virtualtransaction), 'another process') AS holder, "
+    "l.mode = 'AccessExclusiveLock' AS excludes_readers "
     "FROM pg_locks l WHERE l.locktype = 'relation' AND l.granted AND {which} "
     "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.pid IS DISTINCT FROM pg_backend_pid() ORDER BY held, holder")
+    "AND l.pid IS DISTINCT FROM pg_backend_pid()) found "
+    "GROUP BY held, holder ORDER BY bool_or(excludes_readers) DESC, held, holder")
 NAMED_AT_MOST = 5
 
 
