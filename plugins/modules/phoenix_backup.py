@@ -61,6 +61,9 @@ options:
     description:
       - Parallel pg_dump jobs (O(format=directory) only). Default for O(format=directory) the number of CPUs, at
         most 4; otherwise 1.
+      - A parallel pg_dump holds two locks on most tables (one in its leader, one in the job that dumps the rows)
+        until it ends. Left to choose, a backup takes 1 job, with a warning, where that would not fit the server's
+        lock table (about C(max_locks_per_transaction) × its connections); given, the jobs are used as they are.
     type: int
   compress:
     description:
@@ -144,6 +147,11 @@ backup:
   type: dict
   sample: {"id": "backup-BETA-20261122T120000123456Z", "path": "/var/backups/phoenix/BETA/backup-BETA-...",
            "kind": "scheduled", "created_at": "2026-11-22T12:00:00.123456+00:00", "size": 1048576}
+jobs:
+  description: The pg_dump jobs of the backup taken (or that would be, in check mode).
+  returned: when a backup is taken, or would be in check mode
+  type: int
+  sample: 2
 pruned:
   description: Ids of the backups removed by retention (or that would be, in check mode).
   returned: when O(state=present)
@@ -158,7 +166,7 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import compression, encryption, store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, default_jobs, ensure_backup
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import BackupRequest, ensure_backup
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
@@ -180,7 +188,7 @@ def run(module: PhoenixModule) -> dict:
         return absent(module)
     request = BackupRequest(
         dest=Path(params["dest"]), stage=module.stage, kind=params["kind"], fmt=params["format"],
-        jobs=default_jobs(params["format"]) if params["jobs"] is None else params["jobs"],
+        jobs=params["jobs"],
         compress=compression.parse(params["compress"]), retention_days=params["retention_days"],
         keep_min=params["keep_min"], verify=params["verify"], fresh_within_hours=params["fresh_within_hours"],
         actor=module.actor, signing_key=params["backup_signing_key"], lock_timeout=params["lock_timeout"],

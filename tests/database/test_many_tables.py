@@ -10,6 +10,7 @@ The server here has a small lock table (a few hundred locks), so that a few hund
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups import dump
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
@@ -249,3 +251,44 @@ def test_tables_made_since_the_backup_do_not_count_against_an_in_place_restore(t
                     safety_backup=False)
     assert restored.get("changed") is True, restored.get("msg")
     assert tenant_counts(tenants) == after
+
+
+@pytest.mark.parametrize("tenants", [45], indirect=True)
+def test_a_backup_left_to_choose_its_jobs_takes_one_where_a_parallel_dump_cannot_fit(tenants, tmp_path, monkeypatch):
+    """450 tables and the schema's: more than this server's lock table is sized for (460 locks). One job fits in the
+    room above that; two, each table locked twice, do not."""
+    monkeypatch.setattr(dump.os, "cpu_count", lambda: 4)  # the default jobs, whatever this machine has
+    counts = tenant_counts(tenants)
+    parallel = call(phoenix_backup.main, tenants, dest=str(tmp_path / "given"), format="directory", jobs=2)
+    assert parallel.get("failed") is True, parallel
+    # pg_dump fails in its COPY (out of shared memory) or in a job's lock on the table (which says less), as it goes
+    assert "back up with jobs=1, or raise max_locks_per_transaction (a server restart)" in parallel["msg"], parallel
+    fewer = re.compile(
+        r"^the backup's pg_dump takes 1 job, not 4: pg_dump locks each of the database's (\d+) tables until it ends, "
+        r"more than the server's lock table is sized for \(about 460: max_locks_per_transaction 10 × 46 connections "
+        r"and processes\), and a parallel one locks each a second time, in the job that dumps its rows, which the "
+        r"room above that is less likely to hold; give jobs to choose, or raise max_locks_per_transaction \(a server "
+        r"restart\) for parallel backups$")
+    planned = call(phoenix_backup.main, tenants, check=True, dest=str(tmp_path / "default"), format="directory")
+    assert planned.get("changed") is True and planned["jobs"] == 1, planned
+    assert [w for w in planned.get("warnings", []) if fewer.match(w["event"]["msg"])], planned.get("warnings")
+    assert not (tmp_path / "default").exists()
+    made = call(phoenix_backup.main, tenants, dest=str(tmp_path / "default"), format="directory")
+    assert made.get("changed") is True and made["jobs"] == 1, made.get("msg")
+    said = [fewer.match(w["event"]["msg"]) for w in made.get("warnings", []) if fewer.match(w["event"]["msg"])]
+    assert said, made.get("warnings")
+    with tenants.connect() as conn:
+        assert int(said[0].group(1)) == conn.execute(sql.SQL(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")).fetchone()[0]
+    manifest = json.loads((tmp_path / "default" / "BETA" / made["backup"]["id"] / "manifest.json").read_text())
+    assert {table: rows for table, rows in manifest["row_counts"].items() if table.startswith("tenant")} == counts
+
+
+@pytest.mark.parametrize("tenants", [2], indirect=True)
+def test_a_backup_left_to_choose_its_jobs_runs_them_in_parallel_where_they_fit(tenants, tmp_path, monkeypatch):
+    monkeypatch.setattr(dump.os, "cpu_count", lambda: 4)
+    made = call(phoenix_backup.main, tenants, dest=str(tmp_path), format="directory")
+    assert made.get("changed") is True and made["jobs"] == 4, made.get("msg")
+    assert not [w for w in made.get("warnings", []) if "job" in w["event"]["msg"]], made["warnings"]
+    again = call(phoenix_backup.main, tenants, dest=str(tmp_path), format="directory", fresh_within_hours=1)
+    assert again.get("changed") is False and "jobs" not in again, again

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
@@ -24,7 +24,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import (
     store,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import dump_explained
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import dump_explained, jobs_that_fit
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import (
@@ -75,7 +75,7 @@ class BackupRequest:
     stage: str
     kind: str = "manual"
     fmt: str = "custom"
-    jobs: int = 1
+    jobs: int | None = None  # None: default_jobs, where the server's lock table holds a parallel pg_dump's locks
     compress: Compression | None = None
     retention_days: int = 30
     keep_min: int = 3
@@ -101,7 +101,7 @@ def default_jobs(fmt: str) -> int:
 def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool) -> dict[str, Any]:
     if request.kind not in store.KINDS:
         raise PhoenixError("kind must be one of %s" % ", ".join(store.KINDS))
-    if request.jobs > 1 and request.fmt != "directory":
+    if request.jobs is not None and request.jobs > 1 and request.fmt != "directory":
         raise PhoenixError("jobs > 1 needs format=directory (pg_dump runs parallel jobs only for that format)")
     if request.compress is not None and request.fmt == "plain" and request.compress.method != "none":
         # psql reads the script back as it is, and verification reads its meta-commands
@@ -110,12 +110,19 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
     if request.encrypt_to:
         encryption.recipients(request.encrypt_to)  # a typo fails before anything is written, check mode included
     tool = _pg_dump_for(conn, request.compress)  # an unusable compression fails check mode too
+    jobs, fewer = (request.jobs, None) if request.jobs is not None else jobs_that_fit(conn, default_jobs(request.fmt))
+    request = replace(request, jobs=jobs)
     conn.rollback()
     if check_mode:
-        return _plan(conn, request)
-    with store.stage_lock(request.dest, request.stage, request.lock_timeout), \
-            session_lock(conn, "backup:" + request.stage, request.lock_timeout):
-        return _take(conn, conninfo, request, tool)
+        result = _plan(conn, request)
+    else:
+        with store.stage_lock(request.dest, request.stage, request.lock_timeout), \
+                session_lock(conn, "backup:" + request.stage, request.lock_timeout):
+            result = _take(conn, conninfo, request, tool)
+    if result["changed"]:  # not a fresh backup found instead
+        result["jobs"] = jobs
+        result.setdefault("warnings", []).extend([fewer] if fewer else [])
+    return result
 
 
 def _plan(conn, request: BackupRequest) -> dict[str, Any]:

@@ -16,7 +16,9 @@ are set against more room than the server has: a restore that cannot fit is refu
 (made since the backup) are left as they are, and take none. Between that and what does fit, the failure names both ways out.
 
 A backup's pg_dump holds a lock on every table it dumps (and a parallel one a second, in the job that dumps it)
-until it ends: where that does not fit, its failure names the ways out too.
+until it ends: where that does not fit, its failure names the ways out too. A backup left to choose its jobs takes
+one where the database has more tables than the server's lock table is sized for (``jobs_that_fit``): one job is
+slower, but it holds half the locks.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ WAYS_OUT = ("use mode=swap, which restores each table in a transaction of its ow
             "(a server restart)")
 # what the server says when its lock table is full
 LOCK_TABLE_FULL = "increase max_locks_per_transaction"
+# what a parallel pg_dump's job says when it cannot lock a table, whatever the server's reason (it leaves that out)
+JOB_LOCK_REFUSED = "could not obtain lock on relation"
 
 
 def require_lock_room(conn, toc: Iterable[str], purpose: str) -> None:
@@ -70,6 +74,31 @@ def require_lock_room(conn, toc: Iterable[str], purpose: str) -> None:
             % (purpose, dropped + created, dropped, created, per_session * sessions, per_session, sessions, WAYS_OUT))
 
 
+def jobs_that_fit(conn, jobs: int) -> tuple[int, str | None]:
+    """The jobs of a backup's pg_dump left to choose them, ``jobs`` by default: 1, and why, where the database has
+    more tables than the server's lock table is sized for. The lock table is sized for two holders of each lock, so
+    below that a parallel pg_dump's two locks on a table fit as one job's one does; above it, only spare shared
+    memory holds them, and one job needs half as much of it (with the default settings of PostgreSQL 15, 9000
+    tables dumped with one job and failed with two)."""
+    if jobs == 1:
+        return 1, None
+    tables = conn.execute(sql.SQL(
+        "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' "
+        "AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema']) AND NOT EXISTS (SELECT FROM "
+        "pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+        "AND d.deptype = 'e')")).fetchone()[0]
+    per_session, sessions = lock_table_room(conn)
+    if tables <= per_session * sessions:
+        return jobs, None
+    return 1, (
+        "the backup's pg_dump takes 1 job, not %d: pg_dump locks each of the database's %d tables until it ends, "
+        "more than the server's lock table is sized for (about %d: max_locks_per_transaction %d × %d connections "
+        "and processes), and a parallel one locks each a second time, in the job that dumps its rows, which the "
+        "room above that is less likely to hold; give jobs to choose, or raise max_locks_per_transaction (a server "
+        "restart) for parallel backups" % (jobs, tables, per_session * sessions, per_session, sessions))
+
+
 def lock_table_room(conn) -> tuple[int, int]:
     """The server's nominal lock table: max_locks_per_transaction, and the sessions and processes it is sized for."""
     return conn.execute(sql.SQL(
@@ -86,6 +115,11 @@ def explained(message: str) -> str:
 def dump_explained(message: str, jobs: int) -> str:
     """A failed backup's ``message``, with the ways out when the server's lock table was full: a parallel pg_dump
     locks each table twice, in its leader and in the job that dumps it, and each holds its locks until it ends."""
+    if jobs > 1 and JOB_LOCK_REFUSED in message:
+        return ("%s (a job of a parallel pg_dump says so too when the server's lock table was full, as it locks each "
+                "table a second time: back up with jobs=1, or raise max_locks_per_transaction (a server restart); or, "
+                "if someone asked for an ACCESS EXCLUSIVE lock on that table, such as a migration, run it again once "
+                "they are done)" % message)
     if jobs > 1:
         return _when_full(message, "pg_dump holds a lock on every table until it ends, and its %d jobs another on "
                           "each table they dump" % jobs, "back up with jobs=1, or raise max_locks_per_transaction "

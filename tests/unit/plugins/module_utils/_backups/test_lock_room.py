@@ -61,3 +61,17 @@ def test_a_backup_that_ran_out_of_locks_is_told_the_ways_out_for_its_jobs():
                                               "server restart))")
     other = "pg_dump failed (exit 1): pg_dump: error: connection to server failed"
     assert dump_explained(other, 3) == other
+
+
+def test_a_parallel_job_refused_its_lock_is_told_both_causes():
+    """A job's LOCK TABLE ... NOWAIT fails alike when someone waits for an ACCESS EXCLUSIVE lock and when the lock
+    table is full, and pg_dump names only the first."""
+    refused = ("pg_dump failed (exit 1): pg_dump: error: could not obtain lock on relation \"tenant_887.t7\"\nThis "
+               "usually means that someone requested an ACCESS EXCLUSIVE lock on the table after the pg_dump parent "
+               "process had gotten the initial ACCESS SHARE lock on the table.\npg_dump: error: a worker process died "
+               "unexpectedly")
+    assert dump_explained(refused, 2) == refused + (
+        " (a job of a parallel pg_dump says so too when the server's lock table was full, as it locks each table a "
+        "second time: back up with jobs=1, or raise max_locks_per_transaction (a server restart); or, if someone "
+        "asked for an ACCESS EXCLUSIVE lock on that table, such as a migration, run it again once they are done)")
+    assert dump_explained(refused, 1) == refused
