@@ -43,6 +43,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     find_tool_and_major,
     libpq_environment,
     server_major,
+    tool_said,
     tool_versions,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_dump_on_one_server
@@ -481,7 +482,7 @@ def _check(returncode: int, stderr: bytes) -> None:
     if any(message in stderr for message in LOCK_WAIT_ENDED):
         raise _LockWaitEnded()
     require_dump_on_one_server(stderr)
-    raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, stderr.decode(errors="replace").strip()[-800:]))
+    raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, tool_said(stderr.decode(errors="replace"))))
 
 
 def dump_problems(backup: store.Backup, files: encryption.DumpFiles, pg_restore: Path | None = None) -> list[str]:

@@ -64,7 +64,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.audit impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major, tool_said
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.lock_watch import LockWatch
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import END_PREPARED, prepared_transactions
 
@@ -540,4 +540,4 @@ def _run_script(psql: Path, env: dict[str, str], parts: Iterable[bytes | BinaryI
 def _check(completed: subprocess.CompletedProcess, tool: str) -> None:
     if completed.returncode != 0:
         raise PhoenixError("%s failed (exit %d), the database was left as it was: %s"
-                           % (tool, completed.returncode, completed.stderr.strip()[-800:]))
+                           % (tool, completed.returncode, tool_said(completed.stderr)))

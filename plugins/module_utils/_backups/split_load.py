@@ -24,6 +24,7 @@ from typing import BinaryIO
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import use_list
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import tool_said
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
 
 try:
@@ -70,7 +71,7 @@ def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, job
         if process.returncode != 0:
             errors.seek(0)
             raise PhoenixError("pg_restore failed (exit %d) writing the rows of %s: %s" % (
-                process.returncode, entry.strip(), errors.read().decode(errors="replace").strip()[-800:]))
+                process.returncode, entry.strip(), tool_said(errors.read().decode(errors="replace"))))
     table = _loaded_table(conninfo, statement)
     return (table, sum(copies.counts)) if table else None
 

