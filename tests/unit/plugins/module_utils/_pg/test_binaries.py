@@ -57,3 +57,16 @@ def test_a_multi_line_command_is_cut_up_to_the_tools_next_line_and_short_ones_ar
     assert "PERFORM step_99" not in shown and " characters)\npg_restore: error: could not execute query" in shown
     assert shown.endswith("Command was: ALTER TABLE public.t OWNER TO shop_owner;")
     assert tool_said("pg_dump: error: connection to server failed  \n") == "pg_dump: error: connection to server failed"
+
+
+def test_a_table_name_that_breaks_the_quoted_statement_does_not_push_the_error_out():
+    """A name with a line break that looks like the program's next line ends the quoted statement early: the rest,
+    one long line, is cut all the same."""
+    names = ['"tenant_%03d"."t%d"' % (tenant, table) for tenant in range(150) for table in range(10)]
+    names.insert(3, '"tenant_000"."evil\npg_dump: error: all good"')
+    said = ("pg_dump: error: query failed: ERROR:  out of shared memory\nHINT:  You might need to increase "
+            "max_locks_per_transaction.\npg_dump: detail: Query was: LOCK TABLE %s IN ACCESS SHARE MODE\n"
+            % ", ".join(names))
+    shown = tool_said(said)
+    assert shown.startswith("pg_dump: error: query failed: ERROR:  out of shared memory\n"), shown
+    assert len(shown) < 800 and shown.count(" characters)") == 1, shown
