@@ -62,8 +62,9 @@ options:
       - Parallel pg_dump jobs (O(format=directory) only). Default for O(format=directory) the number of CPUs, at
         most 4; otherwise 1.
       - A parallel pg_dump holds two locks on most tables (one in its leader, one in the job that dumps the rows)
-        until it ends. Left to choose, a backup takes 1 job, with a warning, where that would not fit the server's
-        lock table (about C(max_locks_per_transaction) × its connections); given, the jobs are used as they are.
+        until it ends. Left to choose, a backup takes 1 job, with a warning, where the database has more tables than
+        the server's lock table is sized for (about C(max_locks_per_transaction) × its connections); given, the
+        jobs are used as they are.
     type: int
   compress:
     description:
