@@ -122,7 +122,8 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
             result = _take(conn, conninfo, request, tool)
     if result["changed"]:  # not a fresh backup found instead
         result["jobs"] = jobs
-        result.setdefault("warnings", []).extend([fewer] if fewer else [])
+        if fewer:
+            result.setdefault("warnings", []).append(fewer)
     return result
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.privileges import DUMPED_RELATIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
 try:
@@ -82,12 +83,7 @@ def jobs_that_fit(conn, jobs: int) -> tuple[int, str | None]:
     tables dumped with one job and failed with two)."""
     if jobs == 1:
         return 1, None
-    tables = conn.execute(sql.SQL(
-        "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' "
-        "AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema']) AND NOT EXISTS (SELECT FROM "
-        "pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
-        "AND d.deptype = 'e')")).fetchone()[0]
+    tables = conn.execute(sql.SQL("SELECT count(*) " + DUMPED_RELATIONS + "AND c.relkind IN ('r', 'p')")).fetchone()[0]
     per_session, sessions = lock_table_room(conn)
     if tables <= per_session * sessions:
         return jobs, None

@@ -19,14 +19,18 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
 
 NAMED_AT_MOST = 8
 KINDS = {"r": "table", "p": "table", "S": "sequence"}
-UNREADABLE = (
-    "SELECT c.relkind, n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind IN ('r', 'p', 'S') AND c.relpersistence <> 't' "
+# The relations pg_dump reads, as c (in its schema n): not temporary, outside the system schemas, and not an
+# extension's own, unless a configuration table of it (whose rows it dumps)
+DUMPED_RELATIONS = (
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relpersistence <> 't' "
     "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' "
     "AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid "
     "WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e' "
-    "AND NOT c.oid = ANY(coalesce(e.extconfig, '{}'))) "
+    "AND NOT c.oid = ANY(coalesce(e.extconfig, '{}'))) ")
+UNREADABLE = (
+    "SELECT c.relkind, n.nspname, c.relname, pg_get_userbyid(c.relowner) " + DUMPED_RELATIONS
+    + "AND c.relkind IN ('r', 'p', 'S') "
     "AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')) ORDER BY 2, 3")
 
 
