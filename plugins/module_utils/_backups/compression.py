@@ -5,15 +5,19 @@
 zstd and lz4 need pg_dump 16 or newer, built with them (the newest such pg_dump is used); pg_restore of the same
 version reads them back.
 A bare number is a gzip level, as pg_dump before 16 takes it (0 is none).
+
+A directory dump's table data files are streams in the method's own format (``<entry>.dat[.gz|.zst|.lz4]``): a
+restore may read their rows back in its own process (see ``rows_reader``) rather than through pg_restore.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import describe
@@ -22,6 +26,7 @@ LEVELS = {"gzip": (1, 9), "zstd": (1, 22), "lz4": (1, 12), "none": (0, 0)}
 NEWER_METHODS_SINCE = 16  # the first pg_dump with zstd and lz4, and with method:level specifications
 SPEC = re.compile(r"^(gzip|zstd|lz4|none)(?::(\d+))?$")
 UNSUPPORTED = "invalid compression specification"
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads a gzip stream (header and trailer) with these window bits
 
 
 @dataclass(frozen=True)
@@ -95,3 +100,59 @@ def _probe(compression: Compression, pg_dump: Path, pg_dump_major: int) -> str |
                             "--dbname", "host=/nonexistent/phoenix-probe connect_timeout=1"],
                            capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"})
     return probe.stderr.strip().splitlines()[0] if UNSUPPORTED in probe.stderr else None
+
+
+def rows_reader(name: str) -> Callable[[BinaryIO, int], Iterator[bytes]] | None:
+    """How this process reads the plain bytes of the directory dump's data file ``name`` (its suffix names how
+    pg_dump compressed it) from a stream of its stored bytes, in blocks of about the size given; None when it
+    cannot: lz4, zstd without the zstandard library, a suffix it does not know. pg_restore reads those."""
+    suffix = name.rsplit(".dat", 1)[-1]
+    if suffix == "":
+        return _stored_blocks
+    if suffix == ".gz":
+        return _gunzipped
+    if suffix == ".zst":
+        try:
+            import zstandard
+        except ImportError:
+            return None
+        return lambda stored, block: _unzstd(zstandard, stored, block)
+    return None
+
+
+def _stored_blocks(stored: BinaryIO, block: int) -> Iterator[bytes]:
+    return iter(lambda: stored.read(block), b"")
+
+
+def _unzstd(zstandard: Any, stored: BinaryIO, block: int) -> Iterator[bytes]:
+    """The plain bytes of zstd frames. A stream cut within a frame ends where it was cut (the library does not
+    tell): rows read from it lack the line that ends them, and their load fails on that."""
+    reader = zstandard.ZstdDecompressor().stream_reader(stored, read_size=block, read_across_frames=True)
+    try:
+        yield from _stored_blocks(reader, block)
+    except zstandard.ZstdError as exc:
+        raise PhoenixError("the zstd data cannot be read: %s" % exc) from None
+
+
+def _gunzipped(stored: BinaryIO, block: int) -> Iterator[bytes]:
+    """The plain bytes of gzip members one after another (as gzip reads a file), in blocks of about ``block``. A
+    member cut short is an error, not an end."""
+    inflate, within = zlib.decompressobj(GZIP_WBITS), False
+    for chunk in _stored_blocks(stored, block):
+        while chunk:
+            within = True
+            try:
+                plain = inflate.decompress(chunk, block)
+            except zlib.error as exc:
+                raise PhoenixError("the gzip data cannot be read: %s" % exc) from None
+            if plain:
+                yield plain
+            if inflate.eof:  # a next member may follow
+                chunk, inflate, within = inflate.unused_data, zlib.decompressobj(GZIP_WBITS), False
+            else:
+                chunk = inflate.unconsumed_tail
+    rest = inflate.flush()  # what the last input held beyond the last block
+    if rest:
+        yield rest
+    if within and not inflate.eof:
+        raise PhoenixError("the gzip data ends within a member: the file was cut short")

@@ -18,9 +18,10 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ContextManager, Iterable, Iterator, NamedTuple
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, NamedTuple
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, row_security, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import rows_reader
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
@@ -53,7 +54,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.replicat
     subscriptions_left_out,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import load_split
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import BLOCK, load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     planned_kept_drops,
     require_swap_possible,
@@ -378,9 +379,12 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     with use_list(entry for entry, size in entries if entry not in big) as rest:
         run("--section=data", "--jobs", str(jobs), "--use-list", rest)
     loaded = {}
+    data_files = _data_files(backup)
     for entry in big:
+        rows = _rows_read_here(files, data_files.get(_dump_id(entry)))
         with files.program_input(name, seekable=True) as given:  # a directory: its path, no stdin
-            counted = load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None)
+            counted = load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None,
+                                 rows)
         if counted:
             loaded[counted[0]] = counted[1]
     run("--section=post-data", "--jobs", str(jobs))
@@ -399,10 +403,35 @@ def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryptio
                         name: str) -> list[tuple[str, int]]:
     """The entries of a directory dump's ``pg_restore --list``, each with the size of its data file (0 for those
     that load no rows)."""
-    sizes = {int(found.group(1)): entry["size"] for entry in backup.manifest["files"]
-             for found in [DATA_FILE.match(entry["name"])] if found}
-    return [(line, sizes.get(int(line.split(";", 1)[0]), 0) if TABLE_DATA.match(line) else 0)
+    data_files = _data_files(backup)
+    return [(line, data_files[_dump_id(line)]["size"] if TABLE_DATA.match(line) and _dump_id(line) in data_files else 0)
             for line in _listed(pg_restore, files, name) if line.strip() and not line.startswith(";")]
+
+
+def _data_files(backup: store.Backup) -> dict[int, dict[str, Any]]:
+    """The manifest's entries of a directory dump's table data files, by the dump id of the entry they hold."""
+    return {int(found.group(1)): entry for entry in backup.manifest["files"]
+            for found in [DATA_FILE.match(entry["name"])] if found}
+
+
+def _dump_id(entry: str) -> int:
+    return int(entry.split(";", 1)[0])
+
+
+def _rows_read_here(files: encryption.DumpFiles,
+                    data_file: dict[str, Any] | None) -> Callable[[], ContextManager[Iterator[bytes]]] | None:
+    """What opens the rows of a table data file in this process, decrypted and decompressed as they are read; None
+    where it cannot decompress them (see ``compression.rows_reader``)."""
+    plain = data_file and data_file["name"].removesuffix(encryption.SUFFIX)
+    read = plain and rows_reader(plain)
+    if not read:
+        return None
+
+    @contextlib.contextmanager
+    def rows() -> Iterator[Iterator[bytes]]:
+        with files.stream(plain) as stored:
+            yield read(stored, BLOCK)
+    return rows
 
 
 def dump_toc(major: int, backup: store.Backup, files: encryption.DumpFiles) -> list[str]:

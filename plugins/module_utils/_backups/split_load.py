@@ -8,6 +8,10 @@ nobody sees until it is verified, so there a big table's rows may come in pieces
 COPY as a script, and its rows, cut between two lines, are spread over ``jobs`` COPYs into the same table. In
 COPY's text format a row is one line (newlines inside values are escaped) and the data ends at a line ``\\.``.
 Each COPY commits on its own: a failure leaves the new database part-loaded, and the swap drops it.
+
+Where this process can decompress the table's data file itself (see ``compression.rows_reader``), pg_restore
+gives only the COPY statement and its settings, and the rows come from the file: no second process decompresses
+them and writes them through a pipe for this one to read again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import Callable, ContextManager, Iterable, Iterator
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import use_list
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
@@ -48,10 +52,12 @@ COPY_TARGET = re.compile(rb"^COPY (%s\.%s)[ ;]" % (IDENTIFIER, IDENTIFIER))  # p
 
 
 def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, jobs: int,
-               skip_setting: re.Pattern | None = None) -> tuple[str, int] | None:
+               skip_setting: re.Pattern | None = None,
+               rows: Callable[[], ContextManager[Iterator[bytes]]] | None = None) -> tuple[str, int] | None:
     """Load the rows of the table data ``entry`` (a line of ``pg_restore --list``) of ``dump`` into the database of
     ``conninfo`` over ``jobs`` connections. ``skip_setting`` matches session settings the server would reject.
-    Returns the table's label and the rows its COPYs loaded (the server's count), when the rows went into that
+    ``rows()`` opens the rows in blocks, read from the data file in this process; without it pg_restore writes
+    them. Returns the table's label and the rows its COPYs loaded (the server's count), when the rows went into that
     table itself; None when they went through a partitioned table."""
     with use_list([entry]) as selection, tempfile.TemporaryFile() as errors:
         process = subprocess.Popen([str(pg_restore), "--use-list", selection, "--file", "-", *dump],
@@ -61,14 +67,19 @@ def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, job
             statement, settings = _preamble(process.stdout, entry)
             settings = [s for s in settings if not (skip_setting and skip_setting.match(s))]
             copies = _Copies(conninfo, settings, statement, jobs)
-            _spread(process.stdout, copies)
+            if rows is None:
+                _spread(iter(lambda: process.stdout.read1(BLOCK), b""), copies)
+            else:
+                process.kill()  # it has written all that is needed of it
+                with rows() as blocks:
+                    _spread(blocks, copies)
         except BaseException:
             process.kill()
             raise
         finally:
             process.stdout.close()
             process.wait()
-        if process.returncode != 0:
+        if process.returncode != 0 and rows is None:
             errors.seek(0)
             raise PhoenixError("pg_restore failed (exit %d) writing the rows of %s: %s" % (
                 process.returncode, entry.strip(), tool_said(errors.read().decode(errors="replace"))))
@@ -98,7 +109,7 @@ def _widen(pipe: int) -> None:
         pass
 
 
-def _preamble(script: BinaryIO, entry: str) -> tuple[bytes, list[bytes]]:
+def _preamble(script: Iterable[bytes], entry: str) -> tuple[bytes, list[bytes]]:
     """The COPY statement of the script and the settings before it; anything else there is not a table's COPY."""
     settings = []
     for line in script:
@@ -114,13 +125,13 @@ def _preamble(script: BinaryIO, entry: str) -> tuple[bytes, list[bytes]]:
     raise PhoenixError("the dump holds no rows for %s" % entry.strip())
 
 
-def _spread(script: BinaryIO, copies: _Copies) -> None:
-    """Give the rows, in blocks cut after a line, to the COPYs, up to the line that ends the data. The stream's
-    last HELD bytes are held back until it ends, and only they are searched for that line."""
+def _spread(blocks: Iterable[bytes], copies: _Copies) -> None:
+    """Give the rows, in ``blocks`` cut again after a line, to the COPYs, up to the line that ends the data. The
+    stream's last HELD bytes are held back until it ends, and only they are searched for that line."""
     pending = b""  # the held-back end of what was read, from the start of a line
     end = None
     try:
-        for block in iter(lambda: script.read1(BLOCK), b""):
+        for block in blocks:
             rows = pending + block
             cut = rows.rfind(b"\n", 0, max(len(rows) - HELD, 0)) + 1
             if cut:

@@ -30,6 +30,10 @@ class Collected:
         self.closed = True
 
 
+def blocks_of(data: bytes, size: int) -> list[bytes]:
+    return [data[at:at + size] for at in range(0, len(data), size)]
+
+
 AFTER = b"\n\\unrestrict key\n"  # what pg_restore writes after the line that ends the data
 TRAILER = b"\\.\n" + AFTER
 
@@ -39,7 +43,7 @@ def test_rows_are_cut_between_lines_and_end_at_the_end_of_data_wherever_the_bloc
     monkeypatch.setattr(split_load, "BLOCK", block)
     monkeypatch.setattr(split_load, "HELD", len(AFTER) + 1)  # the least that works: most rows go before the end
     copies = Collected()
-    split_load._spread(io.BufferedReader(io.BytesIO(ROWS + TRAILER), 2), copies)
+    split_load._spread(blocks_of(ROWS + TRAILER, block), copies)
     assert b"".join(copies.blocks) == ROWS
     assert all(block.endswith(b"\n") for block in copies.blocks)
     assert copies.closed
@@ -50,7 +54,7 @@ def test_rows_are_cut_between_lines_and_end_at_the_end_of_data_wherever_the_bloc
 def test_rows_without_the_line_that_ends_them_were_cut_short():
     copies = Collected()
     with pytest.raises(PhoenixError, match="cut short"):
-        split_load._spread(io.BufferedReader(io.BytesIO(ROWS)), copies)
+        split_load._spread(blocks_of(ROWS, 1 << 20), copies)
     assert copies.closed
 
 
@@ -59,7 +63,7 @@ def test_an_end_of_data_before_the_held_back_bytes_is_not_taken_for_the_end(monk
     unnoticed."""
     monkeypatch.setattr(split_load, "HELD", len(AFTER))
     with pytest.raises(PhoenixError, match="cut short"):
-        split_load._spread(io.BufferedReader(io.BytesIO(ROWS + TRAILER), 2), Collected())
+        split_load._spread(blocks_of(ROWS + TRAILER, 2), Collected())
 
 
 def test_the_preamble_gives_the_copy_and_the_settings_and_refuses_anything_else():
