@@ -71,7 +71,7 @@ molecule: venv
 	$(BIN)/molecule test --all
 
 bench: venv
-	cd bench && for b in health_vs_ping worlds backup swap_load large_objects many_tables restore_drill transfer integer_keys; do ../$(BIN)/python $$b.py; done
+	cd bench && for b in health_vs_ping worlds backup swap_load split_rows large_objects many_tables restore_drill transfer integer_keys; do ../$(BIN)/python $$b.py; done
 	cd bench && ../$(BIN)/python backup.py --tables 4
 
 clean:
