@@ -403,8 +403,8 @@ def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryptio
                         name: str) -> list[tuple[str, int]]:
     """The entries of a directory dump's ``pg_restore --list``, each with the size of its data file (0 for those
     that load no rows)."""
-    data_files = _data_files(backup)
-    return [(line, data_files[_dump_id(line)]["size"] if TABLE_DATA.match(line) and _dump_id(line) in data_files else 0)
+    sizes = {dump_id: data_file["size"] for dump_id, data_file in _data_files(backup).items()}
+    return [(line, sizes.get(_dump_id(line), 0) if TABLE_DATA.match(line) else 0)
             for line in _listed(pg_restore, files, name) if line.strip() and not line.startswith(";")]
 
 
