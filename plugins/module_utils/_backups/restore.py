@@ -18,7 +18,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, NamedTuple
+from typing import Any, BinaryIO, ContextManager, Iterable, Iterator, NamedTuple
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, row_security, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import rows_reader
@@ -54,7 +54,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.replicat
     subscriptions_left_out,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import BLOCK, load_split
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import BLOCK, RowsOpener, load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
     planned_kept_drops,
     require_swap_possible,
@@ -370,7 +370,8 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
                                        env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
         _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
 
-    entries = _table_data_by_size(backup, pg_restore, files, name) if backup.manifest["format"] == "directory" else []
+    data_files = _data_files(backup)
+    entries = _table_data_by_size(data_files, pg_restore, files, name) if backup.manifest["format"] == "directory" else []
     big = entries_to_split(entries, jobs)
     if not big:
         run("--jobs", str(jobs))
@@ -379,7 +380,6 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     with use_list(entry for entry, size in entries if entry not in big) as rest:
         run("--section=data", "--jobs", str(jobs), "--use-list", rest)
     loaded = {}
-    data_files = _data_files(backup)
     for entry in big:
         rows = _rows_read_here(files, data_files.get(_dump_id(entry)))
         with files.program_input(name, seekable=True) as given:  # a directory: its path, no stdin
@@ -399,11 +399,11 @@ def entries_to_split(entries: list[tuple[str, int]], jobs: int) -> list[str]:
     return [entry for entry, size in entries if size >= SPLIT_BYTES and size * jobs > total]
 
 
-def _table_data_by_size(backup: store.Backup, pg_restore: Path, files: encryption.DumpFiles,
+def _table_data_by_size(data_files: dict[int, dict[str, Any]], pg_restore: Path, files: encryption.DumpFiles,
                         name: str) -> list[tuple[str, int]]:
     """The entries of a directory dump's ``pg_restore --list``, each with the size of its data file (0 for those
     that load no rows)."""
-    sizes = {dump_id: data_file["size"] for dump_id, data_file in _data_files(backup).items()}
+    sizes = {dump_id: data_file["size"] for dump_id, data_file in data_files.items()}
     return [(line, sizes.get(_dump_id(line), 0) if TABLE_DATA.match(line) else 0)
             for line in _listed(pg_restore, files, name) if line.strip() and not line.startswith(";")]
 
@@ -419,7 +419,7 @@ def _dump_id(entry: str) -> int:
 
 
 def _rows_read_here(files: encryption.DumpFiles,
-                    data_file: dict[str, Any] | None) -> Callable[[], ContextManager[Iterator[bytes]]] | None:
+                    data_file: dict[str, Any] | None) -> RowsOpener | None:
     """What opens the rows of a table data file in this process, decrypted and decompressed as they are read; None
     where it cannot decompress them (see ``compression.rows_reader``)."""
     plain = data_file and data_file["name"].removesuffix(encryption.SUFFIX)

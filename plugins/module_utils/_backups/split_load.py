@@ -49,11 +49,12 @@ SESSION_SETTING = re.compile(rb"^(SET [a-z_]+ = .*|SELECT pg_catalog\.set_config
 SKIPPED = re.compile(rb"^(--.*|\\restrict .*|\s*)\n$")
 IDENTIFIER = rb'(?:"(?:[^"]|"")+"|[^\s".(]+)'
 COPY_TARGET = re.compile(rb"^COPY (%s\.%s)[ ;]" % (IDENTIFIER, IDENTIFIER))  # pg_dump names a table with its schema
+RowsOpener = Callable[[], ContextManager[Iterator[bytes]]]  # opens a table's rows, read in blocks in this process
 
 
 def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, jobs: int,
                skip_setting: re.Pattern | None = None,
-               rows: Callable[[], ContextManager[Iterator[bytes]]] | None = None) -> tuple[str, int] | None:
+               rows: RowsOpener | None = None) -> tuple[str, int] | None:
     """Load the rows of the table data ``entry`` (a line of ``pg_restore --list``) of ``dump`` into the database of
     ``conninfo`` over ``jobs`` connections. ``skip_setting`` matches session settings the server would reject.
     ``rows()`` opens the rows in blocks, read from the data file in this process; without it pg_restore writes
