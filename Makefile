@@ -33,20 +33,25 @@ demo: venv
 stop: venv
 	$(BIN)/ansible-playbook playbooks/embedded.yml -i inventories/local -e local_postgres_state=stopped
 
-# Quick gates first; pytest last so its summary closes the run.
-test: venv lint sanity units molecule pytest
+# Quick gates first, two at a time (each one's output shown whole once it ends); pytest last so its summary closes
+# the run.
+test: venv
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint sanity units molecule
+	$(MAKE) --no-print-directory pytest
 
 # The whole suite on the system's PostgreSQL, then the restore tests whose rules change with PostgreSQL 16 (a
 # member of the owner role may act as it only with the SET option; which role may replace whose objects; the options
 # of a dump's subscriptions) again on the pgserver wheel's 16, and the lock table's, as pg_dump 16 locks its tables
-# in one statement.
+# in one statement. TEST_WORKERS parallel workers, each with a server of its own: much of a test is waiting (for
+# ansible-playbook to start, for a lock, for a killed run), so more workers than cores still shortens the run.
+TEST_WORKERS ?= 3
+PARALLEL := -n $(TEST_WORKERS) --maxschedchunk 1  # a test or two at a time to each worker, the slow ones first
 pytest: venv test-tools
-	$(BIN)/pytest
-	PHOENIX_TEST_SERVER=pgserver $(BIN)/pytest tests/database/test_many_tables.py
-	PHOENIX_TEST_SERVER=pgserver $(BIN)/pytest tests/database/test_swap_restore.py tests/database/test_lock_waits.py \
-	  tests/database/test_logical_replication.py \
-	  -k "member or exactly_keeps or merely or empty_leftover or killed_at_any or superuser_objects or prepared \
-	      or in_place_restore_behind or slot or subscription"
+	$(BIN)/pytest $(PARALLEL)
+	PHOENIX_TEST_SERVER=pgserver $(BIN)/pytest $(PARALLEL) tests/database/test_many_tables.py \
+	  tests/database/test_swap_restore.py tests/database/test_lock_waits.py tests/database/test_logical_replication.py \
+	  -k "test_many_tables or member or exactly_keeps or merely or empty_leftover or killed_at_any \
+	      or superuser_objects or prepared or in_place_restore_behind or slot or subscription"
 
 # Tested as the field runs them, with Debian's packages, installed when missing: the status page as chromium shows
 # it, and the modules behind pgbouncer and pgpool-II. Each as command:package.
@@ -67,8 +72,13 @@ sanity: venv
 units: venv
 	bash tests/ansible_test.sh units
 
-molecule: venv
-	$(BIN)/molecule test --all
+# Each scenario on an embedded server of its own (its port and PHOENIX_HOME in its molecule.yml).
+MOLECULE_SCENARIOS := $(notdir $(patsubst %/,%,$(dir $(wildcard extensions/molecule/*/molecule.yml))))
+MOLECULE_RUNS := $(addprefix molecule-,$(MOLECULE_SCENARIOS))
+.PHONY: $(MOLECULE_RUNS)
+molecule: $(MOLECULE_RUNS)
+$(MOLECULE_RUNS): molecule-%: venv
+	$(BIN)/molecule test --scenario-name $*
 
 bench: venv
 	cd bench && for b in health_vs_ping worlds backup swap_load split_rows large_objects many_tables restore_drill transfer integer_keys; do ../$(BIN)/python $$b.py; done

@@ -217,6 +217,7 @@ def test_a_backup_by_a_role_that_may_not_read_a_large_object_is_refused_naming_i
         assert fresh["changed"] is False and fresh["fresh"] is True, fresh.get("msg")  # none to take: no refusal
 
 
+@pytest.mark.slow
 def test_the_restore_playbook_says_how_many_large_objects_it_brings_back(phoenix_home):
     assert playbook(phoenix_home, "site.yml", "-i", "inventories/beta").returncode == 0
     beta = environment_database(phoenix_home, "phoenix_beta")

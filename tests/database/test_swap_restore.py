@@ -1164,6 +1164,7 @@ def test_a_typo_is_one_clear_message(swappable, tmp_path, options, message):
     assert result["failed"] is True and message in result["msg"] and "Traceback" not in result["_raw"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt, rows", [
     ("custom", 400000),
     ("directory", 600000),  # its data file above SPLIT_BYTES: the rows come over several connections
