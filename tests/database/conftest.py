@@ -150,6 +150,20 @@ def database(pg_cluster: LocalCluster) -> Iterator[Database]:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def dead_rows(database: Database, table: str) -> int:
+    """The dead rows of ``table`` in the server's statistics."""
+    return database.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))[0][0]
+
+
+def dead_rows_counted(database: Database, table: str, count: int) -> None:
+    """Wait until the server's statistics show ``count`` dead rows in ``table``: a session flushes its counts as it
+    exits, after its client has gone, so a run started at once may not see them yet."""
+    deadline = time.monotonic() + 10
+    while dead_rows(database, table) != count:
+        assert time.monotonic() < deadline, "the statistics do not show %d dead rows in %s" % (count, table)
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No connection or stage settings leak in from the caller's environment."""

@@ -11,7 +11,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_maintenance
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from conftest import held_by
+from conftest import dead_rows, dead_rows_counted, held_by
 from worlds_fixtures import migrate
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -32,11 +32,8 @@ def churned(database):
         conn.execute(sql.SQL("INSERT INTO orders SELECT g, 1 FROM generate_series(1, 2000) g"))
         conn.execute(sql.SQL("ANALYZE"))
         conn.execute(sql.SQL("UPDATE orders SET total = total + 1"))  # 2000 dead row versions
-    return database  # closing the connection flushed its statistics
-
-
-def dead_rows(database, table: str = "orders") -> int:
-    return database.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))[0][0]
+    dead_rows_counted(database, "orders", 2000)
+    return database
 
 
 def test_check_mode_lists_what_it_would_do_and_does_nothing(churned):
@@ -44,14 +41,14 @@ def test_check_mode_lists_what_it_would_do_and_does_nothing(churned):
     planned = maintenance(churned, check=True, reindex=["orders"])
     assert planned["changed"] and planned["vacuum"] == ["orders"] and planned["reindex"] == ["orders"], planned
     assert planned["report"]["orders"]["dead_rows"] == 2000 and planned["report"]["orders"]["dead_ratio"] > 0.1
-    assert dead_rows(churned) == 2000
+    assert dead_rows(churned, "orders") == 2000
     assert churned.query("SELECT count(*) FROM phoenix.audit_log") == audit
 
 
 def test_a_run_vacuums_what_needs_it_and_the_next_finds_nothing(churned):
     done = maintenance(churned, reindex=["orders"])
     assert done["changed"] and done["vacuum"] == ["orders"] and done["reindex"] == ["orders"], done.get("msg")
-    assert dead_rows(churned) == 0 and done["report"]["orders"]["last_vacuum"] is not None
+    assert dead_rows(churned, "orders") == 0 and done["report"]["orders"]["last_vacuum"] is not None
     assert churned.query("SELECT details->'vacuum' FROM phoenix.audit_log WHERE operation = 'maintenance'") == [
         (["orders"],)]
     again = maintenance(churned)
@@ -125,6 +122,7 @@ def test_a_vacuum_of_a_table_a_migration_holds_is_left_for_the_next_run_and_the_
         conn.execute(sql.SQL("CREATE TABLE returns (id integer PRIMARY KEY) WITH (autovacuum_enabled = off)"))
         conn.execute(sql.SQL("INSERT INTO returns SELECT generate_series(1, 500)"))
         conn.execute(sql.SQL("DELETE FROM returns"))  # 500 dead rows here too
+    dead_rows_counted(churned, "returns", 500)
     with held_by(churned, sql.SQL("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"), "nightly migration"):
         left = maintenance(churned, lock_timeout=1)
     assert "failed" not in left and left["changed"] is True, left
@@ -132,9 +130,9 @@ def test_a_vacuum_of_a_table_a_migration_holds_is_left_for_the_next_run_and_the_
     assert [(s["table"], s["action"]) for s in left["skipped"]] == [("orders", "vacuum")]
     assert re.search(r"VACUUM of orders was left for the next run: it waited lock_timeout=1 s for the table, held now "
                      r"by public\.orders by session \d+ of \w+ \(nightly migration\)$", left["warnings"][0]["event"]["msg"])
-    assert dead_rows(churned) == 2000
+    assert dead_rows(churned, "orders") == 2000
     again = maintenance(churned)
-    assert again["vacuum"] == ["orders"] and dead_rows(churned) == 0
+    assert again["vacuum"] == ["orders"] and dead_rows(churned, "orders") == 0
 
 
 @pytest.fixture(params=[
@@ -189,4 +187,4 @@ def test_prod_reports_freely_and_acts_only_with_allow_prod(database):
 def test_typos_and_hostile_names_are_refused_before_anything_runs(churned, options, message):
     refused = maintenance(churned, **options)
     assert refused["failed"] and message in refused["msg"], refused
-    assert dead_rows(churned) == 2000
+    assert dead_rows(churned, "orders") == 2000
