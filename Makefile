@@ -11,10 +11,15 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 venv: $(VENV)/.installed
 
+# uv fetches and installs the packages in parallel (seconds, where pip takes a minute or more); pip is the fallback
+# should uv itself not install or not reach the registry. pip notes each of the machine's find-links folders that is
+# missing: QUIET_PIP leaves those notes out.
+UV := uv==0.13.9
+QUIET_PIP := 2>&1 | { grep -v 'is ignored' || true; }
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
-	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | grep -v 'is ignored' || true
+	{ $(BIN)/pip install --quiet $(UV) $(QUIET_PIP) && $(BIN)/uv pip install --quiet --python $(BIN)/python \
+	  -r requirements-dev.txt; } || $(BIN)/pip install --quiet -r requirements-dev.txt $(QUIET_PIP)
 	$(BIN)/python -c 'import ansible, psycopg, pydantic, bcrypt, molecule, pytest, pgserver'
 	touch $@
 
