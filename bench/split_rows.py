@@ -45,7 +45,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     tool_versions,
 )
 
-METHODS = ("zstd", "gzip")
+METHODS = ("zstd", "lz4", "gzip")
 
 
 def cpu_seconds() -> float:

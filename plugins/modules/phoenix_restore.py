@@ -117,8 +117,9 @@ options:
         (pg_restore writes its COPY, whose rows are cut between lines), after the definitions and the other tables'
         rows, before the indexes, constraints and triggers. Its row count, checked against the manifest, is the one
         the server reports as those COPYs end (the table is not counted again). The module reads those rows from
-        the data file itself when it can decompress it (gzip, none, and zstd when the C(zstandard) Python library
-        is installed), so no pg_restore decompresses them into a pipe for it; otherwise pg_restore does.
+        the data file itself when it can decompress it (gzip, none, zstd when the C(zstandard) Python library is
+        installed, and lz4 when the C(lz4) one is), so no pg_restore decompresses them into a pipe for it;
+        otherwise pg_restore does.
       - pg_restore 17 and newer opens its sessions with a setting (C(transaction_timeout)) older servers reject. A
         backup such a pg_dump wrote (zstd or lz4) for an older server is restored in place as a script through
         psql, without that setting, in one transaction; a swap restores it in parallel and forgives that one

@@ -1280,13 +1280,14 @@ def test_a_role_that_may_not_create_databases_is_told_before_anything_happens(sw
     assert table_fingerprints(data) == before and not databases_like(data, "_")
 
 
-@pytest.mark.parametrize("compress, encrypted, zstandard_installed, read_here", [
+@pytest.mark.parametrize("compress, encrypted, library_installed, read_here", [
     ("gzip", False, True, True), ("zstd", False, True, True), ("gzip", True, True, True), ("zstd", True, True, True),
-    ("none", False, True, True), ("lz4", False, True, False), ("zstd", False, False, False)])
+    ("none", False, True, True), ("lz4", False, True, True), ("zstd", False, False, False),
+    ("lz4", False, False, False)])
 def test_big_tables_rows_come_over_several_connections_exactly(swappable, tmp_path, monkeypatch, compress,
-                                                               encrypted, zstandard_installed, read_here):
-    """The rows come from the data file, read in the module, wherever it can decompress them; else from
-    pg_restore."""
+                                                               encrypted, library_installed, read_here):
+    """The rows come from the data file, read in the module, wherever it can decompress them (zstd and lz4 with
+    their Python libraries); else from pg_restore."""
     data = swappable
     with data.connect() as conn:
         conn.execute(sql.SQL(ODD_TABLES))
@@ -1295,8 +1296,9 @@ def test_big_tables_rows_come_over_several_connections_exactly(swappable, tmp_pa
                 encrypt_to=[str(identity.to_public())] if encrypted else None)
     before = rows_restored(data)
     call(phoenix_world.main, data, id="KEEP_ME", state="absent")
-    if not zstandard_installed:
+    if not library_installed:
         monkeypatch.setitem(sys.modules, "zstandard", None)
+        monkeypatch.setitem(sys.modules, "lz4.frame", None)
     # these tables are small and none holds most rows: any but the tiniest (no_key's, uncompressed too) is
     # loaded in pieces here
     in_pieces = loads_in_pieces(monkeypatch, lambda entry, size: size >= 4096 and " no_key " not in entry)

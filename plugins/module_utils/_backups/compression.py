@@ -105,7 +105,8 @@ def _probe(compression: Compression, pg_dump: Path, pg_dump_major: int) -> str |
 def rows_reader(name: str) -> Callable[[BinaryIO, int], Iterator[bytes]] | None:
     """How this process reads the plain bytes of the directory dump's data file ``name`` (its suffix names how
     pg_dump compressed it) from a stream of its stored bytes, in blocks of about the size given; None when it
-    cannot: lz4, zstd without the zstandard library, a suffix it does not know. pg_restore reads those."""
+    cannot: zstd without the zstandard library, lz4 without the lz4 library, a suffix it does not know. pg_restore
+    reads those."""
     suffix = name.rsplit(".dat", 1)[-1]
     if suffix == "":
         return _stored_blocks
@@ -116,7 +117,17 @@ def rows_reader(name: str) -> Callable[[BinaryIO, int], Iterator[bytes]] | None:
             import zstandard
         except ImportError:
             return None
-        return lambda stored, block: _unzstd(zstandard, stored, block)
+        return lambda stored, block: _decompressed(
+            zstandard.ZstdDecompressor().stream_reader(stored, read_size=block, read_across_frames=True), block,
+            "zstd", zstandard.ZstdError)
+    if suffix == ".lz4":
+        try:
+            import lz4.frame
+        except ImportError:
+            return None
+        # the frame reader goes on to a next frame, and calls a frame cut short an EOFError
+        return lambda stored, block: _decompressed(lz4.frame.LZ4FrameFile(stored, mode="rb"), block, "lz4",
+                                                   (RuntimeError, EOFError))
     return None
 
 
@@ -124,14 +135,16 @@ def _stored_blocks(stored: BinaryIO, block: int) -> Iterator[bytes]:
     return iter(lambda: stored.read(block), b"")
 
 
-def _unzstd(zstandard: Any, stored: BinaryIO, block: int) -> Iterator[bytes]:
-    """The plain bytes of zstd frames. A stream cut within a frame ends where it was cut (the library does not
-    tell): rows read from it lack the line that ends them, and their load fails on that."""
-    reader = zstandard.ZstdDecompressor().stream_reader(stored, read_size=block, read_across_frames=True)
+def _decompressed(reader: BinaryIO, block: int, method: str,
+                  errors: type[BaseException] | tuple[type[BaseException], ...]) -> Iterator[bytes]:
+    """The plain bytes of a library's stream ``reader``, its ``errors`` told as the method's. (pg_dump writes zstd
+    and lz4 frames without checksums: damage reads as other bytes, which the manifest's checksum refuses first. The
+    zstd library ends a stream cut within a frame without a word: the rows read then lack the line that ends them,
+    and their load fails on that.)"""
     try:
         yield from _stored_blocks(reader, block)
-    except zstandard.ZstdError as exc:
-        raise PhoenixError("the zstd data cannot be read: %s" % exc) from None
+    except errors as exc:
+        raise PhoenixError("the %s data cannot be read: %s" % (method, exc)) from None
 
 
 def _gunzipped(stored: BinaryIO, block: int) -> Iterator[bytes]:

@@ -9,6 +9,7 @@ import io
 import os
 import sys
 
+import lz4.frame
 import pytest
 import zstandard
 
@@ -16,7 +17,8 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.compress
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 
 ROWS = b"".join(b"%d\tW%d\t%s\n" % (n, n % 100, os.urandom(16).hex().encode()) for n in range(20000)) + b"\\.\n\n\n"
-STORED = {".dat": ROWS, ".dat.gz": gzip.compress(ROWS), ".dat.zst": zstandard.ZstdCompressor(level=3).compress(ROWS)}
+STORED = {".dat": ROWS, ".dat.gz": gzip.compress(ROWS), ".dat.zst": zstandard.ZstdCompressor(level=3).compress(ROWS),
+          ".dat.lz4": lz4.frame.compress(ROWS)}
 
 
 def read(name: str, stored: bytes, block: int) -> list[bytes]:
@@ -35,14 +37,18 @@ def test_a_data_file_reads_back_its_rows_in_blocks_no_bigger_than_asked(suffix, 
         assert len(blocks) > 1
 
 
-def test_gzip_members_one_after_another_read_as_one_stream():
-    halves = gzip.compress(ROWS[:1000]) + gzip.compress(ROWS[1000:])
-    assert b"".join(read("database/1.dat.gz", halves, 4096)) == ROWS
+@pytest.mark.parametrize("suffix, compress", [(".dat.gz", gzip.compress), (".dat.lz4", lz4.frame.compress)])
+def test_members_or_frames_one_after_another_read_as_one_stream(suffix, compress):
+    halves = compress(ROWS[:1000]) + compress(ROWS[1000:])
+    assert b"".join(read("database/1" + suffix, halves, 4096)) == ROWS
 
 
-def test_gzip_cut_short_fails_instead_of_ending_early():
-    with pytest.raises(PhoenixError, match="cut short"):
-        read("database/1.dat.gz", STORED[".dat.gz"][:len(STORED[".dat.gz"]) // 2], 4096)
+@pytest.mark.parametrize("suffix, message", [
+    (".dat.gz", "the gzip data ends within a member: the file was cut short"),
+    (".dat.lz4", "the lz4 data cannot be read: Compressed file ended before the end-of-stream marker")])
+def test_gzip_or_lz4_cut_short_fails_instead_of_ending_early(suffix, message):
+    with pytest.raises(PhoenixError, match=message):
+        read("database/1" + suffix, STORED[suffix][:len(STORED[suffix]) // 2], 4096)
 
 
 def test_zstd_cut_short_reads_as_rows_without_their_end():
@@ -63,9 +69,15 @@ def test_damaged_gzip_fails_with_the_method_named():
         read("database/1.dat.gz", damaged, 4096)
 
 
+def test_not_lz4_at_all_fails_with_the_method_named():
+    with pytest.raises(PhoenixError, match="the lz4 data cannot be read: .*frameType_unknown"):
+        read("database/1.dat.lz4", ROWS, 4096)
+
+
 def test_what_this_process_cannot_decompress_is_left_to_pg_restore(monkeypatch):
-    assert rows_reader("database/1.dat.lz4") is None
     assert rows_reader("database/1.dat.bz2") is None
     monkeypatch.setitem(sys.modules, "zstandard", None)  # not installed
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
     assert rows_reader("database/1.dat.zst") is None
+    assert rows_reader("database/1.dat.lz4") is None
     assert rows_reader("database/1.dat.gz") is not None
