@@ -1282,7 +1282,7 @@ def test_a_role_that_may_not_create_databases_is_told_before_anything_happens(sw
 
 @pytest.mark.parametrize("compress, encrypted, library_installed, read_here", [
     ("gzip", False, True, True), ("zstd", False, True, True), ("gzip", True, True, True), ("zstd", True, True, True),
-    ("none", False, True, True), ("lz4", False, True, True), ("zstd", False, False, False),
+    ("none", False, True, True), ("lz4", False, True, True), ("lz4", True, True, True), ("zstd", False, False, False),
     ("lz4", False, False, False)])
 def test_big_tables_rows_come_over_several_connections_exactly(swappable, tmp_path, monkeypatch, compress,
                                                                encrypted, library_installed, read_here):
