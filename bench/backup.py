@@ -26,6 +26,7 @@ from worlds import create_database, migrated_base
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import default_jobs, parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
 
+NEWER_METHODS = ("zstd", "lz4")  # directory backups compressed as pg_dump 16 and newer can
 ROW_BYTES = 200  # roughly, per row of the filler table, indexes included
 
 BACKUP = """
@@ -124,18 +125,19 @@ def main() -> None:
             def parallel_backup(run: int) -> None:
                 run_child(BACKUP, dsn, str(work / ("parallel%d" % run)), "directory", "gzip")
 
-            def zstd_backup(run: int) -> None:
-                run_child(BACKUP, dsn, str(work / ("zstd%d" % run)), "directory", "zstd")
+            def compressed_backup(method: str) -> Callable[[int], None]:
+                return lambda run: run_child(BACKUP, dsn, str(work / ("%s%d" % (method, run))), "directory", method)
 
             settle = settler(dsn, major)
 
             backups = in_turns({"raw": raw_backup, "phoenix": phoenix_backup, "parallel": parallel_backup,
-                                "encrypted": encrypted_backup, "zstd": zstd_backup}, args.runs, settle)
-            backup_p, backup_r, parallel_p, encrypted_p, zstd_p = (
-                statistics.median(backups[name]) for name in ("phoenix", "raw", "parallel", "encrypted", "zstd"))
+                                "encrypted": encrypted_backup, **{m: compressed_backup(m) for m in NEWER_METHODS}},
+                               args.runs, settle)
+            backup_p, backup_r, parallel_p, encrypted_p = (
+                statistics.median(backups[name]) for name in ("phoenix", "raw", "parallel", "encrypted"))
             dump_mb = (work / "raw0.dump").stat().st_size / 1e6
-            parallel_mb, zstd_mb = (sum(f.stat().st_size for f in (work / name).rglob("*") if f.is_file()) / 1e6
-                                    for name in ("parallel0", "zstd0"))
+            stored_mb = {name: sum(f.stat().st_size for f in (work / ("%s0" % name)).rglob("*") if f.is_file()) / 1e6
+                         for name in ("parallel", *NEWER_METHODS)}
 
             def phoenix_restore(run: int) -> None:
                 run_child(RESTORE, dsn, str(work / "phoenix0"))
@@ -158,17 +160,19 @@ def main() -> None:
             def swap_restore(run: int) -> None:
                 peak_mb["swap"] = run_child(RESTORE, dsn, str(work / "phoenix0"), "swap")[1]
 
-            def zstd_swap_restore(run: int) -> None:
-                peak_mb["zstd_swap"] = run_child(RESTORE, dsn, str(work / "zstd0"), "swap")[1]
+            def compressed_swap_restore(method: str) -> Callable[[int], None]:
+                def swap(run: int) -> None:
+                    peak_mb[method + "_swap"] = run_child(RESTORE, dsn, str(work / (method + "0")), "swap")[1]
+                return swap
 
             restores = in_turns({"raw": raw_restore, "phoenix": phoenix_restore, "encrypted": encrypted_restore,
-                                 "swap": swap_restore, "zstd_swap": zstd_swap_restore,
+                                 "swap": swap_restore, **{m + "_swap": compressed_swap_restore(m) for m in NEWER_METHODS},
                                  "raw_parallel": parallel_raw_restore, "safe": safe_restore,
                                  "raw_safe": backup_then_raw_restore}, args.runs, settle)
-            restore_p, restore_r, encrypted_restore_p, swap_p, zstd_swap_p, parallel_r, safe_p, safe_r = (
+            restore_p, restore_r, encrypted_restore_p, swap_p, parallel_r, safe_p, safe_r = (
                 statistics.median(restores[name])
-                for name in ("phoenix", "raw", "encrypted", "swap", "zstd_swap", "raw_parallel", "safe", "raw_safe"))
-            zstd_dump = read_manifest(work / "zstd0")
+                for name in ("phoenix", "raw", "encrypted", "swap", "raw_parallel", "safe", "raw_safe"))
+            newer_major = read_manifest(work / (NEWER_METHODS[0] + "0"))["pg_dump_major"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     body = "\n".join([
@@ -184,11 +188,12 @@ def main() -> None:
         "| backup | %.1f s (`phoenix_backup`: snapshot, row counts, sha256, manifest, fsync) | %.1f s (`pg_dump -Fc`) "
         "| %s |" % (backup_p, backup_r, ratio(backups, "phoenix", "raw")),
         "| backup, `format: directory`, `compress: gzip`, %d jobs | %.1f s, %.0f MB | %.1f s, %.0f MB (`pg_dump -Fc`) "
-        "| %s |" % (default_jobs("directory"), parallel_p, parallel_mb, backup_r, dump_mb,
+        "| %s |" % (default_jobs("directory"), parallel_p, stored_mb["parallel"], backup_r, dump_mb,
                     ratio(backups, "parallel", "raw")),
-        "| backup, `format: directory`, `compress: zstd`, %d jobs (pg_dump %d) | %.1f s, %.0f MB | %.1f s, %.0f MB "
-        "(`pg_dump -Fc`) | %s |" % (default_jobs("directory"), zstd_dump["pg_dump_major"], zstd_p, zstd_mb, backup_r,
-                                    dump_mb, ratio(backups, "zstd", "raw")),
+        *["| backup, `format: directory`, `compress: %s`, %d jobs (pg_dump %d) | %.1f s, %.0f MB | %.1f s, %.0f MB "
+          "(`pg_dump -Fc`) | %s |" % (method, default_jobs("directory"), newer_major, statistics.median(backups[method]),
+                                      stored_mb[method], backup_r, dump_mb, ratio(backups, method, "raw"))
+          for method in NEWER_METHODS],
         "| backup encrypted to one age recipient (`encrypt_to`) | %.1f s | %.1f s (the same backup unencrypted) "
         "| %s |" % (encrypted_p, backup_p, ratio(backups, "encrypted", "phoenix")),
         "| restore | %.1f s (`phoenix_restore`: checksums, `pg_restore --list`, single transaction, no safety "
@@ -203,16 +208,18 @@ def main() -> None:
         "row counts against the manifest, history carried over, names swapped) | %.1f s (`pg_restore "
         "--single-transaction` into an empty database) | %s |"
         % (parallel_jobs(), swap_p, restore_r, ratio(restores, "swap", "raw")),
-        "| restore of the zstd backup, `mode: swap`, %d jobs | %.1f s (the same, with pg_restore %d) | %.1f s "
-        "(`pg_restore --single-transaction` of the `-Fc` dump) | %s |"
-        % (parallel_jobs(), zstd_swap_p, zstd_dump["pg_dump_major"], restore_r, ratio(restores, "zstd_swap", "raw")),
+        *["| restore of the %s backup, `mode: swap`, %d jobs | %.1f s (the same, with pg_restore %d) | %.1f s "
+          "(`pg_restore --single-transaction` of the `-Fc` dump) | %s |"
+          % (method, parallel_jobs(), statistics.median(restores[method + "_swap"]), newer_major, restore_r,
+             ratio(restores, method + "_swap", "raw")) for method in NEWER_METHODS],
         "| for reference: `pg_restore --jobs %d` alone, into an empty database (no check, no swap) | – | %.1f s | "
         "%s of `pg_restore --single-transaction` |" % (parallel_jobs(), parallel_r, ratio(restores, "raw_parallel", "raw")),
         "",
         "Peak memory of the backup process: %.0f MB unencrypted, %.0f MB encrypted (the dump is streamed, never "
         "held whole; the encrypted one is encrypted as pg_dump writes it); of the encrypted restore: %.0f MB; of the "
-        "swap restore: %.0f MB, %.0f MB of the zstd one. "
-        % (peak_mb["plain"], peak_mb["encrypted"], peak_mb["encrypted_restore"], peak_mb["swap"], peak_mb["zstd_swap"]) +
+        "swap restore: %.0f MB, %s. "
+        % (peak_mb["plain"], peak_mb["encrypted"], peak_mb["encrypted_restore"], peak_mb["swap"],
+           ", ".join("%.0f MB of the %s one" % (peak_mb[method + "_swap"], method) for method in NEWER_METHODS)) +
         "The module restores over the live database (`--clean` drops each object first); the plain tool restores "
         "into an empty one.",
     ])
