@@ -86,7 +86,7 @@ $(MOLECULE_RUNS): molecule-%: venv
 	$(BIN)/molecule test --scenario-name $*
 
 bench: venv
-	cd bench && for b in health_vs_ping worlds backup swap_load split_rows large_objects many_tables restore_drill transfer integer_keys; do ../$(BIN)/python $$b.py; done
+	cd bench && for b in health_vs_ping worlds backup swap_load swap_parts split_rows large_objects many_tables restore_drill transfer integer_keys; do ../$(BIN)/python $$b.py; done
 	cd bench && ../$(BIN)/python backup.py --tables 4
 
 clean:
