@@ -139,6 +139,19 @@ class Database:
         with self.connect() as conn:
             return conn.execute(sql.SQL(query), params or None).fetchall()  # test-only static SQL
 
+    def statistics(self, query: str) -> list[tuple]:
+        """``query`` of the server's statistics once every other client session of this database has ended. A
+        session flushes its counts as it exits, after its client has gone: read at once, the counts may miss
+        what the last module run did (a write it should not have made, say)."""
+        deadline = time.monotonic() + 10
+        with self.connect() as conn:  # autocommit: each statement sees the sessions and counts anew
+            while conn.execute(sql.SQL(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")).fetchone()[0]:
+                assert time.monotonic() < deadline, "sessions of %s still connected after 10 s" % self.name
+                time.sleep(0.02)
+            return conn.execute(sql.SQL(query)).fetchall()  # test-only static SQL
+
 
 @pytest.fixture
 def database(pg_cluster: LocalCluster) -> Iterator[Database]:
