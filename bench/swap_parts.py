@@ -31,7 +31,11 @@ from report import write_section
 from worlds import migrated_base
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
+    find_tool,
+    libpq_environment,
+    server_major,
+)
 
 LOGGED = re.compile(r"^(\S+ \S+) \S+ \[\d+\] LOG:  duration: ([\d.]+) ms  statement: (.*)$", re.MULTILINE)
 LOAD, KEY = "COPY public.filler ", "ALTER TABLE ONLY public.filler"  # pg_dump's statements for the big table
@@ -75,7 +79,7 @@ def main() -> None:
             dsn = migrated_base(cluster, "big")
             fill(dsn, args.size_mb)
             with psycopg.connect(dsn, autocommit=True) as conn:
-                major = int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
+                major = server_major(conn)
                 conn.execute(sql.SQL("ALTER SYSTEM SET log_min_duration_statement = 0"))
                 conn.execute(sql.SQL("ALTER SYSTEM SET log_line_prefix = '%m [%p] '"))
                 conn.execute(sql.SQL("ALTER SYSTEM SET log_timezone = 'UTC'"))
