@@ -18,7 +18,10 @@ options:
         C(pg_restore)) are given the same connection.
       - Mutually exclusive with the C(login_*) options. Treated as a secret.
       - Like C(pg_dump)'s, the module's sessions lift C(statement_timeout), C(idle_in_transaction_session_timeout)
-        and C(transaction_timeout) for themselves, whatever the database or role sets for the application.
+        and C(transaction_timeout) for themselves, whatever the database or role sets for the application. The
+        first two are lifted from the session's start, by libpq C(options) added after any the connection gives;
+        through a pool that refuses them (PgBouncer without C(options) in C(ignore_startup_parameters)), by the
+        session's first statement.
     type: str
     aliases: [conninfo]
   login_host:

@@ -29,9 +29,11 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 @contextlib.contextmanager
-def pgbouncer(database, pool_mode: str, pool_size: int, *settings: str) -> Iterator[str]:
+def pgbouncer(database, pool_mode: str, pool_size: int, *settings: str,
+              ignored: str = "extra_float_digits,options") -> Iterator[str]:
     """PgBouncer in ``pool_mode`` in front of ``database``'s server, with ``pool_size`` server processes per
-    database and more ``settings``; yields the db_url that reaches ``database`` through it."""
+    database and more ``settings``, passing on no startup parameter it ``ignored`` (it refuses a connection that
+    gives one it neither knows nor ignores); yields the db_url that reaches ``database`` through it."""
     base = make_base_dir("phoenix-pgbouncer-")
     port = free_port()
     config = base / "pgbouncer.ini"
@@ -41,7 +43,7 @@ def pgbouncer(database, pool_mode: str, pool_size: int, *settings: str) -> Itera
         "[pgbouncer]",
         "listen_addr = 127.0.0.1", "listen_port = %d" % port, "unix_socket_dir =",
         "auth_type = any", "pool_mode = %s" % pool_mode, "default_pool_size = %d" % pool_size,
-        "ignore_startup_parameters = extra_float_digits,options",
+        "ignore_startup_parameters = %s" % ignored,
         "logfile = %s" % (base / "pgbouncer.log"), *settings, ""]))
     url = "postgresql://postgres@127.0.0.1:%d/%s" % (port, database.name)
     with serving("pgbouncer", [str(config)], base, url, signal.SIGTERM):  # SIGTERM: at once, sessions or not
@@ -109,6 +111,20 @@ def test_a_pool_in_session_mode_serves_every_module(database, tmp_path):
                                                          "mode": mode, "safety_backup": False})
             assert restored.get("failed") is not True, restored
             assert app_fingerprints(database) == with_world, mode
+
+
+def test_a_pool_that_refuses_startup_options_serves_the_sessions_started_without_them(database, tmp_path):
+    """Sessions start with libpq options lifting the application's limits; PgBouncer refuses a connection that
+    gives options it does not ignore, and a run's sessions and pg_dump connect without them then."""
+    migrate(database)
+    with pgbouncer(database, "session", pool_size=10, ignored="extra_float_digits") as url:
+        with pytest.raises(psycopg.OperationalError, match="unsupported startup parameter"):
+            psycopg.connect(url + "?options=-c%20statement_timeout%3D0").close()
+        created = run_module(phoenix_world.main, {"db_url": url, "stage": "BETA", "id": "UC_POOL", "seed": TINY})
+        assert created.get("failed") is not True and created["changed"] is True, created
+        made = run_module(phoenix_backup.main, {"db_url": url, "stage": "BETA", "dest": str(tmp_path), "jobs": 2,
+                                                "format": "directory", "verify": True})
+        assert made.get("failed") is not True and made["changed"] is True, made
 
 
 def test_a_pool_that_hands_out_its_server_processes_in_turn_is_refused(database):

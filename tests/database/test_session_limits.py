@@ -1,13 +1,17 @@
 """A database whose settings limit each statement's time, for its application's sake (``ALTER DATABASE ... SET
 statement_timeout``), does not stop Phoenix's runs: like pg_dump's sessions, theirs lift the limit. Before, a
-backup failed on its own row counts, and maintenance on its VACUUM, where pg_dump and vacuumdb went through."""
+backup failed on its own row counts, and maintenance on its VACUUM, where pg_dump and vacuumdb went through. The
+limit is lifted from a session's start: the statement that lifted it, the first of a new server process, at times
+took longer than a millisecond reading the catalogs, and was cancelled."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
+from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached, open_session
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
     phoenix_maintenance,
@@ -20,7 +24,7 @@ from conftest import dead_rows_counted
 from test_backup_restore import app_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-LIMIT = "5ms"  # far less than a count of the table below takes
+LIMIT = "1ms"  # far less than a count of the table below takes, and than a new session's first statement may
 
 
 @pytest.fixture
@@ -66,3 +70,13 @@ def test_the_limit_stops_an_applications_session_but_no_phoenix_run(ledger, tmp_
         assert restored.get("failed") is not True, (mode, restored.get("msg"))
     limit_statements(ledger, None)
     assert app_fingerprints(ledger) == before
+
+
+def test_a_session_starts_without_the_limit_and_keeps_the_options_its_user_gave(data):
+    """Its programs (pg_dump, pg_restore) connect with the same options, and start without the limit too."""
+    limit_statements(data, LIMIT)
+    with open_session(data.url + "&options=-c%20search_path%3Dledgers,public") as conn:
+        assert conn.execute(sql.SQL("SELECT current_setting('search_path'), current_setting('statement_timeout')")
+                            ).fetchone() == ("ledgers,public", "0")
+        assert conninfo_to_dict(conninfo_reached(conn))["options"] == (
+            "-c search_path=ledgers,public -c statement_timeout=0 -c idle_in_transaction_session_timeout=0")

@@ -133,6 +133,14 @@ def conninfo_reached(conn) -> str:
 # VACUUM or a restore's check of a big table outlast the few seconds set for an application). Its waits for other
 # sessions' locks are bounded by lock_timeout instead. (transaction_timeout: PostgreSQL 17 and later.)
 UNLIMITED = (("statement_timeout", 0), ("idle_in_transaction_session_timeout", 0), ("transaction_timeout", 170000))
+# The same at the session's start (libpq's options, which take precedence over the role's and the database's
+# settings): the statement that gives the settings runs under the application's limit otherwise, and a new server
+# process's first statement may take milliseconds reading the catalogs. The programs a run starts (pg_dump,
+# pg_restore) are given the options with the rest of the connection (``conninfo_reached``). Only settings every
+# supported server knows: an unknown one would end the connection.
+LIFTED_AT_START = "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
+# how a pool (PgBouncer) refuses options it does not pass on; the session is then started without them
+REFUSED_OPTIONS = "startup parameter"
 
 
 def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | None = None):
@@ -148,7 +156,7 @@ def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | No
 
 
 def _session(conninfo: str, autocommit: bool, lock_timeout: int | None):
-    conn = psycopg.connect(conninfo, autocommit=True)  # the settings outlive no transaction
+    conn = _connected(conninfo)
     try:
         settings = [(setting, "0") for setting, since in UNLIMITED if conn.info.server_version >= since]
         if lock_timeout is not None:
@@ -169,6 +177,19 @@ def _session(conninfo: str, autocommit: bool, lock_timeout: int | None):
         raise
     conn.autocommit = autocommit
     return conn
+
+
+def _connected(conninfo: str):
+    """An autocommit connection (the settings outlive no transaction), started with LIFTED_AT_START after the
+    options the user gave, in ``conninfo`` or PGOPTIONS, when the way to the server takes them."""
+    given = conninfo_to_dict(conninfo).get("options") or os.environ.get(LIBPQ_ENV["options"])
+    try:
+        return psycopg.connect(make_conninfo(conninfo, options=" ".join(filter(None, (given, LIFTED_AT_START)))),
+                               autocommit=True)
+    except psycopg.OperationalError as exc:
+        if REFUSED_OPTIONS not in str(exc):
+            raise
+    return psycopg.connect(conninfo, autocommit=True)
 
 
 def connect(target: ConnectionTarget, lock_timeout: int | None = None):
