@@ -139,7 +139,7 @@ class Database:
         with self.connect() as conn:
             return conn.execute(sql.SQL(query), params or None).fetchall()  # test-only static SQL
 
-    def statistics(self, query: str) -> list[tuple]:
+    def statistics(self, query: str, params: tuple = ()) -> list[tuple]:
         """``query`` of the server's statistics once every other client session of this database has ended. A
         session flushes its counts as it exits, after its client has gone: read at once, the counts may miss
         what the last module run did (a write it should not have made, say)."""
@@ -150,7 +150,7 @@ class Database:
                     "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")).fetchone()[0]:
                 assert time.monotonic() < deadline, "sessions of %s still connected after 10 s" % self.name
                 time.sleep(0.02)
-            return conn.execute(sql.SQL(query)).fetchall()  # test-only static SQL
+            return conn.execute(sql.SQL(query), params or None).fetchall()  # test-only static SQL
 
 
 @pytest.fixture
@@ -164,17 +164,8 @@ def database(pg_cluster: LocalCluster) -> Iterator[Database]:
 
 
 def dead_rows(database: Database, table: str) -> int:
-    """The dead rows of ``table`` in the server's statistics."""
-    return database.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))[0][0]
-
-
-def dead_rows_counted(database: Database, table: str, count: int) -> None:
-    """Wait until the server's statistics show ``count`` dead rows in ``table``: a session flushes its counts as it
-    exits, after its client has gone, so a run started at once may not see them yet."""
-    deadline = time.monotonic() + 10
-    while dead_rows(database, table) != count:
-        assert time.monotonic() < deadline, "the statistics do not show %d dead rows in %s" % (count, table)
-        time.sleep(0.05)
+    """The dead rows of ``table`` in the server's statistics, once the sessions that made them have ended."""
+    return database.statistics("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,))[0][0]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_maintenance
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from conftest import dead_rows, dead_rows_counted, held_by
+from conftest import dead_rows, held_by
 from worlds_fixtures import migrate
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -32,7 +32,7 @@ def churned(database):
         conn.execute(sql.SQL("INSERT INTO orders SELECT g, 1 FROM generate_series(1, 2000) g"))
         conn.execute(sql.SQL("ANALYZE"))
         conn.execute(sql.SQL("UPDATE orders SET total = total + 1"))  # 2000 dead row versions
-    dead_rows_counted(database, "orders", 2000)
+    assert dead_rows(database, "orders") == 2000
     return database
 
 
@@ -122,7 +122,7 @@ def test_a_vacuum_of_a_table_a_migration_holds_is_left_for_the_next_run_and_the_
         conn.execute(sql.SQL("CREATE TABLE returns (id integer PRIMARY KEY) WITH (autovacuum_enabled = off)"))
         conn.execute(sql.SQL("INSERT INTO returns SELECT generate_series(1, 500)"))
         conn.execute(sql.SQL("DELETE FROM returns"))  # 500 dead rows here too
-    dead_rows_counted(churned, "returns", 500)
+    assert dead_rows(churned, "returns") == 500
     with held_by(churned, sql.SQL("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"), "nightly migration"):
         left = maintenance(churned, lock_timeout=1)
     assert "failed" not in left and left["changed"] is True, left

@@ -20,7 +20,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from conftest import dead_rows_counted
+from conftest import dead_rows
 from test_backup_restore import app_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -35,7 +35,7 @@ def ledger(data):
         conn.execute(sql.SQL("CREATE TABLE ledger WITH (autovacuum_enabled = off) AS SELECT g AS id, "
                              "md5(g::text) AS entry FROM generate_series(1, 300000) g"))
         conn.execute(sql.SQL("DELETE FROM ledger WHERE id % 3 = 0"))
-    dead_rows_counted(data, "ledger", 100000)
+    assert dead_rows(data, "ledger") == 100000
     return data
 
 
