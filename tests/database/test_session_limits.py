@@ -2,7 +2,11 @@
 statement_timeout``), does not stop Phoenix's runs: like pg_dump's sessions, theirs lift the limit. Before, a
 backup failed on its own row counts, and maintenance on its VACUUM, where pg_dump and vacuumdb went through. The
 limit is lifted from a session's start: the statement that lifted it, the first of a new server process, at times
-took longer than a millisecond reading the catalogs, and was cancelled."""
+took longer than a millisecond reading the catalogs, and was cancelled.
+
+Nor do the settings with which a database shows its data to its application's users: Phoenix's sessions read
+dates as ISO, whatever DateStyle the database sets. Before, every module that read a timestamp failed with
+psycopg's traceback on a database set to DateStyle 'SQL, DMY'."""
 
 from __future__ import annotations
 
@@ -14,9 +18,17 @@ from psycopg.conninfo import conninfo_to_dict
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached, open_session
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
+    phoenix_health,
+    phoenix_history_info,
     phoenix_maintenance,
     phoenix_restore,
     phoenix_restore_drill,
+    phoenix_seed,
+    phoenix_user,
+    phoenix_user_info,
+    phoenix_world,
+    phoenix_world_cleanup,
+    phoenix_world_info,
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
@@ -79,4 +91,45 @@ def test_a_session_starts_without_the_limit_and_keeps_the_options_its_user_gave(
         assert conn.execute(sql.SQL("SELECT current_setting('search_path'), current_setting('statement_timeout')")
                             ).fetchone() == ("ledgers,public", "0")
         assert conninfo_to_dict(conninfo_reached(conn))["options"] == (
-            "-c search_path=ledgers,public -c statement_timeout=0 -c idle_in_transaction_session_timeout=0")
+            "-c search_path=ledgers,public -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 "
+            "-c DateStyle=ISO")
+
+
+# what a database may set for the people and the application that use it, each with another value than the server's
+SHOWN_TO_USERS = {"DateStyle": "SQL, DMY", "IntervalStyle": "iso_8601", "TimeZone": "Asia/Kathmandu",
+                  "bytea_output": "escape", "extra_float_digits": "-15", "xmloption": "document",
+                  "default_transaction_isolation": "serializable"}
+
+
+def test_every_module_runs_on_a_database_that_shows_its_data_otherwise(data, tmp_path):
+    with data.connect() as conn:
+        for setting, value in SHOWN_TO_USERS.items():
+            conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                sql.Identifier(data.name), sql.Identifier(setting), sql.Literal(value)))
+    seed, dest = str(tmp_path / "seed"), str(tmp_path / "backups")
+    runs = [
+        (phoenix_world.main, {"id": "UC_SHOWN", "seed": {"users": 2, "artifacts": 2, "chats": 1}}),
+        (phoenix_world_info.main, {"detail": True}),
+        (phoenix_health.main, {"record": True}),
+        (phoenix_history_info.main, {}),
+        (phoenix_user.main, {"email": "ops@example.com", "world": "KEEP_ME"}),
+        (phoenix_user_info.main, {}),
+        (phoenix_seed.main, {"state": "exported", "world": "UC_SHOWN", "dest": seed}),
+        (phoenix_seed.main, {"state": "imported", "src": seed, "world": "UC_IMPORTED"}),
+        (phoenix_backup.main, {"dest": dest, "verify": True}),
+        (phoenix_restore_drill.main, {"dest": dest}),
+        (phoenix_maintenance.main, {}),
+        (phoenix_world_cleanup.main, {}),
+    ]
+    results = [call(main, data, **options) for main, options in runs]
+    assert [r.get("msg") for r in results if r.get("failed") or "Traceback" in r["_raw"]] == []
+    listed = {world["id"]: world for world in results[1]["worlds"]}
+    assert set(listed) == {"KEEP_ME", "UC_SHOWN"} and listed["UC_SHOWN"]["expired"] is False
+    assert listed["UC_SHOWN"]["createdAt"].endswith("+05:45")  # read in the application's time zone
+    backed_up = app_fingerprints(data)
+    assert call(phoenix_world.main, data, id="UC_SHOWN", state="absent")["changed"] is True
+    restored = call(phoenix_restore.main, data, dest=dest, mode="swap", safety_backup=False)
+    assert restored.get("failed") is not True, restored.get("msg")
+    assert app_fingerprints(data) == backed_up
+    with data.connect() as conn:  # the application's sessions still get the database's settings
+        assert conn.execute(sql.SQL("SHOW DateStyle")).fetchone() == ("SQL, DMY",)

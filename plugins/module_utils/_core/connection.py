@@ -131,20 +131,23 @@ def conninfo_reached(conn) -> str:
 # A run's statements are its work: like pg_dump's and pg_restore's sessions, a Phoenix session takes no limit on a
 # statement's or an idle transaction's time from the role's or the database's settings (a backup's row counts, a
 # VACUUM or a restore's check of a big table outlast the few seconds set for an application). Its waits for other
-# sessions' locks are bounded by lock_timeout instead. (transaction_timeout: PostgreSQL 17 and later.)
-UNLIMITED = (("statement_timeout", 0), ("idle_in_transaction_session_timeout", 0), ("transaction_timeout", 170000))
+# sessions' locks are bounded by lock_timeout instead. It reads dates in the only form psycopg parses, whatever the
+# application shows its users (DateStyle 'SQL, DMY', say); TimeZone stays the application's, which gives meaning to
+# its timestamps without a time zone. Each: (setting, value, from which server_version_num).
+SESSION_SETTINGS = (("statement_timeout", "0", 0), ("idle_in_transaction_session_timeout", "0", 0),
+                    ("DateStyle", "ISO", 0), ("transaction_timeout", "0", 170000))
 # The same at the session's start (libpq's options, which take precedence over the role's and the database's
 # settings): the statement that gives the settings runs under the application's limit otherwise, and a new server
 # process's first statement may take milliseconds reading the catalogs. The programs a run starts (pg_dump,
 # pg_restore) are given the options with the rest of the connection (``conninfo_reached``). Only settings every
 # supported server knows: an unknown one would end the connection.
-LIFTED_AT_START = "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
+AT_START = " ".join("-c %s=%s" % (setting, value) for setting, value, since in SESSION_SETTINGS if not since)
 # how a pool (PgBouncer) refuses options it does not pass on; the session is then started without them
 REFUSED_OPTIONS = "startup parameter"
 
 
 def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | None = None):
-    """A psycopg connection to ``conninfo`` with the time limits above lifted (psycopg.OperationalError when it
+    """A psycopg connection to ``conninfo`` with the settings above (psycopg.OperationalError when it
     cannot be made; PhoenixError when a pool in front of the server is not fit for it, see ``pooler``). With
     ``lock_timeout`` (seconds, 0: no end), each of its lock waits ends after that long with
     psycopg.errors.LockNotAvailable: a table a migration holds, say, which nobody may even read meanwhile."""
@@ -158,7 +161,7 @@ def open_session(conninfo: str, autocommit: bool = False, lock_timeout: int | No
 def _session(conninfo: str, autocommit: bool, lock_timeout: int | None):
     conn = _connected(conninfo)
     try:
-        settings = [(setting, "0") for setting, since in UNLIMITED if conn.info.server_version >= since]
+        settings = [(setting, value) for setting, value, since in SESSION_SETTINGS if conn.info.server_version >= since]
         if lock_timeout is not None:
             settings.append(("lock_timeout", "%ds" % lock_timeout))
         given = [sql.SQL("set_config({}, {}, false)").format(sql.Literal(setting), sql.Literal(value))
@@ -180,11 +183,11 @@ def _session(conninfo: str, autocommit: bool, lock_timeout: int | None):
 
 
 def _connected(conninfo: str):
-    """An autocommit connection (the settings outlive no transaction), started with LIFTED_AT_START after the
+    """An autocommit connection (the settings outlive no transaction), started with AT_START after the
     options the user gave, in ``conninfo`` or PGOPTIONS, when the way to the server takes them."""
     given = conninfo_to_dict(conninfo).get("options") or os.environ.get(LIBPQ_ENV["options"])
     try:
-        return psycopg.connect(make_conninfo(conninfo, options=" ".join(filter(None, (given, LIFTED_AT_START)))),
+        return psycopg.connect(make_conninfo(conninfo, options=" ".join(filter(None, (given, AT_START)))),
                                autocommit=True)
     except psycopg.OperationalError as exc:
         if REFUSED_OPTIONS not in str(exc):
