@@ -17,11 +17,11 @@ options:
         E(PGUSER), E(PGPASSWORD), E(PGDATABASE), a service file); the programs a module runs (C(pg_dump),
         C(pg_restore)) are given the same connection.
       - Mutually exclusive with the C(login_*) options. Treated as a secret.
-      - Like C(pg_dump)'s, the module's sessions lift C(statement_timeout), C(idle_in_transaction_session_timeout)
-        and C(transaction_timeout) for themselves, whatever the database or role sets for the application. The
-        first two are lifted from the session's start, by libpq C(options) added after any the connection gives;
-        through a pool that refuses them (PgBouncer without C(options) in C(ignore_startup_parameters)), by the
-        session's first statement. They read dates with C(DateStyle=ISO) too, which changes no value, only its
+      - Like C(pg_dump)'s, the module's sessions lift C(statement_timeout), C(idle_in_transaction_session_timeout),
+        C(idle_session_timeout) and C(transaction_timeout) for themselves, whatever the database or role sets for
+        the application. The first two are lifted from the session's start, by libpq C(options) added after any
+        the connection gives; through a pool that refuses them (PgBouncer without C(options) in
+        C(ignore_startup_parameters)), by the session's first statement. They read dates with C(DateStyle=ISO) too, which changes no value, only its
         form; C(TimeZone) stays the database's.
     type: str
     aliases: [conninfo]

@@ -1,14 +1,17 @@
-"""A database whose settings limit each statement's time, for its application's sake (``ALTER DATABASE ... SET
-statement_timeout``), does not stop Phoenix's runs: like pg_dump's sessions, theirs lift the limit. Before, a
-backup failed on its own row counts, and maintenance on its VACUUM, where pg_dump and vacuumdb went through. The
-limit is lifted from a session's start: the statement that lifted it, the first of a new server process, at times
-took longer than a millisecond reading the catalogs, and was cancelled.
+"""A database whose settings limit each statement's time or a session's idle time, for its application's sake
+(``ALTER DATABASE ... SET statement_timeout``, ``idle_session_timeout``), does not stop Phoenix's runs: like
+pg_dump's sessions, theirs lift the limits. Before, a backup failed on its own row counts, maintenance on its
+VACUUM, and a restore drill as its session waited for pg_restore, where pg_dump and vacuumdb went through. The
+statement limit is lifted from a session's start: the statement that lifted it, the first of a new server process,
+at times took longer than a millisecond reading the catalogs, and was cancelled.
 
 Nor do the settings with which a database shows its data to its application's users: Phoenix's sessions read
 dates as ISO, whatever DateStyle the database sets. Before, every module that read a timestamp failed with
 psycopg's traceback on a database set to DateStyle 'SQL, DMY'."""
 
 from __future__ import annotations
+
+import time
 
 import psycopg
 import pytest
@@ -37,6 +40,7 @@ from test_backup_restore import app_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 LIMIT = "1ms"  # far less than a count of the table below takes, and than a new session's first statement may
+IDLE_LIMIT = "100ms"  # far less than a session of a run waits for pg_restore
 
 
 @pytest.fixture
@@ -51,13 +55,15 @@ def ledger(data):
     return data
 
 
-def limit_statements(database, limit: str | None) -> None:
-    """``statement_timeout`` of every new session of ``database`` (None: the server's)."""
+def limit_sessions(database, limited: bool) -> None:
+    """Every new session of ``database`` limited to LIMIT a statement and IDLE_LIMIT idle (or not, as the server
+    sets)."""
     with database.connect() as conn:
-        conn.autocommit = True
         target = sql.Identifier(database.name)
-        conn.execute(sql.SQL("ALTER DATABASE {} SET statement_timeout = {}").format(target, sql.Literal(limit))
-                     if limit else sql.SQL("ALTER DATABASE {} RESET statement_timeout").format(target))
+        for setting, limit in (("statement_timeout", LIMIT), ("idle_session_timeout", IDLE_LIMIT)):
+            conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(target, sql.Identifier(setting),
+                                                                         sql.Literal(limit)) if limited else
+                         sql.SQL("ALTER DATABASE {} RESET {}").format(target, sql.Identifier(setting)))
 
 
 def call(main, database, **options):
@@ -66,9 +72,12 @@ def call(main, database, **options):
 
 def test_the_limit_stops_an_applications_session_but_no_phoenix_run(ledger, tmp_path):
     before = app_fingerprints(ledger)
-    limit_statements(ledger, LIMIT)
+    limit_sessions(ledger, True)
     with pytest.raises(psycopg.errors.QueryCanceled), ledger.connect() as application:
         application.execute(sql.SQL("SELECT count(*) FROM ledger"))
+    with pytest.raises(psycopg.OperationalError, match="idle-session timeout"), ledger.connect() as application:
+        time.sleep(0.5)
+        application.execute(sql.SQL("SELECT 1"))
     made = call(phoenix_backup.main, ledger, dest=str(tmp_path), format="directory", jobs=2)
     assert made.get("changed") is True, made.get("msg")
     maintained = call(phoenix_maintenance.main, ledger)
@@ -78,15 +87,15 @@ def test_the_limit_stops_an_applications_session_but_no_phoenix_run(ledger, tmp_
     assert drilled.get("passed") is True, drilled.get("msg")
     for mode in ("swap", "in_place"):
         restored = call(phoenix_restore.main, ledger, dest=str(tmp_path), backup=made["backup"]["id"], mode=mode,
-                        jobs=2, safety_backup=False)
+                        jobs=2, safety_backup=True)
         assert restored.get("failed") is not True, (mode, restored.get("msg"))
-    limit_statements(ledger, None)
+    limit_sessions(ledger, False)
     assert app_fingerprints(ledger) == before
 
 
 def test_a_session_starts_without_the_limit_and_keeps_the_options_its_user_gave(data):
     """Its programs (pg_dump, pg_restore) connect with the same options, and start without the limit too."""
-    limit_statements(data, LIMIT)
+    limit_sessions(data, True)
     with open_session(data.url + "&options=-c%20search_path%3Dledgers,public") as conn:
         assert conn.execute(sql.SQL("SELECT current_setting('search_path'), current_setting('statement_timeout')")
                             ).fetchone() == ("ledgers,public", "0")

@@ -129,13 +129,15 @@ def conninfo_reached(conn) -> str:
 
 
 # A run's statements are its work: like pg_dump's and pg_restore's sessions, a Phoenix session takes no limit on a
-# statement's or an idle transaction's time from the role's or the database's settings (a backup's row counts, a
-# VACUUM or a restore's check of a big table outlast the few seconds set for an application). Its waits for other
-# sessions' locks are bounded by lock_timeout instead. It reads dates in the only form psycopg parses, whatever the
-# application shows its users (DateStyle 'SQL, DMY', say); TimeZone stays the application's, which gives meaning to
-# its timestamps without a time zone. Each: (setting, value, from which server_version_num).
+# statement's time, an idle transaction's or an idle session's from the role's or the database's settings (a
+# backup's row counts, a VACUUM or a restore's check of a big table outlast the few seconds set for an application,
+# and a session waits while pg_restore works). Its waits for other sessions' locks are bounded by lock_timeout
+# instead. It reads dates in the only form psycopg parses, whatever the application shows its users (DateStyle
+# 'SQL, DMY', say); TimeZone stays the application's, which gives meaning to its timestamps without a time zone.
+# Each: (setting, value, from which server_version_num).
 SESSION_SETTINGS = (("statement_timeout", "0", 0), ("idle_in_transaction_session_timeout", "0", 0),
-                    ("DateStyle", "ISO", 0), ("transaction_timeout", "0", 170000))
+                    ("DateStyle", "ISO", 0), ("idle_session_timeout", "0", 140000),
+                    ("transaction_timeout", "0", 170000))
 # The same at the session's start (libpq's options, which take precedence over the role's and the database's
 # settings): the statement that gives the settings runs under the application's limit otherwise, and a new server
 # process's first statement may take milliseconds reading the catalogs. The programs a run starts (pg_dump,
