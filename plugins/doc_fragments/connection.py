@@ -21,7 +21,8 @@ options:
         C(idle_session_timeout) and C(transaction_timeout) for themselves, whatever the database or role sets for
         the application. The first two are lifted from the session's start, by libpq C(options) added after any
         the connection gives; through a pool that refuses them (PgBouncer without C(options) in
-        C(ignore_startup_parameters)), by the session's first statement. They read dates with C(DateStyle=ISO) too, which changes no value, only its
+        C(ignore_startup_parameters)), by the session's first statement. They read dates with C(DateStyle=ISO)
+        and text in UTF-8 (the server converts it from the database's encoding), which changes no value, only its
         form; C(TimeZone) stays the database's.
     type: str
     aliases: [conninfo]

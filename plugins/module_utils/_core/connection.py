@@ -185,9 +185,12 @@ def _session(conninfo: str, autocommit: bool, lock_timeout: int | None):
 
 
 def _connected(conninfo: str):
-    """An autocommit connection (the settings outlive no transaction), started with AT_START after the
+    """An autocommit connection (the settings outlive no transaction) in UTF-8, started with AT_START after the
     options the user gave, in ``conninfo`` or PGOPTIONS, when the way to the server takes them."""
     given = conninfo_to_dict(conninfo).get("options") or os.environ.get(LIBPQ_ENV["options"])
+    # A run's text is Python's, any character: the server converts it to and from the database's encoding, whatever
+    # client_encoding the database or the role sets for its users (LATIN1, say).
+    conninfo = make_conninfo(conninfo, client_encoding="UTF8")
     try:
         return psycopg.connect(make_conninfo(conninfo, options=" ".join(filter(None, (given, AT_START)))),
                                autocommit=True)

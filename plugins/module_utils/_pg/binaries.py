@@ -35,6 +35,7 @@ LIBPQ_ENV = {
     "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME",
     "options": "PGOPTIONS", "passfile": "PGPASSFILE", "service": "PGSERVICE", "sslcrl": "PGSSLCRL",
     "gssencmode": "PGGSSENCMODE", "channel_binding": "PGCHANNELBINDING", "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "client_encoding": "PGCLIENTENCODING",
 }
 VERSION = re.compile(r"(\d+)(?:\.\d+)?")
 # a statement a client program quotes after its error, up to the program's next line or the end
