@@ -107,8 +107,9 @@ def test_a_session_starts_without_the_limit_and_keeps_the_options_its_user_gave(
 # what a database may set for the people and the application that use it, each with another value than the server's
 SHOWN_TO_USERS = {"DateStyle": "SQL, DMY", "IntervalStyle": "iso_8601", "TimeZone": "Asia/Kathmandu",
                   "bytea_output": "escape", "extra_float_digits": "-15", "xmloption": "document",
-                  "default_transaction_isolation": "serializable", "client_encoding": "LATIN1"}
-BEYOND_LATIN1 = "Zoë Łukasiewicz 🚀"
+                  "default_transaction_isolation": "serializable", "client_encoding": "LATIN1",
+                  "standard_conforming_strings": "off"}
+USER_TEXT = r"Zoë Łukasiewicz 🚀 C:\new\path '%_"  # beyond LATIN1, with what a string literal escapes
 
 
 def test_every_module_runs_on_a_database_that_shows_its_data_otherwise(data, tmp_path):
@@ -119,11 +120,11 @@ def test_every_module_runs_on_a_database_that_shows_its_data_otherwise(data, tmp
     seed, dest = str(tmp_path / "seed"), str(tmp_path / "backups")
     runs = [
         (phoenix_world.main, {"id": "UC_SHOWN", "seed": {"users": 2, "artifacts": 2, "chats": 1},
-                              "description": BEYOND_LATIN1}),
+                              "description": USER_TEXT}),
         (phoenix_world_info.main, {"detail": True}),
         (phoenix_health.main, {"record": True}),
         (phoenix_history_info.main, {}),
-        (phoenix_user.main, {"email": "ops@example.com", "world": "KEEP_ME", "name": BEYOND_LATIN1}),
+        (phoenix_user.main, {"email": "ops@example.com", "world": "KEEP_ME", "name": USER_TEXT}),
         (phoenix_user_info.main, {}),
         (phoenix_seed.main, {"state": "exported", "world": "UC_SHOWN", "dest": seed}),
         (phoenix_seed.main, {"state": "imported", "src": seed, "world": "UC_IMPORTED"}),
@@ -137,8 +138,8 @@ def test_every_module_runs_on_a_database_that_shows_its_data_otherwise(data, tmp
     listed = {world["id"]: world for world in results[1]["worlds"]}
     assert set(listed) == {"KEEP_ME", "UC_SHOWN"} and listed["UC_SHOWN"]["expired"] is False
     assert listed["UC_SHOWN"]["createdAt"].endswith("+05:45")  # read in the application's time zone
-    assert listed["UC_SHOWN"]["description"] == BEYOND_LATIN1
-    assert [user["name"] for user in results[5]["users"] if user["email"] == "ops@example.com"] == [BEYOND_LATIN1]
+    assert listed["UC_SHOWN"]["description"] == USER_TEXT
+    assert [user["name"] for user in results[5]["users"] if user["email"] == "ops@example.com"] == [USER_TEXT]
     backed_up = app_fingerprints(data)
     assert call(phoenix_world.main, data, id="UC_SHOWN", state="absent")["changed"] is True
     restored = call(phoenix_restore.main, data, dest=dest, mode="swap", safety_backup=False)
@@ -149,4 +150,4 @@ def test_every_module_runs_on_a_database_that_shows_its_data_otherwise(data, tmp
         assert conn.execute(sql.SQL("SHOW client_encoding")).fetchone() == ("LATIN1",)
     with psycopg.connect(data.url + "&client_encoding=UTF8") as conn:  # the characters came back from the backup
         assert conn.execute(sql.SQL('SELECT description FROM "WorldMeta" WHERE id = %s'), ("UC_SHOWN",)).fetchone() == (
-            BEYOND_LATIN1,)
+            USER_TEXT,)
