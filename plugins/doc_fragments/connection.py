@@ -24,6 +24,9 @@ options:
         C(ignore_startup_parameters)), by the session's first statement. They read dates with C(DateStyle=ISO)
         and text in UTF-8 (the server converts it from the database's encoding), which changes no value, only its
         form; C(TimeZone) stays the database's.
+      - Row security is off in the module's sessions, as in C(pg_dump)'s, so a run never works on part of a world
+        or a table. Where a row-level security policy would hide rows from the role it connects as, the server
+        refuses the query and nothing is written. Such a role needs C(BYPASSRLS).
     type: str
     aliases: [conninfo]
   login_host:

@@ -101,7 +101,7 @@ def test_a_session_starts_without_the_limit_and_keeps_the_options_its_user_gave(
                             ).fetchone() == ("ledgers,public", "0")
         assert conninfo_to_dict(conninfo_reached(conn))["options"] == (
             "-c search_path=ledgers,public -c statement_timeout=0 -c idle_in_transaction_session_timeout=0 "
-            "-c DateStyle=ISO")
+            "-c DateStyle=ISO -c row_security=off")
 
 
 # what a database may set for the people and the application that use it, each with another value than the server's

@@ -39,10 +39,9 @@ def table_counts(conn, known: dict[str, int] | None = None, keep_locks: Collecti
                  tables: list | None = None) -> dict[str, int]:
     """Exact row count of every application and phoenix table; those in ``known`` are taken from there. The locks
     of the tables whose OIDs are in ``keep_locks`` are kept to the end of the transaction, the others given back.
-    ``tables``: what ``counted_relations`` found, when the caller has it. Row security is off for the session: a
-    count a policy would filter fails, instead of coming out short."""
+    ``tables``: what ``counted_relations`` found, when the caller has it. Row security is off for a Phoenix session:
+    a count a policy would filter fails, instead of coming out short."""
     known = known or {}
-    conn.execute(sql.SQL("SELECT set_config('row_security', 'off', false)"))
     tables = tables if tables is not None else counted_relations(conn)
     counts = {label: 0 for label, _relations in tables}
     counted = [(oid, label, name) for label, relations in tables if label not in known for oid, name in relations]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_security import FILTERED
 
 try:
     from psycopg import sql
@@ -19,11 +20,7 @@ except ImportError:  # PhoenixModule reports the missing library before any of t
     pass
 
 NAMED_AT_MOST = 8
-
-
 BYPASS = "give the role BYPASSRLS (ALTER ROLE %s BYPASSRLS), or %s as a superuser"
-# what the server says when row security is off and a policy would filter a query
-FILTERED = "would be affected by row-level security policy"
 
 
 def require_every_row_readable(conn, why: str, action: str) -> None:

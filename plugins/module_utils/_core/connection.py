@@ -134,9 +134,10 @@ def conninfo_reached(conn) -> str:
 # and a session waits while pg_restore works). Its waits for other sessions' locks are bounded by lock_timeout
 # instead. It reads dates in the only form psycopg parses, whatever the application shows its users (DateStyle
 # 'SQL, DMY', say); TimeZone stays the application's, which gives meaning to its timestamps without a time zone.
-# Each: (setting, value, from which server_version_num).
+# Row security is off, as pg_dump's: a query a policy would filter is refused, never run on part of the rows (see
+# ``_pg.row_security``). Each: (setting, value, from which server_version_num).
 SESSION_SETTINGS = (("statement_timeout", "0", 0), ("idle_in_transaction_session_timeout", "0", 0),
-                    ("DateStyle", "ISO", 0), ("idle_session_timeout", "0", 140000),
+                    ("DateStyle", "ISO", 0), ("row_security", "off", 0), ("idle_session_timeout", "0", 140000),
                     ("transaction_timeout", "0", 170000))
 # The same at the session's start (libpq's options, which take precedence over the role's and the database's
 # settings): the statement that gives the settings runs under the application's limit otherwise, and a new server

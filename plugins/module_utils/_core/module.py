@@ -31,6 +31,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.stage impor
     registered_stage,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_security import with_row_security_advice
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import lock_holders
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import with_standby_advice
 
@@ -155,7 +156,8 @@ class PhoenixModule(AnsibleModule):
         except psycopg.Error as exc:
             where = self._where()
             self.fail_json(
-                msg="database error on %s: %s" % (where, self._redact(with_standby_advice(str(exc).strip()))),
+                msg="database error on %s: %s" % (
+                    where, self._redact(with_row_security_advice(with_standby_advice(str(exc).strip())))),
                 sqlstate=getattr(exc, "sqlstate", None),
             )
         except OSError as exc:  # a path that cannot be used: too long, not writable, in /proc ...
