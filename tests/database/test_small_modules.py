@@ -4,6 +4,7 @@ and bad input for phoenix_local_postgres."""
 from __future__ import annotations
 
 import pytest
+from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_audit,
@@ -12,6 +13,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_local_postgres,
     phoenix_user,
     phoenix_user_info,
+    phoenix_world_info,
 )
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
@@ -50,6 +52,18 @@ def test_audit_bad_input(database, options, expected):
 def test_audit_needs_the_phoenix_schema(database):
     result = audit(database, operation="x")
     assert result["failed"] is True and "run phoenix_schema first" in result["msg"]
+
+
+def test_a_search_path_that_misses_the_applications_schema_is_named(database):
+    migrate(database)
+    with database.connect() as conn:  # a typo: the list quoted as one schema's name
+        conn.execute(sql.SQL("ALTER DATABASE {} SET search_path = '\"$user\", public'").format(
+            sql.Identifier(database.name)))
+    result = run_module(phoenix_world_info.main, {"db_url": database.url, "stage": "BETA"})
+    assert result["failed"] is True and result["msg"].endswith(
+        'has "WorldMeta" in schema public, which its search_path ("""$user"", public") does not reach: set the '
+        "search_path of the role or the database to the application's schema (ALTER ROLE ... SET search_path = ...), "
+        "or name it in db_url (options=-c search_path=...)"), result["msg"]
 
 
 def test_backup_info_lists_read_only(database, tmp_path):

@@ -100,6 +100,19 @@ def registry_columns(conn) -> dict[str, tuple[str, bool]]:
         ['"WorldMeta"'])}
 
 
+def no_registry_message(conn, where: str) -> str:
+    """Why the search path finds no "WorldMeta": there is none, or the role's or the database's search_path
+    (a typo, say) misses the schema that holds it."""
+    search_path, schemas = conn.execute(sql.SQL(
+        "SELECT current_setting('search_path'), array(SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.relname = 'WorldMeta' AND c.relkind IN ('r', 'p') ORDER BY 1)")).fetchone()
+    if schemas:
+        return ('%s has "WorldMeta" in schema %s, which its search_path (%s) does not reach: set the search_path '
+                'of the role or the database to the application\'s schema (ALTER ROLE ... SET search_path = ...), or '
+                'name it in db_url (options=-c search_path=...)' % (where, ", ".join(schemas), search_path))
+    return '%s has no "WorldMeta" table: run phoenix.platform.phoenix_schema first' % where
+
+
 def registry_problems(columns: dict[str, tuple[str, bool]]) -> list[str]:
     """Why a "WorldMeta" cannot serve as the world registry; empty when it can."""
     problems = []
@@ -124,7 +137,7 @@ def registry_problems(columns: dict[str, tuple[str, bool]]) -> list[str]:
 def load_registry(conn, where: str) -> Registry:
     columns = registry_columns(conn)
     if not columns:
-        raise PhoenixError('%s has no "WorldMeta" table: run phoenix.platform.phoenix_schema first' % where)
+        raise PhoenixError(no_registry_message(conn, where))
     problems = registry_problems(columns)
     if problems:
         raise PhoenixError('the "WorldMeta" table of %s cannot hold worlds: %s' % (where, "; ".join(problems)))
