@@ -19,14 +19,15 @@ options:
       - Mutually exclusive with the C(login_*) options. Treated as a secret.
       - Like C(pg_dump)'s, the module's sessions lift C(statement_timeout), C(idle_in_transaction_session_timeout),
         C(idle_session_timeout) and C(transaction_timeout) for themselves, whatever the database or role sets for
-        the application. The first two are lifted from the session's start, by libpq C(options) added after any
-        the connection gives; through a pool that refuses them (PgBouncer without C(options) in
-        C(ignore_startup_parameters)), by the session's first statement. They read dates with C(DateStyle=ISO)
-        and text in UTF-8 (the server converts it from the database's encoding), which changes no value, only its
-        form; C(TimeZone) stays the database's.
+        the application. They read dates with C(DateStyle=ISO) and text in UTF-8 (the server converts it from the
+        database's encoding), which changes no value, only its form; C(TimeZone) stays the database's.
       - Row security is off in the module's sessions, as in C(pg_dump)'s, so a run never works on part of a world
         or a table. Where a row-level security policy would hide rows from the role it connects as, the server
         refuses the query and nothing is written. Such a role needs C(BYPASSRLS).
+      - These settings apply from the session's start (libpq C(options), added after any the connection gives),
+        but for C(idle_session_timeout) and C(transaction_timeout), which older servers do not know. Through a
+        pool that refuses startup options (PgBouncer without C(options) in C(ignore_startup_parameters)), the
+        session's first statement sets them all.
     type: str
     aliases: [conninfo]
   login_host:
