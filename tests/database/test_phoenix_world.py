@@ -202,3 +202,21 @@ def test_references_to_production_rows_keep_their_keys_in_copies(reference, tmp_
         owners = reference.query('SELECT DISTINCT u.world_id FROM "Artifact" a JOIN "User" u ON u.id = a."userId" '
                                  "WHERE a.world_id = %s", (copy,))
         assert owners == [(copy,)]  # references inside the world follow the copy
+
+
+def test_a_world_whose_rows_a_trigger_keeps_is_not_removed_and_the_message_says_why(data):
+    """An application that soft-deletes its chats: a trigger turns the DELETE into an UPDATE. The world's users are
+    still referenced by its kept chats, so the removal is refused whole, and the message names the references."""
+    with data.connect() as conn:
+        conn.execute('ALTER TABLE "Chat" ADD COLUMN "deletedAt" timestamptz')
+        conn.execute('CREATE FUNCTION soft_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+                     'UPDATE "Chat" SET "deletedAt" = now() WHERE id = OLD.id; RETURN NULL; END $$')
+        conn.execute('CREATE TRIGGER soft_delete BEFORE DELETE ON "Chat" FOR EACH ROW EXECUTE FUNCTION soft_delete()')
+    before = table_fingerprints(data)
+    removed = run_module(phoenix_world.main, {"db_url": data.url, "stage": "BETA", "id": "KEEP_ME", "state": "absent"})
+    assert removed["failed"] is True and "Traceback" not in removed["_raw"], removed
+    assert 'would leave a reference to a row that does not exist' in removed["msg"] and removed["msg"].endswith(
+        "; nothing was written. Rows outside the change refer to rows it removes (another world's, production's, or "
+        "rows an application's trigger kept instead of deleting them), or rows it writes refer to rows this database "
+        "lacks: remove those references, or bring the rows they need first"), removed["msg"]
+    assert table_fingerprints(data) == before

@@ -43,15 +43,25 @@ else:
     HAS_PSYCOPG = True
 
 
+# What an integrity error means for a run, and what to do, by SQLSTATE: (what the change would do, why)
+COLLISIONS = {
+    "23505": ("would duplicate a value that must be unique", "Rows already there hold that value - for example a "
+              "world copied here earlier under the same id: remove it first or use another world id"),
+    "23503": ("would leave a reference to a row that does not exist", "Rows outside the change refer to rows it "
+              "removes (another world's, production's, or rows an application's trigger kept instead of deleting "
+              "them), or rows it writes refer to rows this database lacks: remove those references, or bring the "
+              "rows they need first"),
+}
+
+
 def collision_message(exc, where: str) -> str:
     """An integrity error in words: which constraint, which table, which value, and what to do."""
     diag = exc.diag
-    what = {"23505": "would duplicate a value that must be unique",
-            "23503": "would leave a reference to a row that does not exist"}.get(exc.sqlstate, "breaks a constraint")
-    return ("the change %s on %s (constraint %s on table %s: %s); nothing was written. Rows already there hold "
-            "that value - for example a world copied here earlier under the same id: remove it first or use "
-            "another world id" % (what, where, diag.constraint_name, diag.table_name,
-                                  (diag.message_detail or str(exc)).strip().splitlines()[0]))
+    what, why = COLLISIONS.get(exc.sqlstate, ("breaks a constraint",
+                                              "The rows written do not meet it, or rows already there conflict with them"))
+    return "the change %s on %s (constraint %s on table %s: %s); nothing was written. %s" % (
+        what, where, diag.constraint_name, diag.table_name, (diag.message_detail or str(exc)).strip().splitlines()[0],
+        why)
 
 
 class PhoenixModule(AnsibleModule):
