@@ -224,9 +224,10 @@ def _replayed(conn) -> dict[str, Any]:
 def _pg_dump_for(conn, compression: Compression | None) -> tuple[Path, int]:
     """The server's own pg_dump (or the nearest newer one); for zstd and lz4, the newest that writes them. A dump
     made by the server's own version restores with the programs that usually come with the server."""
+    ssl = conn.pgconn.ssl_in_use  # and so must pg_dump's (see conninfo_reached)
     if compression is None or not compression.needs_major:
-        return find_tool_and_major("pg_dump", server_major(conn))
-    return capable_pg_dump(compression, tool_versions("pg_dump"), server_major(conn))
+        return find_tool_and_major("pg_dump", server_major(conn), ssl)
+    return capable_pg_dump(compression, tool_versions("pg_dump", ssl), server_major(conn))
 
 
 def _placeholder(path: Path, request: BackupRequest, now) -> store.Backup:

@@ -65,7 +65,13 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.audit impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import find_tool, libpq_environment, server_major, tool_said
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
+    find_tool,
+    libpq_environment,
+    needs_ssl,
+    server_major,
+    tool_said,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.lock_watch import LockWatch
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import END_PREPARED, prepared_transactions
 
@@ -321,14 +327,15 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
     flags = [LEAVE_OUT_SUBSCRIPTIONS] + ([] if keep_owners else ["--no-owner"])  # see replication
     name = DUMP_FILES[backup.manifest["format"]]
     opening = large_objects.UNLINK_ALL if unlink_large_objects else b""
+    ssl = needs_ssl(conninfo)
     if backup.manifest["format"] == "plain":
         with files.stream(name) as script:
             parts = [PLAIN_PROLOGUE + opening, without_definitions(script, lambda line: is_statement_on(line, kept.extensions)),
                      PLAIN_EPILOGUE] if keep_history else [script]
-            _run_script(find_tool("psql", major), env, parts)
+            _run_script(find_tool("psql", major, ssl), env, parts)
         return {}
     reader = backup.reader_major(major)
-    pg_restore = find_tool("pg_restore", reader)
+    pg_restore = find_tool("pg_restore", reader, ssl)
     newer = reader >= SESSION_SETUP_NEWER_SINCE > major
     if jobs > 1 and not keep_history:
         return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, flags)
@@ -338,7 +345,7 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
     with selecting as toc, files.program_input(name) as (dump, stdin):
         selection = ["--clean", "--if-exists", "--use-list", toc] if toc else []
         if newer or opening:
-            _bridge(pg_restore, find_tool("psql", reader), env, [*selection, *flags, *dump], stdin, newer, opening)
+            _bridge(pg_restore, find_tool("psql", reader, ssl), env, [*selection, *flags, *dump], stdin, newer, opening)
             return {}
         completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", *flags,
                                     *selection, "--dbname", _dbname(env), *dump], stdin=stdin,

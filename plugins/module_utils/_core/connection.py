@@ -9,7 +9,7 @@ import re
 from typing import Any, Mapping
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import LIBPQ_ENV
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import LIBPQ_ENV, SSL_ONLY
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import (
     require_free_pool,
     require_one_server,
@@ -123,8 +123,12 @@ SERVICE = ("service", "servicefile")
 def conninfo_reached(conn) -> str:
     """Where ``conn`` went, as a conninfo string: every option libpq used, whether it came from db_url and login_*
     or from the environment (PGHOST, PGDATABASE, a service file). Programs run with it (pg_dump, pg_restore),
-    which get no PG* variable of their own (see ``libpq_environment``), reach the same database."""
+    which get no PG* variable of their own (see ``libpq_environment``), reach the same database. Over SSL, they
+    must use it too (``sslmode=require`` at least): where the server takes both, a program whose libpq was built
+    without SSL would otherwise send the password and the rows in the clear."""
     options = {keyword: value for keyword, value in conn.info.get_parameters().items() if keyword not in SERVICE}
+    if conn.pgconn.ssl_in_use and options.get("sslmode") not in SSL_ONLY:
+        options["sslmode"] = "require"
     return make_conninfo(**options, password=conn.info.password or None)
 
 

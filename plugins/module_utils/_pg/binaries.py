@@ -37,6 +37,10 @@ LIBPQ_ENV = {
     "gssencmode": "PGGSSENCMODE", "channel_binding": "PGCHANNELBINDING", "target_session_attrs": "PGTARGETSESSIONATTRS",
     "client_encoding": "PGCLIENTENCODING",
 }
+# sslmode values with which libpq connects with SSL or not at all
+SSL_ONLY = ("require", "verify-ca", "verify-full")
+# what libpq says, before it connects, when it was built without SSL support and a connection asks for SSL
+NO_SSL = "SSL support is not compiled in"
 VERSION = re.compile(r"(\d+)(?:\.\d+)?")
 # a statement a client program quotes after its error, up to the program's next line or the end
 QUOTED_STATEMENT = re.compile(r"((?:Query|Command) was: )(.*?)(?=\n(?:pg_dump|pg_restore|psql):|\Z)", re.S)
@@ -120,34 +124,69 @@ def find_bin_dir(source: str = "auto", want_major: int | None = None) -> Path:
     return candidates[0]
 
 
-def find_tool(tool: str, server_major: int) -> Path:
-    """The ``tool`` binary whose major version matches the server (or, failing that, the nearest newer one)."""
-    return find_tool_and_major(tool, server_major)[0]
+def find_tool(tool: str, server_major: int, ssl: bool = False) -> Path:
+    """The ``tool`` binary whose major version matches the server (or, failing that, the nearest newer one); with
+    ``ssl``, one whose libpq can make SSL connections (see ``tool_versions``)."""
+    return find_tool_and_major(tool, server_major, ssl)[0]
 
 
-def tool_versions(tool: str) -> dict[Path, int]:
+def tool_versions(tool: str, ssl: bool = False) -> dict[Path, int]:
     """Every ``tool`` binary found, with the major version it reports; versioned directories first, PATH last
-    (PATH may hold a wrapper, such as Debian's pg_wrapper, that picks a cluster itself)."""
+    (PATH may hold a wrapper, such as Debian's pg_wrapper, that picks a cluster itself). With ``ssl``, only those
+    whose libpq can make SSL connections: the pgserver wheel's is built without SSL support."""
     candidates = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/" + tool))]
     candidates += [d / tool for d in system_bin_dirs()]  # pg_config --bindir, elsewhere on some systems
     candidates += [d / tool for d in filter(None, map(bundled_bin_dir, BUNDLES))]
     on_path = shutil.which(tool)
     if on_path:
         candidates.append(Path(on_path))
-    return {c: program_major(c) for c in dict.fromkeys(candidates) if c.exists()}
+    return {c: program_major(c) for c in dict.fromkeys(candidates) if c.exists() and (not ssl or speaks_ssl(c))}
 
 
-def find_tool_and_major(tool: str, server_major: int) -> tuple[Path, int]:
+def find_tool_and_major(tool: str, server_major: int, ssl: bool = False) -> tuple[Path, int]:
     """``find_tool``, with the major version the binary reported."""
-    versions = tool_versions(tool)
+    versions = tool_versions(tool, ssl)
     exact = [path for path, major in versions.items() if major == server_major]
     if exact:
         return exact[0], server_major
     newer = sorted((major, index) for index, (path, major) in enumerate(versions.items()) if major > server_major)
     if newer:
         return list(versions)[newer[0][1]], newer[0][0]
+    if ssl:
+        raise PhoenixError("no %s for PostgreSQL %d or newer that can make SSL connections, as this run's do, was "
+                           "found (found: %s); install the PostgreSQL %d client programs (the pgserver wheel's are "
+                           "built without SSL support)" % (tool, server_major, describe_ssl(tool_versions(tool)),
+                                                           server_major))
     raise PhoenixError("no %s for PostgreSQL %d or newer was found (found: %s); install the PostgreSQL %d client "
                        "programs or the pgserver wheel" % (tool, server_major, describe(versions), server_major))
+
+
+def needs_ssl(conninfo: str) -> bool:
+    """Whether a program given ``conninfo`` (see ``conninfo_reached``) must connect with SSL."""
+    return conninfo_to_dict(conninfo).get("sslmode") in SSL_ONLY
+
+
+def speaks_ssl(tool: Path) -> bool:
+    """Whether the libpq of ``tool`` can make SSL connections. The psql beside it says so before it connects (a
+    tool with no psql beside it is taken to)."""
+    psql = tool.parent / "psql"
+    try:
+        found = psql.stat()
+    except OSError:
+        return True
+    return _speaks_ssl(str(psql), found.st_ino, found.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _speaks_ssl(psql: str, inode: int, modified_ns: int) -> bool:
+    probe = subprocess.run([psql, "-X", "--dbname", "host=/nonexistent/phoenix-probe sslmode=require", "-c", ""],
+                           capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    return NO_SSL not in probe.stderr
+
+
+def describe_ssl(versions: Mapping[Path, int]) -> str:
+    return ", ".join("%s (%d%s)" % (p, m, "" if speaks_ssl(p) else ", without SSL") for p, m in versions.items()) \
+        or "none"
 
 
 def describe(versions: Mapping[Path, int]) -> str:
