@@ -43,22 +43,27 @@ else:
     HAS_PSYCOPG = True
 
 
-# What an integrity error means for a run, and what to do, by SQLSTATE: (what the change would do, why)
+TAKEN = ("Rows already there hold that value - for example a world copied here earlier under the same id: remove it "
+         "first or use another world id")
+# What an integrity error means for a run, and what to do: (what the change would do, why), by SQLSTATE
 COLLISIONS = {
-    "23505": ("would duplicate a value that must be unique", "Rows already there hold that value - for example a "
-              "world copied here earlier under the same id: remove it first or use another world id"),
-    "23503": ("would leave a reference to a row that does not exist", "Rows outside the change refer to rows it "
-              "removes (another world's, production's, or rows an application's trigger kept instead of deleting "
-              "them), or rows it writes refer to rows this database lacks: remove those references, or bring the "
-              "rows they need first"),
+    "23505": ("would duplicate a value that must be unique", TAKEN),
+    "23503": ("would leave a reference to a row that does not exist", TAKEN),  # a row written refers to one not here
 }
+OTHER_COLLISION = ("breaks a constraint", "The rows written do not meet it, or rows already there conflict with them")
+# a foreign key broken the other way (23503 too): rows outside the change refer to a row it removes (server's words)
+REMOVED_WHILE_REFERENCED = "update or delete on table"
+STILL_REFERENCED = ("would remove a row that other rows still refer to", "Rows outside the change refer to rows it "
+                    "removes: another world's, production's, or rows an application's trigger kept instead of "
+                    "deleting them; remove those references first")
 
 
 def collision_message(exc, where: str) -> str:
     """An integrity error in words: which constraint, which table, which value, and what to do."""
     diag = exc.diag
-    what, why = COLLISIONS.get(exc.sqlstate, ("breaks a constraint",
-                                              "The rows written do not meet it, or rows already there conflict with them"))
+    what, why = COLLISIONS.get(exc.sqlstate, OTHER_COLLISION)
+    if exc.sqlstate == "23503" and (diag.message_primary or "").startswith(REMOVED_WHILE_REFERENCED):
+        what, why = STILL_REFERENCED
     return "the change %s on %s (constraint %s on table %s: %s); nothing was written. %s" % (
         what, where, diag.constraint_name, diag.table_name, (diag.message_detail or str(exc)).strip().splitlines()[0],
         why)
