@@ -95,6 +95,13 @@ def pg_cluster() -> Iterator[LocalCluster]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+def reload_config(cluster: LocalCluster) -> None:
+    """Have the server read its configuration files again (pg_hba.conf, postgresql.auto.conf)."""
+    with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("SELECT pg_reload_conf()"))
+    time.sleep(0.3)  # the postmaster reads the files on SIGHUP, after the call returns
+
+
 @pytest.fixture
 def hba_rejects(pg_cluster) -> Iterator:
     """``reject(database)``: pg_hba.conf refuses every connection to ``database``, as a server whose rules name
@@ -102,17 +109,12 @@ def hba_rejects(pg_cluster) -> Iterator:
     rules = pg_cluster.data_dir / "pg_hba.conf"
     original = rules.read_text()
 
-    def reload() -> None:
-        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
-            conn.execute(sql.SQL("SELECT pg_reload_conf()"))
-        time.sleep(0.2)  # the postmaster reads the file on SIGHUP, after the call returns
-
     def reject(database: str) -> None:
         rules.write_text("local %s all reject\n%s" % (database, rules.read_text()))
-        reload()
+        reload_config(pg_cluster)
     yield reject
     rules.write_text(original)
-    reload()
+    reload_config(pg_cluster)
 
 
 @dataclass

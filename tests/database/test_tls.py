@@ -7,7 +7,6 @@ connection over TLS gives its programs sslmode=require, and only programs that c
 from __future__ import annotations
 
 import subprocess
-import time
 from typing import Iterator
 
 import psycopg
@@ -25,15 +24,10 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+from conftest import reload_config
 from worlds_fixtures import app_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
-
-
-def reload(cluster) -> None:
-    with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("SELECT pg_reload_conf()"))
-    time.sleep(0.3)  # the postmaster reads the files on SIGHUP, after the call returns
 
 
 @pytest.fixture
@@ -56,13 +50,13 @@ def tls_only(data) -> Iterator[str]:
             except psycopg.errors.InvalidParameterValue as exc:  # "SSL is not supported by this build"
                 rules.write_text(original)
                 pytest.skip("this server cannot serve TLS (the pgserver wheel's is built without it): %s" % exc)
-    reload(cluster)
+    reload_config(cluster)
     yield "postgresql://postgres@127.0.0.1:%d/%s" % (cluster.port, data.name)
     rules.write_text(original)
     with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
         for setting in ("ssl", "ssl_cert_file", "ssl_key_file"):
             conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(setting)))
-    reload(cluster)
+    reload_config(cluster)
 
 
 def test_a_backup_restore_and_drill_over_tls_run_their_programs_over_tls(data, tls_only, tmp_path):

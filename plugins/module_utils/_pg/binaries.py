@@ -155,7 +155,7 @@ def find_tool_and_major(tool: str, server_major: int, ssl: bool = False) -> tupl
     if ssl:
         raise PhoenixError("no %s for PostgreSQL %d or newer that can make SSL connections, as this run's do, was "
                            "found (found: %s); install the PostgreSQL %d client programs (the pgserver wheel's are "
-                           "built without SSL support)" % (tool, server_major, describe_ssl(tool_versions(tool)),
+                           "built without SSL support)" % (tool, server_major, describe(tool_versions(tool), ssl),
                                                            server_major))
     raise PhoenixError("no %s for PostgreSQL %d or newer was found (found: %s); install the PostgreSQL %d client "
                        "programs or the pgserver wheel" % (tool, server_major, describe(versions), server_major))
@@ -184,13 +184,10 @@ def _speaks_ssl(psql: str, inode: int, modified_ns: int) -> bool:
     return NO_SSL not in probe.stderr
 
 
-def describe_ssl(versions: Mapping[Path, int]) -> str:
-    return ", ".join("%s (%d%s)" % (p, m, "" if speaks_ssl(p) else ", without SSL") for p, m in versions.items()) \
-        or "none"
-
-
-def describe(versions: Mapping[Path, int]) -> str:
-    return ", ".join("%s (%d)" % (p, m) for p, m in versions.items()) or "none"
+def describe(versions: Mapping[Path, int], ssl: bool = False) -> str:
+    """``path (major)``, each; with ``ssl``, those whose libpq cannot make SSL connections say so."""
+    return ", ".join("%s (%d%s)" % (p, m, ", without SSL" if ssl and not speaks_ssl(p) else "")
+                     for p, m in versions.items()) or "none"
 
 
 def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
