@@ -57,8 +57,10 @@ def ledger(data):
 
 def limit_sessions(database, limited: bool) -> None:
     """Every new session of ``database`` limited to LIMIT a statement and IDLE_LIMIT idle (or not, as the server
-    sets)."""
-    with database.connect() as conn:
+    sets). Its own session starts without them: the one that lifts them would otherwise be limited too, and with
+    1 ms its statement was at times cancelled."""
+    with psycopg.connect(database.url, autocommit=True,
+                         options="-c statement_timeout=0 -c idle_session_timeout=0") as conn:
         target = sql.Identifier(database.name)
         for setting, limit in (("statement_timeout", LIMIT), ("idle_session_timeout", IDLE_LIMIT)):
             conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(target, sql.Identifier(setting),
