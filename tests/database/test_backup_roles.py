@@ -81,6 +81,23 @@ def test_a_backup_by_a_role_that_row_level_security_filters_is_refused_naming_th
             (recorded["backup"]["id"],)]
 
 
+def test_a_backup_by_a_role_whose_every_transaction_is_read_only_stands_with_a_warning(data, backup_reader, tmp_path):
+    """Teams make a backup role read-only with ALTER ROLE ... SET default_transaction_read_only: pg_dump reads as
+    before, and only the audit log's record is refused. Before, the run failed once the backup was made."""
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER ROLE backup_reader SET default_transaction_read_only = on"))
+    as_reader = {"db_url": make_conninfo(data.url, user=backup_reader), "stage": "BETA", "dest": str(tmp_path),
+                 "verify": True}
+    made = run_module(phoenix_backup.main, as_reader)
+    assert made.get("changed") is True and "failed" not in made, made.get("msg")
+    assert made["backup"]["verified"]  # when it was verified
+    assert [w["event"]["msg"] for w in made["warnings"]] == [
+        "%s was made, but every transaction of role backup_reader is read-only (default_transaction_read_only is on "
+        "for the role or the database), and the audit log does not record it: to record backups, run them as a role "
+        "that may write phoenix.audit_log" % made["backup"]["id"]]
+    assert data.query("SELECT count(*) FROM phoenix.audit_log WHERE operation = 'backup.create'") == [(0,)]
+
+
 @pytest.fixture
 def forced(owned_by_shop_owner):
     """shop_owner's database, whose tenant_doc forces row-level security: its policies filter its owner too (so the

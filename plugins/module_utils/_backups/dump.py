@@ -200,6 +200,11 @@ def _take(conn, conninfo: str, request: BackupRequest, tool: tuple[Path, int]) -
             "%s was made, but role %s may not write the audit log, which does not record it: to record backups, "
             "GRANT INSERT ON phoenix.audit_log TO %s and GRANT USAGE ON SEQUENCE phoenix.audit_log_id_seq TO %s"
             % (made.id, conn.info.user, conn.info.user, conn.info.user))
+    except psycopg.errors.ReadOnlySqlTransaction:  # such a role, made so by ALTER ROLE ... SET
+        result["warnings"].append(
+            "%s was made, but every transaction of role %s is read-only (default_transaction_read_only is on for "
+            "the role or the database), and the audit log does not record it: to record backups, run them as a role "
+            "that may write phoenix.audit_log" % (made.id, conn.info.user))
     return result
 
 
