@@ -38,9 +38,18 @@ MAY_END = ("(%s OR (NOT r.rolsuper AND (pg_has_role(r.oid, 'USAGE') OR pg_has_ro
 WHO = "SELECT coalesce(r.rolname, a.backend_type, 'a process of no role'), a.application_name "
 
 
+# A role that logs in as one role and acts as another (``ALTER ROLE alice SET role = shop_owner``) may not end the
+# sessions of the role it logged in as: the server asks the acting role's privileges. Such sessions are the run's own
+# programs' (pg_restore, psql), which may still be exiting as it drops or renames their database, and the server's
+# DROP and RENAME wait for them (up to 5 s each).
+NOT_ITS_LOGIN = "r.rolname IS DISTINCT FROM session_user"
+
+
 def end_sessions(admin, databases: list[str]) -> None:
-    """End the sessions of a role in ``databases``; psycopg.errors.InsufficientPrivilege when one may not be."""
-    admin.execute(sql.SQL("SELECT pg_terminate_backend(a.pid) " + TO_END), [databases])
+    """End the sessions of a role in ``databases``; psycopg.errors.InsufficientPrivilege when one may not be (unless
+    it is a session of the role this one logged in as, left to the server's wait)."""
+    admin.execute(sql.SQL("SELECT pg_terminate_backend(a.pid) " + TO_END + " AND (%s OR %s)" % (MAY_END, NOT_ITS_LOGIN)),
+                  [databases])
 
 
 def sessions_it_may_not_end(admin, databases: list[str]) -> str:
