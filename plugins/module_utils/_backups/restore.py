@@ -349,7 +349,7 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
             return {}
         completed = subprocess.run([str(pg_restore), "--single-transaction", "--exit-on-error", *flags,
                                     *selection, "--dbname", _dbname(env), *dump], stdin=stdin,
-                                   env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
+                                   env=env, capture_output=True, text=True, check=False)
     _check(completed, "pg_restore")
     return {}
 
@@ -374,7 +374,7 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
         with files.program_input(name, seekable=True) as (dump, stdin):
             completed = subprocess.run([str(pg_restore), *arguments, *([] if newer else ["--exit-on-error"]),
                                         *flags, "--dbname", _dbname(env), *dump], stdin=stdin,
-                                       env=dict(env, LC_MESSAGES="C"), capture_output=True, text=True, check=False)
+                                       env=env, capture_output=True, text=True, check=False)
         _check(forgiving_rejected_settings(completed) if newer else completed, "pg_restore")
 
     data_files = _data_files(backup)
@@ -475,8 +475,9 @@ DATA_FILE = re.compile(r"^[^/]+/(\d+)\.dat(?:\.[a-z0-9]+)*$")  # database/<entry
 #   error forgiven: every other error fails the restore.
 SESSION_SETUP_NEWER_SINCE = 17
 # Parallel workers print at once, and each writes a message's prefix, level and text separately: prefixes may
-# interleave (``pg_restore:pg_restore: error: ...``), the texts do not.
-REJECTED_SETTING = re.compile(r"could not execute query: ERROR: [^\n]*transaction_timeout[^\n]*\n"
+# interleave (``pg_restore:pg_restore: error: ...``), the texts do not. pg_restore's own words are English
+# (``libpq_environment``); the server's (``ERROR:  unrecognized configuration parameter``) are in its lc_messages.
+REJECTED_SETTING = re.compile(r"could not execute query: [^\n]*transaction_timeout[^\n]*\n"
                               r"Command was: SET transaction_timeout = 0;\n")
 ERRORS_IGNORED = re.compile(r"errors ignored on restore: (\d+)\n")
 LOG_PREFIXES = re.compile(r"pg_restore:|\b(?:error|warning):")

@@ -197,6 +197,17 @@ def libpq_environment(conninfo: str, base: Mapping[str, str] | None = None) -> d
     for keyword, value in conninfo_to_dict(conninfo).items():
         if keyword in LIBPQ_ENV and value is not None:
             env[LIBPQ_ENV[keyword]] = str(value)
+    return _in_english(env)
+
+
+def _in_english(env: dict[str, str]) -> dict[str, str]:
+    """``env``, with which programs write their own messages in English, as Phoenix reads some of them (``could
+    not obtain lock on relation``, ``Command was:``), and keep the rest of its locale. LC_ALL would outrank
+    LC_MESSAGES: its value goes to LANG and to each category set one by one, which it outranked too."""
+    every = env.pop("LC_ALL", None)
+    if every:
+        env.update({name: every for name in env if name.startswith("LC_")}, LANG=every)
+    env["LC_MESSAGES"] = "C"
     return env
 
 

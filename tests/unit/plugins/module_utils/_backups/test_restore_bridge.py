@@ -22,9 +22,15 @@ def finished(returncode: int, stderr: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["pg_restore"], returncode, "", stderr)
 
 
-def test_a_parallel_restore_whose_only_errors_are_the_rejected_setting_succeeded():
+# the same, from a server whose lc_messages is German: pg_restore's own words stay English (libpq_environment)
+REJECTED_IN_GERMAN = ('pg_restore: error: could not execute query: FEHLER:  unbekannter Konfigurationsparameter '
+                      '\u00bbtransaction_timeout\u00ab\nCommand was: SET transaction_timeout = 0;\n')
+
+
+@pytest.mark.parametrize("rejected", [REJECTED, REJECTED_IN_GERMAN], ids=["English", "German"])
+def test_a_parallel_restore_whose_only_errors_are_the_rejected_setting_succeeded(rejected):
     for printed, counted in ((3, 3), (4, 2)):  # pg_restore -j 2 prints four and counts the leader's two
-        forgiven = forgiving_rejected_settings(finished(1, REJECTED * printed + "pg_restore: warning: errors "
+        forgiven = forgiving_rejected_settings(finished(1, rejected * printed + "pg_restore: warning: errors "
                                                         "ignored on restore: %d\n" % counted))
         assert forgiven.returncode == 0 and forgiven.stderr == ""
 

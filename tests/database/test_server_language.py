@@ -1,0 +1,116 @@
+"""A server that speaks another language than English to its clients (``lc_messages``, which Debian's
+pg_createcluster takes from the environment it runs in), and a module run in such an environment (``LC_ALL``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import SESSION_SETUP_NEWER_SINCE
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
+    find_tool_and_major,
+    libpq_environment,
+    tool_versions,
+)
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore
+from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
+
+from conftest import SERVER_PROGRAMS, THROWAWAY_SETTINGS, Database, make_base_dir
+from worlds_fixtures import migrate
+
+GERMAN = "de_DE.UTF-8"
+
+
+@pytest.fixture(scope="module")
+def german_locale() -> Iterator[Path]:
+    """A directory holding the German locale, compiled from the system's locale sources (LOCPATH)."""
+    base = make_base_dir("phoenix-locale-")
+    try:
+        made = subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", str(base / GERMAN)], capture_output=True,
+                              text=True, check=False)
+    except FileNotFoundError:
+        made = None
+    if made is None or not (base / GERMAN / "LC_MESSAGES").exists():
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip("no German locale can be compiled here (localedef and the locales package's sources)")
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def german_server(german_locale) -> Iterator[LocalCluster]:
+    base = make_base_dir("phoenix-german-")
+    cluster = LocalCluster(base / "pg", free_port(), bin_source=SERVER_PROGRAMS,
+                           settings=dict(THROWAWAY_SETTINGS, lc_messages="'%s'" % GERMAN))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOCPATH", str(german_locale))  # the server's, from its start on
+        cluster.ensure_running()
+    try:
+        with psycopg.connect(**cluster.conninfo(), autocommit=True) as conn:
+            said = conn.execute(sql.SQL("SELECT current_setting('lc_messages')")).fetchone()[0]
+            with pytest.raises(psycopg.Error) as refused:
+                conn.execute(sql.SQL("SELECT 1/0"))
+        assert said == GERMAN and "Division durch Null" in str(refused.value), str(refused.value)
+        yield cluster
+    finally:
+        cluster.ensure_absent()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def german_data(german_server) -> Iterator[Database]:
+    database = Database(german_server, "t_" + uuid.uuid4().hex[:12])
+    with psycopg.connect(**german_server.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database.name)))
+    migrate(database)
+    yield database
+
+
+def test_a_swap_restore_of_a_newer_pg_dumps_backup_on_a_german_server(german_data, tmp_path):
+    """pg_restore 17 opens each session with a setting older servers reject, and a parallel restore forgives that
+    one error, told by its words. Before, a server that said it in German (``FEHLER:  unbekannter
+    Konfigurationsparameter``) failed every swap restore of a zstd backup, which pg_dump 17 makes for a server of 15
+    or 16."""
+    options = {"db_url": german_data.url, "stage": "BETA", "dest": str(tmp_path)}
+    made = run_module(phoenix_backup.main, dict(options, format="directory", compress="zstd"))
+    assert made.get("changed") is True, made.get("msg")
+    manifest = json.loads((Path(made["backup"]["path"]) / "manifest.json").read_text())
+    server_major = int(manifest["server_version"].split(".")[0])
+    pg_restore_major = find_tool_and_major("pg_restore", manifest["pg_dump_major"])[1]
+    if not server_major < SESSION_SETUP_NEWER_SINCE <= pg_restore_major:
+        pytest.skip("the restore needs a pg_restore of %d or newer and an older server; found %d and %d"
+                    % (SESSION_SETUP_NEWER_SINCE, pg_restore_major, server_major))
+    before = german_data.query("SELECT count(*) FROM \"User\"")
+    restored = run_module(phoenix_restore.main, dict(options, mode="swap", jobs=2, safety_backup=False))
+    assert restored.get("changed") is True and "failed" not in restored, restored.get("msg")
+    assert german_data.query("SELECT count(*) FROM \"User\"") == before
+
+
+def test_programs_write_their_own_words_in_english_whatever_locale_a_run_has(german_locale, monkeypatch):
+    """Phoenix reads some of what pg_dump, pg_restore and psql write as they fail (``could not obtain lock on
+    relation``, ``Command was:``). A run with LC_ALL set, which outranks LC_MESSAGES, had them write German:
+    Debian's programs carry their translations (the wheels' do not)."""
+    monkeypatch.setenv("LOCPATH", str(german_locale))
+    monkeypatch.setenv("LC_ALL", GERMAN)
+    monkeypatch.setenv("LC_TIME", "C.UTF-8")
+    nowhere = "host=/nonexistent/phoenix dbname=app"
+    spoken = {}
+    for program in tool_versions("pg_dump"):
+        said = subprocess.run([str(program), "--schema-only"], env=libpq_environment(nowhere), capture_output=True,
+                              text=True, check=False).stderr
+        german = subprocess.run([str(program), "--schema-only"], env=dict(libpq_environment(nowhere), LC_MESSAGES=GERMAN),
+                                capture_output=True, text=True, check=False).stderr
+        spoken[str(program)] = ("Verbindung" in german, "connection to server" in said and "Verbindung" not in said)
+    assert (True, True) in spoken.values(), spoken  # a program that speaks German, now in English
+    assert all(english for _, english in spoken.values()), spoken
+    kept = libpq_environment(nowhere)
+    assert "LC_ALL" not in kept and kept["LANG"] == kept["LC_TIME"] == GERMAN and kept["LC_MESSAGES"] == "C"
