@@ -6,6 +6,7 @@ a copy or an export short of them, and a world removed with its users left behin
 
 from __future__ import annotations
 
+import contextlib
 from typing import Iterator
 
 import pytest
@@ -23,16 +24,16 @@ from worlds_fixtures import table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-REFUSED = ('query would be affected by row-level security policy for table "User" (Phoenix reads and writes every '
-           'row of a world or a table, and row-level security would hide some from the role it connects as: give '
-           'that role BYPASSRLS, or run this as a superuser)')
+WHAT_TO_DO = (' (Phoenix reads and writes every row of a world or a table, and row-level security would hide some '
+              'from the role it connects as: give that role BYPASSRLS, or run this as a superuser)')
+REFUSED = 'query would be affected by row-level security policy for table "User"' + WHAT_TO_DO
 
 
-@pytest.fixture
-def tenants(data) -> Iterator[str]:
-    """The data database with a tenant policy on "User", and the db_url of a role the operators run Phoenix as:
-    granted every table, neither their owner nor a superuser."""
-    with data.connect() as conn:
+@contextlib.contextmanager
+def tenant_policy(database) -> Iterator[str]:
+    """``database`` with a tenant policy on "User", and the db_url of a role the operators run Phoenix as: granted
+    every table, neither their owner nor a superuser."""
+    with database.connect() as conn:
         for statement in ("CREATE ROLE phoenix_ops LOGIN",
                           "GRANT USAGE, CREATE ON SCHEMA public, phoenix TO phoenix_ops",
                           "GRANT ALL ON ALL TABLES IN SCHEMA public, phoenix TO phoenix_ops",
@@ -40,10 +41,16 @@ def tenants(data) -> Iterator[str]:
                           'ALTER TABLE "User" ENABLE ROW LEVEL SECURITY',
                           """CREATE POLICY own_tenant ON "User" USING (email LIKE current_setting('app.tenant', true) || '@%')"""):
             conn.execute(sql.SQL(statement))
-    yield data.url.replace("postgres@", "phoenix_ops@")
-    with data.connect() as conn:
+    yield database.url.replace("postgres@", "phoenix_ops@")
+    with database.connect() as conn:
         conn.execute(sql.SQL("DROP OWNED BY phoenix_ops"))
         conn.execute(sql.SQL("DROP ROLE phoenix_ops"))
+
+
+@pytest.fixture
+def tenants(data) -> Iterator[str]:
+    with tenant_policy(data) as url:
+        yield url
 
 
 RUNS = [

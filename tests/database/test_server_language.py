@@ -21,11 +21,17 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     libpq_environment,
     tool_versions,
 )
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_backup,
+    phoenix_restore,
+    phoenix_world,
+    phoenix_world_info,
+)
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
 from conftest import SERVER_PROGRAMS, THROWAWAY_SETTINGS, Database, make_base_dir
-from worlds_fixtures import migrate
+from test_row_security import WHAT_TO_DO, run_all, tenant_policy
+from worlds_fixtures import migrate, table_fingerprints
 
 GERMAN = "de_DE.UTF-8"
 
@@ -114,3 +120,26 @@ def test_programs_write_their_own_words_in_english_whatever_locale_a_run_has(ger
     assert all(english for _, english in spoken.values()), spoken
     kept = libpq_environment(nowhere)
     assert "LC_ALL" not in kept and kept["LANG"] == kept["LC_TIME"] == GERMAN and kept["LC_MESSAGES"] == "C"
+
+
+def test_a_role_that_a_policy_filters_is_told_what_to_do_in_the_servers_words_too(german_data, tmp_path):
+    """The server refuses a query a policy would filter, as Phoenix's sessions run with row security off: in German,
+    the refusal is ``Policy für Sicherheit auf Zeilenebene für Tabelle »User« würde Auswirkung auf die Anfrage
+    haben``, and before, it came without the advice, told by the English words. A privilege denied on the same
+    table, with no policy, gets none."""
+    made = run_module(phoenix_world.main, {"db_url": german_data.url, "stage": "BETA", "id": "KEEP_ME",
+                                           "seed": {"users": 3}})
+    assert made.get("changed") is True, made.get("msg")
+    with tenant_policy(german_data) as url:
+        before = table_fingerprints(german_data)
+        results = run_all(url, tmp_path, check=False)
+        assert table_fingerprints(german_data) == before
+        with german_data.connect() as conn:
+            conn.execute(sql.SQL('ALTER TABLE "User" DISABLE ROW LEVEL SECURITY'))
+            conn.execute(sql.SQL('REVOKE SELECT ON "User" FROM phoenix_ops'))
+        denied = run_module(phoenix_world_info.main, {"db_url": url, "stage": "BETA", "detail": True})
+    assert denied.get("failed") is True and "»User«" not in denied["msg"] and "User" in denied["msg"], denied
+    assert not denied["msg"].endswith(WHAT_TO_DO), denied["msg"]
+    for result in results:
+        assert result.get("failed") is True and "Traceback" not in result["_raw"], result
+        assert "»User«" in result["msg"] and result["msg"].endswith(WHAT_TO_DO), result["msg"]

@@ -169,12 +169,11 @@ class PhoenixModule(AnsibleModule):
         except psycopg.errors.LockNotAvailable as exc:
             self.fail_json(msg=self._redact(self._lock_wait_message(exc)), sqlstate=exc.sqlstate)
         except psycopg.Error as exc:
-            where = self._where()
-            self.fail_json(
-                msg="database error on %s: %s" % (
-                    where, self._redact(with_row_security_advice(with_standby_advice(str(exc).strip())))),
-                sqlstate=getattr(exc, "sqlstate", None),
-            )
+            where, sqlstate = self._where(), getattr(exc, "sqlstate", None)
+            message = with_standby_advice(str(exc).strip())
+            if self.target:
+                message = with_row_security_advice(message, sqlstate, lambda: connect(self.target))
+            self.fail_json(msg="database error on %s: %s" % (where, self._redact(message)), sqlstate=sqlstate)
         except OSError as exc:  # a path that cannot be used: too long, not writable, in /proc ...
             path = " ".join(str(p) for p in (exc.filename, exc.filename2) if p) or "a file"
             self.fail_json(msg="cannot use %s: %s" % (self._redact(path), exc.strerror or exc))

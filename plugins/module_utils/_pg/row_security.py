@@ -10,13 +10,42 @@ security off, the server refuses such a query instead, and the run's transaction
 
 from __future__ import annotations
 
-# what the server says when row security is off and a policy would filter a query
+import re
+from typing import Callable
+
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:  # PhoenixModule reports the missing library before any of this runs
+    pass
+
+# what the server says when row security is off and a policy would filter a query (on a server whose lc_messages is
+# English; otherwise, its words for it, with the table's name)
 FILTERED = "would be affected by row-level security policy"
+REFUSED = "42501"  # insufficient_privilege: that refusal's SQLSTATE, and a denied privilege's
+# the tables whose policies filter what the session's role reads
+FILTERING_TABLES = (
+    "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relrowsecurity AND c.relkind IN ('r', 'p') "
+    "AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user) "
+    "AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE'))")
+ADVICE = (" (Phoenix reads and writes every row of a world or a table, and row-level security would hide some from the "
+          "role it connects as: give that role BYPASSRLS, or run this as a superuser)")
 
 
-def with_row_security_advice(message: str) -> str:
-    """``message`` (the server's), with what to do when it refused a query that a policy would filter."""
-    if FILTERED not in message:
+def with_row_security_advice(message: str, sqlstate: str | None, connect: Callable) -> str:
+    """``message`` (the server's), with what to do when it refused a query that a policy would filter. A server
+    that speaks another language says so in other words: then a refusal naming a table whose policies filter what
+    the role reads is one (``connect``: a new session as the run's role, the run's own being rolled back)."""
+    if FILTERED in message:
+        return message + ADVICE
+    if sqlstate != REFUSED:
         return message
-    return message + (" (Phoenix reads and writes every row of a world or a table, and row-level security would hide "
-                      "some from the role it connects as: give that role BYPASSRLS, or run this as a superuser)")
+    try:
+        with connect() as conn:
+            tables = [name for name, in conn.execute(sql.SQL(FILTERING_TABLES)).fetchall()]
+    except (psycopg.Error, PhoenixError):  # the message is still worth giving without the advice
+        return message
+    named = any(re.search(r"(?<![\w$])%s(?![\w$])" % re.escape(name), message) for name in tables)
+    return message + ADVICE if named else message
