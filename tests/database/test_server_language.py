@@ -24,12 +24,14 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_backup,
     phoenix_restore,
+    phoenix_restore_drill,
     phoenix_world,
     phoenix_world_info,
 )
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
 from conftest import SERVER_PROGRAMS, THROWAWAY_SETTINGS, Database, make_base_dir
+from test_backup_roles import TENANT_DOCUMENTS
 from test_row_security import WHAT_TO_DO, run_all, tenant_policy
 from worlds_fixtures import migrate, table_fingerprints
 
@@ -143,3 +145,25 @@ def test_a_role_that_a_policy_filters_is_told_what_to_do_in_the_servers_words_to
     for result in results:
         assert result.get("failed") is True and "Traceback" not in result["_raw"], result
         assert "»User«" in result["msg"] and result["msg"].endswith(WHAT_TO_DO), result["msg"]
+
+
+def test_a_drill_by_a_role_that_a_policy_filters_names_it_in_the_servers_words_too(german_data, tmp_path):
+    """The drill counts the rows of its scratch database, whose tables the role owns, and a policy forced on its
+    owner too filters them; before, on a server that speaks German, the count's refusal came as a failed drill,
+    with no word of row security but the server's."""
+    with german_data.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE drill_runner LOGIN CREATEDB IN ROLE pg_read_all_data"))
+        for statement in TENANT_DOCUMENTS:
+            conn.execute(statement)
+        conn.execute(sql.SQL("ALTER TABLE public.tenant_doc FORCE ROW LEVEL SECURITY"))
+    made = run_module(phoenix_backup.main, {"db_url": german_data.url, "stage": "BETA", "dest": str(tmp_path)})
+    assert made.get("changed") is True, made.get("msg")
+    as_runner = {"db_url": german_data.url.replace("postgres@", "drill_runner@"), "stage": "BETA",
+                 "dest": str(tmp_path)}
+    refused = run_module(phoenix_restore_drill.main, as_runner)
+    assert refused.get("failed") is True and "Traceback" not in refused["_raw"], refused
+    assert refused["msg"].startswith("role drill_runner may not count every row of a table, as its row-level "
+                                     "security policies filter what the role reads (") and "»tenant_doc«" in refused["msg"]
+    assert refused["msg"].endswith("give the role BYPASSRLS (ALTER ROLE drill_runner BYPASSRLS), or run this as a "
+                                   "superuser"), refused["msg"]
+    assert german_data.query("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("phoenix_drill_%",)) == [(0,)]

@@ -52,7 +52,7 @@ def table_counts(conn, known: dict[str, int] | None = None, keep_locks: Collecti
             with conn.transaction(force_rollback=True):  # a savepoint inside a transaction
                 _add(counts, _count(conn, batch))
     except psycopg.errors.InsufficientPrivilege as exc:
-        row_security.counted_in_full(exc, conn.info.user)
+        row_security.counted_in_full(exc, conn)
         raise
     return {label: known[label] if label in known else counts[label] for label, _relations in tables}
 

@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_security import FILTERED
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_security import (
+    EXEMPT,
+    FILTERED,
+    FILTERING,
+    refused_by_a_policy,
+)
 
 try:
+    import psycopg
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
     pass
@@ -26,15 +32,11 @@ BYPASS = "give the role BYPASSRLS (ALTER ROLE %s BYPASSRLS), or %s as a superuse
 def require_every_row_readable(conn, why: str, action: str) -> None:
     """Refuse, before anything is written, a run (which reads every row of every table: ``why``; ``action`` says
     what to do as a superuser instead) by a role whose queries a table's row-level security policies would filter."""
-    user, exempt = conn.execute(sql.SQL(
-        "SELECT current_user, rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user"
-    )).fetchone()
+    user, exempt = conn.execute(sql.SQL("SELECT current_user, " + EXEMPT)).fetchone()
     if exempt:
         return
-    filtered = conn.execute(sql.SQL(
-        "SELECT n.nspname, c.relname, c.relforcerowsecurity FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relrowsecurity AND c.relkind IN ('r', 'p') "
-        "AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE')) ORDER BY 1, 2")).fetchall()
+    filtered = conn.execute(sql.SQL("SELECT n.nspname, c.relname, c.relforcerowsecurity " + FILTERING + " ORDER BY 1, 2")
+                            ).fetchall()
     if filtered:
         named = ", ".join(table_label(schema, name) + (" (forced, for its owner too)" if forced else "")
                           for schema, name, forced in filtered[:NAMED_AT_MOST])
@@ -43,10 +45,15 @@ def require_every_row_readable(conn, why: str, action: str) -> None:
                            % (user, named, more, why, BYPASS % (user, action)))
 
 
-def counted_in_full(exc: Exception, user: str) -> None:
+def counted_in_full(exc: Exception, conn) -> None:
     """Turn the server's refusal of a count that a policy would filter (``exc``, with row security off) into one
-    message: such a count is not the table's."""
-    if FILTERED in str(exc):
+    message: such a count is not the table's. ``conn``: the counting session, whose transaction may have failed."""
+    try:
+        refused = refused_by_a_policy(conn, str(exc), getattr(exc, "sqlstate", None))
+    except psycopg.Error:
+        refused = FILTERED in str(exc)
+    if refused:
+        user = conn.info.user
         raise PhoenixError("role %s may not count every row of a table, as its row-level security policies filter "
                            "what the role reads (%s): %s" % (user, str(exc).strip().splitlines()[0],
                                                              BYPASS % (user, "run this")))
