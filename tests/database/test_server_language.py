@@ -4,6 +4,7 @@ pg_createcluster takes from the environment it runs in), and a module run in suc
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -30,7 +31,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 )
 from ansible_collections.phoenix.platform.tests.helpers import free_port, run_module
 
-from conftest import SERVER_PROGRAMS, THROWAWAY_SETTINGS, Database, make_base_dir
+from conftest import SERVER_PROGRAMS, THROWAWAY_SETTINGS, Database, make_base_dir, table_held
 from test_backup_roles import TENANT_DOCUMENTS
 from test_row_security import WHAT_TO_DO, run_all, tenant_policy
 from worlds_fixtures import migrate, table_fingerprints
@@ -167,3 +168,20 @@ def test_a_drill_by_a_role_that_a_policy_filters_names_it_in_the_servers_words_t
     assert refused["msg"].endswith("give the role BYPASSRLS (ALTER ROLE drill_runner BYPASSRLS), or run this as a "
                                    "superuser"), refused["msg"]
     assert german_data.query("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("phoenix_drill_%",)) == [(0,)]
+
+
+@pytest.mark.parametrize("fmt", ["custom", "directory"])
+def test_a_backup_that_waited_for_a_table_says_who_holds_it_in_the_servers_words_too(german_data, tmp_path, fmt):
+    """pg_dump gives up waiting for a table's lock after lock_timeout, and the server says why in its language
+    (``storniere Anfrage wegen Zeitüberschreitung der Anfrage``): before, the backup failed with that, and no word of
+    who held the table."""
+    made = run_module(phoenix_world.main, {"db_url": german_data.url, "stage": "BETA", "id": "KEEP_ME",
+                                           "seed": {"users": 3}})
+    assert made.get("changed") is True, made.get("msg")
+    with table_held(german_data, "ACCESS EXCLUSIVE") as table:
+        refused = run_module(phoenix_backup.main, {"db_url": german_data.url, "stage": "BETA", "dest": str(tmp_path),
+                                                   "format": fmt, "lock_timeout": 2})
+    assert refused.get("failed") is True and "Traceback" not in refused["_raw"], refused
+    assert re.fullmatch(re.escape("the backup waited lock_timeout=2 s for a table that someone holds so that no one "
+                                  "may read it (%s by " % table) + r"session \d+ of postgres \(nightly migration\)"
+                        + re.escape("); run it again once that ends, or raise lock_timeout"), refused["msg"]), refused["msg"]

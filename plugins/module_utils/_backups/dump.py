@@ -43,6 +43,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     find_tool_and_major,
     libpq_environment,
     server_major,
+    speaks_english,
     tool_said,
     tool_versions,
 )
@@ -330,12 +331,13 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
     """Run pg_dump; for single-file formats stream its output to disk (encrypted on its way for ``sealed_to``,
     every plain chunk handed to ``tap``), hashing what is stored as it goes, while the row counts run on the
     snapshot's own connection."""
+    server_english = speaks_english(conn)
     if fmt == "directory":
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         stderr: list[bytes] = []
         counts = _counted_while_dumping(conn, process, env["PGAPPNAME"],
                                         lambda: stderr.append(process.communicate()[1]))
-        _check(process.returncode, stderr[0])
+        _check(process.returncode, stderr[0], server_english)
         return [], counts
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stored = target.with_name(target.name + encryption.SUFFIX) if sealed_to else target
@@ -366,7 +368,7 @@ def _run_dump(conn, command: list[str], env: dict[str, str], target: Path, fmt: 
             thread.join()
         process.wait()
     counts = _counted_while_dumping(conn, process, env["PGAPPNAME"], finish)
-    _check(process.returncode, b"".join(errors))
+    _check(process.returncode, b"".join(errors), server_english)
     return [{"name": stored.name, "size": sink.size, "sha256": sink.digest.hexdigest()}], counts
 
 
@@ -479,14 +481,19 @@ class _LockWaitEnded(Exception):
     """pg_dump gave up waiting for a table's lock (its --lock-wait-timeout)."""
 
 
-# what pg_dump says when its LOCK TABLE ran out of time
+# what pg_dump says when its LOCK TABLE ran out of time: the server's words, where it speaks English
 LOCK_WAIT_ENDED = (b"canceling statement due to statement timeout", b"canceling statement due to lock timeout")
+# Where the server speaks another language: pg_dump's own words (English, see ``libpq_environment``) quote the
+# statement that failed, a LOCK TABLE, and the server's give no hint of a full lock table, which names this setting.
+LOCK_FAILED = b"Query was: LOCK TABLE "
+LOCK_TABLE_FULL_HINT = b"max_locks_per_transaction"
 
 
-def _check(returncode: int, stderr: bytes) -> None:
+def _check(returncode: int, stderr: bytes, server_english: bool) -> None:
     if returncode == 0:
         return
-    if any(message in stderr for message in LOCK_WAIT_ENDED):
+    if any(message in stderr for message in LOCK_WAIT_ENDED) or (
+            not server_english and LOCK_FAILED in stderr and LOCK_TABLE_FULL_HINT not in stderr):
         raise _LockWaitEnded()
     require_dump_on_one_server(stderr)
     raise PhoenixError("pg_dump failed (exit %d): %s" % (returncode, tool_said(stderr.decode(errors="replace"))))

@@ -226,5 +226,12 @@ def _shortened(text: str, longest: int) -> str:
     return text if len(text) <= longest else "%s ... (%d characters)" % (text[:longest], len(text))
 
 
+def speaks_english(conn) -> bool:
+    """Whether the server writes its messages to ``conn`` in English (lc_messages C, POSIX or en_*; empty: as the
+    server's environment had it when it started, most often the same)."""
+    setting = conn.execute(sql.SQL("SELECT current_setting('lc_messages')")).fetchone()[0]
+    return setting == "" or setting.lower().startswith(("c", "posix", "en"))
+
+
 def server_major(conn) -> int:
     return int(conn.execute(sql.SQL("SHOW server_version_num")).fetchone()[0]) // 10000
