@@ -227,10 +227,15 @@ def _shortened(text: str, longest: int) -> str:
 
 
 def speaks_english(conn) -> bool:
-    """Whether the server writes its messages to ``conn`` in English (lc_messages C, POSIX or en_*; empty: as the
-    server's environment had it when it started, most often the same)."""
-    setting = conn.execute(sql.SQL("SELECT current_setting('lc_messages')")).fetchone()[0]
-    return setting == "" or setting.lower().startswith(("c", "posix", "en"))
+    """Whether the server writes its messages to ``conn`` in English."""
+    return english_locale(conn.execute(sql.SQL("SELECT current_setting('lc_messages')")).fetchone()[0])
+
+
+def english_locale(name: str) -> bool:
+    """Whether messages in locale ``name`` are English: C, POSIX, en_* (Windows: English_*); empty, as the server's
+    environment had it when it started, most often the same. Not ca_ES or cs_CZ, which start like C."""
+    name = name.lower()
+    return name in ("", "c", "posix", "en") or name.startswith(("c.", "en_", "en.", "en@", "english"))
 
 
 def server_major(conn) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import program_major, tool_said
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import english_locale, program_major, tool_said
 
 
 def write_program(path, version: str, runs) -> None:
@@ -70,3 +70,9 @@ def test_a_table_name_that_breaks_the_quoted_statement_does_not_push_the_error_o
     shown = tool_said(said)
     assert shown.startswith("pg_dump: error: query failed: ERROR:  out of shared memory\n"), shown
     assert len(shown) < 800 and shown.count(" characters)") == 1, shown
+
+
+def test_a_locale_is_english_by_its_language_not_its_first_letter():
+    english = ["", "C", "C.UTF-8", "POSIX", "en_US.UTF-8", "en_GB", "en", "English_United States.1252"]
+    other = ["de_DE.UTF-8", "ca_ES.UTF-8", "cs_CZ.UTF-8", "cy_GB", "fr_FR", "pt_BR.utf8", "German_Germany.1252"]
+    assert [name for name in english + other if english_locale(name)] == english
