@@ -6,7 +6,6 @@ a copy or an export short of them, and a world removed with its users left behin
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator
 
 import pytest
@@ -29,10 +28,9 @@ WHAT_TO_DO = (' (Phoenix reads and writes every row of a world or a table, and r
 REFUSED = 'query would be affected by row-level security policy for table "User"' + WHAT_TO_DO
 
 
-@contextlib.contextmanager
 def tenant_policy(database) -> Iterator[str]:
     """``database`` with a tenant policy on "User", and the db_url of a role the operators run Phoenix as: granted
-    every table, neither their owner nor a superuser."""
+    every table, neither their owner nor a superuser (a fixture's body)."""
     with database.connect() as conn:
         for statement in ("CREATE ROLE phoenix_ops LOGIN",
                           "GRANT USAGE, CREATE ON SCHEMA public, phoenix TO phoenix_ops",
@@ -49,8 +47,7 @@ def tenant_policy(database) -> Iterator[str]:
 
 @pytest.fixture
 def tenants(data) -> Iterator[str]:
-    with tenant_policy(data) as url:
-        yield url
+    yield from tenant_policy(data)
 
 
 RUNS = [
