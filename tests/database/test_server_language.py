@@ -16,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
+from ansible_collections.phoenix.platform.plugins.module_utils._worlds.generate import generate
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import SESSION_SETUP_NEWER_SINCE
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool_and_major,
@@ -191,3 +192,39 @@ def test_a_backup_that_waited_for_a_table_says_who_holds_it_in_the_servers_words
     assert re.fullmatch(re.escape("the backup waited lock_timeout=2 s for a table that someone holds so that no one "
                                   "may read it (%s by " % table) + r"session \d+ of postgres \(nightly migration\)"
                         + re.escape("); run it again once that ends, or raise lock_timeout"), refused["msg"]), refused["msg"]
+
+
+def test_a_broken_foreign_key_is_told_which_way_it_broke_in_the_servers_words_too(german_data):
+    """A world whose chats an application's trigger keeps (a soft delete) cannot be removed: its users are still
+    referred to. A seed that meets a user already there under another key writes a row that refers to one not
+    there. The server says which in its language (``Schlüssel … wird noch aus Tabelle »Chat« verwiesen``, ``… ist
+    nicht in Tabelle »User« vorhanden``); before, both got the advice for a taken value."""
+    made = run_module(phoenix_world.main, {"db_url": german_data.url, "stage": "BETA", "id": "KEEP_ME",
+                                           "seed": {"users": 2, "chats": 1}})
+    assert made.get("changed") is True, made.get("msg")
+    with german_data.connect() as conn:
+        conn.execute(sql.SQL('ALTER TABLE "Chat" ADD COLUMN "deletedAt" timestamptz'))
+        conn.execute(sql.SQL('CREATE FUNCTION soft_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+                             'UPDATE "Chat" SET "deletedAt" = now() WHERE id = OLD.id; RETURN NULL; END $$'))
+        conn.execute(sql.SQL('CREATE TRIGGER soft_delete BEFORE DELETE ON "Chat" FOR EACH ROW '
+                             'EXECUTE FUNCTION soft_delete()'))
+    before = table_fingerprints(german_data)
+    removed = run_module(phoenix_world.main, {"db_url": german_data.url, "stage": "BETA", "id": "KEEP_ME",
+                                              "state": "absent"})
+    assert removed.get("failed") is True and "Traceback" not in removed["_raw"], removed
+    assert removed["msg"].startswith("the change would remove a row that other rows still refer to on ")
+    assert "»Chat«" in removed["msg"] and removed["msg"].endswith("remove those references first"), removed["msg"]
+    assert table_fingerprints(german_data) == before
+
+    generated = generate("COPIED", users=1, artifacts=1, chats=0, messages_per_chat=0)["User"][0]
+    with german_data.connect() as conn:
+        conn.execute(sql.SQL('INSERT INTO "WorldMeta" (id, name, environment) VALUES (%s, %s, %s)'),
+                     ["COPIED", "COPIED", "BETA"])
+        conn.execute(sql.SQL('INSERT INTO "User" (email, world_id) VALUES (%s, %s)'), [generated["email"], "COPIED"])
+    before = table_fingerprints(german_data)
+    seeded = run_module(phoenix_world.main, {"db_url": german_data.url, "stage": "BETA", "id": "COPIED",
+                                             "seed": {"users": 1, "artifacts": 1, "chats": 0}})
+    assert seeded.get("failed") is True and "Traceback" not in seeded["_raw"], seeded
+    assert seeded["msg"].startswith("the change would leave a reference to a row that does not exist on ")
+    assert seeded["msg"].endswith("remove it first or use another world id"), seeded["msg"]
+    assert table_fingerprints(german_data) == before

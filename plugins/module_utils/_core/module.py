@@ -30,13 +30,14 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.stage impor
     check_writable,
     registered_stage,
 )
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import named_in, table_label
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_security import with_row_security_advice
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import lock_holders
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import with_standby_advice
 
 try:
     import psycopg
+    from psycopg import sql
 except ImportError:
     HAS_PSYCOPG = False
 else:
@@ -51,22 +52,48 @@ COLLISIONS = {
     "23503": ("would leave a reference to a row that does not exist", TAKEN),  # a row written refers to one not here
 }
 OTHER_COLLISION = ("breaks a constraint", "The rows written do not meet it, or rows already there conflict with them")
-# a foreign key broken the other way (23503 too): rows outside the change refer to a row it removes (server's words)
+# a foreign key broken the other way (23503 too): rows outside the change refer to a row it removes (server's words,
+# where it speaks English; the first way's are WRITTEN_UNREFERENCED)
 REMOVED_WHILE_REFERENCED = "update or delete on table"
+WRITTEN_UNREFERENCED = "insert or update on table"
 STILL_REFERENCED = ("would remove a row that other rows still refer to", "Rows outside the change refer to rows it "
                     "removes: another world's, production's, or rows an application's trigger kept instead of "
                     "deleting them; remove those references first")
+# whether a foreign key refers to its own table
+SELF_REFERRING = ("SELECT c.confrelid = c.conrelid FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t "
+                  "ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace "
+                  "WHERE c.contype = 'f' AND c.conname = %s AND t.relname = %s AND n.nspname = %s")
 
 
-def collision_message(exc, where: str) -> str:
-    """An integrity error in words: which constraint, which table, which value, and what to do."""
+def collision_message(exc, where: str, connect: Callable) -> str:
+    """An integrity error in words: which constraint, which table, which value, and what to do (``connect``: a new
+    session, the run's own being rolled back, see ``_removed_while_referenced``)."""
     diag = exc.diag
     what, why = COLLISIONS.get(exc.sqlstate, OTHER_COLLISION)
-    if exc.sqlstate == "23503" and (diag.message_primary or "").startswith(REMOVED_WHILE_REFERENCED):
+    if exc.sqlstate == "23503" and _removed_while_referenced(diag, connect):
         what, why = STILL_REFERENCED
     return "the change %s on %s (constraint %s on table %s: %s); nothing was written. %s" % (
         what, where, diag.constraint_name, diag.table_name, (diag.message_detail or str(exc)).strip().splitlines()[0],
         why)
+
+
+def _removed_while_referenced(diag, connect: Callable) -> bool:
+    """Whether a broken foreign key (``diag``) is one whose rows outside the change refer to a row it removes. A
+    server that speaks another language says so in other words: the detail then names the table that refers (the
+    one the error is of) for a removal, the one referred to for a write; the two are alike only for a key that
+    refers to its own table, which the catalog tells."""
+    primary, detail = diag.message_primary or "", diag.message_detail or ""
+    if primary.startswith((REMOVED_WHILE_REFERENCED, WRITTEN_UNREFERENCED)):
+        return primary.startswith(REMOVED_WHILE_REFERENCED)
+    if not diag.table_name or not named_in(detail, diag.table_name):
+        return False
+    try:
+        with connect() as conn:
+            found = conn.execute(sql.SQL(SELF_REFERRING), [diag.constraint_name, diag.table_name, diag.schema_name]
+                                 ).fetchone()
+    except (psycopg.Error, PhoenixError):
+        return False
+    return found is not None and not found[0]
 
 
 class PhoenixModule(AnsibleModule):
@@ -160,7 +187,7 @@ class PhoenixModule(AnsibleModule):
             self._warn_all(exc.details)
             self.fail_json(msg=self._redact(exc.msg), **exc.details)
         except psycopg.errors.IntegrityError as exc:
-            message = collision_message(exc, self._where())
+            message = collision_message(exc, self._where(), lambda: connect(self.target))
             if exc.sqlstate == "23505" and "column_transforms" in self.params:
                 message += ("; for rows copied under another world id, give the column a value per world with "
                             "column_transforms, e.g. {\"%s.<column>\": \"{world}.{value}\"}"

@@ -10,6 +10,7 @@ backwards.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -248,6 +249,12 @@ def topological(tables: Iterable[Table]) -> list[Table]:
 def table_label(schema: str, name: str) -> str:
     """``Artifact`` for the public schema, ``shop.orders`` otherwise."""
     return name if schema == "public" else "%s.%s" % (schema, name)
+
+
+def named_in(message: str, name: str) -> bool:
+    """Whether the server's ``message`` names table ``name`` whole, in whatever quotes its language uses (``"User"``,
+    ``»User«``), not as part of a longer name."""
+    return re.search(r"(?<![\w$])%s(?![\w$])" % re.escape(name), message) is not None
 
 
 def relation_exists(conn, qualified_name: str) -> bool:

@@ -10,10 +10,10 @@ security off, the server refuses such a query instead, and the run's transaction
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import named_in
 
 try:
     import psycopg
@@ -56,4 +56,4 @@ def refused_by_a_policy(conn, message: str, sqlstate: str | None) -> bool:
     if sqlstate != REFUSED:
         return False
     tables = [name for name, in conn.execute(sql.SQL("SELECT c.relname " + FILTERING + " AND NOT " + EXEMPT)).fetchall()]
-    return any(re.search(r"(?<![\w$])%s(?![\w$])" % re.escape(name), message) for name in tables)
+    return any(named_in(message, name) for name in tables)
