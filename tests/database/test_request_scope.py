@@ -333,17 +333,22 @@ def test_a_database_without_a_fence_is_written_only_by_phoenix_schema(database, 
     assert table_fingerprints(database) == before
 
 
-def test_a_seed_colliding_with_rows_already_there_gets_a_clear_message(database):
-    """As after world_copy: the world holds a user with a generated email under another key."""
-    migrate(database)
+def seed_over_a_copied_user(database) -> tuple[dict, dict]:
+    """As after world_copy: world COPIED holds a user with the email its seed generates, under another key. Seeds
+    it; returns the tables' fingerprints from before the seed, and its result."""
     generated = generate("COPIED", users=1, artifacts=1, chats=0, messages_per_chat=0)["User"][0]
     with database.connect() as conn:
         conn.execute(sql.SQL('INSERT INTO "WorldMeta" (id, name, environment) VALUES (%s, %s, %s)'),
                      ["COPIED", "COPIED", "BETA"])
         conn.execute(sql.SQL('INSERT INTO "User" (email, world_id) VALUES (%s, %s)'), [generated["email"], "COPIED"])
     before = table_fingerprints(database)
-    result = run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "COPIED",
-                                             "seed": {"users": 1, "artifacts": 1, "chats": 0}})
+    return before, run_module(phoenix_world.main, {"db_url": database.url, "stage": "BETA", "id": "COPIED",
+                                                   "seed": {"users": 1, "artifacts": 1, "chats": 0}})
+
+
+def test_a_seed_colliding_with_rows_already_there_gets_a_clear_message(database):
+    migrate(database)
+    before, result = seed_over_a_copied_user(database)
     assert result["failed"] is True
     assert "constraint" in result["msg"] and "nothing was written" in result["msg"], result["msg"]
     assert "another world id" in result["msg"] and "Traceback" not in result["_raw"]

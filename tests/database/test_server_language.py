@@ -16,7 +16,6 @@ import pytest
 from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.local_cluster import LocalCluster
-from ansible_collections.phoenix.platform.plugins.module_utils._worlds.generate import generate
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import SESSION_SETUP_NEWER_SINCE
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import (
     find_tool_and_major,
@@ -34,6 +33,7 @@ from ansible_collections.phoenix.platform.tests.helpers import free_port, run_mo
 
 from conftest import SERVER_PROGRAMS, THROWAWAY_SETTINGS, Database, make_base_dir, table_held
 from test_backup_roles import TENANT_DOCUMENTS
+from test_request_scope import seed_over_a_copied_user
 from test_row_security import WHAT_TO_DO, run_all, tenant_policy
 from worlds_fixtures import migrate, table_fingerprints
 
@@ -216,14 +216,7 @@ def test_a_broken_foreign_key_is_told_which_way_it_broke_in_the_servers_words_to
     assert "»Chat«" in removed["msg"] and removed["msg"].endswith("remove those references first"), removed["msg"]
     assert table_fingerprints(german_data) == before
 
-    generated = generate("COPIED", users=1, artifacts=1, chats=0, messages_per_chat=0)["User"][0]
-    with german_data.connect() as conn:
-        conn.execute(sql.SQL('INSERT INTO "WorldMeta" (id, name, environment) VALUES (%s, %s, %s)'),
-                     ["COPIED", "COPIED", "BETA"])
-        conn.execute(sql.SQL('INSERT INTO "User" (email, world_id) VALUES (%s, %s)'), [generated["email"], "COPIED"])
-    before = table_fingerprints(german_data)
-    seeded = run_module(phoenix_world.main, {"db_url": german_data.url, "stage": "BETA", "id": "COPIED",
-                                             "seed": {"users": 1, "artifacts": 1, "chats": 0}})
+    before, seeded = seed_over_a_copied_user(german_data)
     assert seeded.get("failed") is True and "Traceback" not in seeded["_raw"], seeded
     assert seeded["msg"].startswith("the change would leave a reference to a row that does not exist on ")
     assert seeded["msg"].endswith("remove it first or use another world id"), seeded["msg"]
