@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import pyrage
@@ -966,13 +967,28 @@ def test_a_kept_database_the_role_may_not_drop_is_left_with_a_warning_after_the_
     assert databases_like(data, KEPT_MARK) == sorted([first["kept_database"], second["kept_database"]])
 
 
-@pytest.mark.usefixtures("shop_roles")
+@pytest.fixture(params=["shop_owner", "acting"])
+def shop_owner_login(request, shop_roles, pg_cluster) -> Iterator[str]:
+    """The login with which a run acts as shop_owner: shop_owner itself, or a person's role that acts as it
+    (``ALTER ROLE ... SET role = shop_owner``), whose messages name shop_owner, the role whose privileges count."""
+    if request.param == "shop_owner":
+        yield "shop_owner"
+        return
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE shop_person LOGIN IN ROLE shop_owner"))
+        conn.execute(sql.SQL("ALTER ROLE shop_person SET role = 'shop_owner'"))
+    yield "shop_person"
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE shop_person"))
+
+
+@pytest.mark.usefixtures("shop_roles")  # set up before the database that shop_owner will own, removed after it
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
 @pytest.mark.parametrize("module, leftover_of", [(phoenix_restore, new_name),
                                                  (phoenix_restore_drill, lambda name: scratch_name(SCRATCH_PREFIX, name))],
                          ids=["swap", "drill"])
 def test_a_leftover_the_role_may_not_drop_is_named_before_anything_is_written(swappable, tmp_path, check, module,
-                                                                              leftover_of):
+                                                                              leftover_of, shop_owner_login):
     """A killed run of another role (a superuser's) left its scratch database: this role says so, and whose it is."""
     data = swappable
     call(phoenix_backup.main, data, dest=str(tmp_path))
@@ -980,7 +996,7 @@ def test_a_leftover_the_role_may_not_drop_is_named_before_anything_is_written(sw
     hand_to_shop_owner(data)
     with data.connect() as conn:
         create_scratch(conn, leftover, sql.SQL(""), "a run killed in a test")
-    as_owner = psycopg.conninfo.make_conninfo(data.url, user="shop_owner")
+    as_owner = psycopg.conninfo.make_conninfo(data.url, user=shop_owner_login)
     refused = run_module(module.main, {"db_url": as_owner, "stage": "BETA", "dest": str(tmp_path), "mode": "swap"}
                          if module is phoenix_restore else {"db_url": as_owner, "stage": "BETA",
                                                             "dest": str(tmp_path)}, check=check)

@@ -16,7 +16,7 @@ import re
 from typing import Iterable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER, acting_role
 
 try:
     from psycopg import sql
@@ -75,7 +75,7 @@ def require_creatable(admin, extensions: list[str], purpose: str, remedy: str) -
     if untrusted:
         raise PhoenixError("%s creates the dump's extensions in a new database, and role %s may not create %s: "
                            "only a superuser creates an extension that is not trusted; %s"
-                           % (purpose, admin.info.user, ", ".join(untrusted), remedy))
+                           % (purpose, acting_role(admin)[0], ", ".join(untrusted), remedy))
 
 
 def _spellings(extensions: set[str]) -> set[str]:

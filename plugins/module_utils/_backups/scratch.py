@@ -16,7 +16,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.bookkeeping
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_reachable_everywhere
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER, end_sessions
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import SUPERUSER, acting_role, end_sessions
 
 try:
     import psycopg
@@ -83,7 +83,7 @@ def leftover_droppable(admin, conninfo: str, database: str) -> bool:
     if found and not found.may_drop:
         owner = found.owner
         raise PhoenixError("database %s, left by a run that was killed, is in the way, and role %s may not drop it: "
-                           "%s owns it; drop it as %s or a superuser" % (database, admin.info.user, owner, owner))
+                           "%s owns it; drop it as %s or a superuser" % (database, acting_role(admin)[0], owner, owner))
     return found is not None
 
 

@@ -55,6 +55,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.locks impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import registered_stage
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
     END_PREPARED,
+    acting_role,
     end_sessions,
     other_sessions,
     prepared_transactions,
@@ -223,7 +224,7 @@ def _swap(admin, database: str, new: str, kept: str, settings: list[sql.Composab
         except psycopg.errors.InsufficientPrivilege:  # a session it may not end came after the check
             raise PhoenixError("the restored database is ready, but it was not swapped in: role %s may not end %s in "
                                "%s; stop it and run the restore again" % (
-                                   admin.info.user, sessions_it_may_not_end(admin, [database, new]) or "a session",
+                                   acting_role(admin)[0], sessions_it_may_not_end(admin, [database, new]) or "a session",
                                    database)) from None
         except psycopg.errors.ObjectInUse:  # a session came back between the termination and the rename
             held = prepared_transactions(admin, [database])
@@ -284,7 +285,7 @@ def planned_kept_drops(admin, database: str) -> dict[str, Any]:
             plan["dropped_kept"].append(name)
         else:
             plan["warnings"].append("database %s, kept by an earlier swap, would be left: role %s may not drop it (%s "
-                                    "owns it); drop it as %s or a superuser" % (name, admin.info.user, owner, owner))
+                                    "owns it); drop it as %s or a superuser" % (name, acting_role(admin)[0], owner, owner))
     plan["warnings"] += _unmarked(alike)
     return plan
 
