@@ -63,8 +63,9 @@ options:
         most 4; otherwise 1.
       - A parallel pg_dump holds two locks on most tables (one in its leader, one in the job that dumps the rows)
         until it ends. Left to choose, a backup takes 1 job, with a warning, where the database has more tables than
-        the server's lock table is sized for (about C(max_locks_per_transaction) × its connections); given, the
-        jobs are used as they are.
+        the server's lock table is sized for (about C(max_locks_per_transaction) × its connections); and, with a
+        warning, only as many jobs as the role's and the database's C(CONNECTION LIMIT) leave room for (a job is a
+        connection, and a parallel pg_dump opens one more to lead them). Given, the jobs are used as they are.
     type: int
   compress:
     description:

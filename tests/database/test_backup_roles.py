@@ -4,6 +4,7 @@ naming what the role may not read before anything is written; row-level security
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import psycopg
@@ -11,6 +12,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
@@ -215,3 +217,33 @@ def test_a_role_that_acts_as_the_owner_drills_and_swaps(owned_by_shop_owner, act
         assert swapped.get("changed") is True and "failed" not in swapped, swapped.get("msg")
     assert data.query("SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE %s OR datname = %s",
                       ("phoenix_drill_%", data.name)) == [(data.name, "shop_owner")]
+
+
+@pytest.mark.parametrize("limit, jobs", [(3, 1), (4, 2)])
+def test_a_backup_left_to_choose_its_jobs_fits_them_to_the_roles_connection_limit(
+        owned_by_shop_owner, tmp_path, limit, jobs):
+    """A parallel pg_dump opens a connection per job and one to lead them, beside the run's own session. Before,
+    with the role's CONNECTION LIMIT 3, a directory backup with the default jobs (one per CPU) failed every time:
+    ``too many connections for role "shop_owner"``."""
+    if parallel_jobs() < 2:
+        pytest.skip("one CPU: a directory backup takes one job by default")
+    data = owned_by_shop_owner
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER ROLE shop_owner CONNECTION LIMIT {}").format(sql.Literal(limit)))
+        deadline = time.monotonic() + 10  # the sessions that migrated the database as shop_owner, still exiting
+        while conn.execute(sql.SQL("SELECT count(*) FROM pg_stat_activity WHERE usename = 'shop_owner'")).fetchone()[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    made = run_module(phoenix_backup.main, {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA",
+                                            "dest": str(tmp_path), "format": "directory", "verify": True})
+    assert made.get("changed") is True and "failed" not in made, made.get("msg")
+    assert made["jobs"] == min(jobs, parallel_jobs())
+    warned = [w["event"]["msg"] for w in made.get("warnings", []) if "CONNECTION LIMIT" in w["event"]["msg"]]
+    if made["jobs"] < parallel_jobs():
+        assert warned == [
+            "the backup's pg_dump takes %d job%s, not %d: %d jobs open %d connections, and role shop_owner's "
+            "CONNECTION LIMIT %d, with 1 session open, leaves room for %d more; give jobs to choose, or raise the limit "
+            "for parallel backups" % (jobs, "" if jobs == 1 else "s", parallel_jobs(), parallel_jobs(),
+                                      parallel_jobs() + 1, limit, limit - 1)]
+    else:
+        assert warned == []

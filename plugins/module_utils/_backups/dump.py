@@ -48,7 +48,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     tool_versions,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_dump_on_one_server
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import acting_role, exclusive_holders
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
+    acting_role,
+    connections_left,
+    exclusive_holders,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import (
     CONFLICT_WITH_RECOVERY,
     REPLAY_CANCELS,
@@ -100,6 +104,19 @@ def default_jobs(fmt: str) -> int:
     return parallel_jobs() if fmt == "directory" else 1
 
 
+def _jobs_that_fit(conn, jobs: int) -> tuple[int, str | None]:
+    """The jobs of a backup's pg_dump left to choose them: as many as the server's lock table and the connections
+    the role may still open allow. A parallel pg_dump opens a connection per job and one to lead them."""
+    jobs, fewer = jobs_that_fit(conn, jobs)
+    left = connections_left(conn) if jobs > 1 else None
+    if left is None or jobs + 1 <= left[0]:
+        return jobs, fewer
+    fitting = left[0] - 1 if left[0] - 1 >= 2 else 1  # one job opens one connection, without a leader
+    return fitting, ("the backup's pg_dump takes %d job%s, not %d: %d jobs open %d connections, and %s, leaves room "
+                     "for %d more; give jobs to choose, or raise the limit for parallel backups"
+                     % (fitting, "" if fitting == 1 else "s", jobs, jobs, jobs + 1, left[1], max(left[0], 0)))
+
+
 def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool) -> dict[str, Any]:
     if request.kind not in store.KINDS:
         raise PhoenixError("kind must be one of %s" % ", ".join(store.KINDS))
@@ -112,7 +129,7 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
     if request.encrypt_to:
         encryption.recipients(request.encrypt_to)  # a typo fails before anything is written, check mode included
     tool = _pg_dump_for(conn, request.compress)  # an unusable compression fails check mode too
-    jobs, fewer = (request.jobs, None) if request.jobs is not None else jobs_that_fit(conn, default_jobs(request.fmt))
+    jobs, fewer = (request.jobs, None) if request.jobs is not None else _jobs_that_fit(conn, default_jobs(request.fmt))
     request = replace(request, jobs=jobs)
     conn.rollback()
     if check_mode:

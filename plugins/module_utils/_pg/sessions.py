@@ -141,3 +141,28 @@ def _holders(conn, which: sql.Composable) -> str:
     held = ["%s by %s" % found for found in conn.execute(sql.SQL(HOLDERS).format(which=which)).fetchall()]
     more = len(held) - NAMED_AT_MOST
     return ", ".join(held[:NAMED_AT_MOST]) + (" and %d more" % more if more > 0 else "")
+
+
+# The connections a role may still open to its database, by the limits the server checks as a session starts
+# (CONNECTION LIMIT of the role it logged in as, and of the database; a superuser is held to neither). The server
+# counts sessions and autovacuum workers, not parallel workers; a session whose type this role may not see is
+# counted too. Each: (limit, what it is, the sessions it counts).
+CONNECTION_LIMITS = (
+    "SELECT r.rolsuper, r.rolconnlimit, (SELECT count(*) FROM pg_stat_activity a WHERE a.usesysid = r.oid "
+    "AND a.backend_type IS DISTINCT FROM 'parallel worker'), d.datconnlimit, (SELECT count(*) FROM pg_stat_activity a "
+    "WHERE a.datid = d.oid AND a.backend_type IS DISTINCT FROM 'parallel worker') "
+    "FROM pg_roles r, pg_database d WHERE r.rolname = session_user AND d.datname = current_database()")
+
+
+def connections_left(conn) -> tuple[int, str] | None:
+    """How many more connections the role of ``conn`` may open to its database now, and the limit that says so
+    (``role shop_owner's CONNECTION LIMIT 3, with 1 session open``); None where no limit is set for them."""
+    superuser, role_limit, role_sessions, database_limit, database_sessions = conn.execute(
+        sql.SQL(CONNECTION_LIMITS)).fetchone()
+    if superuser:
+        return None
+    limits = [(limit - sessions, "%s's CONNECTION LIMIT %d, with %d session%s open" % (
+        what, limit, sessions, "" if sessions == 1 else "s")) for limit, sessions, what in (
+        (role_limit, role_sessions, "role %s" % conn.info.user), (database_limit, database_sessions,
+                                                                  "database %s" % conn.info.dbname)) if limit >= 0]
+    return min(limits) if limits else None
