@@ -104,10 +104,11 @@ def default_jobs(fmt: str) -> int:
     return parallel_jobs() if fmt == "directory" else 1
 
 
-def _jobs_that_fit(conn, jobs: int) -> tuple[int, str | None]:
-    """The jobs of a backup's pg_dump left to choose them: as many as the server's lock table and the connections
-    the role may still open allow. A parallel pg_dump opens a connection per job and one to lead them."""
-    jobs, fewer = jobs_that_fit(conn, jobs)
+def _chosen_jobs(conn, fmt: str) -> tuple[int, str | None]:
+    """The jobs of a backup's pg_dump left to choose them, and why fewer than the default: as many as the server's
+    lock table (``jobs_that_fit``) and the connections the role may still open allow. A parallel pg_dump opens a
+    connection per job and one to lead them."""
+    jobs, fewer = jobs_that_fit(conn, default_jobs(fmt))
     left = connections_left(conn) if jobs > 1 else None
     if left is None or jobs + 1 <= left[0]:
         return jobs, fewer
@@ -129,7 +130,7 @@ def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool)
     if request.encrypt_to:
         encryption.recipients(request.encrypt_to)  # a typo fails before anything is written, check mode included
     tool = _pg_dump_for(conn, request.compress)  # an unusable compression fails check mode too
-    jobs, fewer = (request.jobs, None) if request.jobs is not None else _jobs_that_fit(conn, default_jobs(request.fmt))
+    jobs, fewer = (request.jobs, None) if request.jobs is not None else _chosen_jobs(conn, request.fmt)
     request = replace(request, jobs=jobs)
     conn.rollback()
     if check_mode:

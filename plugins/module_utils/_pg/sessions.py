@@ -161,8 +161,9 @@ def connections_left(conn) -> tuple[int, str] | None:
         sql.SQL(CONNECTION_LIMITS)).fetchone()
     if superuser:
         return None
-    limits = [(limit - sessions, "%s's CONNECTION LIMIT %d, with %d session%s open" % (
-        what, limit, sessions, "" if sessions == 1 else "s")) for limit, sessions, what in (
-        (role_limit, role_sessions, "role %s" % conn.info.user), (database_limit, database_sessions,
-                                                                  "database %s" % conn.info.dbname)) if limit >= 0]
+    limits = [(limit - sessions, "%s's CONNECTION LIMIT %d, with %d session%s open"
+               % (holder, limit, sessions, "" if sessions == 1 else "s"))
+              for holder, limit, sessions in (("role %s" % conn.info.user, role_limit, role_sessions),
+                                              ("database %s" % conn.info.dbname, database_limit, database_sessions))
+              if limit >= 0]
     return min(limits) if limits else None
