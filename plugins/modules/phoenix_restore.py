@@ -124,6 +124,10 @@ options:
         backup such a pg_dump wrote (zstd or lz4) for an older server is restored in place as a script through
         psql, without that setting, in one transaction; a swap restores it in parallel and forgives that one
         error, and no other.
+      - Left to choose, with a warning, only as many jobs as the role's C(CONNECTION LIMIT) leaves room for beside
+        the run's own session (a job is a connection; the new database has no limit of its own until the swap gives
+        it the old one's). The old database's rows are counted on one more connection while the jobs run, where the
+        limit leaves room for it, else before them. Given, the jobs are used as they are.
     type: int
   allow_prod:
     description: Allow restoring in PROD.
@@ -173,6 +177,10 @@ safety_backup:
   description: The pre-restore backup taken first, or null (always with O(mode=swap)).
   returned: success
   type: dict
+jobs:
+  description: The pg_restore jobs of O(mode=swap) (or that would be, in check mode).
+  returned: with O(mode=swap)
+  type: int
 kept_database:
   description:
     - The old database, renamed, that O(mode=swap) keeps until its next successful swap.
@@ -213,7 +221,6 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.argspec import ALLOW_PROD_OPTIONS, LOCK_OPTIONS
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.restore import RestoreRequest, restore
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import conninfo_reached
 from ansible_collections.phoenix.platform.plugins.module_utils._core.module import PhoenixModule
@@ -226,7 +233,7 @@ def run(module: PhoenixModule) -> dict:
         actor=module.actor, safety_backup=params["safety_backup"], allow_prod=params["allow_prod"],
         allow_cross_stage=params["allow_cross_stage"], signing_key=params["backup_signing_key"],
         identity=params["backup_identity"], encrypt_to=params["encrypt_to"], mode=params["mode"],
-        jobs=parallel_jobs() if params["jobs"] is None else params["jobs"], lock_timeout=params["lock_timeout"],
+        jobs=params["jobs"], lock_timeout=params["lock_timeout"],
     )
     with module.fenced_connection() as conn:
         return restore(conn, conninfo_reached(conn), request, module.check_mode)

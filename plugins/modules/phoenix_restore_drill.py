@@ -58,6 +58,9 @@ options:
       - Default one per CPU, at most 4; but 1 for an encrypted custom-format backup. pg_restore seeks in a dump it
         restores in parallel, so such a dump would first be decrypted to a private file beside it (see
         O(backup_identity)); in one transaction it comes through a pipe, and is never on disk decrypted.
+      - Left to choose, with a warning, only as many jobs as the role's C(CONNECTION LIMIT) leaves room for beside
+        the drill's own session (a job is a connection; the scratch database has no limit of its own). Given, the
+        jobs are used as they are.
     type: int
 extends_documentation_fragment:
   - phoenix.platform.connection
@@ -110,6 +113,10 @@ problems:
   returned: always
   type: list
   elements: str
+jobs:
+  description: The pg_restore jobs the backup was restored with.
+  returned: when the backup was restored
+  type: int
 duration_seconds:
   description: How long the drill took, from finding the backup to dropping the scratch database.
   returned: when not in check mode

@@ -352,26 +352,29 @@ def logical_slot(database: Database, name: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def table_held(database: Database, mode: str, prepared_as: str | None = None,
-               released_after: float = 60) -> Iterator[str]:
+               released_after: float = 60, user: str | None = None) -> Iterator[str]:
     """The first application table of schema public, locked in ``mode`` (``ACCESS EXCLUSIVE``, say) by a
-    migration's open transaction, as ``held_by`` holds it. Yields the table."""
+    migration's open transaction (of role ``user``, else the test's superuser), as ``held_by`` holds it. Yields the
+    table."""
     with database.connect() as conn:
         table = conn.execute(sql.SQL("SELECT format('%I.%I', schemaname, min(relname)) FROM pg_stat_user_tables "
                                      "WHERE schemaname = 'public' GROUP BY schemaname")).fetchone()[0]
     with held_by(database, sql.SQL("LOCK TABLE {} IN {} MODE").format(sql.SQL(table), sql.SQL(mode)),
-                 "nightly migration", prepared_as, released_after):
+                 "nightly migration", prepared_as, released_after, user):
         yield table
 
 
 @contextlib.contextmanager
 def held_by(database: Database, statement: sql.Composable, application: str, prepared_as: str | None = None,
-            released_after: float = 60) -> Iterator[int | None]:
+            released_after: float = 60, user: str | None = None) -> Iterator[int | None]:
     """The locks ``statement`` takes, held by an open transaction of a session named ``application``; with
     ``prepared_as``, by one it left prepared under that id (a two-phase commit whose coordinator crashed before
     deciding), which holds its locks, and its database, without a session. Released after ``released_after``
     seconds at the latest: a run that would wait without end then ends, and fails its test, instead of hanging.
-    Yields the holding session's process id (None for a prepared transaction)."""
-    conn = psycopg.connect(database.url, autocommit=True, application_name=application)
+    Yields the holding session's process id (None for a prepared transaction). The session is ``user``'s, else the
+    test's superuser's."""
+    conn = psycopg.connect(make_conninfo(database.url, user=user) if user else database.url, autocommit=True,
+                           application_name=application)
     pid = None if prepared_as else conn.info.backend_pid
     conn.execute(sql.SQL("BEGIN"))
     conn.execute(statement)

@@ -15,6 +15,7 @@ from psycopg.conninfo import make_conninfo
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import run_module
+from conftest import table_held
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -219,21 +220,32 @@ def test_a_role_that_acts_as_the_owner_drills_and_swaps(owned_by_shop_owner, act
                       ("phoenix_drill_%", data.name)) == [(data.name, "shop_owner")]
 
 
+def shop_owner_limited_to(data, limit: int):
+    """``data``, with shop_owner's CONNECTION LIMIT ``limit`` and none of its sessions open (those that migrated the
+    database as shop_owner exit at their own pace)."""
+    if parallel_jobs() < 2:
+        pytest.skip("one CPU: pg_dump and pg_restore take one job by default")
+    with data.connect() as conn:
+        conn.execute(sql.SQL("ALTER ROLE shop_owner CONNECTION LIMIT {}").format(sql.Literal(limit)))
+    shop_owner_gone(data)
+    return data
+
+
+def shop_owner_gone(data) -> None:
+    """``data``, once the sessions of shop_owner's runs so far have exited (the server counts them until then)."""
+    deadline = time.monotonic() + 10
+    while data.query("SELECT count(*) FROM pg_stat_activity WHERE usename = 'shop_owner'") != [(0,)]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("limit, jobs", [(3, 1), (4, 2)])
 def test_a_backup_left_to_choose_its_jobs_fits_them_to_the_roles_connection_limit(
         owned_by_shop_owner, tmp_path, limit, jobs):
     """A parallel pg_dump opens a connection per job and one to lead them, beside the run's own session. Before,
     with the role's CONNECTION LIMIT 3, a directory backup with the default jobs (one per CPU) failed every time:
     ``too many connections for role "shop_owner"``."""
-    if parallel_jobs() < 2:
-        pytest.skip("one CPU: a directory backup takes one job by default")
-    data = owned_by_shop_owner
-    with data.connect() as conn:
-        conn.execute(sql.SQL("ALTER ROLE shop_owner CONNECTION LIMIT {}").format(sql.Literal(limit)))
-        deadline = time.monotonic() + 10  # the sessions that migrated the database as shop_owner, still exiting
-        while conn.execute(sql.SQL("SELECT count(*) FROM pg_stat_activity WHERE usename = 'shop_owner'")).fetchone()[0]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    data = shop_owner_limited_to(owned_by_shop_owner, limit)
     made = run_module(phoenix_backup.main, {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA",
                                             "dest": str(tmp_path), "format": "directory", "verify": True})
     assert made.get("changed") is True and "failed" not in made, made.get("msg")
@@ -247,3 +259,61 @@ def test_a_backup_left_to_choose_its_jobs_fits_them_to_the_roles_connection_limi
                                       parallel_jobs() + 1, limit, limit - 1)]
     else:
         assert warned == []
+
+
+@pytest.mark.parametrize("limit", [2, 3])
+def test_a_drill_and_a_swap_left_to_choose_their_jobs_fit_them_to_the_roles_connection_limit(
+        owned_by_shop_owner, tmp_path, limit):
+    """A parallel pg_restore opens a connection per job (its leader gives its own up first), beside the run's own
+    session. Before, with the role's CONNECTION LIMIT 2, a drill with the default jobs (one per CPU) failed with
+    ``too many connections for role "shop_owner"``, and so did a swap, after creating its new database. A swap also
+    carries the history over a session to each database: with a limit of 2 it is refused before it writes."""
+    data = shop_owner_limited_to(owned_by_shop_owner, limit)
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
+    made = run_module(phoenix_backup.main, dict(as_owner, format="directory", jobs=1))
+    assert made.get("changed") is True, made.get("msg")
+    databases = data.query("SELECT datname FROM pg_database ORDER BY 1")
+    shop_owner_gone(data)
+    drilled = run_module(phoenix_restore_drill.main, as_owner)
+    shop_owner_gone(data)
+    swapped = run_module(phoenix_restore.main, dict(as_owner, backup=made["backup"]["id"], mode="swap",
+                                                    safety_backup=False))
+    ran = [(drilled, "the drill's pg_restore", "drills")]
+    if limit == 2:
+        assert swapped["failed"] is True and "Traceback" not in swapped["_raw"]
+        assert swapped["msg"] == (
+            "mode=swap carries the old database's history into the new one over a session to each, beside its own, "
+            "and role shop_owner's CONNECTION LIMIT 2, with 1 session open, leaves room for 1 more; raise the limit, "
+            "or use mode=in_place")
+        assert data.query("SELECT datname FROM pg_database ORDER BY 1") == databases
+    else:
+        ran.append((swapped, "the swap's pg_restore", "restores"))
+    for result, program, what in ran:
+        assert "failed" not in result, result.get("msg")
+        jobs = min(limit - 1, parallel_jobs())
+        assert result["jobs"] == jobs
+        warned = [w["event"]["msg"] for w in result.get("warnings", []) if "CONNECTION LIMIT" in w["event"]["msg"]]
+        assert warned == ([] if jobs == parallel_jobs() else [
+            "%s takes %d job%s, not %d: %d jobs open %d connections, and role shop_owner's CONNECTION LIMIT %d, with 1 "
+            "session open, leaves room for %d more; give jobs to choose, or raise the limit for parallel %s"
+            % (program, jobs, "" if jobs == 1 else "s", parallel_jobs(), parallel_jobs(), parallel_jobs(), limit,
+               limit - 1, what)])
+    assert drilled["passed"] is True
+
+
+def test_a_swap_counts_the_old_databases_rows_before_its_jobs_where_the_limit_leaves_no_room_beside_them(
+        owned_by_shop_owner, tmp_path):
+    """The old database's rows are counted on a connection of their own, beside the restore's jobs where the role's
+    CONNECTION LIMIT leaves room for it. Here it leaves none, and the count waits on the lock of a migration (as
+    shop_owner, whose session the swap ends): before, the jobs connected while it waited, one session too many, and
+    the swap failed with ``too many connections``."""
+    jobs = min(parallel_jobs(), 2)
+    data = shop_owner_limited_to(owned_by_shop_owner, 2 + jobs)  # the migration's session, the run's own, the jobs
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
+    made = run_module(phoenix_backup.main, dict(as_owner, format="directory", jobs=1))
+    shop_owner_gone(data)
+    with table_held(data, "ACCESS EXCLUSIVE", released_after=3, user="shop_owner"):
+        swapped = run_module(phoenix_restore.main, dict(as_owner, backup=made["backup"]["id"], mode="swap",
+                                                        jobs=jobs, safety_backup=False))
+    assert swapped.get("changed") is True and "failed" not in swapped, swapped.get("msg")
+    assert swapped["kept_database"] in [name for (name,) in data.query("SELECT datname FROM pg_database")]

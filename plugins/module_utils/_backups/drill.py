@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, store
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.connection_room import (
+    FittedJobs,
+    fit_jobs,
+    sessions_settled,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import dump_problems, parallel_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.extensions import dump_extensions, require_creatable
@@ -35,6 +40,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.connection 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import role_sessions
 
 try:
     from psycopg import sql
@@ -52,7 +58,7 @@ class DrillRequest:
     stage: str
     signing_key: str | None = None
     identity: str | None = None  # age identity of an encrypted backup
-    jobs: int | None = None  # pg_restore's (default: drill_jobs); nobody sees the scratch database half-restored
+    jobs: int | None = None  # pg_restore's (default: _fitted_jobs); nobody sees the scratch database half-restored
     lock_timeout: int = 60  # seconds to wait for another drill of the same database
 
 
@@ -94,28 +100,39 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
                            "the scratch database of restore drills of " + admin.info.dbname)
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
+                fitted = _fitted_jobs(admin, files, request.jobs, result)
+                settled = sessions_settled(admin, fitted, role_sessions(admin))
                 require_connectable(target, "a drill restores", "")
-                jobs = drill_jobs(files) if request.jobs is None else request.jobs
-                problems, result["checks"] = _check(major, target, backup, files, jobs, inspect)
+                problems, result["checks"] = _check(major, target, backup, files, fitted.jobs, inspect, settled)
             finally:
                 drop_database(admin, scratch)
     result.update(passed=not problems, problems=problems, duration_seconds=round(time.monotonic() - started, 3))
     return result
 
 
-def drill_jobs(files: encryption.DumpFiles) -> int:
-    """In parallel, unless that would put the dump on disk decrypted (an encrypted custom-format dump, in which
-    pg_restore --jobs seeks): it is then restored in one transaction from the decrypting stream."""
-    return 1 if files.copied_to_seek() else parallel_jobs()
+def _fitted_jobs(admin, files: encryption.DumpFiles, given: int | None, result: dict[str, Any]) -> FittedJobs:
+    """The drill's jobs, ``given`` or left to choose: in parallel, unless that would put the dump on disk decrypted
+    (an encrypted custom-format dump, in which pg_restore --jobs seeks: it is then restored in one transaction from
+    the decrypting stream), as many as the role's connection limit leaves room for beside ``admin`` (why fewer, into
+    ``result``'s warnings). Into ``result`` too: the jobs."""
+    default = 1 if files.copied_to_seek() else parallel_jobs()
+    fitted = fit_jobs(admin, default if given is None else given, "the drill's pg_restore", False, "drills",
+                      this_database=False)
+    if given is not None:
+        fitted = fitted._replace(jobs=given, fewer=None)
+    result["warnings"].extend([fitted.fewer] if fitted.fewer else [])
+    result["jobs"] = fitted.jobs
+    return fitted
 
 
 def _check(major: int, target: str, backup: store.Backup, files: encryption.DumpFiles, jobs: int,
-           inspect) -> tuple[list[str], dict[str, Any]]:
+           inspect, settled: Callable[[], None]) -> tuple[list[str], dict[str, Any]]:
     try:
-        loaded = restore_dump(major, target, backup, files, keep_history=False, jobs=jobs)
+        loaded = restore_dump(major, target, backup, files, keep_history=False, jobs=jobs, settled=settled)
     except PhoenixError as exc:
         return ["the restore failed: %s" % exc.msg], {}
     problems = restored_problems(target, backup, loaded)
+    settled()
     checks = inspect(target)
     problems += ["%s check: %s" % (name, check.get("message", check["status"]))
                  for name, check in sorted(checks.items()) if check["status"] == "unhealthy"]

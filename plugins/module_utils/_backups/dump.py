@@ -24,6 +24,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups import (
     store,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import Compression, capable_pg_dump
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.connection_room import fit_jobs
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.lock_room import dump_explained, jobs_that_fit
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.plain_dump import read_plain_dump
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.replication import LEAVE_OUT_SUBSCRIPTIONS
@@ -50,7 +51,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.pooler import require_dump_on_one_server
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
     acting_role,
-    connections_left,
     exclusive_holders,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import (
@@ -106,16 +106,12 @@ def default_jobs(fmt: str) -> int:
 
 def _chosen_jobs(conn, fmt: str) -> tuple[int, str | None]:
     """The jobs of a backup's pg_dump left to choose them, and why fewer than the default: as many as the server's
-    lock table (``jobs_that_fit``) and the connections the role may still open allow. A parallel pg_dump opens a
-    connection per job and one to lead them."""
+    lock table (``jobs_that_fit``) and the connection limits (``fit_jobs``) allow."""
     jobs, fewer = jobs_that_fit(conn, default_jobs(fmt))
-    left = connections_left(conn) if jobs > 1 else None
-    if left is None or jobs + 1 <= left[0]:
+    if jobs == 1:
         return jobs, fewer
-    fitting = left[0] - 1 if left[0] - 1 >= 2 else 1  # one job opens one connection, without a leader
-    return fitting, ("the backup's pg_dump takes %d job%s, not %d: %d jobs open %d connections, and %s, leaves room "
-                     "for %d more; give jobs to choose, or raise the limit for parallel backups"
-                     % (fitting, "" if fitting == 1 else "s", jobs, jobs, jobs + 1, left[1], max(left[0], 0)))
+    fitted = fit_jobs(conn, jobs, "the backup's pg_dump", True, "backups", this_database=True)
+    return fitted.jobs, fitted.fewer
 
 
 def ensure_backup(conn, conninfo: str, request: BackupRequest, check_mode: bool) -> dict[str, Any]:

@@ -15,13 +15,14 @@ import getpass
 import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO, ContextManager, Iterable, Iterator, NamedTuple
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, NamedTuple
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, row_security, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import rows_reader
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.connection_room import fit_jobs, sessions_settled
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
@@ -29,6 +30,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump imp
     dump_problems,
     ensure_backup,
     list_dump,
+    parallel_jobs,
     read_plain,
     use_list,
 )
@@ -56,6 +58,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._backups.replicat
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.row_counts import table_counts
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.split_load import BLOCK, RowsOpener, load_split
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.swap import (
+    HISTORY_SESSIONS,
     planned_kept_drops,
     require_swap_possible,
     swap_restore,
@@ -73,7 +76,11 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     tool_said,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.lock_watch import LockWatch
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import END_PREPARED, prepared_transactions
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
+    END_PREPARED,
+    prepared_transactions,
+    role_sessions,
+)
 
 try:
     from psycopg import sql
@@ -110,7 +117,7 @@ class RestoreRequest:
     allow_cross_stage: bool = False
     signing_key: str | None = None
     mode: str = "in_place"
-    jobs: int = 1
+    jobs: int | None = None  # a swap's pg_restore's (default: parallel_jobs, fitted to the role's connection limit)
     identity: str | None = None  # age identity of an encrypted backup
     encrypt_to: list[str] | None = None  # age recipients of the safety backup
     lock_timeout: int = 60  # seconds a swap waits for another swap of the same database
@@ -248,6 +255,7 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
                   major: int, toc: list[str], result: dict[str, Any], check_mode: bool, purpose: str) -> dict[str, Any]:
     """``mode: swap``: what it needs checked before anything is written (in check mode too, which then reports
     what the swap would change and drop), under the lock that keeps a second swap of the database waiting."""
+    sessions = role_sessions(conn)  # the run's own: this one, and the maintenance one that takes its place
     conn.close()  # the database is renamed by this swap, or by another one that this one waits for
     with swap_session(conninfo, request.lock_timeout) as admin:
         unchecked = require_swap_possible(admin, conninfo, backup)
@@ -257,8 +265,19 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
             result["warnings"].append("free space for the swap's second copy of the database was not checked: %s"
                                       % unchecked)
         keep_owners = _owners_kept(admin, backup, toc, result, purpose)
+        fitted = fit_jobs(admin, parallel_jobs() if request.jobs is None else request.jobs, "the swap's pg_restore",
+                          False, "restores", this_database=False)
+        if fitted.room is not None and fitted.room < HISTORY_SESSIONS:
+            raise PhoenixError("mode=swap carries the old database's history into the new one over a session to each, "
+                               "beside its own, and %s, leaves room for %d more; raise the limit, or use mode=in_place"
+                               % (fitted.limit, max(fitted.room, 0)))
+        if request.jobs is None:
+            request = replace(request, jobs=fitted.jobs)
+            result["warnings"].extend([fitted.fewer] if fitted.fewer else [])
+        result["jobs"] = request.jobs
         if not check_mode:
-            return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners)
+            return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners,
+                                  sessions_settled(admin, fitted, sessions), count_beside=fitted.room is None)
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
     result["dropped_kept"] = plan["dropped_kept"]
     result["warnings"].extend(plan["warnings"])
@@ -268,11 +287,13 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
 
 
 def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, backup: store.Backup,
-                   files: encryption.DumpFiles, result: dict[str, Any], keep_owners: bool) -> dict[str, Any]:
+                   files: encryption.DumpFiles, result: dict[str, Any], keep_owners: bool,
+                   settled: Callable[[], None], count_beside: bool) -> dict[str, Any]:
     """``mode: swap``, on ``admin`` (the ``swap_session``). The old database, kept under another name, is the safety
     copy. Its rows are counted (for ``row_changes``) on a connection of their own while pg_restore fills the new
-    database: the application is stopped for the whole restore, so every second saved is a second less of
-    downtime."""
+    database (``count_beside``; else before, where the role's connection limit counts it): the application is
+    stopped for the whole restore, so every second saved is a second less of downtime. ``settled()``: see
+    ``connection_room``."""
     def count_old() -> Counted:
         with open_session(conninfo, lock_timeout=request.lock_timeout) as old:
             return counted(old)
@@ -283,10 +304,12 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         counting = pool.submit(count_old)
+        if not count_beside:
+            wait([counting])  # its failure, if any, is raised where its result is taken
         swapped = swap_restore(
             admin, conninfo, request.stage, request.lock_timeout, backup, lambda target: restore_dump(
-                major, target, backup, files, False, jobs=request.jobs, keep_owners=keep_owners),
-            finish)
+                major, target, backup, files, False, jobs=request.jobs, keep_owners=keep_owners, settled=settled),
+            finish, settled)
     result["warnings"].extend(swapped.pop("warnings", []))
     result.update(swapped)
     return result
@@ -294,7 +317,8 @@ def _swap_verified(admin, conninfo: str, major: int, request: RestoreRequest, ba
 
 def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encryption.DumpFiles, keep_history: bool,
                  jobs: int = 1, keep_owners: bool = False, kept: KeptInPlace = KeptInPlace(),
-                 lock_timeout: int = 0, unlink_large_objects: bool = False) -> dict[str, int]:
+                 lock_timeout: int = 0, unlink_large_objects: bool = False,
+                 settled: Callable[[], None] = lambda: None) -> dict[str, int]:
     """Restore the backup's dump into the database of ``conninfo``: in one transaction, or with ``jobs`` > 1 in
     parallel (into a database nobody else sees yet: a failure leaves it half-restored). ``keep_history`` keeps
     that database's audit log and stage fence (a restore over an environment); without it the dump is restored
@@ -304,12 +328,16 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     for the dump's own to take their place (see ``large_objects``). The dump is read from ``files``, decrypted as it
     is read when encrypted. Returns the row counts the server reported for tables loaded in pieces (see
     ``_restore_in_parallel``). With ``keep_history``, the restore waits ``lock_timeout`` at most for each lock
-    someone holds (a session left in a transaction, say); it is then stopped, and its transaction rolled back."""
+    someone holds (a session left in a transaction, say); it is then stopped, and its transaction rolled back.
+    ``settled()`` runs before each program connects, and once the last has ended (see ``connection_room``)."""
     watch = LockWatch(conninfo, lock_timeout if keep_history else 0, "restore")
     try:
         with watch:
-            return _restore_dump(major, dict(libpq_environment(conninfo), PGAPPNAME=watch.application), conninfo,
-                                 backup, files, keep_history, jobs, keep_owners, kept, unlink_large_objects)
+            settled()
+            loaded = _restore_dump(major, dict(libpq_environment(conninfo), PGAPPNAME=watch.application), conninfo,
+                                   backup, files, keep_history, jobs, keep_owners, kept, unlink_large_objects, settled)
+            settled()
+            return loaded
     except PhoenixError as exc:
         if watch.stopped:
             raise PhoenixError(
@@ -323,7 +351,7 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
 
 def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.Backup, files: encryption.DumpFiles,
                   keep_history: bool, jobs: int, keep_owners: bool, kept: KeptInPlace,
-                  unlink_large_objects: bool) -> dict[str, int]:
+                  unlink_large_objects: bool, settled: Callable[[], None]) -> dict[str, int]:
     flags = [LEAVE_OUT_SUBSCRIPTIONS] + ([] if keep_owners else ["--no-owner"])  # see replication
     name = DUMP_FILES[backup.manifest["format"]]
     opening = large_objects.UNLINK_ALL if unlink_large_objects else b""
@@ -338,7 +366,7 @@ def _restore_dump(major: int, env: dict[str, str], conninfo: str, backup: store.
     pg_restore = find_tool("pg_restore", reader, ssl)
     newer = reader >= SESSION_SETUP_NEWER_SINCE > major
     if jobs > 1 and not keep_history:
-        return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, flags)
+        return _restore_in_parallel(pg_restore, env, conninfo, backup, files, jobs, newer, flags, settled)
     selecting: ContextManager[str | None] = contextlib.nullcontext()
     if keep_history:
         selecting = use_list(restored_in_place(_listed(pg_restore, files, name), kept))
@@ -362,7 +390,8 @@ def restored_in_place(toc: Iterable[str], kept: KeptInPlace) -> Iterator[str]:
 
 
 def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, backup: store.Backup,
-                         files: encryption.DumpFiles, jobs: int, newer: bool, flags: list[str]) -> dict[str, int]:
+                         files: encryption.DumpFiles, jobs: int, newer: bool, flags: list[str],
+                         settled: Callable[[], None]) -> dict[str, int]:
     """``pg_restore --jobs`` into a database nobody else sees yet (a failure leaves it half-restored). The rows of
     a directory dump's table too big for one job (``entries_to_split``) come in pieces over ``jobs`` connections
     (``split_load``): the definitions first, then the other tables' rows, the big tables' rows, and the indexes,
@@ -371,6 +400,7 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     name = DUMP_FILES[backup.manifest["format"]]
 
     def run(*arguments: str) -> None:
+        settled()
         with files.program_input(name, seekable=True) as (dump, stdin):
             completed = subprocess.run([str(pg_restore), *arguments, *([] if newer else ["--exit-on-error"]),
                                         *flags, "--dbname", _dbname(env), *dump], stdin=stdin,
@@ -390,8 +420,9 @@ def _restore_in_parallel(pg_restore: Path, env: dict[str, str], conninfo: str, b
     for entry in big:
         rows = _rows_read_here(files, data_files.get(_dump_id(entry)))
         with files.program_input(name, seekable=True) as given:  # a directory: its path, no stdin
+            settled()
             counted = load_split(pg_restore, given[0], entry, conninfo, jobs, NEWER_SESSION_SETTINGS if newer else None,
-                                 rows)
+                                 rows, settled)
         if counted:
             loaded[counted[0]] = counted[1]
     run("--section=post-data", "--jobs", str(jobs))

@@ -53,13 +53,14 @@ RowsOpener = Callable[[], ContextManager[Iterator[bytes]]]  # opens a table's ro
 
 
 def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, jobs: int,
-               skip_setting: re.Pattern | None = None,
-               rows: RowsOpener | None = None) -> tuple[str, int] | None:
+               skip_setting: re.Pattern | None = None, rows: RowsOpener | None = None,
+               settled: Callable[[], None] = lambda: None) -> tuple[str, int] | None:
     """Load the rows of the table data ``entry`` (a line of ``pg_restore --list``) of ``dump`` into the database of
     ``conninfo`` over ``jobs`` connections. ``skip_setting`` matches session settings the server would reject.
     ``rows()`` opens the rows in blocks, read from the data file in this process; without it pg_restore writes
     them. Returns the table's label and the rows its COPYs loaded (the server's count), when the rows went into that
-    table itself; None when they went through a partitioned table."""
+    table itself; None when they went through a partitioned table. ``settled()`` runs before the table is looked up,
+    on a connection after the COPYs' (see ``connection_room``)."""
     with use_list([entry]) as selection, tempfile.TemporaryFile() as errors:
         process = subprocess.Popen([str(pg_restore), "--use-list", selection, "--file", "-", *dump],
                                    stdout=subprocess.PIPE, stderr=errors, bufsize=BLOCK)
@@ -84,6 +85,7 @@ def load_split(pg_restore: Path, dump: list[str], entry: str, conninfo: str, job
             errors.seek(0)
             raise PhoenixError("pg_restore failed (exit %d) writing the rows of %s: %s" % (
                 process.returncode, entry.strip(), tool_said(errors.read().decode(errors="replace"))))
+    settled()
     table = _loaded_table(conninfo, statement)
     return (table, sum(copies.counts)) if table else None
 

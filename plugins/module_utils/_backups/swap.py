@@ -77,6 +77,7 @@ KEPT_COMMENT = "phoenix.platform kept database"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 SWAP_ATTEMPTS = 5  # each waits up to 5 s for terminated sessions to end (the server's own wait)
 HISTORY_TABLES = ("environment", "audit_log")  # carried from the old database into the new one
+HISTORY_SESSIONS = 2  # carried over a session to each database, beside the maintenance one
 
 
 def new_name(database: str) -> str:
@@ -134,12 +135,14 @@ def require_swap_possible(admin, conninfo: str, backup: store.Backup) -> str | N
 
 
 def swap_restore(admin, conninfo: str, stage: str, lock_timeout: int, backup: store.Backup,
-                 restore_into: Callable[[str], dict[str, int]], finish: Callable[[Any], None]) -> dict[str, Any]:
+                 restore_into: Callable[[str], dict[str, int]], finish: Callable[[Any], None],
+                 settled: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Restore ``backup`` beside the database of ``conninfo`` (of ``stage``) with ``restore_into(new conninfo)`` and
     swap it in, on ``admin`` (its ``swap_session``). ``restore_into`` returns the row counts of tables it counted as
     it loaded them. ``finish(new_conn)`` runs in the new database's transaction that carries the history over (it
     records the restore). Reading the old database's history waits ``lock_timeout`` at most for a lock someone
-    holds there."""
+    holds there. ``settled()`` runs before the history is carried over, on a session to each database (see
+    ``connection_room``)."""
     database = conninfo_to_dict(conninfo)["dbname"]
     new = new_name(database)
     leftover = leftover_droppable(admin, conninfo, new)
@@ -162,6 +165,7 @@ def swap_restore(admin, conninfo: str, stage: str, lock_timeout: int, backup: st
         if problems:
             raise PhoenixError("the restored database does not match backup %s, the environment's database was "
                                "left as it was: %s" % (backup.id, "; ".join(problems)))
+        settled()
         _carry_history(conninfo, target, stage, lock_timeout, finish)
         kept = _unused_kept_name(admin, database)
         at_the_swap = ([kept_mark(kept, database)] + comment_statements(database, properties)

@@ -12,6 +12,9 @@ left to the server.
 
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 try:
     from psycopg import sql
 except ImportError:  # PhoenixModule reports the missing library before any of this runs
@@ -154,16 +157,40 @@ CONNECTION_LIMITS = (
     "FROM pg_roles r, pg_database d WHERE r.rolname = session_user AND d.datname = current_database()")
 
 
-def connections_left(conn) -> tuple[int, str] | None:
-    """How many more connections the role of ``conn`` may open to its database now, and the limit that says so
-    (``role shop_owner's CONNECTION LIMIT 3, with 1 session open``); None where no limit is set for them."""
+def connections_left(conn, this_database: bool = True) -> tuple[int, str] | None:
+    """How many more connections the role of ``conn`` may open (to its database, with ``this_database``) now, and the
+    limit that says so (``role shop_owner's CONNECTION LIMIT 3, with 1 session open``); None where no limit is set
+    for them."""
     superuser, role_limit, role_sessions, database_limit, database_sessions = conn.execute(
         sql.SQL(CONNECTION_LIMITS)).fetchone()
     if superuser:
         return None
+    held = [("role %s" % conn.info.user, role_limit, role_sessions)]
+    if this_database:
+        held.append(("database %s" % conn.info.dbname, database_limit, database_sessions))
     limits = [(limit - sessions, "%s's CONNECTION LIMIT %d, with %d session%s open"
                % (holder, limit, sessions, "" if sessions == 1 else "s"))
-              for holder, limit, sessions in (("role %s" % conn.info.user, role_limit, role_sessions),
-                                              ("database %s" % conn.info.dbname, database_limit, database_sessions))
-              if limit >= 0]
+              for holder, limit, sessions in held if limit >= 0]
     return min(limits) if limits else None
+
+
+# the sessions of the role a connection logged in as, as the server counts them against its CONNECTION LIMIT
+ROLE_SESSIONS = ("SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid "
+                 "WHERE r.rolname = session_user AND a.backend_type IS DISTINCT FROM 'parallel worker'")
+SESSION_EXIT_WAIT = 5  # seconds
+
+
+def role_sessions(conn) -> int:
+    return conn.execute(sql.SQL(ROLE_SESSIONS)).fetchone()[0]
+
+
+def exits_awaited(admin, sessions: int) -> Callable[[], None]:
+    """A wait, at most SESSION_EXIT_WAIT seconds, until the role of ``admin`` (an autocommit connection) has no more
+    than ``sessions`` sessions. The server counts a session against the role's CONNECTION LIMIT until its process has
+    exited, some time after its client closed it, and a run's next program connects at once: on a busy server the
+    sessions of the one before could still be counted, one too many for a limit the jobs were fitted to."""
+    def awaited() -> None:
+        deadline = time.monotonic() + SESSION_EXIT_WAIT
+        while role_sessions(admin) > sessions and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return awaited

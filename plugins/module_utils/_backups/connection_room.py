@@ -1,0 +1,55 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Room under the connection limits for the jobs of a parallel pg_dump or pg_restore.
+
+Each job is a connection, and the server refuses a session beyond the ``CONNECTION LIMIT`` of the role it logs in
+as (its sessions in every database count) or of the database it connects to. A run left to choose its jobs takes as
+many as the limits leave room for, beside the sessions already open, with a warning saying which limit; given jobs
+are used as they are (and fail with the server's ``too many connections`` when they do not fit).
+
+A parallel pg_dump keeps the connection of the process that leads its jobs; a parallel pg_restore gives its up
+before the jobs connect. A restore's jobs connect to a database of their own (the swap's new database, the drill's
+scratch one), which has no limit while they run: only the role's counts. Under a role's limit, each program of a
+restore starts once the sessions of the one before have exited (``exits_awaited``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import connections_left, exits_awaited
+
+
+class FittedJobs(NamedTuple):
+    jobs: int
+    fewer: str | None  # why fewer than the default, for a warning
+    room: int | None  # connections the limits leave beside the sessions open; None where no limit is set
+    limit: str | None  # the limit that leaves that room (``role shop_owner's CONNECTION LIMIT 3, with 1 session open``)
+
+
+def fit_jobs(conn, jobs: int, program: str, leader: bool, what: str, this_database: bool) -> FittedJobs:
+    """At most ``jobs`` jobs of ``program`` (``the backup's pg_dump``) for the sessions of the role of ``conn`` (and
+    of its database, with ``this_database``); ``leader``: the program keeps a connection beside its jobs. ``what``
+    names the runs that need the limit raised (``backups``)."""
+    left = connections_left(conn, this_database)
+    if left is None:
+        return FittedJobs(jobs, None, None, None)
+    room, limit = left
+
+    def opened(n: int) -> int:  # one job runs without a leader
+        return n + 1 if leader and n > 1 else n
+
+    if opened(jobs) <= room:
+        return FittedJobs(jobs, None, room, limit)
+    fitting = max([n for n in range(1, jobs) if opened(n) <= room] or [1])
+    return FittedJobs(fitting, "%s takes %d job%s, not %d: %d jobs open %d connection%s, and %s, leaves room for %d "
+                      "more; give jobs to choose, or raise the limit for parallel %s"
+                      % (program, fitting, "" if fitting == 1 else "s", jobs, jobs, opened(jobs),
+                         "" if opened(jobs) == 1 else "s", limit, max(room, 0), what), room, limit)
+
+
+def sessions_settled(admin, fitted: FittedJobs, sessions: int) -> Callable[[], None]:
+    """What a restore on ``admin`` waits for before each of its programs connects: under a limit, the exit of the
+    sessions of the one before, until the role has ``sessions`` again, as before the restore (``exits_awaited``);
+    nothing where no limit is set."""
+    return exits_awaited(admin, sessions) if fitted.room is not None else lambda: None
