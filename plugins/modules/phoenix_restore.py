@@ -106,6 +106,10 @@ options:
         too, when there is none. Only a server on this host (a Unix socket or the loopback address) that shows the
         role where its files are (superuser or C(pg_read_all_settings)) can be checked; otherwise the swap warns
         and goes ahead.
+      - The sessions a restore opens beside the run's own count against the role's C(CONNECTION LIMIT) (and, in
+        place, the database's). In place, one for pg_restore (or psql) and one that watches its lock waits (none
+        with O(lock_timeout=0)); a swap, one per job, and two as it carries the history over. A restore whose limit
+        leaves no room for them is refused before anything is written.
     type: str
     choices: [in_place, swap]
     default: in_place

@@ -317,3 +317,29 @@ def test_a_swap_counts_the_old_databases_rows_before_its_jobs_where_the_limit_le
                                                         jobs=jobs, safety_backup=False))
     assert swapped.get("changed") is True and "failed" not in swapped, swapped.get("msg")
     assert swapped["kept_database"] in [name for (name,) in data.query("SELECT datname FROM pg_database")]
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+def test_an_in_place_restore_with_no_room_under_the_limit_for_its_sessions_is_refused_before_its_safety_backup(
+        owned_by_shop_owner, tmp_path, check):
+    """An in-place restore runs its program on a session of its own and watches its lock waits on another, beside
+    the run's. Before, with the role's CONNECTION LIMIT 2, the two raced for the one connection left once the safety
+    backup was taken: the restore failed with ``too many connections``, or ran unwatched, its lock_timeout unkept.
+    Without the watch (lock_timeout 0) it fits, and restores."""
+    data = shop_owner_limited_to(owned_by_shop_owner, 2)
+    as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
+    made = run_module(phoenix_backup.main, as_owner)
+    assert made.get("changed") is True, made.get("msg")
+    shop_owner_gone(data)
+    refused = run_module(phoenix_restore.main, dict(as_owner, backup=made["backup"]["id"]), check=check)
+    assert refused["failed"] is True and "Traceback" not in refused["_raw"]
+    assert refused["msg"] == (
+        "restoring backup %s over database %s runs its program (pg_restore or psql) on a session of its own, and "
+        "watches its lock waits on one more, beside the run's, and role shop_owner's CONNECTION LIMIT 2, with 1 session "
+        "open, leaves room for 1 more; raise the limit, or set lock_timeout=0 (the restore then waits for a lock "
+        "without end, unwatched); nothing was written" % (made["backup"]["id"], data.name))
+    assert sorted(backed_up_files(tmp_path)) == sorted(backed_up_files(Path(made["backup"]["path"])))  # no safety one
+    shop_owner_gone(data)
+    restored = run_module(phoenix_restore.main, dict(as_owner, backup=made["backup"]["id"], lock_timeout=0),
+                          check=check)
+    assert restored.get("changed") is True and "failed" not in restored, restored.get("msg")

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import connections_left, exits_awaited
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
+    connections_left,
+    exits_awaited,
+    role_sessions,
+)
 
 
 class FittedJobs(NamedTuple):
@@ -53,3 +58,26 @@ def sessions_settled(admin, fitted: FittedJobs, sessions: int) -> Callable[[], N
     sessions of the one before, until the role has ``sessions`` again, as before the restore (``exits_awaited``);
     nothing where no limit is set."""
     return exits_awaited(admin, sessions) if fitted.room is not None else lambda: None
+
+
+def in_place_settled(conn, watched: bool, purpose: str) -> Callable[[], None]:
+    """An in-place restore (``purpose``) on ``conn`` runs its program on a session of its own, beside the run's,
+    and with ``watched`` one more session watches its lock waits: refused where the role's or the database's limit
+    leaves no room for them. Returns what it waits for before the program connects, as ``sessions_settled``, which
+    leaves no transaction of ``conn`` open."""
+    left = connections_left(conn)
+    if left is None:
+        return lambda: None
+    room, limit = left
+    if room < (2 if watched else 1):
+        raise PhoenixError("%s runs its program (pg_restore or psql) on a session of its own%s, beside the run's, and %s, "
+                           "leaves room for %d more; raise the limit%s; nothing was written"
+                           % (purpose, ", and watches its lock waits on one more" if watched else "", limit, max(room, 0),
+                              ", or set lock_timeout=0 (the restore then waits for a lock without end, unwatched)"
+                              if watched else ""))
+    awaited = exits_awaited(conn, role_sessions(conn))
+
+    def settled() -> None:
+        awaited()
+        conn.rollback()
+    return settled

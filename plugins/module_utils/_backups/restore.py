@@ -22,7 +22,11 @@ from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, 
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups import encryption, large_objects, row_security, store
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.compression import rows_reader
-from ansible_collections.phoenix.platform.plugins.module_utils._backups.connection_room import fit_jobs, sessions_settled
+from ansible_collections.phoenix.platform.plugins.module_utils._backups.connection_room import (
+    fit_jobs,
+    in_place_settled,
+    sessions_settled,
+)
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dba_objects import require_replaceable
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import (
     DUMP_FILES,
@@ -190,6 +194,7 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
     require_replaceable(conn, restored, purpose)
     require_droppable(conn, restored, purpose)
     require_lock_room(conn, restored, purpose)
+    settled = in_place_settled(conn, request.lock_timeout > 0, purpose)
     counted_now = check_mode or not request.safety_backup  # else the safety backup counts them, in its snapshot
     now = counted(conn) if counted_now else Counted({}, large_objects.count(conn))
     if now.large_objects:
@@ -210,8 +215,8 @@ def _restore_verified(conn, conninfo: str, request: RestoreRequest, backup: stor
         now = _counted_in(safety["backup"])
         changes = _report_changes(result, now, backup)
         conn.rollback()  # no transaction of ours open while pg_restore drops and recreates the tables
-    restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners,
-                 kept=kept, lock_timeout=request.lock_timeout, unlink_large_objects=now.large_objects > 0)
+    restore_dump(major, conninfo, backup, files, keep_history=True, keep_owners=keep_owners, kept=kept,
+                 lock_timeout=request.lock_timeout, unlink_large_objects=now.large_objects > 0, settled=settled)
     with conn.transaction():
         if backup_stage != request.stage:
             conn.execute(sql.SQL("UPDATE phoenix.environment SET stage = %s"), [request.stage])

@@ -181,6 +181,7 @@ SESSION_EXIT_WAIT = 5  # seconds
 
 
 def role_sessions(conn) -> int:
+    conn.execute(sql.SQL("SELECT pg_stat_clear_snapshot()"))  # within a transaction, the sessions as they are now
     return conn.execute(sql.SQL(ROLE_SESSIONS)).fetchone()[0]
 
 
