@@ -336,13 +336,13 @@ def restore_dump(major: int, conninfo: str, backup: store.Backup, files: encrypt
     someone holds (a session left in a transaction, say); it is then stopped, and its transaction rolled back.
     ``settled()`` runs before each program connects, and once the last has ended (see ``connection_room``)."""
     watch = LockWatch(conninfo, lock_timeout if keep_history else 0, "restore")
+    settled()  # before the watch connects: its session is the run's own too
     try:
         with watch:
-            settled()
             loaded = _restore_dump(major, dict(libpq_environment(conninfo), PGAPPNAME=watch.application), conninfo,
                                    backup, files, keep_history, jobs, keep_owners, kept, unlink_large_objects, settled)
-            settled()
-            return loaded
+        settled()
+        return loaded
     except PhoenixError as exc:
         if watch.stopped:
             raise PhoenixError(
