@@ -108,8 +108,8 @@ options:
         and goes ahead.
       - The sessions a restore opens beside the run's own count against the role's C(CONNECTION LIMIT) (and, in
         place, the database's). In place, one for pg_restore (or psql) and one that watches its lock waits (none
-        with O(lock_timeout=0)); a swap, one per job, and two as it carries the history over. A restore whose limit
-        leaves no room for them is refused before anything is written.
+        with O(lock_timeout=0)); a swap, one per job and one for pg_restore's leader, and two as it carries the history
+        over. A restore whose limit leaves no room for them is refused before anything is written.
     type: str
     choices: [in_place, swap]
     default: in_place
@@ -129,9 +129,10 @@ options:
         psql, without that setting, in one transaction; a swap restores it in parallel and forgives that one
         error, and no other.
       - Left to choose, with a warning, only as many jobs as the role's C(CONNECTION LIMIT) leaves room for beside
-        the run's own session (a job is a connection; the new database has no limit of its own until the swap gives
-        it the old one's). The old database's rows are counted on one more connection while the jobs run, where the
-        limit leaves room for it, else before them. Given, the jobs are used as they are.
+        the run's own session (a job is a connection, and pg_restore's leader is counted beside them until its
+        process has exited; the new database has no limit of its own until the swap gives it the old one's). The
+        old database's rows are then counted before the jobs start, not on one more connection beside them. Given,
+        the jobs are used as they are.
     type: int
   allow_prod:
     description: Allow restoring in PROD.

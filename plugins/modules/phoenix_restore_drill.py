@@ -59,8 +59,8 @@ options:
         restores in parallel, so such a dump would first be decrypted to a private file beside it (see
         O(backup_identity)); in one transaction it comes through a pipe, and is never on disk decrypted.
       - Left to choose, with a warning, only as many jobs as the role's C(CONNECTION LIMIT) leaves room for beside
-        the drill's own session (a job is a connection; the scratch database has no limit of its own). Given, the
-        jobs are used as they are.
+        the drill's own session (a job is a connection, and pg_restore's leader is counted beside them; the scratch
+        database has no limit of its own). Given, the jobs are used as they are.
     type: int
 extends_documentation_fragment:
   - phoenix.platform.connection

@@ -261,13 +261,14 @@ def test_a_backup_left_to_choose_its_jobs_fits_them_to_the_roles_connection_limi
         assert warned == []
 
 
-@pytest.mark.parametrize("limit", [2, 3])
+@pytest.mark.parametrize("limit", [2, 3, 4])
 def test_a_drill_and_a_swap_left_to_choose_their_jobs_fit_them_to_the_roles_connection_limit(
         owned_by_shop_owner, tmp_path, limit):
-    """A parallel pg_restore opens a connection per job (its leader gives its own up first), beside the run's own
-    session. Before, with the role's CONNECTION LIMIT 2, a drill with the default jobs (one per CPU) failed with
-    ``too many connections for role "shop_owner"``, and so did a swap, after creating its new database. A swap also
-    carries the history over a session to each database: with a limit of 2 it is refused before it writes."""
+    """A parallel pg_restore opens a connection per job, beside the run's own session, and its leader's is counted
+    until its process has exited. Before, with the role's CONNECTION LIMIT 2, a drill with the default jobs (one per
+    CPU) failed with ``too many connections for role "shop_owner"``, and so did a swap, after creating its new
+    database. A swap also carries the history over a session to each database: with a limit of 2 it is refused
+    before it writes."""
     data = shop_owner_limited_to(owned_by_shop_owner, limit)
     as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
     made = run_module(phoenix_backup.main, dict(as_owner, format="directory", jobs=1))
@@ -290,13 +291,13 @@ def test_a_drill_and_a_swap_left_to_choose_their_jobs_fit_them_to_the_roles_conn
         ran.append((swapped, "the swap's pg_restore", "restores"))
     for result, program, what in ran:
         assert "failed" not in result, result.get("msg")
-        jobs = min(limit - 1, parallel_jobs())
+        jobs = max([n for n in range(2, parallel_jobs() + 1) if n + 1 <= limit - 1] or [1])  # a leader beside them
         assert result["jobs"] == jobs
         warned = [w["event"]["msg"] for w in result.get("warnings", []) if "CONNECTION LIMIT" in w["event"]["msg"]]
         assert warned == ([] if jobs == parallel_jobs() else [
             "%s takes %d job%s, not %d: %d jobs open %d connections, and role shop_owner's CONNECTION LIMIT %d, with 1 "
             "session open, leaves room for %d more; give jobs to choose, or raise the limit for parallel %s"
-            % (program, jobs, "" if jobs == 1 else "s", parallel_jobs(), parallel_jobs(), parallel_jobs(), limit,
+            % (program, jobs, "" if jobs == 1 else "s", parallel_jobs(), parallel_jobs(), parallel_jobs() + 1, limit,
                limit - 1, what)])
     assert drilled["passed"] is True
 
@@ -308,7 +309,7 @@ def test_a_swap_counts_the_old_databases_rows_before_its_jobs_where_the_limit_le
     shop_owner, whose session the swap ends): before, the jobs connected while it waited, one session too many, and
     the swap failed with ``too many connections``."""
     jobs = min(parallel_jobs(), 2)
-    data = shop_owner_limited_to(owned_by_shop_owner, 2 + jobs)  # the migration's session, the run's own, the jobs
+    data = shop_owner_limited_to(owned_by_shop_owner, 3 + jobs)  # the migration's, the run's own, the jobs, a leader
     as_owner = {"db_url": make_conninfo(data.url, user="shop_owner"), "stage": "BETA", "dest": str(tmp_path)}
     made = run_module(phoenix_backup.main, dict(as_owner, format="directory", jobs=1))
     shop_owner_gone(data)

@@ -7,10 +7,12 @@ as (its sessions in every database count) or of the database it connects to. A r
 many as the limits leave room for, beside the sessions already open, with a warning saying which limit; given jobs
 are used as they are (and fail with the server's ``too many connections`` when they do not fit).
 
-A parallel pg_dump keeps the connection of the process that leads its jobs; a parallel pg_restore gives its up
-before the jobs connect. A restore's jobs connect to a database of their own (the swap's new database, the drill's
-scratch one), which has no limit while they run: only the role's counts. Under a role's limit, each program of a
-restore starts once the sessions of the one before have exited (``exits_awaited``).
+A parallel pg_dump keeps the connection of the process that leads its jobs. A parallel pg_restore gives its own up
+as the jobs connect, but the server counts it until its process has exited, and on a busy server the jobs came
+first (``too many connections`` in one test run of three): it is counted too. A restore's jobs connect to a database
+of their own (the swap's new database, the drill's scratch one), which has no limit while they run: only the role's
+counts. Under a limit, each program of a restore starts once the sessions of the one before have exited far enough
+to leave it room (``room_awaited``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
-    connections_left,
-    exits_awaited,
-    role_sessions,
-)
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import connections_left, room_awaited
 
 
 class FittedJobs(NamedTuple):
@@ -30,34 +28,39 @@ class FittedJobs(NamedTuple):
     fewer: str | None  # why fewer than the default, for a warning
     room: int | None  # connections the limits leave beside the sessions open; None where no limit is set
     limit: str | None  # the limit that leaves that room (``role shop_owner's CONNECTION LIMIT 3, with 1 session open``)
+    opened: int  # the connections the jobs open at once, a leader's with them
 
 
-def fit_jobs(conn, jobs: int, program: str, leader: bool, what: str, this_database: bool) -> FittedJobs:
+def opened_by(jobs: int) -> int:
+    """The connections ``jobs`` jobs of pg_dump or pg_restore open at once: one per job, and the leader's (one job
+    runs without a leader)."""
+    return jobs + 1 if jobs > 1 else jobs
+
+
+def fit_jobs(conn, jobs: int, program: str, what: str, this_database: bool, given: bool = False) -> FittedJobs:
     """At most ``jobs`` jobs of ``program`` (``the backup's pg_dump``) for the sessions of the role of ``conn`` (and
-    of its database, with ``this_database``); ``leader``: the program keeps a connection beside its jobs. ``what``
-    names the runs that need the limit raised (``backups``)."""
+    of its database, with ``this_database``); all of them when ``given``. ``what`` names the runs that need the limit
+    raised (``backups``)."""
     left = connections_left(conn, this_database)
     if left is None:
-        return FittedJobs(jobs, None, None, None)
+        return FittedJobs(jobs, None, None, None, opened_by(jobs))
     room, limit = left
-
-    def opened(n: int) -> int:  # one job runs without a leader
-        return n + 1 if leader and n > 1 else n
-
-    if opened(jobs) <= room:
-        return FittedJobs(jobs, None, room, limit)
-    fitting = max([n for n in range(1, jobs) if opened(n) <= room] or [1])
-    return FittedJobs(fitting, "%s takes %d job%s, not %d: %d jobs open %d connection%s, and %s, leaves room for %d "
+    if opened_by(jobs) <= room or given:
+        return FittedJobs(jobs, None, room, limit, opened_by(jobs))
+    fitting = max([n for n in range(1, jobs) if opened_by(n) <= room] or [1])
+    return FittedJobs(fitting, "%s takes %d job%s, not %d: %d jobs open %d connections, and %s, leaves room for %d "
                       "more; give jobs to choose, or raise the limit for parallel %s"
-                      % (program, fitting, "" if fitting == 1 else "s", jobs, jobs, opened(jobs),
-                         "" if opened(jobs) == 1 else "s", limit, max(room, 0), what), room, limit)
+                      % (program, fitting, "" if fitting == 1 else "s", jobs, jobs, opened_by(jobs), limit,
+                         max(room, 0), what), room, limit, opened_by(fitting))
 
 
-def sessions_settled(admin, fitted: FittedJobs, sessions: int) -> Callable[[], None]:
-    """What a restore on ``admin`` waits for before each of its programs connects: under a limit, the exit of the
-    sessions of the one before, until the role has ``sessions`` again, as before the restore (``exits_awaited``);
-    nothing where no limit is set."""
-    return exits_awaited(admin, sessions) if fitted.room is not None else lambda: None
+def sessions_settled(admin, fitted: FittedJobs, needed: int) -> Callable[[], None]:
+    """What a restore on ``admin`` waits for before each of its programs connects: under the role's limit, room for
+    ``needed`` connections (but no more than it left before the restore: ``fitted.room``; given jobs may need more),
+    as the sessions of the one before exit (``room_awaited``); nothing where no limit is set."""
+    if fitted.room is None:
+        return lambda: None
+    return room_awaited(admin, min(needed, fitted.room), this_database=False)
 
 
 def in_place_settled(conn, watched: bool, purpose: str) -> Callable[[], None]:
@@ -69,13 +72,14 @@ def in_place_settled(conn, watched: bool, purpose: str) -> Callable[[], None]:
     if left is None:
         return lambda: None
     room, limit = left
-    if room < (2 if watched else 1):
+    needed = 2 if watched else 1
+    if room < needed:
         raise PhoenixError("%s runs its program (pg_restore or psql) on a session of its own%s, beside the run's, and %s, "
                            "leaves room for %d more; raise the limit%s; nothing was written"
                            % (purpose, ", and watches its lock waits on one more" if watched else "", limit, max(room, 0),
                               ", or set lock_timeout=0 (the restore then waits for a lock without end, unwatched)"
                               if watched else ""))
-    awaited = exits_awaited(conn, role_sessions(conn))
+    awaited = room_awaited(conn, needed, this_database=True)
 
     def settled() -> None:
         awaited()

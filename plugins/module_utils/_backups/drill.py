@@ -40,7 +40,6 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.connection 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import session_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import server_major
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import role_sessions
 
 try:
     from psycopg import sql
@@ -101,7 +100,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
                 fitted = _fitted_jobs(admin, files, request.jobs, result)
-                settled = sessions_settled(admin, fitted, role_sessions(admin))
+                settled = sessions_settled(admin, fitted, fitted.opened)
                 require_connectable(target, "a drill restores", "")
                 problems, result["checks"] = _check(major, target, backup, files, fitted.jobs, inspect, settled)
             finally:
@@ -116,10 +115,8 @@ def _fitted_jobs(admin, files: encryption.DumpFiles, given: int | None, result: 
     the decrypting stream), as many as the role's connection limit leaves room for beside ``admin`` (why fewer, into
     ``result``'s warnings). Into ``result`` too: the jobs."""
     default = 1 if files.copied_to_seek() else parallel_jobs()
-    fitted = fit_jobs(admin, default if given is None else given, "the drill's pg_restore", False, "drills",
-                      this_database=False)
-    if given is not None:
-        fitted = fitted._replace(jobs=given, fewer=None)
+    fitted = fit_jobs(admin, default if given is None else given, "the drill's pg_restore", "drills",
+                      this_database=False, given=given is not None)
     result["warnings"].extend([fitted.fewer] if fitted.fewer else [])
     result["jobs"] = fitted.jobs
     return fitted

@@ -110,7 +110,7 @@ def _chosen_jobs(conn, fmt: str) -> tuple[int, str | None]:
     jobs, fewer = jobs_that_fit(conn, default_jobs(fmt))
     if jobs == 1:
         return jobs, fewer
-    fitted = fit_jobs(conn, jobs, "the backup's pg_dump", True, "backups", this_database=True)
+    fitted = fit_jobs(conn, jobs, "the backup's pg_dump", "backups", this_database=True)
     return fitted.jobs, fitted.fewer
 
 

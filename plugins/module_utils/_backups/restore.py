@@ -80,11 +80,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries impo
     tool_said,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.lock_watch import LockWatch
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import (
-    END_PREPARED,
-    prepared_transactions,
-    role_sessions,
-)
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import END_PREPARED, prepared_transactions
 
 try:
     from psycopg import sql
@@ -260,7 +256,6 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
                   major: int, toc: list[str], result: dict[str, Any], check_mode: bool, purpose: str) -> dict[str, Any]:
     """``mode: swap``: what it needs checked before anything is written (in check mode too, which then reports
     what the swap would change and drop), under the lock that keeps a second swap of the database waiting."""
-    sessions = role_sessions(conn)  # the run's own: this one, and the maintenance one that takes its place
     conn.close()  # the database is renamed by this swap, or by another one that this one waits for
     with swap_session(conninfo, request.lock_timeout) as admin:
         unchecked = require_swap_possible(admin, conninfo, backup)
@@ -271,18 +266,18 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
                                       % unchecked)
         keep_owners = _owners_kept(admin, backup, toc, result, purpose)
         fitted = fit_jobs(admin, parallel_jobs() if request.jobs is None else request.jobs, "the swap's pg_restore",
-                          False, "restores", this_database=False)
+                          "restores", this_database=False, given=request.jobs is not None)
         if fitted.room is not None and fitted.room < HISTORY_SESSIONS:
             raise PhoenixError("mode=swap carries the old database's history into the new one over a session to each, "
                                "beside its own, and %s, leaves room for %d more; raise the limit, or use mode=in_place"
                                % (fitted.limit, max(fitted.room, 0)))
-        if request.jobs is None:
-            request = replace(request, jobs=fitted.jobs)
-            result["warnings"].extend([fitted.fewer] if fitted.fewer else [])
+        request = replace(request, jobs=fitted.jobs)
+        result["warnings"].extend([fitted.fewer] if fitted.fewer else [])
         result["jobs"] = request.jobs
         if not check_mode:
             return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners,
-                                  sessions_settled(admin, fitted, sessions), count_beside=fitted.room is None)
+                                  sessions_settled(admin, fitted, max(fitted.opened, HISTORY_SESSIONS)),
+                                  count_beside=fitted.room is None)
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
     result["dropped_kept"] = plan["dropped_kept"]
     result["warnings"].extend(plan["warnings"])

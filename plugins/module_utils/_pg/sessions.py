@@ -161,6 +161,7 @@ def connections_left(conn, this_database: bool = True) -> tuple[int, str] | None
     """How many more connections the role of ``conn`` may open (to its database, with ``this_database``) now, and the
     limit that says so (``role shop_owner's CONNECTION LIMIT 3, with 1 session open``); None where no limit is set
     for them."""
+    conn.execute(sql.SQL("SELECT pg_stat_clear_snapshot()"))  # within a transaction too, the sessions as they are now
     superuser, role_limit, role_sessions, database_limit, database_sessions = conn.execute(
         sql.SQL(CONNECTION_LIMITS)).fetchone()
     if superuser:
@@ -174,24 +175,20 @@ def connections_left(conn, this_database: bool = True) -> tuple[int, str] | None
     return min(limits) if limits else None
 
 
-# the sessions of the role a connection logged in as, as the server counts them against its CONNECTION LIMIT
-ROLE_SESSIONS = ("SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid "
-                 "WHERE r.rolname = session_user AND a.backend_type IS DISTINCT FROM 'parallel worker'")
 SESSION_EXIT_WAIT = 5  # seconds
 
 
-def role_sessions(conn) -> int:
-    conn.execute(sql.SQL("SELECT pg_stat_clear_snapshot()"))  # within a transaction, the sessions as they are now
-    return conn.execute(sql.SQL(ROLE_SESSIONS)).fetchone()[0]
-
-
-def exits_awaited(admin, sessions: int) -> Callable[[], None]:
-    """A wait, at most SESSION_EXIT_WAIT seconds, until the role of ``admin`` (an autocommit connection) has no more
-    than ``sessions`` sessions. The server counts a session against the role's CONNECTION LIMIT until its process has
-    exited, some time after its client closed it, and a run's next program connects at once: on a busy server the
-    sessions of the one before could still be counted, one too many for a limit the jobs were fitted to."""
+def room_awaited(conn, needed: int, this_database: bool) -> Callable[[], None]:
+    """A wait, at most SESSION_EXIT_WAIT seconds, until the limits of the role of ``conn`` (and of its database, with
+    ``this_database``) leave room for ``needed`` more connections. The server counts a session against them until
+    its process has exited, some time after its client closed it, and a run's next program connects at once: on a
+    busy server the sessions of the one before could still be counted, too many for a limit the jobs were fitted
+    to."""
     def awaited() -> None:
         deadline = time.monotonic() + SESSION_EXIT_WAIT
-        while role_sessions(admin) > sessions and time.monotonic() < deadline:
+        while True:
+            left = connections_left(conn, this_database)
+            if left is None or left[0] >= needed or time.monotonic() >= deadline:
+                return
             time.sleep(0.02)
     return awaited
