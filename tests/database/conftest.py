@@ -246,6 +246,14 @@ def shop_roles(pg_cluster):
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
+def refusal_purpose(made, mode: str | None, database) -> str:
+    """How a refusal names the run: a drill (no mode), or a restore over (in place) or beside (swap) the database."""
+    backup = made["backup"]["id"]
+    if not mode:
+        return "a drill of backup %s" % backup
+    return "restoring backup %s %s database %s" % (backup, "over" if mode == "in_place" else "beside", database.name)
+
+
 def hand_to_shop_owner(database) -> None:
     with database.connect() as conn:
         conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO shop_owner").format(sql.Identifier(database.name)))

@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import run_module
-from conftest import table_held
+from conftest import refusal_purpose, table_held
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -335,10 +335,10 @@ def test_an_in_place_restore_with_no_room_under_the_limit_for_its_sessions_is_re
     refused = run_module(phoenix_restore.main, dict(as_owner, backup=made["backup"]["id"]), check=check)
     assert refused["failed"] is True and "Traceback" not in refused["_raw"]
     assert refused["msg"] == (
-        "restoring backup %s over database %s runs its program (pg_restore or psql) on a session of its own, and "
-        "watches its lock waits on one more, beside the run's, and role shop_owner's CONNECTION LIMIT 2, with 1 session "
-        "open, leaves room for 1 more; raise the limit, or set lock_timeout=0 (the restore then waits for a lock "
-        "without end, unwatched); nothing was written" % (made["backup"]["id"], data.name))
+        "%s runs its program (pg_restore or psql) on a session of its own, and watches its lock waits on one more, "
+        "beside the run's, and role shop_owner's CONNECTION LIMIT 2, with 1 session open, leaves room for 1 more; "
+        "raise the limit, or set lock_timeout=0 (the restore then waits for a lock without end, unwatched); nothing "
+        "was written" % refusal_purpose(made, "in_place", data))
     assert sorted(backed_up_files(tmp_path)) == sorted(backed_up_files(Path(made["backup"]["path"])))  # no safety one
     shop_owner_gone(data)
     restored = run_module(phoenix_restore.main, dict(as_owner, backup=made["backup"]["id"], lock_timeout=0),

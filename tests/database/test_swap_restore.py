@@ -64,7 +64,15 @@ from ansible_collections.phoenix.platform.tests.helpers import (
     waiting_for_an_advisory_lock,
 )
 
-from conftest import Database, databases_like, drop_swapped, hand_to_shop_owner, server_settings, table_held
+from conftest import (
+    Database,
+    databases_like,
+    drop_swapped,
+    hand_to_shop_owner,
+    refusal_purpose,
+    server_settings,
+    table_held,
+)
 from worlds_fixtures import ODD_TABLES, app_fingerprints, loads_in_pieces, migrate, table_fingerprints, the_ledger
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -586,14 +594,6 @@ def dba_objects_of(database) -> list[tuple[str, ...]]:
         "SELECT 'publication', pubname, pg_get_userbyid(pubowner) FROM pg_publication UNION ALL "
         "SELECT 'server', srvname, pg_get_userbyid(srvowner) FROM pg_foreign_server UNION ALL "
         "SELECT 'user mapping', usename, srvname FROM pg_user_mappings ORDER BY 1, 2")
-
-
-def refusal_purpose(made, mode: str | None, database) -> str:
-    """How a refusal names the run: a drill (no mode), or a restore over (in place) or beside (swap) the database."""
-    backup = made["backup"]["id"]
-    if not mode:
-        return "a drill of backup %s" % backup
-    return "restoring backup %s %s database %s" % (backup, "over" if mode == "in_place" else "beside", database.name)
 
 
 @pytest.mark.parametrize("fmt", ["directory", "plain"])

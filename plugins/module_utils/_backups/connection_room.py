@@ -28,7 +28,6 @@ class FittedJobs(NamedTuple):
     fewer: str | None  # why fewer than the default, for a warning
     room: int | None  # connections the limits leave beside the sessions open; None where no limit is set
     limit: str | None  # the limit that leaves that room (``role shop_owner's CONNECTION LIMIT 3, with 1 session open``)
-    opened: int  # the connections the jobs open at once, a leader's with them
 
 
 def opened_by(jobs: int) -> int:
@@ -43,24 +42,25 @@ def fit_jobs(conn, jobs: int, program: str, what: str, this_database: bool, give
     raised (``backups``)."""
     left = connections_left(conn, this_database)
     if left is None:
-        return FittedJobs(jobs, None, None, None, opened_by(jobs))
+        return FittedJobs(jobs, None, None, None)
     room, limit = left
     if opened_by(jobs) <= room or given:
-        return FittedJobs(jobs, None, room, limit, opened_by(jobs))
+        return FittedJobs(jobs, None, room, limit)
     fitting = max([n for n in range(1, jobs) if opened_by(n) <= room] or [1])
     return FittedJobs(fitting, "%s takes %d job%s, not %d: %d jobs open %d connections, and %s, leaves room for %d "
                       "more; give jobs to choose, or raise the limit for parallel %s"
                       % (program, fitting, "" if fitting == 1 else "s", jobs, jobs, opened_by(jobs), limit,
-                         max(room, 0), what), room, limit, opened_by(fitting))
+                         max(room, 0), what), room, limit)
 
 
-def sessions_settled(admin, fitted: FittedJobs, needed: int) -> Callable[[], None]:
+def sessions_settled(admin, fitted: FittedJobs, at_least: int = 0) -> Callable[[], None]:
     """What a restore on ``admin`` waits for before each of its programs connects: under the role's limit, room for
-    ``needed`` connections (but no more than it left before the restore: ``fitted.room``; given jobs may need more),
-    as the sessions of the one before exit (``room_awaited``); nothing where no limit is set."""
+    the connections its jobs open at once, or ``at_least`` (but no more than it left before the restore:
+    ``fitted.room``; given jobs may need more), as the sessions of the one before exit (``room_awaited``); nothing
+    where no limit is set."""
     if fitted.room is None:
         return lambda: None
-    return room_awaited(admin, min(needed, fitted.room), this_database=False)
+    return room_awaited(admin, min(max(opened_by(fitted.jobs), at_least), fitted.room), this_database=False)
 
 
 def in_place_settled(conn, watched: bool, purpose: str) -> Callable[[], None]:

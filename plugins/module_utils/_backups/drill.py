@@ -100,7 +100,7 @@ def drill(conninfo: str, request: DrillRequest, check_mode: bool,
             try:
                 target = make_conninfo(conninfo, dbname=scratch)
                 fitted = _fitted_jobs(admin, files, request.jobs, result)
-                settled = sessions_settled(admin, fitted, fitted.opened)
+                settled = sessions_settled(admin, fitted)
                 require_connectable(target, "a drill restores", "")
                 problems, result["checks"] = _check(major, target, backup, files, fitted.jobs, inspect, settled)
             finally:

@@ -276,7 +276,7 @@ def _swap_checked(conn, conninfo: str, request: RestoreRequest, backup: store.Ba
         result["jobs"] = request.jobs
         if not check_mode:
             return _swap_verified(admin, conninfo, major, request, backup, files, result, keep_owners,
-                                  sessions_settled(admin, fitted, max(fitted.opened, HISTORY_SESSIONS)),
+                                  sessions_settled(admin, fitted, HISTORY_SESSIONS),
                                   count_beside=fitted.room is None)
         plan = planned_kept_drops(admin, conninfo_to_dict(conninfo)["dbname"])
     result["dropped_kept"] = plan["dropped_kept"]
