@@ -165,6 +165,34 @@ def test_worlds_are_removed_from_a_database_whose_every_table_is_published(store
         assert world_graph(store, "STORE_TEMPLATE")["payment"]
 
 
+def test_a_removal_names_the_partitions_a_publication_cannot_identify_rows_of(store):
+    """A partition's REPLICA IDENTITY is its own: the partitions of store.payment set to NOTHING make the server
+    refuse deletes from them, whatever store.payment itself says. The refusal names the partitions to give one."""
+    world(store, id="STORE_A", from_template="STORE_TEMPLATE", column_transforms=TRANSFORMS)
+    with store.connect() as conn:
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+        conn.execute("ALTER TABLE store.customer_note REPLICA IDENTITY FULL")
+        for partition in ("store.payment_2025", "store.payment_2026"):
+            conn.execute("ALTER TABLE %s REPLICA IDENTITY NOTHING" % partition)
+    before = table_fingerprints(store)
+    for fixed_where in ("nowhere", "the partitioned table"):
+        for check in (True, False):
+            refused = world(store, check=check, id="STORE_A", state="absent")
+            assert refused.get("failed") is True and refused["msg"] == (
+                "removing worlds deletes rows of store.payment (publication cdc), whose deletes a publication sends "
+                "to a change pipeline, and which has 2 partitions, store.payment_2025 and 1 more, with REPLICA "
+                "IDENTITY NOTHING, so the server refuses any delete from it; give it its primary key as one (ALTER "
+                "TABLE store.payment_2025 REPLICA IDENTITY DEFAULT, and the same for each such partition), or take "
+                "it out of the publication; nothing was written"), (fixed_where, refused)
+        with store.connect() as conn:
+            conn.execute("ALTER TABLE store.payment REPLICA IDENTITY DEFAULT")  # not passed on to its partitions
+    assert table_fingerprints(store) == before
+    with store.connect() as conn:
+        for partition in ("store.payment_2025", "store.payment_2026"):
+            conn.execute("ALTER TABLE %s REPLICA IDENTITY DEFAULT" % partition)
+    assert world(store, id="STORE_A", state="absent").get("rows_removed") == WORLD_ROWS
+
+
 def test_a_text_keyed_world_table_is_refused_with_its_column_named(store):
     with store.connect() as conn:
         conn.execute("CREATE TABLE store.voucher (code text PRIMARY KEY, customer_id integer "

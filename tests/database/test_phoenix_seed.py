@@ -13,7 +13,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from conftest import kill_when_blocked
+from conftest import kill_when_blocked, refused_as_unidentified
 from original_schema import ONBOARDING_SEED
 from worlds_fixtures import create_shop, fill_shop_world, migrate, table_fingerprints
 
@@ -157,6 +157,27 @@ def test_import_check_mode_analyses_conflicts_and_writes_nothing(seeded, tmp_pat
     assert plan["tables"]["A_Text"]["updated"] == 1
     assert plan["conflicts"]["Artifact"] == 8
     assert table_fingerprints(database) == before
+
+
+def test_a_merge_into_a_table_published_without_a_replica_identity_is_refused_before_writing(seeded, tmp_path):
+    """A change pipeline's publication of all tables, and "A_Text" set to REPLICA IDENTITY NOTHING: the server
+    refuses every INSERT ... ON CONFLICT DO UPDATE into it, even one into a new world that meets no conflict. A
+    merge is refused before anything is written, in check mode too; a skip (ON CONFLICT DO NOTHING) imports."""
+    database, blob_dir = seeded
+    export(database, tmp_path / "seed", blob_dir)
+    with database.connect() as conn:
+        conn.execute('ALTER TABLE "A_Text" REPLICA IDENTITY NOTHING')
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    before = table_fingerprints(database)
+    for check in (True, False):
+        refused = call(phoenix_seed.main, database, check=check, state="imported", src=str(tmp_path / "seed"),
+                       world="FRESH", conflict="merge", blob_dir=str(blob_dir))
+        assert refused.get("failed") is True and refused["msg"] == refused_as_unidentified(
+            "this import (conflict=merge)", "updates", "A_Text", 'public."A_Text"'), refused
+    assert table_fingerprints(database) == before
+    skipped = call(phoenix_seed.main, database, state="imported", src=str(tmp_path / "seed"), world="FRESH",
+                   conflict="skip", blob_dir=str(blob_dir))
+    assert skipped.get("failed") is not True and skipped["tables"]["A_Text"]["inserted"] > 0, skipped
 
 
 def test_replace_removes_rows_the_seed_does_not_hold(seeded, tmp_path):

@@ -11,7 +11,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_transfer, phoenix_user, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from conftest import kill_when_blocked
+from conftest import kill_when_blocked, refused_as_unidentified
 from worlds_fixtures import create_shop, fill_shop_world, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -264,3 +264,29 @@ def test_a_world_whose_rows_point_at_large_objects_is_refused_not_pointed_at_ano
     assert target.query("SELECT id, document FROM public.scan ORDER BY id") == [(1, None), (2, None)]
     again = transfer(source, target, worlds=["UC_TESTING"], mask={"scan.document": "null"})
     assert again["changed"] is False and again["plan"]["scan"]["unchanged"] == 1, again.get("msg")
+
+
+def test_updates_into_a_table_published_without_a_replica_identity_are_refused_before_writing(pair):
+    """The target's change pipeline publishes every table, and its "A_Text" has REPLICA IDENTITY NOTHING: the server
+    refuses any update of it. A transfer that would update its rows is refused before anything is written, in check
+    mode too; one that only inserts, or skips what differs, goes ahead."""
+    source, target = pair
+    transfer(source, target, worlds=["UC_TESTING"])
+    with source.connect() as conn:
+        conn.execute(sql.SQL('UPDATE "A_Text" t SET content = %s FROM "Artifact" a WHERE (a.id, a."createdAt") = '
+                             '(t."artifactId", t."createdAt") AND a.world_id = %s'), ["edited", "UC_TESTING"])
+    with target.connect() as conn:
+        conn.execute('ALTER TABLE "A_Text" REPLICA IDENTITY NOTHING')
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    before = table_fingerprints(target)
+    for check in (True, False):
+        refused = transfer(source, target, check=check, worlds=["UC_TESTING"])
+        assert refused.get("failed") is True and refused["msg"] == refused_as_unidentified(
+            "this transfer", "updates", "A_Text", 'public."A_Text"'), refused
+    assert table_fingerprints(target) == before
+    skipped = transfer(source, target, worlds=["UC_TESTING"], conflict="skip")
+    assert skipped.get("failed") is not True and skipped["changed"] is False, skipped
+    with target.connect() as conn:
+        conn.execute('ALTER TABLE "A_Text" REPLICA IDENTITY DEFAULT')
+    done = transfer(source, target, worlds=["UC_TESTING"])
+    assert done["plan"]["A_Text"]["update"] > 0 and content(target, "UC_TESTING") == content(source, "UC_TESTING")

@@ -9,6 +9,7 @@ from psycopg import sql
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_user, phoenix_user_info, phoenix_world
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+from conftest import refused_as_unidentified
 from worlds_fixtures import migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -149,6 +150,32 @@ def test_absent_under_a_publication_of_all_tables_names_a_keyless_table_it_would
         conn.execute('ALTER TABLE "User Note" REPLICA IDENTITY FULL')
     done = user(reference, email=email, world="OWNED", state="absent", cascade=True)
     assert done.get("failed") is not True and done["rows_removed"]["User Note"] == 1, done
+
+
+def test_a_user_table_published_with_replica_identity_nothing_takes_new_users_but_no_change(reference):
+    """"User" has a primary key, but REPLICA IDENTITY NOTHING, under a change pipeline's publication of all tables:
+    the server takes inserts, and refuses any update or delete. A change or a deletion of a user is refused before
+    anything is written, in check mode too, naming the setting and giving the key back as the identity."""
+    user(reference, email="kept@example.com", name="Kept")
+    with reference.connect() as conn:
+        conn.execute('ALTER TABLE "User" REPLICA IDENTITY NOTHING')
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    created = user(reference, email="new@example.com")
+    assert created.get("failed") is not True and created["changed"] is True, created
+    before = table_fingerprints(reference)
+    for check in (True, False):
+        renamed = user(reference, check=check, email="kept@example.com", name="Renamed")
+        assert renamed.get("failed") is True and "Traceback" not in renamed["_raw"], renamed
+        assert renamed["msg"] == refused_as_unidentified("changing a user", "updates", "User", 'public."User"'), renamed
+        removed = user(reference, check=check, email="kept@example.com", state="absent")
+        assert removed.get("failed") is True and removed["msg"] == refused_as_unidentified(
+            "deleting a user", "deletes", "User", 'public."User"'), removed
+    assert table_fingerprints(reference) == before
+    assert user(reference, email="kept@example.com", name="Kept")["changed"] is False  # nothing to write: no refusal
+    with reference.connect() as conn:
+        conn.execute('ALTER TABLE "User" REPLICA IDENTITY DEFAULT')
+    assert user(reference, email="kept@example.com", name="Renamed")["changed"] is True
+    assert reference.query('SELECT name FROM "User" WHERE email = %s', ("kept@example.com",)) == [("Renamed",)]
 
 
 def test_info_filters_and_never_returns_hashes(reference):

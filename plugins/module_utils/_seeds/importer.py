@@ -32,7 +32,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import require_deletable
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import UPDATES, require_identified
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
     bulk_memory,
@@ -235,8 +235,12 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
             populated=_populated(table, staging), joins=lookups.sql())
         keymap.refuse_unique_clashes(conn, table, values, columns, {"target": target})
         written.append((table, values, columns, total))
+    purpose = "this import (conflict=%s)" % conflict
     if conflict == "replace":
-        require_deletable(conn, [table for table, *rest in written], "this import (conflict=replace)")
+        require_identified(conn, [table for table, *rest in written], purpose)
+    require_identified(conn, [table for table, values, columns, total in written
+                              if _updated_columns(table, columns, conflict, maintained.get(table.label, set()))],
+                       purpose, UPDATES)
     for table, values, columns, total in written:
         _refuse_other_owners(conn, catalog, table, values, columns, target)  # parents are in: owners can be checked
         stats[table.label] = _insert(conn, table, values, columns, conflict, target, total,
@@ -317,12 +321,12 @@ def _insert(conn, table: Table, values, columns: list[str], conflict: str, targe
     insert = sql.SQL("INSERT INTO {table} AS x ({cols}){overriding} SELECT {cols} FROM ({values}) e ").format(
         table=table.identifier(), cols=identifiers(columns), overriding=keymap.overriding(table, columns),
         values=values)
-    updatable = [c for c in columns if c not in table.primary_key and c not in maintained]
+    updatable = _updated_columns(table, columns, conflict, maintained)
     updated = 0
     if not table.primary_key:
         insert += sql.SQL("WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE {same})").format(
             table=table.identifier(), same=same_row(table, "x", "e", columns))
-    elif conflict == "skip" or not updatable:
+    elif not updatable:
         insert += sql.SQL("ON CONFLICT ")
         insert += sql.SQL("DO NOTHING")
     else:  # _refuse_other_owners ran first: every conflicting key is this world's own row
@@ -338,6 +342,14 @@ def _insert(conn, table: Table, values, columns: list[str], conflict: str, targe
     inserted = conn.execute(insert, params).rowcount - updated
     conflicts = total - inserted
     return {"rows": total, "conflicts": conflicts, "inserted": inserted, "updated": updated, "deleted": 0}
+
+
+def _updated_columns(table: Table, columns: list[str], conflict: str, maintained: set[str]) -> list[str]:
+    """The columns of ``table`` that an import in ``conflict`` mode updates where a row's key is already there: none
+    where it leaves such rows as they are (skip, or no key, or no column but the key's and maintained ones)."""
+    if conflict == "skip" or not table.primary_key:
+        return []
+    return [c for c in columns if c not in table.primary_key and c not in maintained]
 
 
 def _refuse_other_owners(conn, catalog, table: Table, values, columns: list[str], target: str) -> None:

@@ -23,7 +23,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap, large_objects
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Table
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import require_deletable
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import UPDATES, require_identified
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     assignments,
     bulk_memory,
@@ -123,8 +123,10 @@ class Transfer:
                 if request.conflict == "skip":
                     for p in plan.values():
                         p["unchanged"], p["update"] = p["unchanged"] + p["update"], 0
-                require_deletable(self.target, [t for t, stage in staged if plan[t.label]["delete"]],
-                                  "this transfer (delete_missing=true)")
+                require_identified(self.target, [t for t, stage in staged if plan[t.label]["delete"]],
+                                   "this transfer (delete_missing=true)")
+                require_identified(self.target, [t for t, stage in staged if plan[t.label]["update"]],
+                                   "this transfer", UPDATES)
                 if not check_mode:
                     defer_constraints(self.target)
                     # Deletes first (children first): rows leaving a mirrored world free their unique values

@@ -18,7 +18,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.locks impor
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
 from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import jsonable, read_meta, validate_world_id
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import require_deletable
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import UPDATES, require_identified
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import glob_to_like
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_values, update_values
 from ansible_collections.phoenix.platform.plugins.module_utils._users import cascade
@@ -137,7 +137,7 @@ def ensure_user(conn, request: UserRequest, check_mode: bool) -> dict[str, Any]:
             return _absent(conn, catalog, request, current, check_mode)
         if request.name is not None and "name" not in catalog.all_tables[USER_TABLE].types:
             raise PhoenixError('the "User" table of %s has no name column: leave name unset' % request.where)
-        return _present(conn, request, current, check_mode)
+        return _present(conn, catalog, request, current, check_mode)
 
 
 def _guard(request: UserRequest, what: str) -> None:
@@ -145,7 +145,7 @@ def _guard(request: UserRequest, what: str) -> None:
         require_prod_allowed(request.stage, request.allow_prod, "%s in world %s" % (what, request.world))
 
 
-def _present(conn, request: UserRequest, current, check_mode: bool) -> dict[str, Any]:
+def _present(conn, catalog, request: UserRequest, current, check_mode: bool) -> dict[str, Any]:
     if current is None and not request.create:
         raise PhoenixError("user %s does not exist%s on %s (create=false)" % (
             request.email, " in world %s" % request.world if request.world else "", request.where))
@@ -168,6 +168,8 @@ def _present(conn, request: UserRequest, current, check_mode: bool) -> dict[str,
             changes["password"] = None
     if changes:
         _guard(request, "creating or changing users" if current is None else "changing users")
+        if current is not None:
+            require_identified(conn, [catalog.all_tables[USER_TABLE]], "changing a user", UPDATES)
     after = dict(current or {"id": None, "name": None, "world_id": request.world, "createdAt": None, "has_password": False},
                  **{k: v for k, v in changes.items() if k != "password"})
     if "password" in changes:
@@ -201,7 +203,7 @@ def _absent(conn, catalog, request: UserRequest, current, check_mode: bool) -> d
         raise PhoenixError("user %s still owns rows (%s); set cascade=true to delete them with the user"
                            % (request.email, ", ".join("%s: %d" % item for item in sorted(counts.items()))),
                            owned_rows=counts)
-    require_deletable(conn, [user_table] + [table for table, predicate in owned], "deleting a user")
+    require_identified(conn, [user_table] + [table for table, predicate in owned], "deleting a user")
     if not check_mode:
         for table, predicate in reversed(owned):
             cascade.delete(conn, table, predicate, params)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import keymap
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import WORLD_COLUMN, Catalog, Table, relation_exists
-from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import require_deletable
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import require_identified
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import (
     bulk_memory,
     count_or_execute,
@@ -42,7 +42,7 @@ def count_rows(conn, catalog: Catalog, worlds: list[str]) -> dict[str, dict[str,
 
 def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dict[str, int]:
     """Delete the worlds' rows, children first; returns rows per table (would be) deleted."""
-    require_deletable(conn, catalog.members, "removing worlds")
+    require_identified(conn, catalog.members, "removing worlds")
     deleted: dict[str, int] = {}
     defer_constraints(conn)
     for table in reversed(catalog.members):
