@@ -13,6 +13,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ansible_collections.phoenix.platform.plugins.module_utils._backups.dump import parallel_jobs
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.lock_watch import LockWatch
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_backup, phoenix_restore, phoenix_restore_drill
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 from conftest import refusal_purpose, table_held
@@ -318,6 +320,27 @@ def test_a_swap_counts_the_old_databases_rows_before_its_jobs_where_the_limit_le
                                                         jobs=jobs, safety_backup=False))
     assert swapped.get("changed") is True and "failed" not in swapped, swapped.get("msg")
     assert swapped["kept_database"] in [name for (name,) in data.query("SELECT datname FROM pg_database")]
+
+
+def test_a_lock_watch_that_cannot_connect_stops_its_program_from_starting(owned_by_shop_owner):
+    """A session that came after the in-place restore's count of the room left (an application's, say) takes the
+    connection its lock watch needed. Before, the watch connected in its own thread, and its failure was silent: the
+    restore ran unwatched, its lock_timeout unkept. It connects before the program starts, and stops it there."""
+    data = shop_owner_limited_to(owned_by_shop_owner, 1)
+    as_owner = make_conninfo(data.url, user="shop_owner")
+    started = []
+    with psycopg.connect(as_owner):  # the application's session: the role's last connection
+        with pytest.raises(PhoenixError) as refused:
+            with LockWatch(as_owner, 5, "restore"):
+                started.append(True)
+    assert started == []
+    assert refused.value.msg.startswith("the restore's lock watch, which keeps lock_timeout=5 s, could not connect (")
+    assert refused.value.msg.endswith(
+        "too many connections for role \"shop_owner\"), so the restore did not start and the database is as it was; "
+        "run it again once a connection is free, or with lock_timeout=0 (no watch, one session less)")
+    with LockWatch(as_owner, 0, "restore"):  # no watch, no session of its own
+        started.append(True)
+    assert started == [True]
 
 
 @pytest.mark.parametrize("check", [True, False], ids=["check", "run"])

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.connection import open_session
+from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import LOCKED_TABLE, SESSION_IN_WORDS
 
 try:
@@ -45,7 +46,7 @@ class LockWatch:
     42 of shop (psql)``); it is None while none was stopped."""
 
     def __init__(self, conninfo: str, timeout_seconds: int, purpose: str) -> None:
-        self.conninfo, self.timeout_seconds = conninfo, timeout_seconds
+        self.conninfo, self.timeout_seconds, self.purpose = conninfo, timeout_seconds, purpose
         self.application = "phoenix.platform.%s.%s" % (purpose, secrets.token_hex(4))
         self.stopped: str | None = None
         self._done = threading.Event()
@@ -53,6 +54,16 @@ class LockWatch:
 
     def __enter__(self) -> "LockWatch":
         if self.timeout_seconds:
+            # Connected before the program starts, not in the thread: a watch that cannot connect stops the program
+            # from starting, rather than letting it run unwatched (the thread's failures are silent, see _watch).
+            try:
+                self._conn = open_session(self.conninfo, autocommit=True)
+            except psycopg.OperationalError as exc:
+                raise PhoenixError(
+                    "the %s's lock watch, which keeps lock_timeout=%d s, could not connect (%s), so the %s did not "
+                    "start and the database is as it was; run it again once a connection is free, or with "
+                    "lock_timeout=0 (no watch, one session less)"
+                    % (self.purpose, self.timeout_seconds, " ".join(str(exc).split()), self.purpose)) from None
             self._thread.start()
         return self
 
@@ -71,7 +82,7 @@ class LockWatch:
         waiting_since: dict[tuple[int, str], float] = {}
         # run without parameters: the format() patterns of WAITING hold % signs
         waiting = sql.SQL(WAITING).format(application=sql.Literal(self.application))
-        with open_session(self.conninfo, autocommit=True) as conn:
+        with self._conn as conn:
             while not self._done.wait(POLL_SECONDS):
                 now, seen = time.monotonic(), {}
                 for pid, lock, what, holders in conn.execute(waiting).fetchall():
