@@ -254,14 +254,15 @@ def refusal_purpose(made, mode: str | None, database) -> str:
     return "restoring backup %s %s database %s" % (backup, "over" if mode == "in_place" else "beside", database.name)
 
 
-def refused_as_unidentified(purpose: str, writes: str, table: str, spelled: str) -> str:
-    """What ``purpose`` says when it ``writes`` ("updates" or "deletes") rows of ``table`` (``spelled`` as in SQL),
-    which has a primary key but REPLICA IDENTITY NOTHING, under the publication of all tables cdc."""
+def refused_as_unidentified(purpose: str, writes: str, spelled: str, *tables: str) -> str:
+    """What ``purpose`` says when it ``writes`` ("updates" or "deletes") rows of ``tables``, the first of which
+    (``spelled`` as in SQL) has a primary key but REPLICA IDENTITY NOTHING, under the publication of all tables cdc."""
     refused = {"updates": "any update of it (an INSERT ... ON CONFLICT DO UPDATE too)", "deletes": "any delete from it"}
-    return ("%s %s rows of %s (publication cdc), whose %s a publication sends to a change pipeline, and which has "
-            "REPLICA IDENTITY NOTHING, so the server refuses %s; give it its primary key as one (ALTER TABLE %s "
-            "REPLICA IDENTITY DEFAULT), or take it out of the publication; nothing was written"
-            % (purpose, writes, table, writes, refused[writes], spelled))
+    return ("%s %s rows of %s, whose %s a publication sends to a change pipeline, and %s has REPLICA IDENTITY "
+            "NOTHING, so the server refuses %s; give it its primary key as one (ALTER TABLE %s REPLICA IDENTITY "
+            "DEFAULT), or take it out of the publication; nothing was written"
+            % (purpose, writes, ", ".join("%s (publication cdc)" % table for table in tables), writes,
+               "which" if len(tables) == 1 else "the first of which", refused[writes], spelled))
 
 
 def hand_to_shop_owner(database) -> None:

@@ -160,12 +160,14 @@ def test_import_check_mode_analyses_conflicts_and_writes_nothing(seeded, tmp_pat
 
 
 def test_a_merge_into_a_table_published_without_a_replica_identity_is_refused_before_writing(seeded, tmp_path):
-    """A change pipeline's publication of all tables, and "A_Text" set to REPLICA IDENTITY NOTHING: the server
-    refuses every INSERT ... ON CONFLICT DO UPDATE into it, even one into a new world that meets no conflict. A
-    merge is refused before anything is written, in check mode too; a skip (ON CONFLICT DO NOTHING) imports."""
+    """A change pipeline's publication of all tables, and "Artifact" and "A_Text" set to REPLICA IDENTITY NOTHING:
+    the server refuses every INSERT ... ON CONFLICT DO UPDATE into them, even one into a new world that meets no
+    conflict. A merge is refused before anything is written, in check mode too, naming both; a skip (ON CONFLICT DO
+    NOTHING) imports."""
     database, blob_dir = seeded
     export(database, tmp_path / "seed", blob_dir)
     with database.connect() as conn:
+        conn.execute('ALTER TABLE "Artifact" REPLICA IDENTITY NOTHING')
         conn.execute('ALTER TABLE "A_Text" REPLICA IDENTITY NOTHING')
         conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
     before = table_fingerprints(database)
@@ -173,7 +175,7 @@ def test_a_merge_into_a_table_published_without_a_replica_identity_is_refused_be
         refused = call(phoenix_seed.main, database, check=check, state="imported", src=str(tmp_path / "seed"),
                        world="FRESH", conflict="merge", blob_dir=str(blob_dir))
         assert refused.get("failed") is True and refused["msg"] == refused_as_unidentified(
-            "this import (conflict=merge)", "updates", "A_Text", 'public."A_Text"'), refused
+            "this import (conflict=merge)", "updates", 'public."Artifact"', "Artifact", "A_Text"), refused
     assert table_fingerprints(database) == before
     skipped = call(phoenix_seed.main, database, state="imported", src=str(tmp_path / "seed"), world="FRESH",
                    conflict="skip", blob_dir=str(blob_dir))

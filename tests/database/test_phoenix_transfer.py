@@ -282,7 +282,7 @@ def test_updates_into_a_table_published_without_a_replica_identity_are_refused_b
     for check in (True, False):
         refused = transfer(source, target, check=check, worlds=["UC_TESTING"])
         assert refused.get("failed") is True and refused["msg"] == refused_as_unidentified(
-            "this transfer", "updates", "A_Text", 'public."A_Text"'), refused
+            "this transfer", "updates", 'public."A_Text"', "A_Text"), refused
     assert table_fingerprints(target) == before
     skipped = transfer(source, target, worlds=["UC_TESTING"], conflict="skip")
     assert skipped.get("failed") is not True and skipped["changed"] is False, skipped

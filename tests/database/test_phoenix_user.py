@@ -166,10 +166,10 @@ def test_a_user_table_published_with_replica_identity_nothing_takes_new_users_bu
     for check in (True, False):
         renamed = user(reference, check=check, email="kept@example.com", name="Renamed")
         assert renamed.get("failed") is True and "Traceback" not in renamed["_raw"], renamed
-        assert renamed["msg"] == refused_as_unidentified("changing a user", "updates", "User", 'public."User"'), renamed
+        assert renamed["msg"] == refused_as_unidentified("changing a user", "updates", 'public."User"', "User"), renamed
         removed = user(reference, check=check, email="kept@example.com", state="absent")
         assert removed.get("failed") is True and removed["msg"] == refused_as_unidentified(
-            "deleting a user", "deletes", "User", 'public."User"'), removed
+            "deleting a user", "deletes", 'public."User"', "User"), removed
     assert table_fingerprints(reference) == before
     assert user(reference, email="kept@example.com", name="Kept")["changed"] is False  # nothing to write: no refusal
     with reference.connect() as conn:

@@ -91,6 +91,7 @@ def require_identified(conn, tables: Sequence[Table], purpose: str, change: Chan
     else:
         fix = "give it its primary key as one (ALTER TABLE %s REPLICA IDENTITY DEFAULT%s)" % (first, others)
     raise PhoenixError(
-        "%s %s rows of %s, whose %s a publication sends to a change pipeline, and which has %s, so the server refuses %s; "
+        "%s %s rows of %s, whose %s a publication sends to a change pipeline, and %s has %s, so the server refuses %s; "
         "%s, or take it out of the publication; nothing was written"
-        % (purpose, change.words, ", ".join(named), change.words, cause, change.refused, fix))
+        % (purpose, change.words, ", ".join(named), change.words, "which" if len(found) == 1 else "the first of which",
+           cause, change.refused, fix))
