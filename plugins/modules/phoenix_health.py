@@ -19,7 +19,9 @@ description:
     lost WAL its consumer still needed (C(max_slot_wal_keep_size)) V(unhealthy).
   - On a standby, the replication check also looks at its feed. A standby that receives no WAL from its primary
     (no WAL receiver streaming, while C(primary_conninfo) names a primary), or whose replay is paused, makes the
-    environment V(degraded), as its rows, and the backups taken from it, fall behind the primary's.
+    environment V(degraded), as its rows, and the backups taken from it, fall behind the primary's. One set to apply
+    them late (C(recovery_min_apply_delay), as a standby kept to undo mistakes is) stays V(healthy), by design, with
+    a warning naming the delay.
   - The result has the shape of the Phoenix health API, C({status, timestamp, environment, checks}).
   - An unreachable database is a result (status V(unhealthy) with the reason); whether the task fails is
     decided by O(fail_on).
@@ -124,8 +126,9 @@ checks:
     - C(connections) has C(active), C(max), C(idleInTransaction); C(backups) has C(latestAgeHours) and C(maxAgeHours).
     - C(replication) has C(slots) and C(inactive) (the database's logical replication slots and the server's
       physical ones, and those no consumer reads now) and C(retainedBytes) (the most WAL one of them holds). On a
-      standby it also has C(receiving) (its WAL receiver streams from the primary), C(replayPaused) and
-      C(replayBacklogBytes) (WAL received and not replayed yet).
+      standby it also has C(receiving) (its WAL receiver streams from the primary), C(replayPaused),
+      C(replayBacklogBytes) (WAL received and not replayed yet) and C(applyDelaySeconds) (its
+      C(recovery_min_apply_delay), 0 for none).
   returned: always
   type: dict
   sample: {"database": {"status": "healthy", "responseTime": 0.4}, "worlds": {"status": "healthy", "total": 3, "active": 2}}

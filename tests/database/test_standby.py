@@ -247,6 +247,21 @@ def test_health_says_when_a_standby_falls_behind_its_primary(data, standby, watc
     assert call(phoenix_health.main, replica)["status"] == "healthy"
 
 
+def test_health_names_the_delay_of_a_standby_set_to_apply_changes_late(data, standby):
+    """A standby kept to undo mistakes applies its primary's changes an hour late (recovery_min_apply_delay): by
+    design, so it stays healthy, with a warning that its rows, and backups taken from it, are an hour behind."""
+    replica = replayed(data, standby)
+    assert call(phoenix_health.main, replica)["checks"]["replication"]["applyDelaySeconds"] == 0
+    with server_settings(standby, recovery_min_apply_delay="1h"):
+        delayed = call(phoenix_health.main, replica, fail_on="degraded")
+    assert delayed.get("failed") is not True and delayed["status"] == "healthy", delayed
+    assert delayed["checks"]["replication"]["applyDelaySeconds"] == 3600
+    assert [w["event"]["msg"] for w in delayed["warnings"]][:1] == [
+        "this standby applies its primary's changes 1 h late (recovery_min_apply_delay): its rows, and backups taken "
+        "from it, are at least that far behind the primary's"]
+    assert "warnings" not in call(phoenix_health.main, data)  # a primary applies nothing late
+
+
 def test_a_backup_cancelled_by_the_standbys_replay_says_what_to_do(data, standby, tmp_path):
     with data.connect() as conn:  # a table whose dump lasts a while
         conn.execute(sql.SQL("CREATE TABLE public.ledger AS SELECT g AS id, md5(g::text) AS entry "

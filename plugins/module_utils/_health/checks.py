@@ -120,12 +120,13 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
                                 ("replication", lambda: _check_replication(conn, checks["database"]["standby"]))):
                 checks[name] = _unless_held(conn, check, request.lock_timeout)
             report["status"] = overall_status(checks)
+            report["warnings"] = _delayed(checks["replication"])
             if request.detail:
                 report["metrics"] = _metrics(conn, checks)
             if request.record and not request.check_mode and checks["stage"]["status"] == HEALTHY:
                 if checks["database"]["standby"]:  # what a standby sees is worth reporting; only its primary keeps it
-                    report["warnings"] = ["the server is a standby, which takes no writes: this result was not "
-                                          "recorded in phoenix.health_history; record the primary's health"]
+                    report["warnings"].append("the server is a standby, which takes no writes: this result was not "
+                                              "recorded in phoenix.health_history; record the primary's health")
                 else:
                     _record(conn, report)
                     recorded = True
@@ -134,6 +135,23 @@ def collect(connect: Callable[[], Any], request: HealthRequest) -> tuple[dict[st
     else:
         report["status"] = UNHEALTHY
     return report, recorded
+
+
+def _delayed(replication: dict[str, Any]) -> list[str]:
+    """What a standby set to apply its primary's changes late (as one kept to undo mistakes is) means for a reader:
+    by design, so no fault, but its rows, and backups taken from it, are that far behind."""
+    delay = replication.get("applyDelaySeconds")
+    if not delay:
+        return []
+    return ["this standby applies its primary's changes %s late (recovery_min_apply_delay): its rows, and backups "
+            "taken from it, are at least that far behind the primary's" % _duration_in_words(delay)]
+
+
+def _duration_in_words(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return "%d %s" % (seconds // size, unit)
+    return "%g s" % seconds
 
 
 def _scalar(conn, query, params=()) -> Any:
@@ -271,7 +289,8 @@ def _standby_feed(conn) -> tuple[dict[str, Any], list[str]]:
             "SELECT (SELECT coalesce(status, 'running') FROM pg_stat_wal_receiver) AS receiver, "
             "(SELECT setting <> '' FROM pg_settings WHERE name = 'primary_conninfo') AS from_primary, "
             "pg_is_wal_replay_paused() AS paused, pg_last_xact_replay_timestamp() AS replayed, "
-            "pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint AS backlog")).fetchone()
+            "pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint AS backlog, "
+            "(SELECT setting::bigint FROM pg_settings WHERE name = 'recovery_min_apply_delay') AS delay_ms")).fetchone()
     behind = []
     receiving = feed.receiver in ("streaming", "running")
     if not receiving and feed.from_primary is not False:  # None: a role that may not see it
@@ -282,8 +301,8 @@ def _standby_feed(conn) -> tuple[dict[str, Any], list[str]]:
         behind.append("replay is paused on this standby (pg_wal_replay_pause), so its rows stay as of %s: resume it "
                       "with pg_wal_replay_resume()" % (feed.replayed.isoformat(timespec="seconds") if feed.replayed
                                                        else "its last replayed change"))
-    return {"receiving": receiving, "replayPaused": feed.paused,
-            "replayBacklogBytes": max(feed.backlog or 0, 0)}, behind
+    return {"receiving": receiving, "replayPaused": feed.paused, "replayBacklogBytes": max(feed.backlog or 0, 0),
+            "applyDelaySeconds": feed.delay_ms / 1000}, behind
 
 
 def _metrics(conn, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
