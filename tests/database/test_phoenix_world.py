@@ -206,7 +206,8 @@ def test_references_to_production_rows_keep_their_keys_in_copies(reference, tmp_
 
 def test_a_world_whose_rows_a_trigger_keeps_is_not_removed_and_the_message_says_why(data):
     """An application that soft-deletes its chats: a trigger turns the DELETE into an UPDATE. The world's users are
-    still referenced by its kept chats, so the removal is refused whole, and the message names the references."""
+    still referenced by its kept chats, so the removal is refused whole, and the message names the references and
+    the trigger that kept them."""
     with data.connect() as conn:
         conn.execute('ALTER TABLE "Chat" ADD COLUMN "deletedAt" timestamptz')
         conn.execute('CREATE FUNCTION soft_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
@@ -218,5 +219,21 @@ def test_a_world_whose_rows_a_trigger_keeps_is_not_removed_and_the_message_says_
     assert removed["msg"].startswith("the change would remove a row that other rows still refer to on ")
     assert removed["msg"].endswith(
         "; nothing was written. Rows outside the change refer to rows it removes: another world's, production's, or "
-        "rows an application's trigger kept instead of deleting them; remove those references first"), removed["msg"]
+        "rows the trigger soft_delete of table Chat (before each delete) kept instead of deleting them; remove those "
+        "references first"), removed["msg"]
+    assert table_fingerprints(data) == before
+
+
+def test_a_world_whose_user_a_production_row_refers_to_is_not_removed_and_no_trigger_is_blamed(data):
+    """A production chat (no world) of a world's user: the removal meets it, and the table it is in runs no trigger
+    before its deletes, so the message names none."""
+    with data.connect() as conn:
+        conn.execute('INSERT INTO "Chat" (id, "createdAt", title, "userId", world_id) SELECT gen_random_uuid(), now(), '
+                     "'support', id, NULL FROM \"User\" WHERE world_id = 'KEEP_ME' LIMIT 1")
+    before = table_fingerprints(data)
+    removed = run_module(phoenix_world.main, {"db_url": data.url, "stage": "BETA", "id": "KEEP_ME", "state": "absent"})
+    assert removed["failed"] is True and removed["msg"].startswith(
+        "the change would remove a row that other rows still refer to on "), removed
+    assert removed["msg"].endswith("another world's, production's, or rows an application's trigger kept instead of "
+                                   "deleting them; remove those references first"), removed["msg"]
     assert table_fingerprints(data) == before

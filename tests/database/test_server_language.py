@@ -213,7 +213,9 @@ def test_a_broken_foreign_key_is_told_which_way_it_broke_in_the_servers_words_to
                                               "state": "absent"})
     assert removed.get("failed") is True and "Traceback" not in removed["_raw"], removed
     assert removed["msg"].startswith("the change would remove a row that other rows still refer to on ")
-    assert "»Chat«" in removed["msg"] and removed["msg"].endswith("remove those references first"), removed["msg"]
+    assert "»Chat«" in removed["msg"] and removed["msg"].endswith(
+        "or rows the trigger soft_delete of table Chat (before each delete) kept instead of deleting them; remove those "
+        "references first"), removed["msg"]
     assert table_fingerprints(german_data) == before
 
     before, seeded = seed_over_a_copied_user(german_data)

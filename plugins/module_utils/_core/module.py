@@ -57,8 +57,15 @@ OTHER_COLLISION = ("breaks a constraint", "The rows written do not meet it, or r
 REMOVED_WHILE_REFERENCED = "update or delete on table"
 WRITTEN_UNREFERENCED = "insert or update on table"
 STILL_REFERENCED = ("would remove a row that other rows still refer to", "Rows outside the change refer to rows it "
-                    "removes: another world's, production's, or rows an application's trigger kept instead of "
-                    "deleting them; remove those references first")
+                    "removes: another world's, production's, or rows %s kept instead of deleting them; remove those "
+                    "references first")
+KEEPER_UNKNOWN = "an application's trigger"
+# The triggers of a table that run before each of its rows is deleted (tgtype: ROW 1, BEFORE 2, DELETE 8), any of
+# which may keep the row (a soft delete): the trigger of the referring table that kept its rows, where one did.
+DELETE_TRIGGERS = ("SELECT string_agg(g.tgname, ', ' ORDER BY g.tgname), count(*) FROM pg_catalog.pg_trigger g "
+                   "JOIN pg_catalog.pg_class t ON t.oid = g.tgrelid JOIN pg_catalog.pg_namespace n "
+                   "ON n.oid = t.relnamespace WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 11 = 11 "
+                   "AND t.relname = %s AND n.nspname = %s")
 # whether a foreign key refers to its own table
 SELF_REFERRING = ("SELECT c.confrelid = c.conrelid FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t "
                   "ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace "
@@ -72,6 +79,7 @@ def collision_message(exc, where: str, connect: Callable) -> str:
     what, why = COLLISIONS.get(exc.sqlstate, OTHER_COLLISION)
     if exc.sqlstate == "23503" and _removed_while_referenced(diag, connect):
         what, why = STILL_REFERENCED
+        why %= _keeper(diag, connect)
     return "the change %s on %s (constraint %s on table %s: %s); nothing was written. %s" % (
         what, where, diag.constraint_name, diag.table_name, (diag.message_detail or str(exc)).strip().splitlines()[0],
         why)
@@ -87,13 +95,28 @@ def _removed_while_referenced(diag, connect: Callable) -> bool:
         return primary.startswith(REMOVED_WHILE_REFERENCED)
     if not diag.table_name or not named_in(detail, diag.table_name):
         return False
+    found = _catalog_says(connect, SELF_REFERRING, [diag.constraint_name, diag.table_name, diag.schema_name])
+    return found is not None and not found[0]
+
+
+def _keeper(diag, connect: Callable) -> str:
+    """What may have kept the referring rows of a broken foreign key (``diag``) that a removal meets: the triggers
+    its table runs before each delete, where it has some."""
+    found = _catalog_says(connect, DELETE_TRIGGERS, [diag.table_name, diag.schema_name])
+    if not found or not found[1]:
+        return KEEPER_UNKNOWN
+    return "the trigger%s %s of table %s (before each delete)" % (
+        "s" if found[1] > 1 else "", found[0], table_label(diag.schema_name, diag.table_name))
+
+
+def _catalog_says(connect: Callable, query: str, params: list) -> tuple | None:
+    """The first row ``query`` gives on a new session (``connect``, the run's own being rolled back); None where
+    there is none, or no session."""
     try:
         with connect() as conn:
-            found = conn.execute(sql.SQL(SELF_REFERRING), [diag.constraint_name, diag.table_name, diag.schema_name]
-                                 ).fetchone()
+            return conn.execute(sql.SQL(query), params).fetchone()
     except (psycopg.Error, PhoenixError):
-        return False
-    return found is not None and not found[0]
+        return None
 
 
 class PhoenixModule(AnsibleModule):
