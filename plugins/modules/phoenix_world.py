@@ -94,7 +94,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports the metadata and the rows per table that would be added or removed; writes nothing.
+    details: Reports the metadata and the rows per table that would be added or removed; writes nothing. A removal
+      deletes the rows and rolls them back, so it fails where the run would (a trigger that keeps a row, a row
+      outside the world that refers to one of its own).
   diff_mode:
     support: full
 author:

@@ -29,7 +29,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Lists what would be removed and deactivated, and the rows per table that would be deleted.
+    details: Lists what would be removed and deactivated, and the rows per table that would be deleted. It deletes
+      them and rolls them back, so it fails where the run would (a trigger that keeps a row, a row outside the
+      worlds that refers to one of theirs).
   diff_mode:
     support: full
     details: Shows the worlds the cleanup touches, active or inactive before, and after (removed worlds are absent).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world
+from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world, phoenix_world_cleanup
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from worlds_fixtures import SHOP_TABLES, create_shop, fill_shop_world, migrate, table_fingerprints
@@ -206,34 +206,41 @@ def test_references_to_production_rows_keep_their_keys_in_copies(reference, tmp_
 
 def test_a_world_whose_rows_a_trigger_keeps_is_not_removed_and_the_message_says_why(data):
     """An application that soft-deletes its chats: a trigger turns the DELETE into an UPDATE. The world's users are
-    still referenced by its kept chats, so the removal is refused whole, and the message names the references and
-    the trigger that kept them."""
+    still referenced by its kept chats, so the removal is refused whole, in check mode too, and the message names
+    the references and the trigger that kept them. Before, check mode counted the rows and said it would remove them."""
     with data.connect() as conn:
         conn.execute('ALTER TABLE "Chat" ADD COLUMN "deletedAt" timestamptz')
         conn.execute('CREATE FUNCTION soft_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
                      'UPDATE "Chat" SET "deletedAt" = now() WHERE id = OLD.id; RETURN NULL; END $$')
         conn.execute('CREATE TRIGGER soft_delete BEFORE DELETE ON "Chat" FOR EACH ROW EXECUTE FUNCTION soft_delete()')
     before = table_fingerprints(data)
-    removed = run_module(phoenix_world.main, {"db_url": data.url, "stage": "BETA", "id": "KEEP_ME", "state": "absent"})
-    assert removed["failed"] is True and "Traceback" not in removed["_raw"], removed
-    assert removed["msg"].startswith("the change would remove a row that other rows still refer to on ")
-    assert removed["msg"].endswith(
-        "; nothing was written. Rows outside the change refer to rows it removes: another world's, production's, or "
-        "rows the trigger soft_delete of table Chat (before each delete) kept instead of deleting them; remove those "
-        "references first"), removed["msg"]
+    for check in (True, False):  # only the server's run of the trigger tells: check mode deletes, then rolls back
+        removed = run_module(phoenix_world.main, {"db_url": data.url, "stage": "BETA", "id": "KEEP_ME",
+                                                  "state": "absent"}, check=check)
+        assert removed["failed"] is True and "Traceback" not in removed["_raw"], removed
+        assert removed["msg"].startswith("the change would remove a row that other rows still refer to on ")
+        assert removed["msg"].endswith(
+            "; nothing was written. Rows outside the change refer to rows it removes: another world's, production's, "
+            "or rows the trigger soft_delete of table Chat (before each delete) kept instead of deleting them; remove "
+            "those references first"), removed["msg"]
     assert table_fingerprints(data) == before
 
 
 def test_a_world_whose_user_a_production_row_refers_to_is_not_removed_and_no_trigger_is_blamed(data):
-    """A production chat (no world) of a world's user: the removal meets it, and the table it is in runs no trigger
-    before its deletes, so the message names none."""
+    """A production chat (no world) of a world's user: the removal meets it, in check mode too (a cleanup's as
+    well), and the table it is in runs no trigger before its deletes, so the message names none."""
     with data.connect() as conn:
         conn.execute('INSERT INTO "Chat" (id, "createdAt", title, "userId", world_id) SELECT gen_random_uuid(), now(), '
                      "'support', id, NULL FROM \"User\" WHERE world_id = 'KEEP_ME' LIMIT 1")
     before = table_fingerprints(data)
-    removed = run_module(phoenix_world.main, {"db_url": data.url, "stage": "BETA", "id": "KEEP_ME", "state": "absent"})
-    assert removed["failed"] is True and removed["msg"].startswith(
-        "the change would remove a row that other rows still refer to on "), removed
-    assert removed["msg"].endswith("another world's, production's, or rows an application's trigger kept instead of "
-                                   "deleting them; remove those references first"), removed["msg"]
+    for check in (True, False):
+        removed = run_module(phoenix_world.main, {"db_url": data.url, "stage": "BETA", "id": "KEEP_ME",
+                                                  "state": "absent"}, check=check)
+        assert removed["failed"] is True and removed["msg"].startswith(
+            "the change would remove a row that other rows still refer to on "), removed
+        assert removed["msg"].endswith("another world's, production's, or rows an application's trigger kept instead "
+                                       "of deleting them; remove those references first"), removed["msg"]
     assert table_fingerprints(data) == before
+    cleaned = run_module(phoenix_world_cleanup.main, {"db_url": data.url, "stage": "BETA", "max_age_hours": 0},
+                         check=True)
+    assert cleaned["failed"] is True and "still refer to" in cleaned["msg"], cleaned

@@ -62,7 +62,7 @@ STILL_REFERENCED = ("would remove a row that other rows still refer to", "Rows o
 KEEPER_UNKNOWN = "an application's trigger"
 # The triggers of a table that run before each of its rows is deleted (tgtype: ROW 1, BEFORE 2, DELETE 8), any of
 # which may keep the row (a soft delete): the trigger of the referring table that kept its rows, where one did.
-DELETE_TRIGGERS = ("SELECT string_agg(g.tgname, ', ' ORDER BY g.tgname), count(*) FROM pg_catalog.pg_trigger g "
+DELETE_TRIGGERS = ("SELECT string_agg(quote_ident(g.tgname), ', ' ORDER BY g.tgname), count(*) FROM pg_catalog.pg_trigger g "
                    "JOIN pg_catalog.pg_class t ON t.oid = g.tgrelid JOIN pg_catalog.pg_namespace n "
                    "ON n.oid = t.relnamespace WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 11 = 11 "
                    "AND t.relname = %s AND n.nspname = %s")

@@ -41,17 +41,21 @@ def count_rows(conn, catalog: Catalog, worlds: list[str]) -> dict[str, dict[str,
 
 
 def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dict[str, int]:
-    """Delete the worlds' rows, children first; returns rows per table (would be) deleted."""
+    """Delete the worlds' rows, children first; returns rows per table deleted. A dry run deletes them too, and
+    rolls the deletes back: only the server tells what a trigger that keeps a row (a soft delete) does, and a
+    foreign key that rows outside the worlds break, so the dry run fails where the run would."""
     require_identified(conn, catalog.members, "removing worlds")
     deleted: dict[str, int] = {}
     defer_constraints(conn)
-    for table in reversed(catalog.members):
-        predicate = catalog.world_predicate(table, "t", sql.Placeholder("worlds"))
-        n = count_or_execute(conn, dry_run, sql.SQL("SELECT 1 FROM {} t WHERE {}").format(table.identifier(), predicate),
-                             sql.SQL("DELETE FROM {} t WHERE {}").format(table.identifier(), predicate),
-                             {"worlds": worlds})
-        if n:
-            deleted[table.label] = n
+    with conn.transaction(force_rollback=dry_run):
+        for table in reversed(catalog.members):
+            predicate = catalog.world_predicate(table, "t", sql.Placeholder("worlds"))
+            n = conn.execute(sql.SQL("DELETE FROM {} t WHERE {}").format(table.identifier(), predicate),
+                             {"worlds": worlds}).rowcount
+            if n:
+                deleted[table.label] = n
+        if dry_run:
+            conn.execute(sql.SQL("SET CONSTRAINTS ALL IMMEDIATE"))  # the deferred foreign keys, checked now
     if not dry_run and relation_exists(conn, "phoenix.key_map"):
         keymap.forget_worlds(conn, worlds)
     return deleted
