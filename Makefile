@@ -13,12 +13,14 @@ venv: $(VENV)/.installed
 
 # uv fetches and installs the packages in parallel (seconds, where pip takes a minute or more); pip is the fallback
 # should uv itself not install or not reach the registry. pip notes each of the machine's find-links folders that is
-# missing: QUIET_PIP leaves those notes out.
+# missing: QUIET_PIP leaves those notes out. Both compile the packages' bytecode as they install them (pip does by
+# default): each ansible-playbook, and each module it runs, starts a Python that would otherwise compile ansible,
+# jinja2, yaml and psycopg again wherever PYTHONDONTWRITEBYTECODE is set.
 UV := uv==0.13.9
 QUIET_PIP := 2>&1 | { grep -v 'is ignored' || true; }
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	{ $(BIN)/pip install --quiet $(UV) $(QUIET_PIP) && $(BIN)/uv pip install --quiet --python $(BIN)/python \
+	{ $(BIN)/pip install --quiet $(UV) $(QUIET_PIP) && $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
 	  -r requirements-dev.txt; } || $(BIN)/pip install --quiet -r requirements-dev.txt $(QUIET_PIP)
 	$(BIN)/python -c 'import ansible, psycopg, pydantic, bcrypt, molecule, pytest, pgserver'
 	touch $@
@@ -38,10 +40,11 @@ demo: venv
 stop: venv
 	$(BIN)/ansible-playbook playbooks/embedded.yml -i inventories/local -e local_postgres_state=stopped
 
-# Quick gates first, two at a time (each one's output shown whole once it ends); pytest last so its summary closes
-# the run.
+# Quick gates first, three jobs at a time (each one's output shown whole once it ends), the first of them the
+# installation of the tools the tests need, when they are missing (mostly waiting on the registry); pytest last so
+# its summary closes the run.
 test: venv
-	$(MAKE) --no-print-directory -j2 --output-sync=target lint sanity units molecule
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-tools lint sanity units molecule
 	$(MAKE) --no-print-directory pytest
 
 # The whole suite on the system's PostgreSQL, then the restore tests whose rules change with PostgreSQL 16 (a

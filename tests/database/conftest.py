@@ -79,7 +79,11 @@ def serving(tool: str, arguments: list[str], base: Path, url: str, stop: signal.
         yield
     finally:
         os.killpg(process.pid, stop)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pgpool 4.3 may hang stopping, if told to just as it forks a child
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         shutil.rmtree(base, ignore_errors=True)
 
 
