@@ -10,9 +10,11 @@ import pytest
 import yaml
 from psycopg import sql
 
-from ansible_collections.phoenix.platform.plugins.modules import phoenix_world, phoenix_world_cleanup, phoenix_world_info
+from ansible_collections.phoenix.platform.plugins.modules import (
+    phoenix_seed, phoenix_world, phoenix_world_cleanup, phoenix_world_info)
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
+from conftest import refused_as_unidentified
 from worlds_fixtures import TINY, create_shop, fill_shop_world, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -140,3 +142,42 @@ def test_cleanup_on_the_shop_schema(database):
 def test_bad_input(worlds):
     assert "max_age_hours must be from 0 to 876000, got -1" in call(phoenix_world_cleanup.main, worlds, max_age_hours=-1)["msg"]
     assert "format" in call(phoenix_world_info.main, worlds, format="xml")["msg"]
+
+
+def test_a_world_meta_published_without_a_replica_identity_takes_new_worlds_and_refuses_its_changes_up_front(
+        worlds, tmp_path):
+    """A change pipeline's publication of all tables, and "WorldMeta" (here the registry) set to REPLICA IDENTITY
+    NOTHING: the server takes new worlds and refuses any update or delete of its rows. Changing a world, copying a
+    template (which counts its uses), removing a world, a cleanup that deactivates one and a seed import that
+    changes a world's metadata are each refused before anything is written, in check mode too."""
+    seed_dir, blob_dir = tmp_path / "seed", tmp_path / "blobs"
+    blob_dir.mkdir()
+    exported = call(phoenix_seed.main, worlds, state="exported", world="UC_FRESH", dest=str(seed_dir),
+                    blob_dir=str(blob_dir))
+    assert exported.get("failed") is not True, exported
+    call(phoenix_world.main, worlds, id="UC_FRESH", category="demo")  # the seed holds "testing"
+    with worlds.connect() as conn:
+        conn.execute('ALTER TABLE "WorldMeta" REPLICA IDENTITY NOTHING')
+        conn.execute("CREATE PUBLICATION cdc FOR ALL TABLES")
+    created = call(phoenix_world.main, worlds, id="UC_NEW", seed=TINY)
+    assert created.get("failed") is not True and created["changed"] is True, created
+    before = table_fingerprints(worlds)
+    refusals = [
+        (phoenix_world.main, {"id": "UC_FRESH", "category": "general"}, "changing world UC_FRESH", "updates"),
+        (phoenix_world.main, {"id": "UC_COPY", "from_template": "TEMPLATE_MAIN"}, "copying template TEMPLATE_MAIN",
+         "updates"),
+        (phoenix_world.main, {"id": "UC_FRESH", "state": "absent"}, "removing worlds", "deletes"),
+        (phoenix_world_cleanup.main, {}, "deactivating expired worlds", "updates"),
+        (phoenix_seed.main, {"state": "imported", "src": str(seed_dir), "conflict": "merge", "blob_dir": str(blob_dir)},
+         "this import (conflict=merge)", "updates"),
+    ]
+    for main, options, purpose, writes in refusals:
+        for check in (True, False):
+            refused = call(main, worlds, check=check, **options)
+            assert refused.get("failed") is True and refused["msg"] == refused_as_unidentified(
+                purpose, writes, 'public."WorldMeta"', "WorldMeta"), (check, refused)
+    assert table_fingerprints(worlds) == before
+    with worlds.connect() as conn:
+        conn.execute('ALTER TABLE "WorldMeta" REPLICA IDENTITY DEFAULT')
+    cleaned = call(phoenix_world_cleanup.main, worlds)
+    assert (cleaned["removed"], cleaned["deactivated"]) == (["UC_OLD"], ["KEEP_OLD"]), cleaned

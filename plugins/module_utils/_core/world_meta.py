@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import Change, require_identified
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_values, update_values
 
 try:
@@ -200,6 +201,12 @@ def write_meta(conn, registry: Registry, world_id: str, stage: str, actor: str, 
         insert_values(conn, table, values)
     else:
         update_values(conn, table, values, "id", world_id, extra=sql.SQL('"updatedAt" = now()'))
+
+
+def require_registry_identified(conn, catalog, purpose: str, change: Change) -> None:
+    """Refuse ``purpose``, which makes ``change`` to "WorldMeta" rows, before it writes, when a publication sends
+    that change and "WorldMeta" has no replica identity (see ``require_identified``)."""
+    require_identified(conn, [table for table in [catalog.registry] if table is not None], purpose, change)
 
 
 def expired_condition(max_age_param):

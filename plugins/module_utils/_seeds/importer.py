@@ -26,6 +26,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
     Registry,
     load_registry,
     read_meta,
+    require_registry_identified,
     validate_world_id,
     write_meta,
 )
@@ -126,6 +127,8 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
                 meta_changes = {c: v for c, v in wanted.items() if current[c] != v}
             if current is None:
                 meta_changes.setdefault("name", target)
+            if meta_changes and current is not None:
+                require_registry_identified(conn, catalog, "this import (conflict=%s)" % request.conflict, UPDATES)
             if meta_changes:
                 write_meta(conn, registry, target, request.stage, request.actor, current, meta_changes)
             tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings,

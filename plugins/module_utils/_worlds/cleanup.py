@@ -12,8 +12,9 @@ from typing import Any
 from ansible_collections.phoenix.platform.plugins.module_utils._core.audit import record
 from ansible_collections.phoenix.platform.plugins.module_utils._core.locks import acquire_transaction_lock
 from ansible_collections.phoenix.platform.plugins.module_utils._core.stage import require_prod_allowed
-from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import Registry, load_registry
+from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta import Registry, load_registry, require_registry_identified
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import UPDATES
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds.query import WorldFilter, find_worlds
 
@@ -36,11 +37,15 @@ def cleanup(conn, stage: str, actor: str, max_age_hours: int | None, allow_prod:
         if removed or deactivated:  # deactivating is a write too
             require_prod_allowed(stage, allow_prod, "cleaning up expired worlds")
         catalog = catalog_mod.load(conn)
+        if deactivated:
+            require_registry_identified(conn, catalog, "deactivating expired worlds", UPDATES)
         rows_deleted = world_rows.delete_rows(conn, catalog, removed, check_mode) if removed else {}
         if not check_mode and (removed or deactivated):
-            conn.execute(sql.SQL('DELETE FROM "WorldMeta" WHERE id = ANY(%s)'), [removed])
-            conn.execute(sql.SQL('UPDATE "WorldMeta" SET "isActive" = false, "updatedAt" = now() WHERE id = ANY(%s)'),
-                         [deactivated])
+            if removed:
+                conn.execute(sql.SQL('DELETE FROM "WorldMeta" WHERE id = ANY(%s)'), [removed])
+            if deactivated:
+                conn.execute(sql.SQL('UPDATE "WorldMeta" SET "isActive" = false, "updatedAt" = now() '
+                                     'WHERE id = ANY(%s)'), [deactivated])
             record(conn, "world.cleanup", stage, actor, {"removed": removed, "deactivated": deactivated,
                                                          "rows_deleted": rows_deleted})
     warnings = ["world %s expired but is a dependency of %s: deactivated, not deleted" % (w, ", ".join(kept_for[w]))

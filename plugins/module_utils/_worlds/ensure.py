@@ -21,10 +21,12 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.world_meta 
     read_meta,
     Registry,
     load_registry,
+    require_registry_identified,
     validate_world_id,
     write_meta,
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg import catalog as catalog_mod
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.publications import UPDATES
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sql import insert_missing
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import generate
 from ansible_collections.phoenix.platform.plugins.module_utils._worlds import rows as world_rows
@@ -104,12 +106,16 @@ def _present(conn, registry: Registry, catalog, request: WorldRequest, current, 
     template = _template(conn, request)
 
     before_rows = world_rows.count_rows(conn, catalog, [request.world_id])[request.world_id]
+    if current is not None and meta_changes:
+        require_registry_identified(conn, catalog, "changing world %s" % request.world_id, UPDATES)
     if not check_mode and meta_changes:
         write_meta(conn, registry, request.world_id, request.stage, request.actor, current, meta_changes)
     added: dict[str, int] = {}
     if template:
         added = world_rows.copy_rows(conn, catalog, template["id"], request.world_id, check_mode,
                                      catalog.column_transforms(request.column_transforms))
+        if added:  # the template counts its uses
+            require_registry_identified(conn, catalog, "copying template %s" % template["id"], UPDATES)
         if added and not check_mode:
             conn.execute(sql.SQL('UPDATE "WorldMeta" SET "usageCount" = coalesce("usageCount", 0) + 1, "lastUsedAt" = now() '
                                  "WHERE id = %s"), [template["id"]])
