@@ -69,7 +69,8 @@ description:
     session holds (a console left in a transaction after a query, an application still running). It is then
     stopped, its transaction is rolled back, and the message names the table and who holds it. pg_restore and psql
     set no limit of their own. A session of its own watches them, connected before the restore starts; a watch that
-    cannot connect stops the restore there, with the database as it was.
+    cannot connect stops the restore there, with the database as it was. A watch whose session is ended part-way
+    (an idle-session killer, say) connects again and watches on.
   - Large objects (C(lo_create), an C(oid) column pointing at one) come back as the backup has them. Over the database
     (V(in_place)), every large object is unlinked first, in the restore's transaction, and the dump's are created
     again; one made since the backup is not left behind. For a custom or directory dump, the restore then runs as

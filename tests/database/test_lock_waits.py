@@ -6,6 +6,8 @@ lock, so the next scheduled runs failed on that lock instead."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from psycopg import sql
@@ -255,3 +257,33 @@ def test_a_stage_fence_a_migration_holds_stops_a_run_after_lock_timeout_before_a
     failed_behind_the_migration(result, expired, "phoenix.environment")
     assert table_fingerprints(expired) == before
     assert cleanup(expired)["removed"] == ["UC_OLD"]
+
+
+def test_an_in_place_restores_lock_watch_whose_session_is_ended_part_way_watches_on_from_a_new_one(data, tmp_path):
+    """A DBA's idle-session killer ends the watch's session while the restore waits behind a console: the watch
+    connects again, and the restore is still stopped after lock_timeout, instead of waiting for the console."""
+    made = run_module(phoenix_backup.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path)})
+    before = app_fingerprints(data)
+    ended = []
+
+    def end_the_watchs_session() -> None:  # found by the statement it polls with
+        deadline = time.monotonic() + 10
+        with data.connect() as conn:
+            while not ended and time.monotonic() < deadline:
+                ended.extend(pid for pid, in conn.execute(sql.SQL(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid() "
+                    "AND pg_terminate_backend(pid)"), ["%pg_blocking_pids%"]).fetchall())
+                time.sleep(0.05)
+
+    killer = threading.Thread(target=end_the_watchs_session)
+    with held_by(data, sql.SQL('SELECT count(*) FROM "User"'), "psql console", released_after=20):
+        killer.start()
+        result = run_module(phoenix_restore.main, {"db_url": data.url, "stage": "BETA", "dest": str(tmp_path),
+                                                   "backup": made["backup"]["id"], "mode": "in_place",
+                                                   "safety_backup": False, "lock_timeout": 2})
+        killer.join()
+        assert still_held_by(data, "psql console")  # not released after 20 s: stopped by the watch
+    assert len(ended) == 1, ended
+    assert result.get("failed") is True and result["msg"].startswith(
+        'the restore waited lock_timeout=2 s for table public."User", held by '), result
+    assert app_fingerprints(data) == before

@@ -73,22 +73,39 @@ class LockWatch:
             self._thread.join()
 
     def _watch(self) -> None:
-        try:
-            self._watch_until_done()
-        except psycopg.Error:  # the server is gone, say: the program's own error tells
-            pass
+        conn = self._conn
+        while conn is not None:
+            try:
+                self._watch_until_done(conn)
+                return
+            except psycopg.Error:
+                if not conn.closed:  # a query failed on a live session: a new one would fare no better
+                    return
+            finally:
+                conn.close()
+            # Its session ended (an idle-session killer, a DBA's pg_terminate_backend): watch on from a new one. If
+            # the server itself is gone, the program's own error tells, and the watch ends with it.
+            conn = self._reconnected()
 
-    def _watch_until_done(self) -> None:
+    def _reconnected(self):
+        """A new session for the watch, tried every POLL_SECONDS until the program ends (then None)."""
+        while not self._done.wait(POLL_SECONDS):
+            try:
+                return open_session(self.conninfo, autocommit=True)
+            except (psycopg.Error, PhoenixError):  # no connection free yet, say: try again
+                continue
+        return None
+
+    def _watch_until_done(self, conn) -> None:
         waiting_since: dict[tuple[int, str], float] = {}
         # run without parameters: the format() patterns of WAITING hold % signs
         waiting = sql.SQL(WAITING).format(application=sql.Literal(self.application))
-        with self._conn as conn:
-            while not self._done.wait(POLL_SECONDS):
-                now, seen = time.monotonic(), {}
-                for pid, lock, what, holders in conn.execute(waiting).fetchall():
-                    seen[(pid, lock)] = waiting_since.get((pid, lock), now)
-                    if now - seen[(pid, lock)] >= self.timeout_seconds:
-                        self.stopped = "%s, held by %s" % (what, holders or "a session that has ended since")
-                        conn.execute(sql.SQL("SELECT pg_cancel_backend(%s)"), [pid])
-                        return
-                waiting_since = seen
+        while not self._done.wait(POLL_SECONDS):
+            now, seen = time.monotonic(), {}
+            for pid, lock, what, holders in conn.execute(waiting).fetchall():
+                seen[(pid, lock)] = waiting_since.get((pid, lock), now)
+                if now - seen[(pid, lock)] >= self.timeout_seconds:
+                    self.stopped = "%s, held by %s" % (what, holders or "a session that has ended since")
+                    conn.execute(sql.SQL("SELECT pg_cancel_backend(%s)"), [pid])
+                    return
+            waiting_since = seen
