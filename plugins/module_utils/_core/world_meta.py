@@ -206,7 +206,7 @@ def write_meta(conn, registry: Registry, world_id: str, stage: str, actor: str, 
 def require_registry_identified(conn, catalog, purpose: str, change: Change) -> None:
     """Refuse ``purpose``, which makes ``change`` to "WorldMeta" rows, before it writes, when a publication sends
     that change and "WorldMeta" has no replica identity (see ``require_identified``)."""
-    require_identified(conn, [table for table in [catalog.registry] if table is not None], purpose, change)
+    require_identified(conn, catalog.with_registry([]), purpose, change)
 
 
 def expired_condition(max_age_param):

@@ -145,6 +145,10 @@ class Catalog:
     def is_registry(self, table: Table) -> bool:
         return self.registry is not None and table.key == self.registry.key
 
+    def with_registry(self, tables: list[Table]) -> list[Table]:
+        """``tables``, then the registry where the database has one."""
+        return tables + ([self.registry] if self.registry is not None else [])
+
     def parent(self, table: Table) -> Table:
         if table.owner is None:
             raise ValueError("%s is not a dependent world table" % table.label)

@@ -128,7 +128,7 @@ def import_seed(conn, request: ImportRequest, check_mode: bool) -> dict[str, Any
             if current is None:
                 meta_changes.setdefault("name", target)
             if meta_changes and current is not None:
-                require_registry_identified(conn, catalog, "this import (conflict=%s)" % request.conflict, UPDATES)
+                require_registry_identified(conn, catalog, _import_purpose(request.conflict), UPDATES)
             if meta_changes:
                 write_meta(conn, registry, target, request.stage, request.actor, current, meta_changes)
             tables = _import_tables(conn, catalog, seed, target, request.conflict, seed.warnings,
@@ -238,7 +238,7 @@ def _import_tables(conn, catalog, seed: SeedContent, target: str, conflict: str,
             populated=_populated(table, staging), joins=lookups.sql())
         keymap.refuse_unique_clashes(conn, table, values, columns, {"target": target})
         written.append((table, values, columns, total))
-    purpose = "this import (conflict=%s)" % conflict
+    purpose = _import_purpose(conflict)
     if conflict == "replace":
         require_identified(conn, [table for table, *rest in written], purpose)
     require_identified(conn, [table for table, values, columns, total in written
@@ -345,6 +345,11 @@ def _insert(conn, table: Table, values, columns: list[str], conflict: str, targe
     inserted = conn.execute(insert, params).rowcount - updated
     conflicts = total - inserted
     return {"rows": total, "conflicts": conflicts, "inserted": inserted, "updated": updated, "deleted": 0}
+
+
+def _import_purpose(conflict: str) -> str:
+    """What an import is called in a refusal, which depends on how it meets rows already there."""
+    return "this import (conflict=%s)" % conflict
 
 
 def _updated_columns(table: Table, columns: list[str], conflict: str, maintained: set[str]) -> list[str]:

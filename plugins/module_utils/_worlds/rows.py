@@ -44,7 +44,7 @@ def delete_rows(conn, catalog: Catalog, worlds: list[str], dry_run: bool) -> dic
     """Delete the worlds' rows, children first; returns rows per table deleted. A dry run deletes them too, and
     rolls the deletes back: only the server tells what a trigger that keeps a row (a soft delete) does, and a
     foreign key that rows outside the worlds break, so the dry run fails where the run would."""
-    require_identified(conn, catalog.members + [t for t in [catalog.registry] if t is not None], "removing worlds")
+    require_identified(conn, catalog.with_registry(catalog.members), "removing worlds")
     deleted: dict[str, int] = {}
     defer_constraints(conn)
     with conn.transaction(force_rollback=dry_run):
