@@ -16,6 +16,9 @@ options:
         or plain dump is encrypted as pg_dump writes it, never on disk in plain; the directory format's files
         once pg_dump has written them.
       - Reading the backup back (restore, drill) needs the identity of one of them (their C(backup_identity)).
+      - A secret key given here by mistake (an age identity, a private key) is refused, in check mode too, and
+        masked in the task's output. Ansible may still have logged it on the managed node when the module started
+        (its journal or syslog), as it does any option not marked secret, so replace that identity.
       - Needs the pyrage library on the managed node.
     type: list
     elements: str

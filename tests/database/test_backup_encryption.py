@@ -109,6 +109,30 @@ def test_a_typo_in_a_recipient_is_refused_before_anything_is_written(data, tmp_p
     assert not list(tmp_path.rglob("backup-*"))
 
 
+def test_a_secret_key_given_as_a_recipient_is_refused_and_never_shown(data, tmp_path, keys, monkeypatch):
+    secret, public = keys
+    made, refused = tmp_path / "made", tmp_path / "refused"
+    assert call(phoenix_backup.main, data, dest=str(made))["changed"] is True
+    stored, before = stored_bytes(made), table_fingerprints(data)
+    given = [public, " " + secret]
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----"
+    runs = [(phoenix_backup.main, {"dest": str(refused), "encrypt_to": given}),
+            (phoenix_backup.main, {"dest": str(refused), "encrypt_to": [public, pem]}),
+            (phoenix_restore.main, {"dest": str(made), "encrypt_to": given})]  # its safety backup's recipients
+    for main, options in runs:
+        for check in (True, False):
+            result = call(main, data, check=check, **options)
+            assert result["failed"] is True and "Traceback" not in result["_raw"]
+            assert result["msg"].startswith("encrypt_to: item 2 is a secret key"), result["msg"]
+            assert secret not in result["_raw"] and "b3BlbnNzaC1rZXk" not in result["_raw"]
+            assert result["invocation"]["module_args"]["encrypt_to"][0] == public  # a recipient is not hidden
+    monkeypatch.setenv("PHOENIX_BACKUP_RECIPIENTS", "%s,%s" % (public, secret))
+    result = call(phoenix_backup.main, data, dest=str(refused))
+    assert result["msg"].startswith("encrypt_to: item 2 is a secret key") and secret not in result["_raw"]
+    assert not list(refused.rglob("backup-*")) and stored_bytes(made) == stored
+    assert table_fingerprints(data) == before
+
+
 def test_a_plain_copy_left_by_a_killed_drill_is_removed_by_the_next_read(data, tmp_path, keys):
     secret, public = keys
     with data.connect() as conn:  # enough rows that decrypting and restoring take a moment

@@ -42,6 +42,7 @@ COPY_SUFFIX = ".decrypted"
 TABLE_OF_CONTENTS = "toc.dat"  # of a directory dump: pg_restore accepts only a regular file there
 PROCESSES = Path("/proc")  # where the readers of a FIFO are found: without it, directory dumps are copied
 COPY_OWNER = re.compile(r"^\.[^.]+\.(?P<host>.+)\.(?P<pid>\d+)\.decrypted$")  # .<backup id>.<host>.<pid>.decrypted
+SECRET_KEY = re.compile(r"AGE-SECRET-KEY-|PRIVATE KEY", re.IGNORECASE)  # an age identity, a PEM or OpenSSH key
 RECIPIENT_OPTIONS: dict[str, dict[str, Any]] = {
     "encrypt_to": {"type": "list", "elements": "str", "fallback": (env_fallback, ["PHOENIX_BACKUP_RECIPIENTS"])},
 }
@@ -57,10 +58,16 @@ def _library():
 
 
 def recipients(values: list[str]) -> list[Any]:
-    """age X25519 recipients, each checked; a typo names the one that is wrong."""
+    """age X25519 recipients, each checked; a typo names the one that is wrong, a secret key given in the place of
+    one is never shown."""
     library = _library()
     parsed = []
-    for value in values:
+    for number, value in enumerate(values, 1):
+        if SECRET_KEY.search(value):
+            raise PhoenixError("encrypt_to: item %d is a secret key (an age identity or a private key), not a "
+                               "recipient; give the recipient that belongs to it (age1..., which age-keygen -y "
+                               "prints from the identity) and keep the identity in Vault or an AWX credential. The "
+                               "value is not shown" % number, secrets=[value])
         try:
             parsed.append(library.x25519.Recipient.from_str(value.strip()))
         except library.RecipientError:

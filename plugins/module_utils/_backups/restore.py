@@ -150,6 +150,8 @@ def restore_diff(rows: dict[str, dict[str, int]], objects: dict[str, int]) -> di
 
 
 def restore(conn, conninfo: str, request: RestoreRequest, check_mode: bool) -> dict[str, Any]:
+    if request.encrypt_to:
+        encryption.recipients(request.encrypt_to)  # the safety backup's: a typo fails in check mode too
     backup = store.find_backup(request.dest, request.stage, request.backup)
     store.check_signature(backup, request.signing_key)  # before any byte of it is used
     backup_stage = backup.manifest["stage"]

@@ -4,18 +4,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 
 class PhoenixError(Exception):
     """An expected failure: ``msg`` says what failed and what to do about it.
 
-    ``details`` are extra, secret-free return values for the failed task.
+    ``details`` are extra, secret-free return values for the failed task. ``secrets`` are values given where no
+    secret belongs (a secret key in a list of public keys, say): the failed task's output masks them wherever they
+    appear, its echo of the module's arguments included.
     """
 
-    def __init__(self, msg: str, **details: Any) -> None:
+    def __init__(self, msg: str, secrets: Iterable[str] = (), **details: Any) -> None:
         super().__init__(msg)
         self.msg = msg
+        self.secrets = frozenset(secrets)
         self.details = details
 
 

@@ -208,6 +208,7 @@ class PhoenixModule(AnsibleModule):
             self._warn_all(result)
         except PhoenixError as exc:
             self._warn_all(exc.details)
+            self.no_log_values.update(exc.secrets)
             self.fail_json(msg=self._redact(exc.msg), **exc.details)
         except psycopg.errors.IntegrityError as exc:
             message = collision_message(exc, self._where(), lambda: connect(self.target))
