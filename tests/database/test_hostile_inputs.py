@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_audit,
@@ -19,6 +21,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
     phoenix_world_cleanup,
     phoenix_world_info,
 )
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_values import server_message
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from worlds_fixtures import migrate, table_fingerprints
@@ -153,3 +156,26 @@ def test_a_list_given_as_an_email_is_refused_whole(database):
     assert result["failed"] is True and SECRET not in result["_raw"]
     assert database.query('SELECT count(*) FROM "User"') == [(0,)]
     assert json.loads(result["_raw"])["failed"] is True
+
+
+def test_a_servers_refusal_of_rows_names_where_they_failed_never_what_they_held(database):
+    """What a restore's COPYs in pieces, and any run, report of the server's refusal of a row."""
+    hashed = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+    refused = {}
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE TABLE keyed (id int PRIMARY KEY, secret text NOT NULL, n int, note text)"))
+        conn.execute(sql.SQL("INSERT INTO keyed VALUES (7, 'taken', 0, '')"))
+        for case, rows in {"type": "1\t%s\tnot-a-number\t\n", "columns": "1\t%s\t1\t\textra\n",
+                           "null": "1\t\\N\t1\t%s\n", "key": "7\t%s\t1\t\n"}.items():
+            try:
+                with conn.cursor().copy(sql.SQL("COPY keyed FROM STDIN")) as copy:
+                    copy.write((rows % hashed).encode())
+            except psycopg.Error as exc:
+                refused[case] = server_message(exc)
+    assert refused["type"] == 'invalid input syntax for type integer: "..."; COPY keyed, line 1, column n'
+    assert refused["columns"] == "extra data after last expected column; COPY keyed, line 1"
+    assert refused["null"] == ('null value in column "secret" of relation "keyed" violates not-null constraint\n'
+                               "DETAIL:  (the row's values are not shown)\nCONTEXT:  COPY keyed, line 1")
+    assert refused["key"] == ('duplicate key value violates unique constraint "keyed_pkey"\n'
+                              "DETAIL:  Key (id)=(7) already exists.\nCONTEXT:  COPY keyed, line 1")
+    assert not any(hashed in message or "N9qo8u" in message for message in refused.values())

@@ -403,3 +403,27 @@ def test_a_world_whose_rows_point_at_large_objects_is_not_exported_as_bare_oids(
     again = call(phoenix_seed.main, database, state="exported", world="ROUND_TRIP", dest=str(tmp_path / "seed"),
                  blob_dir=str(blob_dir), mask={"scan.document": "null"})
     assert again["changed"] is False, again.get("msg")
+
+
+def test_a_value_a_column_cannot_take_is_named_without_showing_it(seeded, tmp_path):
+    """A seed edited by hand (its checksums made anew): the server's refusal quotes the value, which may be a
+    password hash; the message names the type instead."""
+    database, blob_dir = seeded
+    dest = tmp_path / "seed"
+    export(database, dest, blob_dir)
+    hashed = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+    users = dest / "tables" / "User.jsonl"
+    rows = [json.loads(line) for line in users.read_text().splitlines()]
+    rows[0]["createdAt"] = hashed
+    users.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    manifest = json.loads((dest / "seed.json").read_text())
+    for table in manifest["tables"]:
+        table["sha256"] = hashlib.sha256((dest / table["file"]).read_bytes()).hexdigest()
+    (dest / "seed.json").write_text(json.dumps(manifest))
+    call(phoenix_world.main, database, id="ROUND_TRIP", state="absent")
+    before = table_fingerprints(database)
+    result = call(phoenix_seed.main, database, state="imported", src=str(dest), blob_dir=str(blob_dir))
+    assert result["failed"] is True and "Traceback" not in result["_raw"]
+    assert 'invalid input syntax for type timestamp with time zone: "..."' in result["msg"], result["msg"]
+    assert hashed not in result["_raw"] and "N9qo8uLOick" not in result["_raw"]
+    assert table_fingerprints(database) == before

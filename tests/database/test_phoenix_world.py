@@ -244,3 +244,29 @@ def test_a_world_whose_user_a_production_row_refers_to_is_not_removed_and_no_tri
     cleaned = run_module(phoenix_world_cleanup.main, {"db_url": data.url, "stage": "BETA", "max_age_hours": 0},
                          check=True)
     assert cleaned["failed"] is True and "still refer to" in cleaned["msg"], cleaned
+
+
+HASH = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+
+
+@pytest.mark.parametrize("broken, named", [
+    # a check the copied rows fail (added NOT VALID: the template's own rows were never checked)
+    (['ALTER TABLE "User" ADD CONSTRAINT "User_world_open" CHECK (world_id <> \'LEAKY\') NOT VALID'],
+     'violates check constraint "User_world_open"'),
+    # an application's trigger that empties a column the table requires
+    (['CREATE FUNCTION forget_email() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.email := NULL; RETURN NEW; '
+      'END $$', 'CREATE TRIGGER forget_email BEFORE INSERT ON "User" FOR EACH ROW EXECUTE FUNCTION forget_email()'],
+     '(column email on table User: null value in column "email" of relation "User" violates not-null constraint)'),
+])
+def test_a_copied_row_that_breaks_a_constraint_is_named_without_its_values(reference, broken, named):
+    world(reference, id="TEMPLATE_A", is_template=True, seed=SMALL_SEED)
+    with reference.connect() as conn:
+        conn.execute('UPDATE "User" SET password = %s, email = \'ada.secret.\' || id || \'@example.org\' '
+                     'WHERE world_id = %s', [HASH, "TEMPLATE_A"])
+        for statement in broken:
+            conn.execute(statement)
+    before = table_fingerprints(reference)
+    result = world(reference, id="LEAKY", from_template="TEMPLATE_A")
+    assert result["failed"] is True and named in result["msg"] and "nothing was written" in result["msg"]
+    assert HASH not in result["_raw"] and "ada.secret" not in result["_raw"], result["msg"]
+    assert table_fingerprints(reference) == before

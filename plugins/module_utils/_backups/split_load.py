@@ -30,6 +30,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.connection 
 from ansible_collections.phoenix.platform.plugins.module_utils._core.errors import PhoenixError
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.binaries import tool_said
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import table_label
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_values import server_message
 
 try:
     from psycopg import sql
@@ -149,7 +150,7 @@ def _spread(blocks: Iterable[bytes], copies: _Copies) -> None:
     finally:
         copies.close()
     if copies.failures:
-        raise PhoenixError("loading rows failed: %s" % copies.failures[0]) from None
+        raise PhoenixError("loading rows failed: %s" % server_message(copies.failures[0])) from None
     if end is None:
         raise PhoenixError("the dump's rows end before the line that ends a COPY: it was cut short")
 

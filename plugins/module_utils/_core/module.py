@@ -32,6 +32,7 @@ from ansible_collections.phoenix.platform.plugins.module_utils._core.stage impor
 )
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.catalog import named_in, table_label
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_security import with_row_security_advice
+from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_values import detail_without_row, server_message
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.sessions import lock_holders
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.standby import with_standby_advice
 
@@ -80,9 +81,10 @@ def collision_message(exc, where: str, connect: Callable) -> str:
     if exc.sqlstate == "23503" and _removed_while_referenced(diag, connect):
         what, why = STILL_REFERENCED
         why %= _keeper(diag, connect)
-    return "the change %s on %s (constraint %s on table %s: %s); nothing was written. %s" % (
-        what, where, diag.constraint_name, diag.table_name, (diag.message_detail or str(exc)).strip().splitlines()[0],
-        why)
+    met = ("constraint %s" % diag.constraint_name if diag.constraint_name
+           else "column %s" % diag.column_name if diag.column_name else "a constraint")  # NOT NULL has no name
+    return "the change %s on %s (%s on table %s: %s); nothing was written. %s" % (
+        what, where, met, diag.table_name, detail_without_row(exc), why)
 
 
 def _removed_while_referenced(diag, connect: Callable) -> bool:
@@ -221,7 +223,7 @@ class PhoenixModule(AnsibleModule):
             self.fail_json(msg=self._redact(self._lock_wait_message(exc)), sqlstate=exc.sqlstate)
         except psycopg.Error as exc:
             where, sqlstate = self._where(), getattr(exc, "sqlstate", None)
-            message = with_standby_advice(str(exc).strip())
+            message = with_standby_advice(server_message(exc))
             if self.target:
                 message = with_row_security_advice(message, sqlstate, lambda: connect(self.target))
             self.fail_json(msg="database error on %s: %s" % (where, self._redact(message)), sqlstate=sqlstate)

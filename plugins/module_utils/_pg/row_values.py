@@ -1,0 +1,58 @@
+# Copyright: Phoenix Platform contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The server's error messages, without the values of the row that failed.
+
+A not-null or check violation's detail lists every column of the failing row ("Failing row contains (...)"), a data
+error ends with the value it could not take ('invalid input syntax for type integer: "..."'), and the context of a
+failed COPY quotes its input line or value: a password hash, an email, whatever the row held. A task's output goes
+to job logs that many read, so a message keeps what names the table, column, constraint and line, and leaves the
+values out. A unique or foreign key's detail names only the key's values, which say what collides, and stays.
+"""
+
+from __future__ import annotations
+
+import re
+
+ROW_IN_DETAIL = frozenset({"23502", "23514"})  # not null, check (a partition's bounds too)
+DATA_ERRORS = "22"  # the class of SQLSTATEs of a value a column cannot take
+NOT_SHOWN = "(the row's values are not shown)"
+HIDDEN_VALUE = '"..."'
+QUOTED = re.compile('"[^"\n]*"|\u00ab[^\u00bb\n]*\u00bb|[\u201c\u201e][^\u201c\u201d\n]*[\u201c\u201d]')  # the quotes of the server's languages
+# a client program's copy of the server's words: "CONTEXT:  COPY t, line 2[, column c]: <quoted input>", a data
+# error's line, and the detail of a failing row (where the server speaks English; another language's is left to
+# the server's own words)
+COPY_CONTEXT_IN_OUTPUT = re.compile(r"^(\S+:\s+COPY [^,\n]+, [^:\n]+): .*$", re.M)
+DATA_ERROR_IN_OUTPUT = re.compile(r"^(.*\bERROR:\s+)((?:invalid input|value |date/time).*)$", re.M)
+FAILING_ROW_IN_OUTPUT = re.compile(r"^(\S+:\s+)Failing row contains .*$", re.M)
+
+
+def server_message(exc: BaseException) -> str:
+    """The message of the error ``exc``, a psycopg error's row values left out: a data error's message with its
+    quoted values hidden, and the line of the COPY it came from (its detail and context quote the value again)."""
+    message = str(exc).strip()
+    diag = getattr(exc, "diag", None)
+    if diag is None or not diag.message_primary:
+        return message
+    copy_lines = {line: line.split(": ", 1)[0] for line in (diag.context or "").splitlines()
+                  if line.startswith("COPY ")}  # "COPY" is the statement's name, in any language
+    if (exc.sqlstate or "").startswith(DATA_ERRORS):
+        return "; ".join([QUOTED.sub(HIDDEN_VALUE, diag.message_primary), *copy_lines.values()])
+    if diag.message_detail and exc.sqlstate in ROW_IN_DETAIL:
+        message = message.replace(diag.message_detail, NOT_SHOWN)
+    for line, kept in copy_lines.items():
+        message = message.replace(line, kept)
+    return message
+
+
+def detail_without_row(exc) -> str:
+    """What an integrity error ``exc`` met, in one line: a key's detail ("Key (email)=(...) already exists"), or
+    the primary message where the detail would list the failing row."""
+    detail = exc.diag.message_detail if exc.sqlstate not in ROW_IN_DETAIL else None
+    return (detail or exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+
+
+def output_without_rows(output: str) -> str:
+    """What pg_restore or psql wrote, the server's quotes of a failing row or COPY input left out."""
+    output = COPY_CONTEXT_IN_OUTPUT.sub(r"\1", output)
+    output = DATA_ERROR_IN_OUTPUT.sub(lambda line: line.group(1) + QUOTED.sub(HIDDEN_VALUE, line.group(2)), output)
+    return FAILING_ROW_IN_OUTPUT.sub(r"\1" + NOT_SHOWN, output)
