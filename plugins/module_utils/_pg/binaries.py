@@ -215,10 +215,10 @@ def _in_english(env: dict[str, str]) -> dict[str, str]:
 def tool_said(output: str, limit: int = 800) -> str:
     """The end of what pg_dump, pg_restore or psql wrote as it failed, for a message: the last ``limit`` characters,
     after each statement it quotes (``Query was:``, ``Command was:``) is cut to its first QUOTED characters, and
-    any line still longer than LONGEST_LINE to that, and the server's quotes of a failing row left out (see
-    ``row_values``). pg_dump 16 and later lock thousands of tables in one statement,
+    any line still longer than LONGEST_LINE to that. pg_dump 16 and later lock thousands of tables in one statement,
     whose list of names would otherwise push the error out (and a name may hold a line break, even one followed by
-    ``pg_dump:``, which ends the quoted statement early)."""
+    ``pg_dump:``, which ends the quoted statement early). A failed COPY's row values are left out first (see
+    ``row_values``)."""
     quoted_cut = QUOTED_STATEMENT.sub(lambda quoted: quoted.group(1) + _shortened(quoted.group(2), QUOTED),
                                       output_without_rows(output.strip()))
     return "\n".join(_shortened(line, LONGEST_LINE) for line in quoted_cut.split("\n"))[-limit:]

@@ -17,13 +17,13 @@ ROW_IN_DETAIL = frozenset({"23502", "23514"})  # not null, check (a partition's 
 DATA_ERRORS = "22"  # the class of SQLSTATEs of a value a column cannot take
 NOT_SHOWN = "(the row's values are not shown)"
 HIDDEN_VALUE = '"..."'
-QUOTED = re.compile('"[^"\n]*"|\u00ab[^\u00bb\n]*\u00bb|[\u201c\u201e][^\u201c\u201d\n]*[\u201c\u201d]')  # the quotes of the server's languages
-# a client program's copy of the server's words: "CONTEXT:  COPY t, line 2[, column c]: <quoted input>", a data
-# error's line, and the detail of a failing row (where the server speaks English; another language's is left to
-# the server's own words)
-COPY_CONTEXT_IN_OUTPUT = re.compile(r"^(\S+:\s+COPY [^,\n]+, [^:\n]+): .*$", re.M)
-DATA_ERROR_IN_OUTPUT = re.compile(r"^(.*\bERROR:\s+)((?:invalid input|value |date/time).*)$", re.M)
-FAILING_ROW_IN_OUTPUT = re.compile(r"^(\S+:\s+)Failing row contains .*$", re.M)
+QUOTED = re.compile('"[^"\n]*"|\u00ab[^\u00bb\n]*\u00bb|\u00bb[^\u00ab\n]*\u00ab|[\u201c\u201e][^\u201c\u201d\n]*[\u201c\u201d]')
+# the quotes of the server's languages: straight double quotes, guillemets either way, curly quotes low or high
+# what pg_restore and psql write of the server's error: "<program's words> ERROR:  <message>", then lines led by
+# libpq's labels (in English: they run with LC_MESSAGES=C), among them "CONTEXT:  COPY t, line 2[, column c]: <input>"
+LABELLED = re.compile(r"^(?:DETAIL|HINT|CONTEXT|QUERY|LOCATION):  ")
+COPY_CONTEXT_IN_OUTPUT = re.compile(r"^CONTEXT:  (COPY [^,\n]+, [^:\n]+)(?:: .*)?$")
+KEY_DETAIL = "DETAIL:  Key ("  # a unique key's values (where the server speaks English): what collides
 
 
 def server_message(exc: BaseException) -> str:
@@ -52,7 +52,22 @@ def detail_without_row(exc) -> str:
 
 
 def output_without_rows(output: str) -> str:
-    """What pg_restore or psql wrote, the server's quotes of a failing row or COPY input left out."""
-    output = COPY_CONTEXT_IN_OUTPUT.sub(r"\1", output)
-    output = DATA_ERROR_IN_OUTPUT.sub(lambda line: line.group(1) + QUOTED.sub(HIDDEN_VALUE, line.group(2)), output)
-    return FAILING_ROW_IN_OUTPUT.sub(r"\1" + NOT_SHOWN, output)
+    """What pg_restore or psql wrote, the server's quotes of a failing row or COPY input left out, whatever language
+    the server speaks: in the error of a COPY, its context's quote, its detail (but a unique key's, in English),
+    and, when the context names a column, the values its message quotes."""
+    lines = output.split("\n")
+    for number, line in enumerate(lines):
+        copy = COPY_CONTEXT_IN_OUTPUT.match(line)
+        if not copy:
+            continue
+        lines[number] = "CONTEXT:  " + copy.group(1)
+        first = number
+        while first > 0 and LABELLED.match(lines[first - 1]):
+            first -= 1
+        for at in range(first, number):
+            if lines[at].startswith("DETAIL:  ") and not lines[at].startswith(KEY_DETAIL):
+                lines[at] = "DETAIL:  " + NOT_SHOWN
+        if first > 0 and copy.group(1).count(", ") >= 2:  # "COPY t, line 2, column c": a value of that column
+            words, severity, message = lines[first - 1].partition(":  ")  # libpq's "ERROR:  " (in any language)
+            lines[first - 1] = words + severity + QUOTED.sub(HIDDEN_VALUE, message)
+    return "\n".join(lines)
