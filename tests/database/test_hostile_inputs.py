@@ -24,7 +24,7 @@ from ansible_collections.phoenix.platform.plugins.modules import (
 from ansible_collections.phoenix.platform.plugins.module_utils._pg.row_values import server_message
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from worlds_fixtures import migrate, table_fingerprints
+from worlds_fixtures import PASSWORD_HASH, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 SECRET = "Hostile-Secret-9f3k"
@@ -160,7 +160,6 @@ def test_a_list_given_as_an_email_is_refused_whole(database):
 
 def test_a_servers_refusal_of_rows_names_where_they_failed_never_what_they_held(database):
     """What a restore's COPYs in pieces, and any run, report of the server's refusal of a row."""
-    hashed = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
     refused = {}
     with database.connect() as conn:
         conn.execute(sql.SQL("CREATE TABLE keyed (id int PRIMARY KEY, secret text NOT NULL, n int, note text)"))
@@ -169,7 +168,7 @@ def test_a_servers_refusal_of_rows_names_where_they_failed_never_what_they_held(
                            "null": "1\t\\N\t1\t%s\n", "key": "7\t%s\t1\t\n"}.items():
             try:
                 with conn.cursor().copy(sql.SQL("COPY keyed FROM STDIN")) as copy:
-                    copy.write((rows % hashed).encode())
+                    copy.write((rows % PASSWORD_HASH).encode())
             except psycopg.Error as exc:
                 refused[case] = server_message(exc)
     assert refused["type"] == 'invalid input syntax for type integer: "..."; COPY keyed, line 1, column n'
@@ -178,4 +177,4 @@ def test_a_servers_refusal_of_rows_names_where_they_failed_never_what_they_held(
                                "DETAIL:  (the row's values are not shown)\nCONTEXT:  COPY keyed, line 1")
     assert refused["key"] == ('duplicate key value violates unique constraint "keyed_pkey"\n'
                               "DETAIL:  Key (id)=(7) already exists.\nCONTEXT:  COPY keyed, line 1")
-    assert not any(hashed in message or "N9qo8u" in message for message in refused.values())
+    assert not any(PASSWORD_HASH in message or "N9qo8u" in message for message in refused.values())

@@ -15,7 +15,7 @@ from ansible_collections.phoenix.platform.tests.helpers import run_module
 
 from conftest import kill_when_blocked, refused_as_unidentified
 from original_schema import ONBOARDING_SEED
-from worlds_fixtures import create_shop, fill_shop_world, migrate, table_fingerprints
+from worlds_fixtures import PASSWORD_HASH, create_shop, fill_shop_world, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 SEED = {"users": 3, "artifacts": 8, "chats": 2, "messages_per_chat": 3}
@@ -411,10 +411,9 @@ def test_a_value_a_column_cannot_take_is_named_without_showing_it(seeded, tmp_pa
     database, blob_dir = seeded
     dest = tmp_path / "seed"
     export(database, dest, blob_dir)
-    hashed = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
     users = dest / "tables" / "User.jsonl"
     rows = [json.loads(line) for line in users.read_text().splitlines()]
-    rows[0]["createdAt"] = hashed
+    rows[0]["createdAt"] = PASSWORD_HASH
     users.write_text("".join(json.dumps(row) + "\n" for row in rows))
     manifest = json.loads((dest / "seed.json").read_text())
     for table in manifest["tables"]:
@@ -425,5 +424,5 @@ def test_a_value_a_column_cannot_take_is_named_without_showing_it(seeded, tmp_pa
     result = call(phoenix_seed.main, database, state="imported", src=str(dest), blob_dir=str(blob_dir))
     assert result["failed"] is True and "Traceback" not in result["_raw"]
     assert 'invalid input syntax for type timestamp with time zone: "..."' in result["msg"], result["msg"]
-    assert hashed not in result["_raw"] and "N9qo8uLOick" not in result["_raw"]
+    assert PASSWORD_HASH not in result["_raw"] and "N9qo8uLOick" not in result["_raw"]
     assert table_fingerprints(database) == before

@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.phoenix.platform.plugins.modules import phoenix_seed, phoenix_world, phoenix_world_cleanup
 from ansible_collections.phoenix.platform.tests.helpers import run_module
 
-from worlds_fixtures import SHOP_TABLES, create_shop, fill_shop_world, migrate, table_fingerprints
+from worlds_fixtures import PASSWORD_HASH, SHOP_TABLES, create_shop, fill_shop_world, migrate, table_fingerprints
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 SMALL_SEED = {"users": 2, "artifacts": 6, "chats": 1, "messages_per_chat": 2}
@@ -246,9 +246,6 @@ def test_a_world_whose_user_a_production_row_refers_to_is_not_removed_and_no_tri
     assert cleaned["failed"] is True and "still refer to" in cleaned["msg"], cleaned
 
 
-HASH = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
-
-
 @pytest.mark.parametrize("broken, named", [
     # a check the copied rows fail (added NOT VALID: the template's own rows were never checked)
     (['ALTER TABLE "User" ADD CONSTRAINT "User_world_open" CHECK (world_id <> \'LEAKY\') NOT VALID'],
@@ -262,11 +259,11 @@ def test_a_copied_row_that_breaks_a_constraint_is_named_without_its_values(refer
     world(reference, id="TEMPLATE_A", is_template=True, seed=SMALL_SEED)
     with reference.connect() as conn:
         conn.execute('UPDATE "User" SET password = %s, email = \'ada.secret.\' || id || \'@example.org\' '
-                     'WHERE world_id = %s', [HASH, "TEMPLATE_A"])
+                     'WHERE world_id = %s', [PASSWORD_HASH, "TEMPLATE_A"])
         for statement in broken:
             conn.execute(statement)
     before = table_fingerprints(reference)
     result = world(reference, id="LEAKY", from_template="TEMPLATE_A")
     assert result["failed"] is True and named in result["msg"] and "nothing was written" in result["msg"]
-    assert HASH not in result["_raw"] and "ada.secret" not in result["_raw"], result["msg"]
+    assert PASSWORD_HASH not in result["_raw"] and "ada.secret" not in result["_raw"], result["msg"]
     assert table_fingerprints(reference) == before

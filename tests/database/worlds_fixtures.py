@@ -46,6 +46,10 @@ CREATE TRIGGER ledger_refuses BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCT
 """
 
 
+# a bcrypt hash as an application stores a password: what no message may show
+PASSWORD_HASH = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+
+
 def loads_in_pieces(monkeypatch, chosen: Callable[[str, int], bool]) -> dict[str, tuple[str, int] | None]:
     """A parallel restore loads in pieces the table data that ``chosen(entry, size)`` picks (as if each held most
     of the dump); returns what each of those loads returned, by its ``pg_restore --list`` entry."""

@@ -22,7 +22,10 @@ QUOTED = re.compile('"[^"\n]*"|\u00ab[^\u00bb\n]*\u00bb|\u00bb[^\u00ab\n]*\u00ab
 # what pg_restore and psql write of the server's error: "<program's words> ERROR:  <message>", then lines led by
 # libpq's labels (in English: they run with LC_MESSAGES=C), among them "CONTEXT:  COPY t, line 2[, column c]: <input>"
 LABELLED = re.compile(r"^(?:DETAIL|HINT|CONTEXT|QUERY|LOCATION):  ")
-COPY_CONTEXT_IN_OUTPUT = re.compile(r"^CONTEXT:  (COPY [^,\n]+, [^:\n]+)(?:: .*)?$")
+CONTEXT = "CONTEXT:  "
+# a COPY's context: where (its table, line and column) and what it quotes; "COPY" is the statement's name, in any
+# language
+COPY_LOCATION = re.compile(r"^(COPY [^,\n]+, [^:\n]+)(?:: .*)?$")
 KEY_DETAIL = "DETAIL:  Key ("  # a unique key's values (where the server speaks English): what collides
 
 
@@ -33,8 +36,8 @@ def server_message(exc: BaseException) -> str:
     diag = getattr(exc, "diag", None)
     if diag is None or not diag.message_primary:
         return message
-    copy_lines = {line: line.split(": ", 1)[0] for line in (diag.context or "").splitlines()
-                  if line.startswith("COPY ")}  # "COPY" is the statement's name, in any language
+    copy_lines = {line: copy.group(1) for line in (diag.context or "").splitlines()
+                  if (copy := COPY_LOCATION.match(line))}
     if (exc.sqlstate or "").startswith(DATA_ERRORS):
         return "; ".join([QUOTED.sub(HIDDEN_VALUE, diag.message_primary), *copy_lines.values()])
     if diag.message_detail and exc.sqlstate in ROW_IN_DETAIL:
@@ -57,10 +60,10 @@ def output_without_rows(output: str) -> str:
     and, when the context names a column, the values its message quotes."""
     lines = output.split("\n")
     for number, line in enumerate(lines):
-        copy = COPY_CONTEXT_IN_OUTPUT.match(line)
+        copy = COPY_LOCATION.match(line[len(CONTEXT):]) if line.startswith(CONTEXT) else None
         if not copy:
             continue
-        lines[number] = "CONTEXT:  " + copy.group(1)
+        lines[number] = CONTEXT + copy.group(1)
         first = number
         while first > 0 and LABELLED.match(lines[first - 1]):
             first -= 1
